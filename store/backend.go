@@ -1,0 +1,26 @@
+package store
+
+// Backend is the storage a Store keeps its records in. It sees only
+// ciphertext and metadata: encryption happens above it, so a backend shared
+// between hosts (etcd) never holds plaintext.
+type Backend interface {
+	// View runs fn in a read-only transaction.
+	View(fn func(Tx) error) error
+	// Update runs fn in a read-write transaction, committed only if fn
+	// returns nil.
+	Update(fn func(Tx) error) error
+	// Close releases the backend.
+	Close() error
+}
+
+// Tx is one transaction over named buckets of keys.
+type Tx interface {
+	// Get returns a copy of the value, or nil when the key is absent.
+	Get(bucket, key string) ([]byte, error)
+	// Put stores value under key.
+	Put(bucket, key string, value []byte) error
+	// Delete removes key; removing an absent key is not an error.
+	Delete(bucket, key string) error
+	// ForEach calls fn for every key of bucket in key order.
+	ForEach(bucket string, fn func(key string, value []byte) error) error
+}

@@ -1,0 +1,165 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/secretd/secretd/store/envelope"
+)
+
+// The key hierarchy has three levels. A root key (the key file, or the
+// unlock key with --autolock) wraps the KEK; the KEK wraps one data key per
+// secret version. Rotating the unlock key re-wraps one KEK; rotating the KEK
+// re-wraps every data key; neither re-encrypts secret data.
+const (
+	modeKeyFile  = "keyfile"
+	modeAutolock = "autolock"
+
+	kekPurpose      = "secretd kek wrap v1"
+	kekAAD          = "secretd/kek/v1"
+	unlockKeyPrefix = "SECDKEY-1-"
+)
+
+// kekRecord is the wrapped KEK kept in the meta bucket.
+type kekRecord struct {
+	Mode       string `json:"mode"`
+	Salt       []byte `json:"salt"`
+	Wrapped    []byte `json:"wrapped"`
+	Generation int    `json:"generation"`
+}
+
+func wrapKEK(root []byte, mode string, gen int, kek *envelope.Key) (kekRecord, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return kekRecord{}, err
+	}
+	wk, err := envelope.DeriveKey(root, salt, kekPurpose)
+	if err != nil {
+		return kekRecord{}, err
+	}
+	defer wk.Wipe()
+	raw := kek.Bytes()
+	defer clear(raw)
+	sealed, err := envelope.Seal(wk, raw, []byte(kekAAD))
+	if err != nil {
+		return kekRecord{}, err
+	}
+	return kekRecord{Mode: mode, Salt: salt, Wrapped: sealed, Generation: gen}, nil
+}
+
+func (r kekRecord) unwrap(root []byte) (*envelope.Key, error) {
+	wk, err := envelope.DeriveKey(root, r.Salt, kekPurpose)
+	if err != nil {
+		return nil, err
+	}
+	defer wk.Wipe()
+	raw, err := envelope.Open(wk, r.Wrapped, []byte(kekAAD))
+	if err != nil {
+		return nil, ErrBadKey
+	}
+	defer clear(raw)
+	return envelope.KeyFromBytes(raw)
+}
+
+func getKEKRecord(tx Tx) (*kekRecord, error) {
+	v, err := tx.Get("meta", "kek")
+	if err != nil || v == nil {
+		return nil, err
+	}
+	var r kekRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("%w: key record: %v", ErrCorrupt, err)
+	}
+	return &r, nil
+}
+
+func putKEKRecord(tx Tx, r kekRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put("meta", "kek", v)
+}
+
+// readKeyFile refuses a key file that others can read, as ssh refuses such a
+// private key: a copied key file is a copied store.
+func readKeyFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, perm, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if len(b) != envelope.KeySize {
+		clear(b)
+		return nil, fmt.Errorf("key file %s is %d bytes, want %d: it is not a secretd key file", path, len(b), envelope.KeySize)
+	}
+	return b, nil
+}
+
+// createKeyFile writes a new random key with O_EXCL so an existing key file
+// is never overwritten, and syncs it before the store refers to it.
+func createKeyFile(path string) ([]byte, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	k, err := envelope.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	defer k.Wipe()
+	raw := k.Bytes()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	_, werr := f.Write(raw)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("create key file %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return raw, nil
+}
+
+func newUnlockKey() ([]byte, error) {
+	b := make([]byte, envelope.KeySize)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// FormatUnlockKey renders an unlock key the way users copy it around.
+func formatUnlockKey(b []byte) string {
+	return unlockKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseUnlockKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, unlockKeyPrefix) {
+		return nil, Errorf(ErrBadKey, "invalid unlock key: it must start with %s", unlockKeyPrefix)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(s, unlockKeyPrefix))
+	if err != nil || len(b) != envelope.KeySize {
+		return nil, Errorf(ErrBadKey, "invalid unlock key: it is malformed")
+	}
+	return b, nil
+}
+

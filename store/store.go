@@ -1,0 +1,625 @@
+// Package store is secretd's encrypted, versioned secret store. It knows
+// nothing about Docker or mounts: it validates, encrypts, keeps versions and
+// answers lookups, over any Backend.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/secretd/secretd/store/envelope"
+)
+
+// DefaultKeep is how many versions of a secret are kept for pinned users.
+const DefaultKeep = 5
+
+// Config says how the store's KEK is protected.
+type Config struct {
+	// KeyFile holds the root key when Autolock is off; created on first use.
+	KeyFile string
+	// Autolock keeps the root key out of the host: the store starts locked
+	// and opens only with the unlock key.
+	Autolock bool
+}
+
+// Store is an encrypted secret store. It is safe for concurrent use.
+type Store struct {
+	b    Backend
+	mode string
+
+	// mu guards the key state. Writers that seal with the KEK hold it for
+	// reading across seal and commit, so a KEK rotation never races a write
+	// sealed under the old key.
+	mu        sync.RWMutex
+	kek       *envelope.Key
+	unlockKey []byte
+
+	now func() time.Time
+}
+
+// Open opens the store in b. A new store is initialised: with Autolock, the
+// returned unlockKey must be shown to the operator once and is never stored.
+// An existing autolocked store opens locked.
+func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
+	s = &Store{b: b, now: func() time.Time { return time.Now().UTC() }}
+	var rec *kekRecord
+	if err := b.View(func(tx Tx) error {
+		rec, err = getKEKRecord(tx)
+		return err
+	}); err != nil {
+		return nil, "", err
+	}
+	if rec == nil {
+		unlockKey, err = s.initialise(cfg)
+		return s, unlockKey, err
+	}
+	s.mode = rec.Mode
+	switch {
+	case rec.Mode == modeAutolock && !cfg.Autolock:
+		return nil, "", fmt.Errorf("the store was created with --autolock: start the daemon with --autolock")
+	case rec.Mode == modeKeyFile && cfg.Autolock:
+		return nil, "", fmt.Errorf("the store was created without --autolock: it is protected by a key file, start the daemon without --autolock")
+	case rec.Mode == modeAutolock:
+		return s, "", nil // locked until Unlock
+	case rec.Mode != modeKeyFile:
+		return nil, "", fmt.Errorf("%w: unknown key mode %q", ErrCorrupt, rec.Mode)
+	}
+	root, err := readKeyFile(cfg.KeyFile)
+	if err != nil {
+		return nil, "", err
+	}
+	defer clear(root)
+	kek, err := rec.unwrap(root)
+	if err != nil {
+		return nil, "", fmt.Errorf("wrong key file %s: it does not open this store", cfg.KeyFile)
+	}
+	s.kek = kek
+	return s, "", nil
+}
+
+func (s *Store) initialise(cfg Config) (string, error) {
+	kek, err := envelope.NewKey()
+	if err != nil {
+		return "", err
+	}
+	var root []byte
+	var shown string
+	if cfg.Autolock {
+		s.mode = modeAutolock
+		if root, err = newUnlockKey(); err != nil {
+			return "", err
+		}
+		shown = formatUnlockKey(root)
+		s.unlockKey = root
+	} else {
+		s.mode = modeKeyFile
+		root, err = readKeyFile(cfg.KeyFile)
+		if errors.Is(err, os.ErrNotExist) {
+			root, err = createKeyFile(cfg.KeyFile)
+		}
+		if err != nil {
+			return "", err
+		}
+		defer clear(root)
+	}
+	rec, err := wrapKEK(root, s.mode, 1, kek)
+	if err != nil {
+		return "", err
+	}
+	if err := s.b.Update(func(tx Tx) error { return putKEKRecord(tx, rec) }); err != nil {
+		return "", err
+	}
+	s.kek = kek
+	return shown, nil
+}
+
+// Locked reports whether the store needs its unlock key.
+func (s *Store) Locked() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.kek == nil
+}
+
+// Autolock reports whether the store is protected by an unlock key.
+func (s *Store) Autolock() bool { return s.mode == modeAutolock }
+
+// Unlock opens an autolocked store with its unlock key.
+func (s *Store) Unlock(key string) error {
+	if s.mode != modeAutolock {
+		return Errorf(ErrInvalid, "secretd is not locked: it was started without --autolock")
+	}
+	raw, err := parseUnlockKey(key)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kek != nil {
+		clear(raw)
+		return Errorf(ErrInvalid, "secretd is not locked")
+	}
+	rec, err := s.kekRecord()
+	if err != nil {
+		return err
+	}
+	kek, err := rec.unwrap(raw)
+	if err != nil {
+		clear(raw)
+		return Errorf(ErrBadKey, "invalid unlock key: it does not open this store")
+	}
+	s.kek, s.unlockKey = kek, raw
+	return nil
+}
+
+// Lock forgets the KEK and the unlock key; autolock only.
+func (s *Store) Lock() error {
+	if s.mode != modeAutolock {
+		return Errorf(ErrInvalid, "secretd cannot be locked: it was started without --autolock")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kek.Wipe()
+	clear(s.unlockKey)
+	s.kek, s.unlockKey = nil, nil
+	return nil
+}
+
+// UnlockKey returns the current unlock key, as `docker swarm unlock-key` does.
+func (s *Store) UnlockKey() (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.unlockedAutolock(); err != nil {
+		return "", err
+	}
+	return formatUnlockKey(s.unlockKey), nil
+}
+
+// RotateUnlockKey replaces the unlock key; the old one stops working at once.
+func (s *Store) RotateUnlockKey() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.unlockedAutolock(); err != nil {
+		return "", err
+	}
+	raw, err := newUnlockKey()
+	if err != nil {
+		return "", err
+	}
+	err = s.b.Update(func(tx Tx) error {
+		old, err := getKEKRecord(tx)
+		if err != nil {
+			return err
+		}
+		rec, err := wrapKEK(raw, modeAutolock, old.Generation, s.kek)
+		if err != nil {
+			return err
+		}
+		return putKEKRecord(tx, rec)
+	})
+	if err != nil {
+		clear(raw)
+		return "", err
+	}
+	clear(s.unlockKey)
+	s.unlockKey = raw
+	return formatUnlockKey(raw), nil
+}
+
+func (s *Store) unlockedAutolock() error {
+	if s.mode != modeAutolock {
+		return Errorf(ErrInvalid, "secretd was started without --autolock: it has no unlock key")
+	}
+	if s.kek == nil {
+		return ErrLocked
+	}
+	return nil
+}
+
+// RotateKEK replaces the KEK and re-wraps every data key in one transaction.
+// Readers wait for the commit; nothing is re-encrypted and nothing restarts.
+func (s *Store) RotateKEK(keyFile string) (generation int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kek == nil {
+		return 0, ErrLocked
+	}
+	next, err := envelope.NewKey()
+	if err != nil {
+		return 0, err
+	}
+	var root []byte
+	if s.mode == modeAutolock {
+		root = s.unlockKey
+	} else {
+		if root, err = readKeyFile(keyFile); err != nil {
+			return 0, err
+		}
+		defer clear(root)
+	}
+	err = s.b.Update(func(tx Tx) error {
+		old, err := getKEKRecord(tx)
+		if err != nil {
+			return err
+		}
+		var recs []record
+		if err := tx.ForEach("secrets", func(_ string, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			recs = append(recs, r)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			for i, v := range r.Versions {
+				env, err := envelope.Rewrap(s.kek, next, v.Envelope, aad(r.ID, r.Name, v.Version))
+				if err != nil {
+					return fmt.Errorf("%w: secret %s version %d", ErrCorrupt, r.Name, v.Version)
+				}
+				r.Versions[i].Envelope = env
+			}
+			if err := putRecord(tx, &r); err != nil {
+				return err
+			}
+		}
+		generation = old.Generation + 1
+		rec, err := wrapKEK(root, s.mode, generation, next)
+		if err != nil {
+			return err
+		}
+		return putKEKRecord(tx, rec)
+	})
+	if err != nil {
+		next.Wipe()
+		return 0, err
+	}
+	s.kek.Wipe()
+	s.kek = next
+	return generation, nil
+}
+
+func (s *Store) kekRecord() (*kekRecord, error) {
+	var rec *kekRecord
+	err := s.b.View(func(tx Tx) (err error) {
+		rec, err = getKEKRecord(tx)
+		return err
+	})
+	if err == nil && rec == nil {
+		err = fmt.Errorf("%w: the key record is missing", ErrCorrupt)
+	}
+	return rec, err
+}
+
+// Close wipes the keys and closes the backend.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.kek.Wipe()
+	clear(s.unlockKey)
+	s.kek, s.unlockKey = nil, nil
+	s.mu.Unlock()
+	return s.b.Close()
+}
+
+// Spec is what a new secret is made of.
+type Spec struct {
+	Name   string
+	Labels map[string]string
+	Data   []byte
+}
+
+// Create stores a new secret at version 1.
+func (s *Store) Create(spec Spec) (Secret, error) {
+	if err := ValidateName(spec.Name); err != nil {
+		return Secret{}, err
+	}
+	if err := ValidateLabels(spec.Labels); err != nil {
+		return Secret{}, err
+	}
+	if err := ValidateData(spec.Data); err != nil {
+		return Secret{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return Secret{}, ErrLocked
+	}
+	id, err := newID()
+	if err != nil {
+		return Secret{}, err
+	}
+	now := s.now()
+	env, err := envelope.SealEnvelope(s.kek, spec.Data, aad(id, spec.Name, 1))
+	if err != nil {
+		return Secret{}, err
+	}
+	r := record{
+		ID: id, Name: spec.Name, Labels: spec.Labels, CreatedAt: now, UpdatedAt: now,
+		Versions: []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}},
+	}
+	err = s.b.Update(func(tx Tx) error {
+		if v, err := tx.Get("names", spec.Name); err != nil {
+			return err
+		} else if v != nil {
+			return Errorf(ErrExists, "secret %s already exists", spec.Name)
+		}
+		if r.Index, err = nextIndex(tx); err != nil {
+			return err
+		}
+		if err := tx.Put("names", spec.Name, []byte(id)); err != nil {
+			return err
+		}
+		return putRecord(tx, &r)
+	})
+	if err != nil {
+		return Secret{}, err
+	}
+	return r.secret(), nil
+}
+
+// Update stores data as the secret's next version and drops versions beyond
+// the newest keep (DefaultKeep when keep < 1).
+func (s *Store) Update(ref string, data []byte, keep int) (Secret, error) {
+	if err := ValidateData(data); err != nil {
+		return Secret{}, err
+	}
+	if keep < 1 {
+		keep = DefaultKeep
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return Secret{}, ErrLocked
+	}
+	var out Secret
+	err := s.b.Update(func(tx Tx) error {
+		r, err := resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		next := r.Versions[len(r.Versions)-1].Version + 1
+		env, err := envelope.SealEnvelope(s.kek, data, aad(r.ID, r.Name, next))
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		r.Versions = append(r.Versions, versionRecord{Version: next, CreatedAt: now, Envelope: env})
+		if len(r.Versions) > keep {
+			r.Versions = slices.Clone(r.Versions[len(r.Versions)-keep:])
+		}
+		r.UpdatedAt = now
+		if r.Index, err = nextIndex(tx); err != nil {
+			return err
+		}
+		out = r.secret()
+		return putRecord(tx, r)
+	})
+	return out, err
+}
+
+// Get returns a secret's metadata by ID, name or unique ID prefix.
+func (s *Store) Get(ref string) (Secret, error) {
+	var out Secret
+	err := s.b.View(func(tx Tx) error {
+		r, err := resolve(tx, ref)
+		if err == nil {
+			out = r.secret()
+		}
+		return err
+	})
+	return out, err
+}
+
+// Filter selects secrets in List; empty fields match everything. Within a
+// field any value may match; across fields all must, as in the Docker API.
+type Filter struct {
+	Names        []string // exact names (the API's "names" filter)
+	NamePrefixes []string // the API's "name" filter, a prefix as in Swarm
+	IDPrefixes   []string
+	Labels       []string // "key" or "key=value"
+}
+
+// List returns the secrets that match f, sorted by name.
+func (s *Store) List(f Filter) ([]Secret, error) {
+	var out []Secret
+	err := s.b.View(func(tx Tx) error {
+		return tx.ForEach("secrets", func(_ string, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			if f.match(&r) {
+				out = append(out, r.secret())
+			}
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b Secret) int { return strings.Compare(a.Name, b.Name) })
+	return out, err
+}
+
+func (f Filter) match(r *record) bool {
+	if len(f.Names) > 0 && !slices.Contains(f.Names, r.Name) {
+		return false
+	}
+	if len(f.NamePrefixes) > 0 && !slices.ContainsFunc(f.NamePrefixes, func(n string) bool { return strings.HasPrefix(r.Name, n) }) {
+		return false
+	}
+	if len(f.IDPrefixes) > 0 && !slices.ContainsFunc(f.IDPrefixes, func(p string) bool { return strings.HasPrefix(r.ID, p) }) {
+		return false
+	}
+	for _, l := range f.Labels {
+		k, v, hasValue := strings.Cut(l, "=")
+		got, ok := r.Labels[k]
+		if !ok || (hasValue && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+// Remove deletes a secret and all its versions. guard runs inside the write
+// transaction, so a secret cannot be taken into use between check and delete
+// by anything that also checks the store in a transaction.
+func (s *Store) Remove(ref string, guard func(Secret) error) (Secret, error) {
+	var out Secret
+	err := s.b.Update(func(tx Tx) error {
+		r, err := resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		out = r.secret()
+		if guard != nil {
+			if err := guard(out); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete("names", r.Name); err != nil {
+			return err
+		}
+		return tx.Delete("secrets", r.ID)
+	})
+	return out, err
+}
+
+// Reveal decrypts a version of a secret (0 for the current one). The caller
+// owns the returned bytes and should clear them after use.
+func (s *Store) Reveal(ref string, version int) ([]byte, Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return nil, Secret{}, ErrLocked
+	}
+	var r *record
+	if err := s.b.View(func(tx Tx) (err error) {
+		r, err = resolve(tx, ref)
+		return err
+	}); err != nil {
+		return nil, Secret{}, err
+	}
+	v := r.Versions[len(r.Versions)-1]
+	if version != 0 {
+		i := slices.IndexFunc(r.Versions, func(x versionRecord) bool { return x.Version == version })
+		if i < 0 {
+			return nil, Secret{}, Errorf(ErrNotFound, "secret '%s' has no version %d (kept: %s)", r.Name, version, keptVersions(r))
+		}
+		v = r.Versions[i]
+	}
+	data, err := envelope.OpenEnvelope(s.kek, v.Envelope, aad(r.ID, r.Name, v.Version))
+	if err != nil {
+		return nil, Secret{}, Errorf(ErrCorrupt, "secret '%s' version %d does not decrypt: the store record was altered or moved", r.Name, v.Version)
+	}
+	return data, r.secret(), nil
+}
+
+// Verify decrypts every version of every secret and reports the ones that fail.
+func (s *Store) Verify() error {
+	secrets, err := s.List(Filter{})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sec := range secrets {
+		for _, v := range sec.Versions {
+			data, _, err := s.Reveal(sec.ID, v.Version)
+			clear(data)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func keptVersions(r *record) string {
+	var vs []string
+	for _, v := range r.Versions {
+		vs = append(vs, strconv.Itoa(v.Version))
+	}
+	return strings.Join(vs, ", ")
+}
+
+// resolve finds a record the way the Docker Engine resolves a secret
+// reference: full ID, then exact name, then unique ID prefix.
+func resolve(tx Tx, ref string) (*record, error) {
+	if ref == "" {
+		return nil, Errorf(ErrInvalid, "secret name or ID must not be empty")
+	}
+	if r, err := getRecord(tx, ref); r != nil || err != nil {
+		return r, err
+	}
+	id, err := tx.Get("names", ref)
+	if err != nil {
+		return nil, err
+	}
+	if id != nil {
+		r, err := getRecord(tx, string(id))
+		if err == nil && r == nil {
+			err = fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, ref, id)
+		}
+		return r, err
+	}
+	var matches []string
+	if err := tx.ForEach("secrets", func(k string, _ []byte) error {
+		if strings.HasPrefix(k, ref) {
+			matches = append(matches, k)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	switch len(matches) {
+	case 0:
+		return nil, Errorf(ErrNotFound, "secret '%s' not found", ref)
+	case 1:
+		return getRecord(tx, matches[0])
+	default:
+		return nil, Errorf(ErrInvalid, "secret %s is ambiguous (%d matches found)", ref, len(matches))
+	}
+}
+
+func getRecord(tx Tx, id string) (*record, error) {
+	v, err := tx.Get("secrets", id)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("%w: secret %s: %v", ErrCorrupt, id, err)
+	}
+	if r.ID != id || len(r.Versions) == 0 {
+		return nil, fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
+	}
+	return &r, nil
+}
+
+func putRecord(tx Tx, r *record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put("secrets", r.ID, v)
+}
+
+func nextIndex(tx Tx) (uint64, error) {
+	v, err := tx.Get("meta", "index")
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if v != nil {
+		if n, err = strconv.ParseUint(string(v), 10, 64); err != nil {
+			return 0, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
+		}
+	}
+	n++
+	return n, tx.Put("meta", "index", []byte(strconv.FormatUint(n, 10)))
+}
