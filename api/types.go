@@ -1,0 +1,96 @@
+// Package api holds the wire types of secretd's HTTP API. The secret
+// endpoints are shaped like the Docker Engine API's, so the stock docker CLI
+// works against secretd's socket; the rest live under /secretd/.
+package api
+
+import (
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// APIVersion is the Docker Engine API version secretd speaks: the one the
+// secrets endpoints were last changed in that Debian's Engine 20.10 also has.
+const APIVersion = "1.41"
+
+// MinAPIVersion is the oldest client API version with secrets (Docker 1.13).
+const MinAPIVersion = "1.25"
+
+// MaxBodyBytes caps request bodies: a 500 KiB secret is about 683 KiB of
+// base64, so 1 MiB leaves room for JSON and labels and no more.
+const MaxBodyBytes = 1 << 20
+
+// Secret is a secret as the API shows it: Docker's swarm.Secret, which the
+// stock CLI decodes, plus the versions secretd keeps. Data is never set.
+type Secret struct {
+	swarm.Secret
+	// CurrentVersion is the version containers get unless they pin one.
+	CurrentVersion int `json:",omitempty"`
+	// Versions lists the kept versions, oldest first.
+	Versions []SecretVersion `json:",omitempty"`
+}
+
+// SecretVersion is one kept version of a secret's data.
+type SecretVersion struct {
+	Version   int
+	CreatedAt time.Time
+}
+
+// SecretUpdateRequest carries a new version of a secret's data. Swarm
+// refuses data in an update; secretd's rotation is exactly that.
+type SecretUpdateRequest struct {
+	Data []byte
+	// Keep is how many versions to keep; 0 means the daemon's default.
+	Keep int `json:",omitempty"`
+}
+
+// UnlockRequest carries the unlock key in the body, never in a URL.
+type UnlockRequest struct {
+	UnlockKey string
+}
+
+// UnlockKeyResponse carries the current or new unlock key.
+type UnlockKeyResponse struct {
+	UnlockKey string
+}
+
+// KeyRotateResponse reports the KEK generation now in use.
+type KeyRotateResponse struct {
+	Generation int
+}
+
+// Task is one container's claim on secrets, from the controller's table.
+type Task struct {
+	ContainerID   string
+	ContainerName string
+	MountID       string
+	Mount         string
+	Since         time.Time
+	Secrets       []TaskSecret
+}
+
+// TaskSecret is one secret mounted into a container.
+type TaskSecret struct {
+	ID      string
+	Name    string
+	Version int
+	Pinned  bool `json:",omitempty"`
+	Target  string
+}
+
+// Status is the daemon's state, for `secretd status`.
+type Status struct {
+	Version      string
+	Locked       bool
+	Autolock     bool
+	Store        string
+	Engine       string
+	EngineError  string `json:",omitempty"`
+	Secrets      int
+	Mounts       int
+}
+
+// ErrorResponse is the Docker Engine's error body.
+type ErrorResponse struct {
+	Message string `json:"message"`
+}

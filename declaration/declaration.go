@@ -1,0 +1,282 @@
+// Package declaration parses the secrets a container asks for. The syntax is
+// that of `docker service create --secret`, so users can copy a service's
+// flags onto a standalone container: each entry is a bare secret name or
+// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN], entries are joined
+// by ";", and a source may be pinned to a version with NAME@V.
+package declaration
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/secretd/secretd/store"
+)
+
+const (
+	// maxEntries bounds the work one label can cause at container start.
+	maxEntries = 256
+	// maxTargetLen keeps targets well inside PATH_MAX once joined to the mount point.
+	maxTargetLen = 1024
+	// maxComponentLen is NAME_MAX on Linux file systems.
+	maxComponentLen = 255
+	// maxNumber is the largest uid, gid or version accepted, so values fit
+	// an int32 everywhere (Linux ids and the on-disk version counter).
+	maxNumber = 1<<31 - 1
+	// defaultMode matches Swarm's default for secret files.
+	defaultMode os.FileMode = 0444
+)
+
+// Entry is one secret a container asks for.
+type Entry struct {
+	Source  string      // secret name
+	Version int         // 0 = follow the current version; >0 pinned
+	Target  string      // relative path inside the mount; defaults to Source
+	UID     int         // owner of the file; default 0
+	GID     int         // group of the file; default 0
+	Mode    os.FileMode // permission bits; default 0444
+}
+
+// Parse parses a declaration; its errors wrap store.ErrInvalid and name the offending entry.
+func Parse(s string) ([]Entry, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, store.Errorf(store.ErrInvalid, "no secrets declared")
+	}
+	// Count before splitting so a hostile label cannot make us allocate
+	// millions of strings only to refuse them.
+	if n := strings.Count(s, ";") + 1; n > maxEntries {
+		return nil, store.Errorf(store.ErrInvalid, "too many entries (%d): at most %d allowed", n, maxEntries)
+	}
+	raw := strings.Split(s, ";")
+	entries := make([]Entry, 0, len(raw))
+	l := layout{files: map[string]int{}, dirs: map[string]int{}}
+	for i, r := range raw {
+		text := strings.TrimSpace(r)
+		e, err := parseEntry(text)
+		if err == nil {
+			err = l.add(i, e.Target)
+		}
+		if err != nil {
+			return nil, store.Errorf(store.ErrInvalid, "entry %d %q: %v", i+1, text, err)
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// String returns the canonical form of e, which Parse reads back unchanged.
+func (e Entry) String() string {
+	var b strings.Builder
+	b.WriteString("source=")
+	b.WriteString(e.Source)
+	if e.Version > 0 {
+		b.WriteString("@")
+		b.WriteString(strconv.Itoa(e.Version))
+	}
+	target := e.Target
+	if target == "" {
+		target = e.Source
+	}
+	fmt.Fprintf(&b, ",target=%s,uid=%d,gid=%d,mode=%04o", target, e.UID, e.GID, uint32(e.Mode))
+	return b.String()
+}
+
+// Format returns the canonical declaration of entries, joined with ";".
+func Format(entries []Entry) string {
+	parts := make([]string, len(entries))
+	for i, e := range entries {
+		parts[i] = e.String()
+	}
+	return strings.Join(parts, ";")
+}
+
+func parseEntry(text string) (Entry, error) {
+	e := Entry{Mode: defaultMode}
+	if text == "" {
+		return e, errors.New("empty entry")
+	}
+	// Like docker, a lone field without "=" is the secret name.
+	if !strings.ContainsAny(text, ",=") {
+		if err := e.setSource(text); err != nil {
+			return e, err
+		}
+		e.Target = e.Source
+		return e, nil
+	}
+	seen := map[string]bool{}
+	for _, field := range strings.Split(text, ",") {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			return e, errors.New("empty option")
+		}
+		k, v, ok := strings.Cut(field, "=")
+		if !ok {
+			return e, fmt.Errorf("option %q is not a key=value pair", field)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		// Docker lowercases keys, so "Source=x" works there and must here.
+		key := strings.ToLower(k)
+		switch key {
+		case "source", "target", "uid", "gid", "mode":
+		default:
+			return e, fmt.Errorf("unknown option %q", k)
+		}
+		if seen[key] {
+			return e, fmt.Errorf("option %q given twice", key)
+		}
+		seen[key] = true
+		var err error
+		switch key {
+		case "source":
+			err = e.setSource(v)
+		case "target":
+			e.Target, err = v, checkTarget(v)
+		case "uid":
+			e.UID, err = parseID("uid", v)
+		case "gid":
+			e.GID, err = parseID("gid", v)
+		case "mode":
+			e.Mode, err = parseMode(v)
+		}
+		if err != nil {
+			return e, err
+		}
+	}
+	if !seen["source"] {
+		return e, errors.New("source is missing")
+	}
+	if !seen["target"] {
+		e.Target = e.Source
+	}
+	return e, nil
+}
+
+func (e *Entry) setSource(v string) error {
+	name, ver, pinned := strings.Cut(v, "@")
+	if err := store.ValidateName(name); err != nil {
+		return fmt.Errorf("source %q: %v", name, err)
+	}
+	e.Source = name
+	if !pinned {
+		return nil
+	}
+	// A leading zero would give two spellings of one version, and "@0"
+	// would silently mean "unpinned".
+	if !isDigits(ver) || ver[0] == '0' {
+		return fmt.Errorf("version %q is not a positive integer", ver)
+	}
+	n, err := strconv.ParseUint(ver, 10, 64)
+	if err != nil || n > maxNumber {
+		return fmt.Errorf("version %q is too large", ver)
+	}
+	e.Version = int(n)
+	return nil
+}
+
+func parseID(what, v string) (int, error) {
+	if !isDigits(v) {
+		if len(v) > 1 && v[0] == '-' && isDigits(v[1:]) {
+			return 0, fmt.Errorf("%s %q is out of range (0 to %d)", what, v, maxNumber)
+		}
+		return 0, fmt.Errorf("%s %q is not a number", what, v)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > maxNumber {
+		return 0, fmt.Errorf("%s %q is out of range (0 to %d)", what, v, maxNumber)
+	}
+	return int(n), nil
+}
+
+// parseMode reads the mode as octal even without a leading 0: docker reads
+// "400" as decimal, which silently yields 0620 and surprises everyone.
+func parseMode(v string) (os.FileMode, error) {
+	if v == "" || strings.Trim(v, "01234567") != "" {
+		return 0, fmt.Errorf("mode %q is not an octal number", v)
+	}
+	n, err := strconv.ParseUint(v, 8, 64)
+	if err != nil || n > 0o777 {
+		return 0, fmt.Errorf("mode %q is above 0777", v)
+	}
+	return os.FileMode(n), nil
+}
+
+// checkTarget accepts only the one spelling of a path that lands where it
+// says inside the mount: the mount is shared by all entries, so a target must
+// not escape it nor collide with the "..data"-style names of atomic updates.
+func checkTarget(t string) error {
+	switch {
+	case t == "":
+		return errors.New("target must not be empty")
+	case !utf8.ValidString(t):
+		return fmt.Errorf("target %q is not valid UTF-8", t)
+	case strings.IndexFunc(t, unicode.IsControl) >= 0:
+		return fmt.Errorf("target %q contains a control character", t)
+	case len(t) > maxTargetLen:
+		return fmt.Errorf("target is longer than %d bytes", maxTargetLen)
+	case strings.HasPrefix(t, "/"):
+		return fmt.Errorf("target %q must be a relative path", t)
+	case strings.HasSuffix(t, "/"):
+		return fmt.Errorf("target %q must not end with \"/\"", t)
+	}
+	for i, c := range strings.Split(t, "/") {
+		switch {
+		case c == "":
+			return fmt.Errorf("target %q has an empty path component", t)
+		case c == "." || c == "..":
+			return fmt.Errorf("target %q must not contain %q components", t, c)
+		case i == 0 && strings.HasPrefix(c, ".."):
+			return fmt.Errorf("target %q must not start with \"..\" (reserved for atomic updates)", t)
+		case len(c) > maxComponentLen:
+			return fmt.Errorf("target has a path component longer than %d bytes", maxComponentLen)
+		}
+	}
+	// Unreachable with the checks above; it keeps the promise if they change.
+	if path.Clean(t) != t {
+		return fmt.Errorf("target %q is not a clean path", t)
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// layout tracks the files and directories the targets so far create, because
+// one path cannot be both a file and a directory in the mount.
+type layout struct {
+	files map[string]int // target -> index of its entry
+	dirs  map[string]int // directory implied by a target -> index of the first such entry
+}
+
+func (l *layout) add(i int, t string) error {
+	if j, ok := l.files[t]; ok {
+		return fmt.Errorf("duplicate target %q (entries %d and %d)", t, j+1, i+1)
+	}
+	if j, ok := l.dirs[t]; ok {
+		return fmt.Errorf("target %q is a directory of another target (entries %d and %d)", t, j+1, i+1)
+	}
+	for p := parent(t); p != ""; p = parent(p) {
+		if j, ok := l.files[p]; ok {
+			return fmt.Errorf("target %q is inside target %q, which is a file (entries %d and %d)", t, p, j+1, i+1)
+		}
+	}
+	l.files[t] = i
+	for p := parent(t); p != ""; p = parent(p) {
+		if _, ok := l.dirs[p]; !ok {
+			l.dirs[p] = i
+		}
+	}
+	return nil
+}
+
+func parent(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
