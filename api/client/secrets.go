@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/secretd/secretd/api"
+)
+
+// SecretCreate stores a new secret and returns its ID.
+func (c *Client) SecretCreate(ctx context.Context, name string, labels map[string]string, data []byte) (string, error) {
+	var resp swarm.SecretCreateResponse
+	spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Data: data}
+	err := c.do(ctx, http.MethodPost, "/secrets/create", nil, spec, &resp)
+	return resp.ID, err
+}
+
+// SecretList lists secrets matching f (keys name, names, id, label).
+func (c *Client) SecretList(ctx context.Context, f filters.Args) ([]api.Secret, error) {
+	q := url.Values{}
+	if f.Len() > 0 {
+		s, err := filters.ToJSON(f)
+		if err != nil {
+			return nil, err
+		}
+		q.Set("filters", s)
+	}
+	var out []api.Secret
+	err := c.do(ctx, http.MethodGet, "/secrets", q, nil, &out)
+	return out, err
+}
+
+// SecretInspect returns one secret's metadata by ID, name or ID prefix.
+func (c *Client) SecretInspect(ctx context.Context, ref string) (api.Secret, error) {
+	var out api.Secret
+	err := c.do(ctx, http.MethodGet, "/secrets/"+url.PathEscape(ref), nil, nil, &out)
+	return out, err
+}
+
+// SecretRemove deletes a secret.
+func (c *Client) SecretRemove(ctx context.Context, ref string) error {
+	return c.do(ctx, http.MethodDelete, "/secrets/"+url.PathEscape(ref), nil, nil, nil)
+}
+
+// SecretUpdate stores data as the secret's next version; keep 0 means the
+// daemon's default number of kept versions.
+func (c *Client) SecretUpdate(ctx context.Context, ref string, data []byte, keep int) (api.Secret, error) {
+	var out api.Secret
+	err := c.do(ctx, http.MethodPost, "/secrets/"+url.PathEscape(ref)+"/update", nil, api.SecretUpdateRequest{Data: data, Keep: keep}, &out)
+	return out, err
+}
+
+// SecretUpdateAt is SecretUpdate that fails unless the secret is still at index.
+func (c *Client) SecretUpdateAt(ctx context.Context, ref string, index uint64, data []byte, keep int) (api.Secret, error) {
+	var out api.Secret
+	q := url.Values{"version": {strconv.FormatUint(index, 10)}}
+	err := c.do(ctx, http.MethodPost, "/secrets/"+url.PathEscape(ref)+"/update", q, api.SecretUpdateRequest{Data: data, Keep: keep}, &out)
+	return out, err
+}

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/store"
+)
+
+var storeFilterAll = store.Filter{}
+
+// toAPI converts store metadata to the Docker shape the CLI decodes.
+func toAPI(s store.Secret) api.Secret {
+	out := api.Secret{
+		Secret: swarm.Secret{
+			ID: s.ID,
+			Meta: swarm.Meta{
+				Version:   swarm.Version{Index: s.Index},
+				CreatedAt: s.CreatedAt,
+				UpdatedAt: s.UpdatedAt,
+			},
+			Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: s.Name, Labels: s.Labels}},
+		},
+		CurrentVersion: s.Current,
+	}
+	if out.Spec.Labels == nil {
+		out.Spec.Labels = map[string]string{}
+	}
+	for _, v := range s.Versions {
+		out.Versions = append(out.Versions, api.SecretVersion{Version: v.Version, CreatedAt: v.CreatedAt})
+	}
+	return out
+}
+
+// listFilters parses the Docker "filters" query parameter; the accepted keys
+// are the Engine's for /secrets.
+func listFilters(r *http.Request) (store.Filter, error) {
+	args, err := filters.FromJSON(r.URL.Query().Get("filters"))
+	if err != nil {
+		return store.Filter{}, store.Errorf(store.ErrInvalid, "invalid filters: %v", err)
+	}
+	accepted := map[string]bool{"name": true, "names": true, "id": true, "label": true}
+	for _, k := range args.Keys() {
+		if !accepted[k] {
+			return store.Filter{}, store.Errorf(store.ErrInvalid, "invalid filter '%s'", k)
+		}
+	}
+	return store.Filter{
+		Names:        args.Get("names"),
+		NamePrefixes: args.Get("name"),
+		IDPrefixes:   args.Get("id"),
+		Labels:       args.Get("label"),
+	}, nil
+}
+
+func (s *Server) secretList(w http.ResponseWriter, r *http.Request) {
+	f, err := listFilters(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	list, err := s.cfg.Store.List(f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]api.Secret, 0, len(list))
+	for _, sec := range list {
+		out = append(out, toAPI(sec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
+	var spec swarm.SecretSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	if spec.Driver != nil {
+		writeError(w, http.StatusBadRequest, "secret drivers are not supported by secretd: omit --driver")
+		return
+	}
+	if spec.Templating != nil {
+		writeError(w, http.StatusBadRequest, "secret templating is not supported by secretd: omit --template-driver")
+		return
+	}
+	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: spec.Data})
+	clear(spec.Data)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.cfg.Log.Info("secret created", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
+	writeJSON(w, http.StatusCreated, swarm.SecretCreateResponse{ID: sec.ID})
+}
+
+func (s *Server) secretInspect(w http.ResponseWriter, r *http.Request) {
+	sec, err := s.cfg.Store.Get(r.PathValue("ref"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPI(sec))
+}
+
+func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
+	sec, err := s.cfg.Store.Remove(r.PathValue("ref"), s.notInUse)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.cfg.Log.Info("secret removed", "secret", sec.Name, "id", sec.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// notInUse refuses to remove a secret a container holds, naming the
+// containers as Swarm names the services.
+func (s *Server) notInUse(sec store.Secret) error {
+	if s.cfg.Tasks == nil {
+		return nil
+	}
+	users := s.cfg.Tasks.Users(sec.ID)
+	if len(users) == 0 {
+		return nil
+	}
+	slices.Sort(users)
+	plural := ""
+	if len(users) > 1 {
+		plural = "s"
+	}
+	return store.Errorf(store.ErrInUse, "secret '%s' is in use by the following container%s: %s", sec.Name, plural, strings.Join(users, ", "))
+}
+
+func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
+	// Swarm's update takes ?version= for optimistic concurrency; secretd
+	// honours it when given so a stale writer cannot overwrite a rotation.
+	var want uint64
+	if v := r.URL.Query().Get("version"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid version %q: it must be a number", v))
+			return
+		}
+		want = n
+	}
+	var req api.SecretUpdateRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Keep < 0 {
+		writeError(w, http.StatusBadRequest, "keep must not be negative")
+		return
+	}
+	ref := r.PathValue("ref")
+	if want != 0 {
+		cur, err := s.cfg.Store.Get(ref)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if cur.Index != want {
+			writeError(w, http.StatusConflict, fmt.Sprintf("update out of sequence: secret %s is at index %d, not %d", cur.Name, cur.Index, want))
+			return
+		}
+	}
+	sec, err := s.cfg.Store.Update(ref, req.Data, req.Keep)
+	clear(req.Data)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.cfg.Log.Info("secret updated", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
+	writeJSON(w, http.StatusOK, toAPI(sec))
+}

@@ -1,0 +1,214 @@
+// Package server serves secretd's HTTP API: Docker-shaped secret endpoints
+// for the stock docker CLI, and secretd's own under /secretd/.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/store"
+)
+
+// Tasks is what the API asks the controller: who uses a secret, and the
+// whole task table for `secretd ps`.
+type Tasks interface {
+	// Users returns the names of containers that hold any version of the secret.
+	Users(secretID string) []string
+	// Tasks returns the task table.
+	Tasks() []api.Task
+}
+
+// Config is what a Server serves.
+type Config struct {
+	Store   *store.Store
+	KeyFile string
+	// Tasks may be nil when no controller runs (API-only tests).
+	Tasks Tasks
+	// Status fills the engine and mount fields of `secretd status`.
+	Status  func(*api.Status)
+	Version string
+	Log     *slog.Logger
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	h := s.mux.HandleFunc
+	h("GET /_ping", s.ping)
+	h("HEAD /_ping", s.ping)
+	h("GET /version", s.version)
+	h("GET /secrets", s.secretList)
+	h("POST /secrets/create", s.secretCreate)
+	h("GET /secrets/{ref}", s.secretInspect)
+	h("DELETE /secrets/{ref}", s.secretRemove)
+	h("POST /secrets/{ref}/update", s.secretUpdate)
+	h("POST /secretd/unlock", s.unlock)
+	h("GET /secretd/unlock-key", s.unlockKey)
+	h("POST /secretd/unlock-key/rotate", s.unlockKeyRotate)
+	h("POST /secretd/key/rotate", s.keyRotate)
+	h("GET /secretd/tasks", s.tasks)
+	h("GET /secretd/status", s.status)
+	h("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "page not found")
+	})
+}
+
+// versionPrefix matches the /v1.41 a Docker client puts before every path.
+var versionPrefix = regexp.MustCompile(`^/v[0-9]+\.[0-9]+/`)
+
+// ServeHTTP strips the API version prefix, caps the body and logs the
+// request without its body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if loc := versionPrefix.FindStringIndex(r.URL.Path); loc != nil {
+		r.URL.Path = r.URL.Path[loc[1]-1:]
+		r.URL.RawPath = ""
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, api.MaxBodyBytes)
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec.Header().Set("Api-Version", api.APIVersion)
+	rec.Header().Set("Server", "secretd/"+s.cfg.Version)
+	// Anything the mux would answer itself (a redirect, a 405) gets the
+	// Engine's JSON 404 instead of net/http's text body.
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		writeError(rec, http.StatusNotFound, "page not found")
+	} else {
+		s.mux.ServeHTTP(rec, r)
+	}
+	s.cfg.Log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Serve serves the API on l until ctx ends, then drains for up to 5 seconds.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, api.ErrorResponse{Message: msg})
+}
+
+// fail maps a store error kind to the status code the Docker Engine uses.
+// Messages of unknown errors are not shown: they may name internals.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var code int
+	switch {
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrBadKey):
+		code = http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrInUse):
+		code = http.StatusConflict
+	case errors.Is(err, store.ErrLocked):
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, store.ErrCorrupt):
+		code = http.StatusInternalServerError
+	default:
+		s.cfg.Log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error: see the secretd log")
+		return
+	}
+	writeError(w, code, err.Error())
+}
+
+// decode reads exactly one JSON value into v, refusing unknown fields and
+// wrong types with 400 and an oversized body with 413.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unsupported Content-Type %q: use application/json", ct))
+		return false
+	}
+	if err := Decode(r.Body, v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
+		} else {
+			writeError(w, http.StatusBadRequest, err.Error())
+		}
+		return false
+	}
+	return true
+}
+
+// Decode is the API's strict JSON decoding, exported for its fuzz target and
+// for tests: one value, no unknown fields, nothing after it.
+func Decode(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return errors.New("invalid JSON: request body is empty")
+		}
+		return fmt.Errorf("invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return errors.New("invalid JSON: unexpected data after the request object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return errors.New("invalid JSON: unexpected data after the request object")
+	}
+	return nil
+}

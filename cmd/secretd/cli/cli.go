@@ -1,0 +1,103 @@
+// Package cli is what every secretd command shares: its streams, the
+// global flags and the API client they make.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/docker/go-connections/tlsconfig"
+
+	"github.com/secretd/secretd/api/client"
+)
+
+// Version is set at build time with -ldflags.
+var Version = "dev"
+
+// Cli is what every command gets: its streams and a client built from the
+// global flags on first use.
+type Cli struct {
+	In       io.Reader
+	Out, Err io.Writer
+
+	// Hosts is the global --host: a client uses one, the daemon listens on all.
+	Hosts                      []string
+	TLSCACert, TLSCert, TLSKey string
+
+	client *client.Client
+}
+
+// NewCli returns a Cli over the given streams.
+func NewCli(in io.Reader, out, errw io.Writer) *Cli {
+	return &Cli{In: in, Out: out, Err: errw}
+}
+
+// Client returns the API client for --host / $SECRETD_HOST.
+func (c *Cli) Client() (*client.Client, error) {
+	if c.client != nil {
+		return c.client, nil
+	}
+	if len(c.Hosts) > 1 {
+		return nil, errors.New("a client command takes one --host")
+	}
+	host := ""
+	if len(c.Hosts) == 1 {
+		host = c.Hosts[0]
+	}
+	var tlsOpts *tlsconfig.Options
+	if c.TLSCACert != "" || c.TLSCert != "" || c.TLSKey != "" {
+		tlsOpts = &tlsconfig.Options{CAFile: c.TLSCACert, CertFile: c.TLSCert, KeyFile: c.TLSKey}
+	}
+	var cl *client.Client
+	var err error
+	if tlsOpts != nil {
+		cfg, terr := tlsconfig.Client(*tlsOpts)
+		if terr != nil {
+			return nil, terr
+		}
+		cl, err = client.New(host, cfg)
+	} else {
+		cl, err = client.New(host, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.client = cl
+	return cl, nil
+}
+
+// StatusError carries an exit status other than 1 out of a command.
+type StatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+
+// Errors is several failures of one command (`rm a b c`), each worded on
+// its own line.
+type Errors []error
+
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = FormatError(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FormatError words an error as the docker CLI does, so scripts that grep
+// docker's messages work on secretd's too.
+func FormatError(err error) string {
+	var many Errors
+	if errors.As(err, &many) {
+		return many.Error()
+	}
+	var de *client.Error
+	if errors.As(err, &de) {
+		return fmt.Sprintf("Error response from daemon: %s", de.Message)
+	}
+	return fmt.Sprintf("Error: %s", err)
+}

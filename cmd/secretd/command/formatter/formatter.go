@@ -1,0 +1,125 @@
+// Package formatter renders command output the way the docker CLI does:
+// aligned tables by default, and --format with "table", "json" or a Go
+// template.
+package formatter
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/docker/go-units"
+)
+
+// Format is a --format value.
+type Format string
+
+// Table and JSON are the named formats every list command accepts.
+const (
+	Table = "table"
+	JSON  = "json"
+)
+
+// IsTable reports whether rows get a header and aligned columns.
+func (f Format) IsTable() bool { return strings.HasPrefix(string(f), Table) }
+
+// IsJSON reports whether each row is printed as one JSON object.
+func (f Format) IsJSON() bool { return strings.TrimSpace(string(f)) == JSON }
+
+// funcs are the template functions the docker CLI offers, so a --format
+// string written for docker works here.
+var funcs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"split": strings.Split,
+	"join":  strings.Join,
+	"lower": strings.ToLower,
+	"upper": strings.ToUpper,
+	"title": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:]
+	},
+	"pad": func(s string, before, after int) string {
+		return strings.Repeat(" ", before) + s + strings.Repeat(" ", after)
+	},
+	"truncate": func(s string, n int) string {
+		if len(s) > n {
+			return s[:n]
+		}
+		return s
+	},
+}
+
+// Parse compiles a template with the docker CLI's functions.
+func Parse(text string) (*template.Template, error) {
+	t, err := template.New("").Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("template parsing error: %w", err)
+	}
+	return t, nil
+}
+
+// Write renders rows in format. For tables, headers maps each field a
+// template names to its column heading.
+func Write(w io.Writer, format Format, rows []any, headers map[string]string) error {
+	text := string(format)
+	switch {
+	case format.IsJSON():
+		text = "{{json .}}"
+	case format.IsTable():
+		text = strings.TrimSpace(strings.TrimPrefix(text, Table))
+	}
+	text = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(text)
+	tmpl, err := Parse(text + "\n")
+	if err != nil {
+		return err
+	}
+	out := w
+	var tw *tabwriter.Writer
+	if format.IsTable() {
+		tw = tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
+		out = tw
+		var hdr bytes.Buffer
+		// A template that calls a method (.Label "x") cannot run on the
+		// header map: fall back to no header rather than failing.
+		if err := tmpl.Execute(&hdr, headers); err == nil {
+			out.Write(hdr.Bytes())
+		}
+	}
+	for _, r := range rows {
+		if err := tmpl.Execute(out, r); err != nil {
+			return fmt.Errorf("template: %w", err)
+		}
+	}
+	if tw != nil {
+		return tw.Flush()
+	}
+	return nil
+}
+
+// Ago renders a time as "3 minutes ago", as the docker CLI's tables do.
+func Ago(now, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return units.HumanDuration(now.Sub(t)) + " ago"
+}
+
+// JSONIndent prints v as docker inspect does: one array, four-space indent.
+func JSONIndent(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "    ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}

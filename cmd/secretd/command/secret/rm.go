@@ -1,0 +1,34 @@
+package secret
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/secretd/secretd/cmd/secretd/cli"
+)
+
+func newRemoveCommand(c *cli.Cli) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm SECRET [SECRET...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more secrets (refused while a container uses them)",
+		Example: `  secretd secret rm db_password api_key`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.Client()
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, ref := range args {
+				if err := cl.SecretRemove(cmd.Context(), ref); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(c.Out, ref)
+			}
+			return joinErrors(errs)
+		},
+	}
+}

@@ -1,0 +1,81 @@
+// Package system holds the commands about the daemon itself: running it,
+// unlocking it, rotating its keys and asking its state.
+package system
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/secretd/secretd/api/client"
+	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/daemon"
+)
+
+type daemonOptions struct {
+	cfg       daemon.Config
+	logLevel  string
+	logFormat string
+}
+
+// NewDaemonCommand returns `secretd daemon`.
+func NewDaemonCommand(c *cli.Cli) *cobra.Command {
+	var o daemonOptions
+	cmd := &cobra.Command{
+		Use:   "daemon [OPTIONS]",
+		Short: "Run the secretd daemon (as root)",
+		Example: `  sudo secretd daemon
+  sudo secretd daemon --autolock --group docker
+  sudo secretd daemon -H unix:///run/secretd/secretd.sock -H tcp://0.0.0.0:2378 \
+      --tlscacert ca.pem --tlscert server.pem --tlskey server-key.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(c, o.logLevel, o.logFormat)
+			if err != nil {
+				return err
+			}
+			o.cfg.Hosts = c.Hosts
+			if len(o.cfg.Hosts) == 0 {
+				o.cfg.Hosts = []string{client.DefaultHost}
+			}
+			o.cfg.TLS = daemon.TLS{CACert: c.TLSCACert, Cert: c.TLSCert, Key: c.TLSKey}
+			o.cfg.Version = cli.Version
+			o.cfg.Log = log
+			o.cfg.Out = c.Out
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return daemon.Run(ctx, o.cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.DataRoot, "data-root", "/var/lib/secretd", "where the encrypted store and the key file live")
+	f.StringVar(&o.cfg.Group, "group", "", "group that may use the API socket (socket mode 0660; default root only)")
+	f.StringVar(&o.cfg.KeyFile, "key-file", "", "file holding the root key, created on first start (default DATA-ROOT/key)")
+	f.BoolVar(&o.cfg.Autolock, "autolock", false, "keep no key on the host: start locked until 'secretd unlock'")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	addDeliveryFlags(f, &o.cfg)
+	return cmd
+}
+
+func newLogger(c *cli.Cli, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.Err, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.Err, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	}
+}

@@ -1,0 +1,458 @@
+// Package tmpfs places sets of files in private, size-capped, read-only tmpfs
+// mounts and replaces a whole set atomically.
+//
+// A mount made by Mount looks like this:
+//
+//	..2026_11_22_16_05_38.123456789/  the current generation: the real files
+//	..data -> ..2026_11_22_16_05_38.123456789
+//	NAME   -> ..data/NAME             one per top-level entry of the set
+//
+// Update writes a complete new generation beside the old one and renames a
+// fresh ..data_tmp symlink over ..data. Rename is atomic, so a path lookup
+// through NAME resolves into either the old or the new generation, both
+// complete. Lookups of different names are separate, though: a reader that
+// wants a consistent multi-file snapshot resolves ..data once (os.Readlink),
+// reads everything under that generation directory, then reads ..data again
+// and retries if it changed. The re-check is part of the contract, not a
+// nicety. Update keeps the generation it replaced, intact, until the next
+// Update, so a reader that resolved or opened it just before a swap still
+// reads complete old content; only the generation before that is zeroed and
+// removed. A reader slower than two Updates may see ENOENT or zeros, and only
+// a changed ..data tells it so. Read does exactly this.
+package tmpfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// File is one file to place in a mount.
+type File struct {
+	Path     string // relative, slash-separated; may name subdirectories ("tls/key.pem")
+	Data     []byte
+	UID, GID int
+	Mode     os.FileMode // permission bits only
+}
+
+// Options tunes Mount.
+type Options struct {
+	// Size caps the tmpfs in bytes. Zero picks 1 MiB plus room for three copies
+	// of the files; an explicit size must fit three copies too, because Update
+	// writes the new set before it removes the old one.
+	Size int64
+}
+
+// WipeResult reports how Wipe got rid of a mount.
+type WipeResult struct {
+	// Lazy is set when the mount was busy and was detached instead: the
+	// files are zeroed, but holders of open descriptors keep the (zeroed)
+	// filesystem alive until they close them.
+	Lazy bool
+}
+
+const (
+	dataLink    = "..data"
+	dataTmpLink = "..data_tmp"
+	linkTmp     = "..link_tmp"
+	genLayout   = "..2006_01_02_15_04_05.000000000"
+
+	mountFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+
+	minSize   = 64 << 10
+	sizeSlack = 1 << 20
+
+	// maxStacked bounds Wipe's loop over mounts stacked on one directory,
+	// so a mount that keeps reappearing cannot spin it forever.
+	maxStacked = 16
+)
+
+var noswap struct {
+	once sync.Once
+	ok   bool
+}
+
+// NoswapSupported reports whether the kernel's tmpfs accepts "noswap" (Linux 6.4+).
+func NoswapSupported() bool {
+	noswap.once.Do(func() { noswap.ok = probeNoswap() })
+	return noswap.ok
+}
+
+// probeNoswap mounts a throwaway tmpfs because the option is not advertised
+// anywhere cheaper to read than the mount call itself.
+func probeNoswap() bool {
+	dir, err := os.MkdirTemp("", "tmpfs-noswap-probe-")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(dir)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags, "size=4k,noswap"); err != nil {
+		return false
+	}
+	if _, err := unmount(dir); err != nil {
+		return false
+	}
+	return true
+}
+
+// Mount creates dir, mounts a fresh tmpfs on it, writes files and makes the
+// mount read-only. On failure it undoes everything it did, so dir does not
+// exist afterwards unless it existed before, in which case Mount refuses it.
+func Mount(dir string, files []File, opts Options) (err error) {
+	if err := validateFiles(files); err != nil {
+		return err
+	}
+	size, err := mountSize(files, opts.Size)
+	if err != nil {
+		return err
+	}
+	abs, err := absDir(dir)
+	if err != nil {
+		return err
+	}
+	// Parents only need the daemon's access; the mount point itself must be
+	// traversable by the unprivileged users of the files.
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return fmt.Errorf("create parent of mount point %s: %w", abs, err)
+	}
+	if dir, err = cleanDir(abs); err != nil {
+		return err
+	}
+	unlock := lockDir(dir)
+	defer unlock()
+
+	// A fresh directory guarantees Mount never stacks on an existing mount
+	// and that cleanup only removes what Mount created.
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Errorf("create mount point %s: %w", dir, err)
+	}
+	mounted := false
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, undoMount(dir, mounted))
+		}
+	}()
+	if err := os.Chmod(dir, 0o755); err != nil { // the umask may have cut it
+		return fmt.Errorf("chmod mount point %s: %w", dir, err)
+	}
+	data := fmt.Sprintf("size=%d,mode=0755", size)
+	if NoswapSupported() {
+		data += ",noswap"
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags, data); err != nil {
+		return fmt.Errorf("mount tmpfs at %s: %w", dir, err)
+	}
+	mounted = true
+	if err := publish(dir, files); err != nil {
+		return err
+	}
+	return makeReadOnly(dir)
+}
+
+func undoMount(dir string, mounted bool) error {
+	var errs []error
+	if mounted {
+		_, unmounted, err := wipeMounted(dir)
+		errs = append(errs, err)
+		if !unmounted {
+			// Removing the directory would only fail, or worse, reach into the mount.
+			return errors.Join(errs...)
+		}
+	}
+	if err := os.Remove(dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove mount point %s: %w", dir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Update replaces the whole set of files in a mount made by Mount. Readers
+// see the old set or the new one, never a mix within one generation (see the
+// package comment for reading several files consistently).
+//
+// The mount is made read-only again even when Update fails. If a process
+// still holds a file of a removed generation open, the kernel refuses to make
+// the superblock read-only; Update then settles for making the mount itself
+// read-only, which is what path-based access through dir goes by.
+func Update(dir string, files []File) (err error) {
+	if err := validateFiles(files); err != nil {
+		return err
+	}
+	if dir, err = cleanDir(dir); err != nil {
+		return err
+	}
+	unlock := lockDir(dir)
+	defer unlock()
+
+	m, err := mountAt(dir)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("update %s: not a mount point", dir)
+	}
+	if m.fsType != "tmpfs" {
+		return fmt.Errorf("update %s: mounted filesystem is %s, not tmpfs", dir, m.fsType)
+	}
+	// Requiring our layout keeps a wrong path (/dev/shm is tmpfs too) from
+	// having its top-level entries replaced.
+	if _, err := currentGen(dir); err != nil {
+		return fmt.Errorf("update %s: %w", dir, err)
+	}
+	if err := remount(dir, mountFlags); err != nil {
+		return fmt.Errorf("remount %s read-write: %w", dir, err)
+	}
+	defer func() { err = errors.Join(err, makeReadOnly(dir)) }()
+	return publish(dir, files)
+}
+
+// Wipe zeroes every regular file in the tmpfs at dir, unmounts it (detaching
+// it lazily if it is busy) and removes dir. A directory that is not mounted
+// is just removed; one that does not exist is not an error. Wipe refuses to
+// touch a mount that is not tmpfs.
+func Wipe(dir string) (WipeResult, error) {
+	var res WipeResult
+	dir, err := cleanDir(dir)
+	if err != nil {
+		return res, err
+	}
+	unlock := lockDir(dir)
+	defer unlock()
+
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("wipe %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return res, fmt.Errorf("wipe %s: not a directory", dir)
+	}
+
+	var errs []error
+	for i := 0; ; i++ {
+		m, err := mountAt(dir)
+		if err != nil {
+			return res, errors.Join(append(errs, err)...)
+		}
+		if m == nil {
+			break
+		}
+		if m.fsType != "tmpfs" {
+			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: refusing to wipe a %s mount", dir, m.fsType))...)
+		}
+		if i == maxStacked {
+			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: still mounted after %d unmounts", dir, maxStacked))...)
+		}
+		lazy, unmounted, err := wipeMounted(dir)
+		res.Lazy = res.Lazy || lazy
+		errs = append(errs, err)
+		if !unmounted {
+			return res, errors.Join(errs...)
+		}
+	}
+
+	// RemoveAll would descend into anything mounted below dir and delete
+	// files of another filesystem.
+	under, err := mountsUnder(dir)
+	if err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	if len(under) > 0 {
+		return res, errors.Join(append(errs, fmt.Errorf("wipe %s: %s is mounted inside it", dir, under[0]))...)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
+	}
+	return res, errors.Join(errs...)
+}
+
+// wipeMounted zeroes and unmounts the top mount at dir. It always tries to
+// unmount, even when zeroing failed, so secrets at least leave the namespace.
+func wipeMounted(dir string) (lazy, unmounted bool, err error) {
+	var errs []error
+	if err := remount(dir, mountFlags); err != nil {
+		errs = append(errs, fmt.Errorf("remount %s read-write to zero it: %w", dir, err))
+	} else {
+		errs = append(errs, zeroTree(dir))
+	}
+	lazy, err = unmount(dir)
+	errs = append(errs, err)
+	return lazy, err == nil, errors.Join(errs...)
+}
+
+// IsMounted reports whether dir is a mount point.
+func IsMounted(dir string) (bool, error) {
+	dir, err := cleanDir(dir)
+	if err != nil {
+		return false, err
+	}
+	m, err := mountAt(dir)
+	return m != nil, err
+}
+
+// Read returns the files of the current generation by relative path, from a
+// single generation even while Update runs.
+func Read(dir string) (map[string][]byte, error) {
+	dir, err := cleanDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for range 100 {
+		gen, err := currentGen(dir)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", dir, err)
+		}
+		files, readErr := readTree(filepath.Join(dir, gen))
+		again, err := currentGen(dir)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", dir, err)
+		}
+		if again == gen {
+			if readErr != nil {
+				return nil, readErr
+			}
+			return files, nil
+		}
+	}
+	return nil, fmt.Errorf("read %s: generation kept changing", dir)
+}
+
+func readTree(root string) (map[string][]byte, error) {
+	files := make(map[string][]byte)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = data
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", root, err)
+	}
+	return files, nil
+}
+
+func remount(dir string, flags uintptr) error {
+	return unix.Mount("", dir, "", unix.MS_REMOUNT|flags, "")
+}
+
+// makeReadOnly prefers a read-only superblock, which also covers bind mounts
+// of it elsewhere. The kernel refuses that (EBUSY) while an unlinked file is
+// still open, which is normal right after Update removed a generation a
+// reader was reading; short retries outlast such reads, and failing that the
+// mount itself is made read-only.
+func makeReadOnly(dir string) error {
+	flags := uintptr(unix.MS_RDONLY | mountFlags)
+	delay := time.Millisecond
+	var err error
+	for range 8 {
+		if err = remount(dir, flags); !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("remount %s read-only: %w", dir, err)
+	}
+	if err := remount(dir, flags|unix.MS_BIND); err != nil {
+		return fmt.Errorf("remount %s read-only (mount only, superblock busy): %w", dir, err)
+	}
+	return nil
+}
+
+func unmount(dir string) (lazy bool, err error) {
+	err = unix.Unmount(dir, unix.UMOUNT_NOFOLLOW)
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, unix.EBUSY) {
+		return false, fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	if err := unix.Unmount(dir, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+		return false, fmt.Errorf("detach busy mount %s: %w", dir, err)
+	}
+	return true, nil
+}
+
+func absDir(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("empty mount point path")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve mount point %s: %w", dir, err)
+	}
+	if abs == "/" {
+		return "", errors.New("refusing to use / as a mount point")
+	}
+	return abs, nil
+}
+
+// cleanDir makes dir comparable with mount points in mountinfo, which the
+// kernel prints with symlinks resolved. The last component is deliberately
+// left alone so a symlink planted there is never followed.
+func cleanDir(dir string) (string, error) {
+	abs, err := absDir(dir)
+	if err != nil {
+		return "", err
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return abs, nil // the parent does not exist (yet); nothing can be mounted there
+	}
+	return filepath.Join(parent, filepath.Base(abs)), nil
+}
+
+// locks serialises operations on one directory, since a Wipe racing an
+// Update would otherwise remove or zero files Update is still swapping in.
+var locks = struct {
+	sync.Mutex
+	m map[string]*dirLock
+}{m: make(map[string]*dirLock)}
+
+type dirLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func lockDir(dir string) (unlock func()) {
+	locks.Lock()
+	l := locks.m[dir]
+	if l == nil {
+		l = &dirLock{}
+		locks.m[dir] = l
+	}
+	l.refs++
+	locks.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		locks.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(locks.m, dir)
+		}
+		locks.Unlock()
+	}
+}
