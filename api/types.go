@@ -80,14 +80,14 @@ type TaskSecret struct {
 
 // Status is the daemon's state, for `secretd status`.
 type Status struct {
-	Version      string
-	Locked       bool
-	Autolock     bool
-	Store        string
-	Engine       string
-	EngineError  string `json:",omitempty"`
-	Secrets      int
-	Mounts       int
+	Version     string
+	Locked      bool
+	Autolock    bool
+	Store       string
+	Engine      string
+	EngineError string `json:",omitempty"`
+	Secrets     int
+	Mounts      int
 }
 
 // ErrorResponse is the Docker Engine's error body.

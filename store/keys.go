@@ -162,4 +162,3 @@ func parseUnlockKey(s string) ([]byte, error) {
 	}
 	return b, nil
 }
-

@@ -28,8 +28,8 @@ type psRow struct {
 func NewPsCommand(c *cli.Cli) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:     "ps [OPTIONS]",
-		Short:   "List which container holds which secrets, at which version and mount",
+		Use:   "ps [OPTIONS]",
+		Short: "List which container holds which secrets, at which version and mount",
 		Example: `  secretd ps
   secretd ps --format '{{.Name}} {{.Secret}}@{{.Version}}'`,
 		Args: cobra.NoArgs,

@@ -13,8 +13,8 @@ import (
 func NewStatusCommand(c *cli.Cli) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:     "status",
-		Short:   "Show whether the daemon is locked, its store, its engine connection and its counts",
+		Use:   "status",
+		Short: "Show whether the daemon is locked, its store, its engine connection and its counts",
 		Example: `  secretd status
   secretd status --format '{{.Locked}}'`,
 		Args: cobra.NoArgs,
