@@ -88,6 +88,12 @@ type Status struct {
 	EngineError string `json:",omitempty"`
 	Secrets     int
 	Mounts      int
+	// MountsServed counts Mount calls answered since start; MountP50 and
+	// MountP99 are the Mount handler's own timing over recent calls.
+	MountsServed uint64
+	MountP50     time.Duration
+	MountP99     time.Duration
+	Resyncs      uint64
 }
 
 // ErrorResponse is the Docker Engine's error body.

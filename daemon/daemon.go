@@ -13,8 +13,12 @@ import (
 	"path/filepath"
 	"sync"
 
+	dockerclient "github.com/docker/docker/client"
+
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/driver"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/store/bolt"
 )
@@ -27,8 +31,16 @@ type Config struct {
 	KeyFile  string
 	Autolock bool
 	TLS      TLS
-	Version  string
-	Log      *slog.Logger
+	// DriverName names the volume driver (and its plugin socket).
+	DriverName string
+	// PluginDir is where dockerd discovers plugin sockets.
+	PluginDir string
+	// MountRoot holds one tmpfs per container mount.
+	MountRoot string
+	// DockerHost is the engine to follow; empty means DOCKER_HOST or the default socket.
+	DockerHost string
+	Version    string
+	Log        *slog.Logger
 	// Out receives the one-time unlock key of a new autolocked store.
 	Out io.Writer
 }
@@ -73,23 +85,69 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Log.Warn("store is locked: run 'secretd unlock'")
 	}
 
+	engine, engineHost, err := newEngine(cfg.DockerHost)
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
+		return fmt.Errorf("mount root: %w", err)
+	}
+	var drv *driver.Driver
+	ctrl := controller.New(controller.Config{
+		Store: st, Engine: engine, EngineHost: engineHost,
+		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
+		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
+	})
+	if drv, err = driver.New(ctrl, filepath.Join(cfg.DataRoot, "volumes.json"), cfg.Log); err != nil {
+		return err
+	}
+	// Wipe what containers that stopped while secretd was down left behind,
+	// before dockerd can send the first Mount.
+	if err := ctrl.Resync(ctx); err != nil {
+		cfg.Log.Warn("initial resync incomplete: will resync when the engine answers", "err", err)
+	}
+
 	listeners, err := listen(cfg.Hosts, cfg.Group, cfg.TLS)
 	if err != nil {
+		return err
+	}
+	pluginL, err := driver.Listen(cfg.PluginDir, cfg.DriverName)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
 		return err
 	}
 	srv := server.New(server.Config{
 		Store:   st,
 		KeyFile: cfg.KeyFile,
+		Tasks:   ctrl,
 		Version: cfg.Version,
 		Log:     cfg.Log,
 		Status: func(s *api.Status) {
 			s.Store = "bolt://" + backend.Path()
+			ctrl.Stats(s)
 		},
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(listeners))
+	errc := make(chan error, len(listeners)+1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ctrl.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		go func() { <-ctx.Done(); pluginL.Close() }()
+		if err := drv.Serve(pluginL); err != nil {
+			errc <- fmt.Errorf("serve plugin socket: %w", err)
+			cancel()
+		}
+	}()
+	cfg.Log.Info("volume driver listening", "driver", cfg.DriverName, "socket", pluginL.Addr().String())
 	for _, l := range listeners {
 		wg.Add(1)
 		go func(l net.Listener) {
@@ -101,10 +159,30 @@ func Run(ctx context.Context, cfg Config) error {
 		}(l)
 		cfg.Log.Info("api listening", "addr", l.Addr().String())
 	}
-	cfg.Log.Info("secretd started", "version", cfg.Version, "data_root", cfg.DataRoot, "locked", st.Locked())
+	cfg.Log.Info("secretd started", "version", cfg.Version, "data_root", cfg.DataRoot, "locked", st.Locked(), "engine", engineHost)
 	<-ctx.Done()
 	wg.Wait()
 	close(errc)
+	// The plugin socket goes away with the daemon, so dockerd reports
+	// "plugin not found" (fail closed) instead of hanging on a dead socket.
+	os.Remove(filepath.Join(cfg.PluginDir, cfg.DriverName+".sock"))
 	cfg.Log.Info("secretd stopped")
 	return <-errc
+}
+
+// volumesFunc lets the controller ask the driver, which is built after it.
+type volumesFunc func(string) string
+
+func (f volumesFunc) Declaration(v string) string { return f(v) }
+
+func newEngine(host string) (*dockerclient.Client, string, error) {
+	opts := []dockerclient.Opt{dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, dockerclient.WithHost(host))
+	}
+	c, err := dockerclient.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, "", fmt.Errorf("--docker-host: %w", err)
+	}
+	return c, c.DaemonHost(), nil
 }

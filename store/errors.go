@@ -18,6 +18,8 @@ var (
 	ErrInUse = errors.New("in use")
 	// ErrLocked marks a request that needs plaintext while the store is locked (423 is not Docker's; 503 is used).
 	ErrLocked = errors.New("secretd is locked: run 'secretd unlock'")
+	// ErrUnavailable marks a request that depends on something not answering (503).
+	ErrUnavailable = errors.New("unavailable")
 	// ErrBadKey marks a wrong key file or unlock key.
 	ErrBadKey = errors.New("wrong key")
 	// ErrCorrupt marks a record that fails authentication: tampered or moved.

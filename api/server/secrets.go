@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -111,7 +112,7 @@ func (s *Server) secretInspect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
-	sec, err := s.cfg.Store.Remove(r.PathValue("ref"), s.notInUse)
+	sec, err := s.cfg.Store.Remove(r.PathValue("ref"), func(sec store.Secret) error { return s.notInUse(r.Context(), sec) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -122,11 +123,14 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 
 // notInUse refuses to remove a secret a container holds, naming the
 // containers as Swarm names the services.
-func (s *Server) notInUse(sec store.Secret) error {
+func (s *Server) notInUse(ctx context.Context, sec store.Secret) error {
 	if s.cfg.Tasks == nil {
 		return nil
 	}
-	users := s.cfg.Tasks.Users(sec.ID)
+	users, err := s.cfg.Tasks.Users(ctx, sec)
+	if err != nil {
+		return err
+	}
 	if len(users) == 0 {
 		return nil
 	}

@@ -22,8 +22,8 @@ import (
 // Tasks is what the API asks the controller: who uses a secret, and the
 // whole task table for `secretd ps`.
 type Tasks interface {
-	// Users returns the names of containers that hold any version of the secret.
-	Users(secretID string) []string
+	// Users returns the names of containers that declare or hold the secret.
+	Users(ctx context.Context, sec store.Secret) ([]string, error)
 	// Tasks returns the task table.
 	Tasks() []api.Task
 }
@@ -154,7 +154,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrInUse):
 		code = http.StatusConflict
-	case errors.Is(err, store.ErrLocked):
+	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrUnavailable):
 		code = http.StatusServiceUnavailable
 	case errors.Is(err, store.ErrCorrupt):
 		code = http.StatusInternalServerError

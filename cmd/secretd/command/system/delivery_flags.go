@@ -4,6 +4,14 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/secretd/secretd/daemon"
+	"github.com/secretd/secretd/driver"
 )
 
-func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {}
+// addDeliveryFlags adds the flags of the container side: the volume driver,
+// where mounts live and which engine to follow.
+func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {
+	f.StringVar(&cfg.DriverName, "driver-name", "secretd", "volume driver name: containers use --mount volume-driver=NAME")
+	f.StringVar(&cfg.MountRoot, "mount-root", "/run/secretd/mounts", "where each container's tmpfs is mounted on the host")
+	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine to follow (default $DOCKER_HOST or unix:///var/run/docker.sock)")
+	f.StringVar(&cfg.PluginDir, "plugin-dir", driver.DefaultPluginDir, "where dockerd discovers plugin sockets")
+}

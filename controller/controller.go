@@ -1,0 +1,404 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/tmpfs"
+)
+
+// Config is what a Controller works with.
+type Config struct {
+	Store *store.Store
+	// Engine may be nil only in tests that never mount label declarations.
+	Engine     Engine
+	EngineHost string
+	Volumes    Volumes
+	MountRoot  string
+	DriverName string
+	Log        *slog.Logger
+	// Grace protects mounts younger than this from resync: dockerd calls
+	// Mount before the container shows as running.
+	Grace time.Duration
+}
+
+// Controller keeps the task table. It is safe for concurrent use.
+type Controller struct {
+	cfg Config
+
+	mu    sync.Mutex
+	tasks map[string]*task // by mount ID
+
+	mountTimes latencies
+
+	engineMu  sync.Mutex
+	engineErr error
+	resyncs   uint64
+}
+
+// New returns a Controller; call Resync before serving Mounts and Run to
+// follow the engine.
+func New(cfg Config) *Controller {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = 30 * time.Second
+	}
+	return &Controller{cfg: cfg, tasks: map[string]*task{}}
+}
+
+// mountIDRE bounds what dockerd may send as a mount ID: it becomes a
+// directory name under the mount root, so no separators and no dots.
+var mountIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+
+func (c *Controller) dir(mountID string) string { return filepath.Join(c.cfg.MountRoot, mountID) }
+
+// Mount builds the tmpfs for one container start and returns its path. It
+// fails closed: any problem is an error, and nothing stays mounted.
+func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string, error) {
+	start := time.Now()
+	if !mountIDRE.MatchString(mountID) {
+		return "", fmt.Errorf("invalid mount ID %q", mountID)
+	}
+	owner, decl, err := c.resolve(ctx, volume)
+	if err != nil {
+		return "", err
+	}
+	entries, err := declaration.Parse(decl)
+	if err != nil {
+		return "", err
+	}
+	if err := checkOnUpdate(owner.Labels[LabelOnUpdate]); err != nil {
+		return "", err
+	}
+	t := &task{
+		mountID: mountID, volume: volume, dir: c.dir(mountID),
+		containerID: owner.ID, name: owner.name(), since: time.Now().UTC(), entries: entries,
+	}
+	c.mu.Lock()
+	if _, dup := c.tasks[mountID]; dup {
+		c.mu.Unlock()
+		return "", fmt.Errorf("mount ID %s is already mounted", mountID)
+	}
+	c.tasks[mountID] = t
+	c.mu.Unlock()
+
+	if err := c.build(t); err != nil {
+		c.mu.Lock()
+		delete(c.tasks, mountID)
+		c.mu.Unlock()
+		c.cfg.Log.Warn("mount refused", "container", t.name, "volume", volume, "mount", mountID, "err", err)
+		return "", err
+	}
+	d := time.Since(start)
+	c.mountTimes.add(d)
+	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d)
+	return t.dir, nil
+}
+
+// build decrypts the declared versions and mounts them; it records which
+// versions went in.
+func (c *Controller) build(t *task) error {
+	files, versions, ids, err := c.files(t.entries)
+	defer wipeFiles(files)
+	if err != nil {
+		return err
+	}
+	if err := tmpfs.Mount(t.dir, files, tmpfs.Options{}); err != nil {
+		return fmt.Errorf("mount secrets: %w", err)
+	}
+	c.mu.Lock()
+	t.versions, t.ids, t.ready = versions, ids, true
+	c.mu.Unlock()
+	return nil
+}
+
+// files decrypts every entry. Each secret is revealed once even when it is
+// declared at several targets.
+func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []string, error) {
+	type key struct {
+		name    string
+		version int
+	}
+	plain := map[key][]byte{}
+	var files []tmpfs.File
+	versions := make([]int, len(entries))
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		k := key{e.Source, e.Version}
+		data, ok := plain[k]
+		if !ok {
+			d, sec, err := c.cfg.Store.Reveal(e.Source, e.Version)
+			if err != nil {
+				for _, b := range plain {
+					clear(b)
+				}
+				return nil, nil, nil, err
+			}
+			data, plain[k] = d, d
+			versions[i], ids[i] = e.Version, sec.ID
+			if e.Version == 0 {
+				versions[i] = sec.Current
+			}
+		} else {
+			for j := range i {
+				if entries[j].Source == e.Source && entries[j].Version == e.Version {
+					versions[i], ids[i] = versions[j], ids[j]
+					break
+				}
+			}
+		}
+		files = append(files, tmpfs.File{Path: e.Target, Data: data, UID: e.UID, GID: e.GID, Mode: e.Mode})
+	}
+	return files, versions, ids, nil
+}
+
+func wipeFiles(files []tmpfs.File) {
+	for _, f := range files {
+		clear(f.Data)
+	}
+}
+
+// Unmount wipes the tmpfs of one container stop and forgets the task.
+func (c *Controller) Unmount(volume, mountID string) error {
+	if !mountIDRE.MatchString(mountID) {
+		return fmt.Errorf("invalid mount ID %q", mountID)
+	}
+	c.mu.Lock()
+	t := c.tasks[mountID]
+	c.mu.Unlock()
+	name := ""
+	if t != nil {
+		name = t.name
+	}
+	if err := c.wipe(c.dir(mountID), name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.tasks, mountID)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Controller) wipe(dir, container string) error {
+	res, err := tmpfs.Wipe(dir)
+	if err != nil {
+		c.cfg.Log.Error("wipe failed", "container", container, "mount", dir, "err", err)
+		return fmt.Errorf("wipe secrets at %s: %w", dir, err)
+	}
+	if res.Lazy {
+		c.cfg.Log.Warn("mount was busy: detached lazily after zeroing", "container", container, "mount", dir)
+	}
+	c.cfg.Log.Info("secrets wiped", "container", container, "mount", dir)
+	return nil
+}
+
+// owner is the container a Mount is for.
+type owner struct {
+	ID     string
+	Names  []string
+	Labels map[string]string
+}
+
+func (o owner) name() string {
+	if len(o.Names) > 0 {
+		return trimSlash(o.Names[0])
+	}
+	if len(o.ID) > 12 {
+		return o.ID[:12]
+	}
+	return o.ID
+}
+
+func trimSlash(s string) string {
+	if len(s) > 0 && s[0] == '/' {
+		return s[1:]
+	}
+	return s
+}
+
+// resolve finds the declaration for volume: its own "secrets" option, else
+// the secretd.secrets label of the container being started with it.
+func (c *Controller) resolve(ctx context.Context, volume string) (owner, string, error) {
+	decl := ""
+	if c.cfg.Volumes != nil {
+		decl = c.cfg.Volumes.Declaration(volume)
+	}
+	if c.cfg.Engine == nil {
+		if decl == "" {
+			return owner{}, "", fmt.Errorf("volume %s declares no secrets and no engine is connected to read the container's %s label", volume, LabelSecrets)
+		}
+		return owner{}, decl, nil
+	}
+	list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", volume))})
+	if err != nil {
+		if decl != "" {
+			// The volume says it all; only the owner's name is missing.
+			c.cfg.Log.Warn("cannot find the container of a volume", "volume", volume, "err", err)
+			return owner{}, decl, nil
+		}
+		return owner{}, "", fmt.Errorf("cannot read the %s label of the container using volume %s: the Docker Engine did not answer: %w", LabelSecrets, volume, err)
+	}
+	// The container being started is not running yet: created on a first
+	// start, restarting under a restart policy, exited on `docker start`.
+	var candidates []container.Summary
+	for _, s := range list {
+		if s.State != container.StateRunning && s.State != container.StatePaused {
+			candidates = append(candidates, s)
+		}
+	}
+	if len(candidates) == 0 {
+		candidates = list
+	}
+	sort.Slice(candidates, func(i, j int) bool { return candidates[i].Created > candidates[j].Created })
+	var o owner
+	if len(candidates) > 0 {
+		s := candidates[0]
+		o = owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+	}
+	if decl == "" {
+		if o.ID == "" {
+			return owner{}, "", fmt.Errorf("volume %s declares no secrets and no container using it was found: use -o secrets=... or the %s label", volume, LabelSecrets)
+		}
+		decl = o.Labels[LabelSecrets]
+		if decl == "" {
+			return owner{}, "", fmt.Errorf("container %s declares no secrets: add --label %s='NAME[;...]' or create the volume with -o secrets=...", o.name(), LabelSecrets)
+		}
+	}
+	return o, decl, nil
+}
+
+// checkOnUpdate validates the secretd.on-update label at Mount, so a typo
+// is found when the container starts, not at the first rotation.
+func checkOnUpdate(v string) error {
+	_, err := ParseOnUpdate(v)
+	return err
+}
+
+// Users names the containers that use the secret: every existing container
+// whose declaration names it, running or not (a stopped one needs it to
+// start again), and every mount in the table.
+func (c *Controller) Users(ctx context.Context, sec store.Secret) ([]string, error) {
+	seen := map[string]bool{}
+	c.mu.Lock()
+	for _, t := range c.tasks {
+		if t.uses(sec.Name) {
+			seen[t.name] = true
+		}
+	}
+	c.mu.Unlock()
+	if c.cfg.Engine != nil {
+		list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true})
+		if err != nil {
+			return nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
+		}
+		for _, s := range list {
+			for _, decl := range c.declarations(s) {
+				entries, err := declaration.Parse(decl)
+				if err != nil {
+					continue
+				}
+				if slices.ContainsFunc(entries, func(e declaration.Entry) bool { return e.Source == sec.Name }) {
+					seen[owner{ID: s.ID, Names: s.Names}.name()] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// declarations returns every declaration a container carries: its label
+// (when it mounts a secretd volume) and the options of its secretd volumes.
+func (c *Controller) declarations(s container.Summary) []string {
+	var out []string
+	mounted := false
+	for _, m := range s.Mounts {
+		if m.Driver != c.cfg.DriverName {
+			continue
+		}
+		mounted = true
+		if c.cfg.Volumes != nil {
+			if d := c.cfg.Volumes.Declaration(m.Name); d != "" {
+				out = append(out, d)
+			}
+		}
+	}
+	if d := s.Labels[LabelSecrets]; d != "" && mounted {
+		out = append(out, d)
+	}
+	return out
+}
+
+// Tasks returns the task table, sorted by container name.
+func (c *Controller) Tasks() []api.Task {
+	c.mu.Lock()
+	out := make([]api.Task, 0, len(c.tasks))
+	for _, t := range c.tasks {
+		if t.ready {
+			out = append(out, t.apiTask())
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ContainerName < out[j].ContainerName })
+	return out
+}
+
+// Stats fills the controller's part of `secretd status`.
+func (c *Controller) Stats(st *api.Status) {
+	c.mu.Lock()
+	st.Mounts = len(c.tasks)
+	c.mu.Unlock()
+	p50, p99, n := c.mountTimes.quantiles()
+	st.MountP50, st.MountP99, st.MountsServed = p50, p99, n
+	st.Engine = c.cfg.EngineHost
+	c.engineMu.Lock()
+	if c.engineErr != nil {
+		st.EngineError = c.engineErr.Error()
+	}
+	st.Resyncs = c.resyncs
+	c.engineMu.Unlock()
+}
+
+func (c *Controller) setEngineErr(err error) {
+	c.engineMu.Lock()
+	c.engineErr = err
+	c.engineMu.Unlock()
+}
+
+var errNoEngine = errors.New("no engine configured")
+
+// MountPoint returns the newest ready mount of a volume, "" when none.
+func (c *Controller) MountPoint(volume string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var best *task
+	for _, t := range c.tasks {
+		if t.volume == volume && t.ready && (best == nil || t.since.After(best.since)) {
+			best = t
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.dir
+}

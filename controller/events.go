@@ -1,0 +1,100 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// Run follows the engine's event stream until ctx ends. Whenever the
+// stream breaks (engine restart, network) it reconnects with backoff and
+// resyncs, because events sent while it was away are gone.
+func (c *Controller) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := c.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		c.setEngineErr(err)
+		c.cfg.Log.Warn("engine event stream broke: reconnecting", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		if c.connected(ctx) {
+			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+// connected reports whether the engine answers a list, for backoff reset.
+func (c *Controller) connected(ctx context.Context) bool {
+	_, err := c.cfg.Engine.ContainerList(ctx, listNone)
+	return err == nil
+}
+
+// follow subscribes first and resyncs second, so nothing that happens
+// during the resync is missed.
+func (c *Controller) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("event", string(events.ActionDestroy)),
+		filters.Arg("event", string(events.ActionRename)),
+		filters.Arg("event", string(events.ActionDie)),
+	)
+	msgs, errs := c.cfg.Engine.Events(ctx, events.ListOptions{Filters: f})
+	if err := c.Resync(ctx); err != nil {
+		c.cfg.Log.Warn("resync incomplete", "err", err)
+		// A failed list means the engine is gone: let the stream tell.
+	} else {
+		c.setEngineErr(nil)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case m := <-msgs:
+			c.handle(ctx, m)
+		}
+	}
+}
+
+func (c *Controller) handle(ctx context.Context, m events.Message) {
+	id := m.Actor.ID
+	switch m.Action {
+	case events.ActionRename:
+		name := m.Actor.Attributes["name"]
+		c.mu.Lock()
+		for _, t := range c.tasks {
+			if t.containerID == id {
+				t.name = name
+			}
+		}
+		c.mu.Unlock()
+	case events.ActionDestroy:
+		// dockerd unmounts before it destroys; a task still here lost its
+		// Unmount (driver timeout, crash) and must not outlive the container.
+		c.mu.Lock()
+		var stale []*task
+		for _, t := range c.tasks {
+			if t.containerID == id && t.ready {
+				stale = append(stale, t)
+			}
+		}
+		c.mu.Unlock()
+		for _, t := range stale {
+			if err := c.Unmount(t.volume, t.mountID); err != nil {
+				c.cfg.Log.Error("wipe after destroy failed", "container", t.name, "mount", t.dir, "err", err)
+			}
+		}
+	}
+}

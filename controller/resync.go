@@ -1,0 +1,179 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/tmpfs"
+)
+
+// Resync makes the task table and the mounts agree with the engine: a mount
+// whose container is alive is kept (and adopted after a daemon restart),
+// any other mount is wiped. It runs at start and after every break of the
+// event stream, because Unmounts sent while secretd was down are lost.
+func (c *Controller) Resync(ctx context.Context) error {
+	if c.cfg.Engine == nil {
+		return errNoEngine
+	}
+	start := time.Now()
+	list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return fmt.Errorf("resync: list containers: %w", err)
+	}
+	owners := map[string]container.Summary{} // by mount dir
+	for _, s := range list {
+		for _, m := range s.Mounts {
+			if m.Driver == c.cfg.DriverName && m.Source != "" {
+				// A stopped container keeps its old Source; the live one wins.
+				if prev, ok := owners[m.Source]; !ok || !alive(prev.State) {
+					owners[m.Source] = s
+				}
+			}
+		}
+	}
+	mounts, err := tmpfs.Mounts(c.cfg.MountRoot)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("resync: %w", err)
+	}
+	var errs []error
+	kept, wiped, adopted := 0, 0, 0
+	for _, dir := range mounts {
+		mountID := dirBase(dir)
+		s, owned := owners[dir]
+		c.mu.Lock()
+		t := c.tasks[mountID]
+		c.mu.Unlock()
+		switch {
+		case owned && alive(s.State):
+			kept++
+			if t == nil {
+				c.adopt(dir, mountID, s)
+				adopted++
+			}
+		case t != nil && time.Since(t.since) < c.cfg.Grace:
+			kept++ // a start in progress: dockerd mounts before the container runs
+		default:
+			name := ""
+			if owned {
+				name = owner{ID: s.ID, Names: s.Names}.name()
+			}
+			if err := c.wipe(dir, name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c.mu.Lock()
+			delete(c.tasks, mountID)
+			c.mu.Unlock()
+			wiped++
+		}
+	}
+	// Tasks whose tmpfs is gone (wiped by hand, or a failed Unmount that
+	// still unmounted) leave the table.
+	live := map[string]bool{}
+	for _, d := range mounts {
+		live[dirBase(d)] = true
+	}
+	c.mu.Lock()
+	for id, t := range c.tasks {
+		if t.ready && !live[id] {
+			delete(c.tasks, id)
+		}
+	}
+	c.mu.Unlock()
+	errs = append(errs, c.removeStrayDirs(live))
+	c.engineMu.Lock()
+	c.resyncs++
+	c.engineMu.Unlock()
+	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", kept, "mounts_wiped", wiped, "adopted", adopted, "duration", time.Since(start))
+	return errors.Join(errs...)
+}
+
+func alive(state string) bool {
+	switch state {
+	case container.StateRunning, container.StatePaused, container.StateRestarting, container.StateCreated:
+		return true
+	}
+	return false
+}
+
+// adopt rebuilds the task of a mount made before a daemon restart, from the
+// container's declaration; the versions are those the store says now.
+func (c *Controller) adopt(dir, mountID string, s container.Summary) {
+	o := owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+	t := &task{mountID: mountID, dir: dir, containerID: s.ID, name: o.name(), since: time.Now().UTC(), ready: true}
+	for _, m := range s.Mounts {
+		if m.Source == dir {
+			t.volume = m.Name
+		}
+	}
+	decl := ""
+	if c.cfg.Volumes != nil {
+		decl = c.cfg.Volumes.Declaration(t.volume)
+	}
+	if decl == "" {
+		decl = s.Labels[LabelSecrets]
+	}
+	if entries, err := declaration.Parse(decl); err == nil {
+		t.entries = entries
+		t.versions = make([]int, len(entries))
+		t.ids = make([]string, len(entries))
+		for i, e := range entries {
+			t.versions[i] = e.Version
+			if sec, err := c.cfg.Store.Get(e.Source); err == nil {
+				t.ids[i] = sec.ID
+				if e.Version == 0 {
+					t.versions[i] = sec.Current
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	if _, ok := c.tasks[mountID]; !ok {
+		c.tasks[mountID] = t
+	}
+	c.mu.Unlock()
+	c.cfg.Log.Info("mount adopted", "container", t.name, "mount", dir)
+}
+
+// removeStrayDirs deletes directories under the mount root that are not
+// mounts (left by a crash between mkdir and mount, or after a lazy detach).
+func (c *Controller) removeStrayDirs(live map[string]bool) error {
+	entries, err := os.ReadDir(c.cfg.MountRoot)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || live[e.Name()] {
+			continue
+		}
+		c.mu.Lock()
+		_, pending := c.tasks[e.Name()]
+		c.mu.Unlock()
+		if pending {
+			continue
+		}
+		if _, err := tmpfs.Wipe(c.dir(e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func dirBase(dir string) string {
+	for i := len(dir) - 1; i >= 0; i-- {
+		if dir[i] == '/' {
+			return dir[i+1:]
+		}
+	}
+	return dir
+}

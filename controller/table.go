@@ -1,0 +1,48 @@
+package controller
+
+import (
+	"slices"
+	"time"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/declaration"
+)
+
+// task is one mount of secrets into one container start.
+type task struct {
+	mountID     string
+	volume      string
+	dir         string
+	containerID string
+	name        string
+	since       time.Time
+	entries     []declaration.Entry
+	// versions holds the version mounted for each entry, by index.
+	versions []int
+	ids      []string
+	// ready is false while Mount is still building the tmpfs: the claim is
+	// taken first so `secret rm` cannot slip in between.
+	ready bool
+}
+
+func (t *task) apiTask() api.Task {
+	out := api.Task{
+		ContainerID: t.containerID, ContainerName: t.name, MountID: t.mountID,
+		Mount: t.dir, Since: t.since,
+	}
+	for i, e := range t.entries {
+		ts := api.TaskSecret{Name: e.Source, Target: e.Target, Pinned: e.Version != 0}
+		if i < len(t.versions) {
+			ts.Version = t.versions[i]
+		}
+		if i < len(t.ids) {
+			ts.ID = t.ids[i]
+		}
+		out.Secrets = append(out.Secrets, ts)
+	}
+	return out
+}
+
+func (t *task) uses(name string) bool {
+	return slices.ContainsFunc(t.entries, func(e declaration.Entry) bool { return e.Source == name })
+}
