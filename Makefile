@@ -1,0 +1,53 @@
+# secretd: Swarm-grade secrets for standalone Docker containers.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/secretd/secretd/cmd/secretd/cli.Version=$(VERSION)
+BIN      := bin/secretd
+FUZZTIME ?= 10s
+
+.PHONY: all build run deps test unit e2e fuzz vet bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/secretd
+
+# Starts the daemon in the foreground with the embedded defaults: data in
+# /var/lib/secretd, API on unix:///run/secretd/secretd.sock, volume driver
+# "secretd" on /run/docker/plugins/secretd.sock. Needs root.
+run: build
+	$(BIN) daemon
+
+# Everything the build and the tests need that Go modules do not bring: a
+# static busybox for the test image (no registry is reachable).
+deps:
+	@command -v busybox >/dev/null 2>&1 && file -L "$$(command -v busybox)" | grep -q static || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file; }
+	$(GO) mod download
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+
+# Unit tests (race detector on) and the end-to-end suite against the Docker
+# Engine, then every fuzz target briefly.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e:
+	$(GO) test -count=1 -timeout 20m -v ./e2e/
+
+fuzz:
+	$(GO) test -run=XXX -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./declaration/
+	$(GO) test -run=XXX -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./api/server/
+	$(GO) test -run=XXX -fuzz=FuzzHandler -fuzztime=$(FUZZTIME) ./api/server/
+
+bench:
+	$(GO) test -count=1 -timeout 30m -run=XXX -bench=. -benchtime=1x ./bench/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,153 @@
+// Package e2e tests the built secretd binary against the real Docker Engine
+// on this host: no fakes. Tests that kill or restart an engine start a
+// private dockerd of their own.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+var (
+	// binary is the secretd built once for the whole run.
+	binary string
+	// image is the test image: a static busybox imported from a rootfs,
+	// because no registry can be reached.
+	image = "secretd-e2e:busybox"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: must run as root (mounts tmpfs, serves a Docker plugin socket)")
+		return 1
+	}
+	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: no Docker Engine answers: %v\n%s", err, out)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "secretd-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	binary = filepath.Join(tmp, "secretd")
+	_, self, _, _ := runtime.Caller(0)
+	build := exec.Command("go", "build", "-o", binary, "./cmd/secretd")
+	build.Dir = filepath.Dir(filepath.Dir(self))
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build secretd: %v\n%s", err, out)
+		return 1
+	}
+	if err := buildImage(tmp, image); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build test image: %v\n", err)
+		return 1
+	}
+	defer exec.Command("docker", "rmi", "-f", image).Run()
+	return m.Run()
+}
+
+// buildImage imports a rootfs holding a static busybox and its applets.
+func buildImage(tmp, tag string) error {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return fmt.Errorf("busybox not found: install Debian's busybox-static (make deps)")
+	}
+	if out, err := exec.Command("file", "-L", bb).Output(); err == nil && !bytes.Contains(out, []byte("static")) {
+		return fmt.Errorf("%s is not static: install busybox-static", bb)
+	}
+	root := filepath.Join(tmp, "rootfs")
+	for _, d := range []string{"bin", "etc", "tmp", "run/secrets", "proc", "sys", "dev"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
+		return err
+	}
+	for _, applet := range []string{"sh", "cat", "ls", "stat", "sleep", "grep", "echo", "test", "sha256sum", "id", "wc", "kill", "touch", "head", "date", "seq", "printf", "true", "false", "find", "cut", "tr", "readlink", "sed", "md5sum"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
+			return err
+		}
+	}
+	os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc", "group"), []byte("root:x:0:\nnogroup:x:65534:\n"), 0o644)
+	tar := exec.Command("tar", "-C", root, "-c", ".")
+	imp := exec.Command("docker", "import", "-c", "CMD [\"/bin/sh\"]", "-", tag)
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	imp.Stdin = pipe
+	var stderr bytes.Buffer
+	imp.Stderr = &stderr
+	if err := tar.Start(); err != nil {
+		return err
+	}
+	if err := imp.Run(); err != nil {
+		return fmt.Errorf("docker import: %v: %s", err, stderr.String())
+	}
+	return tar.Wait()
+}
+
+// result is what a command printed and how it ended.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+}
+
+// runCmd runs name with args, stdin and extra environment.
+func runCmd(t testing.TB, env []string, stdin string, name string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		} else {
+			t.Fatalf("run %s %v: %v", name, args, err)
+		}
+	}
+	return r
+}
+
+// docker runs the docker CLI against the shared engine.
+func docker(t testing.TB, args ...string) result {
+	t.Helper()
+	return runCmd(t, nil, "", "docker", args...)
+}
+
+// mustDocker runs docker and fails the test unless it succeeds.
+func mustDocker(t testing.TB, args ...string) string {
+	t.Helper()
+	r := docker(t, args...)
+	if r.code != 0 {
+		t.Fatalf("docker %s: %s", strings.Join(args, " "), r)
+	}
+	return strings.TrimSpace(r.stdout)
+}
