@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -41,6 +42,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	os.Chmod(tmp, 0o755) // tests run the binary as nobody too
 	binary = filepath.Join(tmp, "secretd")
 	_, self, _, _ := runtime.Caller(0)
 	build := exec.Command("go", "build", "-o", binary, "./cmd/secretd")
@@ -117,7 +119,19 @@ func (r result) String() string {
 // runCmd runs name with args, stdin and extra environment.
 func runCmd(t testing.TB, env []string, stdin string, name string, args ...string) result {
 	t.Helper()
+	return runWith(t, env, stdin, nil, name, args...)
+}
+
+// runCmdAttr runs name with process attributes (another uid).
+func runCmdAttr(t testing.TB, attr *syscall.SysProcAttr, name string, args ...string) result {
+	t.Helper()
+	return runWith(t, nil, "", attr, name, args...)
+}
+
+func runWith(t testing.TB, env []string, stdin string, attr *syscall.SysProcAttr, name string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = attr
 	cmd.Env = append(os.Environ(), env...)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
