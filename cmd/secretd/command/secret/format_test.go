@@ -1,0 +1,110 @@
+package secret
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/cmd/secretd/cli"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+var now = time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
+
+func fixtures() []api.Secret {
+	mk := func(id, name string, labels map[string]string, created time.Duration, cur int) api.Secret {
+		s := api.Secret{Secret: swarm.Secret{
+			ID: id,
+			Meta: swarm.Meta{
+				Version:   swarm.Version{Index: uint64(cur) + 10},
+				CreatedAt: now.Add(-created), UpdatedAt: now.Add(-created / 2),
+			},
+			Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}},
+		}, CurrentVersion: cur}
+		for v := 1; v <= cur; v++ {
+			s.Versions = append(s.Versions, api.SecretVersion{Version: v, CreatedAt: now.Add(-created).Add(time.Duration(v) * time.Minute)})
+		}
+		return s
+	}
+	return []api.Secret{
+		mk("wk5fpokcz8wbwmuw587izl1in", "todobackend_mysql_password", nil, 57*time.Second, 1),
+		mk("584ojwg31c0oidjydxkglv4qz", "todobackend_mysql_root_password", map[string]string{"env": "prod"}, 50*time.Minute, 3),
+		mk("t5rb04xcqyrqiglmfwrfs122y", "todobackend_secret_key", map[string]string{"env": "prod", "team": "web"}, 4*time.Hour, 2),
+	}
+}
+
+func TestListFormats(t *testing.T) {
+	for _, c := range []struct {
+		golden string
+		opts   listOptions
+	}{
+		{"ls-default.golden", listOptions{}},
+		{"ls-table.golden", listOptions{format: "table"}},
+		{"ls-quiet.golden", listOptions{quiet: true}},
+		{"ls-json.golden", listOptions{format: "json"}},
+		{"ls-template.golden", listOptions{format: "{{.Name}}: v{{.Version}} {{.Label \"env\"}}"}},
+		{"ls-custom-table.golden", listOptions{format: "table {{.Name}}\t{{.Labels}}"}},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := writeList(&cli.Cli{Out: &out}, c.opts, fixtures(), now); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, c.golden, out.String())
+		})
+	}
+}
+
+func TestInspectFormats(t *testing.T) {
+	for _, c := range []struct {
+		golden string
+		opts   inspectOptions
+	}{
+		{"inspect-default.golden", inspectOptions{}},
+		{"inspect-pretty.golden", inspectOptions{pretty: true}},
+		{"inspect-format.golden", inspectOptions{format: "{{.ID}} {{.Spec.Name}} {{.CurrentVersion}} {{json .Spec.Labels}}"}},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := writeInspect(&cli.Cli{Out: &out}, c.opts, fixtures()[1:]); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, c.golden, out.String())
+		})
+	}
+}
+
+func TestBadTemplate(t *testing.T) {
+	var out bytes.Buffer
+	if err := writeList(&cli.Cli{Out: &out}, listOptions{format: "{{.Nope}}"}, fixtures(), now); err == nil {
+		t.Fatal("a template naming an unknown field was accepted")
+	}
+	if err := writeInspect(&cli.Cli{Out: &out}, inspectOptions{format: "{{"}, fixtures()); err == nil {
+		t.Fatal("an unparsable template was accepted")
+	}
+}

@@ -1,0 +1,58 @@
+package system
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/cmd/secretd/cli"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func TestPsFormats(t *testing.T) {
+	now := time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
+	tasks := []api.Task{
+		{ContainerID: "5cb1c2348a59f00dd1e3c0e0b5d1b2a1", ContainerName: "redis", MountID: "m1", Mount: "/run/secretd/mounts/m1", Since: now.Add(-3 * time.Minute),
+			Secrets: []api.TaskSecret{{ID: "wwwrxza8sxy025bas86593fqs", Name: "my_secret_data", Version: 1, Target: "my_secret_data"}}},
+		{ContainerID: "0a1b2c3d4e5f", ContainerName: "app", MountID: "m2", Mount: "/run/secretd/mounts/m2", Since: now.Add(-2 * time.Hour),
+			Secrets: []api.TaskSecret{
+				{ID: "wk5fpokcz8wbwmuw587izl1in", Name: "todobackend_mysql_password", Version: 3, Target: "MYSQL_PASSWORD"},
+				{ID: "t5rb04xcqyrqiglmfwrfs122y", Name: "todobackend_secret_key", Version: 1, Pinned: true, Target: "SECRET_KEY"},
+			}},
+	}
+	for _, c := range []struct{ golden, format string }{
+		{"ps-default.golden", ""},
+		{"ps-json.golden", "json"},
+		{"ps-template.golden", "{{.Name}} {{.Secret}}@{{.Version}}"},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := writePs(&cli.Cli{Out: &out}, c.format, append([]api.Task{}, tasks...), now); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, c.golden, out.String())
+		})
+	}
+}
