@@ -1,0 +1,264 @@
+// Package secretdtest starts a real secretd daemon for a test: its own data
+// root, API socket, mount root and volume driver name, so it runs beside any
+// other secretd on the host. A test creates secrets through it and starts
+// containers with the mount it hands back; cleanup stops the daemon and
+// checks nothing stays mounted.
+//
+// The daemon mounts tmpfs and serves a Docker plugin socket, so tests that
+// use this package run as root next to a Docker Engine.
+package secretdtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/mount"
+
+	"github.com/secretd/secretd/api/client"
+)
+
+// Options configure Start.
+type Options struct {
+	// Binary is the secretd executable; empty means "secretd" on $PATH.
+	Binary string
+	// Args are extra `secretd daemon` flags (--autolock, --docker-host ...).
+	Args []string
+}
+
+// Daemon is one secretd started for a test.
+type Daemon struct {
+	// Dir holds everything below; removed at cleanup.
+	Dir       string
+	DataRoot  string
+	MountRoot string
+	// Socket is the API's unix socket; Host is it as a SECRETD_HOST value.
+	Socket string
+	Host   string
+	// Driver is this daemon's volume driver name.
+	Driver string
+
+	tb     testing.TB
+	binary string
+	args   []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	logs   bytes.Buffer
+	stdout bytes.Buffer
+}
+
+// New prepares a daemon without starting it. Paths stay short because a
+// unix socket path is capped at 108 bytes.
+func New(tb testing.TB, opts Options) *Daemon {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "sd-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bin := opts.Binary
+	if bin == "" {
+		bin = "secretd"
+	}
+	d := &Daemon{
+		Dir: dir, DataRoot: filepath.Join(dir, "data"), MountRoot: filepath.Join(dir, "mounts"),
+		Socket: filepath.Join(dir, "api.sock"), Driver: "secretd-test-" + filepath.Base(dir)[3:],
+		tb: tb, binary: bin, args: opts.Args,
+	}
+	d.Host = "unix://" + d.Socket
+	tb.Cleanup(func() {
+		d.Stop()
+		if leftover := d.Mounts(); len(leftover) > 0 {
+			tb.Errorf("secretdtest: mounts left after the test: %v", leftover)
+			for _, m := range leftover {
+				syscall.Unmount(m, syscall.MNT_DETACH)
+			}
+		}
+		if tb.Failed() {
+			tb.Logf("secretd log:\n%s", d.Log())
+		}
+		os.RemoveAll(dir)
+	})
+	return d
+}
+
+// Start starts a new daemon and waits until both its API and its plugin
+// socket answer.
+func Start(tb testing.TB, opts Options) *Daemon {
+	tb.Helper()
+	d := New(tb, opts)
+	d.Start()
+	return d
+}
+
+// AddArgs appends daemon flags used from the next Start on.
+func (d *Daemon) AddArgs(args ...string) { d.args = append(d.args, args...) }
+
+// Start (re)starts the daemon on the same data root.
+func (d *Daemon) Start() {
+	d.tb.Helper()
+	args := append([]string{"daemon",
+		"--data-root", d.DataRoot, "-H", d.Host, "--mount-root", d.MountRoot,
+		"--driver-name", d.Driver, "--log-level", "debug",
+	}, d.args...)
+	d.mu.Lock()
+	cmd := exec.Command(d.binary, args...)
+	cmd.Stdout = writerFunc(func(p []byte) (int, error) { d.mu.Lock(); defer d.mu.Unlock(); return d.stdout.Write(p) })
+	cmd.Stderr = writerFunc(func(p []byte) (int, error) { d.mu.Lock(); defer d.mu.Unlock(); return d.logs.Write(p) })
+	if err := cmd.Start(); err != nil {
+		d.mu.Unlock()
+		d.tb.Fatalf("secretdtest: start %s: %v", d.binary, err)
+	}
+	done := make(chan struct{})
+	d.cmd, d.done = cmd, done
+	d.mu.Unlock()
+	go func() { cmd.Wait(); close(done) }()
+
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			d.tb.Fatalf("secretdtest: secretd exited at start:\n%s", d.Log())
+		default:
+		}
+		if d.ready() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.tb.Fatalf("secretdtest: secretd did not answer within 15s:\n%s", d.Log())
+}
+
+func (d *Daemon) ready() bool {
+	c, err := client.New(d.Host, nil)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if c.Ping(context.Background()) != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join("/run/docker/plugins", d.Driver+".sock"))
+	return err == nil
+}
+
+// Stop sends SIGTERM and waits for the daemon to exit.
+func (d *Daemon) Stop() { d.signal(syscall.SIGTERM) }
+
+// Kill sends SIGKILL: nothing is cleaned up, as in a crash.
+func (d *Daemon) Kill() { d.signal(syscall.SIGKILL) }
+
+func (d *Daemon) signal(sig syscall.Signal) {
+	d.mu.Lock()
+	cmd, done := d.cmd, d.done
+	d.cmd = nil
+	d.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Pid is the running daemon's process ID, 0 when stopped.
+func (d *Daemon) Pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
+// Log is everything the daemon logged so far.
+func (d *Daemon) Log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+// Stdout is what the daemon printed outside its log (a new unlock key).
+func (d *Daemon) Stdout() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stdout.String()
+}
+
+// Client returns an API client, closed at cleanup.
+func (d *Daemon) Client() *client.Client {
+	c, err := client.New(d.Host, nil)
+	if err != nil {
+		d.tb.Fatal(err)
+	}
+	d.tb.Cleanup(c.Close)
+	return c
+}
+
+// CreateSecret stores a secret and returns its ID.
+func (d *Daemon) CreateSecret(name string, data []byte) string {
+	d.tb.Helper()
+	id, err := d.Client().SecretCreate(context.Background(), name, nil, data)
+	if err != nil {
+		d.tb.Fatalf("secretdtest: create secret %s: %v", name, err)
+	}
+	return id
+}
+
+// RunArgs are the `docker run` flags that give a container the declared
+// secrets at dst (usually /run/secrets). volume-nocopy spares dockerd a
+// Mount that only checks whether image content should be copied into the
+// volume: a read-only secrets mount never takes any.
+func (d *Daemon) RunArgs(declaration, dst string) []string {
+	return []string{
+		"--label", "secretd.secrets=" + declaration,
+		"--mount", "type=volume,volume-driver=" + d.Driver + ",dst=" + dst + ",volume-nocopy",
+	}
+}
+
+// Mount and Labels are the same for the Docker Go client's container
+// config and host config.
+func (d *Daemon) Mount(dst string) mount.Mount {
+	return mount.Mount{Type: mount.TypeVolume, Target: dst, VolumeOptions: &mount.VolumeOptions{NoCopy: true, DriverConfig: &mount.Driver{Name: d.Driver}}}
+}
+
+// Labels carry the declaration for Mount.
+func (d *Daemon) Labels(declaration string) map[string]string {
+	return map[string]string{"secretd.secrets": declaration}
+}
+
+// Mounts lists the tmpfs mount points under the daemon's mount root.
+func (d *Daemon) Mounts() []string {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], d.MountRoot+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// String describes the daemon for test logs.
+func (d *Daemon) String() string { return fmt.Sprintf("secretd %s (driver %s)", d.Host, d.Driver) }
