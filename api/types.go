@@ -44,6 +44,15 @@ type SecretUpdateRequest struct {
 	Keep int `json:",omitempty"`
 }
 
+// ContainerUpdateRequest grants and revokes secrets of one container live,
+// as `docker service update --secret-add/--secret-rm` does for a service.
+type ContainerUpdateRequest struct {
+	// SecretAdd are declaration entries (NAME or source=NAME,target=...).
+	SecretAdd []string `json:",omitempty"`
+	// SecretRm are secret names.
+	SecretRm []string `json:",omitempty"`
+}
+
 // UnlockRequest carries the unlock key in the body, never in a URL.
 type UnlockRequest struct {
 	UnlockKey string
@@ -94,6 +103,8 @@ type Status struct {
 	MountP50     time.Duration
 	MountP99     time.Duration
 	Resyncs      uint64
+	// Rotations counts mounts rewritten in place by secret updates.
+	Rotations uint64
 }
 
 // ErrorResponse is the Docker Engine's error body.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -34,6 +35,11 @@ type Config struct {
 	// Grace protects mounts younger than this from resync: dockerd calls
 	// Mount before the container shows as running.
 	Grace time.Duration
+	// Actions carries out on-update signals and restarts; nil disables them.
+	Actions Actions
+	// OverridesFile keeps live grants and revokes across daemon restarts;
+	// empty keeps them in memory only.
+	OverridesFile string
 }
 
 // Controller keeps the task table. It is safe for concurrent use.
@@ -48,18 +54,25 @@ type Controller struct {
 	engineMu  sync.Mutex
 	engineErr error
 	resyncs   uint64
+
+	rotations atomic.Uint64
+	overrides *overrides
 }
 
 // New returns a Controller; call Resync before serving Mounts and Run to
 // follow the engine.
-func New(cfg Config) *Controller {
+func New(cfg Config) (*Controller, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = 30 * time.Second
 	}
-	return &Controller{cfg: cfg, tasks: map[string]*task{}}
+	ov, err := loadOverrides(cfg.OverridesFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov}, nil
 }
 
 // mountIDRE bounds what dockerd may send as a mount ID: it becomes a
@@ -83,13 +96,27 @@ func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string,
 	if err != nil {
 		return "", err
 	}
-	if err := checkOnUpdate(owner.Labels[LabelOnUpdate]); err != nil {
+	if owner.ID != "" {
+		if entries, err = c.overrides.get(owner.ID).apply(entries); err != nil {
+			return "", err
+		}
+		if len(entries) == 0 {
+			return "", fmt.Errorf("container %s has had all its secrets revoked: grant one with 'secretd container update --secret-add'", owner.name())
+		}
+	}
+	onUpdate, err := ParseOnUpdate(owner.Labels[LabelOnUpdate])
+	if err != nil {
 		return "", err
 	}
 	t := &task{
 		mountID: mountID, volume: volume, dir: c.dir(mountID),
 		containerID: owner.ID, name: owner.name(), since: time.Now().UTC(), entries: entries,
+		onUpdate: onUpdate,
 	}
+	// Held until the tmpfs is built, so a rotation that finds the claim
+	// waits and then brings it up to date.
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	c.mu.Lock()
 	if _, dup := c.tasks[mountID]; dup {
 		c.mu.Unlock()
@@ -283,47 +310,88 @@ func (c *Controller) resolve(ctx context.Context, volume string) (owner, string,
 	return o, decl, nil
 }
 
-// checkOnUpdate validates the secretd.on-update label at Mount, so a typo
-// is found when the container starts, not at the first rotation.
-func checkOnUpdate(v string) error {
-	_, err := ParseOnUpdate(v)
-	return err
-}
-
 // Users names the containers that use the secret: every existing container
 // whose declaration names it, running or not (a stopped one needs it to
 // start again), and every mount in the table.
 func (c *Controller) Users(ctx context.Context, sec store.Secret) ([]string, error) {
-	seen := map[string]bool{}
-	c.mu.Lock()
-	for _, t := range c.tasks {
-		if t.uses(sec.Name) {
-			seen[t.name] = true
-		}
+	claims, err := c.claims(ctx, sec)
+	if err != nil {
+		return nil, err
 	}
-	c.mu.Unlock()
-	if c.cfg.Engine != nil {
-		list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true})
-		if err != nil {
-			return nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
-		}
-		for _, s := range list {
-			for _, decl := range c.declarations(s) {
-				entries, err := declaration.Parse(decl)
-				if err != nil {
-					continue
-				}
-				if slices.ContainsFunc(entries, func(e declaration.Entry) bool { return e.Source == sec.Name }) {
-					seen[owner{ID: s.ID, Names: s.Names}.name()] = true
-				}
-			}
-		}
+	seen := map[string]bool{}
+	for _, cl := range claims {
+		seen[cl.container] = true
 	}
 	out := make([]string, 0, len(seen))
 	for n := range seen {
 		out = append(out, n)
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// Pins maps each version of the secret that a container pins to the names
+// of those containers.
+func (c *Controller) Pins(ctx context.Context, sec store.Secret) (map[int][]string, error) {
+	claims, err := c.claims(ctx, sec)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int][]string{}
+	for _, cl := range claims {
+		if cl.version != 0 && !slices.Contains(out[cl.version], cl.container) {
+			out[cl.version] = append(out[cl.version], cl.container)
+		}
+	}
+	for _, names := range out {
+		sort.Strings(names)
+	}
+	return out, nil
+}
+
+// claim is one container's use of a secret; version 0 follows the current.
+type claim struct {
+	container string
+	version   int
+}
+
+// claims lists every use of sec by the task table and, through the engine,
+// by existing containers' declarations with their live overrides.
+func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, error) {
+	var out []claim
+	c.mu.Lock()
+	for _, t := range c.tasks {
+		for _, e := range t.entries {
+			if e.Source == sec.Name {
+				out = append(out, claim{t.name, e.Version})
+			}
+		}
+	}
+	c.mu.Unlock()
+	if c.cfg.Engine == nil {
+		return out, nil
+	}
+	list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
+	}
+	for _, s := range list {
+		name := owner{ID: s.ID, Names: s.Names}.name()
+		for _, decl := range c.declarations(s) {
+			entries, err := declaration.Parse(decl)
+			if err != nil {
+				continue
+			}
+			if applied, err := c.overrides.get(s.ID).apply(entries); err == nil {
+				entries = applied
+			}
+			for _, e := range entries {
+				if e.Source == sec.Name {
+					out = append(out, claim{name, e.Version})
+				}
+			}
+		}
+	}
 	return out, nil
 }
 
@@ -377,6 +445,7 @@ func (c *Controller) Stats(st *api.Status) {
 	}
 	st.Resyncs = c.resyncs
 	c.engineMu.Unlock()
+	st.Rotations = c.rotations.Load()
 }
 
 func (c *Controller) setEngineErr(err error) {

@@ -96,5 +96,9 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 				c.cfg.Log.Error("wipe after destroy failed", "container", t.name, "mount", t.dir, "err", err)
 			}
 		}
+		// Live grants and revokes die with the container.
+		if err := c.overrides.drop(id); err != nil {
+			c.cfg.Log.Error("dropping a removed container's override failed", "container", id, "err", err)
+		}
 	}
 }

@@ -106,7 +106,10 @@ func alive(state string) bool {
 // container's declaration; the versions are those the store says now.
 func (c *Controller) adopt(dir, mountID string, s container.Summary) {
 	o := owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
-	t := &task{mountID: mountID, dir: dir, containerID: s.ID, name: o.name(), since: time.Now().UTC(), ready: true}
+	// stale: the mount's content is whatever was current before the
+	// restart; the refresh below brings it to what the store says now.
+	t := &task{mountID: mountID, dir: dir, containerID: s.ID, name: o.name(), since: time.Now().UTC(), ready: true, stale: true}
+	t.onUpdate, _ = ParseOnUpdate(s.Labels[LabelOnUpdate])
 	for _, m := range s.Mounts {
 		if m.Source == dir {
 			t.volume = m.Name
@@ -119,7 +122,11 @@ func (c *Controller) adopt(dir, mountID string, s container.Summary) {
 	if decl == "" {
 		decl = s.Labels[LabelSecrets]
 	}
-	if entries, err := declaration.Parse(decl); err == nil {
+	entries, err := declaration.Parse(decl)
+	if err == nil {
+		entries, err = c.overrides.get(s.ID).apply(entries)
+	}
+	if err == nil {
 		t.entries = entries
 		t.versions = make([]int, len(entries))
 		t.ids = make([]string, len(entries))
@@ -134,11 +141,16 @@ func (c *Controller) adopt(dir, mountID string, s container.Summary) {
 		}
 	}
 	c.mu.Lock()
-	if _, ok := c.tasks[mountID]; !ok {
-		c.tasks[mountID] = t
+	if _, ok := c.tasks[mountID]; ok {
+		c.mu.Unlock()
+		return
 	}
+	c.tasks[mountID] = t
 	c.mu.Unlock()
 	c.cfg.Log.Info("mount adopted", "container", t.name, "mount", dir)
+	if _, err := c.refresh(t); err != nil {
+		c.cfg.Log.Warn("adopted mount not refreshed", "container", t.name, "mount", dir, "err", err)
+	}
 }
 
 // removeStrayDirs deletes directories under the mount root that are not

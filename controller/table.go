@@ -2,6 +2,7 @@ package controller
 
 import (
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/secretd/secretd/api"
@@ -23,6 +24,14 @@ type task struct {
 	// ready is false while Mount is still building the tmpfs: the claim is
 	// taken first so `secret rm` cannot slip in between.
 	ready bool
+	// stale marks a mount whose content may not match entries (adopted
+	// after a restart, or entries changed live): the next refresh rewrites it.
+	stale    bool
+	onUpdate OnUpdate
+
+	// mu serialises changes of the mount's content (Mount, rotations,
+	// live grants), so an older file set never lands after a newer one.
+	mu sync.Mutex
 }
 
 func (t *task) apiTask() api.Task {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	dockerclient "github.com/docker/docker/client"
 
@@ -94,10 +95,25 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("mount root: %w", err)
 	}
 	var drv *driver.Driver
-	ctrl := controller.New(controller.Config{
-		Store: st, Engine: engine, EngineHost: engineHost,
+	ctrl, err := controller.New(controller.Config{
+		Store: st, Engine: engine, EngineHost: engineHost, Actions: engine,
 		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
+		OverridesFile: filepath.Join(cfg.DataRoot, "containers.json"),
+	})
+	if err != nil {
+		return err
+	}
+	// A new version reaches every running container before `secret update`
+	// returns.
+	st.OnUpdate(func(sec store.Secret) {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		n, err := ctrl.Rotate(rctx, sec)
+		if err != nil {
+			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "err", err)
+		}
+		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
 	})
 	if drv, err = driver.New(ctrl, filepath.Join(cfg.DataRoot, "volumes.json"), cfg.Log); err != nil {
 		return err
@@ -120,11 +136,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := server.New(server.Config{
-		Store:   st,
-		KeyFile: cfg.KeyFile,
-		Tasks:   ctrl,
-		Version: cfg.Version,
-		Log:     cfg.Log,
+		Store:      st,
+		KeyFile:    cfg.KeyFile,
+		Tasks:      ctrl,
+		Containers: ctrl,
+		Version:    cfg.Version,
+		Log:        cfg.Log,
 		Status: func(s *api.Status) {
 			s.Store = "bolt://" + backend.Path()
 			ctrl.Stats(s)

@@ -42,6 +42,26 @@ type Store struct {
 	unlockKey []byte
 
 	now func() time.Time
+
+	watchMu  sync.Mutex
+	watchers []func(Secret)
+}
+
+// OnUpdate registers fn to run after every committed new version, in the
+// updating goroutine: a rotation is pushed before Update returns.
+func (s *Store) OnUpdate(fn func(Secret)) {
+	s.watchMu.Lock()
+	s.watchers = append(s.watchers, fn)
+	s.watchMu.Unlock()
+}
+
+func (s *Store) notify(sec Secret) {
+	s.watchMu.Lock()
+	ws := slices.Clone(s.watchers)
+	s.watchMu.Unlock()
+	for _, fn := range ws {
+		fn(sec)
+	}
 }
 
 // Open opens the store in b. A new store is initialised: with Autolock, the
@@ -366,8 +386,20 @@ func (s *Store) Create(spec Spec) (Secret, error) {
 }
 
 // Update stores data as the secret's next version and drops versions beyond
-// the newest keep (DefaultKeep when keep < 1).
-func (s *Store) Update(ref string, data []byte, keep int) (Secret, error) {
+// the newest keep (DefaultKeep when keep < 1), except those pinned returns:
+// a version a container pins is never dropped under it.
+func (s *Store) Update(ref string, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
+	sec, err := s.update(ref, data, keep, pinned)
+	if err != nil {
+		return Secret{}, err
+	}
+	// Outside the key lock: watchers decrypt, and a KEK rotation waiting
+	// for the lock would deadlock a second read lock.
+	s.notify(sec)
+	return sec, nil
+}
+
+func (s *Store) update(ref string, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
 	if err := ValidateData(data); err != nil {
 		return Secret{}, err
 	}
@@ -393,9 +425,53 @@ func (s *Store) Update(ref string, data []byte, keep int) (Secret, error) {
 		now := s.now()
 		r.Versions = append(r.Versions, versionRecord{Version: next, CreatedAt: now, Envelope: env})
 		if len(r.Versions) > keep {
-			r.Versions = slices.Clone(r.Versions[len(r.Versions)-keep:])
+			var hold []int
+			if pinned != nil {
+				if hold, err = pinned(r.secret()); err != nil {
+					return err
+				}
+			}
+			cut := len(r.Versions) - keep
+			kept := r.Versions[:0:0]
+			for i, v := range r.Versions {
+				if i >= cut || slices.Contains(hold, v.Version) {
+					kept = append(kept, v)
+				}
+			}
+			r.Versions = kept
 		}
 		r.UpdatedAt = now
+		if r.Index, err = nextIndex(tx); err != nil {
+			return err
+		}
+		out = r.secret()
+		return putRecord(tx, r)
+	})
+	return out, err
+}
+
+// RemoveVersion deletes one kept version that is not the current one.
+// guard runs inside the write transaction, as for Remove.
+func (s *Store) RemoveVersion(ref string, version int, guard func(Secret) error) (Secret, error) {
+	var out Secret
+	err := s.b.Update(func(tx Tx) error {
+		r, err := resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(r.Versions, func(v versionRecord) bool { return v.Version == version })
+		switch {
+		case i < 0:
+			return Errorf(ErrNotFound, "secret '%s' has no version %d (kept: %s)", r.Name, version, keptVersions(r))
+		case i == len(r.Versions)-1:
+			return Errorf(ErrInvalid, "version %d is the current version of secret '%s': update the secret first, or remove the whole secret", version, r.Name)
+		}
+		if guard != nil {
+			if err := guard(r.secret()); err != nil {
+				return err
+			}
+		}
+		r.Versions = slices.Delete(r.Versions, i, i+1)
 		if r.Index, err = nextIndex(tx); err != nil {
 			return err
 		}

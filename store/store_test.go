@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,7 +198,7 @@ func TestKEKRotation(t *testing.T) {
 	e := newEnv(t)
 	s, _ := e.open(t, store.Config{})
 	mustCreate(t, s, "a", "one")
-	if _, err := s.Update("a", []byte("two"), 0); err != nil {
+	if _, err := s.Update("a", []byte("two"), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "b", "three")
@@ -345,7 +346,7 @@ func TestVersionsAndFilters(t *testing.T) {
 	s.Create(store.Spec{Name: "app-key", Data: []byte("k"), Labels: map[string]string{"env": "prod", "team": "x"}})
 	mustCreate(t, s, "other", "o")
 	for i := 2; i <= 7; i++ {
-		if _, err := s.Update("app-db", []byte{'v', byte('0' + i)}, 3); err != nil {
+		if _, err := s.Update("app-db", []byte{'v', byte('0' + i)}, 3, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,5 +396,47 @@ func TestVersionsAndFilters(t *testing.T) {
 	}
 	if _, err := s.Create(store.Spec{Name: "other", Data: []byte("again")}); err != nil {
 		t.Fatalf("name not freed by rm: %v", err)
+	}
+}
+
+func TestPinnedVersionsOutliveKeep(t *testing.T) {
+	s, _ := newEnv(t).open(t, store.Config{})
+	mustCreate(t, s, "a", "v1")
+	pin2 := func(store.Secret) ([]int, error) { return []int{2}, nil }
+	for i := 2; i <= 6; i++ {
+		if _, err := s.Update("a", []byte{'v', byte('0' + i)}, 2, pin2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sec, _ := s.Get("a")
+	var kept []int
+	for _, v := range sec.Versions {
+		kept = append(kept, v.Version)
+	}
+	if fmt.Sprint(kept) != "[2 5 6]" {
+		t.Fatalf("kept %v, want [2 5 6]: version 2 is pinned", kept)
+	}
+	if data, _, err := s.Reveal("a", 2); err != nil || string(data) != "v2" {
+		t.Fatalf("pinned version: %q %v", data, err)
+	}
+	refuse := errors.New("pinned by web")
+	if _, err := s.RemoveVersion("a", 2, func(store.Secret) error { return refuse }); err != refuse {
+		t.Fatalf("guard ignored: %v", err)
+	}
+	if _, err := s.RemoveVersion("a", 6, nil); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "current version") {
+		t.Fatalf("removing the current version: %v", err)
+	}
+	if _, err := s.RemoveVersion("a", 3, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("removing a dropped version: %v", err)
+	}
+	sec, err := s.RemoveVersion("a", 2, nil)
+	if err != nil || sec.HasVersion(2) || !sec.HasVersion(5) {
+		t.Fatalf("remove version 2: %+v %v", sec, err)
+	}
+	var seen []int
+	s.OnUpdate(func(sec store.Secret) { seen = append(seen, sec.Current) })
+	s.Update("a", []byte("v7"), 0, nil)
+	if fmt.Sprint(seen) != "[7]" {
+		t.Fatalf("OnUpdate saw %v", seen)
 	}
 }

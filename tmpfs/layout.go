@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -31,8 +32,9 @@ func currentGen(dir string) (string, error) {
 }
 
 // publish makes files the visible set in the writable mount at dir: new
-// generation, atomic swap of ..data, top-level links, then removal of every
-// other generation (including leftovers of an interrupted earlier call).
+// generation, atomic swap of ..data, visible hard links switched one by one,
+// then removal of every other generation (including leftovers of an
+// interrupted earlier call).
 func publish(dir string, files []File) error {
 	prev, _ := currentGen(dir) // none on the first publish
 	gen, err := writeGeneration(dir, files)
@@ -42,7 +44,7 @@ func publish(dir string, files []File) error {
 	if err := swapData(dir, gen); err != nil {
 		return errors.Join(err, discard(filepath.Join(dir, gen)))
 	}
-	return errors.Join(syncLinks(dir, files), removeStale(dir, gen, prev))
+	return errors.Join(syncVisible(dir, gen, files), removeStale(dir, gen, prev))
 }
 
 func writeGeneration(dir string, files []File) (string, error) {
@@ -148,59 +150,248 @@ func swapData(dir, gen string) error {
 	return replaceSymlink(gen, filepath.Join(dir, dataLink), filepath.Join(dir, dataTmpLink))
 }
 
-// syncLinks adds links for new top-level names before dropping old ones, so
-// names present in both sets stay reachable throughout.
-func syncLinks(dir string, files []File) error {
-	want := make(map[string]bool)
+// syncVisible makes dir/<Path> a hard link to dir/gen/<Path> for every file,
+// then removes visible entries that are not in the set. Every link is made
+// under the reserved name dir/..link_tmp and renamed over the visible path
+// (rename works across directories of one filesystem), so a name present in
+// the old and the new set switches atomically from the old inode to the new
+// one and never goes missing. A path that changes kind between sets (a file
+// becoming a directory or the reverse, or a symlink left by an older layout
+// becoming a directory) has its old entry removed first: that one case is not
+// atomic.
+func syncVisible(dir, gen string, files []File) error {
+	wantFiles := make(map[string]bool, len(files))
+	wantDirs := make(map[string]bool)
 	for _, f := range files {
-		want[strings.SplitN(f.Path, "/", 2)[0]] = true
+		wantFiles[f.Path] = true
+		for i := range len(f.Path) {
+			if f.Path[i] == '/' {
+				wantDirs[f.Path[:i]] = true
+			}
+		}
+	}
+	tmp := filepath.Join(dir, linkTmp)
+	var errs []error
+	for _, p := range slices.Sorted(maps.Keys(wantFiles)) {
+		errs = append(errs, linkVisible(dir, gen, p, tmp))
+	}
+	errs = append(errs, pruneVisible(dir, dir, "", wantFiles, wantDirs))
+	return errors.Join(errs...)
+}
+
+// linkVisible points the visible path rel at the file of the same path in gen.
+func linkVisible(dir, gen, rel, tmp string) error {
+	parts := strings.Split(rel, "/")
+	cur := dir
+	for _, part := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, part)
+		if err := visibleDir(cur); err != nil {
+			return err
+		}
+	}
+	src := filepath.Join(dir, gen, filepath.FromSlash(rel))
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	srcInfo, err := os.Lstat(src)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", src, err)
+	}
+	switch fi, err := os.Lstat(p); {
+	case err == nil && fi.IsDir():
+		// The path was a directory in the old set; rename cannot replace a
+		// non-empty one. Its entries are only links (the data lives in the
+		// generations), so removing them frees nothing.
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove directory %s to replace it by a file: %w", p, err)
+		}
+	case err == nil && os.SameFile(fi, srcInfo):
+		// Already in place; renaming a link over itself would be a no-op that
+		// leaves tmp behind.
+		return nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("stat %s: %w", p, err)
+	}
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale %s: %w", tmp, err)
+	}
+	if err := os.Link(src, tmp); err != nil {
+		return fmt.Errorf("link %s: %w", src, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return errors.Join(fmt.Errorf("rename %s to %s: %w", tmp, p, err), os.Remove(tmp))
+	}
+	return nil
+}
+
+// visibleDir makes p a real directory owned by root, replacing whatever
+// non-directory is there (a file of the old set, or a symlink of the older
+// symlink layout, which must never be followed into a generation).
+func visibleDir(p string) error {
+	fi, err := os.Lstat(p)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("remove %s to replace it by a directory: %w", p, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("stat %s: %w", p, err)
+	}
+	return mkdirRoot(p)
+}
+
+// pruneVisible removes, below the visible directory abs (rel relative to the
+// mount root dir), every entry that is neither a file of the set nor a
+// directory leading to one. At the top the reserved ".." names are skipped.
+func pruneVisible(dir, abs, rel string, wantFiles, wantDirs map[string]bool) error {
+	entries, err := os.ReadDir(abs)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", abs, err)
 	}
 	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(want)) {
-		target := dataLink + "/" + name
-		p := filepath.Join(dir, name)
-		cur, err := os.Readlink(p)
-		switch {
-		case err == nil && cur == target:
-		case errors.Is(err, fs.ErrNotExist):
-			errs = append(errs, symlinkRoot(target, p))
-		default:
-			errs = append(errs, replaceSymlink(target, p, filepath.Join(dir, linkTmp)))
-		}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("list %s: %w", dir, err))...)
-	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "..") || want[e.Name()] {
+		name := e.Name()
+		if abs == dir && strings.HasPrefix(name, "..") {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		if err := os.Remove(p); err != nil {
-			errs = append(errs, fmt.Errorf("remove dropped entry %s: %w", p, err))
+		r := path.Join(rel, name)
+		p := filepath.Join(abs, name)
+		switch {
+		case wantFiles[r]:
+		case wantDirs[r]:
+			// Not a directory only if linkVisible failed to make it one,
+			// which it reported; removing it would lose what is still there.
+			if e.IsDir() {
+				errs = append(errs, pruneVisible(dir, p, r, wantFiles, wantDirs))
+			}
+		default:
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, fmt.Errorf("remove dropped entry %s: %w", p, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// removeStale discards every reserved entry except ..data, gen and prev:
+// removeStale gets rid of every reserved entry except ..data, gen and prev:
 // older generations, and whatever an interrupted call left behind. prev
 // stays intact one more round for readers that resolved it before the swap.
+//
+// Zeroing a generation's file zeroes its inode, which visible names may
+// share. After a complete syncVisible none does (each generation writes fresh
+// files, even for unchanged content, and every visible name has been moved to
+// gen), but after a failed one a visible name may still point into an older
+// generation: such a generation is kept until a later publish moves the name.
 func removeStale(dir, gen, prev string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", dir, err)
 	}
-	var errs []error
+	var (
+		errs    []error
+		visible map[fileID]bool
+	)
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "..") || name == dataLink || name == gen || name == prev {
 			continue
 		}
-		errs = append(errs, discard(filepath.Join(dir, name)))
+		p := filepath.Join(dir, name)
+		if !e.IsDir() {
+			// ..data_tmp or ..link_tmp: another name for, at most, a file
+			// that its generation's own name zeroes.
+			if err := os.Remove(p); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
+			}
+			continue
+		}
+		if visible == nil {
+			if visible, err = visibleFiles(dir); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+		switch shared, err := sharesFile(p, visible); {
+		case err != nil:
+			errs = append(errs, err)
+		case !shared:
+			// Unlinked, not zeroed: a reader that opened a file of this
+			// generation, however slowly, still reads it whole. The kernel
+			// zeroes freed pages before it hands them to anyone else; Wipe
+			// zeroes everything when the container stops.
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+type fileID struct{ dev, ino uint64 }
+
+func idOf(fi fs.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{st.Dev, st.Ino}, true
+}
+
+// visibleFiles lists the regular files reachable through visible names.
+func visibleFiles(dir string) (map[fileID]bool, error) {
+	ids := make(map[fileID]bool)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if filepath.Dir(p) == dir && strings.HasPrefix(d.Name(), "..") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if id, ok := idOf(fi); ok {
+			ids[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list visible files of %s: %w", dir, err)
+	}
+	return ids, nil
+}
+
+// sharesFile reports whether a regular file under root is one of ids.
+func sharesFile(root string, ids map[fileID]bool) (bool, error) {
+	shared := false
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if id, ok := idOf(fi); ok && ids[id] {
+			shared = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("check %s for visible files: %w", root, err)
+	}
+	return shared, nil
 }
 
 // discard zeroes before removing because tmpfs hands freed pages back to the

@@ -5,20 +5,41 @@
 //
 //	..2026_11_22_16_05_38.123456789/  the current generation: the real files
 //	..data -> ..2026_11_22_16_05_38.123456789
-//	NAME   -> ..data/NAME             one per top-level entry of the set
+//	NAME                              one per file of the set, at its Path
+//	DIR/NAME                          (DIR a real directory, 0755 root:root)
 //
-// Update writes a complete new generation beside the old one and renames a
-// fresh ..data_tmp symlink over ..data. Rename is atomic, so a path lookup
-// through NAME resolves into either the old or the new generation, both
-// complete. Lookups of different names are separate, though: a reader that
-// wants a consistent multi-file snapshot resolves ..data once (os.Readlink),
-// reads everything under that generation directory, then reads ..data again
-// and retries if it changed. The re-check is part of the contract, not a
-// nicety. Update keeps the generation it replaced, intact, until the next
-// Update, so a reader that resolved or opened it just before a swap still
-// reads complete old content; only the generation before that is zeroed and
-// removed. A reader slower than two Updates may see ENOENT or zeros, and only
-// a changed ..data tells it so. Read does exactly this.
+// Every visible NAME is a hard link to the file of the same path in the
+// current generation: a regular file with the File's owner and mode (ls -l
+// shows a link count of 2), costing no extra memory.
+//
+// Update writes a complete new generation beside the old one, renames a fresh
+// ..data_tmp symlink over ..data, then, file by file, links the new file
+// under the reserved name ..link_tmp and renames that over the visible name;
+// names no longer in the set, and directories left without any, are removed
+// afterwards. A path that changes kind between sets (a file becoming a
+// directory or the reverse) has its old entry removed first, so only there a
+// reader may briefly find nothing. Names starting with ".." at the top of the
+// mount are reserved for this layout.
+//
+// There are two ways to read:
+//
+//   - Per file, through the visible names. Rename is atomic, so opening a
+//     visible name yields the complete old or the complete new file, never a
+//     missing, empty or partial one. Different names switch one after the
+//     other, though, so two files read this way may come from different sets.
+//   - As a whole set, through ..data. A reader that wants a consistent
+//     multi-file snapshot resolves ..data once (os.Readlink), reads
+//     everything under that generation directory, then reads ..data again
+//     and retries if it changed. The re-check is part of the contract, not a
+//     nicety. Read does exactly this.
+//
+// Update keeps the generation it replaced until the next Update, so a reader
+// that resolved ..data just before a swap still finds it; the generation
+// before that is unlinked. Retired files are never zeroed in place: a reader
+// that opened one, however long ago, reads it whole (the kernel zeroes freed
+// pages before reusing them). Only a ..data reader slower than two Updates
+// may see ENOENT, and the changed ..data tells it so. Wipe, at container
+// stop, zeroes every file before unmounting.
 package tmpfs
 
 import (
@@ -171,9 +192,10 @@ func undoMount(dir string, mounted bool) error {
 	return errors.Join(errs...)
 }
 
-// Update replaces the whole set of files in a mount made by Mount. Readers
-// see the old set or the new one, never a mix within one generation (see the
-// package comment for reading several files consistently).
+// Update replaces the whole set of files in a mount made by Mount. Each
+// visible file switches atomically from its old to its new content; a
+// consistent multi-file snapshot is read through ..data (see the package
+// comment).
 //
 // The mount is made read-only again even when Update fails. If a process
 // still holds a file of a removed generation open, the kernel refuses to make

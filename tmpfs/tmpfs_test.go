@@ -133,6 +133,36 @@ func statOwner(t *testing.T, p string) (fs.FileMode, uint32, uint32) {
 	return fi.Mode(), st.Uid, st.Gid
 }
 
+// checkVisibleFile checks that f's visible path is a regular file (not a
+// symlink) with f's content, owner and mode, and that it is the very inode
+// of the current generation's copy.
+func checkVisibleFile(t *testing.T, dir string, f File) {
+	t.Helper()
+	p := filepath.Join(dir, f.Path)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Errorf("%s: %v", f.Path, err)
+		return
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != f.Mode || st.Uid != uint32(f.UID) || st.Gid != uint32(f.GID) {
+		t.Errorf("%s: %v %d:%d, want regular %v %d:%d", f.Path, fi.Mode(), st.Uid, st.Gid, f.Mode, f.UID, f.GID)
+	}
+	if st.Nlink != 2 {
+		t.Errorf("%s: link count %d, want 2 (generation and visible name)", f.Path, st.Nlink)
+	}
+	gen, err := currentGen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gi, err := os.Lstat(filepath.Join(dir, gen, f.Path)); err != nil || !os.SameFile(fi, gi) {
+		t.Errorf("%s is not the inode of %s/%s (%v)", f.Path, gen, f.Path, err)
+	}
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, f.Data) {
+		t.Errorf("%s: content %q (%v), want %q", f.Path, got, err, f.Data)
+	}
+}
+
 func TestMountLayoutContentAndFlags(t *testing.T) {
 	dir := filepath.Join(testRoot(t), "parent", "m")
 	files := []File{
@@ -158,34 +188,25 @@ func TestMountLayoutContentAndFlags(t *testing.T) {
 		if mode != f.Mode || uid != uint32(f.UID) || gid != uint32(f.GID) {
 			t.Errorf("%s: mode %v owner %d:%d, want %v %d:%d", f.Path, mode, uid, gid, f.Mode, f.UID, f.GID)
 		}
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Lstat(real)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != f.Mode {
-			t.Errorf("%s resolves to %s: %v %v, want regular %v", f.Path, real, fi.Mode(), err, f.Mode)
-		}
+		checkVisibleFile(t, dir, f)
 	}
 
 	gen, err := os.Readlink(filepath.Join(dir, dataLink))
 	if err != nil || !genRE.MatchString(gen) {
 		t.Fatalf("..data -> %q (%v), want a generation name", gen, err)
 	}
-	for _, name := range []string{"a.txt", "tls", "deep"} {
-		target, err := os.Readlink(filepath.Join(dir, name))
-		if err != nil || target != "..data/"+name {
-			t.Errorf("%s -> %q (%v), want ..data/%s", name, target, err, name)
-		}
-		fi, err := os.Lstat(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
-			t.Errorf("symlink %s owned by %d:%d, want root", name, st.Uid, st.Gid)
-		}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, d := range []string{".", gen, gen + "/tls", gen + "/deep/x/y"} {
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{gen, dataLink, "a.txt", "deep", "tls"}; !slices.Equal(names, want) {
+		t.Errorf("mount root holds %q, want %q", names, want)
+	}
+	for _, d := range []string{".", gen, gen + "/tls", gen + "/deep/x/y", "tls", "deep", "deep/x", "deep/x/y"} {
 		mode, uid, gid := statOwner(t, filepath.Join(dir, d))
 		if mode != fs.ModeDir|0o755 || uid != 0 || gid != 0 {
 			t.Errorf("directory %s: %v %d:%d, want drwxr-xr-x root", d, mode, uid, gid)
@@ -269,6 +290,9 @@ func TestUpdate(t *testing.T) {
 	if mode, uid, gid := statOwner(t, filepath.Join(dir, "a")); mode != 0o400 || uid != 5 || gid != 6 {
 		t.Errorf("a: %v %d:%d after Update", mode, uid, gid)
 	}
+	for _, f := range next {
+		checkVisibleFile(t, dir, f)
+	}
 	for _, gone := range []string{"b", "sub"} {
 		if _, err := os.Lstat(filepath.Join(dir, gone)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s still present after Update: %v", gone, err)
@@ -309,6 +333,306 @@ func TestUpdate(t *testing.T) {
 	}
 }
 
+// Each generation writes fresh inodes, even for unchanged content, and the
+// visible names follow them; zeroing a retired generation must therefore
+// never reach a visible file.
+func TestVisibleFilesSurviveUpdates(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "m")
+	set := func(v int) []File {
+		return []File{
+			{Path: "same", Data: []byte("unchanged content"), UID: 3, GID: 4, Mode: 0o440},
+			{Path: "sub/same", Data: bytes.Repeat([]byte("s"), 5000), Mode: 0o444},
+			{Path: "changing", Data: fmt.Appendf(nil, "version %d", v), Mode: 0o400},
+			{Path: "sub/deeper/changing", Data: fmt.Appendf(nil, "deep version %d", v), UID: 9, GID: 9, Mode: 0o444},
+		}
+	}
+	if err := Mount(dir, set(0), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range set(0) {
+		checkVisibleFile(t, dir, f)
+	}
+	for v := 1; v <= 3; v++ {
+		if err := Update(dir, set(v)); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range set(v) {
+			checkVisibleFile(t, dir, f)
+		}
+		got, err := Read(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range set(v) {
+			if !bytes.Equal(got[f.Path], f.Data) {
+				t.Errorf("after %d Updates, Read %s: %q", v, f.Path, got[f.Path])
+			}
+		}
+		var gens int
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if genRE.MatchString(e.Name()) {
+				gens++
+			}
+		}
+		if gens != 2 {
+			t.Errorf("after %d Updates: %d generations, want 2 (current and previous)", v, gens)
+		}
+		checkReadOnly(t, dir, true)
+	}
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func visibleTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if strings.HasPrefix(rel, "..") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case d.IsDir():
+			out = append(out, rel+"/")
+		case d.Type().IsRegular():
+			out = append(out, rel)
+		default:
+			out = append(out, rel+" ("+d.Type().String()+")")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestUpdateDropsFilesAndDirectories(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "m")
+	f := func(p string) File { return File{Path: p, Data: []byte("data of " + p), Mode: 0o444} }
+	if err := Mount(dir, []File{f("keep"), f("gone"), f("x/w"), f("x/y/z"), f("p/q/r")}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"gone", "keep", "p/", "p/q/", "p/q/r", "x/", "x/w", "x/y/", "x/y/z"}
+	if got := visibleTree(t, dir); !slices.Equal(got, want) {
+		t.Errorf("after Mount: %q, want %q", got, want)
+	}
+	next := []File{f("keep"), f("x/w")}
+	if err := Update(dir, next); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := visibleTree(t, dir), []string{"keep", "x/", "x/w"}; !slices.Equal(got, want) {
+		t.Errorf("after dropping: %q, want %q", got, want)
+	}
+	for _, nf := range next {
+		checkVisibleFile(t, dir, nf)
+	}
+	if err := Update(dir, []File{f("x/y/z")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := visibleTree(t, dir), []string{"x/", "x/y/", "x/y/z"}; !slices.Equal(got, want) {
+		t.Errorf("after re-adding: %q, want %q", got, want)
+	}
+	checkVisibleFile(t, dir, f("x/y/z"))
+	if err := Update(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := visibleTree(t, dir); len(got) != 0 {
+		t.Errorf("after emptying: %q", got)
+	}
+	checkReadOnly(t, dir, true)
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpdateChangesKind(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "m")
+	f := func(p string) File { return File{Path: p, Data: []byte("data of " + p), UID: 1, GID: 2, Mode: 0o440} }
+	sets := [][]File{
+		{f("a"), f("d/e")},
+		{f("a/b"), f("d")},       // file to directory and back
+		{f("a"), f("d/e/f")},     // and again, deeper
+		{f("a/b/c"), f("d/e/g")}, // directory kept, file under it becomes one
+	}
+	if err := Mount(dir, sets[0], Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, set := range sets {
+		if i > 0 {
+			if err := Update(dir, set); err != nil {
+				t.Fatalf("Update to set %d: %v", i, err)
+			}
+		}
+		var want []string
+		for _, nf := range set {
+			checkVisibleFile(t, dir, nf)
+			parts := strings.Split(nf.Path, "/")
+			for j := 1; j < len(parts); j++ {
+				d := strings.Join(parts[:j], "/")
+				want = append(want, d+"/")
+				mode, uid, gid := statOwner(t, filepath.Join(dir, d))
+				if mode != fs.ModeDir|0o755 || uid != 0 || gid != 0 {
+					t.Errorf("set %d: directory %s: %v %d:%d, want drwxr-xr-x root", i, d, mode, uid, gid)
+				}
+			}
+			want = append(want, nf.Path)
+		}
+		slices.Sort(want)
+		if got := visibleTree(t, dir); !slices.Equal(got, slices.Compact(want)) {
+			t.Errorf("set %d: visible %q, want %q", i, got, want)
+		}
+		if got, err := Read(dir); err != nil || len(got) != len(set) {
+			t.Errorf("set %d: Read %q %v", i, got, err)
+		}
+	}
+	checkReadOnly(t, dir, true)
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A mount laid out by an earlier version, with top-level symlinks into
+// ..data, becomes the hard-link layout on its next Update, and the symlinks
+// are never followed into a generation.
+func TestUpdateFromSymlinkLayout(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "m")
+	if err := Mount(dir, []File{
+		{Path: "a", Data: []byte("a0"), Mode: 0o444},
+		{Path: "tls/key", Data: []byte("k0"), Mode: 0o400},
+		{Path: "old/x", Data: []byte("x0"), Mode: 0o444},
+	}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	gen0, _ := currentGen(dir)
+	if err := remount(dir, mountFlags); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "tls", "old"} {
+		p := filepath.Join(dir, name)
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(dataLink+"/"+name, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(dataLink+"/a", filepath.Join(dir, linkTmp)); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeReadOnly(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	next := []File{
+		{Path: "a", Data: []byte("a1"), Mode: 0o444},
+		{Path: "tls/key", Data: []byte("k1"), Mode: 0o400},
+		{Path: "tls/cert", Data: []byte("c1"), Mode: 0o444},
+	}
+	if err := Update(dir, next); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range next {
+		checkVisibleFile(t, dir, f)
+	}
+	if got, want := visibleTree(t, dir), []string{"a", "tls/", "tls/cert", "tls/key"}; !slices.Equal(got, want) {
+		t.Errorf("visible %q, want %q", got, want)
+	}
+	// The previous generation is untouched: nothing was written through the
+	// old symlinks.
+	for p, want := range map[string]string{"a": "a0", "tls/key": "k0", "old/x": "x0"} {
+		if b, err := os.ReadFile(filepath.Join(dir, gen0, p)); err != nil || string(b) != want {
+			t.Errorf("previous generation %s: %q %v, want %q", p, b, err, want)
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, gen0, "tls")); err != nil || len(entries) != 1 {
+		t.Errorf("previous generation's tls holds %v (%v), want only key", entries, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, linkTmp)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s left behind: %v", linkTmp, err)
+	}
+	checkReadOnly(t, dir, true)
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// After an interrupted publish a visible name may still share an older
+// generation's inode, and ..link_tmp one of the kept generations': neither
+// may be zeroed.
+func TestRemoveStaleSparesVisibleFiles(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	set := func(v int) []File {
+		return []File{{Path: "f", Data: fmt.Appendf(nil, "version %d", v), Mode: 0o444}}
+	}
+	if err := publish(dir, set(0)); err != nil {
+		t.Fatal(err)
+	}
+	gen0, _ := currentGen(dir)
+	if err := publish(dir, set(1)); err != nil {
+		t.Fatal(err)
+	}
+	gen1, _ := currentGen(dir)
+	tmp := filepath.Join(dir, linkTmp)
+	// As if moving f to gen1 had failed.
+	if err := os.Link(filepath.Join(dir, gen0, "f"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	// As if interrupted right after linking.
+	if err := os.Link(filepath.Join(dir, gen1, "f"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeStale(dir, gen1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "version 0" {
+		t.Errorf("visible file sharing a stale generation: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, gen1, "f")); err != nil || string(b) != "version 1" {
+		t.Errorf("current generation: %q %v", b, err)
+	}
+	if _, err := os.Lstat(tmp); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s left behind: %v", linkTmp, err)
+	}
+	held, err := os.Open(filepath.Join(dir, gen0, "f"))
+	if err != nil {
+		t.Fatalf("generation still in use was removed: %v", err)
+	}
+	defer held.Close()
+
+	// Once the visible name has moved on, the old generation goes: unlinked,
+	// not zeroed, so a reader holding it open still reads it whole.
+	if err := publish(dir, set(2)); err != nil {
+		t.Fatal(err)
+	}
+	checkVisibleFile(t, dir, set(2)[0])
+	if _, err := os.Lstat(filepath.Join(dir, gen0)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("generation %s still present: %v", gen0, err)
+	}
+	buf := make([]byte, len("version 0"))
+	if _, err := held.ReadAt(buf, 0); err != nil || string(buf) != "version 0" {
+		t.Errorf("retired generation damaged for its reader: %q %v", buf, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, gen1, "f")); err != nil || string(b) != "version 1" {
+		t.Errorf("previous generation: %q %v", b, err)
+	}
+}
+
 func TestUpdateOutOfSpaceKeepsOldSet(t *testing.T) {
 	dir := filepath.Join(testRoot(t), "m")
 	page := os.Getpagesize()
@@ -331,6 +655,7 @@ func TestUpdateOutOfSpaceKeepsOldSet(t *testing.T) {
 	if now, _ := currentGen(dir); now != gen {
 		t.Errorf("..data moved to %s", now)
 	}
+	checkVisibleFile(t, dir, old[0])
 	checkReadOnly(t, dir, true)
 	if _, err := Wipe(dir); err != nil {
 		t.Fatal(err)
@@ -359,13 +684,9 @@ func checkVersionedSet(root string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		base := filepath.Base(name)
-		var v int
-		if _, err := fmt.Sscanf(string(b), base+" version %d\n", &v); err != nil {
-			return 0, fmt.Errorf("%s: unparsable content (%d bytes): %w", name, len(b), err)
-		}
-		if !bytes.Equal(b, bytes.Repeat(fmt.Appendf(nil, "%s version %06d\n", base, v), 400)) {
-			return 0, fmt.Errorf("%s: content of version %d is damaged", name, v)
+		v, err := parseVersioned(name, b)
+		if err != nil {
+			return 0, err
 		}
 		if version >= 0 && v != version {
 			return 0, fmt.Errorf("mixed versions %d and %d", version, v)
@@ -375,6 +696,20 @@ func checkVersionedSet(root string) (int, error) {
 	return version, nil
 }
 
+// parseVersioned returns the version of a complete, intact file of
+// versionedSet, or an error describing what is wrong with it.
+func parseVersioned(name string, b []byte) (int, error) {
+	base := filepath.Base(name)
+	var v int
+	if _, err := fmt.Sscanf(string(b), base+" version %d\n", &v); err != nil {
+		return 0, fmt.Errorf("%s: unparsable content (%d bytes): %w", name, len(b), err)
+	}
+	if !bytes.Equal(b, bytes.Repeat(fmt.Appendf(nil, "%s version %06d\n", base, v), 400)) {
+		return 0, fmt.Errorf("%s: content of version %d is damaged (%d bytes)", name, v, len(b))
+	}
+	return v, nil
+}
+
 func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 	dir := filepath.Join(testRoot(t), "m")
 	if err := Mount(dir, versionedSet(0), Options{}); err != nil {
@@ -382,11 +717,14 @@ func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 	}
 	var (
 		stop          atomic.Bool
+		done          atomic.Int64 // Updates completed
 		stable, raced atomic.Int64
+		perFile       atomic.Int64
 		wg            sync.WaitGroup
 		dataPath      = filepath.Join(dir, dataLink)
-		lastSeen      [4]int // per reader: versions must never go back
+		lastSeen      [4]int // per snapshot reader: versions must never go back
 	)
+	// Snapshot readers: a consistent set through ..data, with the re-check.
 	for r := range lastSeen {
 		wg.Go(func() {
 			for !stop.Load() {
@@ -395,7 +733,6 @@ func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 					t.Errorf("..data unreadable during Update: %v", err)
 					return
 				}
-				vNames, errNames := checkVersionedSet(dir)
 				vGen, errGen := checkVersionedSet(filepath.Join(dir, g1))
 				g2, err := os.Readlink(dataPath)
 				if err != nil {
@@ -408,12 +745,8 @@ func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 					continue
 				}
 				stable.Add(1)
-				if errNames != nil || errGen != nil {
-					t.Errorf("with ..data fixed at %s: through names: %v; through generation: %v", g1, errNames, errGen)
-					return
-				}
-				if vNames != vGen {
-					t.Errorf("with ..data fixed at %s: names show version %d, generation %d", g1, vNames, vGen)
+				if errGen != nil {
+					t.Errorf("with ..data fixed at %s: %v", g1, errGen)
 					return
 				}
 				if vGen < lastSeen[r] {
@@ -424,21 +757,61 @@ func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 			}
 		})
 	}
+	// Per-file readers: every open of a visible name, in a tight loop, must
+	// give one complete version of that file, never a missing, empty or
+	// partial one, and versions of one name never go back.
+	for _, name := range versionedNames {
+		for range 2 {
+			wg.Go(func() {
+				p := filepath.Join(dir, name)
+				last := 0
+				for !stop.Load() {
+					b, err := os.ReadFile(p)
+					if err != nil {
+						t.Errorf("read %s during Update: %v", name, err)
+						return
+					}
+					perFile.Add(1)
+					v, err := parseVersioned(name, b)
+					if err != nil {
+						// Retired generations are unlinked, never zeroed, so
+						// even a reader stalled across many Updates reads a
+						// complete version.
+						t.Errorf("through the visible name: %v", err)
+						return
+					}
+					if v < last {
+						t.Errorf("%s: version went back from %d to %d", name, last, v)
+						return
+					}
+					last = v
+				}
+			})
+		}
+	}
 	const updates = 200
 	for v := 1; v <= updates; v++ {
 		if err := Update(dir, versionedSet(v)); err != nil {
 			t.Errorf("Update %d: %v", v, err)
 			break
 		}
+		done.Add(1)
 	}
 	stop.Store(true)
 	wg.Wait()
-	t.Logf("%d stable snapshots, %d discarded because an Update raced them", stable.Load(), raced.Load())
+	t.Logf("%d stable snapshots, %d discarded because an Update raced them; %d reads through visible names",
+		stable.Load(), raced.Load(), perFile.Load())
 	if stable.Load() == 0 {
 		t.Error("readers never got a stable snapshot")
 	}
+	if perFile.Load() == 0 {
+		t.Error("readers never read a visible file")
+	}
 	if v, err := checkVersionedSet(dir); err != nil || v != updates {
-		t.Errorf("final set: version %d, %v", v, err)
+		t.Errorf("final set through names: version %d, %v", v, err)
+	}
+	if got, err := Read(dir); err != nil || len(got) != len(versionedNames) {
+		t.Errorf("final Read: %d files, %v", len(got), err)
 	}
 	// Readers may have held a retired file open during the last remount, in
 	// which case only the mount (not the superblock) is read-only.
@@ -764,14 +1137,14 @@ func TestUpdateWhileOldFileHeldOpen(t *testing.T) {
 	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, old) {
 		t.Errorf("previous generation damaged one Update later: %q %v", buf, err)
 	}
-	// Two Updates later it is zeroed and unlinked; the open, unlinked file
-	// keeps the superblock from going read-only.
+	// Two Updates later it is unlinked, intact for its reader; the open,
+	// unlinked file keeps the superblock from going read-only.
 	if err := Update(dir, []File{{Path: "k", Data: []byte("new2"), Mode: 0o444}}); err != nil {
 		t.Fatal(err)
 	}
 	checkReadOnly(t, dir, false)
-	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, make([]byte, len(old))) {
-		t.Errorf("retired file still readable through held descriptor: %q %v", buf, err)
+	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, old) {
+		t.Errorf("retired file damaged for its reader: %q %v", buf, err)
 	}
 	if err := held.Close(); err != nil {
 		t.Fatal(err)

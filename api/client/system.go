@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/secretd/secretd/api"
 )
@@ -44,5 +45,13 @@ func (c *Client) Tasks(ctx context.Context) ([]api.Task, error) {
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	var out api.Status
 	err := c.do(ctx, http.MethodGet, "/secretd/status", nil, nil, &out)
+	return out, err
+}
+
+// ContainerUpdate grants (add: declaration entries) and revokes (rm: secret
+// names) secrets of a container, live.
+func (c *Client) ContainerUpdate(ctx context.Context, ref string, add, rm []string) (api.Task, error) {
+	var out api.Task
+	err := c.do(ctx, http.MethodPost, "/secretd/containers/"+url.PathEscape(ref)+"/update", nil, api.ContainerUpdateRequest{SecretAdd: add, SecretRm: rm}, &out)
 	return out, err
 }

@@ -112,7 +112,24 @@ func (s *Server) secretInspect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
-	sec, err := s.cfg.Store.Remove(r.PathValue("ref"), func(sec store.Secret) error { return s.notInUse(r.Context(), sec) })
+	ref := r.PathValue("ref")
+	// NAME@V removes one kept version; a name never contains '@'.
+	if name, v, ok := strings.Cut(ref, "@"); ok {
+		version, err := strconv.Atoi(v)
+		if err != nil || version < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid version %q in %q: use NAME@N with N a positive number", v, ref))
+			return
+		}
+		sec, err := s.cfg.Store.RemoveVersion(name, version, func(sec store.Secret) error { return s.notPinned(r.Context(), sec, version) })
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.cfg.Log.Info("secret version removed", "secret", sec.Name, "id", sec.ID, "version", version)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	sec, err := s.cfg.Store.Remove(ref, func(sec store.Secret) error { return s.notInUse(r.Context(), sec) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -140,6 +157,63 @@ func (s *Server) notInUse(ctx context.Context, sec store.Secret) error {
 		plural = "s"
 	}
 	return store.Errorf(store.ErrInUse, "secret '%s' is in use by the following container%s: %s", sec.Name, plural, strings.Join(users, ", "))
+}
+
+// notPinned refuses to remove a version a container pins.
+func (s *Server) notPinned(ctx context.Context, sec store.Secret, version int) error {
+	if s.cfg.Containers == nil {
+		return nil
+	}
+	pins, err := s.cfg.Containers.Pins(ctx, sec)
+	if err != nil {
+		return err
+	}
+	if users := pins[version]; len(users) > 0 {
+		return store.Errorf(store.ErrInUse, "version %d of secret '%s' is pinned by the following container%s: %s", version, sec.Name, plural(users), strings.Join(users, ", "))
+	}
+	return nil
+}
+
+// pinned lists the versions containers pin, which an update never drops.
+func (s *Server) pinned(ctx context.Context) func(store.Secret) ([]int, error) {
+	if s.cfg.Containers == nil {
+		return nil
+	}
+	return func(sec store.Secret) ([]int, error) {
+		pins, err := s.cfg.Containers.Pins(ctx, sec)
+		if err != nil {
+			return nil, err
+		}
+		var out []int
+		for v := range pins {
+			out = append(out, v)
+		}
+		return out, nil
+	}
+}
+
+func plural(names []string) string {
+	if len(names) > 1 {
+		return "s"
+	}
+	return ""
+}
+
+func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Containers == nil {
+		writeError(w, http.StatusServiceUnavailable, "no controller is running")
+		return
+	}
+	var req api.ContainerUpdateRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	task, err := s.cfg.Containers.UpdateContainer(r.Context(), r.PathValue("ref"), req.SecretAdd, req.SecretRm)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, task)
 }
 
 func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
@@ -174,7 +248,7 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sec, err := s.cfg.Store.Update(ref, req.Data, req.Keep)
+	sec, err := s.cfg.Store.Update(ref, req.Data, req.Keep, s.pinned(r.Context()))
 	clear(req.Data)
 	if err != nil {
 		s.fail(w, r, err)

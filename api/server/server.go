@@ -28,12 +28,23 @@ type Tasks interface {
 	Tasks() []api.Task
 }
 
+// Containers is what the API asks the controller about single containers:
+// live grants and revokes, and pinned versions.
+type Containers interface {
+	// UpdateContainer grants and revokes secrets of one container, live.
+	UpdateContainer(ctx context.Context, ref string, add, rm []string) (api.Task, error)
+	// Pins maps each pinned version of a secret to the containers pinning it.
+	Pins(ctx context.Context, sec store.Secret) (map[int][]string, error)
+}
+
 // Config is what a Server serves.
 type Config struct {
 	Store   *store.Store
 	KeyFile string
 	// Tasks may be nil when no controller runs (API-only tests).
 	Tasks Tasks
+	// Containers may be nil too.
+	Containers Containers
 	// Status fills the engine and mount fields of `secretd status`.
 	Status  func(*api.Status)
 	Version string
@@ -66,6 +77,7 @@ func (s *Server) routes() {
 	h("GET /secrets/{ref}", s.secretInspect)
 	h("DELETE /secrets/{ref}", s.secretRemove)
 	h("POST /secrets/{ref}/update", s.secretUpdate)
+	h("POST /secretd/containers/{ref}/update", s.containerUpdate)
 	h("POST /secretd/unlock", s.unlock)
 	h("GET /secretd/unlock-key", s.unlockKey)
 	h("POST /secretd/unlock-key/rotate", s.unlockKeyRotate)
