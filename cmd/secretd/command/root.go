@@ -10,6 +10,7 @@ import (
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
 
+	"github.com/secretd/secretd/cmd/secretd/command/container"
 	"github.com/secretd/secretd/cmd/secretd/command/secret"
 	"github.com/secretd/secretd/cmd/secretd/command/system"
 )
@@ -41,6 +42,7 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 
 	root.AddCommand(
 		secret.NewSecretCommand(c),
+		container.NewContainerCommand(c),
 		system.NewDaemonCommand(c),
 		system.NewUnlockCommand(c),
 		system.NewUnlockKeyCommand(c),

@@ -1,0 +1,60 @@
+// Package container holds `secretd container`: live changes to one
+// container's secrets, with no restart.
+package container
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/secretd/secretd/cmd/secretd/cli"
+)
+
+// NewContainerCommand returns `secretd container` and its subcommands.
+func NewContainerCommand(c *cli.Cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "container",
+		Short: "Manage the secrets of one container",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newUpdateCommand(c))
+	return cmd
+}
+
+func newUpdateCommand(c *cli.Cli) *cobra.Command {
+	var add, rm []string
+	cmd := &cobra.Command{
+		Use:   "update [OPTIONS] CONTAINER",
+		Short: "Grant or revoke secrets of a container live, without a restart",
+		Long: `Grant (--secret-add) or revoke (--secret-rm) secrets of a container, as
+'docker service update --secret-add/--secret-rm' does for a service but
+without redeploying: a running container sees the files appear or vanish at
+once. The change holds across the container's restarts and is dropped when
+the container is removed.`,
+		Example: `  secretd container update web --secret-add api_key
+  secretd container update web --secret-add source=tls,target=certs/tls.key,mode=0400
+  secretd container update web --secret-rm old_password`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.Client()
+			if err != nil {
+				return err
+			}
+			task, err := cl.ContainerUpdate(cmd.Context(), args[0], add, rm)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, s := range task.Secrets {
+				names = append(names, s.Name+"→"+s.Target)
+			}
+			fmt.Fprintf(c.Out, "%s: %s\n", task.ContainerName, strings.Join(names, ", "))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&add, "secret-add", nil, "grant a secret (`SPEC`: NAME or source=NAME,target=PATH,uid=N,gid=N,mode=0NNN)")
+	cmd.Flags().StringArrayVar(&rm, "secret-rm", nil, "revoke a secret by `NAME`")
+	return cmd
+}
