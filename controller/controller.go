@@ -170,7 +170,7 @@ func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []
 		k := key{e.Source, e.Version}
 		data, ok := plain[k]
 		if !ok {
-			d, sec, err := c.cfg.Store.Reveal(e.Source, e.Version)
+			d, sec, err := c.cfg.Store.RevealName(e.Source, e.Version)
 			if err != nil {
 				for _, b := range plain {
 					clear(b)

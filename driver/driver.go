@@ -175,4 +175,3 @@ func (d *Driver) Serve(l net.Listener) error {
 	}
 	return err
 }
-

@@ -19,8 +19,9 @@ var (
 	// binary is the secretd built once for the whole run.
 	binary string
 	// image is the test image: a static busybox imported from a rootfs,
-	// because no registry can be reached.
-	image = "secretd-e2e:busybox"
+	// because no registry can be reached. The tag is per run, so two runs
+	// on one engine never remove each other's image.
+	image = fmt.Sprintf("secretd-e2e:%d", os.Getpid())
 )
 
 func TestMain(m *testing.M) {

@@ -389,7 +389,14 @@ func (s *Store) Create(spec Spec) (Secret, error) {
 // the newest keep (DefaultKeep when keep < 1), except those pinned returns:
 // a version a container pins is never dropped under it.
 func (s *Store) Update(ref string, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
-	sec, err := s.update(ref, data, keep, pinned)
+	return s.UpdateAt(ref, 0, data, keep, pinned)
+}
+
+// UpdateAt is Update that fails with ErrConflict unless the secret is still
+// at index (0 skips the check), compared inside the write transaction so
+// two writers holding the same index cannot both win.
+func (s *Store) UpdateAt(ref string, index uint64, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
+	sec, err := s.update(ref, index, data, keep, pinned)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -399,7 +406,7 @@ func (s *Store) Update(ref string, data []byte, keep int, pinned func(Secret) ([
 	return sec, nil
 }
 
-func (s *Store) update(ref string, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
+func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
 	if err := ValidateData(data); err != nil {
 		return Secret{}, err
 	}
@@ -416,6 +423,9 @@ func (s *Store) update(ref string, data []byte, keep int, pinned func(Secret) ([
 		r, err := resolve(tx, ref)
 		if err != nil {
 			return err
+		}
+		if index != 0 && r.Index != index {
+			return Errorf(ErrExists, "update out of sequence: secret %s is at index %d, not %d", r.Name, r.Index, index)
 		}
 		next := r.Versions[len(r.Versions)-1].Version + 1
 		env, err := envelope.SealEnvelope(s.kek, data, aad(r.ID, r.Name, next))
@@ -594,6 +604,23 @@ func (s *Store) Reveal(ref string, version int) ([]byte, Secret, error) {
 		return nil, Secret{}, Errorf(ErrCorrupt, "secret '%s' version %d does not decrypt: the store record was altered or moved", r.Name, v.Version)
 	}
 	return data, r.secret(), nil
+}
+
+// RevealName is Reveal for a secret named exactly name: declarations name
+// secrets, and an ID or ID prefix there would escape the in-use checks,
+// which match by name.
+func (s *Store) RevealName(name string, version int) ([]byte, Secret, error) {
+	var id []byte
+	if err := s.b.View(func(tx Tx) (err error) {
+		id, err = tx.Get("names", name)
+		return err
+	}); err != nil {
+		return nil, Secret{}, err
+	}
+	if id == nil {
+		return nil, Secret{}, Errorf(ErrNotFound, "secret '%s' not found", name)
+	}
+	return s.Reveal(string(id), version)
 }
 
 // Verify decrypts every version of every secret and reports the ones that fail.

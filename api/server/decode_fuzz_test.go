@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -162,6 +163,7 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1.41/secretd/tasks", ""},
 		{"GET", "/v1.41/secretd/status", ""},
 		{"PUT", "/v1.41/secrets", "{}"},
+		{"POST", "/v1.41/secretd/containers/web/update", `{"SecretAdd":["seeded"],"SecretRm":["x"]}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.target, []byte(s.body))
@@ -179,7 +181,7 @@ func FuzzHandler(f *testing.F) {
 	if _, err := st.Create(store.Spec{Name: "seeded", Labels: map[string]string{"k": "v"}, Data: []byte(fuzzCanary)}); err != nil {
 		f.Fatal(err)
 	}
-	srv := server.New(server.Config{Store: st, KeyFile: filepath.Join(dir, "key"), Tasks: &fakeTasks{}, Version: "fuzz"})
+	srv := server.New(server.Config{Store: st, KeyFile: filepath.Join(dir, "key"), Tasks: &fakeTasks{}, Containers: noContainers{}, Version: "fuzz"})
 	canaryB64 := base64.StdEncoding.EncodeToString([]byte(fuzzCanary))
 
 	f.Fuzz(func(t *testing.T, method, target string, body []byte) {
@@ -228,6 +230,16 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// noContainers is a controller that knows no containers: without one the
+// containers endpoint answers 503 by design, which is not what is fuzzed.
+type noContainers struct{}
+
+func (noContainers) UpdateContainer(_ context.Context, ref string, _, _ []string) (api.Task, error) {
+	return api.Task{}, store.Errorf(store.ErrNotFound, "container '%s' not found", ref)
+}
+
+func (noContainers) Pins(context.Context, store.Secret) (map[int][]string, error) { return nil, nil }
 
 // knownRedirectBug recognises the mux's own answers to paths it wants
 // cleaned (and to "*"), which TestUncleanPathsGetJSON404 reports; tolerating

@@ -237,18 +237,7 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("ref")
-	if want != 0 {
-		cur, err := s.cfg.Store.Get(ref)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if cur.Index != want {
-			writeError(w, http.StatusConflict, fmt.Sprintf("update out of sequence: secret %s is at index %d, not %d", cur.Name, cur.Index, want))
-			return
-		}
-	}
-	sec, err := s.cfg.Store.Update(ref, req.Data, req.Keep, s.pinned(r.Context()))
+	sec, err := s.cfg.Store.UpdateAt(ref, want, req.Data, req.Keep, s.pinned(r.Context()))
 	clear(req.Data)
 	if err != nil {
 		s.fail(w, r, err)

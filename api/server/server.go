@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -106,12 +107,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set("Server", "secretd/"+s.cfg.Version)
 	// Anything the mux would answer itself (a redirect, a 405) gets the
 	// Engine's JSON 404 instead of net/http's text body.
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	if _, pattern := s.mux.Handler(r); pattern == "" || !clean(r) {
 		writeError(rec, http.StatusNotFound, "page not found")
 	} else {
 		s.mux.ServeHTTP(rec, r)
 	}
 	s.cfg.Log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+}
+
+// clean reports whether the mux would serve the path as it is rather than
+// redirect to a cleaned form with an HTML body.
+func clean(r *http.Request) bool {
+	p := r.URL.Path
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 type statusRecorder struct {

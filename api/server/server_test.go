@@ -628,11 +628,11 @@ func TestUnknownEndpoints(t *testing.T) {
 }
 
 // TestUncleanPathsGetJSON404 covers what net/http's mux would answer by
-// itself for paths it wants cleaned: server.go promises the Engine's JSON
-// 404 for anything the mux would answer itself.
+// itself, for paths it wants cleaned and for "*": server.go promises the
+// Engine's JSON 404 for anything the mux would answer itself.
 func TestUncleanPathsGetJSON404(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	for _, p := range []string{"//secrets", "/v1.41//secrets", "/secrets/./x", "/v1.41/secrets/../secretd/status", "/v1.41/secrets/x/../../secretd/unlock-key"} {
+	for _, p := range []string{"//secrets", "/v1.41//secrets", "/secrets/./x", "/v1.41/secrets/../secretd/status", "/v1.41/secrets/x/../../secretd/unlock-key", "*"} {
 		for _, m := range []string{"GET", "POST"} {
 			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(m + " " + p + " HTTP/1.1\r\nHost: secretd\r\nContent-Length: 0\r\n\r\n")))
 			if err != nil {
@@ -643,8 +643,9 @@ func TestUncleanPathsGetJSON404(t *testing.T) {
 			var er api.ErrorResponse
 			if w.Code != 404 || json.Unmarshal(w.Body.Bytes(), &er) != nil || er.Message != msgNoPage {
 				t.Errorf("BUG: %s %s: %d (Location %q) %q; want 404 {\"message\":\"page not found\"}. "+
-					"ServeHTTP asks mux.Handler for a pattern, but for a path that needs cleaning the mux returns its "+
-					"redirect handler together with the non-empty pattern of the cleaned path, so the redirect is served",
+					"ServeHTTP serves the mux whenever mux.Handler returns a pattern, but for a path the mux wants cleaned "+
+					"(and for \"*\") mux.Handler returns the pattern of the cleaned path while the mux itself answers "+
+					"with a redirect (a bare 400 for \"*\")",
 					m, p, w.Code, w.Header().Get("Location"), w.Body.String())
 			}
 		}

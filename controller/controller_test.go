@@ -1,0 +1,671 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/store/bolt"
+	"github.com/secretd/secretd/tmpfs"
+)
+
+const driverName = "secretd-unit"
+
+// fakeEngine is the Docker Engine as the controller sees it: a container
+// list the test edits and event streams the test feeds.
+type fakeEngine struct {
+	mu         sync.Mutex
+	containers []container.Summary
+	listErr    error
+	streams    []*stream
+	newStream  chan *stream
+}
+
+type stream struct {
+	opts events.ListOptions
+	msgs chan events.Message
+	errs chan error
+}
+
+func newFakeEngine() *fakeEngine {
+	return &fakeEngine{newStream: make(chan *stream, 16)}
+}
+
+func (f *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	var vols []string
+	if opts.Filters.Len() > 0 {
+		vols = opts.Filters.Get("volume")
+	}
+	var out []container.Summary
+	for _, c := range f.containers {
+		if !opts.All && c.State != container.StateRunning {
+			continue
+		}
+		if len(vols) > 0 && !slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool {
+			return slices.Contains(vols, m.Name) || slices.Contains(vols, m.Destination)
+		}) {
+			continue
+		}
+		c.Mounts = slices.Clone(c.Mounts)
+		out = append(out, c)
+	}
+	if opts.Limit > 0 && len(out) > opts.Limit {
+		out = out[:opts.Limit]
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) Events(_ context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
+	s := &stream{opts: opts, msgs: make(chan events.Message), errs: make(chan error, 1)}
+	f.mu.Lock()
+	f.streams = append(f.streams, s)
+	f.mu.Unlock()
+	f.newStream <- s
+	return s.msgs, s.errs
+}
+
+// next returns the stream of the controller's next subscription.
+func (f *fakeEngine) next(t *testing.T) *stream {
+	t.Helper()
+	select {
+	case s := <-f.newStream:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("the controller did not subscribe to events")
+		return nil
+	}
+}
+
+func (f *fakeEngine) set(cs ...container.Summary) {
+	f.mu.Lock()
+	f.containers = cs
+	f.mu.Unlock()
+}
+
+func (f *fakeEngine) setState(id string, state container.ContainerState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.containers {
+		if f.containers[i].ID == id {
+			f.containers[i].State = state
+		}
+	}
+}
+
+func (f *fakeEngine) setListErr(err error) {
+	f.mu.Lock()
+	f.listErr = err
+	f.mu.Unlock()
+}
+
+// ctr builds a container summary; mounts are "volume" or "volume=source"
+// of the secretd driver.
+func ctr(id, name string, state container.ContainerState, created int64, secrets string, mounts ...string) container.Summary {
+	s := container.Summary{ID: id, Names: []string{"/" + name}, State: state, Created: created, Labels: map[string]string{}}
+	if secrets != "" {
+		s.Labels[controller.LabelSecrets] = secrets
+	}
+	for _, m := range mounts {
+		name, src, _ := strings.Cut(m, "=")
+		s.Mounts = append(s.Mounts, container.MountPoint{Type: "volume", Name: name, Source: src, Destination: "/run/secrets", Driver: driverName})
+	}
+	return s
+}
+
+type volumes struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (v *volumes) Declaration(name string) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.m[name]
+}
+
+func (v *volumes) set(name, decl string) {
+	v.mu.Lock()
+	v.m[name] = decl
+	v.mu.Unlock()
+}
+
+type env struct {
+	store  *store.Store
+	root   string
+	engine *fakeEngine
+	vols   *volumes
+	ctrl   *controller.Controller
+}
+
+func newEnv(t *testing.T, grace time.Duration) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting tmpfs needs root")
+	}
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{root: filepath.Join(dir, "mounts"), engine: newFakeEngine(), vols: &volumes{m: map[string]string{}}}
+	if err := os.MkdirAll(e.root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Registered after TempDir, so it runs before the directory is removed.
+	t.Cleanup(func() { wipeAllUnder(t, e.root) })
+	b, err := bolt.Open(filepath.Join(dir, "secrets.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store, _, err = store.Open(b, store.Config{KeyFile: filepath.Join(dir, "key")})
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.store.Close() })
+	e.ctrl, err = controller.New(controller.Config{
+		Store: e.store, Engine: e.engine, EngineHost: "fake://engine", Volumes: e.vols,
+		MountRoot: e.root, DriverName: driverName, Grace: grace,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) secret(t *testing.T, name, data string) store.Secret {
+	t.Helper()
+	s, err := e.store.Create(store.Spec{Name: name, Data: []byte(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) mount(t *testing.T, volume, mountID string) string {
+	t.Helper()
+	dir, err := e.ctrl.Mount(context.Background(), volume, mountID)
+	if err != nil {
+		t.Fatalf("mount %s as %s: %v", volume, mountID, err)
+	}
+	return dir
+}
+
+// mountsUnder lists mount points at or below root from /proc/self/mountinfo.
+func mountsUnder(t *testing.T, root string) []string {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[4])
+		if mp == root || strings.HasPrefix(mp, root+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+func wipeAllUnder(t *testing.T, root string) {
+	t.Helper()
+	for range 10 {
+		left := mountsUnder(t, root)
+		if len(left) == 0 {
+			return
+		}
+		for i := len(left) - 1; i >= 0; i-- {
+			if _, err := tmpfs.Wipe(left[i]); err != nil {
+				t.Logf("cleanup: %v", err)
+			}
+		}
+	}
+	t.Errorf("cleanup: still mounted under %s: %v", root, mountsUnder(t, root))
+}
+
+func readFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files, err := tmpfs.Read(dir)
+	if err != nil {
+		t.Fatalf("read %s: %v", dir, err)
+	}
+	out := map[string]string{}
+	for k, v := range files {
+		out[k] = string(v)
+	}
+	return out
+}
+
+func gone(t *testing.T, root, dir string) {
+	t.Helper()
+	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists: %v", dir, err)
+	}
+	if slices.Contains(mountsUnder(t, root), dir) {
+		t.Errorf("%s still mounted", dir)
+	}
+}
+
+func taskNames(c *controller.Controller) []string {
+	var out []string
+	for _, t := range c.Tasks() {
+		out = append(out, t.ContainerName+"@"+t.MountID)
+	}
+	return out
+}
+
+func TestResolvePicksTheStartingContainer(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.secret(t, "b", "secret-b")
+	e.secret(t, "c", "secret-c")
+	for _, state := range []container.ContainerState{container.StateCreated, container.StateRestarting, container.StateExited} {
+		t.Run(string(state), func(t *testing.T) {
+			// The running one is newer: the choice must come from the state.
+			e.engine.set(
+				ctr("id-old", "old", container.StateRunning, 300, "a", "vol"),
+				ctr("id-new", "new", state, 100, "b", "vol"),
+				ctr("id-other", "other", container.StateCreated, 500, "c", "elsewhere"),
+			)
+			dir := e.mount(t, "vol", "m-"+string(state))
+			defer e.ctrl.Unmount("vol", "m-"+string(state))
+			if got := readFiles(t, dir); len(got) != 1 || got["b"] != "secret-b" {
+				t.Errorf("mounted %v, want b from the %s container", got, state)
+			}
+			tasks := e.ctrl.Tasks()
+			if len(tasks) != 1 || tasks[0].ContainerName != "new" || tasks[0].ContainerID != "id-new" || tasks[0].Secrets[0].Name != "b" {
+				t.Errorf("tasks: %+v", tasks)
+			}
+		})
+	}
+	// Among several starting containers the newest wins.
+	e.engine.set(
+		ctr("id-1", "first", container.StateExited, 100, "a", "vol"),
+		ctr("id-2", "second", container.StateCreated, 200, "c", "vol"),
+		ctr("id-3", "third", container.StateRunning, 300, "b", "vol"),
+	)
+	dir := e.mount(t, "vol", "newest")
+	if got := readFiles(t, dir); got["c"] != "secret-c" || len(got) != 1 {
+		t.Errorf("mounted %v, want c of the newest starting container", got)
+	}
+	// With only running users, dockerd is mounting for one of them anyway.
+	e.engine.set(ctr("id-r", "runner", container.StateRunning, 100, "a", "vol2"))
+	dir = e.mount(t, "vol2", "onlyrunning")
+	if got := readFiles(t, dir); got["a"] != "secret-a" {
+		t.Errorf("mounted %v", got)
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "x")
+	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "", "vol"))
+	_, err := e.ctrl.Mount(context.Background(), "vol", "m1")
+	if err == nil || !strings.Contains(err.Error(), "container web declares no secrets") {
+		t.Errorf("no label: %v", err)
+	}
+	_, err = e.ctrl.Mount(context.Background(), "novol", "m2")
+	if err == nil || !strings.Contains(err.Error(), "no container using it was found") {
+		t.Errorf("no container: %v", err)
+	}
+	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"))
+	e.engine.setListErr(errors.New("connection refused"))
+	_, err = e.ctrl.Mount(context.Background(), "vol", "m3")
+	if err == nil || !strings.Contains(err.Error(), "Docker Engine did not answer") || !strings.Contains(err.Error(), controller.LabelSecrets) {
+		t.Errorf("engine down, label declaration: %v", err)
+	}
+	// A volume option does not need the engine.
+	e.vols.set("optvol", "source=a,target=from-option")
+	dir, err := e.ctrl.Mount(context.Background(), "optvol", "m4")
+	if err != nil {
+		t.Fatalf("engine down, volume declaration: %v", err)
+	}
+	if got := readFiles(t, dir); got["from-option"] != "x" {
+		t.Errorf("mounted %v", got)
+	}
+	e.engine.setListErr(nil)
+	bad := ctr("id-web", "web", container.StateCreated, 1, "a", "vol")
+	bad.Labels[controller.LabelOnUpdate] = "explode"
+	e.engine.set(bad)
+	if _, err := e.ctrl.Mount(context.Background(), "vol", "m5"); err == nil || !strings.Contains(err.Error(), controller.LabelOnUpdate) {
+		t.Errorf("bad on-update label: %v", err)
+	}
+	if m := mountsUnder(t, e.root); len(m) != 1 {
+		t.Errorf("mounts after refused Mounts: %v", m)
+	}
+}
+
+func TestUsers(t *testing.T) {
+	e := newEnv(t, 0)
+	shared := e.secret(t, "shared", "x")
+	e.secret(t, "other", "y")
+	e.vols.set("optvol", "source=shared,target=s")
+	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "shared", "webvol"))
+	e.mount(t, "webvol", "mweb")
+	// A label on a container without a secretd volume is not a declaration.
+	noDriver := ctr("id-nodrv", "nodriver", container.StateExited, 3, "shared")
+	noDriver.Mounts = []container.MountPoint{{Type: "volume", Name: "data", Driver: "local"}}
+	e.engine.set(
+		ctr("id-web", "web", container.StateRunning, 1, "shared", "webvol"),
+		ctr("id-stopped", "stopped", container.StateExited, 2, "other;source=shared,target=t", "stoppedvol"),
+		noDriver,
+		ctr("id-unrel", "unrelated", container.StateRunning, 4, "other", "unrelvol"),
+		ctr("id-opt", "volopt", container.StateExited, 5, "", "optvol"),
+		ctr("id-broken", "broken", container.StateExited, 6, "shared;;", "brokenvol"),
+	)
+	users, err := e.ctrl.Users(context.Background(), shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"stopped", "volopt", "web"}; !slices.Equal(users, want) {
+		t.Errorf("users %v, want %v", users, want)
+	}
+
+	// The task table alone still counts: the engine may not list a
+	// container that is being created.
+	e.engine.set()
+	if users, err := e.ctrl.Users(context.Background(), shared); err != nil || !slices.Equal(users, []string{"web"}) {
+		t.Errorf("users from the task table: %v %v", users, err)
+	}
+	e.engine.setListErr(errors.New("connection refused"))
+	_, err = e.ctrl.Users(context.Background(), shared)
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("engine down: %v", err)
+	}
+}
+
+// TestUsersByIDReference mounts a secret that the declaration names by ID,
+// which Mount accepts because the store resolves IDs; the container then
+// uses the secret and must block its removal.
+// TestDeclarationsNameSecrets: a declaration names a secret; an ID or ID
+// prefix is refused at Mount, because the in-use checks and rotations match
+// declarations by name and would miss such a mount.
+func TestDeclarationsNameSecrets(t *testing.T) {
+	e := newEnv(t, 0)
+	sec := e.secret(t, "db", "x")
+	for i, ref := range []string{sec.ID, sec.ID[:8]} {
+		vol := fmt.Sprintf("vol%d", i)
+		e.vols.set(vol, "source="+ref+",target=db")
+		e.engine.set(ctr("id-"+vol, "web-"+vol, container.StateCreated, 1, "", vol))
+		_, err := e.ctrl.Mount(context.Background(), vol, "m"+vol)
+		if err == nil || !strings.Contains(err.Error(), "secret '"+ref+"' not found") {
+			t.Errorf("mount by reference %q: %v", ref, err)
+		}
+		if ms, _ := tmpfs.Mounts(e.root); len(ms) != 0 {
+			t.Errorf("refused mount left %v", ms)
+		}
+	}
+}
+
+func TestResync(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "s1", "one")
+	e.secret(t, "s2", "two")
+	files := []tmpfs.File{{Path: "s1", Data: []byte("stale content"), Mode: 0o444}}
+
+	// Mounted by this controller for a container that has since exited.
+	e.engine.set(ctr("id-exited", "exited", container.StateCreated, 1, "s1", "vexit"))
+	exitedDir := e.mount(t, "vexit", "mexited")
+	// Mounted by this controller for a container that is still running.
+	e.engine.set(ctr("id-live", "live", container.StateCreated, 2, "s2", "vlive"))
+	liveDir := e.mount(t, "vlive", "mlive")
+	// Left behind by an earlier daemon: one with a running owner, one whose
+	// owner is gone, one whose owner's mount is not of this driver.
+	adoptDir := filepath.Join(e.root, "madopt")
+	orphanDir := filepath.Join(e.root, "morphan")
+	foreignDir := filepath.Join(e.root, "mforeign")
+	for _, d := range []string{adoptDir, orphanDir, foreignDir} {
+		if err := tmpfs.Mount(d, files, tmpfs.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stray := filepath.Join(e.root, "mstray")
+	if err := os.MkdirAll(filepath.Join(stray, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(stray, "sub", "f"), []byte("leftover"), 0o600)
+
+	foreign := ctr("id-foreign", "foreign", container.StateRunning, 5, "s1", "vforeign="+foreignDir)
+	foreign.Mounts[0].Driver = "local"
+	e.engine.set(
+		ctr("id-exited", "exited", container.StateExited, 1, "s1", "vexit="+exitedDir),
+		ctr("id-live", "live", container.StateRunning, 2, "s2", "vlive="+liveDir),
+		// A stopped container keeps its old Source; the running one owns it.
+		ctr("id-old", "oldowner", container.StateExited, 0, "s2", "vadopt="+adoptDir),
+		ctr("id-adopt", "adoptee", container.StateRunning, 3, "s1;source=s2,target=x/two", "vadopt="+adoptDir),
+		foreign,
+	)
+	time.Sleep(time.Millisecond) // past Grace
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	gone(t, e.root, exitedDir)
+	gone(t, e.root, orphanDir)
+	gone(t, e.root, foreignDir)
+	gone(t, e.root, stray)
+	if got := mountsUnder(t, e.root); !slices.Equal(got, []string{adoptDir, liveDir}) && !slices.Equal(got, []string{liveDir, adoptDir}) {
+		t.Errorf("mounted after resync: %v", got)
+	}
+	if got, want := taskNames(e.ctrl), []string{"adoptee@madopt", "live@mlive"}; !slices.Equal(got, want) {
+		t.Errorf("tasks %v, want %v", got, want)
+	}
+	var adopted api.Task
+	for _, tk := range e.ctrl.Tasks() {
+		if tk.MountID == "madopt" {
+			adopted = tk
+		}
+	}
+	if adopted.ContainerID != "id-adopt" || adopted.Mount != adoptDir || len(adopted.Secrets) != 2 || adopted.Secrets[1].Target != "x/two" || adopted.Secrets[1].Version != 1 {
+		t.Errorf("adopted task: %+v", adopted)
+	}
+	// Adoption brings the mount to what the declaration says now.
+	if got := readFiles(t, adoptDir); got["s1"] != "one" || got["x/two"] != "two" {
+		t.Errorf("adopted mount holds %v", got)
+	}
+	if got := readFiles(t, liveDir); got["s2"] != "two" {
+		t.Errorf("kept mount holds %v", got)
+	}
+	var st api.Status
+	e.ctrl.Stats(&st)
+	if st.Resyncs != 1 || st.Mounts != 2 {
+		t.Errorf("stats: %+v", st)
+	}
+
+	// Once the owner exits, the next resync wipes its mount.
+	e.engine.setState("id-live", container.StateExited)
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone(t, e.root, liveDir)
+	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"adoptee@madopt"}) {
+		t.Errorf("tasks: %v", got)
+	}
+	e.engine.setListErr(errors.New("connection refused"))
+	if err := e.ctrl.Resync(context.Background()); err == nil {
+		t.Error("resync with the engine down succeeded")
+	}
+	if got := mountsUnder(t, e.root); !slices.Equal(got, []string{adoptDir}) {
+		t.Errorf("a failed resync changed the mounts: %v", got)
+	}
+}
+
+// TestResyncGrace keeps a fresh mount whose container does not show as
+// running yet: dockerd mounts before it starts the process.
+func TestResyncGrace(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.secret(t, "s1", "one")
+	e.engine.set(ctr("id-a", "a", container.StateCreated, 1, "s1", "va"))
+	dir := e.mount(t, "va", "ma")
+	e.engine.set(ctr("id-a", "a", container.StateExited, 1, "s1", "va="+dir))
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(mountsUnder(t, e.root), dir) {
+		t.Errorf("a mount within the grace period was wiped")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *stream) send(t *testing.T, m events.Message) {
+	t.Helper()
+	select {
+	case s.msgs <- m:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the controller does not read events (sending %s)", m.Action)
+	}
+}
+
+// sync returns once every event sent before it was handled: the controller
+// reads the next message only after handling the previous one.
+func (s *stream) sync(t *testing.T) {
+	t.Helper()
+	s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionDie, Actor: events.Actor{ID: "nobody"}})
+}
+
+func resyncs(c *controller.Controller) uint64 {
+	var st api.Status
+	c.Stats(&st)
+	return st.Resyncs
+}
+
+func TestRun(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "s1", "one")
+	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
+	webDir := e.mount(t, "vweb", "mweb")
+	e.engine.set(ctr("id-db", "db", container.StateCreated, 2, "s1", "vdb"))
+	dbDir := e.mount(t, "vdb", "mdb")
+	e.engine.set(
+		ctr("id-web", "web", container.StateRunning, 1, "s1", "vweb="+webDir),
+		ctr("id-db", "db", container.StateRunning, 2, "s1", "vdb="+dbDir),
+	)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.ctrl.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+	s := e.engine.next(t)
+	for _, want := range []string{"type=container", "event=destroy", "event=rename"} {
+		k, v, _ := strings.Cut(want, "=")
+		if !slices.Contains(s.opts.Filters.Get(k), v) {
+			t.Errorf("event filter lacks %s: %v", want, s.opts.Filters)
+		}
+	}
+	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) == 1 })
+	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"db@mdb", "web@mweb"}) {
+		t.Fatalf("tasks after the first resync: %v", got)
+	}
+
+	s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionRename, Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"name": "zweb", "oldName": "/web"}}})
+	s.sync(t)
+	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"db@mdb", "zweb@mweb"}) {
+		t.Errorf("tasks after rename: %v", got)
+	}
+
+	s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "id-db"}})
+	s.sync(t)
+	gone(t, e.root, dbDir)
+	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"zweb@mweb"}) {
+		t.Errorf("tasks after destroy: %v", got)
+	}
+	if !slices.Contains(mountsUnder(t, e.root), webDir) {
+		t.Error("destroy of one container wiped another's mount")
+	}
+
+	// The stream breaks; while it is away the web container exits, and the
+	// resync after the reconnect must notice.
+	e.engine.setState("id-web", container.StateExited)
+	s.errs <- errors.New("unexpected EOF")
+	s = e.engine.next(t)
+	waitFor(t, "the resync after reconnecting", func() bool { return resyncs(e.ctrl) == 2 })
+	gone(t, e.root, webDir)
+	if got := taskNames(e.ctrl); len(got) != 0 {
+		t.Errorf("tasks after the resync: %v", got)
+	}
+	waitFor(t, "the engine error to clear", func() bool {
+		var st api.Status
+		e.ctrl.Stats(&st)
+		return st.EngineError == ""
+	})
+	s.sync(t)
+}
+
+// TestRunEngineDown reports the stream's error while the engine is away
+// and retries until it answers again.
+func TestRunEngineDown(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.ctrl.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	s := e.engine.next(t)
+	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) == 1 })
+	e.engine.setListErr(errors.New("connection refused"))
+	s.errs <- errors.New("connection reset")
+	s = e.engine.next(t)
+	waitFor(t, "the engine error", func() bool {
+		var st api.Status
+		e.ctrl.Stats(&st)
+		return st.EngineError == "connection reset"
+	})
+	if n := resyncs(e.ctrl); n != 1 {
+		t.Errorf("a failed resync was counted: %d", n)
+	}
+	e.engine.setListErr(nil)
+	s.errs <- errors.New("still down")
+	e.engine.next(t)
+	waitFor(t, "a resync once the engine is back", func() bool { return resyncs(e.ctrl) == 2 })
+	var st api.Status
+	e.ctrl.Stats(&st)
+	if st.Engine != "fake://engine" {
+		t.Errorf("status engine %q", st.Engine)
+	}
+}
