@@ -125,10 +125,15 @@ func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string,
 	c.tasks[mountID] = t
 	c.mu.Unlock()
 
-	if err := c.build(t); err != nil {
+	err = c.saveRecord(t)
+	if err == nil {
+		err = c.build(t)
+	}
+	if err != nil {
 		c.mu.Lock()
 		delete(c.tasks, mountID)
 		c.mu.Unlock()
+		c.removeRecord(mountID)
 		c.cfg.Log.Warn("mount refused", "container", t.name, "volume", volume, "mount", mountID, "err", err)
 		return "", err
 	}
@@ -219,7 +224,7 @@ func (c *Controller) Unmount(volume, mountID string) error {
 	c.mu.Lock()
 	delete(c.tasks, mountID)
 	c.mu.Unlock()
-	return nil
+	return c.removeRecord(mountID)
 }
 
 func (c *Controller) wipe(dir, container string) error {

@@ -441,6 +441,18 @@ func TestResync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The task records an earlier daemon wrote beside its mounts: the
+	// engine reports no path for plugin volumes, so they are the only link
+	// from a mount back to its container.
+	for dir, rec := range map[string]string{
+		adoptDir:   `{"mount_id":"madopt","volume":"vadopt","container_id":"id-adopt"}`,
+		orphanDir:  `{"mount_id":"morphan","volume":"vorphan","container_id":"id-gone"}`,
+		foreignDir: `{"mount_id":"mforeign","volume":"vforeign","container_id":"id-foreign"}`,
+	} {
+		if err := os.WriteFile(dir+".task", []byte(rec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	stray := filepath.Join(e.root, "mstray")
 	if err := os.MkdirAll(filepath.Join(stray, "sub"), 0o700); err != nil {
 		t.Fatal(err)
@@ -465,6 +477,11 @@ func TestResync(t *testing.T) {
 	gone(t, e.root, orphanDir)
 	gone(t, e.root, foreignDir)
 	gone(t, e.root, stray)
+	for _, d := range []string{orphanDir, foreignDir, exitedDir} {
+		if _, err := os.Stat(d + ".task"); !os.IsNotExist(err) {
+			t.Errorf("task record of wiped mount %s left: %v", d, err)
+		}
+	}
 	if got := mountsUnder(t, e.root); !slices.Equal(got, []string{adoptDir, liveDir}) && !slices.Equal(got, []string{liveDir, adoptDir}) {
 		t.Errorf("mounted after resync: %v", got)
 	}

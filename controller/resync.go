@@ -26,14 +26,18 @@ func (c *Controller) Resync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resync: list containers: %w", err)
 	}
-	owners := map[string]container.Summary{} // by mount dir
+	// Live containers that mount a volume of this driver, by ID and by
+	// volume name.
+	byID := map[string]container.Summary{}
+	byVolume := map[string][]container.Summary{}
 	for _, s := range list {
+		if !alive(s.State) {
+			continue
+		}
 		for _, m := range s.Mounts {
-			if m.Driver == c.cfg.DriverName && m.Source != "" {
-				// A stopped container keeps its old Source; the live one wins.
-				if prev, ok := owners[m.Source]; !ok || !alive(prev.State) {
-					owners[m.Source] = s
-				}
+			if m.Driver == c.cfg.DriverName {
+				byID[s.ID] = s
+				byVolume[m.Name] = append(byVolume[m.Name], s)
 			}
 		}
 	}
@@ -45,23 +49,29 @@ func (c *Controller) Resync(ctx context.Context) error {
 	kept, wiped, adopted := 0, 0, 0
 	for _, dir := range mounts {
 		mountID := dirBase(dir)
-		s, owned := owners[dir]
 		c.mu.Lock()
 		t := c.tasks[mountID]
 		c.mu.Unlock()
+		rec := &taskRecord{MountID: mountID}
+		if t != nil {
+			rec.Volume, rec.ContainerID, rec.Since = t.volume, t.containerID, t.since
+		} else if r, err := c.loadRecord(mountID); err == nil {
+			rec = r
+		}
+		owner, owned := findOwner(rec, byID, byVolume)
 		switch {
-		case owned && alive(s.State):
+		case owned:
 			kept++
 			if t == nil {
-				c.adopt(dir, mountID, s)
+				c.adopt(dir, rec, owner)
 				adopted++
 			}
-		case t != nil && time.Since(t.since) < c.cfg.Grace:
+		case t != nil && !t.ready, !rec.Since.IsZero() && time.Since(rec.Since) < c.cfg.Grace:
 			kept++ // a start in progress: dockerd mounts before the container runs
 		default:
 			name := ""
-			if owned {
-				name = owner{ID: s.ID, Names: s.Names}.name()
+			if t != nil {
+				name = t.name
 			}
 			if err := c.wipe(dir, name); err != nil {
 				errs = append(errs, err)
@@ -70,6 +80,7 @@ func (c *Controller) Resync(ctx context.Context) error {
 			c.mu.Lock()
 			delete(c.tasks, mountID)
 			c.mu.Unlock()
+			errs = append(errs, c.removeRecord(mountID))
 			wiped++
 		}
 	}
@@ -87,11 +98,44 @@ func (c *Controller) Resync(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	errs = append(errs, c.removeStrayDirs(live))
+	for _, id := range c.records() {
+		c.mu.Lock()
+		_, pending := c.tasks[id]
+		c.mu.Unlock()
+		if !live[id] && !pending {
+			errs = append(errs, c.removeRecord(id))
+		}
+	}
 	c.engineMu.Lock()
 	c.resyncs++
 	c.engineMu.Unlock()
 	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", kept, "mounts_wiped", wiped, "adopted", adopted, "duration", time.Since(start))
 	return errors.Join(errs...)
+}
+
+// findOwner finds the live container a mount belongs to: the one its
+// record names, using the record's volume; or, when the record names no
+// container (the owner was not known at Mount), any live user of the volume.
+func findOwner(rec *taskRecord, byID map[string]container.Summary, byVolume map[string][]container.Summary) (container.Summary, bool) {
+	if rec.Volume == "" {
+		return container.Summary{}, false
+	}
+	if rec.ContainerID != "" {
+		s, ok := byID[rec.ContainerID]
+		if !ok {
+			return container.Summary{}, false
+		}
+		for _, m := range s.Mounts {
+			if m.Name == rec.Volume {
+				return s, true
+			}
+		}
+		return container.Summary{}, false
+	}
+	if users := byVolume[rec.Volume]; len(users) > 0 {
+		return users[0], true
+	}
+	return container.Summary{}, false
 }
 
 func alive(state string) bool {
@@ -104,17 +148,17 @@ func alive(state string) bool {
 
 // adopt rebuilds the task of a mount made before a daemon restart, from the
 // container's declaration; the versions are those the store says now.
-func (c *Controller) adopt(dir, mountID string, s container.Summary) {
+func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
+	mountID := rec.MountID
 	o := owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+	since := rec.Since
+	if since.IsZero() {
+		since = time.Now().UTC()
+	}
 	// stale: the mount's content is whatever was current before the
 	// restart; the refresh below brings it to what the store says now.
-	t := &task{mountID: mountID, dir: dir, containerID: s.ID, name: o.name(), since: time.Now().UTC(), ready: true, stale: true}
+	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.name(), since: since, ready: true, stale: true}
 	t.onUpdate, _ = ParseOnUpdate(s.Labels[LabelOnUpdate])
-	for _, m := range s.Mounts {
-		if m.Source == dir {
-			t.volume = m.Name
-		}
-	}
 	decl := ""
 	if c.cfg.Volumes != nil {
 		decl = c.cfg.Volumes.Declaration(t.volume)

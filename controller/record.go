@@ -1,0 +1,80 @@
+package controller
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// taskRecord is what secretd writes next to each mount, before mounting:
+// which volume and container the mount is for. The engine does not report
+// a plugin volume's path (Mounts[].Source is empty), so after a crash this
+// is the only link from a mount back to its container.
+type taskRecord struct {
+	MountID     string    `json:"mount_id"`
+	Volume      string    `json:"volume"`
+	ContainerID string    `json:"container_id,omitempty"`
+	Since       time.Time `json:"since"`
+}
+
+const recordSuffix = ".task"
+
+func (c *Controller) recordPath(mountID string) string {
+	return filepath.Join(c.cfg.MountRoot, mountID+recordSuffix)
+}
+
+// saveRecord writes the record atomically and durably enough for a
+// process crash (the mount root is normally on tmpfs under /run).
+func (c *Controller) saveRecord(t *task) error {
+	b, err := json.Marshal(taskRecord{MountID: t.mountID, Volume: t.volume, ContainerID: t.containerID, Since: t.since})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.cfg.MountRoot, 0o700); err != nil {
+		return err
+	}
+	tmp := c.recordPath(t.mountID) + ".tmp"
+	if err := writeSync(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.recordPath(t.mountID)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func (c *Controller) loadRecord(mountID string) (*taskRecord, error) {
+	b, err := os.ReadFile(c.recordPath(mountID))
+	if err != nil {
+		return nil, err
+	}
+	var r taskRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (c *Controller) removeRecord(mountID string) error {
+	err := os.Remove(c.recordPath(mountID))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// records lists the mount IDs that have a record.
+func (c *Controller) records() []string {
+	entries, _ := os.ReadDir(c.cfg.MountRoot)
+	var out []string
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), recordSuffix); ok && !e.IsDir() {
+			out = append(out, id)
+		}
+	}
+	return out
+}
