@@ -53,8 +53,13 @@ func newDaemon(t testing.TB, extra ...string) *daemon {
 		out:       &bytes.Buffer{},
 	}
 	t.Cleanup(func() {
-		d.stop()
+		// Containers go first, while the driver can still answer their
+		// Unmounts: with it stopped, dockerd waits on a dead plugin.
+		if d.pid() == 0 {
+			d.start()
+		}
 		d.cleanupContainers()
+		d.stop()
 		if t.Failed() {
 			t.Logf("secretd log:\n%s", d.log())
 		}
