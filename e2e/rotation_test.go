@@ -49,6 +49,15 @@ done`
 		d.mustCLI(versionContent(v), "secret", "update", "rot", "-")
 	}
 	time.Sleep(300 * time.Millisecond)
+	// The mount stays read-only to the container through every rotation,
+	// even when a reader held a retired file open and the superblock could
+	// not go read-only again.
+	if r := docker(t, "exec", name, "touch", "/run/secrets/new"); r.code == 0 {
+		t.Fatal("the container could write into its secrets mount after rotations")
+	}
+	if r := docker(t, "exec", name, "sh", "-c", "echo x > /run/secrets/rot"); r.code == 0 {
+		t.Fatal("the container could overwrite a secret after rotations")
+	}
 	mustDocker(t, "stop", "-t", "1", name)
 	logs := mustDocker(t, "logs", name)
 	files, sets := 0, 0

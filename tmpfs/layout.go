@@ -277,121 +277,29 @@ func pruneVisible(dir, abs, rel string, wantFiles, wantDirs map[string]bool) err
 // older generations, and whatever an interrupted call left behind. prev
 // stays intact one more round for readers that resolved it before the swap.
 //
-// Zeroing a generation's file zeroes its inode, which visible names may
-// share. After a complete syncVisible none does (each generation writes fresh
-// files, even for unchanged content, and every visible name has been moved to
-// gen), but after a failed one a visible name may still point into an older
-// generation: such a generation is kept until a later publish moves the name.
+// removeStale removes every reserved entry but ..data, gen and prev: older
+// generations and leftovers of an interrupted call. Retired files are
+// unlinked, not zeroed: a reader that opened one, however slowly, still
+// reads it whole, and a visible name left pointing into an old generation
+// by a failed publish keeps its inode alive. The kernel zeroes freed pages
+// before it hands them to anyone; Wipe zeroes everything at container stop.
 func removeStale(dir, gen, prev string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", dir, err)
 	}
-	var (
-		errs    []error
-		visible map[fileID]bool
-	)
+	var errs []error
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "..") || name == dataLink || name == gen || name == prev {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		if !e.IsDir() {
-			// ..data_tmp or ..link_tmp: another name for, at most, a file
-			// that its generation's own name zeroes.
-			if err := os.Remove(p); err != nil {
-				errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
-			}
-			continue
-		}
-		if visible == nil {
-			if visible, err = visibleFiles(dir); err != nil {
-				errs = append(errs, err)
-				break
-			}
-		}
-		switch shared, err := sharesFile(p, visible); {
-		case err != nil:
-			errs = append(errs, err)
-		case !shared:
-			// Unlinked, not zeroed: a reader that opened a file of this
-			// generation, however slowly, still reads it whole. The kernel
-			// zeroes freed pages before it hands them to anyone else; Wipe
-			// zeroes everything when the container stops.
-			if err := os.RemoveAll(p); err != nil {
-				errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
-			}
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-type fileID struct{ dev, ino uint64 }
-
-func idOf(fi fs.FileInfo) (fileID, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{st.Dev, st.Ino}, true
-}
-
-// visibleFiles lists the regular files reachable through visible names.
-func visibleFiles(dir string) (map[fileID]bool, error) {
-	ids := make(map[fileID]bool)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if filepath.Dir(p) == dir && strings.HasPrefix(d.Name(), "..") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if id, ok := idOf(fi); ok {
-			ids[id] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list visible files of %s: %w", dir, err)
-	}
-	return ids, nil
-}
-
-// sharesFile reports whether a regular file under root is one of ids.
-func sharesFile(root string, ids map[fileID]bool) (bool, error) {
-	shared := false
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if id, ok := idOf(fi); ok && ids[id] {
-			shared = true
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("check %s for visible files: %w", root, err)
-	}
-	return shared, nil
 }
 
 // discard zeroes before removing because tmpfs hands freed pages back to the

@@ -49,7 +49,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -211,15 +210,10 @@ func Update(dir string, files []File) (err error) {
 	unlock := lockDir(dir)
 	defer unlock()
 
-	m, err := mountAt(dir)
-	if err != nil {
-		return err
-	}
-	if m == nil {
-		return fmt.Errorf("update %s: not a mount point", dir)
-	}
-	if m.fsType != "tmpfs" {
-		return fmt.Errorf("update %s: mounted filesystem is %s, not tmpfs", dir, m.fsType)
+	// statfs and a device check, not a mountinfo scan: a rotation pays this
+	// once per container, and mountinfo grows with every container.
+	if err := isTmpfsMountPoint(dir); err != nil {
+		return fmt.Errorf("update %s: %w", dir, err)
 	}
 	// Requiring our layout keeps a wrong path (/dev/shm is tmpfs too) from
 	// having its top-level entries replaced.
@@ -231,6 +225,28 @@ func Update(dir string, files []File) (err error) {
 	}
 	defer func() { err = errors.Join(err, makeReadOnly(dir)) }()
 	return publish(dir, files)
+}
+
+// isTmpfsMountPoint reports, cheaply, whether dir is the root of a tmpfs.
+func isTmpfsMountPoint(dir string) error {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return err
+	}
+	if fs.Type != unix.TMPFS_MAGIC {
+		return fmt.Errorf("not a tmpfs")
+	}
+	var self, parent unix.Stat_t
+	if err := unix.Stat(dir, &self); err != nil {
+		return err
+	}
+	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil {
+		return err
+	}
+	if self.Dev == parent.Dev {
+		return fmt.Errorf("not a mount point")
+	}
+	return nil
 }
 
 // Wipe zeroes every regular file in the tmpfs at dir, unmounts it (detaching
@@ -383,15 +399,10 @@ func remount(dir string, flags uintptr) error {
 // mount itself is made read-only.
 func makeReadOnly(dir string) error {
 	flags := uintptr(unix.MS_RDONLY | mountFlags)
-	delay := time.Millisecond
-	var err error
-	for range 8 {
-		if err = remount(dir, flags); !errors.Is(err, unix.EBUSY) {
-			break
-		}
-		time.Sleep(delay)
-		delay *= 2
-	}
+	// No retries: the superblock stays busy for as long as a reader keeps a
+	// retired file open, and every mount of it (this one, and the container's
+	// bind, cloned while this one was read-only) is read-only by itself.
+	err := remount(dir, flags)
 	if err == nil {
 		return nil
 	}

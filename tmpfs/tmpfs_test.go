@@ -569,9 +569,9 @@ func TestUpdateFromSymlinkLayout(t *testing.T) {
 }
 
 // After an interrupted publish a visible name may still share an older
-// generation's inode, and ..link_tmp one of the kept generations': neither
-// may be zeroed.
-func TestRemoveStaleSparesVisibleFiles(t *testing.T) {
+// generation's inode; removing that generation must leave the visible file
+// whole, and a reader holding a retired file reads it whole too.
+func TestRemoveStaleKeepsVisibleFilesWhole(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	set := func(v int) []File {
@@ -581,55 +581,37 @@ func TestRemoveStaleSparesVisibleFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen0, _ := currentGen(dir)
-	if err := publish(dir, set(1)); err != nil {
-		t.Fatal(err)
-	}
-	gen1, _ := currentGen(dir)
-	tmp := filepath.Join(dir, linkTmp)
-	// As if moving f to gen1 had failed.
-	if err := os.Link(filepath.Join(dir, gen0, "f"), tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "f")); err != nil {
-		t.Fatal(err)
-	}
-	// As if interrupted right after linking.
-	if err := os.Link(filepath.Join(dir, gen1, "f"), tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := removeStale(dir, gen1, ""); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "version 0" {
-		t.Errorf("visible file sharing a stale generation: %q %v", b, err)
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, gen1, "f")); err != nil || string(b) != "version 1" {
-		t.Errorf("current generation: %q %v", b, err)
-	}
-	if _, err := os.Lstat(tmp); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("%s left behind: %v", linkTmp, err)
-	}
 	held, err := os.Open(filepath.Join(dir, gen0, "f"))
 	if err != nil {
-		t.Fatalf("generation still in use was removed: %v", err)
-	}
-	defer held.Close()
-
-	// Once the visible name has moved on, the old generation goes: unlinked,
-	// not zeroed, so a reader holding it open still reads it whole.
-	if err := publish(dir, set(2)); err != nil {
 		t.Fatal(err)
 	}
-	checkVisibleFile(t, dir, set(2)[0])
+	defer held.Close()
+	for v := 1; v <= 3; v++ {
+		if err := publish(dir, set(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := os.Lstat(filepath.Join(dir, gen0)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("generation %s still present: %v", gen0, err)
+		t.Errorf("generation %s still present three publishes later: %v", gen0, err)
 	}
 	buf := make([]byte, len("version 0"))
 	if _, err := held.ReadAt(buf, 0); err != nil || string(buf) != "version 0" {
-		t.Errorf("retired generation damaged for its reader: %q %v", buf, err)
+		t.Errorf("retired file damaged for its reader: %q %v", buf, err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, gen1, "f")); err != nil || string(b) != "version 1" {
-		t.Errorf("previous generation: %q %v", b, err)
+	// A visible name still on an old generation (as a failed publish would
+	// leave it) survives that generation's removal.
+	gen3, _ := currentGen(dir)
+	if err := os.Remove(filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, gen3, "f"), filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeStale(dir, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "version 3" {
+		t.Errorf("visible file after its generation was removed: %q %v", b, err)
 	}
 }
 
