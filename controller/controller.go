@@ -57,6 +57,19 @@ type Controller struct {
 
 	rotations atomic.Uint64
 	overrides *overrides
+
+	// resyncReq asks Run for a resync; buffered so requests coalesce.
+	resyncReq chan struct{}
+}
+
+// resyncAfter asks for a resync once d has passed.
+func (c *Controller) resyncAfter(d time.Duration) {
+	time.AfterFunc(d, func() {
+		select {
+		case c.resyncReq <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // New returns a Controller; call Resync before serving Mounts and Run to
@@ -72,7 +85,7 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov}, nil
+	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov, resyncReq: make(chan struct{}, 1)}, nil
 }
 
 // mountIDRE bounds what dockerd may send as a mount ID: it becomes a

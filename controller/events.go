@@ -8,6 +8,10 @@ import (
 	"github.com/docker/docker/api/types/filters"
 )
 
+// resyncInterval bounds how long a leftover mount can outlive its
+// container when every other signal was lost.
+const resyncInterval = 5 * time.Minute
+
 // Run follows the engine's event stream until ctx ends. Whenever the
 // stream breaks (engine restart, network) it reconnects with backoff and
 // resyncs, because events sent while it was away are gone.
@@ -56,6 +60,10 @@ func (c *Controller) follow(ctx context.Context) error {
 	} else {
 		c.setEngineErr(nil)
 	}
+	// A periodic resync is the safety net for anything the events and
+	// Unmounts missed; it costs one container list.
+	periodic := time.NewTicker(resyncInterval)
+	defer periodic.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,6 +72,14 @@ func (c *Controller) follow(ctx context.Context) error {
 			return err
 		case m := <-msgs:
 			c.handle(ctx, m)
+		case <-c.resyncReq:
+			if err := c.Resync(ctx); err != nil {
+				c.cfg.Log.Warn("resync incomplete", "err", err)
+			}
+		case <-periodic.C:
+			if err := c.Resync(ctx); err != nil {
+				c.cfg.Log.Warn("resync incomplete", "err", err)
+			}
 		}
 	}
 }

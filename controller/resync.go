@@ -68,6 +68,9 @@ func (c *Controller) Resync(ctx context.Context) error {
 			}
 		case t != nil && !t.ready, !rec.Since.IsZero() && time.Since(rec.Since) < c.cfg.Grace:
 			kept++ // a start in progress: dockerd mounts before the container runs
+			// If that start never completes (the container failed, or
+			// stopped while secretd was down) nobody else will look again.
+			c.resyncAfter(c.cfg.Grace - time.Since(rec.Since) + 100*time.Millisecond)
 		default:
 			name := ""
 			if t != nil {

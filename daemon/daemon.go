@@ -40,6 +40,8 @@ type Config struct {
 	MountRoot string
 	// DockerHost is the engine to follow; empty means DOCKER_HOST or the default socket.
 	DockerHost string
+	// MountGrace protects a fresh mount from resync while its container starts.
+	MountGrace time.Duration
 	Version    string
 	Log        *slog.Logger
 	// Out receives the one-time unlock key of a new autolocked store.
@@ -100,6 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
 		OverridesFile: filepath.Join(cfg.DataRoot, "containers.json"),
+		Grace:         cfg.MountGrace,
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package system
 
 import (
+	"time"
+
 	"github.com/spf13/pflag"
 
 	"github.com/secretd/secretd/daemon"
@@ -14,4 +16,5 @@ func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {
 	f.StringVar(&cfg.MountRoot, "mount-root", "/run/secretd/mounts", "where each container's tmpfs is mounted on the host")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine to follow (default $DOCKER_HOST or unix:///var/run/docker.sock)")
 	f.StringVar(&cfg.PluginDir, "plugin-dir", driver.DefaultPluginDir, "where dockerd discovers plugin sockets")
+	f.DurationVar(&cfg.MountGrace, "mount-grace", 30*time.Second, "how long a new mount whose container is not running yet is kept by a resync")
 }
