@@ -78,7 +78,19 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 		}
 		return fmt.Errorf("volume %s already exists with other options", req.Name)
 	}
-	return d.volumes.put(volumeRecord{Name: req.Name, Options: req.Options, CreatedAt: time.Now().UTC()})
+	return d.put(volumeRecord{Name: req.Name, Options: req.Options, CreatedAt: time.Now().UTC()})
+}
+
+// put records a volume, logging rather than failing when only an
+// option-less record could not be saved.
+func (d *Driver) put(r volumeRecord) error {
+	err := d.volumes.put(r)
+	var notSaved errNotSaved
+	if errors.As(err, &notSaved) {
+		d.log.Warn("volume record not saved: kept in memory", "volume", r.Name, "err", notSaved.err)
+		return nil
+	}
+	return err
 }
 
 // Remove forgets a volume; dockerd refuses to remove one in use.
@@ -124,7 +136,7 @@ func (d *Driver) Path(req *volume.PathRequest) (*volume.PathResponse, error) {
 func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) {
 	if _, ok := d.volumes.get(req.Name); !ok {
 		// dockerd created it before secretd's state was lost: remember it.
-		if err := d.volumes.put(volumeRecord{Name: req.Name, CreatedAt: time.Now().UTC()}); err != nil {
+		if err := d.put(volumeRecord{Name: req.Name, CreatedAt: time.Now().UTC()}); err != nil {
 			return nil, err
 		}
 	}

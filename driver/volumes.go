@@ -65,12 +65,19 @@ func (v *volumes) list() []volumeRecord {
 	})
 }
 
+// put records a volume. A volume without options (the anonymous volume of
+// a `docker run --mount`) carries nothing that would be lost, so when the
+// data root cannot be written it is kept in memory and saved with the next
+// write: a full disk must not stop containers that declare by label.
 func (v *volumes) put(r volumeRecord) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	old, had := v.m[r.Name]
 	v.m[r.Name] = r
 	if err := v.save(); err != nil {
+		if len(r.Options) == 0 {
+			return errNotSaved{err}
+		}
 		if had {
 			v.m[r.Name] = old
 		} else {
@@ -95,6 +102,11 @@ func (v *volumes) remove(name string) error {
 	}
 	return nil
 }
+
+// errNotSaved reports a record kept in memory only.
+type errNotSaved struct{ err error }
+
+func (e errNotSaved) Error() string { return "volume kept in memory only: " + e.err.Error() }
 
 // save writes a temp file, syncs it and renames it over the old one, so a
 // crash leaves either the old set or the new one.

@@ -14,6 +14,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/secretd/secretd/api"
@@ -185,6 +186,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusServiceUnavailable
 	case errors.Is(err, store.ErrCorrupt):
 		code = http.StatusInternalServerError
+	case errors.Is(err, syscall.ENOSPC):
+		s.cfg.Log.Error("data root is full", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInsufficientStorage, "no space left on secretd's data root: nothing was stored; free space and retry")
+		return
 	default:
 		s.cfg.Log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error: see the secretd log")

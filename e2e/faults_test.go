@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// faultSecrets are the secrets every churn container reads.
+var faultSecrets = map[string]string{"s1": "one-1", "s2": "two-22", "s3": "three-333", "s4": "four", "s5": "five"}
+
+func createFaultSecrets(t *testing.T, d *daemon) {
+	for name, v := range faultSecrets {
+		d.mustCLI(v, "secret", "create", name, "-")
+	}
+}
+
+// readAll is a container command printing every fault secret, in order.
+const readAll = "cat /run/secrets/s1 /run/secrets/s2 /run/secrets/s3 /run/secrets/s4 /run/secrets/s5"
+
+func wantAll() string {
+	return faultSecrets["s1"] + faultSecrets["s2"] + faultSecrets["s3"] + faultSecrets["s4"] + faultSecrets["s5"]
+}
+
+// openFDs counts the daemon's open descriptors.
+func openFDs(t *testing.T, pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// churn starts cycles containers, workers at a time, each reading every
+// fault secret. A run that starts must print exactly the right content; a
+// run may fail only while secretd or the engine is down (fail closed).
+func churn(t *testing.T, dockerArgs []string, d *daemon, cycles, workers int) (ok, failed int64) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	var nOK, nFailed atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				args := append(append([]string{}, dockerArgs...), d.runArgs("s1;s2;s3;s4;s5", []string{"--rm"}, readAll)...)
+				out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+				if err != nil {
+					nFailed.Add(1)
+					if strings.Contains(string(out), "secret") && strings.Contains(string(out), "not found") {
+						t.Errorf("a secret went missing during churn: %s", out)
+					}
+					continue
+				}
+				if string(out) != wantAll() {
+					t.Errorf("a container read the wrong content: %q", out)
+				}
+				nOK.Add(1)
+			}
+		}()
+	}
+	go func() {
+		for i := range cycles {
+			next <- i
+		}
+		close(next)
+	}()
+	wg.Wait()
+	return nOK.Load(), nFailed.Load()
+}
+
+// checkInvariants asserts what a user trusts after any fault: no plaintext
+// mount outlives its container, every secret still decrypts and is right,
+// and the daemon holds no more descriptors than before.
+func checkInvariants(t *testing.T, dockerArgs []string, d *daemon, fdBaseline int) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "no mounts without a running container", func() bool { return len(d.mounts()) == 0 })
+	if ents, _ := os.ReadDir(d.mountRoot); len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("mount root holds %v with no container running", names)
+	}
+	args := append(append([]string{}, dockerArgs...), d.runArgs("s1;s2;s3;s4;s5", []string{"--rm"}, readAll)...)
+	r := runCmd(t, nil, "", args[0], args[1:]...)
+	if r.code != 0 || r.stdout != wantAll() {
+		t.Fatalf("after the faults a container reads: %s", r)
+	}
+	if tasks := d.mustCLI("", "ps", "--format", "{{.Name}}"); tasks != "" {
+		t.Errorf("task table after the faults: %q", tasks)
+	}
+	// Descriptors settle back: allow the API's idle keep-alive connections.
+	waitFor(t, 10*time.Second, "open descriptors back to the baseline", func() bool { return openFDs(t, d.pid()) <= fdBaseline+4 })
+}
+
+// TestChurnWithDaemonKills: 200 container runs, 30 at a time, while the
+// daemon is SIGKILLed at random moments and restarted.
+func TestChurnWithDaemonKills(t *testing.T) {
+	d := startDaemon(t, "--mount-grace", "2s")
+	createFaultSecrets(t, d)
+	mustDocker(t, d.runArgs("s1;s2;s3;s4;s5", []string{"--rm"}, readAll)...)
+	fdBaseline := openFDs(t, d.pid())
+
+	done := make(chan struct{})
+	var ok, failed int64
+	go func() {
+		defer close(done)
+		ok, failed = churn(t, []string{"docker"}, d, 200, 30)
+	}()
+	kills := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(time.Duration(500+rand.IntN(1500)) * time.Millisecond):
+			if kills < 4 {
+				d.kill()
+				time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+				d.start()
+				kills++
+			}
+		}
+	}
+	t.Logf("%d runs read their secrets, %d failed closed, %d daemon kills", ok, failed, kills)
+	if ok < 100 {
+		t.Fatalf("only %d of 200 runs succeeded", ok)
+	}
+	// Containers whose --rm could not finish while the driver was down.
+	d.cleanupContainers()
+	checkInvariants(t, []string{"docker"}, d, fdBaseline+0)
+}
+
+// TestChurnWithEngineKill: the same churn on a private engine that is
+// SIGKILLed and restarted in the middle.
+func TestChurnWithEngineKill(t *testing.T) {
+	e := startEngine(t)
+	d := newDaemon(t, "--docker-host", e.host, "--mount-grace", "2s")
+	d.start()
+	t.Cleanup(e.removeContainers)
+	createFaultSecrets(t, d)
+	dockerH := []string{"docker", "-H", e.host}
+	fdBaseline := openFDs(t, d.pid())
+
+	done := make(chan struct{})
+	var ok, failed int64
+	go func() {
+		defer close(done)
+		ok, failed = churn(t, dockerH, d, 60, 10)
+	}()
+	time.Sleep(2 * time.Second)
+	e.crash()
+	time.Sleep(500 * time.Millisecond)
+	e.start()
+	<-done
+	t.Logf("%d runs read their secrets, %d failed during the engine restart", ok, failed)
+	e.removeContainers()
+	checkInvariants(t, dockerH, d, fdBaseline)
+	if !strings.Contains(d.log(), "engine event stream broke") {
+		t.Error("the daemon never noticed the engine going away")
+	}
+}
+
+// TestDataRootFull: the data root is a small tmpfs that fills up during
+// `secret create`. The error is clear, nothing half-written stays, and the
+// store opens again with everything created before.
+func TestDataRootFull(t *testing.T) {
+	d := newDaemon(t)
+	if err := os.MkdirAll(d.dataRoot, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", d.dataRoot, "tmpfs", 0, "size=2m,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(d.dataRoot, syscall.MNT_DETACH) })
+	d.start()
+	big := strings.Repeat("x", 400*1024)
+	var created []string
+	var full result
+	for i := range 20 {
+		name := "big" + strconv.Itoa(i)
+		r := d.cli(big[:len(big)-i], "secret", "create", name, "-")
+		if r.code != 0 {
+			full = r
+			break
+		}
+		created = append(created, name)
+	}
+	if full.code == 0 {
+		t.Fatal("the data root never filled up")
+	}
+	if !strings.Contains(full.stderr, "no space left on secretd's data root") {
+		t.Fatalf("full data root: %s", full)
+	}
+	t.Logf("%d secrets fit before: %s", len(created), strings.TrimSpace(full.stderr))
+	// Nothing half-written: the refused secret does not exist.
+	names := d.mustCLI("", "secret", "ls", "--format", "{{.Name}}")
+	if got := len(strings.Fields(names)); got != len(created) {
+		t.Fatalf("after the refused create the store lists %d secrets, want %d", got, len(created))
+	}
+	d.stop()
+	d.start()
+	if got := d.mustCLI("", "secret", "ls", "--format", "{{.Name}}"); got != names {
+		t.Fatalf("after restart: %q, want %q", got, names)
+	}
+	// Every stored secret still decrypts: mount them all.
+	decl := strings.Join(created, ";")
+	r := docker(t, d.runArgs(decl, []string{"--rm"}, "wc -c /run/secrets/* | tail -1")...)
+	if r.code != 0 {
+		t.Fatalf("mounting the stored secrets: %s", r)
+	}
+	// Space freed: creating works again.
+	d.mustCLI("", "secret", "rm", created[0])
+	d.mustCLI("small", "secret", "create", "after", "-")
+	if _, err := os.Stat(filepath.Join(d.dataRoot, "secrets.db")); err != nil {
+		t.Fatal(err)
+	}
+}
