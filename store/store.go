@@ -269,10 +269,15 @@ func (s *Store) RotateKEK(keyFile string) (generation int, err error) {
 			return err
 		}
 		var recs []record
-		if err := tx.ForEach("secrets", func(_ string, v []byte) error {
+		if err := tx.ForEach("secrets", func(k string, v []byte) error {
 			var r record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			// Written back under r.ID below: a record claiming another
+			// key's ID would be copied there, as getRecord refuses it.
+			if r.ID != k || len(r.Versions) == 0 {
+				return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, k)
 			}
 			recs = append(recs, r)
 			return nil
