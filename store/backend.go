@@ -1,5 +1,10 @@
 package store
 
+import "context"
+
+// Buckets are the buckets every backend holds; a migration copies exactly these.
+var Buckets = []string{"meta", "secrets", "names"}
+
 // Backend is the storage a Store keeps its records in. It sees only
 // ciphertext and metadata: encryption happens above it, so a backend shared
 // between hosts (etcd) never holds plaintext.
@@ -7,7 +12,8 @@ type Backend interface {
 	// View runs fn in a read-only transaction.
 	View(fn func(Tx) error) error
 	// Update runs fn in a read-write transaction, committed only if fn
-	// returns nil.
+	// returns nil. A backend shared by several hosts may run fn again when
+	// another writer got in first, so fn must only change state it rebuilds.
 	Update(fn func(Tx) error) error
 	// Close releases the backend.
 	Close() error
@@ -23,4 +29,14 @@ type Tx interface {
 	Delete(bucket, key string) error
 	// ForEach calls fn for every key of bucket in key order.
 	ForEach(bucket string, fn func(key string, value []byte) error) error
+}
+
+// Watcher is a Backend that several hosts share, so records change under a
+// Store without it writing them.
+type Watcher interface {
+	// Watch calls fn for every key of bucket present when it starts, then
+	// for every later change (value nil for a deletion), until ctx ends or
+	// the watch breaks; it returns the reason. Replaying the present state
+	// first means a caller that watches again after a break misses nothing.
+	Watch(ctx context.Context, bucket string, fn func(key string, value []byte)) error
 }

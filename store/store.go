@@ -78,6 +78,10 @@ func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
 	}
 	if rec == nil {
 		unlockKey, err = s.initialise(cfg)
+		if errors.Is(err, errInitRaced) {
+			// Another host sharing the backend created the store first.
+			return Open(b, cfg)
+		}
 		return s, unlockKey, err
 	}
 	s.mode = rec.Mode
@@ -133,12 +137,23 @@ func (s *Store) initialise(cfg Config) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := s.b.Update(func(tx Tx) error { return putKEKRecord(tx, rec) }); err != nil {
+	if err := s.b.Update(func(tx Tx) error {
+		if other, err := getKEKRecord(tx); err != nil {
+			return err
+		} else if other != nil {
+			return errInitRaced
+		}
+		return putKEKRecord(tx, rec)
+	}); err != nil {
 		return "", err
 	}
 	s.kek = kek
 	return shown, nil
 }
+
+// errInitRaced reports that a key record appeared while this store was
+// being initialised: two hosts started on one new shared store at once.
+var errInitRaced = errors.New("the store was initialised by another host meanwhile")
 
 // Locked reports whether the store needs its unlock key.
 func (s *Store) Locked() bool {

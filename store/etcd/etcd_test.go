@@ -1,0 +1,381 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/store/etcd"
+	"github.com/secretd/secretd/store/etcd/etcdtest"
+	"github.com/secretd/secretd/store/storetest"
+)
+
+// one single-member cluster serves every test that does not stop members;
+// each test works under a prefix of its own.
+var (
+	sharedOnce sync.Once
+	shared     *etcdtest.Cluster
+	prefixes   atomic.Int64
+)
+
+func cluster(t *testing.T) *etcdtest.Cluster {
+	sharedOnce.Do(func() { shared = etcdtest.Start(&noCleanup{T: t}, 1) })
+	if shared == nil {
+		t.Fatal("the shared etcd cluster did not start")
+	}
+	return shared
+}
+
+// noCleanup lets the shared cluster outlive the test that started it: the
+// process ends with the package's tests.
+type noCleanup struct{ *testing.T }
+
+func (n *noCleanup) Cleanup(func()) {}
+
+func newPrefix() string { return fmt.Sprintf("/test-%d/", prefixes.Add(1)) }
+
+func open(t *testing.T, c *etcdtest.Cluster, prefix string) *etcd.Backend {
+	t.Helper()
+	b, err := etcd.Open(etcd.Options{Endpoints: c.Endpoints(), Prefix: prefix, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func openStore(t *testing.T, b *etcd.Backend, keyFile string) *store.Store {
+	t.Helper()
+	s, _, err := store.Open(b, store.Config{KeyFile: keyFile})
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestContract(t *testing.T) {
+	c := cluster(t)
+	storetest.Contract(t, func(t *testing.T) store.Backend { return open(t, c, newPrefix()) })
+}
+
+// TestUpdateRetriesOnConflict: a write by another host between an update's
+// reads and its commit makes the update run again on fresh reads, for a
+// key it read and for a bucket it iterated (a deletion included).
+func TestUpdateRetriesOnConflict(t *testing.T) {
+	c := cluster(t)
+	prefix := newPrefix()
+	b1, b2 := open(t, c, prefix), open(t, c, prefix)
+	defer b1.Close()
+	defer b2.Close()
+	if err := b1.Update(func(tx store.Tx) error {
+		tx.Put("names", "a", []byte("1"))
+		return tx.Put("names", "b", []byte("1"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		read  func(tx store.Tx) error
+		other func(tx store.Tx) error
+	}{
+		{"read key changed", func(tx store.Tx) error { _, err := tx.Get("names", "a"); return err },
+			func(tx store.Tx) error { return tx.Put("names", "a", []byte("2")) }},
+		{"absent key created", func(tx store.Tx) error { _, err := tx.Get("names", "new"); return err },
+			func(tx store.Tx) error { return tx.Put("names", "new", []byte("x")) }},
+		{"iterated bucket grew", func(tx store.Tx) error { return tx.ForEach("names", func(string, []byte) error { return nil }) },
+			func(tx store.Tx) error { return tx.Put("names", "c", []byte("x")) }},
+		{"iterated bucket lost a key", func(tx store.Tx) error { return tx.ForEach("names", func(string, []byte) error { return nil }) },
+			func(tx store.Tx) error { return tx.Delete("names", "b") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runs := 0
+			err := b1.Update(func(tx store.Tx) error {
+				runs++
+				if err := tc.read(tx); err != nil {
+					return err
+				}
+				if runs == 1 {
+					if err := b2.Update(tc.other); err != nil {
+						return err
+					}
+				}
+				return tx.Put("meta", "marker", []byte(tc.name))
+			})
+			if err != nil || runs != 2 {
+				t.Fatalf("update ran %d times (%v), want 2: the other host's write was not seen as a conflict", runs, err)
+			}
+		})
+	}
+}
+
+// TestConcurrentUpdatesLoseNone: two hosts update one secret 50 times each,
+// all at once; every update lands as its own version and every version
+// decrypts to what was written.
+func TestConcurrentUpdatesLoseNone(t *testing.T) {
+	c := cluster(t)
+	prefix := newPrefix()
+	key := filepath.Join(t.TempDir(), "key")
+	s1 := openStore(t, open(t, c, prefix), key)
+	s2 := openStore(t, open(t, c, prefix), key)
+	sec, err := s1.Create(store.Spec{Name: "counter", Data: []byte("v0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const each = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for h, s := range []*store.Store{s1, s2} {
+		for i := range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Update("counter", fmt.Appendf(nil, "h%d-%d", h, i), 1000, nil); err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("update: %v", err)
+	}
+	got, err := s2.Get("counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Current != 2*each+1 || len(got.Versions) != 2*each+1 {
+		t.Fatalf("after %d updates the secret is at version %d with %d versions, want %d: updates were lost", 2*each, got.Current, len(got.Versions), 2*each+1)
+	}
+	var seen []string
+	for _, v := range got.Versions {
+		data, _, err := s1.Reveal(sec.ID, v.Version)
+		if err != nil {
+			t.Fatalf("version %d: %v", v.Version, err)
+		}
+		seen = append(seen, string(data))
+	}
+	slices.Sort(seen)
+	if n := len(slices.Compact(seen)); n != 2*each+1 {
+		t.Fatalf("%d distinct contents over %d versions: an update overwrote another", n, 2*each+1)
+	}
+}
+
+// TestWatchSeesOtherHosts: a store that watches runs its update hooks for
+// a version another host wrote.
+func TestWatchSeesOtherHosts(t *testing.T) {
+	c := cluster(t)
+	prefix := newPrefix()
+	key := filepath.Join(t.TempDir(), "key")
+	s1 := openStore(t, open(t, c, prefix), key)
+	s2 := openStore(t, open(t, c, prefix), key)
+	if !s2.Shared() {
+		t.Fatal("an etcd store does not say it is shared")
+	}
+	if _, err := s1.Create(store.Spec{Name: "s", Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan store.Secret, 16)
+	s2.OnUpdate(func(sec store.Secret) { got <- sec })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s2.Watch(ctx, nil)
+	// The watch announces what it finds first.
+	select {
+	case sec := <-got:
+		if sec.Name != "s" || sec.Current != 1 {
+			t.Fatalf("first announcement: %s version %d", sec.Name, sec.Current)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not announce the existing secret")
+	}
+	start := time.Now()
+	if _, err := s1.Update("s", []byte("2"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sec := <-got:
+		if sec.Current != 2 {
+			t.Fatalf("announced version %d, want 2", sec.Current)
+		}
+		t.Logf("another host's update announced after %s", time.Since(start))
+	case <-time.After(time.Second):
+		t.Fatal("another host's update was not announced within 1s")
+	}
+	// A rewrite that keeps the current version (a removed old version)
+	// announces nothing.
+	if _, err := s1.RemoveVersion("s", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sec := <-got:
+		t.Fatalf("announced %s version %d again", sec.Name, sec.Current)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestClaimsExpireWithLease: claims are seen by every host while their
+// host keeps its lease, and vanish when it stops doing so.
+func TestClaimsExpireWithLease(t *testing.T) {
+	c := cluster(t)
+	prefix := newPrefix()
+	b1, b2 := open(t, c, prefix), open(t, c, prefix)
+	defer b1.Close()
+	defer b2.Close()
+	c1, err := b1.Claims("h1", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := b2.Claims("h2", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx1, kill1 := context.WithCancel(context.Background())
+	defer kill1()
+	ctx2, stop2 := context.WithCancel(context.Background())
+	defer stop2()
+	go c1.Run(ctx1, nil)
+	go c2.Run(ctx2, nil)
+	c1.Set(map[string][]byte{"ctr-a": []byte("A"), "ctr-b": []byte("B")})
+	c2.Set(map[string][]byte{"ctr-c": []byte("C")})
+	list := func() map[string]map[string][]byte {
+		t.Helper()
+		all, err := c2.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all
+	}
+	waitFor(t, 5*time.Second, "both hosts' claims", func() bool {
+		all := list()
+		return len(all["h1"]) == 2 && len(all["h2"]) == 1
+	})
+	c1.Set(map[string][]byte{"ctr-a": []byte("A2")})
+	waitFor(t, 5*time.Second, "h1's changed claims", func() bool {
+		all := list()
+		return len(all["h1"]) == 1 && string(all["h1"]["ctr-a"]) == "A2"
+	})
+	// h1 dies without a word: its claims go when its lease expires.
+	kill1()
+	start := time.Now()
+	waitFor(t, 10*time.Second, "h1's claims to expire", func() bool { return list()["h1"] == nil })
+	t.Logf("claims of a dead host expired after %s (TTL 2s)", time.Since(start))
+	if time.Since(start) < time.Second {
+		t.Fatal("claims vanished before their lease could expire")
+	}
+	if all := list(); len(all["h2"]) != 1 {
+		t.Fatalf("a living host's claims went too: %v", all)
+	}
+}
+
+// TestSimultaneousInitialisation: hosts started together on a new shared
+// store end up with one KEK between them.
+func TestSimultaneousInitialisation(t *testing.T) {
+	c := cluster(t)
+	prefix := newPrefix()
+	key := filepath.Join(t.TempDir(), "key")
+	// The key file exists first, as when it was copied to every host.
+	first := openStore(t, open(t, c, newPrefix()), key)
+	first.Close()
+	stores := make([]*store.Store, 4)
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := open(t, c, prefix)
+			s, _, err := store.Open(b, store.Config{KeyFile: key})
+			if err != nil {
+				t.Error(err)
+				b.Close()
+				return
+			}
+			stores[i] = s
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, s := range stores {
+		defer s.Close()
+	}
+	if _, err := stores[0].Create(store.Spec{Name: "x", Data: []byte("one kek")}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		if data, _, err := s.RevealName("x", 0); err != nil || string(data) != "one kek" {
+			t.Fatalf("store %d: %q, %v: the hosts hold different KEKs", i, data, err)
+		}
+	}
+}
+
+// TestNoQuorum: with most members down, reads and writes fail quickly with
+// ErrUnavailable and a message that says what is wrong; with the members
+// back, the same store works again without a restart.
+func TestNoQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-member cluster")
+	}
+	c := etcdtest.Start(t, 3)
+	b := open(t, c, etcd.DefaultPrefix)
+	s := openStore(t, b, filepath.Join(t.TempDir(), "key"))
+	if _, err := s.Create(store.Spec{Name: "s", Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(0)
+	if _, err := s.Update("s", []byte("2"), 0, nil); err != nil {
+		t.Fatalf("update with one member of three down: %v", err)
+	}
+	c.Stop(1)
+	for _, op := range []struct {
+		name string
+		do   func() error
+	}{
+		{"reveal", func() error { _, _, err := s.RevealName("s", 0); return err }},
+		{"create", func() error { _, err := s.Create(store.Spec{Name: "t", Data: []byte("1")}); return err }},
+		{"update", func() error { _, err := s.Update("s", []byte("3"), 0, nil); return err }},
+		{"list", func() error { _, err := s.List(store.Filter{}); return err }},
+	} {
+		start := time.Now()
+		err := op.do()
+		took := time.Since(start)
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "has no quorum") {
+			t.Errorf("%s without quorum: %v; want ErrUnavailable saying the cluster has no quorum", op.name, err)
+		}
+		if took > 8*time.Second {
+			t.Errorf("%s without quorum took %s to fail", op.name, took)
+		}
+		t.Logf("%s without quorum failed after %s: %v", op.name, took.Round(time.Millisecond), err)
+	}
+	c.Restart(0)
+	c.Restart(1)
+	c.Ready(30 * time.Second)
+	waitFor(t, 30*time.Second, "the store to answer again", func() bool {
+		_, err := s.Update("s", []byte("3"), 0, nil)
+		return err == nil
+	})
+	if data, _, err := s.RevealName("s", 0); err != nil || string(data) != "3" {
+		t.Fatalf("after quorum came back: %q, %v", data, err)
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
