@@ -178,6 +178,11 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, add, rm []
 		}
 		for _, e := range entries {
 			sec, err := c.cfg.Store.Get(e.Source)
+			if err == nil && sec.Name != e.Source {
+				// Mounts resolve declarations by name only: an ID or ID
+				// prefix would be saved here and then never mount.
+				err = store.Errorf(store.ErrNotFound, "secret '%s' not found", e.Source)
+			}
 			if err != nil {
 				return api.Task{}, err
 			}
