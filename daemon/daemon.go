@@ -21,7 +21,6 @@ import (
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/driver"
 	"github.com/secretd/secretd/store"
-	"github.com/secretd/secretd/store/bolt"
 )
 
 // Config is everything `secretd daemon` takes from its flags.
@@ -42,8 +41,10 @@ type Config struct {
 	DockerHost string
 	// MountGrace protects a fresh mount from resync while its container starts.
 	MountGrace time.Duration
-	Version    string
-	Log        *slog.Logger
+	// Store says which backend holds the secrets: a bolt file or etcd.
+	Store   StoreConfig
+	Version string
+	Log     *slog.Logger
 	// Out receives the one-time unlock key of a new autolocked store.
 	Out io.Writer
 }
@@ -66,12 +67,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataRoot, 0o700); err != nil {
 		return fmt.Errorf("data root: %w", err)
 	}
-	backend, err := bolt.Open(filepath.Join(cfg.DataRoot, "secrets.db"))
+	backend, err := OpenBackend(cfg.Store, cfg.DataRoot)
 	if err != nil {
-		return err
-	}
-	if err := backend.Check(); err != nil {
-		backend.Close()
 		return err
 	}
 	st, unlockKey, err := store.Open(backend, store.Config{KeyFile: cfg.KeyFile, Autolock: cfg.Autolock})
@@ -118,6 +115,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
 	})
+	shared, err := newCluster(backend, cfg.Store.HostID, cfg.Log)
+	if err != nil {
+		return err
+	}
 	if drv, err = driver.New(ctrl, filepath.Join(cfg.DataRoot, "volumes.json"), cfg.Log); err != nil {
 		return err
 	}
@@ -141,12 +142,12 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := server.New(server.Config{
 		Store:      st,
 		KeyFile:    cfg.KeyFile,
-		Tasks:      ctrl,
-		Containers: ctrl,
+		Tasks:      inUse(ctrl, shared),
+		Containers: inUse(ctrl, shared),
 		Version:    cfg.Version,
 		Log:        cfg.Log,
 		Status: func(s *api.Status) {
-			s.Store = "bolt://" + backend.Path()
+			s.Store = backend.URL
 			ctrl.Stats(s)
 		},
 	})
@@ -154,10 +155,14 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners)+1)
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		ctrl.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		runShared(ctx, st, shared, cfg.Log)
 	}()
 	go func() {
 		defer wg.Done()

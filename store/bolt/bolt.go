@@ -14,7 +14,7 @@ import (
 )
 
 // Buckets every store needs; created on open so transactions never have to.
-var buckets = []string{"meta", "secrets", "names"}
+var buckets = store.Buckets
 
 // Backend is a store.Backend over a bbolt file.
 type Backend struct{ db *bbolt.DB }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/store/bolt"
 	"github.com/secretd/secretd/store/etcd"
 	"github.com/secretd/secretd/store/etcd/etcdtest"
 	"github.com/secretd/secretd/store/storetest"
@@ -51,7 +52,7 @@ func open(t *testing.T, c *etcdtest.Cluster, prefix string) *etcd.Backend {
 	return b
 }
 
-func openStore(t *testing.T, b *etcd.Backend, keyFile string) *store.Store {
+func openStore(t *testing.T, b store.Backend, keyFile string) *store.Store {
 	t.Helper()
 	s, _, err := store.Open(b, store.Config{KeyFile: keyFile})
 	if err != nil {
@@ -377,5 +378,57 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCopyBoltToEtcdAndBack: a migration moves records as ciphertext with
+// the key record, so the same key file opens the copy; a target that holds
+// anything is refused.
+func TestCopyBoltToEtcdAndBack(t *testing.T) {
+	c := cluster(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	src, err := bolt.Open(filepath.Join(dir, "src.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, src, key)
+	for i := range 150 { // more than one etcd transaction holds
+		if _, err := s.Create(store.Spec{Name: fmt.Sprintf("s%03d", i), Data: fmt.Appendf(nil, "data-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Update("s007", []byte("data-7-v2"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	mid := open(t, c, newPrefix())
+	secrets, keys, err := store.Copy(mid, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secrets != 150 || keys != 2+150+150 {
+		t.Fatalf("copied %d secrets, %d keys; want 150, 302", secrets, keys)
+	}
+	if _, _, err := store.Copy(mid, src); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("a second copy into the same target: %v; want refused as not empty", err)
+	}
+	back, err := bolt.Open(filepath.Join(dir, "back.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Copy(back, mid); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []store.Backend{mid, back} {
+		s2 := openStore(t, b, key)
+		if data, sec, err := s2.RevealName("s007", 0); err != nil || string(data) != "data-7-v2" || sec.Current != 2 {
+			t.Fatalf("after migration: %q version %d, %v", data, sec.Current, err)
+		}
+		if data, _, err := s2.RevealName("s149", 0); err != nil || string(data) != "data-149" {
+			t.Fatalf("after migration: %q, %v", data, err)
+		}
+		if _, err := s2.Create(store.Spec{Name: "new", Data: []byte("x")}); err != nil {
+			t.Fatalf("create in the migrated store: %v", err)
+		}
 	}
 }

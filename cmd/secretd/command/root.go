@@ -50,6 +50,7 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 		system.NewVersionCommand(c),
 		system.NewStatusCommand(c),
 		system.NewPsCommand(c),
+		system.NewStoreCommand(c),
 	)
 	return root
 }

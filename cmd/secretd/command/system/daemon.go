@@ -61,6 +61,7 @@ func NewDaemonCommand(c *cli.Cli) *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	addDeliveryFlags(f, &o.cfg)
+	addStoreFlags(f, &o.cfg.Store, true)
 	return cmd
 }
 

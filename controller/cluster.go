@@ -1,0 +1,105 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/secretd/secretd/declaration"
+)
+
+// Claim is one container's declared use of secrets, as a host publishes it
+// for the other hosts sharing its store: `secret rm` on any host is refused
+// while a container anywhere claims the secret.
+type Claim struct {
+	// ContainerID is the container's ID, or mount-MOUNTID for a mount
+	// whose container was not known; it is unique among a host's claims.
+	ContainerID string       `json:"id"`
+	Name        string       `json:"name"`
+	Host        string       `json:"host,omitempty"`
+	Entries     []ClaimEntry `json:"entries"`
+}
+
+// ClaimEntry is one secret a Claim holds; Version 0 follows the current one.
+type ClaimEntry struct {
+	Source  string `json:"source"`
+	Version int    `json:"version,omitempty"`
+}
+
+// Uses lists the versions of secret name the claim holds (0: the current).
+func (c Claim) Uses(name string) []int {
+	var out []int
+	for _, e := range c.Entries {
+		if e.Source == name && !slices.Contains(out, e.Version) {
+			out = append(out, e.Version)
+		}
+	}
+	return out
+}
+
+// LocalClaims lists the claims of this host, the same uses Users and Pins
+// count: every existing container whose declaration names secrets, running
+// or not, and every mount in the task table. An engine that does not answer
+// is an error, never an empty list: publishing nothing would free every
+// secret this host's containers use.
+func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
+	byKey := map[string]*Claim{}
+	add := func(key, id, name string, entries []declaration.Entry) {
+		cl := byKey[key]
+		if cl == nil {
+			cl = &Claim{ContainerID: id, Name: name}
+			byKey[key] = cl
+		}
+		for _, e := range entries {
+			ce := ClaimEntry{Source: e.Source, Version: e.Version}
+			if !slices.Contains(cl.Entries, ce) {
+				cl.Entries = append(cl.Entries, ce)
+			}
+		}
+	}
+	c.mu.Lock()
+	for _, t := range c.tasks {
+		key := t.containerID
+		if key == "" {
+			key = "mount-" + t.mountID
+		}
+		add(key, key, t.name, t.entries)
+	}
+	c.mu.Unlock()
+	if c.cfg.Engine != nil {
+		list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true})
+		if err != nil {
+			return nil, fmt.Errorf("list this host's containers: the Docker Engine did not answer: %w", err)
+		}
+		for _, s := range list {
+			name := owner{ID: s.ID, Names: s.Names}.name()
+			for _, decl := range c.declarations(s) {
+				entries, err := declaration.Parse(decl)
+				if err != nil {
+					continue
+				}
+				if applied, err := c.overrides.get(s.ID).apply(entries); err == nil {
+					entries = applied
+				}
+				add(s.ID, s.ID, name, entries)
+			}
+		}
+	}
+	out := make([]Claim, 0, len(byKey))
+	for _, cl := range byKey {
+		if len(cl.Entries) == 0 {
+			continue
+		}
+		sort.Slice(cl.Entries, func(i, j int) bool {
+			a, b := cl.Entries[i], cl.Entries[j]
+			return a.Source < b.Source || a.Source == b.Source && a.Version < b.Version
+		})
+		out = append(out, *cl)
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].ContainerID, out[j].ContainerID) < 0 })
+	return out, nil
+}
