@@ -52,3 +52,5 @@ bench:
 
 clean:
 	rm -rf bin
+
+include deploy/deploy.mk

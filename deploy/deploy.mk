@@ -1,0 +1,80 @@
+# Packaging targets, included by the top-level Makefile (which defines GO,
+# VERSION, LDFLAGS, BIN and the `build` target: a static, CGO_ENABLED=0
+# binary).
+#
+#   make install   binary, systemd unit (and man pages when `make docs` made
+#                  them) under DESTDIR/PREFIX
+#   make image     container image FROM scratch, built locally
+#   make plugin    managed Docker plugin (docker plugin create + enable)
+#
+# Every path and name is a variable, so tests and packagers can build beside
+# a running installation: make image IMAGE=x:y IMAGE_CTX=/tmp/ctx BIN=/tmp/b
+
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+# systemd reads /usr/local/lib/systemd/system as well as /lib/systemd/system.
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+MANDIR    ?= $(PREFIX)/share/man
+# Man pages as `make docs` writes them (section from the file suffix).
+MANPAGES  ?= $(wildcard docs/man/*.[1-8] man/*.[1-8])
+DOCKER    ?= docker
+
+IMAGE     ?= secretd:$(VERSION)
+IMAGE_CTX ?= deploy/image/build
+PLUGIN    ?= secretd
+PLUGIN_DIR ?= deploy/plugin/build
+# The plugin's data root on the host (mount "data"); its API socket is
+# PLUGIN_DATA/secretd.sock.
+PLUGIN_DATA ?= /var/lib/secretd
+
+.PHONY: install uninstall image plugin plugin-rootfs plugin-clean
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/secretd
+	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/secretd.service > $(BIN).service
+	install -D -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/secretd.service
+	rm -f $(BIN).service
+	@for m in $(MANPAGES); do \
+		s=$${m##*.}; echo "install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
+		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; \
+	done
+	@test -n "$(DESTDIR)" || echo 'now: systemctl daemon-reload && systemctl enable --now secretd'
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service
+	@for m in $(MANPAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+
+# The image holds the static binary only; its build context holds nothing
+# else, so nothing of the work tree reaches the engine.
+image: build
+	rm -rf $(IMAGE_CTX) && mkdir -p $(IMAGE_CTX)
+	cp $(BIN) $(IMAGE_CTX)/secretd
+	$(DOCKER) build --label org.opencontainers.image.version=$(VERSION) \
+		-f deploy/image/Dockerfile -t $(IMAGE) $(IMAGE_CTX)
+
+# A managed plugin: config.json plus the image's file system as rootfs.
+# Replaces a plugin of the same name unless containers use it (then the
+# engine refuses to disable it and make stops).
+plugin: plugin-rootfs
+	@if $(DOCKER) plugin inspect $(PLUGIN) >/dev/null 2>&1; then \
+		echo "replacing plugin $(PLUGIN)"; \
+		$(DOCKER) plugin disable $(PLUGIN) >/dev/null 2>&1 || true; \
+		$(DOCKER) plugin rm $(PLUGIN) >/dev/null || exit 1; \
+	fi
+	install -d -m 0700 $(PLUGIN_DATA)
+	$(DOCKER) plugin create $(PLUGIN) $(PLUGIN_DIR)
+	$(DOCKER) plugin set $(PLUGIN) data.source=$(PLUGIN_DATA)
+	$(DOCKER) plugin enable $(PLUGIN)
+	@echo 'API: export SECRETD_HOST=unix://$(PLUGIN_DATA)/secretd.sock; containers: --mount type=volume,volume-driver=$(PLUGIN),dst=/run/secrets'
+
+plugin-rootfs: image
+	rm -rf $(PLUGIN_DIR) && mkdir -p $(PLUGIN_DIR)/rootfs
+	cp deploy/plugin/config.json $(PLUGIN_DIR)/config.json
+	id=$$($(DOCKER) create $(IMAGE)) && \
+		{ $(DOCKER) export $$id | tar -x -C $(PLUGIN_DIR)/rootfs; rc=$$?; $(DOCKER) rm -f $$id >/dev/null; exit $$rc; }
+	mkdir -p $(PLUGIN_DIR)/rootfs/run/docker/plugins $(PLUGIN_DIR)/rootfs/run/secretd/mounts \
+		$(PLUGIN_DIR)/rootfs/var/lib/secretd $(PLUGIN_DIR)/rootfs/var/run
+
+plugin-clean:
+	rm -rf $(PLUGIN_DIR) $(IMAGE_CTX)
