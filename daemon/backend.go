@@ -32,6 +32,8 @@ type StoreConfig struct {
 }
 
 // Backend is an opened store backend and what the daemon shows about it.
+// Give store.Open the embedded Backend, not this wrapper: the wrapper
+// hides what the backend implements beyond store.Backend (store.Watcher).
 type Backend struct {
 	store.Backend
 	// URL says where the store is, for `secretd status`.

@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, unlockKey, err := store.Open(backend, store.Config{KeyFile: cfg.KeyFile, Autolock: cfg.Autolock})
+	st, unlockKey, err := store.Open(backend.Backend, store.Config{KeyFile: cfg.KeyFile, Autolock: cfg.Autolock})
 	if err != nil {
 		backend.Close()
 		return err
