@@ -97,6 +97,10 @@ type Status struct {
 	EngineError string `json:",omitempty"`
 	Secrets     int
 	Mounts      int
+	// Goroutines and OpenFDs are the daemon process's, so a test or an
+	// operator can check they come back to a baseline after load.
+	Goroutines int
+	OpenFDs    int
 	// MountsServed counts Mount calls answered since start; MountP50 and
 	// MountP99 are the Mount handler's own timing over recent calls.
 	MountsServed uint64

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/tmpfs"
@@ -40,6 +41,12 @@ type Config struct {
 	// OverridesFile keeps live grants and revokes across daemon restarts;
 	// empty keeps them in memory only.
 	OverridesFile string
+	// Metrics hears of mounts, rotations, events, resyncs and failures;
+	// nil counts nothing.
+	Metrics Metrics
+	// Audit receives the trail of mounts, wipes, rotations and refused
+	// mounts; nil keeps none.
+	Audit *audit.Logger
 }
 
 // Controller keeps the task table. It is safe for concurrent use.
@@ -81,6 +88,9 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Grace == 0 {
 		cfg.Grace = 30 * time.Second
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	ov, err := loadOverrides(cfg.OverridesFile)
 	if err != nil {
 		return nil, err
@@ -98,28 +108,43 @@ func (c *Controller) dir(mountID string) string { return filepath.Join(c.cfg.Mou
 // fails closed: any problem is an error, and nothing stays mounted.
 func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string, error) {
 	start := time.Now()
+	t, o, err := c.mount(ctx, volume, mountID)
+	if err != nil {
+		c.cfg.Metrics.Error("mount", err)
+		c.cfg.Audit.Deny(audit.ContainerMount, nil, audit.Event{Container: o.name(), ContainerID: o.ID, Volume: volume}, err)
+		return "", err
+	}
+	c.cfg.Metrics.ObserveMount(time.Since(start))
+	c.auditMount(t)
+	return t.dir, nil
+}
+
+// mount is Mount without its metrics and audit; it returns the owner it
+// found even on failure, so a refusal names the container.
+func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, owner, error) {
+	start := time.Now()
 	if !mountIDRE.MatchString(mountID) {
-		return "", fmt.Errorf("invalid mount ID %q", mountID)
+		return nil, owner{}, fmt.Errorf("invalid mount ID %q", mountID)
 	}
 	owner, decl, err := c.resolve(ctx, volume)
 	if err != nil {
-		return "", err
+		return nil, owner, err
 	}
 	entries, err := declaration.Parse(decl)
 	if err != nil {
-		return "", err
+		return nil, owner, err
 	}
 	if owner.ID != "" {
 		if entries, err = c.overrides.get(owner.ID).apply(entries); err != nil {
-			return "", err
+			return nil, owner, err
 		}
 		if len(entries) == 0 {
-			return "", fmt.Errorf("container %s has had all its secrets revoked: grant one with 'secretd container update --secret-add'", owner.name())
+			return nil, owner, fmt.Errorf("container %s has had all its secrets revoked: grant one with 'secretd container update --secret-add'", owner.name())
 		}
 	}
 	onUpdate, err := ParseOnUpdate(owner.Labels[LabelOnUpdate])
 	if err != nil {
-		return "", err
+		return nil, owner, err
 	}
 	t := &task{
 		mountID: mountID, volume: volume, dir: c.dir(mountID),
@@ -133,7 +158,7 @@ func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string,
 	c.mu.Lock()
 	if _, dup := c.tasks[mountID]; dup {
 		c.mu.Unlock()
-		return "", fmt.Errorf("mount ID %s is already mounted", mountID)
+		return nil, owner, fmt.Errorf("mount ID %s is already mounted", mountID)
 	}
 	c.tasks[mountID] = t
 	c.mu.Unlock()
@@ -147,13 +172,13 @@ func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string,
 		delete(c.tasks, mountID)
 		c.mu.Unlock()
 		c.removeRecord(mountID)
-		c.cfg.Log.Warn("mount refused", "container", t.name, "volume", volume, "mount", mountID, "err", err)
-		return "", err
+		c.cfg.Log.Warn("mount refused", "container", t.name, "volume", volume, "mount", t.dir, "err", err)
+		return nil, owner, err
 	}
 	d := time.Since(start)
 	c.mountTimes.add(d)
 	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d)
-	return t.dir, nil
+	return t, owner, nil
 }
 
 // build decrypts the declared versions and mounts them; it records which
@@ -243,6 +268,7 @@ func (c *Controller) Unmount(volume, mountID string) error {
 func (c *Controller) wipe(dir, container string) error {
 	res, err := tmpfs.Wipe(dir)
 	if err != nil {
+		c.cfg.Metrics.Error("unmount", err)
 		c.cfg.Log.Error("wipe failed", "container", container, "mount", dir, "err", err)
 		return fmt.Errorf("wipe secrets at %s: %w", dir, err)
 	}
@@ -250,6 +276,7 @@ func (c *Controller) wipe(dir, container string) error {
 		c.cfg.Log.Warn("mount was busy: detached lazily after zeroing", "container", container, "mount", dir)
 	}
 	c.cfg.Log.Info("secrets wiped", "container", container, "mount", dir)
+	c.cfg.Audit.Log(audit.Event{Event: audit.ContainerWipe, Container: container, Mount: dir})
 	return nil
 }
 

@@ -23,6 +23,7 @@ func (c *Controller) Run(ctx context.Context) {
 			return
 		}
 		c.setEngineErr(err)
+		c.cfg.Metrics.Error("engine", err)
 		c.cfg.Log.Warn("engine event stream broke: reconnecting", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -85,6 +86,7 @@ func (c *Controller) follow(ctx context.Context) error {
 }
 
 func (c *Controller) handle(ctx context.Context, m events.Message) {
+	c.cfg.Metrics.Event(string(m.Action))
 	id := m.Actor.ID
 	switch m.Action {
 	case events.ActionRename:

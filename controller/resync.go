@@ -17,7 +17,8 @@ import (
 // whose container is alive is kept (and adopted after a daemon restart),
 // any other mount is wiped. It runs at start and after every break of the
 // event stream, because Unmounts sent while secretd was down are lost.
-func (c *Controller) Resync(ctx context.Context) error {
+func (c *Controller) Resync(ctx context.Context) (err error) {
+	defer func() { c.cfg.Metrics.Error("resync", err) }()
 	if c.cfg.Engine == nil {
 		return errNoEngine
 	}
@@ -112,6 +113,7 @@ func (c *Controller) Resync(ctx context.Context) error {
 	c.engineMu.Lock()
 	c.resyncs++
 	c.engineMu.Unlock()
+	c.cfg.Metrics.Resync()
 	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", kept, "mounts_wiped", wiped, "adopted", adopted, "duration", time.Since(start))
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/tmpfs"
@@ -59,7 +60,12 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 					count++
 				}
 				mu.Unlock()
+				if err != nil {
+					c.cfg.Metrics.Error("rotate", err)
+				}
 				if err == nil && changed {
+					c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
+						Container: t.name, ContainerID: t.containerID, Mount: t.dir})
 					c.afterUpdate(ctx, t, sec)
 				}
 			}
@@ -71,6 +77,7 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 	close(next)
 	wg.Wait()
 	c.rotations.Add(uint64(count))
+	c.cfg.Metrics.Rotated(count)
 	return count, errors.Join(errs...)
 }
 

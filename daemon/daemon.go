@@ -18,8 +18,10 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/driver"
+	"github.com/secretd/secretd/metrics"
 	"github.com/secretd/secretd/store"
 )
 
@@ -45,6 +47,12 @@ type Config struct {
 	Store   StoreConfig
 	Version string
 	Log     *slog.Logger
+	// MetricsAddr is where Prometheus scrapes /metrics (host:port); empty
+	// serves no metrics.
+	MetricsAddr string
+	// AuditLog is --audit-log: a file, "-" for stdout, "off", or empty for
+	// DATA-ROOT/audit.log.
+	AuditLog string
 	// Out receives the one-time unlock key of a new autolocked store.
 	Out io.Writer
 }
@@ -67,6 +75,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataRoot, 0o700); err != nil {
 		return fmt.Errorf("data root: %w", err)
 	}
+	trail, err := audit.Open(cfg.AuditLog, cfg.DataRoot, cfg.Out, func(err error) {
+		cfg.Log.Error("audit trail write failed", "err", err)
+	})
+	if err != nil {
+		return err
+	}
+	defer trail.Close()
 	backend, err := OpenBackend(cfg.Store, cfg.DataRoot)
 	if err != nil {
 		return err
@@ -94,12 +109,20 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("mount root: %w", err)
 	}
 	var drv *driver.Driver
-	ctrl, err := controller.New(controller.Config{
+	// The gauges read the controller at scrape time; nothing scrapes before
+	// it exists, because the metrics listener opens after it.
+	var ctrl *controller.Controller
+	m := metrics.New(metrics.State{
+		Mounts: func() int { return ctrl.ActiveMounts() }, EngineUp: func() bool { return ctrl.EngineUp() },
+		Locked: st.Locked, Version: cfg.Version,
+	})
+	ctrl, err = controller.New(controller.Config{
 		Store: st, Engine: engine, EngineHost: engineHost, Actions: engine,
 		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
 		OverridesFile: filepath.Join(cfg.DataRoot, "containers.json"),
 		Grace:         cfg.MountGrace,
+		Metrics:       m, Audit: trail,
 	})
 	if err != nil {
 		return err
@@ -139,6 +162,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
+	metricsL, err := listenMetrics(cfg.MetricsAddr, cfg.Log)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		pluginL.Close()
+		return err
+	}
 	srv := server.New(server.Config{
 		Store:      st,
 		KeyFile:    cfg.KeyFile,
@@ -146,6 +177,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Containers: inUse(ctrl, shared),
 		Version:    cfg.Version,
 		Log:        cfg.Log,
+		Audit:      trail,
+		Metrics:    m,
 		Status: func(s *api.Status) {
 			s.Store = backend.URL
 			ctrl.Stats(s)
@@ -154,7 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(listeners)+1)
+	errc := make(chan error, len(listeners)+2)
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -173,6 +206,17 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	cfg.Log.Info("volume driver listening", "driver", cfg.DriverName, "socket", pluginL.Addr().String())
+	if metricsL != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Serve(ctx, metricsL); err != nil {
+				errc <- fmt.Errorf("serve metrics: %w", err)
+				cancel()
+			}
+		}()
+		cfg.Log.Info("metrics listening", "addr", "http://"+metricsL.Addr().String()+"/metrics")
+	}
 	for _, l := range listeners {
 		wg.Add(1)
 		go func(l net.Listener) {

@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/store"
 )
 
@@ -95,10 +96,12 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: spec.Data})
 	clear(spec.Data)
 	if err != nil {
+		r.SetPathValue("ref", spec.Name) // names the secret in a refusal's audit line
 		s.fail(w, r, err)
 		return
 	}
 	s.cfg.Log.Info("secret created", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
+	s.audit(r, audit.Event{Event: audit.SecretCreate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
 	writeJSON(w, http.StatusCreated, swarm.SecretCreateResponse{ID: sec.ID})
 }
 
@@ -126,6 +129,7 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.cfg.Log.Info("secret version removed", "secret", sec.Name, "id", sec.ID, "version", version)
+		s.audit(r, audit.Event{Event: audit.SecretVersionRemove, Secret: sec.Name, SecretID: sec.ID, Version: version})
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -135,6 +139,7 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("secret removed", "secret", sec.Name, "id", sec.ID)
+	s.audit(r, audit.Event{Event: audit.SecretRemove, Secret: sec.Name, SecretID: sec.ID})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -213,6 +218,8 @@ func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.audit(r, audit.Event{Event: audit.ContainerUpdate, Container: task.ContainerName, ContainerID: task.ContainerID,
+		Added: req.SecretAdd, Removed: req.SecretRm})
 	writeJSON(w, http.StatusOK, task)
 }
 
@@ -244,5 +251,6 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("secret updated", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
+	s.audit(r, audit.Event{Event: audit.SecretUpdate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
 	writeJSON(w, http.StatusOK, toAPI(sec))
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/store"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	Status  func(*api.Status)
 	Version string
 	Log     *slog.Logger
+	// Audit receives the trail of changes and refusals; nil keeps none.
+	Audit *audit.Logger
+	// Metrics counts failed requests; nil counts nothing.
+	Metrics Metrics
 }
 
 // Server is the API's http.Handler.
@@ -148,7 +153,7 @@ func (r *statusRecorder) Flush() {
 
 // Serve serves the API on l until ctx ends, then drains for up to 5 seconds.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -174,6 +179,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // fail maps a store error kind to the status code the Docker Engine uses.
 // Messages of unknown errors are not shown: they may name internals.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.observeFailure(r, err)
 	var code int
 	switch {
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrBadKey):

@@ -7,6 +7,7 @@ import (
 	"github.com/docker/docker/api/types"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/audit"
 )
 
 // ping answers as a Swarm manager would, because the docker CLI hides the
@@ -49,6 +50,7 @@ func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("store unlocked")
+	s.audit(r, audit.Event{Event: audit.StoreUnlock})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -58,6 +60,8 @@ func (s *Server) unlockKey(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// Whoever reads the unlock key can open the store: worth a line.
+	s.audit(r, audit.Event{Event: audit.UnlockKeyRead})
 	writeJSON(w, http.StatusOK, api.UnlockKeyResponse{UnlockKey: key})
 }
 
@@ -68,6 +72,7 @@ func (s *Server) unlockKeyRotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("unlock key rotated")
+	s.audit(r, audit.Event{Event: audit.UnlockKeyRotate})
 	writeJSON(w, http.StatusOK, api.UnlockKeyResponse{UnlockKey: key})
 }
 
@@ -78,6 +83,7 @@ func (s *Server) keyRotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("key encryption key rotated", "generation", gen)
+	s.audit(r, audit.Event{Event: audit.KeyRotate, Generation: gen})
 	writeJSON(w, http.StatusOK, api.KeyRotateResponse{Generation: gen})
 }
 
@@ -101,6 +107,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.Secrets = len(list)
+	st.Goroutines, st.OpenFDs = runtime.NumGoroutine(), openFDs()
 	if s.cfg.Status != nil {
 		s.cfg.Status(&st)
 	}

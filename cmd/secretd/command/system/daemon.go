@@ -32,6 +32,7 @@ func NewDaemonCommand(c *cli.Cli) *cobra.Command {
 		Short: "Run the secretd daemon (as root)",
 		Example: `  sudo secretd daemon
   sudo secretd daemon --autolock --group docker
+  sudo secretd daemon --metrics-addr 127.0.0.1:9323 --audit-log /var/log/secretd/audit.log
   sudo secretd daemon -H unix:///run/secretd/secretd.sock -H tcp://0.0.0.0:2378 \
       --tlscacert ca.pem --tlscert server.pem --tlskey server-key.pem`,
 		Args: cobra.NoArgs,
@@ -60,6 +61,7 @@ func NewDaemonCommand(c *cli.Cli) *cobra.Command {
 	f.BoolVar(&o.cfg.Autolock, "autolock", false, "keep no key on the host: start locked until 'secretd unlock'")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	addOpsFlags(f, &o.cfg)
 	addDeliveryFlags(f, &o.cfg)
 	addStoreFlags(f, &o.cfg.Store, true)
 	return cmd

@@ -16,7 +16,8 @@ func NewStatusCommand(c *cli.Cli) *cobra.Command {
 		Use:   "status",
 		Short: "Show whether the daemon is locked, its store, its engine connection and its counts",
 		Example: `  secretd status
-  secretd status --format '{{.Locked}}'`,
+  secretd status --format '{{.Locked}}'
+  secretd status --format '{{.Goroutines}} {{.OpenFDs}}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.Client()
@@ -38,8 +39,8 @@ func NewStatusCommand(c *cli.Cli) *cobra.Command {
 			if st.EngineError != "" {
 				engine += " (" + st.EngineError + ")"
 			}
-			fmt.Fprintf(c.Out, "Version:   %s\nLocked:    %s\nAutolock:  %t\nStore:     %s\nEngine:    %s\nSecrets:   %d\nMounts:    %d\n",
-				st.Version, locked, st.Autolock, st.Store, engine, st.Secrets, st.Mounts)
+			fmt.Fprintf(c.Out, "Version:    %s\nLocked:     %s\nAutolock:   %t\nStore:      %s\nEngine:     %s\nSecrets:    %d\nMounts:     %d\nGoroutines: %d\nOpen FDs:   %d\n",
+				st.Version, locked, st.Autolock, st.Store, engine, st.Secrets, st.Mounts, st.Goroutines, st.OpenFDs)
 			return nil
 		},
 	}
