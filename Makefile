@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X github.com/secretd/secretd/cmd/secretd/cli.Version=$(VERSIO
 BIN      := bin/secretd
 FUZZTIME ?= 10s
 
-.PHONY: all build run deps test unit e2e fuzz vet bench clean
+.PHONY: all build run deps test unit e2e fuzz vet bench clean docs
 
 all: build
 
@@ -50,7 +50,12 @@ fuzz:
 bench:
 	$(GO) test -count=1 -timeout 30m -run=XXX -bench=. -benchtime=1x ./bench/
 
+# Man pages for every command, rendered from the cobra tree the binary runs
+# (docs/man/*.1; not committed). `make install` installs them when present.
+docs:
+	$(GO) run ./cmd/secretd-docs --dir docs/man --version $(VERSION)
+
 clean:
-	rm -rf bin
+	rm -rf bin docs/man
 
 include deploy/deploy.mk

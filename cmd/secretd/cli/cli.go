@@ -68,13 +68,20 @@ func (c *Cli) Client() (*client.Client, error) {
 	return cl, nil
 }
 
-// StatusError carries an exit status other than 1 out of a command.
+// StatusError carries an exit status other than 1 out of a command. A nil
+// Err exits with Status and prints nothing: what failed (docker, under
+// `secretd run`) has said why already.
 type StatusError struct {
 	Status int
 	Err    error
 }
 
-func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Status)
+	}
+	return e.Err.Error()
+}
 
 // Errors is several failures of one command (`rm a b c`), each worded on
 // its own line.

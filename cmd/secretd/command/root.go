@@ -24,6 +24,10 @@ func NewRootCommand(c *cli.Cli) *cobra.Command {
 declares into a read-only tmpfs at /run/secrets, for docker run and compose,
 with no Swarm. Run 'secretd daemon' as root, then use the commands below or
 the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret ls`,
+		Example: `  sudo secretd daemon --metrics-addr 127.0.0.1:9323
+  printf 'hunter2' | secretd secret create db_password -
+  secretd run --secret db_password -- --rm alpine cat /run/secrets/db_password
+  secretd status`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       cli.Version,
@@ -50,8 +54,10 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 		system.NewVersionCommand(c),
 		system.NewStatusCommand(c),
 		system.NewPsCommand(c),
+		container.NewRunCommand(c),
 		system.NewStoreCommand(c),
 	)
+	addBuiltinCommands(root)
 	return root
 }
 
@@ -62,9 +68,12 @@ func Execute(c *cli.Cli) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(c.Err, cli.FormatError(err))
 	var se *cli.StatusError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) && se.Err == nil {
+		return se.Status
+	}
+	fmt.Fprintln(c.Err, cli.FormatError(err))
+	if se != nil {
 		return se.Status
 	}
 	return 1

@@ -14,10 +14,11 @@ import (
 // NewContainerCommand returns `secretd container` and its subcommands.
 func NewContainerCommand(c *cli.Cli) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "container",
-		Short: "Manage the secrets of one container",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Use:     "container",
+		Short:   "Manage the secrets of one container",
+		Example: `  secretd container update web --secret-add api_key --secret-rm old_password`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newUpdateCommand(c))
 	return cmd

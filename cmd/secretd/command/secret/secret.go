@@ -12,7 +12,10 @@ func NewSecretCommand(c *cli.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "secret",
 		Short: "Manage secrets",
-		Args:  cobra.NoArgs,
+		Example: `  printf 'hunter2' | secretd secret create db_password -
+  secretd secret ls
+  secretd secret update db_password ./new-password.txt`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},

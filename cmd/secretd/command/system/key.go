@@ -11,10 +11,11 @@ import (
 // NewKeyCommand returns `secretd key` with its `rotate` subcommand.
 func NewKeyCommand(c *cli.Cli) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "key",
-		Short: "Manage the key-encryption key",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Use:     "key",
+		Short:   "Manage the key-encryption key",
+		Example: `  secretd key rotate`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:     "rotate",

@@ -15,10 +15,11 @@ import (
 // NewStoreCommand returns `secretd store` with its `migrate` subcommand.
 func NewStoreCommand(c *cli.Cli) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "store",
-		Short: "Manage where the daemon keeps its secrets",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Use:     "store",
+		Short:   "Manage where the daemon keeps its secrets",
+		Example: `  sudo secretd store migrate --from bolt:///var/lib/secretd/secrets.db --to etcd://10.0.0.1:2379`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newMigrateCommand(c))
 	return cmd

@@ -14,7 +14,9 @@ func NewVersionCommand(c *cli.Cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Show the secretd version of this client and of the daemon",
-		Args:  cobra.NoArgs,
+		Example: `  secretd version
+  SECRETD_HOST=unix:///run/secretd/secretd.sock secretd version`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fmt.Fprintf(c.Out, "Client:\n Version:     %s\n Go version:  %s\n OS/Arch:     %s/%s\n",
 				cli.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)

@@ -1,0 +1,49 @@
+// Command secretd-docs writes man pages for every secretd command, from the
+// same cobra tree the binary runs, so the pages cannot drift from --help.
+// `make docs` runs it; it is a separate program so the secretd binary does
+// not carry the man page renderer.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra/doc"
+
+	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command"
+)
+
+func main() {
+	dir := flag.String("dir", "docs/man", "directory to write the man pages (section 1) into")
+	version := flag.String("version", cli.Version, "version shown in the pages' footer")
+	flag.Parse()
+	if err := generate(*dir, *version); err != nil {
+		fmt.Fprintln(os.Stderr, "secretd-docs:", err)
+		os.Exit(1)
+	}
+}
+
+// generate writes one page per command into dir.
+func generate(dir, version string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root := command.NewRootCommand(cli.NewCli(os.Stdin, os.Stdout, os.Stderr))
+	root.DisableAutoGenTag = true
+	header := &doc.GenManHeader{Title: "SECRETD", Section: "1", Source: "secretd " + version, Manual: "secretd manual"}
+	// Reproducible builds set SOURCE_DATE_EPOCH; the pages then carry that
+	// date rather than today's.
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
+		}
+		t := time.Unix(n, 0).UTC()
+		header.Date = &t
+	}
+	return doc.GenManTree(root, header, dir)
+}

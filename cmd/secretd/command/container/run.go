@@ -1,0 +1,224 @@
+package container
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/declaration"
+)
+
+// runOptions are `secretd run`'s own flags; everything after them belongs
+// to `docker run`.
+type runOptions struct {
+	secrets    []string
+	driver     string
+	dockerHost string
+	targetDir  string
+}
+
+// NewRunCommand returns `secretd run`.
+func NewRunCommand(c *cli.Cli) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Run a container with secrets, as 'docker service create --secret' does for a service",
+		Long: `Run a container through the docker CLI with a secretd volume at
+--secret-target-dir and the secretd.secrets label holding the --secret
+entries: the container starts only once its secrets are mounted, and they
+are wiped when it stops.
+
+secretd's own options come first; the first argument that is not one of
+them, or everything after '--', is passed to 'docker run' unchanged, so
+every docker run option works. The exit status is docker's. The --secret
+entries are checked before anything starts.
+
+Requires the docker CLI on $PATH. ` + "`DOCKER_HOST`" + ` and the other ` + "`DOCKER_*`" + `
+variables are honoured as docker honours them.`,
+		Example: `  secretd run --secret db_password -- --rm alpine cat /run/secrets/db_password
+  secretd run --secret db_password --secret source=tls,target=certs/site.key,mode=0400 -d --name web nginx
+  secretd run --secret-target-dir /etc/app/secrets --secret api_key -- -it --rm myapp`,
+		// docker run's flags are not secretd's: parse ours by hand and pass
+		// the rest through untouched.
+		DisableFlagParsing:    true,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ours, rest, help := splitRunArgs(cmd, args)
+			if help {
+				return cmd.Help()
+			}
+			if err := cmd.Flags().Parse(ours); err != nil {
+				return &cli.StatusError{Status: 125, Err: fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())}
+			}
+			dockerArgs, err := o.dockerArgs(rest)
+			if err != nil {
+				return &cli.StatusError{Status: 125, Err: err}
+			}
+			return runDocker(c, dockerArgs)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.secrets, "secret", nil, "give the container a secret (`SPEC`: NAME or source=NAME[@VERSION],target=PATH,uid=N,gid=N,mode=0NNN), repeatable")
+	f.StringVar(&o.driver, "driver", "secretd", "volume driver name of the secretd daemon (its --driver-name)")
+	f.StringVar(&o.dockerHost, "docker-host", "", "Docker Engine to run the container on (default $DOCKER_HOST or the docker CLI's default)")
+	f.StringVar(&o.targetDir, "secret-target-dir", "/run/secrets", "where the secrets appear in the container")
+	return cmd
+}
+
+// splitRunArgs separates secretd's leading flags from docker run's
+// arguments: scanning stops at "--" or at the first argument that is not
+// one of secretd run's flags. help reports -h or --help among ours.
+func splitRunArgs(cmd *cobra.Command, args []string) (ours, rest []string, help bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return ours, args[i+1:], help
+		}
+		if a == "-h" || a == "--help" {
+			help = true
+			continue
+		}
+		if !strings.HasPrefix(a, "--") {
+			return ours, args[i:], help
+		}
+		name, _, hasValue := strings.Cut(a[2:], "=")
+		if cmd.LocalFlags().Lookup(name) == nil {
+			return ours, args[i:], help
+		}
+		ours = append(ours, a)
+		if !hasValue && i+1 < len(args) {
+			i++
+			ours = append(ours, args[i])
+		}
+	}
+	return ours, nil, help
+}
+
+// dockerArgs builds the docker command line: the engine, then `run` with
+// the secretd volume and label ahead of the user's arguments.
+func (o runOptions) dockerArgs(user []string) ([]string, error) {
+	if len(o.secrets) == 0 {
+		return nil, errors.New("secretd run needs at least one --secret: without one, use docker run")
+	}
+	// Each --secret is one entry, as with docker service create; a ';'
+	// would smuggle in more.
+	for i, spec := range o.secrets {
+		if strings.Contains(spec, ";") {
+			return nil, fmt.Errorf("--secret %q: one secret per --secret (repeat the flag instead of using ';')", spec)
+		}
+		es, err := declaration.Parse(spec)
+		if err != nil {
+			return nil, fmt.Errorf("--secret %q: %w", spec, err)
+		}
+		if len(es) != 1 {
+			return nil, fmt.Errorf("--secret %d is empty", i+1)
+		}
+	}
+	// The label keeps the entries as written; the set is parsed as the
+	// daemon will parse it, because two entries may claim one target.
+	decl := strings.Join(o.secrets, ";")
+	if _, err := declaration.Parse(decl); err != nil {
+		return nil, fmt.Errorf("--secret: %w", err)
+	}
+	if !path.IsAbs(o.targetDir) || path.Clean(o.targetDir) != o.targetDir || o.targetDir == "/" {
+		return nil, fmt.Errorf("--secret-target-dir %q: use an absolute, clean path other than /, such as /run/secrets", o.targetDir)
+	}
+	if o.driver == "" {
+		return nil, errors.New("--driver must not be empty")
+	}
+	if len(user) == 0 {
+		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
+	}
+	mount, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy")
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	if o.dockerHost != "" {
+		args = append(args, "--host", o.dockerHost)
+	}
+	args = append(args, "run", "--label", controller.LabelSecrets+"="+decl, "--mount", mount)
+	return append(args, user...), nil
+}
+
+// csvField joins fields the way docker's --mount reads them, quoting any
+// that hold a comma or a quote.
+func csvField(fields ...string) (string, error) {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	if err := w.Write(fields); err != nil {
+		return "", err
+	}
+	w.Flush()
+	return strings.TrimSuffix(b.String(), "\n"), w.Error()
+}
+
+// execDocker starts the docker CLI; a variable so tests can see what would
+// run without running it.
+var execDocker = func(c *cli.Cli, args []string) (int, error) {
+	bin, err := exec.LookPath("docker")
+	if err != nil {
+		return 0, &cli.StatusError{Status: 127, Err: fmt.Errorf("secretd run needs the docker CLI on $PATH: %w", err)}
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.In, c.Out, c.Err
+	// As system(3) does: the terminal sends SIGINT and SIGQUIT to docker
+	// too, which forwards them to the container; secretd must just outlive
+	// it. SIGTERM and SIGHUP sent to secretd alone are passed on.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	defer signal.Reset(syscall.SIGINT, syscall.SIGQUIT)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 0, &cli.StatusError{Status: 126, Err: fmt.Errorf("start docker: %w", err)}
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			return 128 + int(st.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// runDocker runs docker and hands its exit status back without a message
+// of secretd's own: docker has said what went wrong.
+func runDocker(c *cli.Cli, args []string) error {
+	code, err := execDocker(c, args)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &cli.StatusError{Status: code}
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package container
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/secretd/secretd/cmd/secretd/cli"
+)
+
+// runWith runs `secretd run args...` with docker stubbed out and returns
+// the docker arguments it would have run (nil when it ran nothing).
+func runWith(t *testing.T, code int, args ...string) ([]string, string, error) {
+	t.Helper()
+	var got []string
+	ran := false
+	old := execDocker
+	execDocker = func(_ *cli.Cli, a []string) (int, error) {
+		ran, got = true, a
+		return code, nil
+	}
+	t.Cleanup(func() { execDocker = old })
+	var out bytes.Buffer
+	c := cli.NewCli(strings.NewReader(""), &out, &out)
+	cmd := NewRunCommand(c)
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	err := cmd.Execute()
+	if !ran {
+		got = nil
+	}
+	return got, out.String(), err
+}
+
+func TestRunBuildsDockerRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"double dash", []string{"--secret", "a", "--secret", "source=b,target=x/b", "--", "--rm", "--network", "none", "img", "cat", "/run/secrets/a"},
+			[]string{"run", "--label", "secretd.secrets=a;source=b,target=x/b", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy",
+				"--rm", "--network", "none", "img", "cat", "/run/secrets/a"}},
+		{"docker flags without --, ours with =", []string{"--secret=a", "--driver=sd2", "-d", "--name", "web", "img", "sh", "-c", "x --secret y"},
+			[]string{"run", "--label", "secretd.secrets=a", "--mount", "type=volume,volume-driver=sd2,dst=/run/secrets,volume-nocopy",
+				"-d", "--name", "web", "img", "sh", "-c", "x --secret y"}},
+		{"image first stops our parsing", []string{"--secret", "a", "img", "--secret", "b"},
+			[]string{"run", "--label", "secretd.secrets=a", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy",
+				"img", "--secret", "b"}},
+		{"engine and target dir", []string{"--docker-host", "unix:///tmp/d.sock", "--secret-target-dir", "/etc/app,conf", "--secret", "a@2", "img"},
+			[]string{"--host", "unix:///tmp/d.sock", "run", "--label", "secretd.secrets=a@2", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy`, "img"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, out, err := runWith(t, 0, tc.args...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("docker %q\nwant   %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunRefusesBeforeStarting(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--", "img"}, "at least one --secret"},
+		{[]string{"--secret", "a"}, "needs an image"},
+		{[]string{"--secret", "a;b", "img"}, "one secret per --secret"},
+		{[]string{"--secret", "source=x,mode=999", "img"}, `mode "999" is not an octal number`},
+		{[]string{"--secret", "source=x,target=../x", "img"}, "target"},
+		{[]string{"--secret", "a", "--secret", "source=b,target=a", "img"}, `duplicate target "a"`},
+		{[]string{"--secret", "a", "--secret-target-dir", "run/secrets", "img"}, "absolute"},
+		{[]string{"--secret", "bad name!", "img"}, "invalid"},
+	} {
+		got, _, err := runWith(t, 0, tc.args...)
+		if got != nil {
+			t.Errorf("%q started docker %q", tc.args, got)
+		}
+		var se *cli.StatusError
+		if !errors.As(err, &se) || se.Status != 125 || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: error %v, want status 125 mentioning %q", tc.args, err, tc.msg)
+		}
+	}
+}
+
+func TestRunPassesExitStatus(t *testing.T) {
+	_, out, err := runWith(t, 42, "--secret", "a", "img")
+	var se *cli.StatusError
+	if !errors.As(err, &se) || se.Status != 42 || se.Err != nil {
+		t.Fatalf("error %#v, want a silent status 42", err)
+	}
+	if out != "" {
+		t.Errorf("printed %q: docker speaks for itself", out)
+	}
+	if _, _, err := runWith(t, 0, "--secret", "a", "img"); err != nil {
+		t.Errorf("exit 0: %v", err)
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	got, out, err := runWith(t, 0, "--help")
+	if err != nil || got != nil || !strings.Contains(out, "--secret-target-dir") {
+		t.Errorf("help: %v %q\n%s", err, got, out)
+	}
+}
