@@ -40,6 +40,10 @@ type Store struct {
 	mu        sync.RWMutex
 	kek       *envelope.Key
 	unlockKey []byte
+	// gen is the generation of kek. keyFile is read again when another
+	// host sharing the backend rotates the KEK (see shared.go).
+	gen     int
+	keyFile string
 
 	now func() time.Time
 
@@ -68,7 +72,7 @@ func (s *Store) notify(sec Secret) {
 // returned unlockKey must be shown to the operator once and is never stored.
 // An existing autolocked store opens locked.
 func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
-	s = &Store{b: b, now: func() time.Time { return time.Now().UTC() }}
+	s = &Store{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }}
 	var rec *kekRecord
 	if err := b.View(func(tx Tx) error {
 		rec, err = getKEKRecord(tx)
@@ -104,7 +108,7 @@ func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("wrong key file %s: it does not open this store", cfg.KeyFile)
 	}
-	s.kek = kek
+	s.kek, s.gen = kek, rec.Generation
 	return s, "", nil
 }
 
@@ -147,7 +151,7 @@ func (s *Store) initialise(cfg Config) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	s.kek = kek
+	s.kek, s.gen = kek, 1
 	return shown, nil
 }
 
@@ -189,7 +193,7 @@ func (s *Store) Unlock(key string) error {
 		clear(raw)
 		return Errorf(ErrBadKey, "invalid unlock key: it does not open this store")
 	}
-	s.kek, s.unlockKey = kek, raw
+	s.kek, s.unlockKey, s.gen = kek, raw, rec.Generation
 	return nil
 }
 
@@ -216,8 +220,8 @@ func (s *Store) UnlockKey() (string, error) {
 	return formatUnlockKey(s.unlockKey), nil
 }
 
-// RotateUnlockKey replaces the unlock key; the old one stops working at once.
-func (s *Store) RotateUnlockKey() (string, error) {
+// rotateUnlockKey is RotateUnlockKey with the KEK this store holds now.
+func (s *Store) rotateUnlockKey() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.unlockedAutolock(); err != nil {
@@ -230,6 +234,9 @@ func (s *Store) RotateUnlockKey() (string, error) {
 	err = s.b.Update(func(tx Tx) error {
 		old, err := getKEKRecord(tx)
 		if err != nil {
+			return err
+		}
+		if err := s.sameKEK(old); err != nil {
 			return err
 		}
 		rec, err := wrapKEK(raw, modeAutolock, old.Generation, s.kek)
@@ -257,9 +264,8 @@ func (s *Store) unlockedAutolock() error {
 	return nil
 }
 
-// RotateKEK replaces the KEK and re-wraps every data key in one transaction.
-// Readers wait for the commit; nothing is re-encrypted and nothing restarts.
-func (s *Store) RotateKEK(keyFile string) (generation int, err error) {
+// rotateKEK is RotateKEK with the KEK this store holds now.
+func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.kek == nil {
@@ -281,6 +287,9 @@ func (s *Store) RotateKEK(keyFile string) (generation int, err error) {
 	err = s.b.Update(func(tx Tx) error {
 		old, err := getKEKRecord(tx)
 		if err != nil {
+			return err
+		}
+		if err := s.sameKEK(old); err != nil {
 			return err
 		}
 		var recs []record
@@ -323,7 +332,7 @@ func (s *Store) RotateKEK(keyFile string) (generation int, err error) {
 		return 0, err
 	}
 	s.kek.Wipe()
-	s.kek = next
+	s.kek, s.gen = next, generation
 	return generation, nil
 }
 
@@ -356,8 +365,8 @@ type Spec struct {
 	Data   []byte
 }
 
-// Create stores a new secret at version 1.
-func (s *Store) Create(spec Spec) (Secret, error) {
+// create is Create with the KEK this store holds now.
+func (s *Store) create(spec Spec) (Secret, error) {
 	if err := ValidateName(spec.Name); err != nil {
 		return Secret{}, err
 	}
@@ -386,6 +395,9 @@ func (s *Store) Create(spec Spec) (Secret, error) {
 		Versions: []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}},
 	}
 	err = s.b.Update(func(tx Tx) error {
+		if err := s.kekCurrent(tx); err != nil {
+			return err
+		}
 		if v, err := tx.Get("names", spec.Name); err != nil {
 			return err
 		} else if v != nil {
@@ -416,7 +428,7 @@ func (s *Store) Update(ref string, data []byte, keep int, pinned func(Secret) ([
 // at index (0 skips the check), compared inside the write transaction so
 // two writers holding the same index cannot both win.
 func (s *Store) UpdateAt(ref string, index uint64, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
-	sec, err := s.update(ref, index, data, keep, pinned)
+	sec, err := retryKEK(s, func() (Secret, error) { return s.update(ref, index, data, keep, pinned) })
 	if err != nil {
 		return Secret{}, err
 	}
@@ -440,6 +452,9 @@ func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned f
 	}
 	var out Secret
 	err := s.b.Update(func(tx Tx) error {
+		if err := s.kekCurrent(tx); err != nil {
+			return err
+		}
 		r, err := resolve(tx, ref)
 		if err != nil {
 			return err
@@ -596,9 +611,8 @@ func (s *Store) Remove(ref string, guard func(Secret) error) (Secret, error) {
 	return out, err
 }
 
-// Reveal decrypts a version of a secret (0 for the current one). The caller
-// owns the returned bytes and should clear them after use.
-func (s *Store) Reveal(ref string, version int) ([]byte, Secret, error) {
+// reveal is Reveal with the KEK this store holds now.
+func (s *Store) reveal(ref string, version int) ([]byte, Secret, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.kek == nil {

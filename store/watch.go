@@ -27,26 +27,44 @@ func (s *Store) Watch(ctx context.Context, broke func(err error, retry time.Dura
 	if !ok {
 		return
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A KEK rotated by another host is taken up before this host
+		// needs it (Reveal and writes would also find out on their own).
+		follow(ctx, w, "meta", func(key string, v []byte) {
+			if key == "kek" && v != nil {
+				s.reloadKEK()
+			}
+		}, broke)
+	}()
 	seen := map[string]int{} // secret ID -> current version announced
+	follow(ctx, w, "secrets", func(id string, v []byte) {
+		if v == nil {
+			delete(seen, id)
+			return
+		}
+		var r record
+		if json.Unmarshal(v, &r) != nil || r.ID != id || len(r.Versions) == 0 {
+			return // Reveal reports such a record to whoever needs it
+		}
+		sec := r.secret()
+		if seen[id] == sec.Current {
+			return
+		}
+		seen[id] = sec.Current
+		s.notify(sec)
+	}, broke)
+	<-done
+}
+
+// follow watches one bucket until ctx ends, watching again with backoff
+// whenever the watch breaks.
+func follow(ctx context.Context, w Watcher, bucket string, fn func(string, []byte), broke func(error, time.Duration)) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := w.Watch(ctx, "secrets", func(id string, v []byte) {
-			if v == nil {
-				delete(seen, id)
-				return
-			}
-			var r record
-			if json.Unmarshal(v, &r) != nil || r.ID != id || len(r.Versions) == 0 {
-				return // Reveal reports such a record to whoever needs it
-			}
-			sec := r.secret()
-			if seen[id] == sec.Current {
-				return
-			}
-			seen[id] = sec.Current
-			s.notify(sec)
-		})
+		err := w.Watch(ctx, bucket, fn)
 		if ctx.Err() != nil {
 			return
 		}

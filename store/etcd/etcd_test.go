@@ -432,3 +432,82 @@ func TestCopyBoltToEtcdAndBack(t *testing.T) {
 		}
 	}
 }
+
+// TestKEKRotatedByAnotherHost: after one host rotates the KEK, the others
+// take up the new one: they open what it seals, and what they seal, it
+// opens; with autolock, a host whose unlock key was rotated elsewhere too
+// locks until it is given the new one.
+func TestKEKRotatedByAnotherHost(t *testing.T) {
+	c := cluster(t)
+	t.Run("KeyFile", func(t *testing.T) {
+		prefix := newPrefix()
+		key := filepath.Join(t.TempDir(), "key")
+		s1 := openStore(t, open(t, c, prefix), key)
+		s2 := openStore(t, open(t, c, prefix), key)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s2.Watch(ctx, nil)
+		if _, err := s1.Create(store.Spec{Name: "a", Data: []byte("a1")}); err != nil {
+			t.Fatal(err)
+		}
+		for round := 1; round <= 2; round++ {
+			if gen, err := s1.RotateKEK(key); err != nil || gen != round+1 {
+				t.Fatalf("rotate: generation %d, %v", gen, err)
+			}
+			if data, _, err := s2.RevealName("a", 0); err != nil || string(data) != "a1" {
+				t.Fatalf("round %d: host 2 reads %q, %v after host 1 rotated the KEK", round, data, err)
+			}
+			name := fmt.Sprintf("b%d", round)
+			if _, err := s2.Create(store.Spec{Name: name, Data: []byte("b")}); err != nil {
+				t.Fatalf("round %d: host 2 creates: %v", round, err)
+			}
+			if data, _, err := s1.RevealName(name, 0); err != nil || string(data) != "b" {
+				t.Fatalf("round %d: host 1 reads what host 2 sealed: %q, %v", round, data, err)
+			}
+			s1, s2 = s2, s1 // the other host rotates next
+		}
+	})
+	t.Run("Autolock", func(t *testing.T) {
+		prefix := newPrefix()
+		b1 := open(t, c, prefix)
+		s1, unlock, err := store.Open(b1, store.Config{Autolock: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s1.Close()
+		b2 := open(t, c, prefix)
+		s2, _, err := store.Open(b2, store.Config{Autolock: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s2.Close()
+		if err := s2.Unlock(unlock); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s1.Create(store.Spec{Name: "a", Data: []byte("a1")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s1.RotateKEK(""); err != nil {
+			t.Fatal(err)
+		}
+		if data, _, err := s2.RevealName("a", 0); err != nil || string(data) != "a1" {
+			t.Fatalf("host 2 after a KEK rotation on host 1: %q, %v", data, err)
+		}
+		newKey, err := s1.RotateUnlockKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s1.RotateKEK(""); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s2.RevealName("a", 0); !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("host 2 with an unlock key rotated elsewhere: %v, want ErrLocked", err)
+		}
+		if err := s2.Unlock(newKey); err != nil {
+			t.Fatal(err)
+		}
+		if data, _, err := s2.RevealName("a", 0); err != nil || string(data) != "a1" {
+			t.Fatalf("host 2 unlocked with the new key: %q, %v", data, err)
+		}
+	})
+}
