@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -35,11 +36,23 @@ func cluster(t *testing.T) *etcdtest.Cluster {
 	return shared
 }
 
-// noCleanup lets the shared cluster outlive the test that started it: the
-// process ends with the package's tests.
+// sharedCleanups stop the shared cluster after the last test.
+var sharedCleanups []func()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for i := len(sharedCleanups) - 1; i >= 0; i-- {
+		sharedCleanups[i]()
+	}
+	os.Exit(code)
+}
+
+// noCleanup lets the shared cluster outlive the test that started it:
+// TestMain stops it. Failures are the tests' own to report.
 type noCleanup struct{ *testing.T }
 
-func (n *noCleanup) Cleanup(func()) {}
+func (n *noCleanup) Cleanup(f func()) { sharedCleanups = append(sharedCleanups, f) }
+func (n *noCleanup) Failed() bool     { return false }
 
 func newPrefix() string { return fmt.Sprintf("/test-%d/", prefixes.Add(1)) }
 
