@@ -229,6 +229,20 @@ func TestMultiHost(t *testing.T) {
 	if want := fmt.Sprintf("%d %d", 2*each+1, 2*each+1); cur != want {
 		t.Errorf("after %d concurrent updates from two hosts the counter is at %q (version, kept), want %q: updates were lost", 2*each, cur, want)
 	}
+
+	// A version pinned by a container on host 1 survives an update on
+	// host 2 that keeps one version.
+	pin := d1.ctrName("pin")
+	e1.mustDocker(d1.runArgs("counter@2", []string{"-d", "--name", pin}, sleeper)...)
+	waitClaim(t, etcd, "host1", e1.mustDocker("inspect", "-f", "{{.Id}}", pin))
+	d2.mustCLI("last", "secret", "update", "--keep", "1", "counter", "-")
+	want := fmt.Sprintf("2 %d", 2*each+2)
+	if got := d2.mustCLI("", "secret", "inspect", "--format", "{{range .Versions}}{{.Version}} {{end}}", "counter"); strings.TrimSpace(got) != want {
+		t.Errorf("after an update with --keep 1 on host 2 the kept versions are %q, want %q: host 1's pin was not honoured", got, want)
+	}
+	if got := e1.mustDocker("exec", pin, "cat", "/run/secrets/counter"); got == "" {
+		t.Errorf("the pinning container reads nothing")
+	}
 	t.Logf("TestMultiHost took %s", time.Since(begin).Round(time.Millisecond))
 }
 
