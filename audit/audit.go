@@ -18,18 +18,30 @@ import (
 
 // Event names, stable: tools that read the trail match on them.
 const (
-	SecretCreate        = "secret.create"
-	SecretUpdate        = "secret.update"
-	SecretRemove        = "secret.remove"
+	// SecretCreate is a new secret.
+	SecretCreate = "secret.create"
+	// SecretUpdate is a new version of a secret's data.
+	SecretUpdate = "secret.update"
+	// SecretRemove is a secret removed with all its versions.
+	SecretRemove = "secret.remove"
+	// SecretVersionRemove is one kept version removed.
 	SecretVersionRemove = "secret.version.remove"
-	ContainerMount      = "container.mount"
-	ContainerWipe       = "container.wipe"
-	ContainerRotate     = "container.rotate"
-	ContainerUpdate     = "container.update"
-	StoreUnlock         = "store.unlock"
-	KeyRotate           = "key.rotate"
-	UnlockKeyRead       = "unlock_key.read"
-	UnlockKeyRotate     = "unlock_key.rotate"
+	// ContainerMount is secrets delivered into a container's tmpfs.
+	ContainerMount = "container.mount"
+	// ContainerWipe is a container's tmpfs zeroed and unmounted.
+	ContainerWipe = "container.wipe"
+	// ContainerRotate is a new version pushed into one running container.
+	ContainerRotate = "container.rotate"
+	// ContainerUpdate is a live grant or revoke on one container.
+	ContainerUpdate = "container.update"
+	// StoreUnlock is an autolocked store unlocked.
+	StoreUnlock = "store.unlock"
+	// KeyRotate is a new key-encryption key.
+	KeyRotate = "key.rotate"
+	// UnlockKeyRead is the unlock key shown to a caller.
+	UnlockKeyRead = "unlock_key.read"
+	// UnlockKeyRotate is a new unlock key.
+	UnlockKeyRotate = "unlock_key.rotate"
 	// Denied is a refused request; Action names what was refused.
 	Denied = "denied"
 )
@@ -37,11 +49,14 @@ const (
 // Actor is who asked: the peer of a unix socket (from SO_PEERCRED) or the
 // subject of a TLS client certificate. The zero Actor is the daemon itself.
 type Actor struct {
-	// Cred is set for a unix socket peer.
+	// Cred is set for a unix socket peer, whose IDs follow.
 	Cred bool
-	UID  uint32
-	GID  uint32
-	PID  int32
+	// UID is the peer's user ID.
+	UID uint32
+	// GID is the peer's group ID.
+	GID uint32
+	// PID is the peer's process ID.
+	PID int32
 	// CN is the common name of a verified TLS client certificate.
 	CN string
 }
@@ -124,10 +139,11 @@ type Logger struct {
 	failed bool
 }
 
-// Off is the --audit-log value that disables the trail; Stdout sends it to
-// standard output.
+// The --audit-log values that are not file paths.
 const (
-	Off    = "off"
+	// Off disables the trail.
+	Off = "off"
+	// Stdout sends the trail to standard output.
 	Stdout = "-"
 )
 
