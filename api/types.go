@@ -109,6 +109,13 @@ type Status struct {
 	Resyncs      uint64
 	// Rotations counts mounts rewritten in place by secret updates.
 	Rotations uint64
+	// EventsHandled counts engine events handled since start; EventLagP50
+	// and EventLagP99 are, over recent events, the time from the engine
+	// stamping an event to secretd having handled it: how far behind the
+	// engine the task table runs.
+	EventsHandled uint64
+	EventLagP50   time.Duration
+	EventLagP99   time.Duration
 }
 
 // ErrorResponse is the Docker Engine's error body.

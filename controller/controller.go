@@ -57,6 +57,7 @@ type Controller struct {
 	tasks map[string]*task // by mount ID
 
 	mountTimes latencies
+	eventLag   latencies
 
 	engineMu  sync.Mutex
 	engineErr error
@@ -483,6 +484,7 @@ func (c *Controller) Stats(st *api.Status) {
 	c.mu.Unlock()
 	p50, p99, n := c.mountTimes.quantiles()
 	st.MountP50, st.MountP99, st.MountsServed = p50, p99, n
+	st.EventLagP50, st.EventLagP99, st.EventsHandled = c.eventLag.quantiles()
 	st.Engine = c.cfg.EngineHost
 	c.engineMu.Lock()
 	if c.engineErr != nil {

@@ -73,6 +73,9 @@ func (c *Controller) follow(ctx context.Context) error {
 			return err
 		case m := <-msgs:
 			c.handle(ctx, m)
+			if m.TimeNano != 0 {
+				c.eventLag.add(time.Since(time.Unix(0, m.TimeNano)))
+			}
 		case <-c.resyncReq:
 			if err := c.Resync(ctx); err != nil {
 				c.cfg.Log.Warn("resync incomplete", "err", err)

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// latencies keeps the most recent Mount durations for p50/p99 reporting.
+// latencies keeps the most recent Mount durations (or event lags) for
+// p50/p99 reporting.
 // A ring keeps memory flat however long the daemon runs.
 type latencies struct {
 	mu    sync.Mutex

@@ -1,0 +1,440 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	dockerclient "github.com/docker/docker/client"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/secretdtest"
+)
+
+// Goals of issue 4 for a host of this size.
+const (
+	goalRSS      = 100 << 20
+	goalLs       = 200 * time.Millisecond
+	goalMountP99 = 10 * time.Millisecond
+	goalResync   = 2 * time.Second
+)
+
+// BenchmarkScale measures a daemon holding 10,000 secrets and serving 500
+// running containers with 5 secrets each (SECRETD_BENCH_SECRETS and
+// SECRETD_BENCH_CONTAINERS change the sizes): resident memory, `secret ls`,
+// Mount latency, and the full resync after a daemon restart, where every
+// mount of a running container is adopted.
+func BenchmarkScale(b *testing.B) {
+	nSecrets := envInt(b, "SECRETD_BENCH_SECRETS", 10000)
+	nContainers := envInt(b, "SECRETD_BENCH_CONTAINERS", 500)
+	const perContainer = 5
+	if nSecrets < perContainer {
+		b.Fatalf("need at least %d secrets", perContainer)
+	}
+	d := secretdtest.Start(b, secretdtest.Options{Binary: binary})
+	created := createSecrets(b, d, "scale", nSecrets)
+
+	const tag = "secretd-bench-scale:busybox"
+	if err := secretdtest.BusyboxImage([]string{"docker"}, tag, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
+	// Registered after Start, so it runs first: containers go while the
+	// daemon still answers their Unmounts.
+	label := "secretd-bench=" + d.Driver
+	b.Cleanup(func() { removeContainers(b, label) })
+
+	decl := func(i int) string {
+		var names []string
+		for k := range perContainer {
+			names = append(names, secretName("scale", (i*perContainer+k)%nSecrets))
+		}
+		return strings.Join(names, ";")
+	}
+	started := startContainers(b, d, tag, label, nContainers, decl)
+	cl := d.Client()
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		st := status(b, cl)
+		if st.Mounts != nContainers {
+			b.Fatalf("%d mounts in the task table, want %d", st.Mounts, nContainers)
+		}
+		rss, hwm := memory(b, d.Pid())
+
+		ls := make([]time.Duration, 0, 7)
+		for range cap(ls) {
+			start := time.Now()
+			out, err := exec.Command(binary, "-H", d.Host, "secret", "ls").Output()
+			ls = append(ls, time.Since(start))
+			if err != nil {
+				b.Fatalf("secret ls: %v", err)
+			}
+			if lines := bytes.Count(out, []byte("\n")); lines != nSecrets+1 {
+				b.Fatalf("secret ls printed %d lines, want %d", lines, nSecrets+1)
+			}
+		}
+		lsMedian := median(ls)
+		apiStart := time.Now()
+		if l, err := cl.SecretList(ctx, filters.NewArgs()); err != nil || len(l) != nSecrets {
+			b.Fatalf("secret list: %d, %v", len(l), err)
+		}
+		apiLs := time.Since(apiStart)
+		quietStart := time.Now()
+		if err := exec.Command(binary, "-H", d.Host, "secret", "ls", "-q").Run(); err != nil {
+			b.Fatalf("secret ls -q: %v", err)
+		}
+		lsQuiet := time.Since(quietStart)
+
+		// Where a Mount's time goes at this size, with no start competing.
+		lists := engineLists(b, label, 20)
+		quiet := quietMounts(b, d, tag, label, decl(0), 20)
+
+		// The realistic full resync: the daemon goes away while every
+		// container keeps running with its mount, and adopts them all
+		// when it comes back.
+		mounts := len(d.Mounts())
+		d.Stop()
+		if left := len(d.Mounts()); left != mounts || mounts != nContainers {
+			b.Fatalf("%d mounts before the stop and %d after, want %d", mounts, left, nContainers)
+		}
+		logMark := len(d.Log())
+		restart := time.Now()
+		d.Start()
+		ready := time.Since(restart)
+		rs := resyncs(d.Log()[logMark:])
+		if len(rs) == 0 {
+			b.Fatalf("no resync logged after the restart:\n%s", d.Log()[logMark:])
+		}
+		resync := rs[0]
+		if resync.adopted != nContainers {
+			b.Fatalf("resync after restart adopted %d mounts, want %d: %+v", resync.adopted, nContainers, resync)
+		}
+		after := status(b, cl)
+		rssAfter, _ := memory(b, d.Pid())
+		b.StopTimer()
+
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+		b.ReportMetric(float64(hwm)/(1<<20), "rss-peak-MiB")
+		b.ReportMetric(ms(lsMedian), "secret-ls-ms")
+		b.ReportMetric(ms(st.MountP50), "mount-p50-ms")
+		b.ReportMetric(ms(st.MountP99), "mount-p99-ms")
+		b.ReportMetric(ms(resync.duration), "resync-ms")
+		t := table{title: fmt.Sprintf("Real engine: %d secrets, %d running containers with %d secrets each", nSecrets, nContainers, perContainer)}
+		t.mem(fmt.Sprintf("resident memory (VmRSS), %d mounts", nContainers), rss, goalRSS)
+		t.time(fmt.Sprintf("`secret ls` of %d secrets, CLI wall time, median of %d", nSecrets, len(ls)), lsMedian, goalLs)
+		t.time(fmt.Sprintf("Mount p50 over the %d starts, %d at a time", st.MountsServed, runParallel), st.MountP50, 0)
+		t.time(fmt.Sprintf("Mount p99 over the %d starts, %d at a time", st.MountsServed, runParallel), st.MountP99, goalMountP99)
+		t.time(fmt.Sprintf("full resync after a daemon restart: %d containers, %d mounts adopted", resync.containers, resync.adopted), resync.duration, goalResync)
+		t.note("setup: %d secrets created in %v through 8 API clients; %d containers started in %v, %d `docker run`s at a time",
+			nSecrets, created.Round(time.Millisecond), nContainers, started.Round(time.Millisecond), runParallel)
+		t.note("memory: peak VmHWM %.1f MiB; VmRSS %.1f MiB after the restart adopted every mount", float64(hwm)/(1<<20), float64(rssAfter)/(1<<20))
+		t.note("`secret ls`: the API's list call alone takes %v; `secret ls -q` %v", fmtDuration(apiLs), fmtDuration(lsQuiet))
+		t.note("Mount with no other start under way (%d sequential `docker run --rm` beside the %d): p50 %s, max %s; dockerd's own filtered container list, which each Mount waits for: p50 %s, max %s (%d calls)",
+			len(quiet), nContainers, fmtDuration(median(quiet)), fmtDuration(slices.Max(quiet)), fmtDuration(median(lists)), fmtDuration(slices.Max(lists)), len(lists))
+		t.note("restart: ready %v after the start; %d mounts in the table afterwards", ready.Round(time.Millisecond), after.Mounts)
+		t.print()
+		b.Logf("RSS %.1f MiB, secret ls %s, Mount p50 %s p99 %s, resync %s (table on stdout)",
+			float64(rss)/(1<<20), fmtDuration(lsMedian), fmtDuration(st.MountP50), fmtDuration(st.MountP99), fmtDuration(resync.duration))
+	}
+}
+
+// runParallel bounds concurrent `docker run`s: more only queues in dockerd
+// on 2 cores.
+const runParallel = 8
+
+// startContainers runs n containers, runParallel at a time, each declaring
+// decl(i). `docker run -d` returns once the container started, which is
+// after its Mount: secretd then holds a mount for each.
+func startContainers(b *testing.B, d *secretdtest.Daemon, tag, label string, n int, decl func(int) string) time.Duration {
+	b.Helper()
+	start := time.Now()
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	for range runParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || failed.Load() != nil {
+					return
+				}
+				args := append([]string{"run", "-d", "--network", "none", "--log-driver", "none", "--label", label},
+					d.RunArgs(decl(i), "/run/secrets")...)
+				out, err := exec.Command("docker", append(args, tag, "sleep", "3600")...).CombinedOutput()
+				if err != nil {
+					failed.CompareAndSwap(nil, fmt.Sprintf("container %d of %d: %v: %s", i+1, n, err, out))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		b.Fatalf("docker run failed at %s", f)
+	}
+	return time.Since(start)
+}
+
+// engineLists times n of the filtered container lists the controller
+// makes at every Mount, against dockerd.
+func engineLists(b *testing.B, label string, n int) []time.Duration {
+	b.Helper()
+	cl, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	one, err := cl.ContainerList(ctx, container.ListOptions{Limit: 1, Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil || len(one) == 0 || len(one[0].Mounts) == 0 {
+		b.Fatalf("no container to list by volume: %v", err)
+	}
+	f := filters.NewArgs(filters.Arg("volume", one[0].Mounts[0].Name))
+	var out []time.Duration
+	for range n {
+		start := time.Now()
+		if _, err := cl.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
+
+var mountedRE = regexp.MustCompile(`msg="secrets mounted" [^\n]* duration=(\S+)`)
+
+// quietMounts starts n containers one after another and returns the
+// durations of their Mounts, from the daemon's log.
+func quietMounts(b *testing.B, d *secretdtest.Daemon, tag, label, decl string, n int) []time.Duration {
+	b.Helper()
+	mark := len(d.Log())
+	for range n {
+		args := append([]string{"run", "--rm", "--network", "none", "--log-driver", "none", "--label", label},
+			d.RunArgs(decl, "/run/secrets")...)
+		docker(b, append(args, tag, "true")...)
+	}
+	var out []time.Duration
+	for _, m := range mountedRE.FindAllStringSubmatch(d.Log()[mark:], -1) {
+		if v, err := time.ParseDuration(m[1]); err == nil {
+			out = append(out, v)
+		}
+	}
+	if len(out) != n {
+		b.Fatalf("%d Mounts logged for %d starts", len(out), n)
+	}
+	return out
+}
+
+// removeContainers removes the labelled containers in batches; each
+// removal sends secretd an Unmount.
+func removeContainers(tb testing.TB, label string) {
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+	ids := strings.Fields(string(out))
+	const batch = 50
+	for i := 0; i < len(ids); i += batch {
+		if out, err := exec.Command("docker", append([]string{"rm", "-f", "-v"}, ids[i:min(i+batch, len(ids))]...)...).CombinedOutput(); err != nil {
+			tb.Errorf("docker rm: %v: %s", err, out)
+		}
+	}
+}
+
+// createSecrets stores n secrets named prefix_NNNNN through parallel API
+// clients.
+func createSecrets(b *testing.B, d *secretdtest.Daemon, prefix string, n int) time.Duration {
+	b.Helper()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		cl := d.Client()
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				name := secretName(prefix, i)
+				if _, err := cl.SecretCreate(context.Background(), name, nil, []byte(fmt.Sprintf("value-%s-%s", name, strings.Repeat("x", 32)))); err != nil {
+					errs <- fmt.Errorf("create %s: %w", name, err)
+					next.Store(int64(n))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+func secretName(prefix string, i int) string { return fmt.Sprintf("%s_%05d", prefix, i) }
+
+func envInt(tb testing.TB, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+type statusClient interface {
+	Status(context.Context) (api.Status, error)
+}
+
+func status(tb testing.TB, cl statusClient) api.Status {
+	tb.Helper()
+	st, err := cl.Status(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+// memory returns a process's resident set and its peak, in bytes.
+func memory(tb testing.TB, pid int) (rss, hwm int64) {
+	tb.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[2] == "kB" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "VmRSS:":
+				rss = kb << 10
+			case "VmHWM:":
+				hwm = kb << 10
+			}
+		}
+	}
+	if rss == 0 {
+		tb.Fatalf("no VmRSS for pid %d", pid)
+	}
+	return rss, hwm
+}
+
+// resync is one "resync done" line of the daemon's log.
+type resync struct {
+	containers, kept, wiped, adopted int
+	duration                         time.Duration
+}
+
+var resyncRE = regexp.MustCompile(`msg="resync done" containers=(\d+) mounts_kept=(\d+) mounts_wiped=(\d+) adopted=(\d+) duration=(\S+)`)
+
+// resyncs parses every resync the log reports, in order.
+func resyncs(log string) []resync {
+	var out []resync
+	for _, m := range resyncRE.FindAllStringSubmatch(log, -1) {
+		var r resync
+		r.containers, _ = strconv.Atoi(m[1])
+		r.kept, _ = strconv.Atoi(m[2])
+		r.wiped, _ = strconv.Atoi(m[3])
+		r.adopted, _ = strconv.Atoi(m[4])
+		r.duration, _ = time.ParseDuration(m[5])
+		out = append(out, r)
+	}
+	return out
+}
+
+// table collects the rows of the README's Scale table and prints them to
+// stdout, which go test passes through whole, where it cuts a benchmark's
+// log at ten lines.
+type table struct {
+	title       string
+	rows, notes []string
+}
+
+func (t *table) mem(what string, v, goal int64) {
+	want, ok := "", ""
+	if goal > 0 {
+		want, ok = fmt.Sprintf("< %d MiB", goal>>20), mark(v < goal)
+	}
+	t.rows = append(t.rows, fmt.Sprintf("| %s | %.1f MiB | %s | %s |", what, float64(v)/(1<<20), want, ok))
+}
+
+func (t *table) time(what string, v, goal time.Duration) {
+	want, ok := "", ""
+	if goal > 0 {
+		want, ok = "< "+fmtDuration(goal), mark(v < goal)
+	}
+	t.rows = append(t.rows, fmt.Sprintf("| %s | %s | %s | %s |", what, fmtDuration(v), want, ok))
+}
+
+func (t *table) note(format string, args ...any) {
+	t.notes = append(t.notes, fmt.Sprintf(format, args...))
+}
+
+func (t *table) print() {
+	fmt.Printf("\n%s (%d cores)\n\n| | measured | goal | met |\n| --- | --- | --- | --- |\n", t.title, runtime.NumCPU())
+	for _, r := range t.rows {
+		fmt.Println(r)
+	}
+	fmt.Println()
+	for _, n := range t.notes {
+		fmt.Println("- " + n)
+	}
+	// Tails depend on what else the machine runs; this tells a quiet run
+	// from a busy one.
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("- load average at the end (1, 5, 15 min): %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
+	}
+	fmt.Println()
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// fmtDuration keeps three significant digits at most and drops trailing
+// zeros, so goals read "200 ms" and "2 s".
+func fmtDuration(d time.Duration) string {
+	v, unit := float64(d.Microseconds()), "µs"
+	switch {
+	case d >= time.Second:
+		v, unit = d.Seconds(), "s"
+	case d >= time.Millisecond:
+		v, unit = ms(d), "ms"
+	}
+	prec := 2
+	if v >= 100 {
+		prec = 0
+	} else if v >= 10 {
+		prec = 1
+	}
+	num := strconv.FormatFloat(v, 'f', prec, 64)
+	if strings.Contains(num, ".") {
+		num = strings.TrimSuffix(strings.TrimRight(num, "0"), ".")
+	}
+	return num + " " + unit
+}

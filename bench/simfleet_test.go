@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+
+	"github.com/secretd/secretd/enginesim"
+	"github.com/secretd/secretd/secretdtest"
+)
+
+// BenchmarkSimulatedFleet drives a real daemon with a simulated engine of
+// 10,000 running containers (SECRETD_SIM_CONTAINERS), 500 of which hold a
+// real secretd mount (SECRETD_SIM_MOUNTS), made through the volume plugin
+// protocol as dockerd would: the startup resync, Mount latency against an
+// engine that size, event lag under 1,000 events/s for 10 s
+// (SECRETD_SIM_RATE, SECRETD_SIM_SECONDS), resident memory, and the resync
+// after the event stream breaks. The simulator shows scale only; behaviour
+// is the end-to-end suite's to prove against the real engine.
+func BenchmarkSimulatedFleet(b *testing.B) {
+	nContainers := envInt(b, "SECRETD_SIM_CONTAINERS", 10000)
+	nMounts := min(envInt(b, "SECRETD_SIM_MOUNTS", 500), nContainers)
+	nSecrets := envInt(b, "SECRETD_SIM_SECRETS", 10000)
+	rate := envInt(b, "SECRETD_SIM_RATE", 1000)
+	seconds := envInt(b, "SECRETD_SIM_SECONDS", 10)
+	const breaks = 5
+
+	simDir, err := os.MkdirTemp("", "sim-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Registered before the daemon, so it runs after the daemon stopped.
+	b.Cleanup(func() { os.RemoveAll(simDir) })
+	d := secretdtest.New(b, secretdtest.Options{Binary: binary})
+	names := make([]string, nSecrets)
+	for i := range names {
+		names[i] = secretName("sim", i)
+	}
+	sim, err := enginesim.Start(filepath.Join(simDir, "engine.sock"), enginesim.Options{
+		Containers: nContainers, Driver: d.Driver, Secrets: names, PerContainer: 5,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sim.Close() })
+	d.AddArgs("--docker-host", sim.Host)
+	d.Start()
+	created := createSecrets(b, d, "sim", nSecrets)
+	cl := d.Client()
+
+	plugin := newPluginClient(d.Driver)
+	fleet := sim.Containers()
+	mounted := map[string]bool{}
+	type held struct{ volume, id string }
+	var holds []held
+	for _, c := range fleet[:nMounts] {
+		mounted[c.ID] = true
+		holds = append(holds, held{c.Volume, randomHex()})
+	}
+	// Runs before the daemon stops: nothing may stay mounted.
+	b.Cleanup(func() {
+		for _, h := range holds {
+			if err := plugin.call("Unmount", map[string]string{"Name": h.volume, "ID": h.id}, nil); err != nil {
+				b.Errorf("unmount %s: %v", h.id, err)
+			}
+		}
+	})
+	mountStart := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mountErr atomic.Value
+	for range runParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(holds) && mountErr.Load() == nil; i = int(next.Add(1)) - 1 {
+				h := holds[i]
+				err := plugin.call("Create", map[string]string{"Name": h.volume}, nil)
+				if err == nil {
+					var resp struct{ Mountpoint string }
+					if err = plugin.call("Mount", map[string]string{"Name": h.volume, "ID": h.id}, &resp); err == nil && resp.Mountpoint == "" {
+						err = fmt.Errorf("no mount point")
+					}
+				}
+				if err != nil {
+					mountErr.CompareAndSwap(nil, fmt.Errorf("mount %d: %w", i, err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := mountErr.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	mountTime := time.Since(mountStart)
+
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		startup := resyncs(d.Log())
+		if len(startup) == 0 || startup[0].containers != nContainers {
+			b.Fatalf("startup resync: %+v, want one over %d containers", startup, nContainers)
+		}
+		st := status(b, cl)
+		if st.Mounts != nMounts {
+			b.Fatalf("%d mounts in the table, want %d", st.Mounts, nMounts)
+		}
+		rssMounted, _ := memory(b, d.Pid())
+
+		// The burst: renames reach every container, mounted or not; die
+		// and destroy only containers without mounts, whose handling is
+		// the cheap path, so the lag is the event path's own.
+		before := st.EventsHandled
+		mix := []events.Action{
+			events.ActionRename, events.ActionRename, events.ActionRename, events.ActionRename,
+			events.ActionRename, events.ActionRename, events.ActionRename, events.ActionRename,
+			events.ActionDie, events.ActionDestroy,
+		}
+		burstStart := time.Now()
+		counts, err := sim.Burst(ctx, enginesim.BurstOptions{
+			Rate: rate, Duration: time.Duration(seconds) * time.Second, Mix: mix,
+			Keep: func(id string) bool { return mounted[id] },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		emitted := 0
+		for _, n := range counts {
+			emitted += n
+		}
+		burstTook := time.Since(burstStart)
+		after := st
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			after = status(b, cl)
+			if after.EventsHandled >= before+uint64(emitted) {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("the controller handled %d of %d events", after.EventsHandled-before, emitted)
+			}
+		}
+		drained := time.Since(burstStart)
+		if sim.Dropped() != 0 {
+			b.Fatalf("the simulator cut off %d slow subscribers", sim.Dropped())
+		}
+		rssBurst, _ := memory(b, d.Pid())
+
+		// Resyncs at full size: the simulator ends the stream as an engine
+		// restart would; the controller reconnects and resyncs.
+		var resyncTimes []time.Duration
+		var last resync
+		for range breaks {
+			mark := len(d.Log())
+			sim.BreakStreams()
+			var got []resync
+			for deadline := time.Now().Add(30 * time.Second); len(got) == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatalf("no resync within 30s of the stream break:\n%s", d.Log()[mark:])
+				}
+				got = resyncs(d.Log()[mark:])
+			}
+			last = got[0]
+			if last.containers != nContainers || last.kept != nMounts || last.wiped != 0 {
+				b.Fatalf("resync after a break: %+v, want %d containers, %d mounts kept, none wiped", last, nContainers, nMounts)
+			}
+			resyncTimes = append(resyncTimes, last.duration)
+		}
+		rss, hwm := memory(b, d.Pid())
+		final := status(b, cl)
+		b.StopTimer()
+
+		slices.Sort(resyncTimes)
+		resyncMedian, resyncMax := resyncTimes[len(resyncTimes)/2], resyncTimes[len(resyncTimes)-1]
+		b.ReportMetric(ms(startup[0].duration), "startup-resync-ms")
+		b.ReportMetric(ms(resyncMedian), "resync-ms")
+		b.ReportMetric(ms(after.EventLagP50), "event-lag-p50-ms")
+		b.ReportMetric(ms(after.EventLagP99), "event-lag-p99-ms")
+		b.ReportMetric(ms(st.MountP99), "mount-p99-ms")
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+		b.ReportMetric(float64(hwm)/(1<<20), "rss-peak-MiB")
+		t := table{title: fmt.Sprintf("Simulated engine: %d running containers, %d of them with a secretd mount, %d secrets", nContainers, nMounts, nSecrets)}
+		t.time(fmt.Sprintf("startup resync, %d containers, no mounts yet", startup[0].containers), startup[0].duration, goalResync)
+		t.time(fmt.Sprintf("resync after an event stream break, %d containers, %d mounts kept (median of %d)", last.containers, last.kept, breaks), resyncMedian, goalResync)
+		t.time(fmt.Sprintf("event lag p50, %d events/s for %d s", rate, seconds), after.EventLagP50, 0)
+		t.time(fmt.Sprintf("event lag p99, %d events/s for %d s", rate, seconds), after.EventLagP99, 0)
+		t.time(fmt.Sprintf("Mount p99, %d mounts, %d at a time", st.MountsServed, runParallel), st.MountP99, goalMountP99)
+		t.mem(fmt.Sprintf("resident memory (VmRSS) at the end, %d mounts", final.Mounts), rss, goalRSS)
+		t.note("setup: %d secrets created in %v; %d mounts made through the plugin protocol in %v (Mount p50 %s)",
+			nSecrets, created.Round(time.Millisecond), nMounts, mountTime.Round(time.Millisecond), fmtDuration(st.MountP50))
+		t.note("burst: %d events (%d renames, %d dies, %d destroys) emitted in %v, all handled %v after its start; lag is engine timestamp to handled, over the last %d events",
+			emitted, counts[events.ActionRename], counts[events.ActionDie], counts[events.ActionDestroy], burstTook.Round(time.Millisecond), drained.Round(time.Millisecond), min(4096, after.EventsHandled-before))
+		t.note("resync after a break: the slowest of %d took %s", breaks, fmtDuration(resyncMax))
+		t.note("memory: VmRSS %.1f MiB once mounted, %.1f MiB after the burst, %.1f MiB after the resyncs; peak VmHWM %.1f MiB",
+			float64(rssMounted)/(1<<20), float64(rssBurst)/(1<<20), float64(rss)/(1<<20), float64(hwm)/(1<<20))
+		t.print()
+		b.Logf("startup resync %s, resync %s, event lag p50 %s p99 %s, Mount p99 %s, RSS %.1f MiB (table on stdout)",
+			fmtDuration(startup[0].duration), fmtDuration(resyncMedian), fmtDuration(after.EventLagP50), fmtDuration(after.EventLagP99),
+			fmtDuration(st.MountP99), float64(rss)/(1<<20))
+	}
+}
+
+// pluginClient speaks the volume plugin protocol to secretd, as dockerd
+// does: JSON POSTs to /VolumeDriver.* on the plugin socket.
+type pluginClient struct{ http *http.Client }
+
+func newPluginClient(driver string) *pluginClient {
+	sock := filepath.Join("/run/docker/plugins", driver+".sock")
+	return &pluginClient{http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}}
+}
+
+func (p *pluginClient) call(method string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	r, err := p.http.Post("http://plugin/VolumeDriver."+method, "application/vnd.docker.plugins.v1.2+json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	var raw json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+		return fmt.Errorf("%s: HTTP %d: %w", method, r.StatusCode, err)
+	}
+	var e struct{ Err string }
+	json.Unmarshal(raw, &e)
+	if r.StatusCode != http.StatusOK || e.Err != "" {
+		return fmt.Errorf("%s: HTTP %d: %s", method, r.StatusCode, e.Err)
+	}
+	if resp != nil {
+		return json.Unmarshal(raw, resp)
+	}
+	return nil
+}
+
+// randomHex is a mount ID as dockerd makes them.
+func randomHex() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
