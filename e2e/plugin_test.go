@@ -30,7 +30,7 @@ func TestPluginManaged(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	tag := "secretd-e2e-plugin:" + suffix
 	label := "secretd-e2e-plugin=" + suffix
-	var pluginID string
+	var pluginID, pluginDir string
 	t.Cleanup(func() {
 		exec.Command("docker", "rmi", "-f", tag).Run()
 		if ids := strings.Fields(docker(t, "ps", "-aq", "--filter", "label="+label).stdout); len(ids) > 0 {
@@ -46,8 +46,8 @@ func TestPluginManaged(t *testing.T) {
 		}
 		docker(t, "plugin", "disable", "-f", plugin)
 		docker(t, "plugin", "rm", "-f", plugin)
-		if pluginID != "" {
-			if m := mountsUnder(t, filepath.Join("/var/lib/docker/plugins", pluginID)); len(m) > 0 {
+		if pluginDir != "" {
+			if m := mountsUnder(t, pluginDir); len(m) > 0 {
 				t.Errorf("mounts left under the removed plugin's directory: %v", m)
 			}
 		}
@@ -56,6 +56,7 @@ func TestPluginManaged(t *testing.T) {
 	// build, image, rootfs, create, set data.source, enable
 	deployMake(t, dir, "IMAGE="+tag, "PLUGIN="+plugin, "PLUGIN_DIR="+filepath.Join(dir, "plugin"), "PLUGIN_DATA="+data, "plugin")
 	pluginID = mustDocker(t, "plugin", "inspect", "-f", "{{.Id}}", plugin)
+	pluginDir = filepath.Join(mustDocker(t, "info", "-f", "{{.DockerRootDir}}"), "plugins", pluginID)
 	if got := mustDocker(t, "plugin", "inspect", "-f", "{{.Enabled}} {{.Config.Interface.Socket}} {{.Config.PropagatedMount}} {{.Config.Network.Type}} {{.Config.Linux.Capabilities}}", plugin); got != "true secretd.sock /run/secretd/mounts none [CAP_SYS_ADMIN]" {
 		t.Fatalf("plugin %s: %s", plugin, got)
 	}
@@ -82,7 +83,7 @@ func TestPluginManaged(t *testing.T) {
 	// the plugin's propagated-mount directory.
 	// (The host lists it twice: the engine binds propagated-mount onto
 	// itself in a shared peer group, and the mount propagates to both.)
-	propagated := filepath.Join("/var/lib/docker/plugins", pluginID, "propagated-mount")
+	propagated := filepath.Join(pluginDir, "propagated-mount")
 	if m := slices.Compact(mountsUnder(t, propagated)); len(m) != 1 {
 		t.Fatalf("mounts under %s while the container runs: %v, want one tmpfs", propagated, m)
 	}
