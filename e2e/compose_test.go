@@ -106,7 +106,7 @@ func TestComposeTodobackend(t *testing.T) {
 		files["standin/"+f] = b
 	}
 	img := "secretd-e2e-todobackend:" + suffix
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", img).Run() })
+	t.Cleanup(func() { removeImage(t, img) })
 	if err := secretdtest.BusyboxImage([]string{"docker"}, img, files); err != nil {
 		t.Fatal(err)
 	}

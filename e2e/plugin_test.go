@@ -32,7 +32,7 @@ func TestPluginManaged(t *testing.T) {
 	label := "secretd-e2e-plugin=" + suffix
 	var pluginID, pluginDir string
 	t.Cleanup(func() {
-		exec.Command("docker", "rmi", "-f", tag).Run()
+		removeImage(t, tag)
 		if ids := strings.Fields(docker(t, "ps", "-aq", "--filter", "label="+label).stdout); len(ids) > 0 {
 			docker(t, append([]string{"rm", "-f", "-v"}, ids...)...)
 		}
