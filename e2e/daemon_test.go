@@ -218,15 +218,21 @@ func (d *daemon) runArgs(decl string, extra []string, cmd string) []string {
 	return append(args, image, "sh", "-c", cmd)
 }
 
-// cleanupContainers removes this test's containers and volumes.
+// cleanupContainers removes this test's containers and volumes. Each call
+// is bounded: a cleanup that hangs hides the failure it cleans up after.
 func (d *daemon) cleanupContainers() {
-	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+d.label()).Output()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", "label="+d.label()).Output()
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		exec.Command("docker", append([]string{"rm", "-f", "-v"}, ids...)...).Run()
+		exec.CommandContext(ctx, "docker", append([]string{"rm", "-f", "-v"}, ids...)...).Run()
 	}
-	out, _ = exec.Command("docker", "volume", "ls", "-q", "--filter", "driver="+d.driver).Output()
+	out, _ = exec.CommandContext(ctx, "docker", "volume", "ls", "-q", "--filter", "driver="+d.driver).Output()
 	if vs := strings.Fields(string(out)); len(vs) > 0 {
-		exec.Command("docker", append([]string{"volume", "rm", "-f"}, vs...)...).Run()
+		exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, vs...)...).Run()
+	}
+	if ctx.Err() != nil {
+		d.t.Errorf("cleanup of the test's containers timed out")
 	}
 }
 

@@ -26,39 +26,25 @@ import (
 // its full 10s timeout before killing.
 const sleeper = "trap 'exit 0' TERM; sleep 600 & wait"
 
-// startTestDaemon is startDaemon whose test's containers are removed while
-// the daemon still runs: removed after it stopped, their Unmounts would be
-// lost and their tmpfs left behind.
+// startTestDaemon is startDaemon for tests that run containers on the
+// shared engine: their containers and volumes are removed while this
+// daemon still answers the Unmounts, even if a test stopped it.
 func startTestDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
-	ensureImage(t)
 	d := startDaemon(t, extra...)
-	t.Cleanup(d.cleanupContainers)
+	t.Cleanup(func() {
+		if d.pid() == 0 {
+			d.start()
+		}
+		d.cleanupContainers()
+	})
 	return d
-}
-
-var imageMu sync.Mutex
-
-// ensureImage imports the test image again if it is gone: the engine is
-// shared with other suites, and their image cleanup has been seen to take
-// it away mid-run, which would fail tests for a reason unrelated to them.
-func ensureImage(t *testing.T) {
-	t.Helper()
-	imageMu.Lock()
-	defer imageMu.Unlock()
-	if exec.Command("docker", "image", "inspect", image).Run() == nil {
-		return
-	}
-	t.Logf("test image %s vanished (another run removed it): importing it again", image)
-	if err := buildImage(t.TempDir(), image); err != nil {
-		t.Fatalf("import %s again: %v", image, err)
-	}
 }
 
 // ctrName returns a container or volume name unique to this daemon.
 func (d *daemon) ctrName(suffix string) string { return d.driver + "-" + suffix }
 
-// sh runs a shell command in a running container and fails unless it succeeds.
+// execSh runs a shell command in a running container and fails unless it succeeds.
 func execSh(t *testing.T, ctr, cmd string) string {
 	t.Helper()
 	return mustDocker(t, "exec", ctr, "sh", "-c", cmd)

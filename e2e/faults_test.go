@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -24,6 +26,9 @@ func createFaultSecrets(t *testing.T, d *daemon) {
 	}
 }
 
+// churnRuns is how many container runs the daemon-kill churn makes.
+var churnRuns = int64(200)
+
 // readAll is a container command printing every fault secret, in order.
 const readAll = "cat /run/secrets/s1 /run/secrets/s2 /run/secrets/s3 /run/secrets/s4 /run/secrets/s5"
 
@@ -40,42 +45,44 @@ func openFDs(t *testing.T, pid int) int {
 	return len(ents)
 }
 
-// churn starts cycles containers, workers at a time, each reading every
-// fault secret. A run that starts must print exactly the right content; a
-// run may fail only while secretd or the engine is down (fail closed).
-func churn(t *testing.T, dockerArgs []string, d *daemon, cycles, workers int) (ok, failed int64) {
+// churn runs containers, workers at a time, each reading every fault
+// secret, until stop is closed. A run that starts must print exactly the
+// right content; a run may fail only while secretd or the engine is down
+// (fail closed), and then the worker waits a little before the next.
+func churn(t *testing.T, dockerArgs []string, d *daemon, workers int, stop <-chan struct{}, ok, failed *atomic.Int64) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	next := make(chan int)
-	var nOK, nFailed atomic.Int64
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range next {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				args := append(append([]string{}, dockerArgs...), d.runArgs("s1;s2;s3;s4;s5", []string{"--rm"}, readAll)...)
-				out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+				cancel()
 				if err != nil {
-					nFailed.Add(1)
+					if failed.Add(1) <= 3 {
+						t.Logf("a run failed (fail closed): %s", bytes.TrimSpace(out))
+					}
 					if strings.Contains(string(out), "secret") && strings.Contains(string(out), "not found") {
 						t.Errorf("a secret went missing during churn: %s", out)
 					}
+					time.Sleep(200 * time.Millisecond)
 					continue
 				}
 				if string(out) != wantAll() {
 					t.Errorf("a container read the wrong content: %q", out)
 				}
-				nOK.Add(1)
+				ok.Add(1)
 			}
 		}()
 	}
-	go func() {
-		for i := range cycles {
-			next <- i
-		}
-		close(next)
-	}()
-	wg.Wait()
-	return nOK.Load(), nFailed.Load()
+	return &wg
 }
 
 // checkInvariants asserts what a user trusts after any fault: no plaintext
@@ -83,7 +90,20 @@ func churn(t *testing.T, dockerArgs []string, d *daemon, cycles, workers int) (o
 // and the daemon holds no more descriptors than before.
 func checkInvariants(t *testing.T, dockerArgs []string, d *daemon, fdBaseline int) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "no mounts without a running container", func() bool { return len(d.mounts()) == 0 })
+	deadline := time.Now().Add(30 * time.Second)
+	for len(d.mounts()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := d.mounts(); len(m) > 0 {
+		recs, _ := filepath.Glob(filepath.Join(d.mountRoot, "*.task"))
+		var dump []string
+		for _, r := range recs {
+			b, _ := os.ReadFile(r)
+			dump = append(dump, string(b))
+		}
+		ps := runCmd(t, nil, "", dockerArgs[0], append(dockerArgs[1:], "ps", "-a", "--format", "{{.ID}} {{.Status}} {{.Names}}")...)
+		t.Fatalf("mounts left with no running container: %v\nrecords: %v\ncontainers: %s\nsecretd ps: %s", m, dump, ps.stdout, d.cli("", "ps").stdout)
+	}
 	if ents, _ := os.ReadDir(d.mountRoot); len(ents) != 0 {
 		var names []string
 		for _, e := range ents {
@@ -111,29 +131,25 @@ func TestChurnWithDaemonKills(t *testing.T) {
 	mustDocker(t, d.runArgs("s1;s2;s3;s4;s5", []string{"--rm"}, readAll)...)
 	fdBaseline := openFDs(t, d.pid())
 
-	done := make(chan struct{})
-	var ok, failed int64
-	go func() {
-		defer close(done)
-		ok, failed = churn(t, []string{"docker"}, d, 200, 30)
-	}()
+	// 200 runs, 30 at a time, with the daemon SIGKILLed at random moments.
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	wg := churn(t, []string{"docker"}, d, 30, stop, &ok, &failed)
 	kills := 0
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		case <-time.After(time.Duration(500+rand.IntN(1500)) * time.Millisecond):
-			if kills < 4 {
-				d.kill()
-				time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
-				d.start()
-				kills++
-			}
+	for ok.Load()+failed.Load() < churnRuns {
+		time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+		if kills < 4 {
+			d.kill()
+			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+			d.start()
+			kills++
 		}
 	}
-	t.Logf("%d runs read their secrets, %d failed closed, %d daemon kills", ok, failed, kills)
-	if ok < 100 {
-		t.Fatalf("only %d of 200 runs succeeded", ok)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d runs read their secrets, %d failed closed, %d daemon kills", ok.Load(), failed.Load(), kills)
+	if ok.Load() < 100 {
+		t.Fatalf("only %d of the runs succeeded", ok.Load())
 	}
 	// Containers whose --rm could not finish while the driver was down.
 	d.cleanupContainers()
@@ -151,18 +167,19 @@ func TestChurnWithEngineKill(t *testing.T) {
 	dockerH := []string{"docker", "-H", e.host}
 	fdBaseline := openFDs(t, d.pid())
 
-	done := make(chan struct{})
-	var ok, failed int64
-	go func() {
-		defer close(done)
-		ok, failed = churn(t, dockerH, d, 60, 10)
-	}()
-	time.Sleep(2 * time.Second)
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	wg := churn(t, dockerH, d, 10, stop, &ok, &failed)
+	waitFor(t, 2*time.Minute, "runs before the crash", func() bool { return ok.Load() >= 10 })
 	e.crash()
 	time.Sleep(500 * time.Millisecond)
 	e.start()
-	<-done
-	t.Logf("%d runs read their secrets, %d failed during the engine restart", ok, failed)
+	// The churn goes on until 30 runs succeeded on the restarted engine.
+	after := ok.Load()
+	waitFor(t, 3*time.Minute, "runs after the engine restart", func() bool { return ok.Load() >= after+30 })
+	close(stop)
+	wg.Wait()
+	t.Logf("%d runs read their secrets, %d failed while the engine was down", ok.Load(), failed.Load())
 	e.removeContainers()
 	checkInvariants(t, dockerH, d, fdBaseline)
 	if !strings.Contains(d.log(), "engine event stream broke") {

@@ -109,7 +109,7 @@ func TestSecretCLIAndDockerCLIAgree(t *testing.T) {
 		t.Errorf("docker inspect --format: %q", got)
 	}
 	for _, pretty := range []string{d.mustCLI("", "secret", "inspect", "--pretty", "db_password"), d.dockerSecret("", "inspect", "--pretty", "db_password").stdout} {
-		if !regexp.MustCompile(`ID:\s+` + id1).MatchString(pretty) || !strings.Contains(pretty, " - env=prod") {
+		if !regexp.MustCompile(`ID:\s+`+id1).MatchString(pretty) || !strings.Contains(pretty, " - env=prod") {
 			t.Errorf("inspect --pretty:\n%s", pretty)
 		}
 	}
