@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/api/client"
+	"github.com/secretd/secretd/secretdtest"
 )
 
 // daemon is one secretd started by a test on its own socket, data root,
@@ -47,7 +48,7 @@ func newDaemon(t testing.TB, extra ...string) *daemon {
 		dataRoot:  filepath.Join(dir, "data"),
 		mountRoot: filepath.Join(dir, "mounts"),
 		sock:      filepath.Join(dir, "api.sock"),
-		driver:    "secretd-e2e-" + filepath.Base(dir)[3:],
+		driver:    secretdtest.DriverName(t, "secretd-e2e"),
 		extra:     extra,
 		logs:      &bytes.Buffer{},
 		out:       &bytes.Buffer{},

@@ -71,7 +71,7 @@ func New(tb testing.TB, opts Options) *Daemon {
 	}
 	d := &Daemon{
 		Dir: dir, DataRoot: filepath.Join(dir, "data"), MountRoot: filepath.Join(dir, "mounts"),
-		Socket: filepath.Join(dir, "api.sock"), Driver: "secretd-test-" + filepath.Base(dir)[3:],
+		Socket: filepath.Join(dir, "api.sock"), Driver: DriverName(tb, "secretd-test"),
 		tb: tb, binary: bin, args: opts.Args,
 	}
 	d.Host = "unix://" + d.Socket

@@ -1,0 +1,44 @@
+package secretdtest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// slotDir holds one lock file per driver-name slot, shared by every test
+// process on the host.
+const slotDir = "/run/lock/secretd-test"
+
+// DriverName returns prefix-N for the lowest N no other live test holds,
+// and holds it until tb ends. dockerd remembers every volume driver name
+// it has ever used, for as long as it runs, and asks each of them whenever
+// a volume name is looked up: unique names per test would pile up on a
+// shared engine; a few reused ones do not.
+func DriverName(tb testing.TB, prefix string) string {
+	tb.Helper()
+	if err := os.MkdirAll(slotDir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	for n := 0; n < 64; n++ {
+		name := fmt.Sprintf("%s-%d", prefix, n)
+		f, err := os.OpenFile(filepath.Join(slotDir, name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		// flock dies with the process, so a killed test frees its slot.
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		tb.Cleanup(func() {
+			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			f.Close()
+		})
+		return name
+	}
+	tb.Fatalf("no free driver name slot for %s", prefix)
+	return ""
+}
