@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,9 @@ type Config struct {
 	Grace time.Duration
 	// Actions carries out on-update signals and restarts; nil disables them.
 	Actions Actions
+	// OwnersFile caches which container each volume was mounted for, so a
+	// Mount can proceed while the engine does not answer (dockerd at boot).
+	OwnersFile string
 	// OverridesFile keeps live grants and revokes across daemon restarts;
 	// empty keeps them in memory only.
 	OverridesFile string
@@ -65,6 +69,7 @@ type Controller struct {
 
 	rotations atomic.Uint64
 	overrides *overrides
+	owners    *owners
 
 	// resyncReq asks Run for a resync; buffered so requests coalesce.
 	resyncReq chan struct{}
@@ -96,7 +101,7 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov, resyncReq: make(chan struct{}, 1)}, nil
+	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersFile), resyncReq: make(chan struct{}, 1)}, nil
 }
 
 // mountIDRE bounds what dockerd may send as a mount ID: it becomes a
@@ -318,8 +323,17 @@ func (c *Controller) resolve(ctx context.Context, volume string) (owner, string,
 		}
 		return owner{}, decl, nil
 	}
-	list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", volume))})
+	lctx, cancel := context.WithTimeout(ctx, ownerLookupTimeout)
+	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", volume))})
+	cancel()
 	if err != nil {
+		if o, ok := c.owners.get(volume); ok && (decl != "" || o.Labels[LabelSecrets] != "") {
+			c.cfg.Log.Warn("the engine did not answer: using the container last seen with this volume", "volume", volume, "container", o.name(), "err", err)
+			if decl == "" {
+				decl = o.Labels[LabelSecrets]
+			}
+			return o, decl, nil
+		}
 		if decl != "" {
 			// The volume says it all; only the owner's name is missing.
 			c.cfg.Log.Warn("cannot find the container of a volume", "volume", volume, "err", err)
@@ -343,6 +357,11 @@ func (c *Controller) resolve(ctx context.Context, volume string) (owner, string,
 	if len(candidates) > 0 {
 		s := candidates[0]
 		o = owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+	}
+	if o.ID != "" {
+		if err := c.owners.remember(volume, o); err != nil {
+			c.cfg.Log.Warn("owner cache not saved", "volume", volume, "err", err)
+		}
 	}
 	if decl == "" {
 		if o.ID == "" {
@@ -447,7 +466,7 @@ func (c *Controller) declarations(s container.Summary) []string {
 	var out []string
 	mounted := false
 	for _, m := range s.Mounts {
-		if m.Driver != c.cfg.DriverName {
+		if !c.ours(m.Driver) {
 			continue
 		}
 		mounted = true
@@ -502,6 +521,12 @@ func (c *Controller) setEngineErr(err error) {
 }
 
 var errNoEngine = errors.New("no engine configured")
+
+// ours reports whether a driver name the engine reports is this driver: a
+// managed plugin shows as NAME:TAG.
+func (c *Controller) ours(driver string) bool {
+	return driver == c.cfg.DriverName || strings.HasPrefix(driver, c.cfg.DriverName+":")
+}
 
 // MountPoint returns the newest ready mount of a volume, "" when none.
 func (c *Controller) MountPoint(volume string) string {

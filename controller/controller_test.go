@@ -688,3 +688,45 @@ func TestRunEngineDown(t *testing.T) {
 		t.Errorf("status engine %q", st.Engine)
 	}
 }
+
+// TestMountWhileEngineSilent: at boot dockerd restarts its containers
+// before it answers API calls. A volume mounted before, for a container
+// that declared its secrets by label, mounts again from the owner cache.
+func TestMountWhileEngineSilent(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "s1", "one")
+	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
+	e.mount(t, "vweb", "m1")
+	if err := e.ctrl.Unmount("vweb", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	e.engine.setListErr(errors.New("engine busy restarting containers"))
+	dir, err := e.ctrl.Mount(context.Background(), "vweb", "m2")
+	if err != nil {
+		t.Fatalf("mount from the owner cache: %v", err)
+	}
+	if got := readFiles(t, dir); got["s1"] != "one" {
+		t.Errorf("mounted %v", got)
+	}
+	if tasks := taskNames(e.ctrl); !slices.Equal(tasks, []string{"web@m2"}) {
+		t.Errorf("tasks %v", tasks)
+	}
+	// A volume never seen before has nothing to go on: it fails closed.
+	if _, err := e.ctrl.Mount(context.Background(), "vnew", "m3"); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("mount of an unknown volume with the engine silent: %v", err)
+	}
+}
+
+// TestManagedPluginDriverName: the engine names a managed plugin's driver
+// NAME:TAG; it is still this driver for the in-use checks.
+func TestManagedPluginDriverName(t *testing.T) {
+	e := newEnv(t, 0)
+	sec := e.secret(t, "s1", "one")
+	c := ctr("id-web", "web", container.StateExited, 1, "s1", "vweb")
+	c.Mounts[0].Driver = driverName + ":latest"
+	e.engine.set(c)
+	users, err := e.ctrl.Users(context.Background(), sec)
+	if err != nil || !slices.Equal(users, []string{"web"}) {
+		t.Fatalf("users %v, %v", users, err)
+	}
+}

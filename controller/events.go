@@ -117,6 +117,9 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 				c.cfg.Log.Error("wipe after destroy failed", "container", t.name, "mount", t.dir, "err", err)
 			}
 		}
+		if err := c.owners.forget(id); err != nil {
+			c.cfg.Log.Warn("owner cache not saved", "container", id, "err", err)
+		}
 		// Live grants and revokes die with the container.
 		if err := c.overrides.drop(id); err != nil {
 			c.cfg.Log.Error("dropping a removed container's override failed", "container", id, "err", err)

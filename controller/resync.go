@@ -36,7 +36,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			continue
 		}
 		for _, m := range s.Mounts {
-			if m.Driver == c.cfg.DriverName {
+			if c.ours(m.Driver) {
 				byID[s.ID] = s
 				byVolume[m.Name] = append(byVolume[m.Name], s)
 			}

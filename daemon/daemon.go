@@ -121,6 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
 		OverridesFile: filepath.Join(cfg.DataRoot, "containers.json"),
+		OwnersFile:    filepath.Join(cfg.DataRoot, "owners.json"),
 		Grace:         cfg.MountGrace,
 		Metrics:       m, Audit: trail,
 	})
@@ -147,9 +148,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Wipe what containers that stopped while secretd was down left behind,
 	// before dockerd can send the first Mount.
-	if err := ctrl.Resync(ctx); err != nil {
+	// Bounded: at boot dockerd answers nothing until it has restarted its
+	// containers, which needs this daemon's plugin socket up first.
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := ctrl.Resync(rctx); err != nil {
 		cfg.Log.Warn("initial resync incomplete: will resync when the engine answers", "err", err)
 	}
+	rcancel()
 
 	listeners, err := listen(cfg.Hosts, cfg.Group, cfg.TLS)
 	if err != nil {
