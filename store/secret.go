@@ -58,6 +58,29 @@ type versionRecord struct {
 	Envelope  envelope.Envelope `json:"envelope"`
 }
 
+// recordMeta is a record without its envelopes: listing 10,000 secrets
+// decodes names and dates, not every version's wrapped key and ciphertext.
+type recordMeta struct {
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"created"`
+	UpdatedAt time.Time         `json:"updated"`
+	Index     uint64            `json:"index"`
+	Versions  []struct {
+		Version   int       `json:"version"`
+		CreatedAt time.Time `json:"created"`
+	} `json:"versions"`
+}
+
+func (m *recordMeta) record() *record {
+	r := &record{ID: m.ID, Name: m.Name, Labels: m.Labels, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Index: m.Index}
+	for _, v := range m.Versions {
+		r.Versions = append(r.Versions, versionRecord{Version: v.Version, CreatedAt: v.CreatedAt})
+	}
+	return r
+}
+
 func (r *record) secret() Secret {
 	s := Secret{
 		ID: r.ID, Name: r.Name, Labels: r.Labels,

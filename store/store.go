@@ -553,11 +553,12 @@ func (s *Store) List(f Filter) ([]Secret, error) {
 	var out []Secret
 	err := s.b.View(func(tx Tx) error {
 		return tx.ForEach("secrets", func(_ string, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
+			var m recordMeta
+			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("%w: %v", ErrCorrupt, err)
 			}
-			if f.match(&r) {
+			r := m.record()
+			if f.match(r) {
 				out = append(out, r.secret())
 			}
 			return nil
