@@ -27,7 +27,7 @@ func BenchmarkRotation(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
-	for _, n := range []int{1, 10, 100} {
+	for _, n := range []int{1, 5, 10, 100} {
 		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
 			d := secretdtest.Start(b, secretdtest.Options{Binary: binary})
 			d.CreateSecret("rot", []byte("value-0000"))
