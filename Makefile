@@ -43,6 +43,7 @@ e2e:
 
 fuzz:
 	$(GO) test -run=XXX -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./declaration/
+	$(GO) test -run=XXX -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) ./store/
 	$(GO) test -run=XXX -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./api/server/
 	$(GO) test -run=XXX -fuzz=FuzzHandler -fuzztime=$(FUZZTIME) ./api/server/
 	$(GO) test -run=XXX -fuzz=FuzzRecord -fuzztime=$(FUZZTIME) ./store/

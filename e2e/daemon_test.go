@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,58 +15,36 @@ import (
 )
 
 // daemon is one secretd started by a test on its own socket, data root,
-// mount root and driver name, next to any other secretd on the host.
+// mount root and driver name (secretdtest does the starting and stopping),
+// with the helpers the e2e tests drive it through.
 type daemon struct {
+	*secretdtest.Daemon
 	t         testing.TB
 	dir       string
 	dataRoot  string
 	mountRoot string
 	sock      string
 	driver    string
-	extra     []string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	out  *bytes.Buffer
-	done chan struct{}
 }
 
-// newDaemon prepares (but does not start) a daemon. Paths are short:
-// unix socket paths are capped at 108 bytes.
+// newDaemon prepares (but does not start) a daemon.
 func newDaemon(t testing.TB, extra ...string) *daemon {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sd-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sd := secretdtest.New(t, secretdtest.Options{Binary: binary, Args: extra})
 	d := &daemon{
-		t: t, dir: dir,
-		dataRoot:  filepath.Join(dir, "data"),
-		mountRoot: filepath.Join(dir, "mounts"),
-		sock:      filepath.Join(dir, "api.sock"),
-		driver:    secretdtest.DriverName(t, "secretd-e2e"),
-		extra:     extra,
-		logs:      &bytes.Buffer{},
-		out:       &bytes.Buffer{},
+		Daemon: sd, t: t, dir: sd.Dir, dataRoot: sd.DataRoot, mountRoot: sd.MountRoot,
+		sock: sd.Socket, driver: sd.Driver,
 	}
+	// Registered after secretdtest's own cleanup, so it runs first:
+	// containers go while the driver can still answer their Unmounts (with
+	// it stopped, dockerd waits on a dead plugin); secretdtest then stops
+	// the daemon and fails the test on any mount left behind.
 	t.Cleanup(func() {
-		// Containers go first, while the driver can still answer their
-		// Unmounts: with it stopped, dockerd waits on a dead plugin.
-		if d.pid() == 0 {
-			d.start()
+		if d.Pid() == 0 {
+			d.Start()
 		}
 		d.cleanupContainers()
-		d.stop()
-		if t.Failed() {
-			t.Logf("secretd log:\n%s", d.log())
-		}
-		// Nothing a test leaves mounted may survive it.
-		if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(d.mountRoot)) {
-			t.Errorf("mounts left under %s after the test", d.mountRoot)
-			exec.Command("sh", "-c", "grep "+d.mountRoot+" /proc/self/mountinfo | cut -d' ' -f5 | sort -r | xargs -r umount -l").Run()
-		}
-		os.RemoveAll(dir)
+		d.Stop()
 	})
 	return d
 }
@@ -82,93 +57,12 @@ func startDaemon(t testing.TB, extra ...string) *daemon {
 	return d
 }
 
-func (d *daemon) args() []string {
-	return append([]string{"daemon",
-		"--data-root", d.dataRoot, "-H", "unix://" + d.sock, "--mount-root", d.mountRoot,
-		"--driver-name", d.driver, "--log-level", "debug",
-	}, d.extra...)
-}
-
-// start runs the daemon and waits for its API.
-func (d *daemon) start() {
-	d.t.Helper()
-	d.mu.Lock()
-	cmd := exec.Command(binary, d.args()...)
-	cmd.Stdout = &lockedWriter{mu: &d.mu, w: d.out}
-	cmd.Stderr = &lockedWriter{mu: &d.mu, w: d.logs}
-	if err := cmd.Start(); err != nil {
-		d.mu.Unlock()
-		d.t.Fatal(err)
-	}
-	d.cmd = cmd
-	done := make(chan struct{})
-	d.done = done
-	d.mu.Unlock()
-	go func() { cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			d.t.Fatalf("secretd exited at start:\n%s", d.log())
-		default:
-		}
-		if c, err := client.New("unix://"+d.sock, nil); err == nil {
-			err = c.Ping(context.Background())
-			c.Close()
-			if err == nil {
-				if _, err := os.Stat(filepath.Join("/run/docker/plugins", d.driver+".sock")); err == nil {
-					return
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	d.t.Fatalf("secretd did not answer within 15s:\n%s", d.log())
-}
-
-// stop sends SIGTERM and waits.
-func (d *daemon) stop() { d.signal(syscall.SIGTERM) }
-
-// kill sends SIGKILL: no cleanup runs, as in a crash.
-func (d *daemon) kill() { d.signal(syscall.SIGKILL) }
-
-func (d *daemon) signal(sig syscall.Signal) {
-	d.mu.Lock()
-	cmd, done := d.cmd, d.done
-	d.cmd = nil
-	d.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-}
-
-func (d *daemon) pid() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd == nil {
-		return 0
-	}
-	return d.cmd.Process.Pid
-}
-
-func (d *daemon) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
-}
-
-func (d *daemon) stdout() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
+func (d *daemon) start()         { d.t.Helper(); d.Start() }
+func (d *daemon) stop()          { d.Stop() }
+func (d *daemon) kill()          { d.Kill() }
+func (d *daemon) pid() int       { return d.Pid() }
+func (d *daemon) log() string    { return d.Log() }
+func (d *daemon) stdout() string { return d.Stdout() }
 
 // cli runs the secretd CLI against this daemon.
 func (d *daemon) cli(stdin string, args ...string) result {
@@ -238,20 +132,7 @@ func (d *daemon) cleanupContainers() {
 }
 
 // mounts lists the tmpfs mounts under this daemon's mount root.
-func (d *daemon) mounts() []string {
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(mi), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], d.mountRoot+"/") {
-			out = append(out, f[4])
-		}
-	}
-	return out
-}
+func (d *daemon) mounts() []string { return d.Mounts() }
 
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {

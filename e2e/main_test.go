@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/secretd/secretd/secretdtest"
 )
 
 var (
@@ -52,59 +54,12 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: build secretd: %v\n%s", err, out)
 		return 1
 	}
-	if err := buildImage(tmp, image); err != nil {
+	if err := secretdtest.BusyboxImage([]string{"docker"}, image, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build test image: %v\n", err)
 		return 1
 	}
 	defer exec.Command("docker", "rmi", "-f", image).Run()
 	return m.Run()
-}
-
-// buildImage imports a rootfs holding a static busybox and its applets.
-func buildImage(tmp, tag string) error {
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		return fmt.Errorf("busybox not found: install Debian's busybox-static (make deps)")
-	}
-	if out, err := exec.Command("file", "-L", bb).Output(); err == nil && !bytes.Contains(out, []byte("static")) {
-		return fmt.Errorf("%s is not static: install busybox-static", bb)
-	}
-	root := filepath.Join(tmp, "rootfs")
-	for _, d := range []string{"bin", "etc", "tmp", "run/secrets", "proc", "sys", "dev"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			return err
-		}
-	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
-		return err
-	}
-	for _, applet := range []string{"sh", "cat", "ls", "stat", "sleep", "grep", "echo", "test", "sha256sum", "id", "wc", "kill", "touch", "head", "date", "seq", "printf", "true", "false", "find", "cut", "tr", "readlink", "sed", "md5sum"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
-			return err
-		}
-	}
-	os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "etc", "group"), []byte("root:x:0:\nnogroup:x:65534:\n"), 0o644)
-	tar := exec.Command("tar", "-C", root, "-c", ".")
-	imp := exec.Command("docker", "import", "-c", "CMD [\"/bin/sh\"]", "-", tag)
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	imp.Stdin = pipe
-	var stderr bytes.Buffer
-	imp.Stderr = &stderr
-	if err := tar.Start(); err != nil {
-		return err
-	}
-	if err := imp.Run(); err != nil {
-		return fmt.Errorf("docker import: %v: %s", err, stderr.String())
-	}
-	return tar.Wait()
 }
 
 // result is what a command printed and how it ended.

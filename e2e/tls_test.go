@@ -93,7 +93,7 @@ func TestTCPNeedsMutualTLS(t *testing.T) {
 	addr := freePort(t)
 
 	d := newDaemon(t)
-	d.extra = []string{"-H", "tcp://" + addr, "--tlscacert", good.caFile, "--tlscert", srvCert, "--tlskey", srvKey}
+	d.AddArgs("-H", "tcp://"+addr, "--tlscacert", good.caFile, "--tlscert", srvCert, "--tlskey", srvKey)
 	d.start()
 
 	tcp := func(stdin string, ca, cert, key string, args ...string) result {
