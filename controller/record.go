@@ -67,6 +67,17 @@ func (c *Controller) removeRecord(mountID string) error {
 	return err
 }
 
+// removeTemps deletes half-written records a crash left behind; a young
+// one may be a Mount's write under way.
+func (c *Controller) removeTemps() {
+	tmps, _ := filepath.Glob(filepath.Join(c.cfg.MountRoot, "*"+recordSuffix+".tmp"))
+	for _, t := range tmps {
+		if st, err := os.Stat(t); err == nil && time.Since(st.ModTime()) > 10*time.Second {
+			os.Remove(t)
+		}
+	}
+}
+
 // records lists the mount IDs that have a record.
 func (c *Controller) records() []string {
 	entries, _ := os.ReadDir(c.cfg.MountRoot)

@@ -102,6 +102,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	}
 	c.mu.Unlock()
 	errs = append(errs, c.removeStrayDirs(live))
+	c.removeTemps()
 	for _, id := range c.records() {
 		c.mu.Lock()
 		_, pending := c.tasks[id]

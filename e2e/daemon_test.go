@@ -3,8 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +24,7 @@ import (
 // with the helpers the e2e tests drive it through.
 type daemon struct {
 	*secretdtest.Daemon
+	args      []string
 	t         testing.TB
 	dir       string
 	dataRoot  string
@@ -32,7 +38,7 @@ func newDaemon(t testing.TB, extra ...string) *daemon {
 	t.Helper()
 	sd := secretdtest.New(t, secretdtest.Options{Binary: binary, Args: extra})
 	d := &daemon{
-		Daemon: sd, t: t, dir: sd.Dir, dataRoot: sd.DataRoot, mountRoot: sd.MountRoot,
+		Daemon: sd, args: extra, t: t, dir: sd.Dir, dataRoot: sd.DataRoot, mountRoot: sd.MountRoot,
 		sock: sd.Socket, driver: sd.Driver,
 	}
 	// Registered after secretdtest's own cleanup, so it runs first:
@@ -118,13 +124,24 @@ func (d *daemon) runArgs(decl string, extra []string, cmd string) []string {
 func (d *daemon) cleanupContainers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// A daemon following a private engine has nothing on the shared one;
+	// its test removes the private engine's containers (removeContainers).
+	if slices.Contains(d.args, "--docker-host") {
+		return
+	}
 	out, _ := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", "label="+d.label()).Output()
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
 		exec.CommandContext(ctx, "docker", append([]string{"rm", "-f", "-v"}, ids...)...).Run()
 	}
-	out, _ = exec.CommandContext(ctx, "docker", "volume", "ls", "-q", "--filter", "driver="+d.driver).Output()
-	if vs := strings.Fields(string(out)); len(vs) > 0 {
-		exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, vs...)...).Run()
+	// The volumes come from the daemon's own registry, not `docker volume
+	// ls`: that asks every driver dockerd ever knew, dead ones included.
+	var vols map[string]json.RawMessage
+	if b, err := os.ReadFile(filepath.Join(d.dataRoot, "volumes.json")); err == nil {
+		json.Unmarshal(b, &vols)
+	}
+	if len(vols) > 0 {
+		names := slices.Sorted(maps.Keys(vols))
+		exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, names...)...).Run()
 	}
 	if ctx.Err() != nil {
 		d.t.Errorf("cleanup of the test's containers timed out")
