@@ -21,8 +21,9 @@ run: build
 # Everything the build and the tests need that Go modules do not bring: a
 # static busybox for the test image (no registry is reachable).
 deps:
-	@command -v busybox >/dev/null 2>&1 && file -L "$$(command -v busybox)" | grep -q static || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file; }
+	@command -v busybox >/dev/null 2>&1 && command -v file >/dev/null 2>&1 && \
+		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose; }
 	$(GO) mod download
 
 vet:
