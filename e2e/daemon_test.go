@@ -3,12 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"maps"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -133,15 +129,12 @@ func (d *daemon) cleanupContainers() {
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
 		exec.CommandContext(ctx, "docker", append([]string{"rm", "-f", "-v"}, ids...)...).Run()
 	}
-	// The volumes come from the daemon's own registry, not `docker volume
-	// ls`: that asks every driver dockerd ever knew, dead ones included.
-	var vols map[string]json.RawMessage
-	if b, err := os.ReadFile(filepath.Join(d.dataRoot, "volumes.json")); err == nil {
-		json.Unmarshal(b, &vols)
-	}
-	if len(vols) > 0 {
-		names := slices.Sorted(maps.Keys(vols))
-		exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, names...)...).Run()
+	// Filtered by driver, the list asks only this driver; names dockerd
+	// does not know must never reach `volume rm`, which would ask every
+	// driver dockerd ever knew, dead ones included, for each.
+	out, _ = exec.CommandContext(ctx, "docker", "volume", "ls", "-q", "--filter", "driver="+d.driver).Output()
+	if vs := strings.Fields(string(out)); len(vs) > 0 {
+		exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, vs...)...).Run()
 	}
 	if ctx.Err() != nil {
 		d.t.Errorf("cleanup of the test's containers timed out")
