@@ -67,12 +67,13 @@ func (c *Controller) removeRecord(mountID string) error {
 	return err
 }
 
-// removeTemps deletes half-written records a crash left behind; a young
-// one may be a Mount's write under way.
-func (c *Controller) removeTemps() {
+// removeTemps deletes half-written records a crash left behind. Before
+// the first resync no Mount can be under way (the plugin socket is not
+// served yet), so all go; later a young one may be a Mount's write.
+func (c *Controller) removeTemps(all bool) {
 	tmps, _ := filepath.Glob(filepath.Join(c.cfg.MountRoot, "*"+recordSuffix+".tmp"))
 	for _, t := range tmps {
-		if st, err := os.Stat(t); err == nil && time.Since(st.ModTime()) > 10*time.Second {
+		if st, err := os.Stat(t); err == nil && (all || time.Since(st.ModTime()) > 10*time.Second) {
 			os.Remove(t)
 		}
 	}

@@ -102,7 +102,10 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	}
 	c.mu.Unlock()
 	errs = append(errs, c.removeStrayDirs(live))
-	c.removeTemps()
+	c.engineMu.Lock()
+	first := c.resyncs == 0
+	c.engineMu.Unlock()
+	c.removeTemps(first)
 	for _, id := range c.records() {
 		c.mu.Lock()
 		_, pending := c.tasks[id]
