@@ -38,11 +38,7 @@ func runCreate(cmd *cobra.Command, c *cli.Cli, o createOptions, args []string) e
 	if err != nil {
 		return err
 	}
-	file := ""
-	if len(args) == 2 {
-		file = args[1]
-	}
-	data, err := o.data.read(c, file, len(args) == 2)
+	data, err := o.data.read(c, args)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,6 @@ package secret
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,27 +9,8 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", name, got, want)
-	}
-}
 
 var now = time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
 
@@ -75,7 +53,7 @@ func TestListFormats(t *testing.T) {
 			if err := writeList(&cli.Cli{Out: &out}, c.opts, fixtures(), now); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, c.golden, out.String())
+			golden.Assert(t, c.golden, out.String())
 		})
 	}
 }
@@ -94,7 +72,7 @@ func TestInspectFormats(t *testing.T) {
 			if err := writeInspect(&cli.Cli{Out: &out}, c.opts, fixtures()[1:]); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, c.golden, out.String())
+			golden.Assert(t, c.golden, out.String())
 		})
 	}
 }

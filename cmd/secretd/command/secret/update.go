@@ -22,11 +22,7 @@ func newUpdateCommand(c *cli.Cli) *cobra.Command {
   secretd secret update --generate 32 --keep 3 django_secret_key`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			file := ""
-			if len(args) == 2 {
-				file = args[1]
-			}
-			data, err := o.data.read(c, file, len(args) == 2)
+			data, err := o.data.read(c, args)
 			if err != nil {
 				return err
 			}

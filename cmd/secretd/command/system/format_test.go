@@ -2,34 +2,13 @@ package system
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", name, got, want)
-	}
-}
 
 func TestPsFormats(t *testing.T) {
 	now := time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
@@ -52,7 +31,7 @@ func TestPsFormats(t *testing.T) {
 			if err := writePs(&cli.Cli{Out: &out}, c.format, append([]api.Task{}, tasks...), now); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, c.golden, out.String())
+			golden.Assert(t, c.golden, out.String())
 		})
 	}
 }
