@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,7 @@ func BenchmarkRotation(b *testing.B) {
 	b.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
 	for _, n := range []int{1, 5, 10, 100} {
 		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
-			d := secretdtest.Start(b, secretdtest.Options{Binary: binary})
+			d := secretdtest.Start(b, secretdtest.Options{Binary: binary, TmpfsMountRoot: true})
 			d.CreateSecret("rot", []byte("value-0000"))
 			label := "secretd-bench=" + d.Driver
 			b.Cleanup(func() {
@@ -96,14 +97,12 @@ func waitAll(b *testing.B, paths []string, want string) {
 	wg.Wait()
 }
 
+// quantile returns the q-th percentile of ds.
 func quantile(ds []time.Duration, q int) time.Duration {
-	s := append([]time.Duration{}, ds...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
+	if len(ds) == 0 {
+		return 0
 	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
 	return s[(len(s)-1)*q/100]
 }

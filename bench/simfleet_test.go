@@ -45,7 +45,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 	}
 	// Registered before the daemon, so it runs after the daemon stopped.
 	b.Cleanup(func() { os.RemoveAll(simDir) })
-	d := secretdtest.New(b, secretdtest.Options{Binary: binary})
+	d := secretdtest.New(b, secretdtest.Options{Binary: binary, TmpfsMountRoot: true})
 	names := make([]string, nSecrets)
 	for i := range names {
 		names[i] = secretName("sim", i)
@@ -107,6 +107,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 		b.Fatal(err)
 	}
 	mountTime := time.Since(mountStart)
+	startPhases := parsePhases(d.Log())
 
 	ctx := context.Background()
 	b.ResetTimer()
@@ -199,6 +200,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 		t.time(fmt.Sprintf("event lag p99, %d events/s for %d s", rate, seconds), after.EventLagP99, 0)
 		t.time(fmt.Sprintf("Mount p99, %d mounts, %d at a time", st.MountsServed, runParallel), st.MountP99, goalMountP99)
 		t.mem(fmt.Sprintf("resident memory (VmRSS) at the end, %d mounts", final.Mounts), rss, goalRSS)
+		t.note("Mount tail: %s", slowest(startPhases))
 		t.note("setup: %d secrets created in %v; %d mounts made through the plugin protocol in %v (Mount p50 %s)",
 			nSecrets, created.Round(time.Millisecond), nMounts, mountTime.Round(time.Millisecond), fmtDuration(st.MountP50))
 		t.note("burst: %d events (%d renames, %d dies, %d destroys) emitted in %v, all handled %v after its start; lag is engine timestamp to handled, over the last %d events",

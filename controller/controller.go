@@ -39,9 +39,10 @@ type Config struct {
 	Grace time.Duration
 	// Actions carries out on-update signals and restarts; nil disables them.
 	Actions Actions
-	// OwnersFile caches which container each volume was mounted for, so a
-	// Mount can proceed while the engine does not answer (dockerd at boot).
-	OwnersFile string
+	// OwnersDir caches which container each volume was mounted for, so a
+	// Mount can proceed while the engine does not answer (dockerd at boot);
+	// empty keeps the cache in memory only.
+	OwnersDir string
 	// OverridesFile keeps live grants and revokes across daemon restarts;
 	// empty keeps them in memory only.
 	OverridesFile string
@@ -101,7 +102,7 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersFile), resyncReq: make(chan struct{}, 1)}, nil
+	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersDir), resyncReq: make(chan struct{}, 1)}, nil
 }
 
 // mountIDRE bounds what dockerd may send as a mount ID: it becomes a
@@ -121,7 +122,10 @@ func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string,
 		return "", err
 	}
 	c.cfg.Metrics.ObserveMount(time.Since(start))
-	c.auditMount(t)
+	if o.ID != "" {
+		// Otherwise the trail gets the mount once it knows the container.
+		c.auditMount(t)
+	}
 	return t.dir, nil
 }
 
@@ -132,7 +136,9 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	if !mountIDRE.MatchString(mountID) {
 		return nil, owner{}, fmt.Errorf("invalid mount ID %q", mountID)
 	}
-	owner, decl, err := c.resolve(ctx, volume)
+	var ph phases
+	owner, decl, err := c.resolve(ctx, volume, &ph)
+	ph.resolve = time.Since(start)
 	if err != nil {
 		return nil, owner, err
 	}
@@ -169,9 +175,11 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	c.tasks[mountID] = t
 	c.mu.Unlock()
 
+	recStart := time.Now()
 	err = c.saveRecord(t)
+	ph.record = time.Since(recStart)
 	if err == nil {
-		err = c.build(t)
+		err = c.build(t, &ph)
 	}
 	if err != nil {
 		c.mu.Lock()
@@ -183,19 +191,32 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	}
 	d := time.Since(start)
 	c.mountTimes.add(d)
-	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d)
+	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d,
+		"engine_lookup", ph.engine, "resolve", ph.resolve, "record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
 	return t, owner, nil
+}
+
+// phases splits a Mount's time for its log line, so a slow Mount tells
+// whether the engine, the disk, the store or the kernel held it up.
+type phases struct {
+	engine                          bool // whether resolve asked the engine
+	resolve, record, decrypt, tmpfs time.Duration
 }
 
 // build decrypts the declared versions and mounts them; it records which
 // versions went in.
-func (c *Controller) build(t *task) error {
+func (c *Controller) build(t *task, ph *phases) error {
+	start := time.Now()
 	files, versions, ids, err := c.files(t.entries)
 	defer wipeFiles(files)
+	ph.decrypt = time.Since(start)
 	if err != nil {
 		return err
 	}
-	if err := tmpfs.Mount(t.dir, files, tmpfs.Options{}); err != nil {
+	start = time.Now()
+	err = tmpfs.Mount(t.dir, files, tmpfs.Options{})
+	ph.tmpfs = time.Since(start)
+	if err != nil {
 		return fmt.Errorf("mount secrets: %w", err)
 	}
 	c.mu.Lock()
@@ -261,6 +282,7 @@ func (c *Controller) Unmount(volume, mountID string) error {
 	name := ""
 	if t != nil {
 		name = t.name
+		c.auditMount(t) // a mount whose container was never learned
 	}
 	if err := c.wipe(c.dir(mountID), name); err != nil {
 		return err
@@ -293,6 +315,10 @@ type owner struct {
 	Labels map[string]string
 }
 
+func ownerOf(s container.Summary) owner {
+	return owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+}
+
 func (o owner) name() string {
 	if len(o.Names) > 0 {
 		return trimSlash(o.Names[0])
@@ -312,7 +338,7 @@ func trimSlash(s string) string {
 
 // resolve finds the declaration for volume: its own "secrets" option, else
 // the secretd.secrets label of the container being started with it.
-func (c *Controller) resolve(ctx context.Context, volume string) (owner, string, error) {
+func (c *Controller) resolve(ctx context.Context, volume string, ph *phases) (owner, string, error) {
 	decl := ""
 	if c.cfg.Volumes != nil {
 		decl = c.cfg.Volumes.Declaration(volume)
@@ -323,6 +349,15 @@ func (c *Controller) resolve(ctx context.Context, volume string) (owner, string,
 		}
 		return owner{}, decl, nil
 	}
+	if decl != "" && c.overrides.none() {
+		// The volume carries its declaration and no live grant or revoke
+		// exists that could change it: the start waits on no engine call,
+		// which on a busy engine is the slowest part of a Mount by far.
+		// The engine's volume mount event names the container a moment
+		// later (see attribute).
+		return owner{}, decl, nil
+	}
+	ph.engine = true
 	lctx, cancel := context.WithTimeout(ctx, ownerLookupTimeout)
 	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", volume))})
 	cancel()
@@ -356,7 +391,7 @@ func (c *Controller) resolve(ctx context.Context, volume string) (owner, string,
 	var o owner
 	if len(candidates) > 0 {
 		s := candidates[0]
-		o = owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+		o = ownerOf(s)
 	}
 	if o.ID != "" {
 		if err := c.owners.remember(volume, o); err != nil {

@@ -30,8 +30,10 @@ type fakeEngine struct {
 	mu         sync.Mutex
 	containers []container.Summary
 	listErr    error
-	streams    []*stream
-	newStream  chan *stream
+	// volumeLists counts lists filtered by volume: the lookups of Mount.
+	volumeLists int
+	streams     []*stream
+	newStream   chan *stream
 }
 
 type stream struct {
@@ -53,6 +55,9 @@ func (f *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions
 	var vols []string
 	if opts.Filters.Len() > 0 {
 		vols = opts.Filters.Get("volume")
+	}
+	if len(vols) > 0 {
+		f.volumeLists++
 	}
 	var out []container.Summary
 	for _, c := range f.containers {
@@ -155,7 +160,7 @@ type env struct {
 	ctrl   *controller.Controller
 }
 
-func newEnv(t *testing.T, grace time.Duration) *env {
+func newEnv(t testing.TB, grace time.Duration) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting tmpfs needs root")
@@ -190,7 +195,7 @@ func newEnv(t *testing.T, grace time.Duration) *env {
 	return e
 }
 
-func (e *env) secret(t *testing.T, name, data string) store.Secret {
+func (e *env) secret(t testing.TB, name, data string) store.Secret {
 	t.Helper()
 	s, err := e.store.Create(store.Spec{Name: name, Data: []byte(data)})
 	if err != nil {
@@ -209,7 +214,7 @@ func (e *env) mount(t *testing.T, volume, mountID string) string {
 }
 
 // mountsUnder lists mount points at or below root from /proc/self/mountinfo.
-func mountsUnder(t *testing.T, root string) []string {
+func mountsUnder(t testing.TB, root string) []string {
 	t.Helper()
 	raw, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -229,7 +234,7 @@ func mountsUnder(t *testing.T, root string) []string {
 	return out
 }
 
-func wipeAllUnder(t *testing.T, root string) {
+func wipeAllUnder(t testing.TB, root string) {
 	t.Helper()
 	for range 10 {
 		left := mountsUnder(t, root)

@@ -48,11 +48,16 @@ func (c *Controller) connected(ctx context.Context) bool {
 func (c *Controller) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Types and actions filter independently: volume destroys and the
+	// like come through too, and handle tells them apart.
 	f := filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("type", string(events.VolumeEventType)),
 		filters.Arg("event", string(events.ActionDestroy)),
 		filters.Arg("event", string(events.ActionRename)),
 		filters.Arg("event", string(events.ActionDie)),
+		filters.Arg("event", string(events.ActionStart)),
+		filters.Arg("event", string(events.ActionMount)),
 	)
 	msgs, errs := c.cfg.Engine.Events(ctx, events.ListOptions{Filters: f})
 	if err := c.Resync(ctx); err != nil {
@@ -91,7 +96,16 @@ func (c *Controller) follow(ctx context.Context) error {
 func (c *Controller) handle(ctx context.Context, m events.Message) {
 	c.cfg.Metrics.Event(string(m.Action))
 	id := m.Actor.ID
+	if m.Type == events.VolumeEventType {
+		if m.Action == events.ActionMount && c.ours(m.Actor.Attributes["driver"]) {
+			c.attribute(id, m.Actor.Attributes["container"])
+		}
+		return
+	}
 	switch m.Action {
+	case events.ActionStart:
+		// Container events carry the labels and the name as attributes.
+		c.identify(owner{ID: id, Names: []string{m.Actor.Attributes["name"]}, Labels: m.Actor.Attributes})
 	case events.ActionRename:
 		name := m.Actor.Attributes["name"]
 		c.mu.Lock()

@@ -47,13 +47,18 @@ func (c *Controller) EngineUp() bool {
 	return c.engineErr == nil
 }
 
-// auditMount records what a Mount delivered: names, versions and targets.
+// auditMount records what a Mount delivered, names, versions and targets,
+// once per task.
 func (c *Controller) auditMount(t *task) {
-	if c.cfg.Audit == nil {
+	c.mu.Lock()
+	done := t.audited
+	t.audited = true
+	c.mu.Unlock()
+	if c.cfg.Audit == nil || done {
 		return
 	}
-	e := audit.Event{Event: audit.ContainerMount, Container: t.name, ContainerID: t.containerID, Volume: t.volume, Mount: t.dir}
 	c.mu.Lock()
+	e := audit.Event{Event: audit.ContainerMount, Container: t.name, ContainerID: t.containerID, Volume: t.volume, Mount: t.dir}
 	for i, en := range t.entries {
 		ref := audit.SecretRef{Name: en.Source, Target: en.Target}
 		if i < len(t.versions) {

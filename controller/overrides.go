@@ -52,6 +52,13 @@ func (o *overrides) get(containerID string) override {
 	return o.m[containerID]
 }
 
+// none reports whether no container has a live grant or revoke.
+func (o *overrides) none() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.m) == 0
+}
+
 func (o *overrides) set(containerID string, ov override) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -20,20 +22,39 @@ const ownerLookupTimeout = 2 * time.Second
 // that container's secretd labels, so Mount can go on when the engine
 // cannot answer. Labels of a container never change, so the cache cannot
 // go stale for the volume of one container.
+//
+// Each volume has its own small file: a Mount writes one entry, not the
+// whole cache, so its cost does not grow with the number of containers.
 type owners struct {
-	path string
-	mu   sync.Mutex
-	m    map[string]owner
+	dir string
+	mu  sync.Mutex
+	m   map[string]owner
 }
 
-func loadOwners(path string) *owners {
-	o := &owners{path: path, m: map[string]owner{}}
-	if path == "" {
+// volumeNameRE is dockerd's rule for volume names; only such names become
+// file names.
+var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)
+
+const ownerSuffix = ".owner"
+
+// loadOwners reads the cache from dir. It runs before any Mount is
+// served, so temporary files are leftovers of a crash.
+func loadOwners(dir string) *owners {
+	o := &owners{dir: dir, m: map[string]owner{}}
+	if dir == "" {
 		return o
 	}
-	if b, err := os.ReadFile(path); err == nil {
-		// A damaged cache is only a cache: start empty rather than refuse.
-		json.Unmarshal(b, &o.m)
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
+	// A damaged entry is only a cache miss: skip it rather than refuse.
+	paths, _ := filepath.Glob(filepath.Join(dir, "*"+ownerSuffix))
+	for _, p := range paths {
+		var w owner
+		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &w) == nil && w.ID != "" {
+			o.m[strings.TrimSuffix(filepath.Base(p), ownerSuffix)] = w
+		}
 	}
 	return o
 }
@@ -45,8 +66,8 @@ func (o *owners) get(volume string) (owner, bool) {
 	return w, ok
 }
 
-// remember keeps the owner's secretd labels only, and writes the file only
-// when something changed: restart-policy restarts reuse their volume.
+// remember keeps the owner's secretd labels only, and writes only when
+// something changed: restart-policy restarts reuse their volume.
 func (o *owners) remember(volume string, w owner) error {
 	kept := owner{ID: w.ID, Names: w.Names, Labels: map[string]string{}}
 	for k, v := range w.Labels {
@@ -55,47 +76,71 @@ func (o *owners) remember(volume string, w owner) error {
 		}
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if old, ok := o.m[volume]; ok && old.ID == kept.ID && maps.Equal(old.Labels, kept.Labels) {
+		o.mu.Unlock()
 		return nil
 	}
 	o.m[volume] = kept
-	return o.save()
+	o.mu.Unlock()
+	return o.write(volume, kept)
 }
 
 // forget drops the volumes of a removed container.
 func (o *owners) forget(containerID string) error {
+	var gone []string
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	changed := false
 	for v, w := range o.m {
 		if w.ID == containerID {
 			delete(o.m, v)
-			changed = true
+			gone = append(gone, v)
 		}
 	}
-	if !changed {
-		return nil
+	o.mu.Unlock()
+	var errs []error
+	for _, v := range gone {
+		if p, ok := o.path(v); ok {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
 	}
-	return o.save()
+	return errors.Join(errs...)
 }
 
-// save replaces the file atomically. No fsync: this sits on the Mount
-// path, and a cache entry lost in a host crash only costs a lookup.
-func (o *owners) save() error {
-	if o.path == "" {
+func (o *owners) path(volume string) (string, bool) {
+	if o.dir == "" || !volumeNameRE.MatchString(volume) {
+		return "", false
+	}
+	return filepath.Join(o.dir, volume+ownerSuffix), true
+}
+
+// write replaces one entry atomically. No fsync: this sits on the Mount
+// path, and an entry lost in a host crash only costs a lookup.
+func (o *owners) write(volume string, w owner) error {
+	p, ok := o.path(volume)
+	if !ok {
 		return nil
 	}
-	b, err := json.Marshal(o.m)
+	b, err := json.Marshal(w)
 	if err != nil {
 		return err
 	}
-	tmp := o.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, o.path); err != nil {
-		return errors.Join(err, os.Remove(tmp))
+	// Two Mounts of one volume may write at once: each needs its own
+	// temporary file.
+	f, err := os.CreateTemp(o.dir, volume+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return errors.Join(err, os.Remove(f.Name()))
 	}
 	return nil
 }

@@ -26,8 +26,12 @@ func (c *Controller) recordPath(mountID string) string {
 	return filepath.Join(c.cfg.MountRoot, mountID+recordSuffix)
 }
 
-// saveRecord writes the record atomically and durably enough for a
-// process crash (the mount root is normally on tmpfs under /run).
+// saveRecord writes the record atomically. It does not fsync: a record
+// only has to outlive a crash of the process, which the page cache does,
+// while a crash of the host takes every mount with it and leaves nothing
+// for a record to describe (resync wipes records it cannot read). The
+// mount root is normally on tmpfs under /run, where a sync is free, but
+// not everywhere, and this is on the Mount path.
 func (c *Controller) saveRecord(t *task) error {
 	b, err := json.Marshal(taskRecord{MountID: t.mountID, Volume: t.volume, ContainerID: t.containerID, Since: t.since})
 	if err != nil {
@@ -37,7 +41,8 @@ func (c *Controller) saveRecord(t *task) error {
 		return err
 	}
 	tmp := c.recordPath(t.mountID) + ".tmp"
-	if err := writeSync(tmp, b); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, c.recordPath(t.mountID)); err != nil {

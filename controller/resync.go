@@ -9,7 +9,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -66,6 +65,10 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			if t == nil {
 				c.adopt(dir, rec, owner)
 				adopted++
+			} else if c.claim(t, owner.ID) {
+				// Its volume mount event was missed.
+				c.claimed(t)
+				c.identify(ownerOf(owner))
 			}
 		case t != nil && !t.ready, !rec.Since.IsZero() && time.Since(rec.Since) < c.cfg.Grace:
 			kept++ // a start in progress: dockerd mounts before the container runs
@@ -159,14 +162,14 @@ func alive(state string) bool {
 // container's declaration; the versions are those the store says now.
 func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 	mountID := rec.MountID
-	o := owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+	o := ownerOf(s)
 	since := rec.Since
 	if since.IsZero() {
 		since = time.Now().UTC()
 	}
 	// stale: the mount's content is whatever was current before the
 	// restart; the refresh below brings it to what the store says now.
-	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.name(), since: since, ready: true, stale: true}
+	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.name(), since: since, ready: true, stale: true, confirmed: true, audited: true}
 	t.onUpdate, _ = ParseOnUpdate(s.Labels[LabelOnUpdate])
 	decl := ""
 	if c.cfg.Volumes != nil {
@@ -175,10 +178,7 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 	if decl == "" {
 		decl = s.Labels[LabelSecrets]
 	}
-	entries, err := declaration.Parse(decl)
-	if err == nil {
-		entries, err = c.overrides.get(s.ID).apply(entries)
-	}
+	entries, err := c.parse(decl, c.overrides.get(s.ID))
 	if err == nil {
 		t.entries = entries
 		t.versions = make([]int, len(entries))

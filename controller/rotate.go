@@ -151,7 +151,7 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, add, rm []
 	if err != nil {
 		return api.Task{}, err
 	}
-	o := owner{ID: s.ID, Names: s.Names, Labels: s.Labels}
+	o := ownerOf(s)
 	bases := c.declarations(s)
 	if len(bases) == 0 {
 		return api.Task{}, store.Errorf(store.ErrInvalid, "container %s has no %s volume: start it with one to manage its secrets", o.name(), c.cfg.DriverName)
@@ -219,12 +219,7 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, add, rm []
 	var errs []error
 	out := api.Task{ContainerID: s.ID, ContainerName: o.name()}
 	for _, t := range mine {
-		t.mu.Lock()
-		c.mu.Lock()
-		t.entries, t.stale = entries, true
-		c.mu.Unlock()
-		t.mu.Unlock()
-		if _, err := c.refresh(t); err != nil {
+		if err := c.setEntries(t, entries); err != nil {
 			errs = append(errs, err)
 		}
 		c.mu.Lock()

@@ -28,6 +28,9 @@ type task struct {
 	// after a restart, or entries changed live): the next refresh rewrites it.
 	stale    bool
 	onUpdate OnUpdate
+	// confirmed is set once the engine's volume mount event for this
+	// mount has been matched to it; audited once the trail has it.
+	confirmed, audited bool
 
 	// mu serialises changes of the mount's content (Mount, rotations,
 	// live grants), so an older file set never lands after a newer one.

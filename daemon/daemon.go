@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
 		OverridesFile: filepath.Join(cfg.DataRoot, "containers.json"),
-		OwnersFile:    filepath.Join(cfg.DataRoot, "owners.json"),
+		OwnersDir:     filepath.Join(cfg.DataRoot, "owners"),
 		Grace:         cfg.MountGrace,
 		Metrics:       m, Audit: trail,
 	})

@@ -23,10 +23,17 @@ type volumeRecord struct {
 
 // volumes is the persisted set of volumes, one JSON file rewritten
 // atomically on every change. It holds declarations, never secret data.
+//
+// Writers hold saveMu across the change and the file write, so files are
+// written in the order of the changes; mu is held only to touch the map,
+// so a Mount reading a declaration never waits on a disk sync (the
+// anonymous volumes of concurrent `docker run`s are created, and saved,
+// while other containers' Mounts run).
 type volumes struct {
-	path string
-	mu   sync.RWMutex
-	m    map[string]volumeRecord
+	path   string
+	saveMu sync.Mutex
+	mu     sync.RWMutex
+	m      map[string]volumeRecord
 }
 
 func loadVolumes(path string) (*volumes, error) {
@@ -70,34 +77,42 @@ func (v *volumes) list() []volumeRecord {
 // data root cannot be written it is kept in memory and saved with the next
 // write: a full disk must not stop containers that declare by label.
 func (v *volumes) put(r volumeRecord) error {
+	v.saveMu.Lock()
+	defer v.saveMu.Unlock()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	old, had := v.m[r.Name]
 	v.m[r.Name] = r
+	v.mu.Unlock()
 	if err := v.save(); err != nil {
 		if len(r.Options) == 0 {
 			return errNotSaved{err}
 		}
+		v.mu.Lock()
 		if had {
 			v.m[r.Name] = old
 		} else {
 			delete(v.m, r.Name)
 		}
+		v.mu.Unlock()
 		return err
 	}
 	return nil
 }
 
 func (v *volumes) remove(name string) error {
+	v.saveMu.Lock()
+	defer v.saveMu.Unlock()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	old, had := v.m[name]
+	delete(v.m, name)
+	v.mu.Unlock()
 	if !had {
 		return nil
 	}
-	delete(v.m, name)
 	if err := v.save(); err != nil {
+		v.mu.Lock()
 		v.m[name] = old
+		v.mu.Unlock()
 		return err
 	}
 	return nil
@@ -111,7 +126,9 @@ func (e errNotSaved) Error() string { return "volume kept in memory only: " + e.
 // save writes a temp file, syncs it and renames it over the old one, so a
 // crash leaves either the old set or the new one.
 func (v *volumes) save() error {
+	v.mu.RLock()
 	b, err := json.Marshal(v.m)
+	v.mu.RUnlock()
 	if err != nil {
 		return err
 	}

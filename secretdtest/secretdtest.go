@@ -32,6 +32,11 @@ type Options struct {
 	Binary string
 	// Args are extra `secretd daemon` flags (--autolock, --docker-host ...).
 	Args []string
+	// TmpfsMountRoot puts the mount root on a tmpfs of its own, as
+	// /run/secretd is on a host whose /run is tmpfs (systemd's default).
+	// Otherwise it sits on the temporary directory's filesystem, where
+	// each Mount's directory and task record are disk metadata writes.
+	TmpfsMountRoot bool
 }
 
 // Daemon is one secretd started for a test.
@@ -75,12 +80,27 @@ func New(tb testing.TB, opts Options) *Daemon {
 		tb: tb, binary: bin, args: opts.Args,
 	}
 	d.Host = "unix://" + d.Socket
+	if opts.TmpfsMountRoot {
+		err := os.Mkdir(d.MountRoot, 0o700)
+		if err == nil {
+			err = syscall.Mount("tmpfs", d.MountRoot, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "size=16m,mode=0700")
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			tb.Fatalf("secretdtest: tmpfs mount root: %v", err)
+		}
+	}
 	tb.Cleanup(func() {
 		d.Stop()
 		if leftover := d.Mounts(); len(leftover) > 0 {
 			tb.Errorf("secretdtest: mounts left after the test: %v", leftover)
 			for _, m := range leftover {
 				syscall.Unmount(m, syscall.MNT_DETACH)
+			}
+		}
+		if opts.TmpfsMountRoot {
+			if err := syscall.Unmount(d.MountRoot, syscall.MNT_DETACH); err != nil {
+				tb.Errorf("secretdtest: unmount tmpfs mount root: %v", err)
 			}
 		}
 		if tb.Failed() {
@@ -227,6 +247,18 @@ func (d *Daemon) RunArgs(declaration, dst string) []string {
 		"--label", "secretd.secrets=" + declaration,
 		"--mount", "type=volume,volume-driver=" + d.Driver + ",dst=" + dst + ",volume-nocopy",
 	}
+}
+
+// VolumeRunArgs are `docker run` flags that carry the declaration in the
+// volume's options instead of a label: the Mount then needs nothing from
+// the engine.
+func (d *Daemon) VolumeRunArgs(declaration, dst string) []string {
+	opt := "volume-opt=secrets=" + declaration
+	if strings.ContainsAny(opt, ",\"") {
+		// --mount is one CSV record.
+		opt = `"` + strings.ReplaceAll(opt, `"`, `""`) + `"`
+	}
+	return []string{"--mount", "type=volume,volume-driver=" + d.Driver + ",dst=" + dst + ",volume-nocopy," + opt}
 }
 
 // Mount and Labels are the same for the Docker Go client's container

@@ -68,7 +68,7 @@ func FuzzRecord(f *testing.F) {
 		if err := b.Update(func(tx Tx) error { return putKEKRecord(tx, rec) }); err != nil {
 			t.Fatal(err)
 		}
-		s := &Store{b: b, mode: modeAutolock, kek: k, unlockKey: unlock, now: func() time.Time { return now }}
+		s := &Store{b: b, mode: modeAutolock, kek: k, unlockKey: unlock, now: func() time.Time { return now }, list: newListCache()}
 		sealed := maps.Clone(fuzzSealed)
 
 		checkReads(t, s, sealed)

@@ -49,6 +49,8 @@ type Store struct {
 
 	watchMu  sync.Mutex
 	watchers []func(Secret)
+
+	list *listCache
 }
 
 // OnUpdate registers fn to run after every committed new version, in the
@@ -72,7 +74,7 @@ func (s *Store) notify(sec Secret) {
 // returned unlockKey must be shown to the operator once and is never stored.
 // An existing autolocked store opens locked.
 func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
-	s = &Store{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }}
+	s = &Store{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }, list: newListCache()}
 	var rec *kekRecord
 	if err := b.View(func(tx Tx) error {
 		rec, err = getKEKRecord(tx)
@@ -551,19 +553,22 @@ type Filter struct {
 // List returns the secrets that match f, sorted by name.
 func (s *Store) List(f Filter) ([]Secret, error) {
 	var out []Secret
+	seen := map[string]listEntry{}
 	err := s.b.View(func(tx Tx) error {
-		return tx.ForEach("secrets", func(_ string, v []byte) error {
-			var m recordMeta
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return tx.ForEach("secrets", func(k string, v []byte) error {
+			r, err := s.list.lookup(k, v, seen)
+			if err != nil {
+				return err
 			}
-			r := m.record()
 			if f.match(r) {
-				out = append(out, r.secret())
+				out = append(out, secretCopy(r))
 			}
 			return nil
 		})
 	})
+	if err == nil {
+		s.list.replace(seen)
+	}
 	slices.SortFunc(out, func(a, b Secret) int { return strings.Compare(a.Name, b.Name) })
 	return out, err
 }

@@ -440,3 +440,41 @@ func TestPinnedVersionsOutliveKeep(t *testing.T) {
 		t.Fatalf("OnUpdate saw %v", seen)
 	}
 }
+
+// TestListFollowsEveryChange: List reuses what it decoded before, yet
+// shows every rotation and removal, and what a caller does to a listed
+// secret does not reach the next listing.
+func TestListFollowsEveryChange(t *testing.T) {
+	s, _ := newEnv(t).open(t, store.Config{})
+	if _, err := s.Create(store.Spec{Name: "a", Data: []byte("1"), Labels: map[string]string{"env": "prod"}}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "b", "1")
+	list := func() []store.Secret {
+		t.Helper()
+		l, err := s.List(store.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	first := list()
+	first[0].Labels["env"] = "changed by a caller"
+	first[0].Versions[0].Version = 99
+	if l := list(); l[0].Labels["env"] != "prod" || l[0].Versions[0].Version != 1 {
+		t.Fatalf("a caller's change reached the next listing: %+v", l[0])
+	}
+	if _, err := s.Update("a", []byte("2"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove("b", nil); err != nil {
+		t.Fatal(err)
+	}
+	l := list()
+	if len(l) != 1 || l[0].Name != "a" || l[0].Current != 2 || len(l[0].Versions) != 2 {
+		t.Fatalf("after an update and a removal: %+v", l)
+	}
+	if l, _ := s.List(store.Filter{Labels: []string{"env=prod"}}); len(l) != 1 {
+		t.Fatalf("label filter on a cached record: %+v", l)
+	}
+}

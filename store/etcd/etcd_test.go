@@ -524,3 +524,45 @@ func TestKEKRotatedByAnotherHost(t *testing.T) {
 		}
 	})
 }
+
+// TestListSeesOtherHosts: a host's listing follows what other hosts
+// create, rotate, relabel and remove, though it caches what it decoded.
+func TestListSeesOtherHosts(t *testing.T) {
+	c := cluster(t)
+	prefix := newPrefix()
+	key := filepath.Join(t.TempDir(), "key")
+	s1 := openStore(t, open(t, c, prefix), key)
+	s2 := openStore(t, open(t, c, prefix), key)
+	listing := func() string {
+		t.Helper()
+		l, err := s2.List(store.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range l {
+			out = append(out, fmt.Sprintf("%s@%d", s.Name, s.Current))
+		}
+		return strings.Join(out, ",")
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := s1.Create(store.Spec{Name: n, Data: []byte("1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := listing(); got != "a@1,b@1" {
+		t.Fatalf("first listing: %s", got)
+	}
+	if _, err := s1.Update("a", []byte("2"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Remove("b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Create(store.Spec{Name: "c", Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listing(); got != "a@2,c@1" {
+		t.Fatalf("after another host's update, rm and create: %s, want a@2,c@1", got)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -95,15 +97,70 @@ func Write(w io.Writer, format Format, rows []any, headers map[string]string) er
 			out.Write(hdr.Bytes())
 		}
 	}
-	for _, r := range rows {
-		if err := tmpl.Execute(out, r); err != nil {
-			return fmt.Errorf("template: %w", err)
+	if fields := plainFields(text, rows); fields != nil {
+		writePlain(out, fields, rows)
+	} else {
+		for _, r := range rows {
+			if err := tmpl.Execute(out, r); err != nil {
+				return fmt.Errorf("template: %w", err)
+			}
 		}
 	}
 	if tw != nil {
 		return tw.Flush()
 	}
 	return nil
+}
+
+// plainRE matches a template that only prints fields, tab separated: the
+// default table of every list command.
+var plainRE = regexp.MustCompile(`^\{\{\s*\.([A-Za-z]\w*)\s*\}\}(\t\{\{\s*\.([A-Za-z]\w*)\s*\}\})*\n$`)
+
+// plainFields returns the field indexes a plain template prints, or nil
+// when the template is not plain or a field is not a string field of the
+// rows' struct type. Such a template prints the same as text/template
+// would, at a fraction of its cost per row: 10,000 secrets listed spend
+// most of their formatting time in template execution otherwise.
+func plainFields(text string, rows []any) []int {
+	if len(rows) == 0 || !plainRE.MatchString(text) {
+		return nil
+	}
+	t := reflect.TypeOf(rows[0])
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	for _, r := range rows {
+		if reflect.TypeOf(r) != t {
+			return nil
+		}
+	}
+	var out []int
+	for _, m := range fieldRE.FindAllStringSubmatch(text, -1) {
+		f, ok := t.FieldByName(m[1])
+		if !ok || !f.IsExported() || f.Type.Kind() != reflect.String || len(f.Index) != 1 {
+			return nil
+		}
+		out = append(out, f.Index[0])
+	}
+	return out
+}
+
+var fieldRE = regexp.MustCompile(`\.([A-Za-z]\w*)`)
+
+func writePlain(w io.Writer, fields []int, rows []any) {
+	var b []byte
+	for _, r := range rows {
+		v := reflect.ValueOf(r)
+		b = b[:0]
+		for i, f := range fields {
+			if i > 0 {
+				b = append(b, '\t')
+			}
+			b = append(b, v.Field(f).String()...)
+		}
+		b = append(b, '\n')
+		w.Write(b)
+	}
 }
 
 // Ago renders a time as "3 minutes ago", as the docker CLI's tables do.

@@ -1,0 +1,149 @@
+package controller_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+
+	"github.com/secretd/secretd/controller"
+)
+
+func (f *fakeEngine) lookups() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.volumeLists
+}
+
+// run starts the controller's event loop and returns its first stream,
+// once the first resync is done.
+func (e *env) run(t *testing.T) *stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.ctrl.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	s := e.engine.next(t)
+	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) >= 1 })
+	return s
+}
+
+func volumeMount(volume, containerID string) events.Message {
+	return events.Message{Type: events.VolumeEventType, Action: events.ActionMount, Actor: events.Actor{ID: volume,
+		Attributes: map[string]string{"container": containerID, "driver": driverName, "destination": "/run/secrets"}}}
+}
+
+func containerStart(id, name string, labels map[string]string) events.Message {
+	attrs := map[string]string{"name": name, "image": "busybox"}
+	for k, v := range labels {
+		attrs[k] = v
+	}
+	return events.Message{Type: events.ContainerEventType, Action: events.ActionStart, Actor: events.Actor{ID: id, Attributes: attrs}}
+}
+
+// TestVolumeDeclarationNeedsNoEngine: a volume that carries its
+// declaration mounts without asking the engine; the volume mount event and
+// the start event that follow name the container.
+func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.secret(t, "a", "secret-a")
+	e.vols.set("optvol", "source=a,target=db")
+	s := e.run(t)
+	e.engine.set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol"))
+
+	before := e.engine.lookups()
+	dir := e.mount(t, "optvol", "m1")
+	if n := e.engine.lookups() - before; n != 0 {
+		t.Errorf("the Mount asked the engine %d times", n)
+	}
+	if got := readFiles(t, dir); got["db"] != "secret-a" {
+		t.Fatalf("mounted %v", got)
+	}
+	if tasks := e.ctrl.Tasks(); len(tasks) != 1 || tasks[0].ContainerID != "" {
+		t.Fatalf("before the events: %+v", tasks)
+	}
+
+	// Another driver's mount of a volume with the same name is not ours.
+	other := volumeMount("optvol", "id-else")
+	other.Actor.Attributes["driver"] = "local"
+	s.send(t, other)
+	s.send(t, volumeMount("optvol", "id-opt"))
+	s.send(t, containerStart("id-opt", "opt", map[string]string{controller.LabelOnUpdate: "signal:SIGHUP"}))
+	s.sync(t)
+	tasks := e.ctrl.Tasks()
+	if len(tasks) != 1 || tasks[0].ContainerID != "id-opt" || tasks[0].ContainerName != "opt" {
+		t.Fatalf("after the events: %+v", tasks)
+	}
+	rec, err := os.ReadFile(filepath.Join(e.root, "m1.task"))
+	if err != nil || !strings.Contains(string(rec), `"container_id":"id-opt"`) {
+		t.Errorf("task record %s, %v: want the container", rec, err)
+	}
+	// A resync keeps what the events taught.
+	e.engine.set(ctr("id-opt", "opt", container.StateRunning, 1, "", "optvol="+dir))
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if tasks := e.ctrl.Tasks(); len(tasks) != 1 || tasks[0].ContainerName != "opt" {
+		t.Errorf("after a resync: %+v", tasks)
+	}
+}
+
+// TestResyncNamesUnclaimedMount: with the events missed, a resync finds
+// the container of a mount made without asking the engine.
+func TestResyncNamesUnclaimedMount(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.secret(t, "a", "secret-a")
+	e.vols.set("optvol", "source=a,target=db")
+	dir := e.mount(t, "optvol", "m1")
+	e.engine.set(ctr("id-opt", "opt", container.StateRunning, 1, "", "optvol="+dir))
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if tasks := e.ctrl.Tasks(); len(tasks) != 1 || tasks[0].ContainerID != "id-opt" || tasks[0].ContainerName != "opt" {
+		t.Errorf("after a resync: %+v", tasks)
+	}
+}
+
+// TestRevokeDuringUnclaimedMount: a live revoke made while a Mount did not
+// yet know its container reaches that mount once the event names it; and
+// while any live change exists, Mounts ask the engine again.
+func TestRevokeDuringUnclaimedMount(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.secret(t, "a", "secret-a")
+	e.secret(t, "b", "secret-b")
+	e.vols.set("optvol", "a;b")
+	s := e.run(t)
+	dir := e.mount(t, "optvol", "m1")
+	e.engine.set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol="+dir))
+	if _, err := e.ctrl.UpdateContainer(context.Background(), "opt", nil, []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFiles(t, dir); got["b"] != "secret-b" {
+		t.Fatalf("the revoke found the unclaimed mount already: %v", got)
+	}
+	s.send(t, volumeMount("optvol", "id-opt"))
+	s.sync(t)
+	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("after the volume mount event: %v, want a only", got)
+	}
+	before := e.engine.lookups()
+	dir2 := e.mount(t, "optvol", "m2")
+	if e.engine.lookups() == before {
+		t.Error("a Mount with a live revoke in force did not ask the engine")
+	}
+	if got := readFiles(t, dir2); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("restart after the revoke: %v, want a only", got)
+	}
+	e.ctrl.Unmount("optvol", "m2")
+}
