@@ -33,7 +33,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	secretdtest.ParkFree()
 	code := m.Run()
+	secretdtest.CloseParked()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

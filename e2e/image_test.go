@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/secretd/secretd/secretdtest"
 )
 
 // deployRoot is the repository's root: `make` and the files under deploy/
@@ -134,7 +136,7 @@ func TestImageCompose(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	suffix := filepath.Base(dir)[4:]
 	tag := "secretd-e2e-image:" + strings.ToLower(suffix)
-	driver := "secretd-e2e-image-" + suffix
+	driver := secretdtest.DriverName(t, "secretd-e2e-image")
 	run := filepath.Join(dir, "run") // API socket and mount root
 	sharedDir(t, run)
 	deployImage(t, dir, tag)
@@ -154,7 +156,6 @@ func TestImageCompose(t *testing.T) {
 			docker(t, append([]string{"rm", "-f", "-v"}, ids...)...)
 		}
 		compose("down", "-v", "--remove-orphans", "-t", "5")
-		os.Remove(filepath.Join("/run/docker/plugins", driver+".sock"))
 	})
 
 	start := time.Now()

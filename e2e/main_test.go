@@ -59,6 +59,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer exec.Command("docker", "rmi", "-f", image).Run()
+	secretdtest.ParkFree()
+	defer secretdtest.CloseParked()
 	return m.Run()
 }
 

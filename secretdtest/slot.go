@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -13,10 +14,11 @@ import (
 const slotDir = "/run/lock/secretd-test"
 
 // DriverName returns prefix-N for the lowest N no other live test holds,
-// and holds it until tb ends. dockerd remembers every volume driver name
-// it has ever used, for as long as it runs, and asks each of them whenever
-// a volume name is looked up: unique names per test would pile up on a
-// shared engine; a few reused ones do not.
+// and holds it until tb ends; then the slot is parked (see park). dockerd
+// remembers every volume driver name it has ever used, for as long as it
+// runs, and asks each of them whenever a volume name is looked up: unique
+// names per test would pile up on a shared engine; a few reused ones do
+// not.
 func DriverName(tb testing.TB, prefix string) string {
 	tb.Helper()
 	if err := os.MkdirAll(slotDir, 0o755); err != nil {
@@ -33,7 +35,9 @@ func DriverName(tb testing.TB, prefix string) string {
 			f.Close()
 			continue
 		}
+		unpark(name)
 		tb.Cleanup(func() {
+			park(name)
 			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 			f.Close()
 		})
@@ -41,4 +45,22 @@ func DriverName(tb testing.TB, prefix string) string {
 	}
 	tb.Fatalf("no free driver name slot for %s", prefix)
 	return ""
+}
+
+// ParkFree parks every slot that an earlier test process used and no live
+// one holds: dockerd still knows their drivers, and a test binary's
+// TestMain calls this so its first compose test does not wait on them.
+func ParkFree() {
+	locks, _ := filepath.Glob(filepath.Join(slotDir, "*.lock"))
+	for _, lock := range locks {
+		f, err := os.OpenFile(lock, os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			park(strings.TrimSuffix(filepath.Base(lock), ".lock"))
+			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+		f.Close()
+	}
 }
