@@ -73,14 +73,14 @@ func (s *Server) secretList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]api.Secret, 0, len(list))
-	for _, sec := range list {
-		// Versions only in inspect: they triple a 10,000-secret listing.
-		a := toAPI(sec)
-		a.Versions = nil
-		out = append(out, a)
+	unfiltered := len(f.Names)+len(f.NamePrefixes)+len(f.IDPrefixes)+len(f.Labels) == 0
+	body, err := s.listJSON.encode(list, unfiltered)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
 }
 
 func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {

@@ -60,8 +60,9 @@ type Config struct {
 
 // Server is the API's http.Handler.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg      Config
+	mux      *http.ServeMux
+	listJSON listJSON
 }
 
 // New returns a Server for cfg.

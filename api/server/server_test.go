@@ -472,6 +472,74 @@ func TestList(t *testing.T) {
 	e.refused("GET", "/v1.41/secrets?filters="+url.QueryEscape(`[1]`), nil, 400, "~invalid filters")
 }
 
+// The list answer is built from cached entries; every write, through the
+// API or straight to the store (as another host sharing it would), must
+// show in the next one, and the bytes must be what encoding the secrets
+// anew gives.
+func TestListFollowsWrites(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create("kept", map[string]string{"k": "v"}, e.canary("kept"))
+	e.create("rotated", nil, e.canary("r1"))
+	e.create("removed", nil, e.canary("gone"))
+	list := func() []api.Secret {
+		t.Helper()
+		r := e.do("GET", "/v1.41/secrets", nil)
+		if r.code != 200 {
+			t.Fatalf("list: %d %s", r.code, r.body)
+		}
+		var out []api.Secret
+		r.decode(t, &out)
+		var again bytes.Buffer
+		json.NewEncoder(&again).Encode(out)
+		if !bytes.Equal(r.body, again.Bytes()) {
+			t.Errorf("list answer differs from the encoding of its secrets:\n%s\n%s", r.body, again.Bytes())
+		}
+		return out
+	}
+	// The same as inspect, without the versions.
+	want := func(names ...string) []api.Secret {
+		var out []api.Secret
+		for _, n := range names {
+			s := e.inspect(n)
+			s.Versions = nil
+			out = append(out, s)
+		}
+		return out
+	}
+	check := func(what string, names ...string) {
+		t.Helper()
+		if got, w := list(), want(names...); !reflect.DeepEqual(got, w) {
+			t.Errorf("%s: list\n%+v\nwant\n%+v", what, got, w)
+		}
+	}
+	check("first list", "kept", "removed", "rotated")
+	check("second list, from the cache", "kept", "removed", "rotated")
+
+	if r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("r2")}); r.code != 200 {
+		t.Fatalf("update: %d %s", r.code, r.body)
+	}
+	if r := e.do("DELETE", "/v1.41/secrets/removed", nil); r.code != 204 {
+		t.Fatalf("remove: %d %s", r.code, r.body)
+	}
+	check("after an update and a remove", "kept", "rotated")
+	if got := list()[1]; got.CurrentVersion != 2 {
+		t.Errorf("rotated listed at version %d, want 2", got.CurrentVersion)
+	}
+
+	// Another host sharing the store writes behind this server's back.
+	if _, err := e.store.Update("kept", e.canary("k2"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Create(store.Spec{Name: "removed", Data: e.canary("back")}); err != nil {
+		t.Fatal(err)
+	}
+	check("after writes straight to the store", "kept", "removed", "rotated")
+	if r := e.do("GET", "/v1.41/secrets?filters="+url.QueryEscape(`{"name":{"rot":true}}`), nil); !strings.Contains(string(r.body), `"rotated"`) || strings.Contains(string(r.body), `"kept"`) {
+		t.Errorf("filtered list: %s", r.body)
+	}
+	check("after a filtered list", "kept", "removed", "rotated")
+}
+
 func TestInspect(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	id := e.create("inspected", map[string]string{"k": "v"}, e.canary("i"))
