@@ -22,6 +22,16 @@ func (c *Client) SecretCreate(ctx context.Context, name string, labels map[strin
 
 // SecretList lists secrets matching f (keys name, names, id, label).
 func (c *Client) SecretList(ctx context.Context, f filters.Args) ([]api.Secret, error) {
+	q, err := filterQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Secret
+	err = c.do(ctx, http.MethodGet, "/secrets", q, nil, &out)
+	return out, err
+}
+
+func filterQuery(f filters.Args) (url.Values, error) {
 	q := url.Values{}
 	if f.Len() > 0 {
 		s, err := filters.ToJSON(f)
@@ -30,8 +40,18 @@ func (c *Client) SecretList(ctx context.Context, f filters.Args) ([]api.Secret, 
 		}
 		q.Set("filters", s)
 	}
-	var out []api.Secret
-	err := c.do(ctx, http.MethodGet, "/secrets", q, nil, &out)
+	return q, nil
+}
+
+// SecretTable lists secrets as SecretList does, by column: the fields
+// `secretd secret ls` prints, at a third of the decoding cost.
+func (c *Client) SecretTable(ctx context.Context, f filters.Args) (api.SecretTable, error) {
+	var out api.SecretTable
+	q, err := filterQuery(f)
+	if err != nil {
+		return out, err
+	}
+	err = c.do(ctx, http.MethodGet, "/secretd/secrets", q, nil, &out)
 	return out, err
 }
 

@@ -162,6 +162,7 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/v1.41/secretd/key/rotate", ""},
 		{"GET", "/v1.41/secretd/tasks", ""},
 		{"GET", "/v1.41/secretd/status", ""},
+		{"GET", "/v1.41/secretd/secrets?filters=%7B%22label%22%3A%7B%22k%22%3Atrue%7D%7D", ""},
 		{"PUT", "/v1.41/secrets", "{}"},
 		{"POST", "/v1.41/secretd/containers/web/update", `{"SecretAdd":["seeded"],"SecretRm":["x"]}`},
 	}

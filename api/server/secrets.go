@@ -83,6 +83,36 @@ func (s *Server) secretList(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
+// secretTable is secretList by column, for the secretd CLI.
+func (s *Server) secretTable(w http.ResponseWriter, r *http.Request) {
+	f, err := listFilters(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	list, err := s.cfg.Store.List(f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	n := len(list)
+	t := api.SecretTable{
+		IDs: make([]string, n), Names: make([]string, n), CurrentVersions: make([]int, n),
+		CreatedAt: make([]int64, n), UpdatedAt: make([]int64, n),
+	}
+	for i, sec := range list {
+		t.IDs[i], t.Names[i], t.CurrentVersions[i] = sec.ID, sec.Name, sec.Current
+		t.CreatedAt[i], t.UpdatedAt[i] = sec.CreatedAt.UnixNano(), sec.UpdatedAt.UnixNano()
+		if len(sec.Labels) > 0 {
+			if t.Labels == nil {
+				t.Labels = map[string]map[string]string{}
+			}
+			t.Labels[sec.ID] = sec.Labels
+		}
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
 func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 	var spec swarm.SecretSpec
 	if !decode(w, r, &spec) {

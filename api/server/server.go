@@ -90,6 +90,7 @@ func (s *Server) routes() {
 	h("GET /secretd/unlock-key", s.unlockKey)
 	h("POST /secretd/unlock-key/rotate", s.unlockKeyRotate)
 	h("POST /secretd/key/rotate", s.keyRotate)
+	h("GET /secretd/secrets", s.secretTable)
 	h("GET /secretd/tasks", s.tasks)
 	h("GET /secretd/status", s.status)
 	h("/", func(w http.ResponseWriter, r *http.Request) {

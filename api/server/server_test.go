@@ -432,6 +432,31 @@ func TestList(t *testing.T) {
 				t.Errorf("%s: Labels of %s is null; the docker CLI expects an object", path, s.Spec.Name)
 			}
 		}
+		// The CLI's table holds the same secrets, field for field.
+		tpath := strings.Replace(path, "/v1.41/secrets", "/v1.41/secretd/secrets", 1)
+		r = e.do("GET", tpath, nil)
+		if r.code != 200 {
+			t.Fatalf("GET %s: %d %s", tpath, r.code, r.body)
+		}
+		var tab api.SecretTable
+		r.decode(t, &tab)
+		var rows []api.Secret
+		for i, id := range tab.IDs {
+			s := api.Secret{CurrentVersion: tab.CurrentVersions[i]}
+			s.ID, s.Spec.Name = id, tab.Names[i]
+			s.CreatedAt, s.UpdatedAt = time.Unix(0, tab.CreatedAt[i]).UTC(), time.Unix(0, tab.UpdatedAt[i]).UTC()
+			s.Spec.Labels = tab.Labels[id]
+			if s.Spec.Labels == nil {
+				s.Spec.Labels = map[string]string{}
+			}
+			rows = append(rows, s)
+		}
+		for i := range list {
+			list[i].Version = swarm.Version{} // not a column
+		}
+		if len(rows) != len(list) || (len(rows) > 0 && !reflect.DeepEqual(rows, list)) {
+			t.Errorf("GET %s:\n%+v\nGET %s:\n%+v", tpath, rows, path, list)
+		}
 		return out
 	}
 	q := func(args ...filters.KeyValuePair) string {
@@ -470,6 +495,7 @@ func TestList(t *testing.T) {
 	e.refused("GET", q(filters.Arg("name", "a"), filters.Arg("driver", "v")), nil, 400, "invalid filter 'driver'")
 	e.refused("GET", "/v1.41/secrets?filters="+url.QueryEscape(`{"name":`), nil, 400, "~invalid filters")
 	e.refused("GET", "/v1.41/secrets?filters="+url.QueryEscape(`[1]`), nil, 400, "~invalid filters")
+	e.refused("GET", "/v1.41/secretd/secrets?filters="+url.QueryEscape(`{"driver":["x"]}`), nil, 400, "invalid filter 'driver'")
 }
 
 // The list answer is built from cached entries; every write, through the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 	"text/tabwriter"
+	"time"
 )
 
 type row struct {
@@ -18,25 +19,27 @@ func (r row) Upper() string { return "U" + r.Name }
 func TestPlainMatchesTemplate(t *testing.T) {
 	rows := []any{row{"a1", "näme\twith tab", 1}, row{"", "", 0}, row{"c3", "{{.ID}}", 3}}
 	for _, c := range []struct {
-		text  string
-		plain bool
+		format Format
+		plain  bool
 	}{
-		{"{{.ID}}\t{{.Name}}\n", true},
-		{"{{ .Name }}\n", true},
-		{"{{.ID}}: {{.Name}}\n", false},
-		{"{{.Size}}\n", false},
-		{"{{.Upper}}\n", false},
-		{"{{.Missing}}\n", false},
+		{"table {{.ID}}\t{{.Name}}", true},
+		{`{{.ID}}\t{{.Name}}`, true}, // as typed in a shell
+		{"{{ .Name }}", true},
+		{"{{.ID}}: {{.Name}}", false},
+		{"{{.Size}}", false},
+		{"{{.Upper}}", false},
+		{"{{.Missing}}", false},
 	} {
-		fields := plainFields(c.text, rows)
+		text := c.format.template()
+		fields := plainFields(text, rows)
 		if (fields != nil) != c.plain {
-			t.Errorf("%q: plain %v, want %v", c.text, fields != nil, c.plain)
+			t.Errorf("%q: plain %v, want %v", c.format, fields != nil, c.plain)
 			continue
 		}
 		if fields == nil {
 			continue
 		}
-		tmpl, err := Parse(c.text)
+		tmpl, err := Parse(text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +49,7 @@ func TestPlainMatchesTemplate(t *testing.T) {
 		}
 		writePlain(&got, fields, rows)
 		if got.String() != want.String() {
-			t.Errorf("%q: plain path printed %q, template %q", c.text, got.String(), want.String())
+			t.Errorf("%q: plain path printed %q, template %q", c.format, got.String(), want.String())
 		}
 	}
 	if plainFields("{{.ID}}\n", []any{row{}, struct{ ID string }{}}) != nil {
@@ -66,5 +69,27 @@ func TestPlainMatchesTemplate(t *testing.T) {
 	tw.Flush()
 	if viaWrite.String() != viaTemplate.String() {
 		t.Errorf("table:\n%s\nwant:\n%s", viaWrite.String(), viaTemplate.String())
+	}
+}
+
+// Ages prints what Ago prints, though it formats each whole second once.
+func TestAgesMatchAgo(t *testing.T) {
+	now := time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
+	a := NewAges(now)
+	var ds []time.Duration
+	for _, base := range []time.Duration{0, time.Second, 59 * time.Second, time.Minute, 30 * time.Minute, 90 * time.Minute, 47*time.Hour + 30*time.Minute, 400 * 24 * time.Hour, 800 * 24 * time.Hour} {
+		for _, off := range []time.Duration{-time.Second, -999 * time.Millisecond, -1, 0, 1, 500 * time.Millisecond, 999 * time.Millisecond} {
+			ds = append(ds, base+off)
+		}
+	}
+	for _, d := range ds {
+		for range 2 { // once formatted, once from the memo
+			if got, want := a.Since(now.Add(-d)), Ago(now, now.Add(-d)); got != want {
+				t.Errorf("age %v: %q, want %q", d, got, want)
+			}
+		}
+	}
+	if a.Since(time.Time{}) != "" {
+		t.Error("the zero time has an age")
 	}
 }

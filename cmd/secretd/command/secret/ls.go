@@ -51,11 +51,11 @@ func newListCommand(c *cli.Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			secrets, err := cl.SecretList(cmd.Context(), f)
+			t, err := cl.SecretTable(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			return writeList(c, o, secrets, time.Now())
+			return writeList(c, o, t, time.Now())
 		},
 	}
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "only display IDs")
@@ -79,7 +79,7 @@ type listRow struct {
 // Label returns one label's value, as the docker CLI's {{.Label "k"}}.
 func (r listRow) Label(name string) string { return r.labels[name] }
 
-func writeList(c *cli.Cli, o listOptions, secrets []api.Secret, now time.Time) error {
+func writeList(c *cli.Cli, o listOptions, t api.SecretTable, now time.Time) error {
 	format := o.format
 	switch {
 	case o.quiet && format == "":
@@ -87,19 +87,37 @@ func writeList(c *cli.Cli, o listOptions, secrets []api.Secret, now time.Time) e
 	case format == "" || format == formatter.Table:
 		format = defaultListFormat
 	}
-	sort.Slice(secrets, func(i, j int) bool { return secrets[i].Spec.Name < secrets[j].Spec.Name })
-	rows := make([]any, 0, len(secrets))
-	for _, s := range secrets {
+	n := len(t.IDs)
+	if len(t.Names) != n || len(t.CurrentVersions) != n || len(t.CreatedAt) != n || len(t.UpdatedAt) != n {
+		return fmt.Errorf("secretd answered a secret table with columns of different lengths")
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return t.Names[order[a]] < t.Names[order[b]] })
+	ago := formatter.NewAges(now)
+	rows := make([]any, 0, n)
+	for _, i := range order {
+		id := t.IDs[i]
 		var labels []string
-		for k, v := range s.Spec.Labels {
+		for k, v := range t.Labels[id] {
 			labels = append(labels, k+"="+v)
 		}
 		sort.Strings(labels)
 		rows = append(rows, listRow{
-			ID: s.ID, Name: s.Spec.Name, Version: strconv.Itoa(s.CurrentVersion),
-			CreatedAt: formatter.Ago(now, s.CreatedAt), UpdatedAt: formatter.Ago(now, s.UpdatedAt),
-			Labels: strings.Join(labels, ","), labels: s.Spec.Labels,
+			ID: id, Name: t.Names[i], Version: strconv.Itoa(t.CurrentVersions[i]),
+			CreatedAt: ago.Since(unixNano(t.CreatedAt[i])), UpdatedAt: ago.Since(unixNano(t.UpdatedAt[i])),
+			Labels: strings.Join(labels, ","), labels: t.Labels[id],
 		})
 	}
 	return formatter.Write(c.Out, formatter.Format(format), rows, listHeaders)
+}
+
+// unixNano is the time of a SecretTable column; 0 is no time at all.
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
