@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,6 +38,9 @@ type Options struct {
 	// Otherwise it sits on the temporary directory's filesystem, where
 	// each Mount's directory and task record are disk metadata writes.
 	TmpfsMountRoot bool
+	// Nice runs the daemon at this nice value, as the systemd unit does
+	// (Nice=), through nice(1) so that every thread has it.
+	Nice int
 }
 
 // Daemon is one secretd started for a test.
@@ -54,6 +58,7 @@ type Daemon struct {
 	tb     testing.TB
 	binary string
 	args   []string
+	nice   int
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -77,7 +82,7 @@ func New(tb testing.TB, opts Options) *Daemon {
 	d := &Daemon{
 		Dir: dir, DataRoot: filepath.Join(dir, "data"), MountRoot: filepath.Join(dir, "mounts"),
 		Socket: filepath.Join(dir, "api.sock"), Driver: DriverName(tb, "secretd-test"),
-		tb: tb, binary: bin, args: opts.Args,
+		tb: tb, binary: bin, args: opts.Args, nice: opts.Nice,
 	}
 	d.Host = "unix://" + d.Socket
 	if opts.TmpfsMountRoot {
@@ -132,6 +137,9 @@ func (d *Daemon) Start() {
 	}, d.args...)
 	d.mu.Lock()
 	cmd := exec.Command(d.binary, args...)
+	if d.nice != 0 {
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(d.nice), d.binary}, args...)...)
+	}
 	cmd.Stdout = writerFunc(func(p []byte) (int, error) { d.mu.Lock(); defer d.mu.Unlock(); return d.stdout.Write(p) })
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) { d.mu.Lock(); defer d.mu.Unlock(); return d.logs.Write(p) })
 	if err := cmd.Start(); err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/declaration"
 )
 
@@ -35,9 +34,8 @@ func NewRunCommand(c *cli.Cli) *cobra.Command {
 		Use:   "run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Run a container with secrets, as 'docker service create --secret' does for a service",
 		Long: `Run a container through the docker CLI with a secretd volume at
---secret-target-dir and the secretd.secrets label holding the --secret
-entries: the container starts only once its secrets are mounted, and they
-are wiped when it stops.
+--secret-target-dir whose options hold the --secret entries: the container
+starts only once its secrets are mounted, and they are wiped when it stops.
 
 secretd's own options come first; the first argument that is not one of
 them, or everything after '--', is passed to 'docker run' unchanged, so
@@ -106,7 +104,10 @@ func splitRunArgs(cmd *cobra.Command, args []string) (ours, rest []string, help 
 }
 
 // dockerArgs builds the docker command line: the engine, then `run` with
-// the secretd volume and label ahead of the user's arguments.
+// the secretd volume ahead of the user's arguments. The declaration goes in
+// the volume's options rather than the secretd.secrets label: the daemon
+// then mounts without asking the engine which container is starting, the
+// slowest part of a Mount on a busy engine.
 func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(o.secrets) == 0 {
 		return nil, errors.New("secretd run needs at least one --secret: without one, use docker run")
@@ -125,7 +126,7 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 			return nil, fmt.Errorf("--secret %d is empty", i+1)
 		}
 	}
-	// The label keeps the entries as written; the set is parsed as the
+	// The volume keeps the entries as written; the set is parsed as the
 	// daemon will parse it, because two entries may claim one target.
 	decl := strings.Join(o.secrets, ";")
 	if _, err := declaration.Parse(decl); err != nil {
@@ -140,7 +141,7 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(user) == 0 {
 		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
 	}
-	mount, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy")
+	mount, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy", "volume-opt=secrets="+decl)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +149,7 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if o.dockerHost != "" {
 		args = append(args, "--host", o.dockerHost)
 	}
-	args = append(args, "run", "--label", controller.LabelSecrets+"="+decl, "--mount", mount)
+	args = append(args, "run", "--mount", mount)
 	return append(args, user...), nil
 }
 

@@ -43,16 +43,16 @@ func TestRunBuildsDockerRun(t *testing.T) {
 		want []string
 	}{
 		{"double dash", []string{"--secret", "a", "--secret", "source=b,target=x/b", "--", "--rm", "--network", "none", "img", "cat", "/run/secrets/a"},
-			[]string{"run", "--label", "secretd.secrets=a;source=b,target=x/b", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy",
+			[]string{"run", "--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=a;source=b,target=x/b"`,
 				"--rm", "--network", "none", "img", "cat", "/run/secrets/a"}},
 		{"docker flags without --, ours with =", []string{"--secret=a", "--driver=sd2", "-d", "--name", "web", "img", "sh", "-c", "x --secret y"},
-			[]string{"run", "--label", "secretd.secrets=a", "--mount", "type=volume,volume-driver=sd2,dst=/run/secrets,volume-nocopy",
+			[]string{"run", "--mount", "type=volume,volume-driver=sd2,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
 				"-d", "--name", "web", "img", "sh", "-c", "x --secret y"}},
 		{"image first stops our parsing", []string{"--secret", "a", "img", "--secret", "b"},
-			[]string{"run", "--label", "secretd.secrets=a", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy",
+			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
 				"img", "--secret", "b"}},
 		{"engine and target dir", []string{"--docker-host", "unix:///tmp/d.sock", "--secret-target-dir", "/etc/app,conf", "--secret", "a@2", "img"},
-			[]string{"--host", "unix:///tmp/d.sock", "run", "--label", "secretd.secrets=a@2", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy`, "img"}},
+			[]string{"--host", "unix:///tmp/d.sock", "run", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy,volume-opt=secrets=a@2`, "img"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, out, err := runWith(t, 0, tc.args...)
