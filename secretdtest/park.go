@@ -22,7 +22,14 @@ var pluginDir = "/run/docker/plugins"
 // `up` into minutes.
 var parked struct {
 	sync.Mutex
-	m map[string]*http.Server
+	m map[string]parking
+}
+
+// parking is one parked slot: its server, and the socket file it made,
+// which is only removed while it is still that file.
+type parking struct {
+	srv  *http.Server
+	file os.FileInfo
 }
 
 // park serves a driver that knows no volume on name's socket, until the
@@ -38,33 +45,48 @@ func park(name string) {
 	// A daemon that takes the slot in another test process replaces the
 	// file; closing this listener afterwards must not remove the new one.
 	l.SetUnlinkOnClose(false)
+	fi, err := os.Stat(path)
+	if err != nil {
+		l.Close()
+		return
+	}
 	srv := &http.Server{Handler: http.HandlerFunc(parkedDriver)}
 	// dockerd keeps idle plugin connections open and reuses them: one to
 	// a parked slot would still reach it after a daemon took the slot.
 	srv.SetKeepAlivesEnabled(false)
 	parked.Lock()
 	if parked.m == nil {
-		parked.m = map[string]*http.Server{}
+		parked.m = map[string]parking{}
 	}
-	parked.m[name] = srv
+	parked.m[name] = parking{srv: srv, file: fi}
 	parked.Unlock()
 	go srv.Serve(l)
 }
 
-// unpark frees name's socket path for a daemon about to start.
-func unpark(name string) {
+// stopParking closes name's parked server, if this process has one, and
+// returns the socket file it made.
+func stopParking(name string) os.FileInfo {
 	parked.Lock()
-	srv := parked.m[name]
+	p, ok := parked.m[name]
 	delete(parked.m, name)
 	parked.Unlock()
-	if srv != nil {
-		srv.Close()
+	if !ok {
+		return nil
 	}
+	p.srv.Close()
+	return p.file
+}
+
+// unpark frees name's socket path for a daemon about to start: the caller
+// holds the slot, so whatever socket is there is stale.
+func unpark(name string) {
+	stopParking(name)
 	os.Remove(filepath.Join(pluginDir, name+".sock"))
 }
 
-// CloseParked stops every parked socket of this process and removes its
-// file; a test binary's TestMain calls it before exiting.
+// CloseParked stops every parked socket of this process and removes the
+// files still its own: another test process may hold a slot by now, and
+// its daemon's socket must stay. A test binary's TestMain calls it.
 func CloseParked() {
 	parked.Lock()
 	names := make([]string, 0, len(parked.m))
@@ -73,7 +95,11 @@ func CloseParked() {
 	}
 	parked.Unlock()
 	for _, name := range names {
-		unpark(name)
+		mine := stopParking(name)
+		path := filepath.Join(pluginDir, name+".sock")
+		if now, err := os.Stat(path); err == nil && mine != nil && os.SameFile(mine, now) {
+			os.Remove(path)
+		}
 	}
 }
 

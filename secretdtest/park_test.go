@@ -101,3 +101,25 @@ func TestParkedSlotClosesConnections(t *testing.T) {
 		t.Errorf("parked slot answered with a keep-alive connection")
 	}
 }
+
+// A slot this process parked and another process has since taken keeps
+// the other process's socket when this one closes its parked slots.
+func TestCloseParkedLeavesATakenSlot(t *testing.T) {
+	dir := t.TempDir()
+	old := pluginDir
+	pluginDir = dir
+	t.Cleanup(func() { pluginDir = old })
+	park("slot-t")
+	// Another process's daemon replaces the file, as driver.Listen does.
+	sock := filepath.Join(dir, "slot-t.sock")
+	os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	CloseParked()
+	if _, err := os.Stat(sock); err != nil {
+		t.Errorf("the other daemon's socket is gone: %v", err)
+	}
+}
