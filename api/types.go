@@ -45,6 +45,43 @@ type SecretTable struct {
 	Labels map[string]map[string]string `json:",omitempty"`
 }
 
+// NewSecretTable is secrets by column.
+func NewSecretTable(secrets []Secret) SecretTable {
+	t := MakeSecretTable(len(secrets))
+	for _, s := range secrets {
+		t.Append(s.ID, s.Spec.Name, s.CurrentVersion, s.CreatedAt, s.UpdatedAt, s.Spec.Labels)
+	}
+	return t
+}
+
+// MakeSecretTable returns an empty table with room for n rows.
+func MakeSecretTable(n int) SecretTable {
+	return SecretTable{
+		IDs: make([]string, 0, n), Names: make([]string, 0, n), CurrentVersions: make([]int, 0, n),
+		CreatedAt: make([]int64, 0, n), UpdatedAt: make([]int64, 0, n),
+	}
+}
+
+// Append adds one secret as the last row.
+func (t *SecretTable) Append(id, name string, current int, created, updated time.Time, labels map[string]string) {
+	t.IDs, t.Names, t.CurrentVersions = append(t.IDs, id), append(t.Names, name), append(t.CurrentVersions, current)
+	t.CreatedAt, t.UpdatedAt = append(t.CreatedAt, unixNano(created)), append(t.UpdatedAt, unixNano(updated))
+	if len(labels) > 0 {
+		if t.Labels == nil {
+			t.Labels = map[string]map[string]string{}
+		}
+		t.Labels[id] = labels
+	}
+}
+
+// unixNano keeps the zero time 0, as the table's readers expect.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 // SecretVersion is one kept version of a secret's data.
 type SecretVersion struct {
 	Version   int

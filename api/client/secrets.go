@@ -45,6 +45,8 @@ func filterQuery(f filters.Args) (url.Values, error) {
 
 // SecretTable lists secrets as SecretList does, by column: the fields
 // `secretd secret ls` prints, at a third of the decoding cost.
+// A daemon older than its CLI (the binary was upgraded, the daemon not yet
+// restarted) has no table: the Docker-shaped list then serves.
 func (c *Client) SecretTable(ctx context.Context, f filters.Args) (api.SecretTable, error) {
 	var out api.SecretTable
 	q, err := filterQuery(f)
@@ -52,6 +54,10 @@ func (c *Client) SecretTable(ctx context.Context, f filters.Args) (api.SecretTab
 		return out, err
 	}
 	err = c.do(ctx, http.MethodGet, "/secretd/secrets", q, nil, &out)
+	if IsNotFound(err) {
+		list, err := c.SecretList(ctx, f)
+		return api.NewSecretTable(list), err
+	}
 	return out, err
 }
 

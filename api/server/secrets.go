@@ -95,20 +95,9 @@ func (s *Server) secretTable(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	n := len(list)
-	t := api.SecretTable{
-		IDs: make([]string, n), Names: make([]string, n), CurrentVersions: make([]int, n),
-		CreatedAt: make([]int64, n), UpdatedAt: make([]int64, n),
-	}
-	for i, sec := range list {
-		t.IDs[i], t.Names[i], t.CurrentVersions[i] = sec.ID, sec.Name, sec.Current
-		t.CreatedAt[i], t.UpdatedAt[i] = sec.CreatedAt.UnixNano(), sec.UpdatedAt.UnixNano()
-		if len(sec.Labels) > 0 {
-			if t.Labels == nil {
-				t.Labels = map[string]map[string]string{}
-			}
-			t.Labels[sec.ID] = sec.Labels
-		}
+	t := api.MakeSecretTable(len(list))
+	for _, sec := range list {
+		t.Append(sec.ID, sec.Name, sec.Current, sec.CreatedAt, sec.UpdatedAt, sec.Labels)
 	}
 	writeJSON(w, http.StatusOK, t)
 }

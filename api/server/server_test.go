@@ -1053,3 +1053,45 @@ func TestClient(t *testing.T) {
 		t.Errorf("status: %+v %v", st, err)
 	}
 }
+
+// A CLI newer than its daemon (upgraded binary, daemon not yet restarted)
+// meets a 404 for the table; it lists through the Docker-shaped endpoint.
+func TestClientTableFromAnOlderDaemon(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create("labelled", map[string]string{"k": "v"}, e.canary("l"))
+	e.create("plain", nil, e.canary("p"))
+	older := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/secretd/secrets") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"message":"page not found"}`))
+			return
+		}
+		e.srv.ServeHTTP(w, r)
+	})
+	sock := filepath.Join(t.TempDir(), "old.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: older}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	c, err := client.New("unix://"+sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := c.SecretTable(context.Background(), filters.NewArgs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := serveUnix(t, e.srv)
+	want, err := current.SecretTable(context.Background(), filters.NewArgs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || len(got.IDs) != 2 || got.Labels[got.IDs[0]]["k"] != "v" {
+		t.Errorf("table through the Docker list:\n%+v\nfrom the table endpoint:\n%+v", got, want)
+	}
+}

@@ -14,25 +14,6 @@ import (
 
 var now = time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
 
-// table is what GET /secretd/secrets answers for secrets.
-func table(secrets []api.Secret) api.SecretTable {
-	var t api.SecretTable
-	for _, s := range secrets {
-		t.IDs = append(t.IDs, s.ID)
-		t.Names = append(t.Names, s.Spec.Name)
-		t.CurrentVersions = append(t.CurrentVersions, s.CurrentVersion)
-		t.CreatedAt = append(t.CreatedAt, s.CreatedAt.UnixNano())
-		t.UpdatedAt = append(t.UpdatedAt, s.UpdatedAt.UnixNano())
-		if len(s.Spec.Labels) > 0 {
-			if t.Labels == nil {
-				t.Labels = map[string]map[string]string{}
-			}
-			t.Labels[s.ID] = s.Spec.Labels
-		}
-	}
-	return t
-}
-
 func fixtures() []api.Secret {
 	mk := func(id, name string, labels map[string]string, created time.Duration, cur int) api.Secret {
 		s := api.Secret{Secret: swarm.Secret{
@@ -69,7 +50,7 @@ func TestListFormats(t *testing.T) {
 	} {
 		t.Run(c.golden, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := writeList(&cli.Cli{Out: &out}, c.opts, table(fixtures()), now); err != nil {
+			if err := writeList(&cli.Cli{Out: &out}, c.opts, api.NewSecretTable(fixtures()), now); err != nil {
 				t.Fatal(err)
 			}
 			golden.Assert(t, c.golden, out.String())
@@ -98,7 +79,7 @@ func TestInspectFormats(t *testing.T) {
 
 func TestBadTemplate(t *testing.T) {
 	var out bytes.Buffer
-	if err := writeList(&cli.Cli{Out: &out}, listOptions{format: "{{.Nope}}"}, table(fixtures()), now); err == nil {
+	if err := writeList(&cli.Cli{Out: &out}, listOptions{format: "{{.Nope}}"}, api.NewSecretTable(fixtures()), now); err == nil {
 		t.Fatal("a template naming an unknown field was accepted")
 	}
 	if err := writeInspect(&cli.Cli{Out: &out}, inspectOptions{format: "{{"}, fixtures()); err == nil {
