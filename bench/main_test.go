@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/secretd/secretd/secretdtest"
@@ -47,4 +49,29 @@ func docker(tb testing.TB, args ...string) string {
 		tb.Fatalf("docker %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// daemonOptions start a daemon as a host runs it: its mount root on a
+// tmpfs, as /run/secretd is where /run is tmpfs, and at the priority the
+// shipped systemd unit gives it.
+func daemonOptions(tb testing.TB) secretdtest.Options {
+	return secretdtest.Options{Binary: binary, TmpfsMountRoot: true, Nice: unitNice(tb)}
+}
+
+// unitNice is the Nice= of deploy/systemd/secretd.service.
+func unitNice(tb testing.TB) int {
+	unit, err := os.ReadFile(filepath.Join("..", "deploy", "systemd", "secretd.service"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Nice="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				tb.Fatalf("secretd.service: Nice=%s: %v", v, err)
+			}
+			return n
+		}
+	}
+	return 0
 }

@@ -30,7 +30,7 @@ func BenchmarkRotation(b *testing.B) {
 	b.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
 	for _, n := range []int{1, 5, 10, 100} {
 		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
-			d := secretdtest.Start(b, secretdtest.Options{Binary: binary, TmpfsMountRoot: true})
+			d := secretdtest.Start(b, daemonOptions(b))
 			d.CreateSecret("rot", []byte("value-0000"))
 			label := "secretd-bench=" + d.Driver
 			b.Cleanup(func() {

@@ -20,7 +20,7 @@ const runs = 25
 // 5 secrets from secretd with the same container reading 5 files baked
 // into its image, with 1,000 secrets in the store.
 func BenchmarkDockerRun(b *testing.B) {
-	d := secretdtest.Start(b, secretdtest.Options{Binary: binary, TmpfsMountRoot: true})
+	d := secretdtest.Start(b, daemonOptions(b))
 	baked := map[string][]byte{}
 	var decl []string
 	for i := range 1000 {

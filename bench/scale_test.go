@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -33,24 +32,6 @@ const (
 	goalResync   = 2 * time.Second
 )
 
-// unitNice is the Nice= of deploy/systemd/secretd.service.
-func unitNice(tb testing.TB) int {
-	unit, err := os.ReadFile(filepath.Join("..", "deploy", "systemd", "secretd.service"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(string(unit), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Nice="); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				tb.Fatalf("secretd.service: Nice=%s: %v", v, err)
-			}
-			return n
-		}
-	}
-	return 0
-}
-
 // BenchmarkScale measures a daemon holding 10,000 secrets and serving 500
 // running containers with 5 secrets each (SECRETD_BENCH_SECRETS and
 // SECRETD_BENCH_CONTAINERS change the sizes): resident memory, `secret ls`,
@@ -63,8 +44,7 @@ func BenchmarkScale(b *testing.B) {
 	if nSecrets < perContainer {
 		b.Fatalf("need at least %d secrets", perContainer)
 	}
-	// At the priority the shipped systemd unit gives it.
-	d := secretdtest.Start(b, secretdtest.Options{Binary: binary, TmpfsMountRoot: true, Nice: unitNice(b)})
+	d := secretdtest.Start(b, daemonOptions(b))
 	created := createSecrets(b, d, "scale", nSecrets)
 
 	const tag = "secretd-bench-scale:busybox"

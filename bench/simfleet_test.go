@@ -45,7 +45,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 	}
 	// Registered before the daemon, so it runs after the daemon stopped.
 	b.Cleanup(func() { os.RemoveAll(simDir) })
-	d := secretdtest.New(b, secretdtest.Options{Binary: binary, TmpfsMountRoot: true})
+	d := secretdtest.New(b, daemonOptions(b))
 	names := make([]string, nSecrets)
 	for i := range names {
 		names[i] = secretName("sim", i)
