@@ -24,16 +24,7 @@ func (f *fakeEngine) lookups() int {
 // once the first resync is done.
 func (e *env) run(t *testing.T) *stream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		e.ctrl.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	e.start(t)
 	s := e.engine.next(t)
 	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) >= 1 })
 	return s

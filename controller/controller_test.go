@@ -594,20 +594,7 @@ func TestRun(t *testing.T) {
 		ctr("id-db", "db", container.StateRunning, 2, "s1", "vdb="+dbDir),
 	)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		e.ctrl.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after its context ended")
-		}
-	})
+	e.start(t)
 	s := e.engine.next(t)
 	for _, want := range []string{"type=container", "event=destroy", "event=rename"} {
 		k, v, _ := strings.Cut(want, "=")
@@ -654,20 +641,29 @@ func TestRun(t *testing.T) {
 	s.sync(t)
 }
 
-// TestRunEngineDown reports the stream's error while the engine is away
-// and retries until it answers again.
-func TestRunEngineDown(t *testing.T) {
-	e := newEnv(t, time.Nanosecond)
+// start runs the controller's event loop until t ends.
+func (e *env) start(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		e.ctrl.Run(ctx)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
-		<-done
-	}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+}
+
+// TestRunEngineDown reports the stream's error while the engine is away
+// and retries until it answers again.
+func TestRunEngineDown(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.start(t)
 	s := e.engine.next(t)
 	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) == 1 })
 	e.engine.setListErr(errors.New("connection refused"))

@@ -37,7 +37,6 @@ type parking struct {
 func park(name string) {
 	unpark(name)
 	path := filepath.Join(pluginDir, name+".sock")
-	os.Remove(path)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return // dockerd then waits out its retries, as with no parking

@@ -15,10 +15,7 @@ import (
 // A parked slot answers dockerd's plugin protocol: it is a volume driver,
 // knows no volume, and refuses to make or mount one.
 func TestParkedSlotAnswers(t *testing.T) {
-	dir := t.TempDir()
-	old := pluginDir
-	pluginDir = dir
-	t.Cleanup(func() { pluginDir = old })
+	dir := tempPluginDir(t)
 
 	park("slot-x")
 	sock := filepath.Join(dir, "slot-x.sock")
@@ -77,10 +74,7 @@ func toStrings(v any) []string {
 // dockerd reuses idle plugin connections; a parked slot must not keep any,
 // or a request would reach it after a daemon took the slot over.
 func TestParkedSlotClosesConnections(t *testing.T) {
-	dir := t.TempDir()
-	old := pluginDir
-	pluginDir = dir
-	t.Cleanup(func() { pluginDir = old })
+	dir := tempPluginDir(t)
 	park("slot-z")
 	t.Cleanup(func() { unpark("slot-z") })
 	c, err := net.Dial("unix", filepath.Join(dir, "slot-z.sock"))
@@ -105,10 +99,7 @@ func TestParkedSlotClosesConnections(t *testing.T) {
 // A slot this process parked and another process has since taken keeps
 // the other process's socket when this one closes its parked slots.
 func TestCloseParkedLeavesATakenSlot(t *testing.T) {
-	dir := t.TempDir()
-	old := pluginDir
-	pluginDir = dir
-	t.Cleanup(func() { pluginDir = old })
+	dir := tempPluginDir(t)
 	park("slot-t")
 	// Another process's daemon replaces the file, as driver.Listen does.
 	sock := filepath.Join(dir, "slot-t.sock")
@@ -122,4 +113,13 @@ func TestCloseParkedLeavesATakenSlot(t *testing.T) {
 	if _, err := os.Stat(sock); err != nil {
 		t.Errorf("the other daemon's socket is gone: %v", err)
 	}
+}
+
+// tempPluginDir points park at a temporary directory for t.
+func tempPluginDir(t *testing.T) string {
+	dir := t.TempDir()
+	old := pluginDir
+	pluginDir = dir
+	t.Cleanup(func() { pluginDir = old })
+	return dir
 }

@@ -550,6 +550,11 @@ type Filter struct {
 	Labels       []string // "key" or "key=value"
 }
 
+// All reports whether f selects every secret.
+func (f Filter) All() bool {
+	return len(f.Names)+len(f.NamePrefixes)+len(f.IDPrefixes)+len(f.Labels) == 0
+}
+
 // List returns the secrets that match f, sorted by name.
 func (s *Store) List(f Filter) ([]Secret, error) {
 	var out []Secret

@@ -44,7 +44,7 @@ func filterQuery(f filters.Args) (url.Values, error) {
 }
 
 // SecretTable lists secrets as SecretList does, by column: the fields
-// `secretd secret ls` prints, at a third of the decoding cost.
+// `secretd secret ls` prints, for less to decode (see api.SecretTable).
 // A daemon older than its CLI (the binary was upgraded, the daemon not yet
 // restarted) has no table: the Docker-shaped list then serves.
 func (c *Client) SecretTable(ctx context.Context, f filters.Args) (api.SecretTable, error) {

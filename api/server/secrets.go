@@ -63,18 +63,11 @@ func listFilters(r *http.Request) (store.Filter, error) {
 }
 
 func (s *Server) secretList(w http.ResponseWriter, r *http.Request) {
-	f, err := listFilters(r)
-	if err != nil {
-		s.fail(w, r, err)
+	list, f, ok := s.listed(w, r)
+	if !ok {
 		return
 	}
-	list, err := s.cfg.Store.List(f)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	unfiltered := len(f.Names)+len(f.NamePrefixes)+len(f.IDPrefixes)+len(f.Labels) == 0
-	body, err := s.listJSON.encode(list, unfiltered)
+	body, err := s.listJSON.encode(list, f.All())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -85,14 +78,8 @@ func (s *Server) secretList(w http.ResponseWriter, r *http.Request) {
 
 // secretTable is secretList by column, for the secretd CLI.
 func (s *Server) secretTable(w http.ResponseWriter, r *http.Request) {
-	f, err := listFilters(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	list, err := s.cfg.Store.List(f)
-	if err != nil {
-		s.fail(w, r, err)
+	list, _, ok := s.listed(w, r)
+	if !ok {
 		return
 	}
 	t := api.MakeSecretTable(len(list))
@@ -100,6 +87,22 @@ func (s *Server) secretTable(w http.ResponseWriter, r *http.Request) {
 		t.Append(sec.ID, sec.Name, sec.Current, sec.CreatedAt, sec.UpdatedAt, sec.Labels)
 	}
 	writeJSON(w, http.StatusOK, t)
+}
+
+// listed is the secrets the request's filters select; on a bad filter or
+// a store error it has answered and returns false.
+func (s *Server) listed(w http.ResponseWriter, r *http.Request) ([]store.Secret, store.Filter, bool) {
+	f, err := listFilters(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, f, false
+	}
+	list, err := s.cfg.Store.List(f)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, f, false
+	}
+	return list, f, true
 }
 
 func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {

@@ -65,6 +65,15 @@ func open(t *testing.T, c *etcdtest.Cluster, prefix string) *etcd.Backend {
 	return b
 }
 
+// twoHosts opens one store on c twice, under a fresh prefix, with one key
+// file: two hosts sharing it.
+func twoHosts(t *testing.T, c *etcdtest.Cluster) (*store.Store, *store.Store) {
+	t.Helper()
+	prefix := newPrefix()
+	key := filepath.Join(t.TempDir(), "key")
+	return openStore(t, open(t, c, prefix), key), openStore(t, open(t, c, prefix), key)
+}
+
 func openStore(t *testing.T, b store.Backend, keyFile string) *store.Store {
 	t.Helper()
 	s, _, err := store.Open(b, store.Config{KeyFile: keyFile})
@@ -135,11 +144,7 @@ func TestUpdateRetriesOnConflict(t *testing.T) {
 // all at once; every update lands as its own version and every version
 // decrypts to what was written.
 func TestConcurrentUpdatesLoseNone(t *testing.T) {
-	c := cluster(t)
-	prefix := newPrefix()
-	key := filepath.Join(t.TempDir(), "key")
-	s1 := openStore(t, open(t, c, prefix), key)
-	s2 := openStore(t, open(t, c, prefix), key)
+	s1, s2 := twoHosts(t, cluster(t))
 	sec, err := s1.Create(store.Spec{Name: "counter", Data: []byte("v0")})
 	if err != nil {
 		t.Fatal(err)
@@ -187,11 +192,7 @@ func TestConcurrentUpdatesLoseNone(t *testing.T) {
 // TestWatchSeesOtherHosts: a store that watches runs its update hooks for
 // a version another host wrote.
 func TestWatchSeesOtherHosts(t *testing.T) {
-	c := cluster(t)
-	prefix := newPrefix()
-	key := filepath.Join(t.TempDir(), "key")
-	s1 := openStore(t, open(t, c, prefix), key)
-	s2 := openStore(t, open(t, c, prefix), key)
+	s1, s2 := twoHosts(t, cluster(t))
 	if !s2.Shared() {
 		t.Fatal("an etcd store does not say it is shared")
 	}
@@ -528,11 +529,7 @@ func TestKEKRotatedByAnotherHost(t *testing.T) {
 // TestListSeesOtherHosts: a host's listing follows what other hosts
 // create, rotate, relabel and remove, though it caches what it decoded.
 func TestListSeesOtherHosts(t *testing.T) {
-	c := cluster(t)
-	prefix := newPrefix()
-	key := filepath.Join(t.TempDir(), "key")
-	s1 := openStore(t, open(t, c, prefix), key)
-	s2 := openStore(t, open(t, c, prefix), key)
+	s1, s2 := twoHosts(t, cluster(t))
 	listing := func() string {
 		t.Helper()
 		l, err := s2.List(store.Filter{})
