@@ -150,6 +150,9 @@ type Status struct {
 	EngineError string `json:",omitempty"`
 	Secrets     int
 	Mounts      int
+	// SpareMounts counts the empty mounts made ahead of time that no
+	// container holds yet; Mounts does not include them.
+	SpareMounts int
 	// Goroutines and OpenFDs are the daemon process's, so a test or an
 	// operator can check they come back to a baseline after load.
 	Goroutines int

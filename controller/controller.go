@@ -52,14 +52,18 @@ type Config struct {
 	// Audit receives the trail of mounts, wipes, rotations and refused
 	// mounts; nil keeps none.
 	Audit *audit.Logger
+	// Spares is how many empty mounts KeepSpares keeps ready for Mounts to
+	// fill; zero makes every mount on demand.
+	Spares int
 }
 
 // Controller keeps the task table. It is safe for concurrent use.
 type Controller struct {
 	cfg Config
 
-	mu    sync.Mutex
-	tasks map[string]*task // by mount ID
+	mu     sync.Mutex
+	tasks  map[string]*task // by mount ID
+	spares spares
 
 	mountTimes latencies
 	eventLag   latencies
@@ -102,7 +106,11 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Controller{cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersDir), resyncReq: make(chan struct{}, 1)}, nil
+	return &Controller{
+		cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersDir),
+		spares:    spares{owned: map[string]bool{}, kick: make(chan struct{}, 1)},
+		resyncReq: make(chan struct{}, 1),
+	}, nil
 }
 
 // mountIDRE bounds what dockerd may send as a mount ID: it becomes a
@@ -159,7 +167,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 		return nil, owner, err
 	}
 	t := &task{
-		mountID: mountID, volume: volume, dir: c.dir(mountID),
+		mountID: mountID, volume: volume,
 		containerID: owner.ID, name: owner.name(), since: time.Now().UTC(), entries: entries,
 		onUpdate: onUpdate,
 	}
@@ -172,6 +180,11 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 		c.mu.Unlock()
 		return nil, owner, fmt.Errorf("mount ID %s is already mounted", mountID)
 	}
+	if t.dir = c.takeSpare(); t.dir != "" {
+		ph.spare = true
+	} else {
+		t.dir = c.dir(mountID)
+	}
 	c.tasks[mountID] = t
 	c.mu.Unlock()
 
@@ -179,20 +192,28 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	err = c.saveRecord(t)
 	ph.record = time.Since(recStart)
 	if err == nil {
-		err = c.build(t, &ph)
+		err = c.build(t, ph.spare, &ph)
 	}
 	if err != nil {
+		if ph.spare {
+			// A spare Fill refused (or never saw) is still mounted, and
+			// its directory is not named for this mount: nothing else
+			// would ever remove it.
+			if _, werr := tmpfs.Wipe(t.dir); werr != nil {
+				err = errors.Join(err, werr)
+			}
+		}
 		c.mu.Lock()
 		delete(c.tasks, mountID)
 		c.mu.Unlock()
-		c.removeRecord(mountID)
+		c.removeRecord(dirBase(t.dir))
 		c.cfg.Log.Warn("mount refused", "container", t.name, "volume", volume, "mount", t.dir, "err", err)
 		return nil, owner, err
 	}
 	d := time.Since(start)
 	c.mountTimes.add(d)
 	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d,
-		"engine_lookup", ph.engine, "resolve", ph.resolve, "record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
+		"engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve, "record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
 	return t, owner, nil
 }
 
@@ -200,12 +221,13 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 // whether the engine, the disk, the store or the kernel held it up.
 type phases struct {
 	engine                          bool // whether resolve asked the engine
+	spare                           bool // whether the tmpfs was a spare
 	resolve, record, decrypt, tmpfs time.Duration
 }
 
-// build decrypts the declared versions and mounts them; it records which
-// versions went in.
-func (c *Controller) build(t *task, ph *phases) error {
+// build decrypts the declared versions and mounts them, into a spare or a
+// new tmpfs; it records which versions went in.
+func (c *Controller) build(t *task, spare bool, ph *phases) error {
 	start := time.Now()
 	files, versions, ids, err := c.files(t.entries)
 	defer wipeFiles(files)
@@ -214,7 +236,11 @@ func (c *Controller) build(t *task, ph *phases) error {
 		return err
 	}
 	start = time.Now()
-	err = tmpfs.Mount(t.dir, files, tmpfs.Options{})
+	if spare {
+		err = tmpfs.Fill(t.dir, files, tmpfs.Options{})
+	} else {
+		err = tmpfs.Mount(t.dir, files, tmpfs.Options{})
+	}
 	ph.tmpfs = time.Since(start)
 	if err != nil {
 		return fmt.Errorf("mount secrets: %w", err)
@@ -279,18 +305,21 @@ func (c *Controller) Unmount(volume, mountID string) error {
 	c.mu.Lock()
 	t := c.tasks[mountID]
 	c.mu.Unlock()
-	name := ""
+	// Without a task the only mount it can be is one named for its ID.
+	name, dir := "", c.dir(mountID)
 	if t != nil {
-		name = t.name
+		name, dir = t.name, t.dir
 		c.auditMount(t) // a mount whose container was never learned
 	}
-	if err := c.wipe(c.dir(mountID), name); err != nil {
+	if err := c.wipe(dir, name); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	delete(c.tasks, mountID)
+	if c.tasks[mountID] == t {
+		delete(c.tasks, mountID)
+	}
 	c.mu.Unlock()
-	return c.removeRecord(mountID)
+	return c.removeRecord(dirBase(dir))
 }
 
 func (c *Controller) wipe(dir, container string) error {
@@ -535,6 +564,7 @@ func (c *Controller) Tasks() []api.Task {
 func (c *Controller) Stats(st *api.Status) {
 	c.mu.Lock()
 	st.Mounts = len(c.tasks)
+	st.SpareMounts = len(c.spares.free)
 	c.mu.Unlock()
 	p50, p99, n := c.mountTimes.quantiles()
 	st.MountP50, st.MountP99, st.MountsServed = p50, p99, n

@@ -157,6 +157,7 @@ type env struct {
 	root   string
 	engine *fakeEngine
 	vols   *volumes
+	cfg    controller.Config
 	ctrl   *controller.Controller
 }
 
@@ -185,10 +186,11 @@ func newEnv(t testing.TB, grace time.Duration) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
-	e.ctrl, err = controller.New(controller.Config{
+	e.cfg = controller.Config{
 		Store: e.store, Engine: e.engine, EngineHost: "fake://engine", Volumes: e.vols,
 		MountRoot: e.root, DriverName: driverName, Grace: grace,
-	})
+	}
+	e.ctrl, err = controller.New(e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,16 +3,21 @@ package controller
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 )
 
-// taskRecord is what secretd writes next to each mount, before mounting:
-// which volume and container the mount is for. The engine does not report
-// a plugin volume's path (Mounts[].Source is empty), so after a crash this
-// is the only link from a mount back to its container.
+// taskRecord is what secretd writes next to each mount, before filling it:
+// which mount ID, volume and container the mount is for. The engine does
+// not report a plugin volume's path (Mounts[].Source is empty), so after a
+// crash this is the only link from a mount back to its container.
+//
+// A record is named for its mount's directory, NAME.task beside NAME: a
+// directory is named for its mount ID only when it was mounted on demand,
+// while a spare gets its name before any container claims it.
 type taskRecord struct {
 	MountID     string    `json:"mount_id"`
 	Volume      string    `json:"volume"`
@@ -22,8 +27,8 @@ type taskRecord struct {
 
 const recordSuffix = ".task"
 
-func (c *Controller) recordPath(mountID string) string {
-	return filepath.Join(c.cfg.MountRoot, mountID+recordSuffix)
+func (c *Controller) recordPath(dirName string) string {
+	return filepath.Join(c.cfg.MountRoot, dirName+recordSuffix)
 }
 
 // saveRecord writes the record atomically. It does not fsync: a record
@@ -40,20 +45,23 @@ func (c *Controller) saveRecord(t *task) error {
 	if err := os.MkdirAll(c.cfg.MountRoot, 0o700); err != nil {
 		return err
 	}
-	tmp := c.recordPath(t.mountID) + ".tmp"
+	p := c.recordPath(dirBase(t.dir))
+	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, c.recordPath(t.mountID)); err != nil {
+	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
 		return err
 	}
 	return nil
 }
 
-func (c *Controller) loadRecord(mountID string) (*taskRecord, error) {
-	b, err := os.ReadFile(c.recordPath(mountID))
+// loadRecord reads the record of the mount at MOUNT-ROOT/dirName. Records
+// written before spares existed carry the mount ID that is also their name.
+func (c *Controller) loadRecord(dirName string) (*taskRecord, error) {
+	b, err := os.ReadFile(c.recordPath(dirName))
 	if err != nil {
 		return nil, err
 	}
@@ -61,11 +69,14 @@ func (c *Controller) loadRecord(mountID string) (*taskRecord, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
+	if !mountIDRE.MatchString(r.MountID) {
+		return nil, fmt.Errorf("task record %s names no valid mount ID", dirName)
+	}
 	return &r, nil
 }
 
-func (c *Controller) removeRecord(mountID string) error {
-	err := os.Remove(c.recordPath(mountID))
+func (c *Controller) removeRecord(dirName string) error {
+	err := os.Remove(c.recordPath(dirName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -84,7 +95,7 @@ func (c *Controller) removeTemps(all bool) {
 	}
 }
 
-// records lists the mount IDs that have a record.
+// records lists the names of the mount directories that have a record.
 func (c *Controller) records() []string {
 	entries, _ := os.ReadDir(c.cfg.MountRoot)
 	var out []string

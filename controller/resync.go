@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"time"
 
@@ -45,17 +46,30 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("resync: %w", err)
 	}
+	// Taken after the list: a mount listed there was either a spare
+	// still owned here or already a task's (Mount records a task before
+	// it mounts or fills anything).
+	c.mu.Lock()
+	byDir := make(map[string]*task, len(c.tasks))
+	for _, t := range c.tasks {
+		byDir[dirBase(t.dir)] = t
+	}
+	spare := maps.Clone(c.spares.owned)
+	c.mu.Unlock()
 	var errs []error
 	kept, wiped, adopted := 0, 0, 0
+	live := map[string]bool{}
 	for _, dir := range mounts {
-		mountID := dirBase(dir)
-		c.mu.Lock()
-		t := c.tasks[mountID]
-		c.mu.Unlock()
-		rec := &taskRecord{MountID: mountID}
+		name := dirBase(dir)
+		live[name] = true
+		if spare[name] {
+			continue
+		}
+		t := byDir[name]
+		rec := &taskRecord{}
 		if t != nil {
-			rec.Volume, rec.ContainerID, rec.Since = t.volume, t.containerID, t.since
-		} else if r, err := c.loadRecord(mountID); err == nil {
+			rec = &taskRecord{MountID: t.mountID, Volume: t.volume, ContainerID: t.containerID, Since: t.since}
+		} else if r, err := c.loadRecord(name); err == nil {
 			rec = r
 		}
 		owner, owned := findOwner(rec, byID, byVolume)
@@ -76,30 +90,31 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			// stopped while secretd was down) nobody else will look again.
 			c.resyncAfter(c.cfg.Grace - time.Since(rec.Since) + 100*time.Millisecond)
 		default:
-			name := ""
+			who := ""
 			if t != nil {
-				name = t.name
+				who = t.name
 			}
-			if err := c.wipe(dir, name); err != nil {
+			if err := c.wipe(dir, who); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			c.mu.Lock()
-			delete(c.tasks, mountID)
-			c.mu.Unlock()
-			errs = append(errs, c.removeRecord(mountID))
+			delete(live, name)
+			if t != nil {
+				c.mu.Lock()
+				if c.tasks[t.mountID] == t {
+					delete(c.tasks, t.mountID)
+				}
+				c.mu.Unlock()
+			}
+			errs = append(errs, c.removeRecord(name))
 			wiped++
 		}
 	}
 	// Tasks whose tmpfs is gone (wiped by hand, or a failed Unmount that
 	// still unmounted) leave the table.
-	live := map[string]bool{}
-	for _, d := range mounts {
-		live[dirBase(d)] = true
-	}
 	c.mu.Lock()
 	for id, t := range c.tasks {
-		if t.ready && !live[id] {
+		if t.ready && !live[dirBase(t.dir)] {
 			delete(c.tasks, id)
 		}
 	}
@@ -109,12 +124,10 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	first := c.resyncs == 0
 	c.engineMu.Unlock()
 	c.removeTemps(first)
-	for _, id := range c.records() {
-		c.mu.Lock()
-		_, pending := c.tasks[id]
-		c.mu.Unlock()
-		if !live[id] && !pending {
-			errs = append(errs, c.removeRecord(id))
+	inUse := c.dirsInUse()
+	for _, name := range c.records() {
+		if !live[name] && !inUse[name] {
+			errs = append(errs, c.removeRecord(name))
 		}
 	}
 	c.engineMu.Lock()
@@ -216,15 +229,10 @@ func (c *Controller) removeStrayDirs(live map[string]bool) error {
 		}
 		return err
 	}
+	inUse := c.dirsInUse()
 	var errs []error
 	for _, e := range entries {
-		if !e.IsDir() || live[e.Name()] {
-			continue
-		}
-		c.mu.Lock()
-		_, pending := c.tasks[e.Name()]
-		c.mu.Unlock()
-		if pending {
+		if !e.IsDir() || live[e.Name()] || inUse[e.Name()] {
 			continue
 		}
 		if _, err := tmpfs.Wipe(c.dir(e.Name())); err != nil {
@@ -232,6 +240,22 @@ func (c *Controller) removeStrayDirs(live map[string]bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dirsInUse names the mount root's directories that a task or a spare
+// holds: one may be between its mkdir and its mount, or its record and
+// its mount, and must not be taken for a leftover.
+func (c *Controller) dirsInUse() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := maps.Clone(c.spares.owned)
+	if in == nil {
+		in = map[string]bool{}
+	}
+	for _, t := range c.tasks {
+		in[dirBase(t.dir)] = true
+	}
+	return in
 }
 
 func dirBase(dir string) string {

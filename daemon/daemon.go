@@ -43,6 +43,8 @@ type Config struct {
 	DockerHost string
 	// MountGrace protects a fresh mount from resync while its container starts.
 	MountGrace time.Duration
+	// SpareMounts is how many empty mounts are kept ready for Mounts to fill.
+	SpareMounts int
 	// Store says which backend holds the secrets: a bolt file or etcd.
 	Store   StoreConfig
 	Version string
@@ -123,6 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 		OverridesFile: filepath.Join(cfg.DataRoot, "containers.json"),
 		OwnersDir:     filepath.Join(cfg.DataRoot, "owners"),
 		Grace:         cfg.MountGrace,
+		Spares:        cfg.SpareMounts,
 		Metrics:       m, Audit: trail,
 	})
 	if err != nil {
@@ -193,10 +196,14 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners)+2)
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		ctrl.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		ctrl.KeepSpares(ctx)
 	}()
 	go func() {
 		defer wg.Done()

@@ -543,7 +543,7 @@ func TestBadDeclarations(t *testing.T) {
 			if m := d.mounts(); len(m) != 0 {
 				t.Errorf("mounted after a refused start: %v", m)
 			}
-			if ents, err := os.ReadDir(d.mountRoot); err != nil || len(ents) != 0 {
+			if ents, err := d.Leftovers(); err != nil || len(ents) != 0 {
 				t.Errorf("mount root after a refused start: %v %v", ents, err)
 			}
 			if running := mustDocker(t, "ps", "-q", "--filter", "label="+d.label()); running != "" {
@@ -575,7 +575,7 @@ func TestCanaryAfterStop(t *testing.T) {
 	d.waitGone(t, mount, "the canary's mount")
 	mustDocker(t, "rm", "-v", name)
 
-	if ents, err := os.ReadDir(d.mountRoot); err != nil || len(ents) != 0 {
+	if ents, err := d.Leftovers(); err != nil || len(ents) != 0 {
 		t.Errorf("mount root is not empty after the container is gone: %v %v", ents, err)
 	}
 	filepath.WalkDir(d.dir, func(p string, e fs.DirEntry, err error) error {

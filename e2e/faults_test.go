@@ -104,11 +104,7 @@ func checkInvariants(t *testing.T, dockerArgs []string, d *daemon, fdBaseline in
 		ps := runCmd(t, nil, "", dockerArgs[0], append(dockerArgs[1:], "ps", "-a", "--format", "{{.ID}} {{.Status}} {{.Names}}")...)
 		t.Fatalf("mounts left with no running container: %v\nrecords: %v\ncontainers: %s\nsecretd ps: %s", m, dump, ps.stdout, d.cli("", "ps").stdout)
 	}
-	if ents, _ := os.ReadDir(d.mountRoot); len(ents) != 0 {
-		var names []string
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
+	if names, _ := d.Leftovers(); len(names) != 0 {
 		t.Errorf("mount root holds %v with no container running", names)
 	}
 	args := append(append([]string{}, dockerArgs...), d.runArgs("s1;s2;s3;s4;s5", []string{"--rm"}, readAll)...)

@@ -97,7 +97,8 @@ func New(tb testing.TB, opts Options) *Daemon {
 	}
 	tb.Cleanup(func() {
 		d.Stop()
-		if leftover := d.Mounts(); len(leftover) > 0 {
+		// A stopped daemon leaves nothing mounted, not even its spares.
+		if leftover := d.allMounts(); len(leftover) > 0 {
 			tb.Errorf("secretdtest: mounts left after the test: %v", leftover)
 			for _, m := range leftover {
 				syscall.Unmount(m, syscall.MNT_DETACH)
@@ -280,8 +281,57 @@ func (d *Daemon) Labels(declaration string) map[string]string {
 	return map[string]string{"secretd.secrets": declaration}
 }
 
-// Mounts lists the tmpfs mount points under the daemon's mount root.
+// Mounts lists the mount points under the daemon's mount root that are
+// containers' mounts: it leaves out spares, the empty mounts the daemon
+// keeps ready for the next containers (see Spares).
 func (d *Daemon) Mounts() []string {
+	var out []string
+	for _, m := range d.allMounts() {
+		if !isSpare(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Spares lists the daemon's free spare mounts.
+func (d *Daemon) Spares() []string {
+	var out []string
+	for _, m := range d.allMounts() {
+		if isSpare(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Leftovers lists what the mount root holds besides free spares: mount
+// points, records, anything a container's mount left behind.
+func (d *Daemon) Leftovers() ([]string, error) {
+	entries, err := os.ReadDir(d.MountRoot)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if !isSpare(filepath.Join(d.MountRoot, e.Name())) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// isSpare tells a free spare by its name and by holding nothing, so a
+// spare that a container's secrets went into counts as that container's.
+func isSpare(mount string) bool {
+	if !strings.HasPrefix(filepath.Base(mount), "spare.") {
+		return false
+	}
+	entries, err := os.ReadDir(mount)
+	return err == nil && len(entries) == 0
+}
+
+func (d *Daemon) allMounts() []string {
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil

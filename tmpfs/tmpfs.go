@@ -132,47 +132,124 @@ func Mount(dir string, files []File, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
-	abs, err := absDir(dir)
+	dir, unlock, err := newMount(dir, size, 0)
 	if err != nil {
 		return err
 	}
-	// Parents only need the daemon's access; the mount point itself must be
-	// traversable by the unprivileged users of the files.
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return fmt.Errorf("create parent of mount point %s: %w", abs, err)
+	defer unlock()
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, undoMount(dir, true))
+		}
+	}()
+	if err := publish(dir, files); err != nil {
+		return err
 	}
-	if dir, err = cleanDir(abs); err != nil {
+	return makeReadOnly(dir)
+}
+
+// Prepare creates dir and mounts an empty, read-only tmpfs on it: a spare
+// that Fill later turns into a mount like Mount's. mount(2) takes a lock
+// that is global to the kernel and that every container start on the host
+// takes many times, so under a burst of starts it is the slowest step of a
+// Mount; Prepare lets a caller pay for it ahead of time. Fill only
+// remounts, which takes no such lock. On failure dir does not exist
+// afterwards unless it existed before, in which case Prepare refuses it.
+func Prepare(dir string) error {
+	_, unlock, err := newMount(dir, max(sizeSlack, minSize), unix.MS_RDONLY)
+	if err != nil {
+		return err
+	}
+	unlock()
+	return nil
+}
+
+// Fill writes files into a spare made by Prepare, sized as Mount would size
+// it, and makes it read-only again. It refuses any mount that is not an
+// empty tmpfs, so it can never mix its files into another set. Once it has
+// started writing, a failure wipes and removes the spare, as Mount undoes
+// its own mount.
+func Fill(dir string, files []File, opts Options) (err error) {
+	if err := validateFiles(files); err != nil {
+		return err
+	}
+	size, err := mountSize(files, opts.Size)
+	if err != nil {
+		return err
+	}
+	if dir, err = cleanDir(dir); err != nil {
 		return err
 	}
 	unlock := lockDir(dir)
 	defer unlock()
+	if err := isTmpfsMountPoint(dir); err != nil {
+		return fmt.Errorf("fill %s: %w", dir, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fill %s: %w", dir, err)
+	}
+	names, _ := d.Readdirnames(1)
+	d.Close()
+	if len(names) > 0 {
+		return fmt.Errorf("fill %s: not an empty spare", dir)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, undoMount(dir, true))
+		}
+	}()
+	// One remount both resizes and makes it writable.
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
+		return fmt.Errorf("resize %s: %w", dir, err)
+	}
+	if err := publish(dir, files); err != nil {
+		return err
+	}
+	return makeReadOnly(dir)
+}
 
-	// A fresh directory guarantees Mount never stacks on an existing mount
-	// and that cleanup only removes what Mount created.
+// newMount creates dir and mounts an empty tmpfs of size bytes on it,
+// returning the cleaned path with dir's lock held. A fresh directory
+// guarantees it never stacks on an existing mount and that cleanup only
+// removes what it created.
+func newMount(dir string, size int64, flags uintptr) (_ string, unlock func(), err error) {
+	abs, err := absDir(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	// Parents only need the daemon's access; the mount point itself must be
+	// traversable by the unprivileged users of the files.
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return "", nil, fmt.Errorf("create parent of mount point %s: %w", abs, err)
+	}
+	if dir, err = cleanDir(abs); err != nil {
+		return "", nil, err
+	}
+	unlock = lockDir(dir)
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		return fmt.Errorf("create mount point %s: %w", dir, err)
+		unlock()
+		return "", nil, fmt.Errorf("create mount point %s: %w", dir, err)
 	}
 	mounted := false
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, undoMount(dir, mounted))
+			unlock()
 		}
 	}()
 	if err := os.Chmod(dir, 0o755); err != nil { // the umask may have cut it
-		return fmt.Errorf("chmod mount point %s: %w", dir, err)
+		return "", nil, fmt.Errorf("chmod mount point %s: %w", dir, err)
 	}
 	data := fmt.Sprintf("size=%d,mode=0755", size)
 	if NoswapSupported() {
 		data += ",noswap"
 	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags, data); err != nil {
-		return fmt.Errorf("mount tmpfs at %s: %w", dir, err)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags|flags, data); err != nil {
+		return "", nil, fmt.Errorf("mount tmpfs at %s: %w", dir, err)
 	}
 	mounted = true
-	if err := publish(dir, files); err != nil {
-		return err
-	}
-	return makeReadOnly(dir)
+	return dir, unlock, nil
 }
 
 func undoMount(dir string, mounted bool) error {

@@ -16,5 +16,6 @@ func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {
 	f.StringVar(&cfg.MountRoot, "mount-root", "/run/secretd/mounts", "where each container's tmpfs is mounted on the host")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine to follow (default $DOCKER_HOST or unix:///var/run/docker.sock)")
 	f.StringVar(&cfg.PluginDir, "plugin-dir", driver.DefaultPluginDir, "where dockerd discovers plugin sockets")
+	f.IntVar(&cfg.SpareMounts, "spare-mounts", 8, "empty tmpfs mounts kept ready so a container start does not wait on mount(2); 0 mounts on demand")
 	f.DurationVar(&cfg.MountGrace, "mount-grace", 30*time.Second, "how long a new mount whose container is not running yet is kept by a resync")
 }

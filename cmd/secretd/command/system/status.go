@@ -39,8 +39,8 @@ func NewStatusCommand(c *cli.Cli) *cobra.Command {
 			if st.EngineError != "" {
 				engine += " (" + st.EngineError + ")"
 			}
-			fmt.Fprintf(c.Out, "Version:    %s\nLocked:     %s\nAutolock:   %t\nStore:      %s\nEngine:     %s\nSecrets:    %d\nMounts:     %d\nGoroutines: %d\nOpen FDs:   %d\n",
-				st.Version, locked, st.Autolock, st.Store, engine, st.Secrets, st.Mounts, st.Goroutines, st.OpenFDs)
+			fmt.Fprintf(c.Out, "Version:    %s\nLocked:     %s\nAutolock:   %t\nStore:      %s\nEngine:     %s\nSecrets:    %d\nMounts:     %d (%d spare)\nGoroutines: %d\nOpen FDs:   %d\n",
+				st.Version, locked, st.Autolock, st.Store, engine, st.Secrets, st.Mounts, st.SpareMounts, st.Goroutines, st.OpenFDs)
 			return nil
 		},
 	}
