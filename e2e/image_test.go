@@ -82,6 +82,20 @@ func sharedDir(t testing.TB, dir string) {
 
 // mountsUnder lists the mount points below dir in the host's (this
 // process's) mount namespace.
+// containerMounts lists the containers' mounts under dir: the daemon's
+// free spare mounts are not any container's.
+func containerMounts(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range mountsUnder(t, dir) {
+		if !secretdtest.IsSpare(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mountsUnder lists every mount under dir.
 func mountsUnder(t testing.TB, dir string) []string {
 	t.Helper()
 	mi, err := os.ReadFile("/proc/self/mountinfo")
@@ -196,14 +210,18 @@ func TestImageCompose(t *testing.T) {
 		image, "sleep", "300")
 	checkSecretsContainer(t, mustDocker(t, "exec", name, "sh", "-c", secretsCheck), value)
 	mounts := filepath.Join(run, "mounts")
-	if m := mountsUnder(t, mounts); len(m) != 1 {
+	if m := containerMounts(t, mounts); len(m) != 1 {
 		t.Fatalf("host mounts under %s while the container runs: %v, want one tmpfs (rshared propagation)", mounts, m)
 	}
 	mustDocker(t, "rm", "-f", "-v", name)
-	waitFor(t, 10*time.Second, "the container's tmpfs to leave the host", func() bool { return len(mountsUnder(t, mounts)) == 0 })
+	waitFor(t, 10*time.Second, "the container's tmpfs to leave the host", func() bool { return len(containerMounts(t, mounts)) == 0 })
 
 	if r := compose("down", "-v", "-t", "10"); r.code != 0 {
 		t.Fatalf("docker-compose down: %s", r)
+	}
+	// A stopped daemon takes its spare mounts with it.
+	if m := mountsUnder(t, mounts); len(m) != 0 {
+		t.Errorf("mounts left under %s after docker-compose down: %v", mounts, m)
 	}
 	if _, err := os.Stat(filepath.Join("/run/docker/plugins", driver+".sock")); !os.IsNotExist(err) {
 		t.Errorf("plugin socket still there after docker-compose down (err %v)", err)

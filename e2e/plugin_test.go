@@ -84,14 +84,14 @@ func TestPluginManaged(t *testing.T) {
 	// (The host lists it twice: the engine binds propagated-mount onto
 	// itself in a shared peer group, and the mount propagates to both.)
 	propagated := filepath.Join(pluginDir, "propagated-mount")
-	if m := slices.Compact(mountsUnder(t, propagated)); len(m) != 1 {
+	if m := slices.Compact(containerMounts(t, propagated)); len(m) != 1 {
 		t.Fatalf("mounts under %s while the container runs: %v, want one tmpfs", propagated, m)
 	}
 	if ps := runCmd(t, host, "", binary, "ps", "--format", "{{.Name}} {{.Secret}}"); ps.code != 0 || !strings.Contains(ps.stdout, name+" db_password") {
 		t.Errorf("secretd ps through the plugin: %s", ps)
 	}
 	mustDocker(t, "rm", "-f", "-v", name)
-	waitFor(t, 10*time.Second, "the container's tmpfs to leave the host", func() bool { return len(mountsUnder(t, propagated)) == 0 })
+	waitFor(t, 10*time.Second, "the container's tmpfs to leave the host", func() bool { return len(containerMounts(t, propagated)) == 0 })
 
 	// A named volume with the declaration in its options.
 	vol := "sdp-vol-" + suffix
@@ -100,7 +100,7 @@ func TestPluginManaged(t *testing.T) {
 		"-v", vol+":/run/secrets:nocopy", image, "sh", "-c", secretsCheck)
 	checkSecretsContainer(t, got, value)
 	mustDocker(t, "volume", "rm", vol)
-	if m := mountsUnder(t, propagated); len(m) != 0 {
+	if m := containerMounts(t, propagated); len(m) != 0 {
 		t.Errorf("mounts left under %s: %v", propagated, m)
 	}
 

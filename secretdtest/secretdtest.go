@@ -287,7 +287,7 @@ func (d *Daemon) Labels(declaration string) map[string]string {
 func (d *Daemon) Mounts() []string {
 	var out []string
 	for _, m := range d.allMounts() {
-		if !isSpare(m) {
+		if !IsSpare(m) {
 			out = append(out, m)
 		}
 	}
@@ -298,7 +298,7 @@ func (d *Daemon) Mounts() []string {
 func (d *Daemon) Spares() []string {
 	var out []string
 	for _, m := range d.allMounts() {
-		if isSpare(m) {
+		if IsSpare(m) {
 			out = append(out, m)
 		}
 	}
@@ -314,16 +314,16 @@ func (d *Daemon) Leftovers() ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if !isSpare(filepath.Join(d.MountRoot, e.Name())) {
+		if !IsSpare(filepath.Join(d.MountRoot, e.Name())) {
 			out = append(out, e.Name())
 		}
 	}
 	return out, nil
 }
 
-// isSpare tells a free spare by its name and by holding nothing, so a
-// spare that a container's secrets went into counts as that container's.
-func isSpare(mount string) bool {
+// IsSpare tells a free spare mount by its name and by holding nothing, so
+// a spare that a container's secrets went into counts as that container's.
+func IsSpare(mount string) bool {
 	if !strings.HasPrefix(filepath.Base(mount), "spare.") {
 		return false
 	}
