@@ -10,29 +10,35 @@ import (
 // mountPhases is one "secrets mounted" log line split by where its time
 // went.
 type mountPhases struct {
-	engine                                 bool // the Mount asked the engine for the container
+	byLabel bool // declared by the container's label, not the volume's options
+	engine  bool // the Mount asked the engine for the container
+	spare   bool // the Mount filled a spare tmpfs
 	total, resolve, record, decrypt, tmpfs time.Duration
 }
 
-var phasesRE = regexp.MustCompile(`msg="secrets mounted" [^\n]*? duration=(\S+) engine_lookup=(true|false) resolve=(\S+) record=(\S+) decrypt=(\S+) tmpfs=(\S+)`)
+var (
+	mountedRE = regexp.MustCompile(`msg="secrets mounted" [^\n]*`)
+	fieldRE   = regexp.MustCompile(` (\w+)=(\S+)`)
+)
 
-// parsePhases reads every Mount's phases from a daemon log.
+// parsePhases reads every Mount's phases from a daemon log; a line that
+// lacks a field is skipped, so a log format change shows as missing Mounts.
 func parsePhases(log string) []mountPhases {
 	var out []mountPhases
-	for _, m := range phasesRE.FindAllStringSubmatch(log, -1) {
-		var v [5]time.Duration
-		ok := true
-		fields := append([]string{m[1]}, m[3:]...)
-		for i := range v {
-			d, err := time.ParseDuration(fields[i])
-			if err != nil {
-				ok = false
-				break
-			}
-			v[i] = d
+	for _, line := range mountedRE.FindAllString(log, -1) {
+		f := map[string]string{}
+		for _, m := range fieldRE.FindAllStringSubmatch(line, -1) {
+			f[m[1]] = m[2]
+		}
+		p := mountPhases{byLabel: f["declared"] == "label", engine: f["engine_lookup"] == "true", spare: f["spare"] == "true"}
+		ok := f["declared"] == "label" || f["declared"] == "volume"
+		for name, d := range map[string]*time.Duration{"duration": &p.total, "resolve": &p.resolve, "record": &p.record, "decrypt": &p.decrypt, "tmpfs": &p.tmpfs} {
+			v, err := time.ParseDuration(f[name])
+			ok = ok && err == nil
+			*d = v
 		}
 		if ok {
-			out = append(out, mountPhases{m[2] == "true", v[0], v[1], v[2], v[3], v[4]})
+			out = append(out, p)
 		}
 	}
 	return out
@@ -48,7 +54,14 @@ func slowest(ps []mountPhases) string {
 	slices.SortFunc(ps, func(a, b mountPhases) int { return int(b.total - a.total) })
 	n := max(1, len(ps)/100)
 	var sum mountPhases
+	asked, spares := 0, 0
 	for _, p := range ps[:n] {
+		if p.engine {
+			asked++
+		}
+		if p.spare {
+			spares++
+		}
 		sum.total += p.total
 		sum.resolve += p.resolve
 		sum.record += p.record
@@ -56,21 +69,22 @@ func slowest(ps []mountPhases) string {
 		sum.tmpfs += p.tmpfs
 	}
 	div := time.Duration(n)
-	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: engine lookup %s, task record %s, decryption %s, tmpfs %s",
-		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), fmtDuration(sum.record/div),
-		fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div))
+	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: engine lookup %s (%d asked the engine), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
+		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked, fmtDuration(sum.record/div),
+		fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div), spares)
 }
 
-// split returns the Mounts that asked the engine and those that did not.
-func split(ps []mountPhases) (asked, not []mountPhases) {
+// split returns the Mounts declared by label and those declared in the
+// volume's options.
+func split(ps []mountPhases) (label, volume []mountPhases) {
 	for _, p := range ps {
-		if p.engine {
-			asked = append(asked, p)
+		if p.byLabel {
+			label = append(label, p)
 		} else {
-			not = append(not, p)
+			volume = append(volume, p)
 		}
 	}
-	return asked, not
+	return label, volume
 }
 
 // totals are the Mounts' whole durations.
@@ -80,4 +94,15 @@ func totals(ps []mountPhases) []time.Duration {
 		ds[i] = p.total
 	}
 	return ds
+}
+
+// count is how many Mounts match.
+func count(ps []mountPhases, match func(mountPhases) bool) int {
+	n := 0
+	for _, p := range ps {
+		if match(p) {
+			n++
+		}
+	}
+	return n
 }

@@ -164,8 +164,11 @@ func BenchmarkScale(b *testing.B) {
 		t.note("memory: peak VmHWM %.1f MiB; VmRSS %.1f MiB after the restart adopted every mount", float64(hwm)/(1<<20), float64(rssAfter)/(1<<20))
 		t.note("`secret ls`: the API's calls alone, from a warm client: the column table the CLI asks for %v, the Docker-shaped list (`docker secret ls`) %v; `secret ls -q` %v",
 			fmtDuration(apiTable), fmtDuration(apiLs), fmtDuration(lsQuiet))
-		t.note("Mount with no other start under way (%d sequential `docker run --rm` beside the %d): p50 %s, max %s; dockerd's own filtered container list, which each Mount waits for: p50 %s, max %s (%d calls)",
+		t.note("Mount by label with no other start under way (%d sequential `docker run --rm` beside the %d): p50 %s, max %s; dockerd's own filtered container list, which a label Mount waits for when it asks the engine: p50 %s, max %s (%d calls)",
 			len(quiet), nContainers, fmtDuration(median(quiet)), fmtDuration(slices.Max(quiet)), fmtDuration(median(lists)), fmtDuration(slices.Max(lists)), len(lists))
+		t.note("Mounts by label that asked the engine for their container (the rest learned it at the container's create): %d of %d; Mounts that filled a spare tmpfs: %d of %d",
+			count(labelMounts, func(p mountPhases) bool { return p.engine }), len(labelMounts),
+			count(append(slices.Clone(labelMounts), volumeMounts...), func(p mountPhases) bool { return p.spare }), nContainers)
 		t.note("Mount tail by label: %s", slowest(labelMounts))
 		t.note("Mount tail by volume option: %s", slowest(volumeMounts))
 		t.note("restart: ready %v after the start; %d mounts in the table afterwards", ready.Round(time.Millisecond), after.Mounts)
@@ -239,8 +242,6 @@ func engineLists(b *testing.B, label string, n int) []time.Duration {
 	return out
 }
 
-var mountedRE = regexp.MustCompile(`msg="secrets mounted" [^\n]* duration=(\S+)`)
-
 // quietMounts starts n containers one after another and returns the
 // durations of their Mounts, from the daemon's log.
 func quietMounts(b *testing.B, d *secretdtest.Daemon, tag, label, decl string, n int) []time.Duration {
@@ -251,12 +252,7 @@ func quietMounts(b *testing.B, d *secretdtest.Daemon, tag, label, decl string, n
 			d.RunArgs(decl, "/run/secrets")...)
 		docker(b, append(args, tag, "true")...)
 	}
-	var out []time.Duration
-	for _, m := range mountedRE.FindAllStringSubmatch(d.Log()[mark:], -1) {
-		if v, err := time.ParseDuration(m[1]); err == nil {
-			out = append(out, v)
-		}
-	}
+	out := totals(parsePhases(d.Log()[mark:]))
 	if len(out) != n {
 		b.Fatalf("%d Mounts logged for %d starts", len(out), n)
 	}

@@ -75,6 +75,7 @@ type Controller struct {
 	rotations atomic.Uint64
 	overrides *overrides
 	owners    *owners
+	births    *births
 
 	// resyncReq asks Run for a resync; buffered so requests coalesce.
 	resyncReq chan struct{}
@@ -107,7 +108,7 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	return &Controller{
-		cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersDir),
+		cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersDir), births: newBirths(),
 		spares:    spares{owned: map[string]bool{}, kick: make(chan struct{}, 1)},
 		resyncReq: make(chan struct{}, 1),
 	}, nil
@@ -213,15 +214,16 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	d := time.Since(start)
 	c.mountTimes.add(d)
 	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d,
-		"engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve, "record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
+		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve, "record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
 	return t, owner, nil
 }
 
 // phases splits a Mount's time for its log line, so a slow Mount tells
 // whether the engine, the disk, the store or the kernel held it up.
 type phases struct {
-	engine                          bool // whether resolve asked the engine
-	spare                           bool // whether the tmpfs was a spare
+	declared                        string // "volume" (its options) or "label"
+	engine                          bool   // whether resolve asked the engine
+	spare                           bool   // whether the tmpfs was a spare
 	resolve, record, decrypt, tmpfs time.Duration
 }
 
@@ -372,6 +374,10 @@ func (c *Controller) resolve(ctx context.Context, volume string, ph *phases) (ow
 	if c.cfg.Volumes != nil {
 		decl = c.cfg.Volumes.Declaration(volume)
 	}
+	ph.declared = "label"
+	if decl != "" {
+		ph.declared = "volume"
+	}
 	if c.cfg.Engine == nil {
 		if decl == "" {
 			return owner{}, "", fmt.Errorf("volume %s declares no secrets and no engine is connected to read the container's %s label", volume, LabelSecrets)
@@ -385,6 +391,18 @@ func (c *Controller) resolve(ctx context.Context, volume string, ph *phases) (ow
 		// The engine's volume mount event names the container a moment
 		// later (see attribute).
 		return owner{}, decl, nil
+	}
+	if o, ok := c.births.take(ctx, volume); ok {
+		// The container was learned at its create (see births).
+		if err := c.owners.remember(volume, o); err != nil {
+			c.cfg.Log.Warn("owner cache not saved", "volume", volume, "err", err)
+		}
+		if decl == "" {
+			if decl = o.Labels[LabelSecrets]; decl == "" {
+				return owner{}, "", fmt.Errorf("container %s declares no secrets: add --label %s='NAME[;...]' or create the volume with -o secrets=...", o.name(), LabelSecrets)
+			}
+		}
+		return o, decl, nil
 	}
 	ph.engine = true
 	lctx, cancel := context.WithTimeout(ctx, ownerLookupTimeout)

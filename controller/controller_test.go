@@ -32,6 +32,10 @@ type fakeEngine struct {
 	listErr    error
 	// volumeLists counts lists filtered by volume: the lookups of Mount.
 	volumeLists int
+	// inspects counts inspects; inspectGate, when set, holds each one
+	// until the test receives from it.
+	inspects    int
+	inspectGate chan string
 	streams     []*stream
 	newStream   chan *stream
 }
@@ -76,6 +80,37 @@ func (f *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions
 		out = out[:opts.Limit]
 	}
 	return out, nil
+}
+
+func (f *fakeEngine) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	f.inspects++
+	gate := f.inspectGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case gate <- id:
+		case <-ctx.Done():
+			return container.InspectResponse{}, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listErr != nil {
+		return container.InspectResponse{}, f.listErr
+	}
+	for _, c := range f.containers {
+		if c.ID != id {
+			continue
+		}
+		r := container.InspectResponse{
+			ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: c.Names[0], State: &container.State{Status: c.State}},
+			Config:            &container.Config{Labels: c.Labels},
+		}
+		r.Mounts = slices.Clone(c.Mounts)
+		return r, nil
+	}
+	return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
 }
 
 func (f *fakeEngine) Events(_ context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {

@@ -58,8 +58,12 @@ func (c *Controller) follow(ctx context.Context) error {
 		filters.Arg("event", string(events.ActionDie)),
 		filters.Arg("event", string(events.ActionStart)),
 		filters.Arg("event", string(events.ActionMount)),
+		filters.Arg("event", string(events.ActionCreate)),
 	)
+	// Creates sent while the stream was down went unseen.
+	defer c.births.lost()
 	msgs, errs := c.cfg.Engine.Events(ctx, events.ListOptions{Filters: f})
+	c.births.follow()
 	if err := c.Resync(ctx); err != nil {
 		c.cfg.Log.Warn("resync incomplete", "err", err)
 		// A failed list means the engine is gone: let the stream tell.
@@ -103,6 +107,8 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 		return
 	}
 	switch m.Action {
+	case events.ActionCreate:
+		c.created(ctx, id)
 	case events.ActionStart:
 		// Container events carry the labels and the name as attributes.
 		c.identify(owner{ID: id, Names: []string{m.Actor.Attributes["name"]}, Labels: m.Actor.Attributes})

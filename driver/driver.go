@@ -78,7 +78,13 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 		}
 		return fmt.Errorf("volume %s already exists with other options", req.Name)
 	}
-	return d.put(volumeRecord{Name: req.Name, Options: req.Options, CreatedAt: time.Now().UTC()})
+	if err := d.put(volumeRecord{Name: req.Name, Options: req.Options, CreatedAt: time.Now().UTC()}); err != nil {
+		return err
+	}
+	if req.Options[OptionSecrets] == "" {
+		d.ctrl.VolumeBorn(req.Name)
+	}
+	return nil
 }
 
 // put records a volume, logging rather than failing when only an
@@ -95,7 +101,11 @@ func (d *Driver) put(r volumeRecord) error {
 
 // Remove forgets a volume; dockerd refuses to remove one in use.
 func (d *Driver) Remove(req *volume.RemoveRequest) error {
-	return d.volumes.remove(req.Name)
+	if err := d.volumes.remove(req.Name); err != nil {
+		return err
+	}
+	d.ctrl.VolumeGone(req.Name)
+	return nil
 }
 
 func (d *Driver) toVolume(r volumeRecord) *volume.Volume {

@@ -320,10 +320,9 @@ func TestDrivesController(t *testing.T) {
 	for i := range 100 {
 		must(t, sim.Rename(cs[i].ID, cs[i].Name+"-new"))
 	}
-	// Run emits create, which the controller does not subscribe to, and
-	// start, which it does: one more event handled, not two.
+	// Run emits create and start; the controller follows both.
 	sim.Run()
-	waitFor(t, func() bool { return stats().EventsHandled == 101 })
+	waitFor(t, func() bool { return stats().EventsHandled == 102 })
 	if s := stats(); s.EventLagP50 <= 0 || s.EventLagP99 < s.EventLagP50 || s.EventLagP99 > 5*time.Second {
 		t.Errorf("event lag p50 %v p99 %v", s.EventLagP50, s.EventLagP99)
 	}

@@ -1,0 +1,177 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+)
+
+func created(id string) events.Message {
+	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id}}
+}
+
+func (f *fakeEngine) counts() (lists, inspects int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.volumeLists, f.inspects
+}
+
+// following runs the event loop and returns its stream after the first
+// resync.
+func (e *env) following(t *testing.T) *stream {
+	t.Helper()
+	e.start(t)
+	s := e.engine.next(t)
+	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) == 1 })
+	return s
+}
+
+// The container of a label-declared anonymous volume is learned from its
+// create, so its Mount asks the engine nothing; only the first Mount.
+func TestBornVolumeMountAsksNoEngine(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "s1", "one")
+	s := e.following(t)
+
+	e.ctrl.VolumeBorn("v1")
+	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+	s.send(t, created("id1"))
+	s.sync(t)
+	dir := e.mount(t, "v1", "m1")
+	if lists, inspects := e.engine.counts(); lists != 0 || inspects != 1 {
+		t.Errorf("%d engine lists and %d inspects for a born volume's Mount, want 0 and 1", lists, inspects)
+	}
+	if got := taskNames(e.ctrl); len(got) != 1 || got[0] != "web@m1" {
+		t.Errorf("tasks %v, want web@m1", got)
+	}
+	if got := readFiles(t, dir); got["s1"] != "one" {
+		t.Errorf("mount holds %v", got)
+	}
+	if err := e.ctrl.Unmount("v1", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	// A restart of the container asks.
+	e.mount(t, "v1", "m2")
+	if lists, _ := e.engine.counts(); lists != 1 {
+		t.Errorf("%d engine lists after the second Mount, want 1", lists)
+	}
+	if err := e.ctrl.Unmount("v1", "m2"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A volume no Create was seen for (a named one, made before) asks.
+	e.engine.set(ctr("id2", "api", container.StateCreated, 2, "s1", "named"))
+	s.send(t, created("id2"))
+	s.sync(t)
+	e.mount(t, "named", "m3")
+	if lists, _ := e.engine.counts(); lists != 2 {
+		t.Errorf("%d engine lists after a Mount of an unborn volume, want 2", lists)
+	}
+}
+
+// A Mount that comes before the inspect of its container is done waits for
+// it rather than asking the engine.
+func TestBornVolumeMountWaitsForTheInspect(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "s1", "one")
+	s := e.following(t)
+	gate := make(chan string)
+	e.engine.mu.Lock()
+	e.engine.inspectGate = gate
+	e.engine.mu.Unlock()
+
+	e.ctrl.VolumeBorn("v1")
+	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+	s.send(t, created("id1"))
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.ctrl.Mount(context.Background(), "v1", "m1")
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Mount returned before its container was inspected: %v", err)
+	default:
+	}
+	if id := <-gate; id != "id1" {
+		t.Fatalf("inspected %s, want id1", id)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if lists, _ := e.engine.counts(); lists != 0 {
+		t.Errorf("%d engine lists, want 0", lists)
+	}
+}
+
+// Whenever the first container created with a volume may not be the one
+// starting, the Mount asks the engine.
+func TestBornVolumeVoided(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, e *env, s *stream) *stream
+	}{
+		{"second container with the volume", func(t *testing.T, e *env, s *stream) *stream {
+			e.engine.set(
+				ctr("id1", "web", container.StateCreated, 1, "s1", "v1"),
+				ctr("id2", "sidecar", container.StateCreated, 2, "s1", "v1"),
+			)
+			s.send(t, created("id1"))
+			s.send(t, created("id2"))
+			s.sync(t)
+			return s
+		}},
+		{"inspect failed", func(t *testing.T, e *env, s *stream) *stream {
+			e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+			s.send(t, created("gone-already"))
+			s.sync(t)
+			waitFor(t, "the failed inspect", func() bool { _, n := e.engine.counts(); return n == 1 })
+			s.send(t, created("id1"))
+			s.sync(t)
+			return s
+		}},
+		{"event stream broke", func(t *testing.T, e *env, s *stream) *stream {
+			e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+			s.send(t, created("id1"))
+			s.sync(t)
+			s.errs <- errors.New("unexpected EOF")
+			s = e.engine.next(t)
+			waitFor(t, "the resync after reconnecting", func() bool { return resyncs(e.ctrl) == 2 })
+			return s
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, time.Nanosecond)
+			e.secret(t, "s1", "one")
+			s := e.following(t)
+			e.ctrl.VolumeBorn("v1")
+			s = tc.setup(t, e, s)
+			before, _ := e.engine.counts()
+			e.mount(t, "v1", "m1")
+			if lists, _ := e.engine.counts(); lists != before+1 {
+				t.Errorf("the Mount made %d engine lists, want 1", lists-before)
+			}
+		})
+	}
+}
+
+// A volume born while the event stream is down may have lost its
+// container's create: it never skips the engine.
+func TestVolumeBornWhileNotFollowing(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "s1", "one")
+	e.ctrl.VolumeBorn("v1")
+	s := e.following(t)
+	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+	s.send(t, created("id1"))
+	s.sync(t)
+	e.mount(t, "v1", "m1")
+	if lists, inspects := e.engine.counts(); lists != 1 || inspects != 0 {
+		t.Errorf("%d lists and %d inspects, want 1 and 0", lists, inspects)
+	}
+}
