@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 )
 
 // A Mount of a volume declared by the container's label must learn which
@@ -17,31 +18,39 @@ import (
 // `docker run` creates the container's anonymous volume (the driver's
 // Create) and then the container (its "create" event), and only after the
 // client's start call does dockerd Mount the volume. So when a volume this
-// daemon saw created appears in the inspect of a container created next,
+// daemon saw created appears among the mounts of a container created next,
 // that container is the volume's only user, and the first Mount of the
 // volume is for it. Every other case asks the engine as before:
 //
 //   - a second container created with the volume (--volumes-from, or a
-//     named volume given to several containers) voids the birth;
+//     named volume given to several containers) voids the birth, once its
+//     own lookup is done;
 //   - a birth is used once, by the first Mount: a restart, or any later
 //     Mount, asks;
 //   - a break of the event stream voids every birth, since a create in the
 //     gap went unseen, and a restarted daemon knows of none.
 //
-// Before using a birth a Mount waits, briefly, for the inspects that were
-// under way when it came: one of them may be the second container's.
+// The lookup is a container list filtered by ID, not an inspect: dockerd
+// holds a container's lock for its whole start, Mounts included, and an
+// inspect waits for that lock, while a list reads a snapshot.
+//
+// A Mount that comes before its container's lookup is done waits for it,
+// briefly. It does not wait for the lookups of other containers: in the
+// one case that could matter, a container created with an unstarted
+// container's volume (--volumes-from) and started first within that lookup,
+// it mounts the declaration of the container the volume was made for.
+// That is the volume's declaration all the same, and no more than what
+// anyone who can create the borrower can read by starting the owner.
 type births struct {
 	mu sync.Mutex
 	// following is set while the event stream is up: a volume born while
 	// it is down may have its container's create go unseen.
 	following bool
 	m         map[string]*birth // by volume name
-	// inflight holds the inspects under way, by the order they started in.
-	inflight map[uint64]bool
-	started  uint64
-	// changed is closed, and replaced, whenever an inspect ends or the
+	// changed is closed, and replaced, whenever a lookup ends or the
 	// births are voided, so waiting Mounts look again.
 	changed chan struct{}
+	pending int // lookups under way
 }
 
 type birth struct {
@@ -49,17 +58,16 @@ type birth struct {
 	void  bool
 }
 
-// birthWait bounds how long a Mount waits for the inspect that names a
-// volume's container before it asks the engine itself. The inspect starts
-// at the container's create, well before its start, so it is normally done
-// by the time the Mount comes.
+// birthWait bounds how long a Mount waits for the lookup that names a
+// volume's container before it asks the engine itself. The lookup starts
+// at the container's create, before the client even asks for the start.
 const birthWait = 250 * time.Millisecond
 
-// inspectTimeout bounds one inspect of a new container.
-const inspectTimeout = 5 * time.Second
+// lookupTimeout bounds the lookup of one new container.
+const lookupTimeout = 5 * time.Second
 
 func newBirths() *births {
-	return &births{m: map[string]*birth{}, inflight: map[uint64]bool{}, changed: make(chan struct{})}
+	return &births{m: map[string]*birth{}, changed: make(chan struct{})}
 }
 
 // VolumeBorn tells the controller that the driver just created a volume
@@ -82,7 +90,7 @@ func (c *Controller) VolumeGone(volume string) {
 }
 
 // expecting reports whether a born volume still waits for its container,
-// i.e. whether a new container is worth an inspect.
+// i.e. whether a new container is worth a lookup.
 func (b *births) expecting() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -94,36 +102,43 @@ func (b *births) expecting() bool {
 	return false
 }
 
-// created inspects a container the engine just created, without holding up
-// the event loop, and gives born volumes it mounts their container.
+// created looks up a container the engine just created, without holding
+// up the event loop, and gives born volumes it mounts their container.
 func (c *Controller) created(ctx context.Context, id string) {
 	b := c.births
 	if c.cfg.Engine == nil || !b.expecting() {
 		return
 	}
 	b.mu.Lock()
-	b.started++
-	seq := b.started
-	b.inflight[seq] = true
+	b.pending++
 	b.mu.Unlock()
 	go func() {
-		ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
+		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		defer cancel()
-		info, err := c.cfg.Engine.ContainerInspect(ictx, id)
+		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		delete(b.inflight, seq)
-		b.notify()
+		defer b.notify()
+		b.pending--
+		var s *container.Summary
+		for i := range list {
+			if list[i].ID == id {
+				s = &list[i]
+			}
+		}
 		if err != nil {
 			// Which volumes it uses is unknown: any birth may be its.
-			c.cfg.Log.Debug("new container not inspected: its Mounts ask the engine", "container", id, "err", err)
+			c.cfg.Log.Debug("new container not looked up: Mounts ask the engine", "container", id, "err", err)
 			for _, br := range b.m {
 				br.void = true
 			}
 			return
 		}
-		o := ownerOfInspect(info)
-		for _, m := range info.Mounts {
+		if s == nil {
+			return // removed already: it mounts nothing
+		}
+		o := ownerOf(*s)
+		for _, m := range s.Mounts {
 			br := b.m[m.Name]
 			if m.Type != "volume" || !c.ours(m.Driver) || br == nil {
 				continue
@@ -162,19 +177,18 @@ func (b *births) lost() {
 }
 
 // take returns the container a born volume was created for, once, if it is
-// known for certain within birthWait.
+// known within birthWait.
 func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 	timer := time.NewTimer(birthWait)
 	defer timer.Stop()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	before := b.started
 	for {
 		br := b.m[volume]
 		if br == nil || br.void {
 			return owner{}, false
 		}
-		if br.owner.ID != "" && !b.inspecting(before) {
+		if br.owner.ID != "" {
 			delete(b.m, volume)
 			return br.owner, true
 		}
@@ -191,26 +205,4 @@ func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 			return owner{}, false
 		}
 	}
-}
-
-// inspecting reports whether an inspect started at or before seq is still
-// under way; b.mu held.
-func (b *births) inspecting(seq uint64) bool {
-	for s := range b.inflight {
-		if s <= seq {
-			return true
-		}
-	}
-	return false
-}
-
-func ownerOfInspect(info container.InspectResponse) owner {
-	o := owner{Names: []string{info.Name}}
-	if info.ContainerJSONBase != nil {
-		o.ID = info.ID
-	}
-	if info.Config != nil {
-		o.Labels = info.Config.Labels
-	}
-	return o
 }

@@ -8,16 +8,20 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+
+	"github.com/secretd/secretd/controller"
 )
 
 func created(id string) events.Message {
 	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id}}
 }
 
-func (f *fakeEngine) counts() (lists, inspects int) {
+// counts returns the engine lookups made so far: by Mounts, and of new
+// containers.
+func (f *fakeEngine) counts() (mountLookups, createLookups int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.volumeLists, f.inspects
+	return f.volumeLists, f.idLists
 }
 
 // following runs the event loop and returns its stream after the first
@@ -42,8 +46,8 @@ func TestBornVolumeMountAsksNoEngine(t *testing.T) {
 	s.send(t, created("id1"))
 	s.sync(t)
 	dir := e.mount(t, "v1", "m1")
-	if lists, inspects := e.engine.counts(); lists != 0 || inspects != 1 {
-		t.Errorf("%d engine lists and %d inspects for a born volume's Mount, want 0 and 1", lists, inspects)
+	if lists, lookups := e.engine.counts(); lists != 0 || lookups != 1 {
+		t.Errorf("%d engine lookups by the Mount of a born volume and %d at its container's create, want 0 and 1", lists, lookups)
 	}
 	if got := taskNames(e.ctrl); len(got) != 1 || got[0] != "web@m1" {
 		t.Errorf("tasks %v, want web@m1", got)
@@ -73,15 +77,15 @@ func TestBornVolumeMountAsksNoEngine(t *testing.T) {
 	}
 }
 
-// A Mount that comes before the inspect of its container is done waits for
+// A Mount that comes before the lookup of its container is done waits for
 // it rather than asking the engine.
-func TestBornVolumeMountWaitsForTheInspect(t *testing.T) {
+func TestBornVolumeMountWaitsForTheLookup(t *testing.T) {
 	e := newEnv(t, time.Nanosecond)
 	e.secret(t, "s1", "one")
 	s := e.following(t)
 	gate := make(chan string)
 	e.engine.mu.Lock()
-	e.engine.inspectGate = gate
+	e.engine.idGate = gate
 	e.engine.mu.Unlock()
 
 	e.ctrl.VolumeBorn("v1")
@@ -95,11 +99,11 @@ func TestBornVolumeMountWaitsForTheInspect(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	select {
 	case err := <-done:
-		t.Fatalf("Mount returned before its container was inspected: %v", err)
+		t.Fatalf("Mount returned before its container was looked up: %v", err)
 	default:
 	}
 	if id := <-gate; id != "id1" {
-		t.Fatalf("inspected %s, want id1", id)
+		t.Fatalf("looked up %s, want id1", id)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -124,13 +128,16 @@ func TestBornVolumeVoided(t *testing.T) {
 			s.send(t, created("id1"))
 			s.send(t, created("id2"))
 			s.sync(t)
+			// The second container's lookup voids the birth once it is
+			// done; a Mount before that takes the first container.
+			waitFor(t, "the lookups", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
 			return s
 		}},
-		{"inspect failed", func(t *testing.T, e *env, s *stream) *stream {
+		{"lookup failed", func(t *testing.T, e *env, s *stream) *stream {
 			e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
-			s.send(t, created("gone-already"))
-			s.sync(t)
-			waitFor(t, "the failed inspect", func() bool { _, n := e.engine.counts(); return n == 1 })
+			e.engine.mu.Lock()
+			e.engine.idErr = errors.New("connection reset")
+			e.engine.mu.Unlock()
 			s.send(t, created("id1"))
 			s.sync(t)
 			return s
@@ -171,7 +178,7 @@ func TestVolumeBornWhileNotFollowing(t *testing.T) {
 	s.send(t, created("id1"))
 	s.sync(t)
 	e.mount(t, "v1", "m1")
-	if lists, inspects := e.engine.counts(); lists != 1 || inspects != 0 {
-		t.Errorf("%d lists and %d inspects, want 1 and 0", lists, inspects)
+	if lists, lookups := e.engine.counts(); lists != 1 || lookups != 0 {
+		t.Errorf("%d engine lookups by the Mount and %d at the create, want 1 and 0", lists, lookups)
 	}
 }

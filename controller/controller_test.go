@@ -32,10 +32,11 @@ type fakeEngine struct {
 	listErr    error
 	// volumeLists counts lists filtered by volume: the lookups of Mount.
 	volumeLists int
-	// inspects counts inspects; inspectGate, when set, holds each one
-	// until the test receives from it.
-	inspects    int
-	inspectGate chan string
+	// idLists counts lists filtered by ID: the lookups of new containers;
+	// idGate, when set, holds each one until the test receives from it.
+	idLists int
+	idGate  chan string
+	idErr   error // fails lists by ID only
 	streams     []*stream
 	newStream   chan *stream
 }
@@ -50,15 +51,31 @@ func newFakeEngine() *fakeEngine {
 	return &fakeEngine{newStream: make(chan *stream, 16)}
 }
 
-func (f *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions) ([]container.Summary, error) {
+func (f *fakeEngine) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
+	var vols, ids []string
+	if opts.Filters.Len() > 0 {
+		vols, ids = opts.Filters.Get("volume"), opts.Filters.Get("id")
+	}
+	if len(ids) > 0 {
+		f.mu.Lock()
+		f.idLists++
+		gate := f.idGate
+		f.mu.Unlock()
+		if gate != nil {
+			select {
+			case gate <- ids[0]:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.listErr != nil {
 		return nil, f.listErr
 	}
-	var vols []string
-	if opts.Filters.Len() > 0 {
-		vols = opts.Filters.Get("volume")
+	if len(ids) > 0 && f.idErr != nil {
+		return nil, f.idErr
 	}
 	if len(vols) > 0 {
 		f.volumeLists++
@@ -66,6 +83,9 @@ func (f *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions
 	var out []container.Summary
 	for _, c := range f.containers {
 		if !opts.All && c.State != container.StateRunning {
+			continue
+		}
+		if len(ids) > 0 && !slices.Contains(ids, c.ID) {
 			continue
 		}
 		if len(vols) > 0 && !slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool {
@@ -80,37 +100,6 @@ func (f *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions
 		out = out[:opts.Limit]
 	}
 	return out, nil
-}
-
-func (f *fakeEngine) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
-	f.mu.Lock()
-	f.inspects++
-	gate := f.inspectGate
-	f.mu.Unlock()
-	if gate != nil {
-		select {
-		case gate <- id:
-		case <-ctx.Done():
-			return container.InspectResponse{}, ctx.Err()
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.listErr != nil {
-		return container.InspectResponse{}, f.listErr
-	}
-	for _, c := range f.containers {
-		if c.ID != id {
-			continue
-		}
-		r := container.InspectResponse{
-			ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: c.Names[0], State: &container.State{Status: c.State}},
-			Config:            &container.Config{Labels: c.Labels},
-		}
-		r.Mounts = slices.Clone(c.Mounts)
-		return r, nil
-	}
-	return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
 }
 
 func (f *fakeEngine) Events(_ context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {

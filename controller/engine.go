@@ -15,7 +15,6 @@ import (
 // docker client satisfies it, and unit tests use a fake.
 type Engine interface {
 	ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error)
-	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 	Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error)
 }
 
