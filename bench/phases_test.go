@@ -10,9 +10,9 @@ import (
 // mountPhases is one "secrets mounted" log line split by where its time
 // went.
 type mountPhases struct {
-	byLabel bool // declared by the container's label, not the volume's options
-	engine  bool // the Mount asked the engine for the container
-	spare   bool // the Mount filled a spare tmpfs
+	byLabel                                bool // declared by the container's label, not the volume's options
+	engine                                 bool // the Mount asked the engine for the container
+	spare                                  bool // the Mount filled a spare tmpfs
 	total, resolve, record, decrypt, tmpfs time.Duration
 }
 

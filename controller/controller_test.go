@@ -34,11 +34,11 @@ type fakeEngine struct {
 	volumeLists int
 	// idLists counts lists filtered by ID: the lookups of new containers;
 	// idGate, when set, holds each one until the test receives from it.
-	idLists int
-	idGate  chan string
-	idErr   error // fails lists by ID only
-	streams     []*stream
-	newStream   chan *stream
+	idLists   int
+	idGate    chan string
+	idErr     error // fails lists by ID only
+	streams   []*stream
+	newStream chan *stream
 }
 
 type stream struct {
