@@ -34,13 +34,12 @@ import (
 // holds a container's lock for its whole start, Mounts included, and an
 // inspect waits for that lock, while a list reads a snapshot.
 //
-// A Mount that comes before its container's lookup is done waits for it,
-// briefly. It does not wait for the lookups of other containers: in the
-// one case that could matter, a container created with an unstarted
-// container's volume (--volumes-from) and started first within that lookup,
-// it mounts the declaration of the container the volume was made for.
-// That is the volume's declaration all the same, and no more than what
-// anyone who can create the borrower can read by starting the owner.
+// A Mount waits, briefly, for the lookups under way when it came: its own
+// container's, and any other's, which may be that of a second container
+// created with the volume and started first (--volumes-from). A Mount that
+// comes with no lookup under way and no container known does not wait:
+// dockerd also Mounts a volume inside the create, to copy the image's
+// content into it, before the container's create event is even sent.
 type births struct {
 	mu sync.Mutex
 	// following is set while the event stream is up: a volume born while
@@ -50,7 +49,9 @@ type births struct {
 	// changed is closed, and replaced, whenever a lookup ends or the
 	// births are voided, so waiting Mounts look again.
 	changed chan struct{}
-	pending int // lookups under way
+	// pending holds the lookups under way, by the order they started in.
+	pending map[uint64]bool
+	started uint64
 }
 
 type birth struct {
@@ -67,7 +68,7 @@ const birthWait = 250 * time.Millisecond
 const lookupTimeout = 5 * time.Second
 
 func newBirths() *births {
-	return &births{m: map[string]*birth{}, changed: make(chan struct{})}
+	return &births{m: map[string]*birth{}, pending: map[uint64]bool{}, changed: make(chan struct{})}
 }
 
 // VolumeBorn tells the controller that the driver just created a volume
@@ -89,13 +90,14 @@ func (c *Controller) VolumeGone(volume string) {
 	delete(b.m, volume)
 }
 
-// expecting reports whether a born volume still waits for its container,
-// i.e. whether a new container is worth a lookup.
+// expecting reports whether a born volume is still unused by a start,
+// i.e. whether a new container is worth a lookup: it may be the volume's
+// first container, or a second one that voids the birth.
 func (b *births) expecting() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, br := range b.m {
-		if br.owner.ID == "" && !br.void {
+		if !br.void {
 			return true
 		}
 	}
@@ -110,7 +112,9 @@ func (c *Controller) created(ctx context.Context, id string) {
 		return
 	}
 	b.mu.Lock()
-	b.pending++
+	b.started++
+	seq := b.started
+	b.pending[seq] = true
 	b.mu.Unlock()
 	go func() {
 		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -119,7 +123,7 @@ func (c *Controller) created(ctx context.Context, id string) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		defer b.notify()
-		b.pending--
+		delete(b.pending, seq)
 		var s *container.Summary
 		for i := range list {
 			if list[i].ID == id {
@@ -177,18 +181,22 @@ func (b *births) lost() {
 }
 
 // take returns the container a born volume was created for, once, if it is
-// known within birthWait.
+// known for certain within birthWait.
 func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 	timer := time.NewTimer(birthWait)
 	defer timer.Stop()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	before := b.started
 	for {
 		br := b.m[volume]
 		if br == nil || br.void {
 			return owner{}, false
 		}
-		if br.owner.ID != "" {
+		if !b.lookingUp(before) {
+			if br.owner.ID == "" {
+				return owner{}, false
+			}
 			delete(b.m, volume)
 			return br.owner, true
 		}
@@ -205,4 +213,15 @@ func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 			return owner{}, false
 		}
 	}
+}
+
+// lookingUp reports whether a lookup started at or before seq is still
+// under way; b.mu held.
+func (b *births) lookingUp(seq uint64) bool {
+	for s := range b.pending {
+		if s <= seq {
+			return true
+		}
+	}
+	return false
 }

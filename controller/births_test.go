@@ -91,6 +91,7 @@ func TestBornVolumeMountWaitsForTheLookup(t *testing.T) {
 	e.ctrl.VolumeBorn("v1")
 	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
 	s.send(t, created("id1"))
+	s.sync(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := e.ctrl.Mount(context.Background(), "v1", "m1")
@@ -131,6 +132,18 @@ func TestBornVolumeVoided(t *testing.T) {
 			// The second container's lookup voids the birth once it is
 			// done; a Mount before that takes the first container.
 			waitFor(t, "the lookups", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
+			return s
+		}},
+		{"second container after the first is known", func(t *testing.T, e *env, s *stream) *stream {
+			e.engine.set(
+				ctr("id1", "web", container.StateCreated, 1, "s1", "v1"),
+				ctr("id2", "sidecar", container.StateCreated, 2, "s1", "v1"),
+			)
+			s.send(t, created("id1"))
+			s.sync(t)
+			waitFor(t, "the first lookup", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
+			s.send(t, created("id2"))
+			s.sync(t)
 			return s
 		}},
 		{"lookup failed", func(t *testing.T, e *env, s *stream) *stream {
@@ -180,5 +193,31 @@ func TestVolumeBornWhileNotFollowing(t *testing.T) {
 	e.mount(t, "v1", "m1")
 	if lists, lookups := e.engine.counts(); lists != 1 || lookups != 0 {
 		t.Errorf("%d engine lookups by the Mount and %d at the create, want 1 and 0", lists, lookups)
+	}
+}
+
+// dockerd Mounts a volume inside the container's create, to copy the
+// image's content into it, before it sends the create event: that Mount
+// does not wait for a container nobody is looking up, and does not use up
+// what the create will teach.
+func TestCopyUpMountDoesNotWait(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "s1", "one")
+	s := e.following(t)
+	e.ctrl.VolumeBorn("v1")
+	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+	start := time.Now()
+	e.mount(t, "v1", "copyup")
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("the copy-up Mount took %v: it waited", d)
+	}
+	if err := e.ctrl.Unmount("v1", "copyup"); err != nil {
+		t.Fatal(err)
+	}
+	s.send(t, created("id1"))
+	s.sync(t)
+	e.mount(t, "v1", "start")
+	if lists, _ := e.engine.counts(); lists != 1 {
+		t.Errorf("%d Mount lookups, want 1 (the copy-up's only)", lists)
 	}
 }

@@ -5,5 +5,5 @@ package controller
 func BirthLookups(c *Controller) int {
 	c.births.mu.Lock()
 	defer c.births.mu.Unlock()
-	return c.births.pending
+	return len(c.births.pending)
 }
