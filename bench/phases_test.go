@@ -106,3 +106,5 @@ func count(ps []mountPhases, match func(mountPhases) bool) int {
 	}
 	return n
 }
+
+func isSpare(p mountPhases) bool { return p.spare }

@@ -168,7 +168,7 @@ func BenchmarkScale(b *testing.B) {
 			len(quiet), nContainers, fmtDuration(median(quiet)), fmtDuration(slices.Max(quiet)), fmtDuration(median(lists)), fmtDuration(slices.Max(lists)), len(lists))
 		t.note("Mounts by label that asked the engine for their container (the rest learned it at the container's create): %d of %d; Mounts that filled a spare tmpfs: %d of %d",
 			count(labelMounts, func(p mountPhases) bool { return p.engine }), len(labelMounts),
-			count(append(slices.Clone(labelMounts), volumeMounts...), func(p mountPhases) bool { return p.spare }), nContainers)
+			count(labelMounts, isSpare)+count(volumeMounts, isSpare), nContainers)
 		t.note("Mount tail by label: %s", slowest(labelMounts))
 		t.note("Mount tail by volume option: %s", slowest(volumeMounts))
 		t.note("restart: ready %v after the start; %d mounts in the table afterwards", ready.Round(time.Millisecond), after.Mounts)

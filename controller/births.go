@@ -124,12 +124,6 @@ func (c *Controller) created(ctx context.Context, id string) {
 		defer b.mu.Unlock()
 		defer b.notify()
 		delete(b.pending, seq)
-		var s *container.Summary
-		for i := range list {
-			if list[i].ID == id {
-				s = &list[i]
-			}
-		}
 		if err != nil {
 			// Which volumes it uses is unknown: any birth may be its.
 			c.cfg.Log.Debug("new container not looked up: Mounts ask the engine", "container", id, "err", err)
@@ -137,6 +131,12 @@ func (c *Controller) created(ctx context.Context, id string) {
 				br.void = true
 			}
 			return
+		}
+		var s *container.Summary
+		for i := range list {
+			if list[i].ID == id {
+				s = &list[i]
+			}
 		}
 		if s == nil {
 			return // removed already: it mounts nothing
@@ -183,11 +183,11 @@ func (b *births) lost() {
 // take returns the container a born volume was created for, once, if it is
 // known for certain within birthWait.
 func (b *births) take(ctx context.Context, volume string) (owner, bool) {
-	timer := time.NewTimer(birthWait)
-	defer timer.Stop()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	before := b.started
+	// Made only once a Mount must wait: most take nothing at once.
+	var timeout <-chan time.Time
 	for {
 		br := b.m[volume]
 		if br == nil || br.void {
@@ -200,12 +200,17 @@ func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 			delete(b.m, volume)
 			return br.owner, true
 		}
+		if timeout == nil {
+			timer := time.NewTimer(birthWait)
+			defer timer.Stop()
+			timeout = timer.C
+		}
 		changed := b.changed
 		b.mu.Unlock()
 		select {
 		case <-changed:
 			b.mu.Lock()
-		case <-timer.C:
+		case <-timeout:
 			b.mu.Lock()
 			return owner{}, false
 		case <-ctx.Done():

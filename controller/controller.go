@@ -193,7 +193,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	err = c.saveRecord(t)
 	ph.record = time.Since(recStart)
 	if err == nil {
-		err = c.build(t, ph.spare, &ph)
+		err = c.build(t, &ph)
 	}
 	if err != nil {
 		if ph.spare {
@@ -229,7 +229,7 @@ type phases struct {
 
 // build decrypts the declared versions and mounts them, into a spare or a
 // new tmpfs; it records which versions went in.
-func (c *Controller) build(t *task, spare bool, ph *phases) error {
+func (c *Controller) build(t *task, ph *phases) error {
 	start := time.Now()
 	files, versions, ids, err := c.files(t.entries)
 	defer wipeFiles(files)
@@ -238,7 +238,7 @@ func (c *Controller) build(t *task, spare bool, ph *phases) error {
 		return err
 	}
 	start = time.Now()
-	if spare {
+	if ph.spare {
 		err = tmpfs.Fill(t.dir, files, tmpfs.Options{})
 	} else {
 		err = tmpfs.Mount(t.dir, files, tmpfs.Options{})

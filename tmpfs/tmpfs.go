@@ -125,10 +125,7 @@ func probeNoswap() bool {
 // mount read-only. On failure it undoes everything it did, so dir does not
 // exist afterwards unless it existed before, in which case Mount refuses it.
 func Mount(dir string, files []File, opts Options) (err error) {
-	if err := validateFiles(files); err != nil {
-		return err
-	}
-	size, err := mountSize(files, opts.Size)
+	size, err := sizeFor(files, opts)
 	if err != nil {
 		return err
 	}
@@ -170,10 +167,7 @@ func Prepare(dir string) error {
 // started writing, a failure wipes and removes the spare, as Mount undoes
 // its own mount.
 func Fill(dir string, files []File, opts Options) (err error) {
-	if err := validateFiles(files); err != nil {
-		return err
-	}
-	size, err := mountSize(files, opts.Size)
+	size, err := sizeFor(files, opts)
 	if err != nil {
 		return err
 	}
@@ -207,6 +201,14 @@ func Fill(dir string, files []File, opts Options) (err error) {
 		return err
 	}
 	return makeReadOnly(dir)
+}
+
+// sizeFor checks files and sizes their mount, before anything is touched.
+func sizeFor(files []File, opts Options) (int64, error) {
+	if err := validateFiles(files); err != nil {
+		return 0, err
+	}
+	return mountSize(files, opts.Size)
 }
 
 // newMount creates dir and mounts an empty tmpfs of size bytes on it,
