@@ -13,6 +13,7 @@ type mountPhases struct {
 	byLabel                                bool // declared by the container's label, not the volume's options
 	engine                                 bool // the Mount asked the engine for the container
 	spare                                  bool // the Mount filled a spare tmpfs
+	volume                                 string
 	total, resolve, record, decrypt, tmpfs time.Duration
 }
 
@@ -30,7 +31,7 @@ func parsePhases(log string) []mountPhases {
 		for _, m := range fieldRE.FindAllStringSubmatch(line, -1) {
 			f[m[1]] = m[2]
 		}
-		p := mountPhases{byLabel: f["declared"] == "label", engine: f["engine_lookup"] == "true", spare: f["spare"] == "true"}
+		p := mountPhases{byLabel: f["declared"] == "label", engine: f["engine_lookup"] == "true", spare: f["spare"] == "true", volume: f["volume"]}
 		ok := f["declared"] == "label" || f["declared"] == "volume"
 		for name, d := range map[string]*time.Duration{"duration": &p.total, "resolve": &p.resolve, "record": &p.record, "decrypt": &p.decrypt, "tmpfs": &p.tmpfs} {
 			v, err := time.ParseDuration(f[name])
@@ -108,3 +109,5 @@ func count(ps []mountPhases, match func(mountPhases) bool) int {
 }
 
 func isSpare(p mountPhases) bool { return p.spare }
+
+func asked(p mountPhases) bool { return p.engine }

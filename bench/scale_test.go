@@ -167,7 +167,7 @@ func BenchmarkScale(b *testing.B) {
 		t.note("Mount by label with no other start under way (%d sequential `docker run --rm` beside the %d): p50 %s, max %s; dockerd's own filtered container list, which a label Mount waits for when it asks the engine: p50 %s, max %s (%d calls)",
 			len(quiet), nContainers, fmtDuration(median(quiet)), fmtDuration(slices.Max(quiet)), fmtDuration(median(lists)), fmtDuration(slices.Max(lists)), len(lists))
 		t.note("Mounts by label that asked the engine for their container (the rest learned it at the container's create): %d of %d; Mounts that filled a spare tmpfs: %d of %d",
-			count(labelMounts, func(p mountPhases) bool { return p.engine }), len(labelMounts),
+			count(labelMounts, asked), len(labelMounts),
 			count(labelMounts, isSpare)+count(volumeMounts, isSpare), nContainers)
 		t.note("Mount tail by label: %s", slowest(labelMounts))
 		t.note("Mount tail by volume option: %s", slowest(volumeMounts))

@@ -1,9 +1,10 @@
 // Package enginesim simulates a Docker Engine for scale tests only: an HTTP
 // server on a unix socket that answers the few endpoints secretd's
 // controller uses (ping, version, container list and inspect, the event
-// stream) for thousands of containers that exist only in memory. Real
-// containers stop at a few hundred on a small machine; this shows how the
-// controller behaves at the size of a large host.
+// stream), and the start a `docker run` asks for, for thousands of
+// containers that exist only in memory. Real containers stop at a few
+// hundred on a small machine; this shows how the controller behaves at the
+// size of a large host.
 //
 // It is not an engine: nothing runs, nothing is mounted, and it mimics
 // dockerd only as far as the controller can tell. Every behaviour claim
@@ -23,6 +24,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +51,14 @@ type Options struct {
 	Labels map[string]string
 	// Destination is where the volume is mounted (default /run/secrets).
 	Destination string
+	// Start, when set, runs inside POST /containers/{id}/start before the
+	// container runs, where dockerd mounts its volumes; an error fails the
+	// start.
+	Start func(Container) error
+	// StartWork stands in for what dockerd does in a start before it
+	// mounts the volumes (the root filesystem's mount, the network, the
+	// runtime spec): the start waits this long before calling Start.
+	StartWork time.Duration
 }
 
 // Sim is a running simulated engine.
@@ -110,7 +120,7 @@ func Start(socket string, opts Options) (*Sim, error) {
 	}
 	s.mu.Lock()
 	for range opts.Containers {
-		s.addLocked()
+		s.addLocked(randomID(), container.StateRunning)
 	}
 	s.mu.Unlock()
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
@@ -132,9 +142,9 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// addLocked creates a running container with an anonymous volume of the
-// driver, as `docker run --mount type=volume,volume-driver=...` does.
-func (s *Sim) addLocked() *ctr {
+// addLocked adds a container with an anonymous volume of the driver, as
+// `docker run --mount type=volume,volume-driver=...` makes one.
+func (s *Sim) addLocked(volume string, state container.ContainerState) *ctr {
 	s.seq++
 	var decl []string
 	for range min(s.opts.PerContainer, len(s.opts.Secrets)) {
@@ -152,9 +162,9 @@ func (s *Sim) addLocked() *ctr {
 		id: randomID(), name: fmt.Sprintf("sim-%06d", s.seq),
 		// Distinct creation times keep "newest first" well defined.
 		created: time.Unix(1_700_000_000+int64(s.seq), 0),
-		state:   container.StateRunning, labels: labels,
+		state:   state, labels: labels,
 		mounts: []container.MountPoint{{
-			Type: mount.TypeVolume, Name: randomID(), Driver: s.opts.Driver,
+			Type: mount.TypeVolume, Name: volume, Driver: s.opts.Driver,
 			Destination: s.opts.Destination, RW: true,
 		}},
 	}
@@ -175,9 +185,13 @@ func (s *Sim) Containers() []Container {
 	defer s.mu.Unlock()
 	out := make([]Container, 0, len(s.order))
 	for _, c := range s.order {
-		out = append(out, Container{ID: c.id, Name: c.name, Volume: c.mounts[0].Name, State: c.state})
+		out = append(out, c.public())
 	}
 	return out
+}
+
+func (c *ctr) public() Container {
+	return Container{ID: c.id, Name: c.name, Volume: c.mounts[0].Name, State: c.state}
 }
 
 // Dropped counts event subscribers cut off because they fell too far
@@ -194,6 +208,8 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/_ping" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		s.ping(w, r)
+	case r.Method == http.MethodPost && strings.HasPrefix(path, "/containers/") && strings.HasSuffix(path, "/start"):
+		s.start(w, strings.TrimSuffix(strings.TrimPrefix(path, "/containers/"), "/start"))
 	case r.Method != http.MethodGet:
 		httpError(w, http.StatusNotFound, "page not found")
 	case path == "/version":
@@ -269,8 +285,12 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []container.Summary{}
 	s.mu.Lock()
-	for i := len(s.order) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
-		c := s.order[i]
+	candidates := s.order
+	if ids := f.Get("id"); len(ids) > 0 {
+		candidates = s.byIDsLocked(ids)
+	}
+	for i := len(candidates) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+		c := candidates[i]
 		if c.state != container.StateRunning && !all && limit <= 0 {
 			continue
 		}
@@ -280,6 +300,39 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	writeJSON(w, out)
+}
+
+// byIDsLocked narrows a list filtered by ID to the containers whose full ID
+// or unique ID prefix was given, in creation order, before the filters
+// run: dockerd does the same (filterByNameIDMatches), so a list by ID
+// costs it nothing like a walk of every container.
+func (s *Sim) byIDsLocked(ids []string) []*ctr {
+	var out []*ctr
+	for _, id := range ids {
+		if c := s.byIDPrefixLocked(id); c != nil && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *ctr) int { return a.created.Compare(b.created) })
+	return out
+}
+
+// byIDPrefixLocked resolves a full ID or a unique prefix of one, and
+// nothing else: an ID filter never matches names.
+func (s *Sim) byIDPrefixLocked(id string) *ctr {
+	if c, ok := s.byID[id]; ok {
+		return c
+	}
+	var found *ctr
+	for _, c := range s.order {
+		if id != "" && strings.HasPrefix(c.id, id) {
+			if found != nil {
+				return nil
+			}
+			found = c
+		}
+	}
+	return found
 }
 
 func boolValue(v string) bool {
@@ -318,7 +371,10 @@ func (c *ctr) matches(f filters.Args) bool {
 
 func (c *ctr) summary() container.Summary {
 	status := "Up 2 hours"
-	if c.state != container.StateRunning {
+	switch c.state {
+	case container.StateCreated:
+		status = "Created"
+	case container.StateExited:
 		status = fmt.Sprintf("Exited (%d) 1 second ago", c.exitCode)
 	}
 	return container.Summary{
@@ -331,6 +387,39 @@ func (c *ctr) summary() container.Summary {
 		}{NetworkMode: "none"},
 		Mounts: c.mounts,
 	}
+}
+
+// start answers POST /containers/{id}/start, the second half of a `docker
+// run`: Options.Start first, then the container runs and "start" is sent.
+// A running container answers 304, as with dockerd.
+func (s *Sim) start(w http.ResponseWriter, ref string) {
+	s.mu.Lock()
+	c := s.findLocked(ref)
+	if c == nil {
+		s.mu.Unlock()
+		httpError(w, http.StatusNotFound, "No such container: "+ref)
+		return
+	}
+	if c.state == container.StateRunning {
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	pub := c.public()
+	s.mu.Unlock()
+	time.Sleep(s.opts.StartWork)
+	if s.opts.Start != nil {
+		if err := s.opts.Start(pub); err != nil {
+			httpError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	}
+	s.mu.Lock()
+	if s.byID[c.id] == c {
+		s.startLocked(c)
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // inspect answers GET /containers/{id}/json for a full ID, a unique ID

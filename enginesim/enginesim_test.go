@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,6 +108,18 @@ func TestList(t *testing.T) {
 	}
 	if l := list(container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("status", "exited"))}); len(l) != 1 || l[0].ID != cs[3].ID {
 		t.Errorf("status filter: %+v", l)
+	}
+	// By ID: full IDs and unique prefixes, never names; an exited
+	// container only with all.
+	byID := filters.NewArgs(filters.Arg("id", cs[3].ID), filters.Arg("id", cs[7].ID[:12]), filters.Arg("id", cs[9].Name))
+	if l := list(container.ListOptions{All: true, Filters: byID}); len(l) != 2 || l[0].ID != cs[7].ID || l[1].ID != cs[3].ID {
+		t.Errorf("id filter: %+v, want %s then %s", l, cs[7].ID, cs[3].ID)
+	}
+	if l := list(container.ListOptions{Filters: byID}); len(l) != 1 || l[0].ID != cs[7].ID {
+		t.Errorf("id filter, running only: %+v", l)
+	}
+	if l := list(container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", "zz"))}); len(l) != 0 {
+		t.Errorf("id filter, no such ID: %+v", l)
 	}
 	_, err := cl.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("bogus", "x"))})
 	if !errdefs.IsInvalidParameter(err) {
@@ -213,6 +226,98 @@ func TestEvents(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("BreakStreams did not end the stream")
+	}
+}
+
+// Create is the first half of a `docker run`: the container exists with the
+// driver's volume, is listed only with all, and "create" is sent; start
+// comes later.
+func TestCreate(t *testing.T) {
+	sim, cl := start(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, errs := cl.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("event", string(events.ActionCreate)))})
+	waitFor(t, func() bool { return sim.Subscribers() == 1 })
+
+	c := sim.Create("vol-1")
+	if c.Volume != "vol-1" || c.State != container.StateCreated {
+		t.Fatalf("created: %+v", c)
+	}
+	select {
+	case m := <-msgs:
+		if m.Action != events.ActionCreate || m.Actor.ID != c.ID || m.Actor.Attributes["secretd.secrets"] == "" {
+			t.Errorf("got %+v, want the create of %s with its labels", m, c.ID)
+		}
+	case err := <-errs:
+		t.Fatal(err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no create event")
+	}
+	byID := container.ListOptions{Filters: filters.NewArgs(filters.Arg("id", c.ID))}
+	if l, _ := cl.ContainerList(ctx, byID); len(l) != 0 {
+		t.Errorf("a created container listed without all: %+v", l)
+	}
+	byID.All = true
+	l, err := cl.ContainerList(ctx, byID)
+	if err != nil || len(l) != 1 || l[0].State != container.StateCreated || len(l[0].Mounts) != 1 || l[0].Mounts[0].Name != "vol-1" {
+		t.Fatalf("list by ID: %+v, %v", l, err)
+	}
+	must(t, sim.StartContainer(c.ID))
+	if l, _ := cl.ContainerList(ctx, container.ListOptions{}); len(l) != 4 || l[0].ID != c.ID {
+		t.Errorf("after start: %d running, newest %s; want 4, newest %s", len(l), l[0].ID, c.ID)
+	}
+}
+
+// POST /containers/{id}/start runs Options.Start before the container runs,
+// as dockerd mounts volumes inside the start, and fails with it.
+func TestStartCallsHook(t *testing.T) {
+	var mu sync.Mutex
+	var hooked []Container
+	fail := errors.New("mount refused")
+	sim, err := Start(filepath.Join(t.TempDir(), "sim.sock"), Options{Driver: "secretd-sim", Start: func(c Container) error {
+		mu.Lock()
+		defer mu.Unlock()
+		hooked = append(hooked, c)
+		if c.Volume == "refused" {
+			return fail
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	cl, err := client.NewClientWithOpts(client.WithHost(sim.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+
+	c := sim.Create("vol-1")
+	if err := cl.ContainerStart(ctx, c.ID[:12], container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(hooked) != 1 || hooked[0].ID != c.ID || hooked[0].State != container.StateCreated {
+		t.Errorf("hook saw %+v, want %s once, before it ran", hooked, c.ID)
+	}
+	if r, err := cl.ContainerInspect(ctx, c.ID); err != nil || !r.State.Running {
+		t.Errorf("after start: %+v, %v", r.State, err)
+	}
+	// Started again: dockerd's 304, and no second Mount.
+	if err := cl.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil || len(hooked) != 1 {
+		t.Errorf("start of a running container: %v, hook called %d times", err, len(hooked))
+	}
+
+	refused := sim.Create("refused")
+	if err := cl.ContainerStart(ctx, refused.ID, container.StartOptions{}); err == nil || !strings.Contains(err.Error(), fail.Error()) {
+		t.Errorf("start with a failing hook: %v, want %q", err, fail)
+	}
+	if r, _ := cl.ContainerInspect(ctx, refused.ID); r.State == nil || r.State.Running {
+		t.Errorf("a failed start left the container running")
+	}
+	if err := cl.ContainerStart(ctx, "nosuch", container.StartOptions{}); !errdefs.IsNotFound(err) {
+		t.Errorf("start of no such container: %v, want not found", err)
 	}
 }
 

@@ -243,10 +243,22 @@ func (s *Sim) Run() Container {
 }
 
 func (s *Sim) runLocked() Container {
-	c := s.addLocked()
+	c := s.addLocked(randomID(), container.StateCreated)
 	s.emitLocked(events.ActionCreate, c, nil)
-	s.emitLocked(events.ActionStart, c, nil)
-	return Container{ID: c.id, Name: c.name, Volume: c.mounts[0].Name, State: c.state}
+	s.startLocked(c)
+	return c.public()
+}
+
+// Create adds a container that is created but not started, whose anonymous
+// volume is the one named, and emits "create": the first half of a
+// `docker run`, after dockerd had the driver create the volume. Start it
+// with StartContainer.
+func (s *Sim) Create(volume string) Container {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.addLocked(volume, container.StateCreated)
+	s.emitLocked(events.ActionCreate, c, nil)
+	return c.public()
 }
 
 // BurstOptions shape a stream of events.
