@@ -57,6 +57,11 @@ type births struct {
 type birth struct {
 	owner owner // the first container created with the volume; zero until known
 	void  bool
+	// since is the last lookup started before the volume was born. Every
+	// container that uses the volume is created after it exists, so the
+	// lookups up to since are of other containers, and a Mount need not
+	// wait for them.
+	since uint64
 }
 
 // birthWait bounds how long a Mount waits for the lookup that names a
@@ -78,7 +83,7 @@ func (c *Controller) VolumeBorn(volume string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.m[volume]; !ok && b.following {
-		b.m[volume] = &birth{}
+		b.m[volume] = &birth{since: b.started}
 	}
 }
 
@@ -193,7 +198,7 @@ func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 		if br == nil || br.void {
 			return owner{}, false
 		}
-		if !b.lookingUp(before) {
+		if !b.lookingUp(br.since, before) {
 			if br.owner.ID == "" {
 				return owner{}, false
 			}
@@ -220,11 +225,11 @@ func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 	}
 }
 
-// lookingUp reports whether a lookup started at or before seq is still
-// under way; b.mu held.
-func (b *births) lookingUp(seq uint64) bool {
+// lookingUp reports whether a lookup started after from and at or before
+// to is still under way; b.mu held.
+func (b *births) lookingUp(from, to uint64) bool {
 	for s := range b.pending {
-		if s <= seq {
+		if from < s && s <= to {
 			return true
 		}
 	}

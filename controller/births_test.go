@@ -114,6 +114,49 @@ func TestBornVolumeMountWaitsForTheLookup(t *testing.T) {
 	}
 }
 
+// A lookup of a container created before the volume was born cannot be of
+// a container that uses it: the Mount does not wait for it.
+func TestBornVolumeMountSkipsOlderLookups(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "s1", "one")
+	s := e.following(t)
+	gate := make(chan string)
+	e.engine.mu.Lock()
+	e.engine.idGate = gate
+	e.engine.mu.Unlock()
+	e.ctrl.VolumeBorn("v0")
+	e.engine.set(ctr("id0", "old", container.StateCreated, 1, "s1", "v0"))
+	s.send(t, created("id0"))
+	s.sync(t)
+	// Counted once it took the gate: held there from now on.
+	waitFor(t, "the older lookup held", func() bool { _, n := e.engine.counts(); return n == 1 })
+
+	e.engine.mu.Lock()
+	e.engine.idGate = nil
+	e.engine.mu.Unlock()
+	e.ctrl.VolumeBorn("v1")
+	e.engine.set(
+		ctr("id0", "old", container.StateCreated, 1, "s1", "v0"),
+		ctr("id1", "web", container.StateCreated, 2, "s1", "v1"),
+	)
+	s.send(t, created("id1"))
+	s.sync(t)
+	waitFor(t, "the new container's lookup", func() bool {
+		_, n := e.engine.counts()
+		return n == 2 && controller.BirthLookups(e.ctrl) == 1
+	})
+	e.mount(t, "v1", "m1")
+	if lists, _ := e.engine.counts(); lists != 0 {
+		t.Errorf("%d engine lists: the Mount waited out the older lookup and asked", lists)
+	}
+	if got := taskNames(e.ctrl); len(got) != 1 || got[0] != "web@m1" {
+		t.Errorf("tasks %v, want web@m1", got)
+	}
+	if id := <-gate; id != "id0" {
+		t.Errorf("held lookup of %s, want id0", id)
+	}
+}
+
 // Whenever the first container created with a volume may not be the one
 // starting, the Mount asks the engine.
 func TestBornVolumeVoided(t *testing.T) {
