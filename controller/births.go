@@ -36,7 +36,8 @@ import (
 //
 // A Mount waits, briefly, for the lookups under way when it came: its own
 // container's, and any other's, which may be that of a second container
-// created with the volume and started first (--volumes-from). A Mount that
+// created with the volume and started first (--volumes-from), but none
+// started before the volume was born. A Mount that
 // comes with no lookup under way and no container known does not wait:
 // dockerd also Mounts a volume inside the create, to copy the image's
 // content into it, before the container's create event is even sent.
