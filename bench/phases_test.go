@@ -15,6 +15,7 @@ type mountPhases struct {
 	spare                                  bool // the Mount filled a spare tmpfs
 	volume                                 string
 	total, resolve, record, decrypt, tmpfs time.Duration
+	birthWait, ownerCache                  time.Duration // parts of resolve
 }
 
 var (
@@ -38,6 +39,9 @@ func parsePhases(log string) []mountPhases {
 			ok = ok && err == nil
 			*d = v
 		}
+		// Parts of resolve, logged since 2026-11-22: optional.
+		p.birthWait, _ = time.ParseDuration(f["birth_wait"])
+		p.ownerCache, _ = time.ParseDuration(f["owner_cache"])
 		if ok {
 			out = append(out, p)
 		}
@@ -65,14 +69,16 @@ func slowest(ps []mountPhases) string {
 		}
 		sum.total += p.total
 		sum.resolve += p.resolve
+		sum.birthWait += p.birthWait
+		sum.ownerCache += p.ownerCache
 		sum.record += p.record
 		sum.decrypt += p.decrypt
 		sum.tmpfs += p.tmpfs
 	}
 	div := time.Duration(n)
-	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: engine lookup %s (%d asked the engine), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
-		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked, fmtDuration(sum.record/div),
-		fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div), spares)
+	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: engine lookup %s (%d asked the engine; waiting for lookups made at create %s, owner cache %s), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
+		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked, fmtDuration(sum.birthWait/div), fmtDuration(sum.ownerCache/div),
+		fmtDuration(sum.record/div), fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div), spares)
 }
 
 // split returns the Mounts declared by label and those declared in the

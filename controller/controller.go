@@ -214,8 +214,17 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	d := time.Since(start)
 	c.mountTimes.add(d)
 	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d,
-		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve, "record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
+		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve, "birth_wait", ph.birthWait, "owner_cache", ph.ownerCache,
+		"record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
 	return t, owner, nil
+}
+
+func (c *Controller) rememberOwner(volume string, o owner, ph *phases) {
+	start := time.Now()
+	if err := c.owners.remember(volume, o); err != nil {
+		c.cfg.Log.Warn("owner cache not saved", "volume", volume, "err", err)
+	}
+	ph.ownerCache = time.Since(start)
 }
 
 // phases splits a Mount's time for its log line, so a slow Mount tells
@@ -225,6 +234,9 @@ type phases struct {
 	engine                          bool   // whether resolve asked the engine
 	spare                           bool   // whether the tmpfs was a spare
 	resolve, record, decrypt, tmpfs time.Duration
+	// Parts of resolve: waiting for what a container's create taught,
+	// and writing the owner cache.
+	birthWait, ownerCache time.Duration
 }
 
 // build decrypts the declared versions and mounts them, into a spare or a
@@ -392,11 +404,12 @@ func (c *Controller) resolve(ctx context.Context, volume string, ph *phases) (ow
 		// later (see attribute).
 		return owner{}, decl, nil
 	}
-	if o, ok := c.births.take(ctx, volume); ok {
+	waitStart := time.Now()
+	o, ok := c.births.take(ctx, volume)
+	ph.birthWait = time.Since(waitStart)
+	if ok {
 		// The container was learned at its create (see births).
-		if err := c.owners.remember(volume, o); err != nil {
-			c.cfg.Log.Warn("owner cache not saved", "volume", volume, "err", err)
-		}
+		c.rememberOwner(volume, o, ph)
 		if decl == "" {
 			if decl = o.Labels[LabelSecrets]; decl == "" {
 				return owner{}, "", fmt.Errorf("container %s declares no secrets: add --label %s='NAME[;...]' or create the volume with -o secrets=...", o.name(), LabelSecrets)
@@ -435,15 +448,12 @@ func (c *Controller) resolve(ctx context.Context, volume string, ph *phases) (ow
 		candidates = list
 	}
 	sort.Slice(candidates, func(i, j int) bool { return candidates[i].Created > candidates[j].Created })
-	var o owner
+	o = owner{}
 	if len(candidates) > 0 {
-		s := candidates[0]
-		o = ownerOf(s)
+		o = ownerOf(candidates[0])
 	}
 	if o.ID != "" {
-		if err := c.owners.remember(volume, o); err != nil {
-			c.cfg.Log.Warn("owner cache not saved", "volume", volume, "err", err)
-		}
+		c.rememberOwner(volume, o, ph)
 	}
 	if decl == "" {
 		if o.ID == "" {
