@@ -16,6 +16,7 @@ type mountPhases struct {
 	volume                                 string
 	total, resolve, record, decrypt, tmpfs time.Duration
 	birthWait, ownerCache                  time.Duration // parts of resolve
+	birthKnown                             bool          // its container was known when it came
 }
 
 var (
@@ -42,6 +43,7 @@ func parsePhases(log string) []mountPhases {
 		// Parts of resolve, logged since 2026-11-22: optional.
 		p.birthWait, _ = time.ParseDuration(f["birth_wait"])
 		p.ownerCache, _ = time.ParseDuration(f["owner_cache"])
+		p.birthKnown = f["birth_known"] == "true"
 		if ok {
 			out = append(out, p)
 		}
@@ -59,8 +61,11 @@ func slowest(ps []mountPhases) string {
 	slices.SortFunc(ps, func(a, b mountPhases) int { return int(b.total - a.total) })
 	n := max(1, len(ps)/100)
 	var sum mountPhases
-	asked, spares := 0, 0
+	asked, spares, known := 0, 0, 0
 	for _, p := range ps[:n] {
+		if p.birthKnown {
+			known++
+		}
 		if p.engine {
 			asked++
 		}
@@ -76,8 +81,8 @@ func slowest(ps []mountPhases) string {
 		sum.tmpfs += p.tmpfs
 	}
 	div := time.Duration(n)
-	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: engine lookup %s (%d asked the engine; waiting for lookups made at create %s, owner cache %s), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
-		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked, fmtDuration(sum.birthWait/div), fmtDuration(sum.ownerCache/div),
+	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: engine lookup %s (%d asked the engine; waiting for lookups made at create %s, %d with their container known on arrival; owner cache %s), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
+		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked, fmtDuration(sum.birthWait/div), known, fmtDuration(sum.ownerCache/div),
 		fmtDuration(sum.record/div), fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div), spares)
 }
 
@@ -115,5 +120,21 @@ func count(ps []mountPhases, match func(mountPhases) bool) int {
 }
 
 func isSpare(p mountPhases) bool { return p.spare }
+
+// birthWaits tells how many Mounts waited over a millisecond for the
+// lookups made at containers' creates, and how many of those knew their
+// own container on arrival: their wait was for other containers only.
+func birthWaits(ps []mountPhases) string {
+	waited, known := 0, 0
+	for _, p := range ps {
+		if p.birthWait > time.Millisecond {
+			waited++
+			if p.birthKnown {
+				known++
+			}
+		}
+	}
+	return fmt.Sprintf("%d of %d Mounts waited over 1 ms for lookups made at creates; %d of those knew their own container on arrival and waited for other containers' lookups only", waited, len(ps), known)
+}
 
 func asked(p mountPhases) bool { return p.engine }

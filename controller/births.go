@@ -187,24 +187,29 @@ func (b *births) lost() {
 }
 
 // take returns the container a born volume was created for, once, if it is
-// known for certain within birthWait.
-func (b *births) take(ctx context.Context, volume string) (owner, bool) {
+// known for certain within birthWait. known tells whether that container
+// was already known when the Mount came, so a wait was for other
+// containers' lookups only.
+func (b *births) take(ctx context.Context, volume string) (o owner, ok, known bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	before := b.started
+	if br := b.m[volume]; br != nil {
+		known = br.owner.ID != ""
+	}
 	// Made only once a Mount must wait: most take nothing at once.
 	var timeout <-chan time.Time
 	for {
 		br := b.m[volume]
 		if br == nil || br.void {
-			return owner{}, false
+			return owner{}, false, known
 		}
 		if !b.lookingUp(br.since, before) {
 			if br.owner.ID == "" {
-				return owner{}, false
+				return owner{}, false, known
 			}
 			delete(b.m, volume)
-			return br.owner, true
+			return br.owner, true, known
 		}
 		if timeout == nil {
 			timer := time.NewTimer(birthWait)
@@ -218,10 +223,10 @@ func (b *births) take(ctx context.Context, volume string) (owner, bool) {
 			b.mu.Lock()
 		case <-timeout:
 			b.mu.Lock()
-			return owner{}, false
+			return owner{}, false, known
 		case <-ctx.Done():
 			b.mu.Lock()
-			return owner{}, false
+			return owner{}, false, known
 		}
 	}
 }

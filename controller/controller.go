@@ -214,7 +214,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	d := time.Since(start)
 	c.mountTimes.add(d)
 	c.cfg.Log.Info("secrets mounted", "container", t.name, "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d,
-		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve, "birth_wait", ph.birthWait, "owner_cache", ph.ownerCache,
+		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve, "birth_wait", ph.birthWait, "birth_known", ph.birthKnown, "owner_cache", ph.ownerCache,
 		"record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
 	return t, owner, nil
 }
@@ -237,6 +237,9 @@ type phases struct {
 	// Parts of resolve: waiting for what a container's create taught,
 	// and writing the owner cache.
 	birthWait, ownerCache time.Duration
+	// birthKnown: the container was known when the Mount came, so any
+	// birthWait was for other containers' lookups.
+	birthKnown bool
 }
 
 // build decrypts the declared versions and mounts them, into a spare or a
@@ -405,8 +408,8 @@ func (c *Controller) resolve(ctx context.Context, volume string, ph *phases) (ow
 		return owner{}, decl, nil
 	}
 	waitStart := time.Now()
-	o, ok := c.births.take(ctx, volume)
-	ph.birthWait = time.Since(waitStart)
+	o, ok, known := c.births.take(ctx, volume)
+	ph.birthWait, ph.birthKnown = time.Since(waitStart), known
 	if ok {
 		// The container was learned at its create (see births).
 		c.rememberOwner(volume, o, ph)
