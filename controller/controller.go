@@ -107,8 +107,12 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	owners := loadOwners(cfg.OwnersDir)
+	owners.failed = func(volume string, err error) {
+		cfg.Log.Warn("owner cache not saved", "volume", volume, "err", err)
+	}
 	return &Controller{
-		cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: loadOwners(cfg.OwnersDir), births: newBirths(),
+		cfg: cfg, tasks: map[string]*task{}, overrides: ov, owners: owners, births: newBirths(),
 		spares:    spares{owned: map[string]bool{}, kick: make(chan struct{}, 1)},
 		resyncReq: make(chan struct{}, 1),
 	}, nil
@@ -221,9 +225,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 
 func (c *Controller) rememberOwner(volume string, o owner, ph *phases) {
 	start := time.Now()
-	if err := c.owners.remember(volume, o); err != nil {
-		c.cfg.Log.Warn("owner cache not saved", "volume", volume, "err", err)
-	}
+	c.owners.remember(volume, o)
 	ph.ownerCache = time.Since(start)
 }
 

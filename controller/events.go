@@ -16,6 +16,8 @@ const resyncInterval = 5 * time.Minute
 // stream breaks (engine restart, network) it reconnects with backoff and
 // resyncs, because events sent while it was away are gone.
 func (c *Controller) Run(ctx context.Context) {
+	// The owner cache's last writes land before the daemon exits.
+	defer c.owners.wait()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := c.follow(ctx)
@@ -137,9 +139,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 				c.cfg.Log.Error("wipe after destroy failed", "container", t.name, "mount", t.dir, "err", err)
 			}
 		}
-		if err := c.owners.forget(id); err != nil {
-			c.cfg.Log.Warn("owner cache not saved", "container", id, "err", err)
-		}
+		c.owners.forget(id)
 		// Live grants and revokes die with the container.
 		if err := c.overrides.drop(id); err != nil {
 			c.cfg.Log.Error("dropping a removed container's override failed", "container", id, "err", err)

@@ -25,10 +25,20 @@ const ownerLookupTimeout = 2 * time.Second
 //
 // Each volume has its own small file: a Mount writes one entry, not the
 // whole cache, so its cost does not grow with the number of containers.
+// Files are written behind the map, by one goroutine at a time: on a disk
+// busy with container starts a write held a Mount for 10 ms, and an entry
+// not on disk yet only matters if the daemon dies in the meantime.
 type owners struct {
 	dir string
 	mu  sync.Mutex
 	m   map[string]owner
+	// dirty holds the volumes whose file may not match m; writing is set
+	// while a goroutine catches up, and idle is signalled when it stops.
+	dirty   map[string]bool
+	writing bool
+	idle    *sync.Cond
+	// failed reports a file that could not be written or removed.
+	failed func(volume string, err error)
 }
 
 // volumeNameRE is dockerd's rule for volume names; only such names become
@@ -40,7 +50,8 @@ const ownerSuffix = ".owner"
 // loadOwners reads the cache from dir. It runs before any Mount is
 // served, so temporary files are leftovers of a crash.
 func loadOwners(dir string) *owners {
-	o := &owners{dir: dir, m: map[string]owner{}}
+	o := &owners{dir: dir, m: map[string]owner{}, dirty: map[string]bool{}, failed: func(string, error) {}}
+	o.idle = sync.NewCond(&o.mu)
 	if dir == "" {
 		return o
 	}
@@ -68,7 +79,7 @@ func (o *owners) get(volume string) (owner, bool) {
 
 // remember keeps the owner's secretd labels only, and writes only when
 // something changed: restart-policy restarts reuse their volume.
-func (o *owners) remember(volume string, w owner) error {
+func (o *owners) remember(volume string, w owner) {
 	kept := owner{ID: w.ID, Names: w.Names, Labels: map[string]string{}}
 	for k, v := range w.Labels {
 		if strings.HasPrefix(k, "secretd.") {
@@ -76,35 +87,73 @@ func (o *owners) remember(volume string, w owner) error {
 		}
 	}
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if old, ok := o.m[volume]; ok && old.ID == kept.ID && maps.Equal(old.Labels, kept.Labels) {
-		o.mu.Unlock()
-		return nil
+		return
 	}
 	o.m[volume] = kept
-	o.mu.Unlock()
-	return o.write(volume, kept)
+	o.markLocked(volume)
 }
 
 // forget drops the volumes of a removed container.
-func (o *owners) forget(containerID string) error {
-	var gone []string
+func (o *owners) forget(containerID string) {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	for v, w := range o.m {
 		if w.ID == containerID {
 			delete(o.m, v)
-			gone = append(gone, v)
+			o.markLocked(v)
 		}
 	}
-	o.mu.Unlock()
-	var errs []error
-	for _, v := range gone {
-		if p, ok := o.path(v); ok {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
+}
+
+// markLocked queues volume's file for writing; o.mu held.
+func (o *owners) markLocked(volume string) {
+	if _, ok := o.path(volume); !ok {
+		return
+	}
+	o.dirty[volume] = true
+	if !o.writing {
+		o.writing = true
+		go o.catchUp()
+	}
+}
+
+// catchUp makes every dirty file match the map. Only one runs at a time,
+// so writes of one volume never race.
+func (o *owners) catchUp() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for len(o.dirty) > 0 {
+		for v := range o.dirty {
+			delete(o.dirty, v)
+			w, ok := o.m[v]
+			o.mu.Unlock()
+			var err error
+			if ok {
+				err = o.write(v, w)
+			} else if p, _ := o.path(v); p != "" {
+				if err = os.Remove(p); errors.Is(err, os.ErrNotExist) {
+					err = nil
+				}
 			}
+			if err != nil {
+				o.failed(v, err)
+			}
+			o.mu.Lock()
 		}
 	}
-	return errors.Join(errs...)
+	o.writing = false
+	o.idle.Broadcast()
+}
+
+// wait returns once every file matches the map.
+func (o *owners) wait() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for o.writing {
+		o.idle.Wait()
+	}
 }
 
 func (o *owners) path(volume string) (string, bool) {
