@@ -296,6 +296,14 @@ func (h *simHold) mount(plugin *pluginClient, sim *enginesim.Sim, engine *client
 }
 
 func (h *simHold) mountNow(plugin *pluginClient) error {
+	// dockerd gets the volume from its driver before every Mount. The
+	// fleet's volumes exist only in the simulator, and were never created
+	// through this driver: only a run's can be got.
+	if h.run {
+		if err := plugin.call("Get", map[string]string{"Name": h.volume}, nil); err != nil {
+			return err
+		}
+	}
 	var resp struct{ Mountpoint string }
 	if err := plugin.call("Mount", map[string]string{"Name": h.volume, "ID": h.id}, &resp); err != nil {
 		return err

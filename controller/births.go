@@ -36,8 +36,11 @@ import (
 //
 // A Mount waits, briefly, for the lookups under way when it came: its own
 // container's, and any other's, which may be that of a second container
-// created with the volume and started first (--volumes-from), but none
-// started before the volume was born. A Mount that
+// created with the volume and started first (--volumes-from). It skips
+// those started before the volume was born, and, once its container is
+// known, those started before the engine first asked the driver about the
+// volume (Get): a second container's create asks, before its create event.
+// A Mount that
 // comes with no lookup under way and no container known does not wait:
 // dockerd also Mounts a volume inside the create, to copy the image's
 // content into it, before the container's create event is even sent.
@@ -63,6 +66,13 @@ type birth struct {
 	// lookups up to since are of other containers, and a Mount need not
 	// wait for them.
 	since uint64
+	// firstGet is the last lookup started before the first Get of the
+	// volume since it was born, if got. A container created with a volume
+	// that exists makes dockerd Get it from the driver during the create,
+	// so before its create event: once the owner is known, the lookups up
+	// to firstGet cannot be of a second user either.
+	firstGet uint64
+	got      bool
 }
 
 // birthWait bounds how long a Mount waits for the lookup that names a
@@ -85,6 +95,19 @@ func (c *Controller) VolumeBorn(volume string) {
 	defer b.mu.Unlock()
 	if _, ok := b.m[volume]; !ok && b.following {
 		b.m[volume] = &birth{since: b.started}
+	}
+}
+
+// VolumeGot tells the controller that the engine asked the driver about a
+// volume: it does so for every container created with a volume that
+// already exists, and, on the engines seen so far, before every Mount and
+// Unmount.
+func (c *Controller) VolumeGot(volume string) {
+	b := c.births
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if br := b.m[volume]; br != nil && !br.got {
+		br.got, br.firstGet = true, b.started
 	}
 }
 
@@ -204,7 +227,7 @@ func (b *births) take(ctx context.Context, volume string) (o owner, ok, known bo
 		if br == nil || br.void {
 			return owner{}, false, known
 		}
-		if !b.lookingUp(br.since, before) {
+		if !b.lookingUp(br.waitFrom(before), before) {
 			if br.owner.ID == "" {
 				return owner{}, false, known
 			}
@@ -228,6 +251,20 @@ func (b *births) take(ctx context.Context, volume string) (o owner, ok, known bo
 			b.mu.Lock()
 			return owner{}, false, known
 		}
+	}
+}
+
+// waitFrom is the last lookup a Mount need not wait for: those up to the
+// birth, and, once the owner is known, those up to the first Get since,
+// or every lookup when the volume was never got.
+func (br *birth) waitFrom(before uint64) uint64 {
+	switch {
+	case br.owner.ID == "":
+		return br.since
+	case !br.got:
+		return before
+	default:
+		return max(br.since, br.firstGet)
 	}
 }
 

@@ -157,6 +157,78 @@ func TestBornVolumeMountSkipsOlderLookups(t *testing.T) {
 	}
 }
 
+// Once its container is known, a Mount waits only for lookups that started
+// after the engine first got the volume from the driver: a second
+// container created with the volume makes the engine get it first.
+func TestBornVolumeMountWaitsOnlyForLookupsAfterAGet(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		getBefore bool // the Get comes before the other container's create
+		wait      bool
+	}{
+		{"other container created before any Get", false, false},
+		{"other container created after a Get", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, time.Nanosecond)
+			e.secret(t, "s1", "one")
+			s := e.following(t)
+			e.ctrl.VolumeBorn("v1")
+			e.engine.set(
+				ctr("id1", "web", container.StateCreated, 1, "s1", "v1"),
+				ctr("id9", "other", container.StateCreated, 2, "s1", "v9"),
+			)
+			s.send(t, created("id1"))
+			s.sync(t)
+			waitFor(t, "the owner's lookup", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
+
+			gate := make(chan string)
+			e.engine.mu.Lock()
+			e.engine.idGate = gate
+			e.engine.mu.Unlock()
+			if tc.getBefore {
+				e.ctrl.VolumeGot("v1")
+			}
+			s.send(t, created("id9"))
+			s.sync(t)
+			waitFor(t, "the other lookup held", func() bool { _, n := e.engine.counts(); return n == 2 })
+			// The engine gets the volume before it Mounts it.
+			e.ctrl.VolumeGot("v1")
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.ctrl.Mount(context.Background(), "v1", "m1")
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if tc.wait {
+					t.Fatalf("Mount returned (%v) while a lookup that may be of a second user was under way", err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				<-gate
+			case <-time.After(100 * time.Millisecond):
+				if !tc.wait {
+					t.Fatal("Mount waited for a lookup that started before any Get of its volume")
+				}
+				if id := <-gate; id != "id9" {
+					t.Fatalf("held lookup of %s", id)
+				}
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if lists, _ := e.engine.counts(); lists != 0 {
+				t.Errorf("%d engine lists, want 0: id9 does not use v1", lists)
+			}
+			if got := taskNames(e.ctrl); len(got) != 1 || got[0] != "web@m1" {
+				t.Errorf("tasks %v, want web@m1", got)
+			}
+		})
+	}
+}
+
 // Whenever the first container created with a volume may not be the one
 // starting, the Mount asks the engine.
 func TestBornVolumeVoided(t *testing.T) {
@@ -185,6 +257,9 @@ func TestBornVolumeVoided(t *testing.T) {
 			s.send(t, created("id1"))
 			s.sync(t)
 			waitFor(t, "the first lookup", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
+			// dockerd gets the volume from the driver during the second
+			// container's create, before its create event.
+			e.ctrl.VolumeGot("v1")
 			s.send(t, created("id2"))
 			s.sync(t)
 			return s

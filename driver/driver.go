@@ -122,6 +122,9 @@ func (d *Driver) Get(req *volume.GetRequest) (*volume.GetResponse, error) {
 	if !ok {
 		return nil, fmt.Errorf("no such volume: %s", req.Name)
 	}
+	// Before answering: a container created with this volume is only
+	// announced (its create event) after this returns.
+	d.ctrl.VolumeGot(req.Name)
 	return &volume.GetResponse{Volume: d.toVolume(r)}, nil
 }
 
