@@ -56,6 +56,14 @@ type births struct {
 	// pending holds the lookups under way, by the order they started in.
 	pending map[uint64]bool
 	started uint64
+	// got holds the volumes the engine got from the driver since their
+	// last Mount or Unmount. dockerd 20.10 gets a volume right before it
+	// Mounts it; preGets counts the Mounts that came so, and noPreGet is
+	// set by one that did not, until the stream breaks (the engine may
+	// have been replaced).
+	got      map[string]bool
+	preGets  int
+	noPreGet bool
 }
 
 type birth struct {
@@ -73,6 +81,9 @@ type birth struct {
 	// to firstGet cannot be of a second user either.
 	firstGet uint64
 	got      bool
+	// gets and mounts count the Gets and Mounts of the volume since it
+	// was born.
+	gets, mounts int
 }
 
 // birthWait bounds how long a Mount waits for the lookup that names a
@@ -84,7 +95,7 @@ const birthWait = 250 * time.Millisecond
 const lookupTimeout = 5 * time.Second
 
 func newBirths() *births {
-	return &births{m: map[string]*birth{}, pending: map[uint64]bool{}, changed: make(chan struct{})}
+	return &births{m: map[string]*birth{}, pending: map[uint64]bool{}, got: map[string]bool{}, changed: make(chan struct{})}
 }
 
 // VolumeBorn tells the controller that the driver just created a volume
@@ -106,9 +117,43 @@ func (c *Controller) VolumeGot(volume string) {
 	b := c.births
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if br := b.m[volume]; br != nil && !br.got {
-		br.got, br.firstGet = true, b.started
+	b.got[volume] = true
+	if br := b.m[volume]; br != nil {
+		br.gets++
+		if !br.got {
+			br.got, br.firstGet = true, b.started
+		}
 	}
+}
+
+// mounting notes a Mount of volume as it comes, before it resolves: whether
+// the engine got the volume right before, as it does before each Mount.
+func (b *births) mounting(volume string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.got[volume] {
+		b.preGets++
+	} else {
+		b.noPreGet = true
+	}
+	delete(b.got, volume)
+	if br := b.m[volume]; br != nil {
+		br.mounts++
+	}
+}
+
+// unmounting notes an Unmount, which the engine also precedes with a Get.
+func (b *births) unmounting(volume string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.got, volume)
+}
+
+// getsBeforeMounts reports whether the engine has been seen to get a
+// volume before each Mount: by another Mount than the one now under way,
+// and with no Mount that came without; b.mu held.
+func (b *births) getsBeforeMounts() bool {
+	return !b.noPreGet && b.preGets >= 2
 }
 
 // VolumeGone tells the controller that the driver removed a volume.
@@ -117,6 +162,7 @@ func (c *Controller) VolumeGone(volume string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.m, volume)
+	delete(b.got, volume)
 }
 
 // expecting reports whether a born volume is still unused by a start,
@@ -206,6 +252,7 @@ func (b *births) lost() {
 	defer b.mu.Unlock()
 	b.following = false
 	clear(b.m)
+	b.preGets, b.noPreGet = 0, false
 	b.notify()
 }
 
@@ -227,7 +274,7 @@ func (b *births) take(ctx context.Context, volume string) (o owner, ok, known bo
 		if br == nil || br.void {
 			return owner{}, false, known
 		}
-		if !b.lookingUp(br.waitFrom(before), before) {
+		if !b.lookingUp(br.waitFrom(before, b.getsBeforeMounts()), before) {
 			if br.owner.ID == "" {
 				return owner{}, false, known
 			}
@@ -256,12 +303,16 @@ func (b *births) take(ctx context.Context, volume string) (o owner, ok, known bo
 
 // waitFrom is the last lookup a Mount need not wait for: those up to the
 // birth, and, once the owner is known, those up to the first Get since,
-// or every lookup when the volume was never got.
-func (br *birth) waitFrom(before uint64) uint64 {
+// or every lookup when the volume was never got. On an engine that gets a
+// volume before each Mount, a first Mount whose volume was got once was
+// got for this Mount only: no second container was created with it.
+func (br *birth) waitFrom(before uint64, getsBeforeMounts bool) uint64 {
 	switch {
 	case br.owner.ID == "":
 		return br.since
 	case !br.got:
+		return before
+	case getsBeforeMounts && br.gets == 1 && br.mounts == 1:
 		return before
 	default:
 		return max(br.since, br.firstGet)

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -223,6 +224,84 @@ func TestBornVolumeMountWaitsOnlyForLookupsAfterAGet(t *testing.T) {
 				t.Errorf("%d engine lists, want 0: id9 does not use v1", lists)
 			}
 			if got := taskNames(e.ctrl); len(got) != 1 || got[0] != "web@m1" {
+				t.Errorf("tasks %v, want web@m1", got)
+			}
+		})
+	}
+}
+
+// On an engine seen to get each volume right before it Mounts it (dockerd
+// 20.10), the first Mount of a born volume got only once was got for
+// itself: it waits for no other container's lookup. A second Get (a second
+// container's create) brings the wait back.
+func TestBornVolumeFirstMountOnAnEngineThatGets(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		secondUser bool
+		wait       bool
+	}{
+		{"got once", false, false},
+		{"got by a second container's create too", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, time.Nanosecond)
+			e.secret(t, "s1", "one")
+			s := e.following(t)
+			// An earlier start shows the engine gets before it Mounts.
+			e.ctrl.VolumeBorn("v0")
+			e.engine.set(ctr("id0", "first", container.StateCreated, 1, "s1", "v0"))
+			s.send(t, created("id0"))
+			s.sync(t)
+			waitFor(t, "the first lookup", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
+			e.ctrl.VolumeGot("v0")
+			e.mount(t, "v0", "m0")
+
+			e.ctrl.VolumeBorn("v1")
+			e.engine.set(
+				ctr("id0", "first", container.StateRunning, 1, "s1", "v0"),
+				ctr("id1", "web", container.StateCreated, 2, "s1", "v1"),
+				ctr("id9", "other", container.StateCreated, 3, "s1", "v9"),
+			)
+			s.send(t, created("id1"))
+			s.sync(t)
+			waitFor(t, "the owner's lookup", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
+			if tc.secondUser {
+				e.ctrl.VolumeGot("v1")
+			}
+			// The engine gets the volume for the Mount, and another
+			// container's create event comes in between.
+			e.ctrl.VolumeGot("v1")
+			gate := make(chan string)
+			e.engine.mu.Lock()
+			e.engine.idGate = gate
+			e.engine.mu.Unlock()
+			s.send(t, created("id9"))
+			s.sync(t)
+			waitFor(t, "the other lookup held", func() bool { _, n := e.engine.counts(); return n == 3 })
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.ctrl.Mount(context.Background(), "v1", "m1")
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if tc.wait {
+					t.Fatalf("Mount returned (%v) while a lookup after a second Get was under way", err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				<-gate
+			case <-time.After(100 * time.Millisecond):
+				if !tc.wait {
+					t.Fatal("the first Mount of a volume got once waited for another container's lookup")
+				}
+				<-gate
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := taskNames(e.ctrl); !slices.Contains(got, "web@m1") {
 				t.Errorf("tasks %v, want web@m1", got)
 			}
 		})

@@ -149,6 +149,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (*task, 
 	if !mountIDRE.MatchString(mountID) {
 		return nil, owner{}, fmt.Errorf("invalid mount ID %q", mountID)
 	}
+	c.births.mounting(volume)
 	var ph phases
 	owner, decl, err := c.resolve(ctx, volume, &ph)
 	ph.resolve = time.Since(start)
@@ -321,6 +322,7 @@ func (c *Controller) Unmount(volume, mountID string) error {
 	if !mountIDRE.MatchString(mountID) {
 		return fmt.Errorf("invalid mount ID %q", mountID)
 	}
+	c.births.unmounting(volume)
 	c.mu.Lock()
 	t := c.tasks[mountID]
 	c.mu.Unlock()
