@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,12 +298,12 @@ func (h *simHold) mount(plugin *pluginClient, sim *enginesim.Sim, engine *client
 
 func (h *simHold) mountNow(plugin *pluginClient) error {
 	// dockerd gets the volume from its driver before every Mount. The
-	// fleet's volumes exist only in the simulator, and were never created
-	// through this driver: only a run's can be got.
-	if h.run {
-		if err := plugin.call("Get", map[string]string{"Name": h.volume}, nil); err != nil {
-			return err
-		}
+	// fleet's volumes exist only in the simulator and were never created
+	// through this driver, which says so; the Mount still goes on, as it
+	// does for a volume created before the driver lost its state.
+	err := plugin.call("Get", map[string]string{"Name": h.volume}, nil)
+	if err != nil && (h.run || !strings.Contains(err.Error(), "no such volume")) {
+		return err
 	}
 	var resp struct{ Mountpoint string }
 	if err := plugin.call("Mount", map[string]string{"Name": h.volume, "ID": h.id}, &resp); err != nil {

@@ -118,13 +118,13 @@ func (d *Driver) toVolume(r volumeRecord) *volume.Volume {
 
 // Get describes one volume.
 func (d *Driver) Get(req *volume.GetRequest) (*volume.GetResponse, error) {
+	// Before answering: a container created with this volume is only
+	// announced (its create event) after this returns.
+	d.ctrl.VolumeGot(req.Name)
 	r, ok := d.volumes.get(req.Name)
 	if !ok {
 		return nil, fmt.Errorf("no such volume: %s", req.Name)
 	}
-	// Before answering: a container created with this volume is only
-	// announced (its create event) after this returns.
-	d.ctrl.VolumeGot(req.Name)
 	return &volume.GetResponse{Volume: d.toVolume(r)}, nil
 }
 
