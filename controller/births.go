@@ -40,10 +40,11 @@ import (
 // those started before the volume was born, and, once its container is
 // known, those started before the engine first asked the driver about the
 // volume (Get): a second container's create asks, before its create event.
-// A Mount that
-// comes with no lookup under way and no container known does not wait:
-// dockerd also Mounts a volume inside the create, to copy the image's
-// content into it, before the container's create event is even sent.
+// On an engine that gets a volume before each Mount, a volume's first
+// Mount, got that once only, waits for nothing. A Mount that comes with no
+// lookup under way and no container known does not wait: dockerd also
+// Mounts a volume inside the create, to copy the image's content into it,
+// before the container's create event is even sent.
 type births struct {
 	mu sync.Mutex
 	// following is set while the event stream is up: a volume born while
@@ -61,10 +62,18 @@ type births struct {
 	// Mounts it; preGets counts the Mounts that came so, and noPreGet is
 	// set by one that did not, until the stream breaks (the engine may
 	// have been replaced).
-	got      map[string]bool
+	got      map[string]time.Time
 	preGets  int
 	noPreGet bool
 }
+
+// gotKept bounds the Gets remembered: dockerd asks every driver about each
+// volume name it does not know (an anonymous local volume's, say), and
+// those are never Mounted here. A Get before a Mount is a moment old.
+const (
+	gotKept = 1024
+	gotAge  = 10 * time.Second
+)
 
 type birth struct {
 	owner owner // the first container created with the volume; zero until known
@@ -95,7 +104,7 @@ const birthWait = 250 * time.Millisecond
 const lookupTimeout = 5 * time.Second
 
 func newBirths() *births {
-	return &births{m: map[string]*birth{}, pending: map[uint64]bool{}, got: map[string]bool{}, changed: make(chan struct{})}
+	return &births{m: map[string]*birth{}, pending: map[uint64]bool{}, got: map[string]time.Time{}, changed: make(chan struct{})}
 }
 
 // VolumeBorn tells the controller that the driver just created a volume
@@ -117,7 +126,15 @@ func (c *Controller) VolumeGot(volume string) {
 	b := c.births
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.got[volume] = true
+	now := time.Now()
+	if len(b.got) >= gotKept {
+		for v, at := range b.got {
+			if now.Sub(at) > gotAge {
+				delete(b.got, v)
+			}
+		}
+	}
+	b.got[volume] = now
 	if br := b.m[volume]; br != nil {
 		br.gets++
 		if !br.got {
@@ -131,7 +148,7 @@ func (c *Controller) VolumeGot(volume string) {
 func (b *births) mounting(volume string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.got[volume] {
+	if _, ok := b.got[volume]; ok {
 		b.preGets++
 	} else {
 		b.noPreGet = true
