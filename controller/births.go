@@ -120,8 +120,7 @@ func (c *Controller) VolumeBorn(volume string) {
 
 // VolumeGot tells the controller that the engine asked the driver about a
 // volume: it does so for every container created with a volume that
-// already exists, and, on the engines seen so far, before every Mount and
-// Unmount.
+// already exists, and, on the engine measured (20.10), before every Mount.
 func (c *Controller) VolumeGot(volume string) {
 	b := c.births
 	b.mu.Lock()
@@ -159,7 +158,8 @@ func (b *births) mounting(volume string) {
 	}
 }
 
-// unmounting notes an Unmount, which the engine also precedes with a Get.
+// unmounting notes an Unmount: a Get made for it is not one for the next
+// Mount.
 func (b *births) unmounting(volume string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -17,6 +17,24 @@ func created(id string) events.Message {
 	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id}}
 }
 
+// setIDGate holds every lookup of a new container until the test
+// receives from gate; nil lets them through.
+func (f *fakeEngine) setIDGate(gate chan string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.idGate = gate
+}
+
+// mountAsync starts a Mount and returns where its error will come.
+func (e *env) mountAsync(volume, mountID string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.ctrl.Mount(context.Background(), volume, mountID)
+		done <- err
+	}()
+	return done
+}
+
 // counts returns the engine lookups made so far: by Mounts, and of new
 // containers.
 func (f *fakeEngine) counts() (mountLookups, createLookups int) {
@@ -85,19 +103,13 @@ func TestBornVolumeMountWaitsForTheLookup(t *testing.T) {
 	e.secret(t, "s1", "one")
 	s := e.following(t)
 	gate := make(chan string)
-	e.engine.mu.Lock()
-	e.engine.idGate = gate
-	e.engine.mu.Unlock()
+	e.engine.setIDGate(gate)
 
 	e.ctrl.VolumeBorn("v1")
 	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
 	s.send(t, created("id1"))
 	s.sync(t)
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.ctrl.Mount(context.Background(), "v1", "m1")
-		done <- err
-	}()
+	done := e.mountAsync("v1", "m1")
 	time.Sleep(20 * time.Millisecond)
 	select {
 	case err := <-done:
@@ -122,9 +134,7 @@ func TestBornVolumeMountSkipsOlderLookups(t *testing.T) {
 	e.secret(t, "s1", "one")
 	s := e.following(t)
 	gate := make(chan string)
-	e.engine.mu.Lock()
-	e.engine.idGate = gate
-	e.engine.mu.Unlock()
+	e.engine.setIDGate(gate)
 	e.ctrl.VolumeBorn("v0")
 	e.engine.set(ctr("id0", "old", container.StateCreated, 1, "s1", "v0"))
 	s.send(t, created("id0"))
@@ -132,9 +142,7 @@ func TestBornVolumeMountSkipsOlderLookups(t *testing.T) {
 	// Counted once it took the gate: held there from now on.
 	waitFor(t, "the older lookup held", func() bool { _, n := e.engine.counts(); return n == 1 })
 
-	e.engine.mu.Lock()
-	e.engine.idGate = nil
-	e.engine.mu.Unlock()
+	e.engine.setIDGate(nil)
 	e.ctrl.VolumeBorn("v1")
 	e.engine.set(
 		ctr("id0", "old", container.StateCreated, 1, "s1", "v0"),
@@ -184,9 +192,7 @@ func TestBornVolumeMountWaitsOnlyForLookupsAfterAGet(t *testing.T) {
 			waitFor(t, "the owner's lookup", func() bool { return controller.BirthLookups(e.ctrl) == 0 })
 
 			gate := make(chan string)
-			e.engine.mu.Lock()
-			e.engine.idGate = gate
-			e.engine.mu.Unlock()
+			e.engine.setIDGate(gate)
 			if tc.getBefore {
 				e.ctrl.VolumeGot("v1")
 			}
@@ -195,11 +201,7 @@ func TestBornVolumeMountWaitsOnlyForLookupsAfterAGet(t *testing.T) {
 			waitFor(t, "the other lookup held", func() bool { _, n := e.engine.counts(); return n == 2 })
 			// The engine gets the volume before it Mounts it.
 			e.ctrl.VolumeGot("v1")
-			done := make(chan error, 1)
-			go func() {
-				_, err := e.ctrl.Mount(context.Background(), "v1", "m1")
-				done <- err
-			}()
+			done := e.mountAsync("v1", "m1")
 			select {
 			case err := <-done:
 				if tc.wait {
@@ -272,17 +274,11 @@ func TestBornVolumeFirstMountOnAnEngineThatGets(t *testing.T) {
 			// container's create event comes in between.
 			e.ctrl.VolumeGot("v1")
 			gate := make(chan string)
-			e.engine.mu.Lock()
-			e.engine.idGate = gate
-			e.engine.mu.Unlock()
+			e.engine.setIDGate(gate)
 			s.send(t, created("id9"))
 			s.sync(t)
 			waitFor(t, "the other lookup held", func() bool { _, n := e.engine.counts(); return n == 3 })
-			done := make(chan error, 1)
-			go func() {
-				_, err := e.ctrl.Mount(context.Background(), "v1", "m1")
-				done <- err
-			}()
+			done := e.mountAsync("v1", "m1")
 			select {
 			case err := <-done:
 				if tc.wait {
