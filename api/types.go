@@ -104,6 +104,12 @@ type ContainerUpdateRequest struct {
 	SecretAdd []string `json:",omitempty"`
 	// SecretRm are secret names.
 	SecretRm []string `json:",omitempty"`
+	// Volume names the container's volume to change; empty means the
+	// volumes that hold each revoked secret, and the one at /run/secrets
+	// for grants.
+	Volume string `json:",omitempty"`
+	// Shared allows changing a volume other containers use too.
+	Shared bool `json:",omitempty"`
 }
 
 // UnlockRequest carries the unlock key in the body, never in a URL.

@@ -63,29 +63,24 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 	}
 	c.mu.Lock()
 	for _, t := range c.tasks {
-		key := t.containerID
+		s := t.snap()
+		key := s.containerID
 		if key == "" {
-			key = "mount-" + t.mountID
+			key = "mount-" + s.mountID
 		}
-		add(key, key, t.name, t.entries)
+		add(key, key, s.name, s.entries)
 	}
 	c.mu.Unlock()
 	if c.cfg.Engine != nil {
-		list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true})
+		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
+		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("list this host's containers: the Docker Engine did not answer: %w", err)
 		}
 		for _, s := range list {
-			name := owner{ID: s.ID, Names: s.Names}.name()
-			for _, decl := range c.declarations(s) {
-				entries, err := declaration.Parse(decl)
-				if err != nil {
-					continue
-				}
-				if applied, err := c.overrides.get(s.ID).apply(entries); err == nil {
-					entries = applied
-				}
-				add(s.ID, s.ID, name, entries)
+			for _, entries := range c.declarations(s) {
+				add(s.ID, s.ID, summaryName(s), entries)
 			}
 		}
 	}

@@ -1,14 +1,18 @@
 // Package controller delivers secrets into containers and keeps track of
-// them: it serves the volume driver's Mount and Unmount, keeps the task
-// table, follows the Docker Engine's event stream and resyncs with the
+// them: it keeps the registry of the driver's volumes and their bound
+// declarations, serves the volume driver's Mount and Unmount, keeps the
+// task table, follows the Docker Engine's event stream and resyncs with the
 // engine after any break, wiping mounts that no running container owns.
 package controller
 
 import (
 	"context"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
 )
 
 // Engine is the part of the Docker Engine API the controller uses; the
@@ -16,21 +20,21 @@ import (
 type Engine interface {
 	ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error)
 	Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error)
+	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
 }
 
 // Labels a container uses to talk to secretd.
 const (
-	// LabelSecrets declares the container's secrets, for anonymous volumes.
+	// LabelSecrets declares the secrets of a volume created with the
+	// container that carries no secrets option of its own.
 	LabelSecrets = "secretd.secrets"
 	// LabelOnUpdate says what happens when a mounted secret rotates.
 	LabelOnUpdate = "secretd.on-update"
 )
 
-// Volumes tells the controller the declaration stored on a named volume.
-type Volumes interface {
-	// Declaration returns the volume's "secrets" option, "" if it has none.
-	Declaration(volume string) string
-}
+// engineTimeout bounds every engine call made off the Mount path (in-use
+// checks, container updates): a hung engine must turn into an error.
+const engineTimeout = 3 * time.Second
 
 // listNone is the cheapest list the engine answers: a liveness probe.
 var listNone = container.ListOptions{Limit: 1}

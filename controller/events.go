@@ -16,8 +16,8 @@ const resyncInterval = 5 * time.Minute
 // stream breaks (engine restart, network) it reconnects with backoff and
 // resyncs, because events sent while it was away are gone.
 func (c *Controller) Run(ctx context.Context) {
-	// The owner cache's last writes land before the daemon exits.
-	defer c.owners.wait()
+	// Lookups of created containers end before the daemon exits.
+	defer c.learning.Wait()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := c.follow(ctx)
@@ -62,10 +62,7 @@ func (c *Controller) follow(ctx context.Context) error {
 		filters.Arg("event", string(events.ActionMount)),
 		filters.Arg("event", string(events.ActionCreate)),
 	)
-	// Creates sent while the stream was down went unseen.
-	defer c.births.lost()
 	msgs, errs := c.cfg.Engine.Events(ctx, events.ListOptions{Filters: f})
-	c.births.follow()
 	if err := c.Resync(ctx); err != nil {
 		c.cfg.Log.Warn("resync incomplete", "err", err)
 		// A failed list means the engine is gone: let the stream tell.
@@ -113,7 +110,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 		c.created(ctx, id)
 	case events.ActionStart:
 		// Container events carry the labels and the name as attributes.
-		c.identify(owner{ID: id, Names: []string{m.Actor.Attributes["name"]}, Labels: m.Actor.Attributes})
+		c.identify(identity{ID: id, Name: m.Actor.Attributes["name"], Image: m.Actor.Attributes["image"], Labels: m.Actor.Attributes})
 	case events.ActionRename:
 		name := m.Actor.Attributes["name"]
 		c.mu.Lock()
@@ -125,12 +122,14 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 		c.mu.Unlock()
 	case events.ActionDestroy:
 		// dockerd unmounts before it destroys; a task still here lost its
-		// Unmount (driver timeout, crash) and must not outlive the container.
+		// Unmount (driver timeout, crash) and must not outlive the
+		// container. Live grants and revokes belong to the volumes and go
+		// with them, not with a container.
 		c.mu.Lock()
-		var stale []*task
+		var stale []snapshot
 		for _, t := range c.tasks {
-			if t.containerID == id && t.ready {
-				stale = append(stale, t)
+			if t.containerID == id && t.state == mounted {
+				stale = append(stale, t.snap())
 			}
 		}
 		c.mu.Unlock()
@@ -138,11 +137,6 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 			if err := c.Unmount(t.volume, t.mountID); err != nil {
 				c.cfg.Log.Error("wipe after destroy failed", "container", t.name, "mount", t.dir, "err", err)
 			}
-		}
-		c.owners.forget(id)
-		// Live grants and revokes die with the container.
-		if err := c.overrides.drop(id); err != nil {
-			c.cfg.Log.Error("dropping a removed container's override failed", "container", id, "err", err)
 		}
 	}
 }

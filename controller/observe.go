@@ -47,25 +47,19 @@ func (c *Controller) EngineUp() bool {
 	return c.engineErr == nil
 }
 
-// auditMount records what a Mount delivered, names, versions and targets,
-// once per task.
-func (c *Controller) auditMount(t *task) {
-	c.mu.Lock()
-	done := t.audited
-	t.audited = true
-	c.mu.Unlock()
-	if c.cfg.Audit == nil || done {
+// auditMount records what a mount delivered, names, versions and
+// targets; callers call it once per task (see identify and Unmount).
+func (c *Controller) auditMount(s snapshot) {
+	if c.cfg.Audit == nil {
 		return
 	}
-	c.mu.Lock()
-	e := audit.Event{Event: audit.ContainerMount, Container: t.name, ContainerID: t.containerID, Volume: t.volume, Mount: t.dir}
-	for i, en := range t.entries {
+	e := audit.Event{Event: audit.ContainerMount, Container: s.name, ContainerID: s.containerID, Volume: s.volume, Mount: s.dir}
+	for i, en := range s.entries {
 		ref := audit.SecretRef{Name: en.Source, Target: en.Target}
-		if i < len(t.versions) {
-			ref.Version = t.versions[i]
+		if i < len(s.versions) {
+			ref.Version = s.versions[i]
 		}
 		e.Secrets = append(e.Secrets, ref)
 	}
-	c.mu.Unlock()
 	c.cfg.Audit.Log(e)
 }

@@ -31,17 +31,21 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	// volume name.
 	byID := map[string]container.Summary{}
 	byVolume := map[string][]container.Summary{}
+	users := map[string][]container.Summary{} // alive or not
 	for _, s := range list {
-		if !alive(s.State) {
-			continue
-		}
 		for _, m := range s.Mounts {
-			if c.ours(m.Driver) {
+			if !c.ours(m.Driver) {
+				continue
+			}
+			users[m.Name] = append(users[m.Name], s)
+			if alive(s.State) {
 				byID[s.ID] = s
 				byVolume[m.Name] = append(byVolume[m.Name], s)
 			}
 		}
 	}
+	c.bindListed(ctx, users)
+	c.migrateLegacy(list)
 	mounts, err := tmpfs.Mounts(c.cfg.MountRoot)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("resync: %w", err)
@@ -51,8 +55,10 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	// it mounts or fills anything).
 	c.mu.Lock()
 	byDir := make(map[string]*task, len(c.tasks))
+	snaps := make(map[*task]snapshot, len(c.tasks))
 	for _, t := range c.tasks {
 		byDir[dirBase(t.dir)] = t
+		snaps[t] = t.snap()
 	}
 	spare := maps.Clone(c.spares.owned)
 	c.mu.Unlock()
@@ -68,7 +74,8 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 		t := byDir[name]
 		rec := &taskRecord{}
 		if t != nil {
-			rec = &taskRecord{MountID: t.mountID, Volume: t.volume, ContainerID: t.containerID, Since: t.since}
+			s := snaps[t]
+			rec = &taskRecord{MountID: s.mountID, Volume: s.volume, ContainerID: s.containerID, Since: s.since}
 		} else if r, err := c.loadRecord(name); err == nil {
 			rec = r
 		}
@@ -79,12 +86,12 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			if t == nil {
 				c.adopt(dir, rec, owner)
 				adopted++
-			} else if c.claim(t, owner.ID) {
+			} else if s, ok := c.claim(t, owner.ID); ok {
 				// Its volume mount event was missed.
-				c.claimed(t)
-				c.identify(ownerOf(owner))
+				c.claimed(s)
+				c.identify(identityOf(owner))
 			}
-		case t != nil && !t.ready, !rec.Since.IsZero() && time.Since(rec.Since) < c.cfg.Grace:
+		case t != nil && snaps[t].state == mounting, !rec.Since.IsZero() && time.Since(rec.Since) < c.cfg.Grace:
 			kept++ // a start in progress: dockerd mounts before the container runs
 			// If that start never completes (the container failed, or
 			// stopped while secretd was down) nobody else will look again.
@@ -92,7 +99,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 		default:
 			who := ""
 			if t != nil {
-				who = t.name
+				who = snaps[t].name
 			}
 			if err := c.wipe(dir, who); err != nil {
 				errs = append(errs, err)
@@ -114,7 +121,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	// still unmounted) leave the table.
 	c.mu.Lock()
 	for id, t := range c.tasks {
-		if t.ready && !live[dirBase(t.dir)] {
+		if t.state == mounted && !live[dirBase(t.dir)] {
 			delete(c.tasks, id)
 		}
 	}
@@ -140,7 +147,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 
 // findOwner finds the live container a mount belongs to: the one its
 // record names, using the record's volume; or, when the record names no
-// container (the owner was not known at Mount), any live user of the volume.
+// container (its mount event was not seen), the volume's only live user.
 func findOwner(rec *taskRecord, byID map[string]container.Summary, byVolume map[string][]container.Summary) (container.Summary, bool) {
 	if rec.Volume == "" {
 		return container.Summary{}, false
@@ -157,7 +164,7 @@ func findOwner(rec *taskRecord, byID map[string]container.Summary, byVolume map[
 		}
 		return container.Summary{}, false
 	}
-	if users := byVolume[rec.Volume]; len(users) > 0 {
+	if users := byVolume[rec.Volume]; len(users) == 1 {
 		return users[0], true
 	}
 	return container.Summary{}, false
@@ -171,40 +178,51 @@ func alive(state string) bool {
 	return false
 }
 
+// bindListed binds the unbound volumes the list shows in use, by the same
+// rule as a Mount's lookup. Volumes recorded before declarations were
+// bound (and those whose create event was missed) bind here, so their next
+// Mount asks the engine nothing.
+func (c *Controller) bindListed(ctx context.Context, users map[string][]container.Summary) {
+	for name, us := range users {
+		v, ok := c.vols.get(name)
+		if ok && v.Bound() {
+			continue
+		}
+		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
+		decl, owner, err := c.agreedLabel(bctx, name, us)
+		cancel()
+		if err != nil {
+			c.cfg.Log.Debug("volume not bound at resync", "volume", name, "err", err)
+			continue
+		}
+		if _, err := c.bindLabel(name, decl, owner); err != nil {
+			c.cfg.Log.Warn("volume not bound at resync", "volume", name, "err", err)
+		}
+	}
+}
+
 // adopt rebuilds the task of a mount made before a daemon restart, from the
-// container's declaration; the versions are those the store says now.
+// volume's record; the versions are those the store says now.
 func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 	mountID := rec.MountID
-	o := ownerOf(s)
+	o := identityOf(s)
 	since := rec.Since
 	if since.IsZero() {
 		since = time.Now().UTC()
 	}
-	// stale: the mount's content is whatever was current before the
-	// restart; the refresh below brings it to what the store says now.
-	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.name(), since: since, ready: true, stale: true, confirmed: true, audited: true}
+	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.Name, image: o.Image, since: since, state: mounted}
 	t.onUpdate, _ = ParseOnUpdate(s.Labels[LabelOnUpdate])
-	decl := ""
-	if c.cfg.Volumes != nil {
-		decl = c.cfg.Volumes.Declaration(t.volume)
+	v, ok := c.vols.get(rec.Volume)
+	var err error
+	if !ok || !v.Bound() {
+		err = fmt.Errorf("volume %s has no bound declaration", rec.Volume)
+	} else {
+		// versions stay nil: the mount's content is whatever was current
+		// before the restart, and the refresh below rewrites it.
+		t.entries, err = v.Entries()
 	}
-	if decl == "" {
-		decl = s.Labels[LabelSecrets]
-	}
-	entries, err := c.parse(decl, c.overrides.get(s.ID))
-	if err == nil {
-		t.entries = entries
-		t.versions = make([]int, len(entries))
-		t.ids = make([]string, len(entries))
-		for i, e := range entries {
-			t.versions[i] = e.Version
-			if sec, err := c.cfg.Store.Get(e.Source); err == nil {
-				t.ids[i] = sec.ID
-				if e.Version == 0 {
-					t.versions[i] = sec.Current
-				}
-			}
-		}
+	if err != nil {
+		c.cfg.Log.Warn("adopted mount left as it is", "container", t.name, "mount", dir, "err", err)
 	}
 	c.mu.Lock()
 	if _, ok := c.tasks[mountID]; ok {
@@ -214,8 +232,10 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 	c.tasks[mountID] = t
 	c.mu.Unlock()
 	c.cfg.Log.Info("mount adopted", "container", t.name, "mount", dir)
-	if _, err := c.refresh(t); err != nil {
-		c.cfg.Log.Warn("adopted mount not refreshed", "container", t.name, "mount", dir, "err", err)
+	if err == nil {
+		if _, _, err := c.refresh(t); err != nil {
+			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.name, "mount", dir, "err", err)
+		}
 	}
 }
 

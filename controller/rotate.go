@@ -10,7 +10,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/store"
@@ -52,10 +51,10 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				changed, err := c.refresh(t)
+				s, changed, err := c.refresh(t)
 				mu.Lock()
 				if err != nil {
-					errs = append(errs, fmt.Errorf("container %s: %w", t.name, err))
+					errs = append(errs, fmt.Errorf("container %s: %w", s.label(), err))
 				} else if changed {
 					count++
 				}
@@ -65,8 +64,8 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 				}
 				if err == nil && changed {
 					c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
-						Container: t.name, ContainerID: t.containerID, Mount: t.dir})
-					c.afterUpdate(ctx, t, sec)
+						Container: s.name, ContainerID: s.containerID, Mount: s.dir})
+					c.afterUpdate(ctx, s, sec)
 				}
 			}
 		}()
@@ -81,51 +80,87 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 	return count, errors.Join(errs...)
 }
 
+// label names a task's container, or its mount while the container is not
+// known yet.
+func (s snapshot) label() string {
+	if s.name != "" {
+		return s.name
+	}
+	if s.containerID != "" {
+		return shortID(s.containerID)
+	}
+	return "of mount " + s.mountID
+}
+
 // refresh rewrites a task's mount with the versions its entries resolve to
 // now, if any differs from what is mounted. The task's lock serialises it
-// with Mount and other rotations, so an older set never lands last.
-func (c *Controller) refresh(t *task) (bool, error) {
+// with Mount, Unmount and other rotations, so an older set never lands
+// last. It returns the task as it was written.
+func (c *Controller) refresh(t *task) (snapshot, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c.mu.Lock()
-	ready, live := t.ready, c.tasks[t.mountID] == t
+	s := t.snap()
+	live := c.tasks[t.mountID] == t
 	c.mu.Unlock()
-	if !ready || !live {
-		return false, nil // Mount failed or the container stopped meanwhile
+	if s.state != mounted || !live {
+		return s, false, nil // Mount failed or the container stopped meanwhile
 	}
-	files, versions, ids, err := c.files(t.entries)
+	files, versions, ids, err := c.files(s.entries)
 	defer wipeFiles(files)
 	if err != nil {
-		return false, err
+		return s, false, err
 	}
-	if slices.Equal(versions, t.versions) && slices.Equal(ids, t.ids) && !t.stale {
-		return false, nil
+	if s.versions != nil && slices.Equal(versions, s.versions) && slices.Equal(ids, s.ids) {
+		return s, false, nil
 	}
 	start := time.Now()
-	if err := tmpfs.Update(t.dir, files); err != nil {
-		return false, err
+	if err := tmpfs.Update(s.dir, files); err != nil {
+		return s, false, err
 	}
 	c.mu.Lock()
-	t.versions, t.ids, t.stale = versions, ids, false
+	t.versions, t.ids = versions, ids
+	s = t.snap()
 	c.mu.Unlock()
-	c.cfg.Log.Info("secrets updated in place", "container", t.name, "mount", t.dir, "duration", time.Since(start))
-	return true, nil
+	c.cfg.Log.Info("secrets updated in place", "container", s.name, "mount", s.dir, "duration", time.Since(start))
+	return s, true, nil
 }
 
-// afterUpdate runs the container's secretd.on-update action.
-func (c *Controller) afterUpdate(ctx context.Context, t *task, sec store.Secret) {
-	if c.cfg.Actions == nil || t.containerID == "" {
+// afterUpdate runs the container's secretd.on-update action, unless the
+// action comes from the container's image only: an image may not choose
+// to be restarted or signalled.
+func (c *Controller) afterUpdate(ctx context.Context, s snapshot, sec store.Secret) {
+	if c.cfg.Actions == nil || s.containerID == "" || s.onUpdate.Action == "" || s.onUpdate.Action == "none" {
 		return
 	}
-	switch t.onUpdate.Action {
-	case "signal":
-		if err := c.cfg.Actions.ContainerKill(ctx, t.containerID, t.onUpdate.Signal); err != nil {
-			c.cfg.Log.Warn("on-update signal failed", "container", t.name, "signal", t.onUpdate.Signal, "err", err)
+	if c.cfg.Engine != nil && s.image != "" {
+		ictx, cancel := context.WithTimeout(ctx, engineTimeout)
+		img, err := c.cfg.Engine.ImageInspect(ictx, s.image)
+		cancel()
+		if err != nil {
+			c.cfg.Log.Warn("on-update action skipped: the image's labels could not be read", "container", s.name, "err", err)
 			return
 		}
-		c.cfg.Log.Info("on-update signal sent", "container", t.name, "secret", sec.Name, "version", sec.Current, "signal", t.onUpdate.Signal)
+		if img.Config != nil {
+			if v := img.Config.Labels[LabelOnUpdate]; v != "" {
+				if fromImage, err := ParseOnUpdate(v); err == nil && fromImage == s.onUpdate {
+					c.cfg.Log.Warn("on-update action skipped: it comes from the image's labels; set it on the container with --label "+LabelOnUpdate+"=...", "container", s.name)
+					return
+				}
+			}
+		}
+	}
+	switch s.onUpdate.Action {
+	case "signal":
+		ktx, cancel := context.WithTimeout(ctx, engineTimeout)
+		defer cancel()
+		if err := c.cfg.Actions.ContainerKill(ktx, s.containerID, s.onUpdate.Signal); err != nil {
+			c.cfg.Log.Warn("on-update signal failed", "container", s.name, "signal", s.onUpdate.Signal, "err", err)
+			return
+		}
+		c.cfg.Log.Info("on-update signal sent", "container", s.name, "secret", sec.Name, "version", sec.Current, "signal", s.onUpdate.Signal)
 	case "restart":
-		id, name := t.containerID, t.name
+		id, name := s.containerID, s.name
 		go func() {
 			// Not the request's context: the restart outlives the update call.
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -136,129 +171,5 @@ func (c *Controller) afterUpdate(ctx context.Context, t *task, sec store.Secret)
 			}
 			c.cfg.Log.Info("on-update restart done", "container", name, "secret", sec.Name)
 		}()
-	}
-}
-
-// UpdateContainer grants (add) and revokes (rm, by secret name) secrets of
-// a running or stopped container, live: running mounts are rewritten at
-// once, and the change is kept for the container's later starts until it
-// is removed.
-func (c *Controller) UpdateContainer(ctx context.Context, ref string, add, rm []string) (api.Task, error) {
-	if len(add) == 0 && len(rm) == 0 {
-		return api.Task{}, store.Errorf(store.ErrInvalid, "nothing to change: give --secret-add or --secret-rm")
-	}
-	s, err := c.findContainer(ctx, ref)
-	if err != nil {
-		return api.Task{}, err
-	}
-	o := ownerOf(s)
-	bases := c.declarations(s)
-	if len(bases) == 0 {
-		return api.Task{}, store.Errorf(store.ErrInvalid, "container %s has no %s volume: start it with one to manage its secrets", o.name(), c.cfg.DriverName)
-	}
-	base, err := declaration.Parse(bases[0])
-	if err != nil {
-		return api.Task{}, err
-	}
-	cur := c.overrides.get(s.ID)
-	effective, err := cur.apply(base)
-	if err != nil {
-		return api.Task{}, err
-	}
-	next := override{Add: slices.Clone(cur.Add), Remove: slices.Clone(cur.Remove)}
-	for _, name := range rm {
-		if !slices.ContainsFunc(effective, func(e declaration.Entry) bool { return e.Source == name }) {
-			return api.Task{}, store.Errorf(store.ErrNotFound, "secret '%s' is not granted to container %s", name, o.name())
-		}
-		next.Add = slices.DeleteFunc(next.Add, func(a string) bool {
-			es, _ := declaration.Parse(a)
-			return len(es) == 1 && es[0].Source == name
-		})
-		if slices.ContainsFunc(base, func(e declaration.Entry) bool { return e.Source == name }) && !slices.Contains(next.Remove, name) {
-			next.Remove = append(next.Remove, name)
-		}
-	}
-	for _, spec := range add {
-		entries, err := declaration.Parse(spec)
-		if err != nil {
-			return api.Task{}, err
-		}
-		for _, e := range entries {
-			sec, err := c.cfg.Store.Get(e.Source)
-			if err == nil && sec.Name != e.Source {
-				// Mounts resolve declarations by name only: an ID or ID
-				// prefix would be saved here and then never mount.
-				err = store.Errorf(store.ErrNotFound, "secret '%s' not found", e.Source)
-			}
-			if err != nil {
-				return api.Task{}, err
-			}
-			if e.Version != 0 && !sec.HasVersion(e.Version) {
-				return api.Task{}, store.Errorf(store.ErrNotFound, "secret '%s' has no version %d", e.Source, e.Version)
-			}
-			next.Remove = slices.DeleteFunc(next.Remove, func(n string) bool { return n == e.Source })
-			next.Add = append(next.Add, e.String())
-		}
-	}
-	entries, err := next.apply(base)
-	if err != nil {
-		return api.Task{}, err
-	}
-	if err := c.overrides.set(s.ID, next); err != nil {
-		return api.Task{}, fmt.Errorf("save container override: %w", err)
-	}
-	// Rewrite the running mounts of this container.
-	c.mu.Lock()
-	var mine []*task
-	for _, t := range c.tasks {
-		if t.containerID == s.ID {
-			mine = append(mine, t)
-		}
-	}
-	c.mu.Unlock()
-	var errs []error
-	out := api.Task{ContainerID: s.ID, ContainerName: o.name()}
-	for _, t := range mine {
-		if err := c.setEntries(t, entries); err != nil {
-			errs = append(errs, err)
-		}
-		c.mu.Lock()
-		out = t.apiTask()
-		c.mu.Unlock()
-	}
-	if len(mine) == 0 {
-		for _, e := range entries {
-			out.Secrets = append(out.Secrets, api.TaskSecret{Name: e.Source, Target: e.Target, Version: e.Version, Pinned: e.Version != 0})
-		}
-	}
-	c.cfg.Log.Info("container secrets changed", "container", o.name(), "added", len(add), "removed", len(rm), "running_mounts", len(mine))
-	return out, errors.Join(errs...)
-}
-
-// findContainer resolves a container name or ID prefix through the engine.
-func (c *Controller) findContainer(ctx context.Context, ref string) (container.Summary, error) {
-	if c.cfg.Engine == nil {
-		return container.Summary{}, errNoEngine
-	}
-	list, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true})
-	if err != nil {
-		return container.Summary{}, store.Errorf(store.ErrUnavailable, "the Docker Engine did not answer: %v", err)
-	}
-	var byPrefix []container.Summary
-	for _, s := range list {
-		if s.ID == ref || slices.ContainsFunc(s.Names, func(n string) bool { return trimSlash(n) == ref }) {
-			return s, nil
-		}
-		if len(ref) >= 3 && len(s.ID) >= len(ref) && s.ID[:len(ref)] == ref {
-			byPrefix = append(byPrefix, s)
-		}
-	}
-	switch len(byPrefix) {
-	case 1:
-		return byPrefix[0], nil
-	case 0:
-		return container.Summary{}, store.Errorf(store.ErrNotFound, "no such container: %s", ref)
-	default:
-		return container.Summary{}, store.Errorf(store.ErrInvalid, "container ID prefix %s is ambiguous", ref)
 	}
 }

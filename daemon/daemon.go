@@ -110,7 +110,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
-	var drv *driver.Driver
 	// The gauges read the controller at scrape time; nothing scrapes before
 	// it exists, because the metrics listener opens after it.
 	var ctrl *controller.Controller
@@ -120,13 +119,12 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	ctrl, err = controller.New(controller.Config{
 		Store: st, Engine: engine, EngineHost: engineHost, Actions: engine,
-		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
-		OverridesFile: filepath.Join(cfg.DataRoot, "containers.json"),
-		OwnersDir:     filepath.Join(cfg.DataRoot, "owners"),
-		Grace:         cfg.MountGrace,
-		Spares:        cfg.SpareMounts,
-		Metrics:       m, Audit: trail,
+		VolumesFile:      filepath.Join(cfg.DataRoot, "volumes.json"),
+		LegacyGrantsFile: filepath.Join(cfg.DataRoot, "containers.json"),
+		Grace:            cfg.MountGrace,
+		Spares:           cfg.SpareMounts,
+		Metrics:          m, Audit: trail,
 	})
 	if err != nil {
 		return err
@@ -146,9 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if drv, err = driver.New(ctrl, filepath.Join(cfg.DataRoot, "volumes.json"), cfg.Log); err != nil {
-		return err
-	}
+	drv := driver.New(ctrl)
 	// Wipe what containers that stopped while secretd was down left behind,
 	// before dockerd can send the first Mount.
 	// Bounded: at boot dockerd answers nothing until it has restarted its
@@ -251,10 +247,6 @@ func Run(ctx context.Context, cfg Config) error {
 	return <-errc
 }
 
-// volumesFunc lets the controller ask the driver, which is built after it.
-type volumesFunc func(string) string
-
-func (f volumesFunc) Declaration(v string) string { return f(v) }
 
 func newEngine(host string) (*dockerclient.Client, string, error) {
 	opts := []dockerclient.Opt{dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,11 +17,10 @@ import (
 	"github.com/docker/go-plugins-helpers/volume"
 
 	"github.com/secretd/secretd/controller"
-	"github.com/secretd/secretd/declaration"
 )
 
 // OptionSecrets is the one volume option: the declaration.
-const OptionSecrets = "secrets"
+const OptionSecrets = controller.OptionSecrets
 
 // DefaultPluginDir is where dockerd looks for legacy plugin sockets.
 const DefaultPluginDir = "/run/docker/plugins"
@@ -31,97 +29,41 @@ const DefaultPluginDir = "/run/docker/plugins"
 // start, so a stuck store must turn into an error, not a hang.
 const mountTimeout = 30 * time.Second
 
-// Driver is the secretd volume driver.
+// Driver is the secretd volume driver: a thin adapter from the plugin
+// protocol to the controller, which keeps the volumes.
 type Driver struct {
-	ctrl    *controller.Controller
-	volumes *volumes
-	log     *slog.Logger
+	ctrl *controller.Controller
 }
 
 var _ volume.Driver = (*Driver)(nil)
 
-// New loads the volume registry from stateFile.
-func New(ctrl *controller.Controller, stateFile string, log *slog.Logger) (*Driver, error) {
-	v, err := loadVolumes(stateFile)
-	if err != nil {
-		return nil, err
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Driver{ctrl: ctrl, volumes: v, log: log}, nil
-}
+// New returns the driver of ctrl.
+func New(ctrl *controller.Controller) *Driver { return &Driver{ctrl: ctrl} }
 
-// Declaration implements controller.Volumes.
-func (d *Driver) Declaration(name string) string {
-	r, _ := d.volumes.get(name)
-	return r.Options[OptionSecrets]
-}
-
-// Create records a volume. Its declaration is checked for syntax now, so a
-// typo fails `docker volume create`; the secrets themselves are looked up
-// at Mount, because they may be created later.
+// Create records a volume and binds a secrets option to it.
 func (d *Driver) Create(req *volume.CreateRequest) error {
-	for k := range req.Options {
-		if k != OptionSecrets {
-			return fmt.Errorf("unknown option %q: the only option is %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]'", k, OptionSecrets)
-		}
-	}
-	if decl, ok := req.Options[OptionSecrets]; ok {
-		if _, err := declaration.Parse(decl); err != nil {
-			return err
-		}
-	}
-	if old, ok := d.volumes.get(req.Name); ok {
-		if old.Options[OptionSecrets] == req.Options[OptionSecrets] {
-			return nil
-		}
-		return fmt.Errorf("volume %s already exists with other options", req.Name)
-	}
-	if err := d.put(volumeRecord{Name: req.Name, Options: req.Options, CreatedAt: time.Now().UTC()}); err != nil {
-		return err
-	}
-	if req.Options[OptionSecrets] == "" {
-		d.ctrl.VolumeBorn(req.Name)
-	}
-	return nil
+	return d.ctrl.CreateVolume(req.Name, req.Options)
 }
 
-// put records a volume, logging rather than failing when only an
-// option-less record could not be saved.
-func (d *Driver) put(r volumeRecord) error {
-	err := d.volumes.put(r)
-	var notSaved errNotSaved
-	if errors.As(err, &notSaved) {
-		d.log.Warn("volume record not saved: kept in memory", "volume", r.Name, "err", notSaved.err)
-		return nil
-	}
-	return err
-}
-
-// Remove forgets a volume; dockerd refuses to remove one in use.
+// Remove forgets a volume with its live grants and revokes; dockerd
+// refuses to remove one in use.
 func (d *Driver) Remove(req *volume.RemoveRequest) error {
-	if err := d.volumes.remove(req.Name); err != nil {
-		return err
-	}
-	d.ctrl.VolumeGone(req.Name)
-	return nil
+	return d.ctrl.RemoveVolume(req.Name)
 }
 
-func (d *Driver) toVolume(r volumeRecord) *volume.Volume {
-	v := &volume.Volume{Name: r.Name, Mountpoint: d.ctrl.MountPoint(r.Name), CreatedAt: r.CreatedAt.Format(time.RFC3339)}
-	if decl := r.Options[OptionSecrets]; decl != "" {
-		v.Status = map[string]interface{}{OptionSecrets: decl}
+func (d *Driver) toVolume(r controller.Volume) *volume.Volume {
+	v := &volume.Volume{Name: r.Name, Mountpoint: d.ctrl.MountPoint(r.Name), CreatedAt: r.Created.Format(time.RFC3339)}
+	if r.Bound() {
+		// Names and targets only, never data; shown by `docker volume
+		// inspect` under Status.
+		v.Status = map[string]interface{}{OptionSecrets: r.Declaration, "bound_by": r.BoundBy}
 	}
 	return v
 }
 
 // Get describes one volume.
 func (d *Driver) Get(req *volume.GetRequest) (*volume.GetResponse, error) {
-	// Before answering: a container created with this volume is only
-	// announced (its create event) after this returns.
-	d.ctrl.VolumeGot(req.Name)
-	r, ok := d.volumes.get(req.Name)
+	r, ok := d.ctrl.Volume(req.Name)
 	if !ok {
 		return nil, fmt.Errorf("no such volume: %s", req.Name)
 	}
@@ -131,7 +73,7 @@ func (d *Driver) Get(req *volume.GetRequest) (*volume.GetResponse, error) {
 // List describes every volume.
 func (d *Driver) List() (*volume.ListResponse, error) {
 	out := &volume.ListResponse{Volumes: []*volume.Volume{}}
-	for _, r := range d.volumes.list() {
+	for _, r := range d.ctrl.Volumes() {
 		out.Volumes = append(out.Volumes, d.toVolume(r))
 	}
 	return out, nil
@@ -139,7 +81,7 @@ func (d *Driver) List() (*volume.ListResponse, error) {
 
 // Path returns the newest mount of a volume, empty when none.
 func (d *Driver) Path(req *volume.PathRequest) (*volume.PathResponse, error) {
-	if _, ok := d.volumes.get(req.Name); !ok {
+	if _, ok := d.ctrl.Volume(req.Name); !ok {
 		return nil, fmt.Errorf("no such volume: %s", req.Name)
 	}
 	return &volume.PathResponse{Mountpoint: d.ctrl.MountPoint(req.Name)}, nil
@@ -147,12 +89,6 @@ func (d *Driver) Path(req *volume.PathRequest) (*volume.PathResponse, error) {
 
 // Mount builds the container's tmpfs; an error stops the container start.
 func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) {
-	if _, ok := d.volumes.get(req.Name); !ok {
-		// dockerd created it before secretd's state was lost: remember it.
-		if err := d.put(volumeRecord{Name: req.Name, CreatedAt: time.Now().UTC()}); err != nil {
-			return nil, err
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), mountTimeout)
 	defer cancel()
 	dir, err := d.ctrl.Mount(ctx, req.Name, req.ID)

@@ -48,10 +48,10 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	return out, err
 }
 
-// ContainerUpdate grants (add: declaration entries) and revokes (rm: secret
-// names) secrets of a container, live.
-func (c *Client) ContainerUpdate(ctx context.Context, ref string, add, rm []string) (api.Task, error) {
+// ContainerUpdate grants (SecretAdd: declaration entries) and revokes
+// (SecretRm: secret names) secrets of a container's volumes, live.
+func (c *Client) ContainerUpdate(ctx context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error) {
 	var out api.Task
-	err := c.do(ctx, http.MethodPost, "/secretd/containers/"+url.PathEscape(ref)+"/update", nil, api.ContainerUpdateRequest{SecretAdd: add, SecretRm: rm}, &out)
+	err := c.do(ctx, http.MethodPost, "/secretd/containers/"+url.PathEscape(ref)+"/update", nil, req, &out)
 	return out, err
 }

@@ -236,7 +236,7 @@ func FuzzHandler(f *testing.F) {
 // containers endpoint answers 503 by design, which is not what is fuzzed.
 type noContainers struct{}
 
-func (noContainers) UpdateContainer(_ context.Context, ref string, _, _ []string) (api.Task, error) {
+func (noContainers) UpdateContainer(_ context.Context, ref string, _ api.ContainerUpdateRequest) (api.Task, error) {
 	return api.Task{}, store.Errorf(store.ErrNotFound, "container '%s' not found", ref)
 }
 

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
@@ -148,7 +150,9 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid version %q in %q: use NAME@N with N a positive number", v, ref))
 			return
 		}
-		sec, err := s.cfg.Store.RemoveVersion(name, version, func(sec store.Secret) error { return s.notPinned(r.Context(), sec, version) })
+		sec, err := s.checked(r.Context(), name,
+			func(ctx context.Context, sec store.Secret) error { return s.notPinned(ctx, sec, version) },
+			func(guard func(store.Secret) error) (store.Secret, error) { return s.cfg.Store.RemoveVersion(name, version, guard) })
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -158,7 +162,8 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	sec, err := s.cfg.Store.Remove(ref, func(sec store.Secret) error { return s.notInUse(r.Context(), sec) })
+	sec, err := s.checked(r.Context(), ref, s.notInUse,
+		func(guard func(store.Secret) error) (store.Secret, error) { return s.cfg.Store.Remove(ref, guard) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -166,6 +171,55 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Log.Info("secret removed", "secret", sec.Name, "id", sec.ID)
 	s.audit(r, audit.Event{Event: audit.SecretRemove, Secret: sec.Name, SecretID: sec.ID})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkTimeout bounds the gathering of a secret's users or pins, which asks
+// the Docker Engine (and the other hosts' claims).
+const checkTimeout = 5 * time.Second
+
+// checkAttempts bounds how often a write is retried when the secret
+// changed between its check and its commit.
+const checkAttempts = 3
+
+var errChanged = errors.New("secret changed during the check")
+
+// checked runs check on the secret outside any store transaction (it asks
+// the engine, which may hang: it must never hold the store's write lock),
+// then commits with a guard that only verifies the secret is the one
+// checked, at the same index. A secret that changed meanwhile is checked
+// again.
+func (s *Server) checked(ctx context.Context, ref string, check func(context.Context, store.Secret) error,
+	commit func(guard func(store.Secret) error) (store.Secret, error)) (store.Secret, error) {
+	for attempt := 1; ; attempt++ {
+		before, err := s.cfg.Store.Get(ref)
+		if err != nil {
+			return store.Secret{}, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		err = check(cctx, before)
+		cancel()
+		if err != nil {
+			return store.Secret{}, err
+		}
+		sec, err := commit(unchanged(before))
+		if errors.Is(err, errChanged) {
+			if attempt < checkAttempts {
+				continue
+			}
+			return store.Secret{}, store.Errorf(store.ErrExists, "secret '%s' kept changing while its users were checked: try again", before.Name)
+		}
+		return sec, err
+	}
+}
+
+// unchanged is a guard that holds while the secret is still before.
+func unchanged(before store.Secret) func(store.Secret) error {
+	return func(cur store.Secret) error {
+		if cur.ID != before.ID || cur.Index != before.Index {
+			return errChanged
+		}
+		return nil
+	}
 }
 
 // notInUse refuses to remove a secret a container holds, naming the
@@ -204,22 +258,21 @@ func (s *Server) notPinned(ctx context.Context, sec store.Secret, version int) e
 	return nil
 }
 
-// pinned lists the versions containers pin, which an update never drops.
-func (s *Server) pinned(ctx context.Context) func(store.Secret) ([]int, error) {
+// pinnedVersions lists the versions containers pin, which an update never
+// drops.
+func (s *Server) pinnedVersions(ctx context.Context, sec store.Secret) ([]int, error) {
 	if s.cfg.Containers == nil {
-		return nil
+		return nil, nil
 	}
-	return func(sec store.Secret) ([]int, error) {
-		pins, err := s.cfg.Containers.Pins(ctx, sec)
-		if err != nil {
-			return nil, err
-		}
-		var out []int
-		for v := range pins {
-			out = append(out, v)
-		}
-		return out, nil
+	pins, err := s.cfg.Containers.Pins(ctx, sec)
+	if err != nil {
+		return nil, err
 	}
+	var out []int
+	for v := range pins {
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func plural(names []string) string {
@@ -238,7 +291,7 @@ func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	task, err := s.cfg.Containers.UpdateContainer(r.Context(), r.PathValue("ref"), req.SecretAdd, req.SecretRm)
+	task, err := s.cfg.Containers.UpdateContainer(r.Context(), r.PathValue("ref"), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -269,7 +322,21 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("ref")
-	sec, err := s.cfg.Store.UpdateAt(ref, want, req.Data, req.Keep, s.pinned(r.Context()))
+	// The pins are gathered before the store's transaction, as for rm.
+	var pins []int
+	sec, err := s.checked(r.Context(), ref,
+		func(ctx context.Context, sec store.Secret) (err error) {
+			pins, err = s.pinnedVersions(ctx, sec)
+			return err
+		},
+		func(guard func(store.Secret) error) (store.Secret, error) {
+			return s.cfg.Store.UpdateAt(ref, want, req.Data, req.Keep, func(cur store.Secret) ([]int, error) {
+				if err := guard(cur); err != nil {
+					return nil, err
+				}
+				return pins, nil
+			})
+		})
 	clear(req.Data)
 	if err != nil {
 		s.fail(w, r, err)

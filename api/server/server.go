@@ -35,7 +35,7 @@ type Tasks interface {
 // live grants and revokes, and pinned versions.
 type Containers interface {
 	// UpdateContainer grants and revokes secrets of one container, live.
-	UpdateContainer(ctx context.Context, ref string, add, rm []string) (api.Task, error)
+	UpdateContainer(ctx context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error)
 	// Pins maps each pinned version of a secret to the containers pinning it.
 	Pins(ctx context.Context, sec store.Secret) (map[int][]string, error)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
 )
 
@@ -25,25 +26,32 @@ func NewContainerCommand(c *cli.Cli) *cobra.Command {
 }
 
 func newUpdateCommand(c *cli.Cli) *cobra.Command {
-	var add, rm []string
+	var req api.ContainerUpdateRequest
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] CONTAINER",
 		Short: "Grant or revoke secrets of a container live, without a restart",
 		Long: `Grant (--secret-add) or revoke (--secret-rm) secrets of a container, as
 'docker service update --secret-add/--secret-rm' does for a service but
 without redeploying: a running container sees the files appear or vanish at
-once. The change holds across the container's restarts and is dropped when
-the container is removed.`,
+once.
+
+A grant or revoke belongs to one of the container's secretd volumes: a
+revoke acts on the volume that holds the secret, a grant on the volume
+mounted at /run/secrets or the one given with --volume. It holds across the
+container's restarts and is dropped when the volume is removed. A volume
+other containers also use is refused unless --shared is given, since they
+see the change too.`,
 		Example: `  secretd container update web --secret-add api_key
   secretd container update web --secret-add source=tls,target=certs/tls.key,mode=0400
-  secretd container update web --secret-rm old_password`,
+  secretd container update web --secret-rm old_password
+  secretd container update web --volume web-tls --secret-add tls`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.Client()
 			if err != nil {
 				return err
 			}
-			task, err := cl.ContainerUpdate(cmd.Context(), args[0], add, rm)
+			task, err := cl.ContainerUpdate(cmd.Context(), args[0], req)
 			if err != nil {
 				return err
 			}
@@ -55,7 +63,9 @@ the container is removed.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&add, "secret-add", nil, "grant a secret (`SPEC`: NAME or source=NAME,target=PATH,uid=N,gid=N,mode=0NNN)")
-	cmd.Flags().StringArrayVar(&rm, "secret-rm", nil, "revoke a secret by `NAME`")
+	cmd.Flags().StringArrayVar(&req.SecretAdd, "secret-add", nil, "grant a secret (`SPEC`: NAME or source=NAME,target=PATH,uid=N,gid=N,mode=0NNN)")
+	cmd.Flags().StringArrayVar(&req.SecretRm, "secret-rm", nil, "revoke a secret by `NAME`")
+	cmd.Flags().StringVar(&req.Volume, "volume", "", "change this secretd `VOLUME` of the container (default: the one holding the secret, or at /run/secrets)")
+	cmd.Flags().BoolVar(&req.Shared, "shared", false, "change a volume that other containers use too")
 	return cmd
 }

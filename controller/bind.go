@@ -1,0 +1,214 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// A volume without a secrets option takes its declaration from the
+// secretd.secrets label of the container created with it. It is learned
+// once, at that container's create event (off the start path), or by one
+// engine lookup when a Mount comes first, and then stored with the volume:
+// every later Mount is a function of the volume's record alone. The rule is
+// the same everywhere and depends on no timing: the volume binds only when
+// every container that uses it carries the same non-empty label, set on
+// the container and not inherited from its image.
+
+// bindTimeout bounds each engine call of a binding. At boot dockerd
+// restarts its containers before it answers API calls, and waits on Mount
+// while it does: without a bound the two would wait on each other.
+const bindTimeout = 2 * time.Second
+
+// createLookupTimeout bounds the lookup of a new container's mounts.
+const createLookupTimeout = 5 * time.Second
+
+// binder lets one binding of a volume run at a time, so concurrent Mounts
+// and create events of one volume ask the engine once.
+type binder struct {
+	mu      sync.Mutex
+	running map[string]chan struct{}
+}
+
+// bind returns the volume bound, asking the engine if it is not yet.
+// lookedUp tells whether this call asked the engine.
+func (c *Controller) bind(ctx context.Context, name string) (v Volume, lookedUp bool, err error) {
+	for {
+		if v, ok := c.vols.get(name); ok && v.Bound() {
+			return v, lookedUp, nil
+		}
+		c.binder.mu.Lock()
+		if wait, busy := c.binder.running[name]; busy {
+			c.binder.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return Volume{}, lookedUp, fmt.Errorf("volume %s declares no secrets and its container's %s label was not learned in time: %w", name, LabelSecrets, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		c.binder.running[name] = done
+		c.binder.mu.Unlock()
+		v, err = c.bindByEngine(ctx, name)
+		lookedUp = true
+		c.binder.mu.Lock()
+		delete(c.binder.running, name)
+		close(done)
+		c.binder.mu.Unlock()
+		return v, lookedUp, err
+	}
+}
+
+// bindByEngine asks the engine which containers use the volume and binds
+// it to their label if they agree; any doubt is an error.
+func (c *Controller) bindByEngine(ctx context.Context, name string) (Volume, error) {
+	if c.cfg.Engine == nil {
+		return Volume{}, fmt.Errorf("volume %s declares no secrets and no engine is connected to read the container's %s label: create the volume with -o %s=...", name, LabelSecrets, OptionSecrets)
+	}
+	lctx, cancel := context.WithTimeout(ctx, bindTimeout)
+	defer cancel()
+	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", name))})
+	if err != nil {
+		return Volume{}, fmt.Errorf("volume %s declares no secrets and the Docker Engine did not answer which container uses it (%w): try again, or create the volume with -o %s=...", name, err, OptionSecrets)
+	}
+	decl, owner, err := c.agreedLabel(lctx, name, list)
+	if err != nil {
+		return Volume{}, err
+	}
+	return c.bindLabel(name, decl, owner)
+}
+
+// agreedLabel applies the binding rule to the containers that use volume:
+// at least one, all with the same non-empty label, none from an image only.
+// owner is the oldest of them, the one created with the volume.
+func (c *Controller) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, owner string, err error) {
+	if len(users) == 0 {
+		return "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
+			"if dockerd is copying the image's content into it at create, mount it with volume-nocopy "+
+			"(--mount type=volume,volume-driver=secretd,volume-nocopy,dst=...), or create the volume with -o %s=...", volume, OptionSecrets)
+	}
+	users = slices.Clone(users)
+	slices.SortFunc(users, func(a, b container.Summary) int { return int(a.Created - b.Created) })
+	first := users[0]
+	decl = first.Labels[LabelSecrets]
+	for _, s := range users {
+		d := s.Labels[LabelSecrets]
+		if d == "" {
+			return "", "", fmt.Errorf("volume %s declares no secrets and container %s using it has no %s label: add --label %s='NAME[;...]' or create the volume with -o %s=...",
+				volume, summaryName(s), LabelSecrets, LabelSecrets, OptionSecrets)
+		}
+		if d != decl {
+			return "", "", fmt.Errorf("volume %s declares no secrets and the containers using it declare different ones (%s and %s): give the volume its own declaration with -o %s=...",
+				volume, summaryName(first), summaryName(s), OptionSecrets)
+		}
+	}
+	for _, s := range users {
+		if err := c.notFromImage(ctx, s); err != nil {
+			return "", "", err
+		}
+	}
+	return decl, first.ID, nil
+}
+
+// notFromImage refuses labels that come only from the container's image:
+// docker merges an image's LABELs into its containers' labels, and an image
+// must not choose which secrets it gets, or restarts on rotation.
+func (c *Controller) notFromImage(ctx context.Context, s container.Summary) error {
+	ref := s.ImageID
+	if ref == "" {
+		ref = s.Image
+	}
+	img, err := c.cfg.Engine.ImageInspect(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("cannot check the image labels of container %s: the Docker Engine did not answer (%w): try again", summaryName(s), err)
+	}
+	if img.Config == nil {
+		return nil
+	}
+	for _, k := range []string{LabelSecrets, LabelOnUpdate} {
+		if v := s.Labels[k]; v != "" && img.Config.Labels[k] == v {
+			return fmt.Errorf("container %s: label %s comes from its image, and an image may not declare secrets: "+
+				"declare them on the container (--label %s=...) or on the volume (-o %s=...)", summaryName(s), k, k, OptionSecrets)
+		}
+	}
+	return nil
+}
+
+// bindLabel fixes a volume's declaration to a container's label, unless it
+// was bound meanwhile: the first binding stands.
+func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
+	v, err := c.vols.change(name, func(v *Volume, ok bool) (bool, error) {
+		if !ok {
+			*v = Volume{Name: name, Created: time.Now().UTC()}
+		}
+		if v.Bound() {
+			return false, nil
+		}
+		v.Declaration, v.BoundBy, v.BoundTo = decl, BoundByLabel, containerID
+		return false, nil
+	})
+	if err != nil {
+		return Volume{}, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
+	}
+	c.cfg.Log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID))
+	return v, nil
+}
+
+// created learns the declarations of a new container's unbound volumes,
+// without holding up the event loop.
+func (c *Controller) created(ctx context.Context, id string) {
+	if c.cfg.Engine == nil || !c.vols.anyUnbound() {
+		return
+	}
+	c.learning.Add(1)
+	go func() {
+		defer c.learning.Done()
+		lctx, cancel := context.WithTimeout(ctx, createLookupTimeout)
+		defer cancel()
+		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+		if err != nil {
+			c.cfg.Log.Debug("new container not looked up: its volumes bind at their Mount", "container", id, "err", err)
+			return
+		}
+		for _, s := range list {
+			if s.ID != id {
+				continue
+			}
+			for _, m := range s.Mounts {
+				if m.Type != "volume" || !c.ours(m.Driver) {
+					continue
+				}
+				if v, ok := c.vols.get(m.Name); ok && v.Bound() {
+					continue
+				}
+				if _, _, err := c.bind(lctx, m.Name); err != nil {
+					c.cfg.Log.Info("volume not bound at its container's create", "volume", m.Name, "container", summaryName(s), "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// WaitLearning waits until the lookups of created containers are done.
+func (c *Controller) WaitLearning() { c.learning.Wait() }
+
+func summaryName(s container.Summary) string {
+	if len(s.Names) > 0 {
+		return strings.TrimPrefix(s.Names[0], "/")
+	}
+	return shortID(s.ID)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

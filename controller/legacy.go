@@ -1,0 +1,120 @@
+package controller
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+// legacyGrants are the live grants and revokes earlier versions kept by
+// container ID. A resync moves each onto the container's volume (the one
+// at /run/secrets, or its only one) and drops those of removed containers.
+type legacyGrants struct {
+	path string
+	mu   sync.Mutex
+	m    map[string]legacyOverride
+}
+
+type legacyOverride struct {
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+func loadLegacyGrants(path string) (*legacyGrants, error) {
+	l := &legacyGrants{path: path, m: map[string]legacyOverride{}}
+	if path == "" {
+		return l, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &l.m); err != nil {
+		return nil, fmt.Errorf("container overrides file %s is corrupted (%v): the file is left as it is", path, err)
+	}
+	return l, nil
+}
+
+// migrate moves the legacy grants of the listed containers onto their
+// volumes; list holds every container the engine knows.
+func (c *Controller) migrateLegacy(list []container.Summary) {
+	l := c.legacy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) == 0 {
+		return
+	}
+	byID := map[string]container.Summary{}
+	for _, s := range list {
+		byID[s.ID] = s
+	}
+	for id, ov := range l.m {
+		s, ok := byID[id]
+		if !ok {
+			delete(l.m, id) // the container is gone, and its grants with it
+			continue
+		}
+		var target string
+		var n int
+		for _, m := range s.Mounts {
+			if m.Type != "volume" || !c.ours(m.Driver) {
+				continue
+			}
+			n++
+			if m.Destination == defaultTarget || target == "" {
+				target = m.Name
+			}
+		}
+		if target == "" {
+			delete(l.m, id)
+			continue
+		}
+		v, ok := c.vols.get(target)
+		if !ok || !v.Bound() {
+			continue // retried at the next resync, once the volume is bound
+		}
+		if n > 1 {
+			c.cfg.Log.Warn("container has several secretd volumes: its earlier grants move to one", "container", summaryName(s), "volume", target)
+		}
+		_, err := c.vols.change(target, func(v *Volume, ok bool) (bool, error) {
+			for _, g := range ov.Add {
+				if !slices.Contains(v.Grants, g) {
+					v.Grants = append(v.Grants, g)
+				}
+			}
+			for _, r := range ov.Remove {
+				if !slices.Contains(v.Revokes, r) {
+					v.Revokes = append(v.Revokes, r)
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			c.cfg.Log.Warn("earlier grants not moved to the volume", "volume", target, "err", err)
+			continue
+		}
+		delete(l.m, id)
+		c.cfg.Log.Info("earlier grants moved to the volume", "container", summaryName(s), "volume", target)
+		if err := c.rewriteVolume(target); err != nil {
+			c.cfg.Log.Warn("moved grants not applied to the running mounts", "volume", target, "err", err)
+		}
+	}
+	if l.path == "" {
+		return
+	}
+	if len(l.m) == 0 {
+		os.Remove(l.path)
+		return
+	}
+	if b, err := json.Marshal(l.m); err == nil {
+		writeFileAtomic(l.path, b)
+	}
+}

@@ -1,0 +1,187 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/secretd/secretd/audit"
+	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/tmpfs"
+)
+
+// Mount builds the tmpfs for one container start and returns its path. It
+// is a function of the volume's record: only a volume not bound yet asks
+// the engine, once in its life. It fails closed: any problem is an error,
+// and nothing stays mounted.
+func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string, error) {
+	start := time.Now()
+	dir, err := c.mount(ctx, volume, mountID)
+	if err != nil {
+		c.cfg.Metrics.Error("mount", err)
+		c.cfg.Audit.Deny(audit.ContainerMount, nil, audit.Event{Volume: volume}, err)
+		return "", err
+	}
+	c.cfg.Metrics.ObserveMount(time.Since(start))
+	return dir, nil
+}
+
+// phases splits a Mount's time for its log line, so a slow Mount tells
+// whether the engine, the disk, the store or the kernel held it up.
+type phases struct {
+	declared                        string // BoundByOption or BoundByLabel
+	engine                          bool   // whether the Mount asked the engine
+	spare                           bool   // whether the tmpfs was a spare
+	resolve, record, decrypt, tmpfs time.Duration
+}
+
+func (c *Controller) mount(ctx context.Context, volume, mountID string) (string, error) {
+	start := time.Now()
+	if !mountIDRE.MatchString(mountID) {
+		return "", fmt.Errorf("invalid mount ID %q", mountID)
+	}
+	var ph phases
+	v, err := c.ensureVolume(volume)
+	if err != nil {
+		return "", err
+	}
+	if !v.Bound() {
+		if v, ph.engine, err = c.bind(ctx, volume); err != nil {
+			return "", err
+		}
+	}
+	ph.declared = v.BoundBy
+	t := &task{mountID: mountID, volume: volume, since: time.Now().UTC(), state: mounting}
+	// Held until the tmpfs is built, so a rotation, a live grant or an
+	// Unmount that finds the claim waits and then sees the result.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.mu.Lock()
+	if _, dup := c.tasks[mountID]; dup {
+		c.mu.Unlock()
+		return "", fmt.Errorf("mount ID %s is already mounted", mountID)
+	}
+	if t.dir = c.takeSpare(); t.dir != "" {
+		ph.spare = true
+	} else {
+		t.dir = c.dir(mountID)
+	}
+	c.tasks[mountID] = t
+	c.mu.Unlock()
+
+	// Read after the claim is in the table: a live grant saved before this
+	// is seen here, one saved after finds the claim and rewrites it.
+	var entries []declaration.Entry
+	if v, ok := c.vols.get(volume); ok {
+		entries, err = v.Entries()
+	} else {
+		err = fmt.Errorf("volume %s was removed while it was being mounted", volume)
+	}
+	ph.resolve = time.Since(start)
+	if err == nil {
+		c.mu.Lock()
+		t.entries = entries
+		snap := t.snap()
+		c.mu.Unlock()
+		recStart := time.Now()
+		err = c.saveRecord(snap)
+		ph.record = time.Since(recStart)
+	}
+	if err == nil {
+		err = c.build(t, entries, &ph)
+	}
+	if err != nil {
+		if ph.spare {
+			// A spare Fill refused (or never saw) is still mounted, and
+			// its directory is not named for this mount: nothing else
+			// would ever remove it.
+			if _, werr := tmpfs.Wipe(t.dir); werr != nil {
+				err = errors.Join(err, werr)
+			}
+		}
+		c.mu.Lock()
+		delete(c.tasks, mountID)
+		c.mu.Unlock()
+		c.removeRecord(dirBase(t.dir))
+		c.cfg.Log.Warn("mount refused", "volume", volume, "mount", t.dir, "err", err)
+		return "", err
+	}
+	d := time.Since(start)
+	c.mountTimes.add(d)
+	c.cfg.Log.Info("secrets mounted", "volume", volume, "mount", t.dir, "secrets", len(entries), "duration", d,
+		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve,
+		"record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
+	return t.dir, nil
+}
+
+// build decrypts the declared versions and mounts them, into a spare or a
+// new tmpfs, and marks the task mounted; t.mu held.
+func (c *Controller) build(t *task, entries []declaration.Entry, ph *phases) error {
+	start := time.Now()
+	files, versions, ids, err := c.files(entries)
+	defer wipeFiles(files)
+	ph.decrypt = time.Since(start)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	if ph.spare {
+		err = tmpfs.Fill(t.dir, files, tmpfs.Options{})
+	} else {
+		err = tmpfs.Mount(t.dir, files, tmpfs.Options{})
+	}
+	ph.tmpfs = time.Since(start)
+	if err != nil {
+		return fmt.Errorf("mount secrets: %w", err)
+	}
+	c.mu.Lock()
+	t.versions, t.ids, t.state = versions, ids, mounted
+	c.mu.Unlock()
+	return nil
+}
+
+// files decrypts every entry. Each secret is revealed once even when it is
+// declared at several targets.
+func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []string, error) {
+	type key struct {
+		name    string
+		version int
+	}
+	type revealed struct {
+		data    []byte
+		version int
+		id      string
+	}
+	plain := map[key]revealed{}
+	var files []tmpfs.File
+	versions := make([]int, len(entries))
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		k := key{e.Source, e.Version}
+		r, ok := plain[k]
+		if !ok {
+			d, sec, err := c.cfg.Store.RevealName(e.Source, e.Version)
+			if err != nil {
+				for _, b := range plain {
+					clear(b.data)
+				}
+				return nil, nil, nil, err
+			}
+			r = revealed{data: d, version: e.Version, id: sec.ID}
+			if e.Version == 0 {
+				r.version = sec.Current
+			}
+			plain[k] = r
+		}
+		versions[i], ids[i] = r.version, r.id
+		files = append(files, tmpfs.File{Path: e.Target, Data: r.data, UID: e.UID, GID: e.GID, Mode: e.Mode})
+	}
+	return files, versions, ids, nil
+}
+
+func wipeFiles(files []tmpfs.File) {
+	for _, f := range files {
+		clear(f.Data)
+	}
+}
