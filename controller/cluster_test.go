@@ -19,13 +19,17 @@ func TestLocalClaims(t *testing.T) {
 	e.secret(t, "other", "y")
 	e.vols.set("optvol", "source=shared,target=s")
 	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "shared", "webvol"))
-	e.mount(t, "webvol", "mweb")
+	dir := e.mount(t, "webvol", "mweb")
 	e.engine.set(
-		ctr("id-web", "web", container.StateRunning, 1, "shared", "webvol"),
+		ctr("id-web", "web", container.StateRunning, 1, "shared", "webvol="+dir),
 		ctr("id-stopped", "stopped", container.StateExited, 2, "other;source=shared@1,target=t", "stoppedvol"),
 		ctr("id-opt", "volopt", container.StateExited, 5, "", "optvol"),
 		ctr("id-none", "none", container.StateRunning, 6, ""),
 	)
+	// The resync names the mount's container, as its events would.
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	claims, err := e.ctrl.LocalClaims(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,9 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
@@ -39,6 +42,9 @@ type fakeEngine struct {
 	idErr     error // fails lists by ID only
 	streams   []*stream
 	newStream chan *stream
+	// images maps an image ID to its labels; imageErr fails inspects.
+	images   map[string]map[string]string
+	imageErr error
 }
 
 type stream struct {
@@ -102,6 +108,17 @@ func (f *fakeEngine) ContainerList(ctx context.Context, opts container.ListOptio
 	return out, nil
 }
 
+func (f *fakeEngine) ImageInspect(_ context.Context, id string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.imageErr != nil {
+		return image.InspectResponse{}, f.imageErr
+	}
+	cfg := &dockerspec.DockerOCIImageConfig{}
+	cfg.Labels = f.images[id]
+	return image.InspectResponse{ID: id, Config: cfg}, nil
+}
+
 func (f *fakeEngine) Events(_ context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
 	s := &stream{opts: opts, msgs: make(chan events.Message), errs: make(chan error, 1)}
 	f.mu.Lock()
@@ -148,7 +165,7 @@ func (f *fakeEngine) setListErr(err error) {
 // ctr builds a container summary; mounts are "volume" or "volume=source"
 // of the secretd driver.
 func ctr(id, name string, state container.ContainerState, created int64, secrets string, mounts ...string) container.Summary {
-	s := container.Summary{ID: id, Names: []string{"/" + name}, State: state, Created: created, Labels: map[string]string{}}
+	s := container.Summary{ID: id, Names: []string{"/" + name}, State: state, Created: created, Labels: map[string]string{}, ImageID: "sha256:busybox"}
 	if secrets != "" {
 		s.Labels[controller.LabelSecrets] = secrets
 	}
@@ -159,21 +176,26 @@ func ctr(id, name string, state container.ContainerState, created int64, secrets
 	return s
 }
 
+// volumes creates volumes through the controller, as the driver does.
 type volumes struct {
-	mu sync.Mutex
-	m  map[string]string
+	t    testing.TB
+	ctrl func() *controller.Controller
 }
 
-func (v *volumes) Declaration(name string) string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.m[name]
-}
-
+// set creates a volume with a secrets option.
 func (v *volumes) set(name, decl string) {
-	v.mu.Lock()
-	v.m[name] = decl
-	v.mu.Unlock()
+	v.t.Helper()
+	if err := v.ctrl().CreateVolume(name, map[string]string{controller.OptionSecrets: decl}); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+// anon creates a volume without options, as `docker run --mount` does.
+func (v *volumes) anon(name string) {
+	v.t.Helper()
+	if err := v.ctrl().CreateVolume(name, nil); err != nil {
+		v.t.Fatal(err)
+	}
 }
 
 type env struct {
@@ -194,7 +216,8 @@ func newEnv(t testing.TB, grace time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{root: filepath.Join(dir, "mounts"), engine: newFakeEngine(), vols: &volumes{m: map[string]string{}}}
+	e := &env{root: filepath.Join(dir, "mounts"), engine: newFakeEngine()}
+	e.vols = &volumes{t: t, ctrl: func() *controller.Controller { return e.ctrl }}
 	if err := os.MkdirAll(e.root, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +234,9 @@ func newEnv(t testing.TB, grace time.Duration) *env {
 	}
 	t.Cleanup(func() { e.store.Close() })
 	e.cfg = controller.Config{
-		Store: e.store, Engine: e.engine, EngineHost: "fake://engine", Volumes: e.vols,
-		MountRoot: e.root, DriverName: driverName, Grace: grace,
+		Store: e.store, Engine: e.engine, EngineHost: "fake://engine",
+		VolumesFile: filepath.Join(dir, "volumes.json"),
+		MountRoot:   e.root, DriverName: driverName, Grace: grace,
 	}
 	e.ctrl, err = controller.New(e.cfg)
 	if err != nil {
@@ -307,64 +331,22 @@ func taskNames(c *controller.Controller) []string {
 	return out
 }
 
-func TestResolvePicksTheStartingContainer(t *testing.T) {
-	e := newEnv(t, 0)
-	e.secret(t, "a", "secret-a")
-	e.secret(t, "b", "secret-b")
-	e.secret(t, "c", "secret-c")
-	for _, state := range []container.ContainerState{container.StateCreated, container.StateRestarting, container.StateExited} {
-		t.Run(string(state), func(t *testing.T) {
-			// The running one is newer: the choice must come from the state.
-			e.engine.set(
-				ctr("id-old", "old", container.StateRunning, 300, "a", "vol"),
-				ctr("id-new", "new", state, 100, "b", "vol"),
-				ctr("id-other", "other", container.StateCreated, 500, "c", "elsewhere"),
-			)
-			dir := e.mount(t, "vol", "m-"+string(state))
-			defer e.ctrl.Unmount("vol", "m-"+string(state))
-			if got := readFiles(t, dir); len(got) != 1 || got["b"] != "secret-b" {
-				t.Errorf("mounted %v, want b from the %s container", got, state)
-			}
-			tasks := e.ctrl.Tasks()
-			if len(tasks) != 1 || tasks[0].ContainerName != "new" || tasks[0].ContainerID != "id-new" || tasks[0].Secrets[0].Name != "b" {
-				t.Errorf("tasks: %+v", tasks)
-			}
-		})
-	}
-	// Among several starting containers the newest wins.
-	e.engine.set(
-		ctr("id-1", "first", container.StateExited, 100, "a", "vol"),
-		ctr("id-2", "second", container.StateCreated, 200, "c", "vol"),
-		ctr("id-3", "third", container.StateRunning, 300, "b", "vol"),
-	)
-	dir := e.mount(t, "vol", "newest")
-	if got := readFiles(t, dir); got["c"] != "secret-c" || len(got) != 1 {
-		t.Errorf("mounted %v, want c of the newest starting container", got)
-	}
-	// With only running users, dockerd is mounting for one of them anyway.
-	e.engine.set(ctr("id-r", "runner", container.StateRunning, 100, "a", "vol2"))
-	dir = e.mount(t, "vol2", "onlyrunning")
-	if got := readFiles(t, dir); got["a"] != "secret-a" {
-		t.Errorf("mounted %v", got)
-	}
-}
-
-func TestResolveErrors(t *testing.T) {
+func TestBindErrors(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "a", "x")
 	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "", "vol"))
 	_, err := e.ctrl.Mount(context.Background(), "vol", "m1")
-	if err == nil || !strings.Contains(err.Error(), "container web declares no secrets") {
+	if err == nil || !strings.Contains(err.Error(), "container web using it has no "+controller.LabelSecrets+" label") {
 		t.Errorf("no label: %v", err)
 	}
 	_, err = e.ctrl.Mount(context.Background(), "novol", "m2")
-	if err == nil || !strings.Contains(err.Error(), "no container using it was found") {
+	if err == nil || !strings.Contains(err.Error(), "no container uses it yet") || !strings.Contains(err.Error(), "volume-nocopy") {
 		t.Errorf("no container: %v", err)
 	}
 	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"))
 	e.engine.setListErr(errors.New("connection refused"))
 	_, err = e.ctrl.Mount(context.Background(), "vol", "m3")
-	if err == nil || !strings.Contains(err.Error(), "Docker Engine did not answer") || !strings.Contains(err.Error(), controller.LabelSecrets) {
+	if err == nil || !strings.Contains(err.Error(), "Docker Engine did not answer") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("engine down, label declaration: %v", err)
 	}
 	// A volume option does not need the engine.
@@ -377,11 +359,12 @@ func TestResolveErrors(t *testing.T) {
 		t.Errorf("mounted %v", got)
 	}
 	e.engine.setListErr(nil)
-	bad := ctr("id-web", "web", container.StateCreated, 1, "a", "vol")
-	bad.Labels[controller.LabelOnUpdate] = "explode"
-	e.engine.set(bad)
-	if _, err := e.ctrl.Mount(context.Background(), "vol", "m5"); err == nil || !strings.Contains(err.Error(), controller.LabelOnUpdate) {
-		t.Errorf("bad on-update label: %v", err)
+	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"), ctr("id-two", "two", container.StateCreated, 2, "a;b", "vol"))
+	if _, err := e.ctrl.Mount(context.Background(), "vol", "m5"); err == nil || !strings.Contains(err.Error(), "declare different ones (web and two)") {
+		t.Errorf("labels disagree: %v", err)
+	}
+	if v, _ := e.ctrl.Volume("vol"); v.Bound() {
+		t.Errorf("a refused binding bound the volume: %+v", v)
 	}
 	if m := mountsUnder(t, e.root); len(m) != 1 {
 		t.Errorf("mounts after refused Mounts: %v", m)
@@ -394,18 +377,22 @@ func TestUsers(t *testing.T) {
 	e.secret(t, "other", "y")
 	e.vols.set("optvol", "source=shared,target=s")
 	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "shared", "webvol"))
-	e.mount(t, "webvol", "mweb")
+	webDir := e.mount(t, "webvol", "mweb")
 	// A label on a container without a secretd volume is not a declaration.
 	noDriver := ctr("id-nodrv", "nodriver", container.StateExited, 3, "shared")
 	noDriver.Mounts = []container.MountPoint{{Type: "volume", Name: "data", Driver: "local"}}
 	e.engine.set(
-		ctr("id-web", "web", container.StateRunning, 1, "shared", "webvol"),
+		ctr("id-web", "web", container.StateRunning, 1, "shared", "webvol="+webDir),
 		ctr("id-stopped", "stopped", container.StateExited, 2, "other;source=shared,target=t", "stoppedvol"),
 		noDriver,
 		ctr("id-unrel", "unrelated", container.StateRunning, 4, "other", "unrelvol"),
 		ctr("id-opt", "volopt", container.StateExited, 5, "", "optvol"),
 		ctr("id-broken", "broken", container.StateExited, 6, "shared;;", "brokenvol"),
 	)
+	// The resync names the mount's container, as its events would.
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	users, err := e.ctrl.Users(context.Background(), shared)
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +483,7 @@ func TestResync(t *testing.T) {
 		ctr("id-exited", "exited", container.StateExited, 1, "s1", "vexit="+exitedDir),
 		ctr("id-live", "live", container.StateRunning, 2, "s2", "vlive="+liveDir),
 		// A stopped container keeps its old Source; the running one owns it.
-		ctr("id-old", "oldowner", container.StateExited, 0, "s2", "vadopt="+adoptDir),
+		ctr("id-old", "oldowner", container.StateExited, 0, "s1;source=s2,target=x/two", "vadopt="+adoptDir),
 		ctr("id-adopt", "adoptee", container.StateRunning, 3, "s1;source=s2,target=x/two", "vadopt="+adoptDir),
 		foreign,
 	)
@@ -718,7 +705,8 @@ func TestRunEngineDown(t *testing.T) {
 
 // TestMountWhileEngineSilent: at boot dockerd restarts its containers
 // before it answers API calls. A volume mounted before, for a container
-// that declared its secrets by label, mounts again from the owner cache.
+// that declared its secrets by label, mounts again from its bound
+// declaration.
 func TestMountWhileEngineSilent(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "s1", "one")
@@ -730,12 +718,12 @@ func TestMountWhileEngineSilent(t *testing.T) {
 	e.engine.setListErr(errors.New("engine busy restarting containers"))
 	dir, err := e.ctrl.Mount(context.Background(), "vweb", "m2")
 	if err != nil {
-		t.Fatalf("mount from the owner cache: %v", err)
+		t.Fatalf("mount of a bound volume: %v", err)
 	}
 	if got := readFiles(t, dir); got["s1"] != "one" {
 		t.Errorf("mounted %v", got)
 	}
-	if tasks := taskNames(e.ctrl); !slices.Equal(tasks, []string{"web@m2"}) {
+	if tasks := taskNames(e.ctrl); !slices.Equal(tasks, []string{"@m2"}) {
 		t.Errorf("tasks %v", tasks)
 	}
 	// A volume never seen before has nothing to go on: it fails closed.

@@ -83,7 +83,7 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 	var logs, trail syncBuffer
 	rec := &recorder{}
 	ctrl, err := controller.New(controller.Config{
-		Store: e.store, Engine: e.engine, EngineHost: "fake://engine", Volumes: e.vols,
+		Store: e.store, Engine: e.engine, EngineHost: "fake://engine",
 		MountRoot: e.root, DriverName: driverName, Grace: time.Nanosecond,
 		Metrics: rec, Audit: audit.New(&trail, nil),
 		Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -102,6 +102,10 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 	}
 	e.engine.set(ctr("id-web", "web", container.StateRunning, 1, "db;source=db,target=x/db", "vweb="+dir),
 		ctr("id-bad", "bad", container.StateCreated, 2, "missing", "vbad"))
+	// The resync names the mount's container, and the trail gets the mount.
+	if err := ctrl.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ctrl.Mount(ctx, "vbad", "mbad"); err == nil {
 		t.Fatal("a mount of a missing secret succeeded")
 	}
@@ -120,8 +124,8 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 	}
 
 	rec.mu.Lock()
-	if rec.mounts != 1 || rec.rot != 1 || rec.resync != 1 {
-		t.Errorf("metrics: mounts %d rotations %d resyncs %d, want 1 1 1", rec.mounts, rec.rot, rec.resync)
+	if rec.mounts != 1 || rec.rot != 1 || rec.resync != 2 {
+		t.Errorf("metrics: mounts %d rotations %d resyncs %d, want 1 1 2", rec.mounts, rec.rot, rec.resync)
 	}
 	if len(rec.errs) != 1 || !strings.HasPrefix(rec.errs[0], "mount:") {
 		t.Errorf("metrics errors %v, want one mount error", rec.errs)
@@ -144,7 +148,7 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 				t.Errorf("mount event secrets %v", s)
 			}
 		case "denied/" + audit.ContainerMount:
-			if ev["container"] != "bad" || !strings.Contains(ev["reason"].(string), "missing") {
+			if ev["volume"] != "vbad" || !strings.Contains(ev["reason"].(string), "missing") {
 				t.Errorf("denied event %v", ev)
 			}
 		case audit.ContainerRotate:

@@ -80,8 +80,8 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 	return count, errors.Join(errs...)
 }
 
-// label names a task's container, or its mount while the container is not
-// known yet.
+// label names a task's container, or says which volume it mounts while
+// the container is not known yet.
 func (s snapshot) label() string {
 	if s.name != "" {
 		return s.name
@@ -89,7 +89,7 @@ func (s snapshot) label() string {
 	if s.containerID != "" {
 		return shortID(s.containerID)
 	}
-	return "of mount " + s.mountID
+	return "(starting, volume " + s.volume + ")"
 }
 
 // refresh rewrites a task's mount with the versions its entries resolve to

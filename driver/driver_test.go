@@ -23,12 +23,6 @@ import (
 	"github.com/secretd/secretd/tmpfs"
 )
 
-// volumesFunc breaks the cycle the daemon also has: the controller asks the
-// driver for declarations, and the driver needs the controller to exist.
-type volumesFunc func(string) string
-
-func (f volumesFunc) Declaration(v string) string { return f(v) }
-
 type env struct {
 	store     *store.Store
 	root      string // mount root
@@ -68,20 +62,16 @@ func newEnv(t *testing.T) *env {
 // file, as a restarted daemon would.
 func (e *env) newDriver(t *testing.T) *driver.Driver {
 	t.Helper()
-	var drv *driver.Driver
 	ctrl, err := controller.New(controller.Config{
-		Store:      e.store,
-		Volumes:    volumesFunc(func(v string) string { return drv.Declaration(v) }),
-		MountRoot:  e.root,
-		DriverName: "secretd-unit",
+		Store:       e.store,
+		VolumesFile: e.stateFile,
+		MountRoot:   e.root,
+		DriverName:  "secretd-unit",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drv, err = driver.New(ctrl, e.stateFile, nil); err != nil {
-		t.Fatal(err)
-	}
-	return drv
+	return driver.New(ctrl)
 }
 
 // mountsUnder lists mount points at or below root from /proc/self/mountinfo.
@@ -232,8 +222,8 @@ func TestGetListRemove(t *testing.T) {
 	if got := names(t, e.drv); strings.Join(got, ",") != "b" {
 		t.Errorf("list after remove: %v", got)
 	}
-	if d := e.drv.Declaration("a"); d != "" {
-		t.Errorf("removed volume still declares %q", d)
+	if _, err := e.drv.Get(&volume.GetRequest{Name: "a"}); err == nil {
+		t.Errorf("removed volume still answers Get")
 	}
 }
 
@@ -258,19 +248,13 @@ func TestRegistryPersists(t *testing.T) {
 	if err != nil || after.Volume.Status[driver.OptionSecrets] != "db;tls" || after.Volume.CreatedAt != before.Volume.CreatedAt {
 		t.Errorf("after restart: %+v %v", after, err)
 	}
-	if d2.Declaration("keep") != "db;tls" {
-		t.Errorf("declaration after restart: %q", d2.Declaration("keep"))
-	}
+
 
 	raw, _ := os.ReadFile(e.stateFile)
 	if err := os.WriteFile(e.stateFile, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := controller.New(controller.Config{Store: e.store, MountRoot: e.root, DriverName: "secretd-unit"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := driver.New(ctrl, e.stateFile, nil); err == nil || !strings.Contains(err.Error(), "corrupted") {
+	if _, err := controller.New(controller.Config{Store: e.store, VolumesFile: e.stateFile, MountRoot: e.root, DriverName: "secretd-unit"}); err == nil || !strings.Contains(err.Error(), "corrupted") {
 		t.Errorf("corrupted state file: %v", err)
 	}
 	if got, _ := os.ReadFile(e.stateFile); string(got) != "{not json" {

@@ -152,7 +152,9 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 		}
 		sec, err := s.checked(r.Context(), name,
 			func(ctx context.Context, sec store.Secret) error { return s.notPinned(ctx, sec, version) },
-			func(guard func(store.Secret) error) (store.Secret, error) { return s.cfg.Store.RemoveVersion(name, version, guard) })
+			func(guard func(store.Secret) error) (store.Secret, error) {
+				return s.cfg.Store.RemoveVersion(name, version, guard)
+			})
 		if err != nil {
 			s.fail(w, r, err)
 			return
