@@ -47,9 +47,23 @@ type fakeTasks struct {
 	err   error
 	tasks []api.Task
 	calls int
+	// hang, when set, makes Users hang as a stopped engine does: it
+	// signals entered and waits for hang to close or its context to end.
+	hang, entered chan struct{}
 }
 
-func (f *fakeTasks) Users(_ context.Context, sec store.Secret) ([]string, error) {
+func (f *fakeTasks) Users(ctx context.Context, sec store.Secret) ([]string, error) {
+	f.mu.Lock()
+	hang, entered := f.hang, f.entered
+	f.mu.Unlock()
+	if hang != nil {
+		entered <- struct{}{}
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

@@ -1,0 +1,228 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+
+	"github.com/secretd/secretd/controller"
+)
+
+func containerCreate(id string) events.Message {
+	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id}}
+}
+
+// TestLabelBindsOnce: a label volume binds at its first Mount, with one
+// lookup, and from then on mounts its stored declaration with no engine
+// call, whatever the engine says or fails to say.
+func TestLabelBindsOnce(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.secret(t, "b", "secret-b")
+	e.vols.anon("vol")
+	e.engine.set(ctr("id-a", "a", container.StateCreated, 1, "a", "vol"))
+	dir := e.mount(t, "vol", "m1")
+	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
+		t.Fatalf("first mount %v", got)
+	}
+	v, _ := e.ctrl.Volume("vol")
+	if v.Declaration != "a" || v.BoundBy != controller.BoundByLabel || v.BoundTo != "id-a" {
+		t.Errorf("bound %+v", v)
+	}
+	if n := e.engine.lookups(); n != 1 {
+		t.Errorf("%d lookups, want 1", n)
+	}
+	if err := e.ctrl.Unmount("vol", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	// Another container now uses the volume with another label, and then
+	// the engine stops answering: neither changes the volume's mount.
+	e.engine.set(ctr("id-a", "a", container.StateExited, 1, "a", "vol"), ctr("id-b", "b", container.StateCreated, 2, "b", "vol"))
+	dir = e.mount(t, "vol", "m2")
+	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("second container got %v, want the volume's declaration (a)", got)
+	}
+	e.engine.setListErr(errors.New("engine hung"))
+	e.ctrl.Unmount("vol", "m2")
+	dir = e.mount(t, "vol", "m3")
+	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("with the engine silent got %v", got)
+	}
+	if n := e.engine.lookups(); n != 1 {
+		t.Errorf("%d lookups in the volume's life, want 1", n)
+	}
+	e.ctrl.Unmount("vol", "m3")
+}
+
+// TestOlderContainerStartAfterRestart is the `docker start` of an older
+// container whose anonymous volume a newer one also uses (--volumes-from),
+// after a restart of secretd: the volume's declaration is the older one's,
+// never the newer container's (the old "newest container not running"
+// rule mounted the newer label into the older container).
+func TestOlderContainerStartAfterRestart(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "first", "first-value")
+	e.secret(t, "second", "second-value")
+	e.vols.anon("vol")
+	s := e.run(t)
+	e.engine.set(ctr("id-old", "old", container.StateCreated, 1, "first", "vol"))
+	s.send(t, containerCreate("id-old"))
+	s.sync(t)
+	e.ctrl.WaitLearning()
+	if v, _ := e.ctrl.Volume("vol"); v.Declaration != "first" {
+		t.Fatalf("not bound at the create event: %+v", v)
+	}
+	// secretd restarts; the older container has exited, the newer one
+	// borrows its volume and runs.
+	next, err := controller.New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ctrl = next
+	e.engine.set(
+		ctr("id-old", "old", container.StateExited, 1, "first", "vol"),
+		ctr("id-new", "new", container.StateRunning, 2, "second", "vol"),
+	)
+	before := e.engine.lookups()
+	dir := e.mount(t, "vol", "m-old")
+	if got := readFiles(t, dir); len(got) != 1 || got["first"] != "first-value" {
+		t.Errorf("older container got %v, want only its own first", got)
+	}
+	if e.engine.lookups() != before {
+		t.Error("the Mount of a bound volume asked the engine")
+	}
+	e.ctrl.Unmount("vol", "m-old")
+}
+
+// TestCreateEventBinds: the create event of a container binds its unbound
+// volumes off the start path, so even its first Mount asks nothing.
+func TestCreateEventBinds(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.vols.anon("v1")
+	e.vols.anon("v2")
+	s := e.run(t)
+	e.engine.set(ctr("id-c", "c", container.StateCreated, 1, "a", "v1"),
+		ctr("id-nolabel", "nolabel", container.StateCreated, 2, "", "v2"))
+	s.send(t, containerCreate("id-c"))
+	s.send(t, containerCreate("id-nolabel"))
+	s.sync(t)
+	e.ctrl.WaitLearning()
+	e.engine.setListErr(errors.New("engine busy"))
+	before := e.engine.lookups()
+	dir := e.mount(t, "v1", "m1")
+	if got := readFiles(t, dir); got["a"] != "secret-a" {
+		t.Errorf("mounted %v", got)
+	}
+	if e.engine.lookups() != before {
+		t.Error("the first Mount asked the engine after the create event bound the volume")
+	}
+	// A container without a label leaves its volume unbound: the Mount
+	// asks, and with the engine silent fails closed.
+	if _, err := e.ctrl.Mount(context.Background(), "v2", "m2"); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("unbound volume with the engine silent: %v", err)
+	}
+	e.ctrl.Unmount("v1", "m1")
+}
+
+// TestImageLabelsDeclareNothing: a declaration or on-update action that a
+// container only inherits from its image's LABELs is refused.
+func TestImageLabelsDeclareNothing(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.engine.mu.Lock()
+	e.engine.images = map[string]map[string]string{"sha256:busybox": {controller.LabelSecrets: "a"}}
+	e.engine.mu.Unlock()
+	e.engine.set(ctr("id-img", "img", container.StateCreated, 1, "a", "vol"))
+	_, err := e.ctrl.Mount(context.Background(), "vol", "m1")
+	if err == nil || !strings.Contains(err.Error(), "comes from its image") || !strings.Contains(err.Error(), "--label "+controller.LabelSecrets) || !strings.Contains(err.Error(), "-o secrets=") {
+		t.Errorf("image declaration: %v", err)
+	}
+	// The container's own label, different from the image's, binds.
+	e.engine.set(ctr("id-own", "own", container.StateCreated, 1, "source=a,target=mine", "vol2"))
+	dir := e.mount(t, "vol2", "m2")
+	if got := readFiles(t, dir); got["mine"] != "secret-a" {
+		t.Errorf("mounted %v", got)
+	}
+	e.ctrl.Unmount("vol2", "m2")
+	// An on-update action from the image only is refused too.
+	e.engine.mu.Lock()
+	e.engine.images["sha256:busybox"] = map[string]string{controller.LabelOnUpdate: "restart"}
+	e.engine.mu.Unlock()
+	c := ctr("id-upd", "upd", container.StateCreated, 1, "a", "vol3")
+	c.Labels[controller.LabelOnUpdate] = "restart"
+	e.engine.set(c)
+	if _, err := e.ctrl.Mount(context.Background(), "vol3", "m3"); err == nil || !strings.Contains(err.Error(), controller.LabelOnUpdate) {
+		t.Errorf("image on-update: %v", err)
+	}
+	// An image that cannot be inspected fails closed.
+	e.engine.mu.Lock()
+	e.engine.imageErr = errors.New("engine hung")
+	e.engine.mu.Unlock()
+	e.engine.set(ctr("id-x", "x", container.StateCreated, 1, "a", "vol4"))
+	if _, err := e.ctrl.Mount(context.Background(), "vol4", "m4"); err == nil || !strings.Contains(err.Error(), "image labels") {
+		t.Errorf("image not inspected: %v", err)
+	}
+}
+
+// TestRegistryMigrates: a state file of the earlier format (name, options,
+// created) loads with option volumes bound and label volumes unbound; the
+// first resync binds the label volumes in use, and moves the earlier
+// per-container grants onto their volumes.
+func TestRegistryMigrates(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.secret(t, "b", "secret-b")
+	dir := filepath.Dir(e.cfg.VolumesFile)
+	old := `{"opt":{"name":"opt","options":{"secrets":"a;b"},"created":"2026-01-01T00:00:00Z"},"anon":{"name":"anon","created":"2026-01-01T00:00:00Z"}}`
+	if err := os.WriteFile(e.cfg.VolumesFile, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(dir, "containers.json")
+	if err := os.WriteFile(legacy, []byte(`{"id-opt":{"remove":["b"]},"id-gone":{"add":["a"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.LegacyGrantsFile = legacy
+	c, err := controller.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ctrl = c
+	if v, _ := c.Volume("opt"); v.Declaration != "a;b" || v.BoundBy != controller.BoundByOption {
+		t.Errorf("option volume after load: %+v", v)
+	}
+	if v, _ := c.Volume("anon"); v.Bound() {
+		t.Errorf("label volume bound at load: %+v", v)
+	}
+	e.engine.set(ctr("id-opt", "optc", container.StateExited, 1, "", "opt"), ctr("id-anon", "anonc", container.StateExited, 2, "b", "anon"))
+	if err := c.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Volume("anon"); v.Declaration != "b" || v.BoundTo != "id-anon" {
+		t.Errorf("label volume after resync: %+v", v)
+	}
+	if v, _ := c.Volume("opt"); len(v.Revokes) != 1 || v.Revokes[0] != "b" {
+		t.Errorf("legacy revoke not moved: %+v", v)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Errorf("legacy grants file left after migration: %v", err)
+	}
+	e.engine.setListErr(errors.New("down"))
+	d := e.mount(t, "opt", "m1")
+	if got := readFiles(t, d); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("opt mounts %v, want a only", got)
+	}
+	d = e.mount(t, "anon", "m2")
+	if got := readFiles(t, d); len(got) != 1 || got["b"] != "secret-b" {
+		t.Errorf("anon mounts %v", got)
+	}
+	c.Unmount("opt", "m1")
+	c.Unmount("anon", "m2")
+}
