@@ -247,7 +247,6 @@ func Run(ctx context.Context, cfg Config) error {
 	return <-errc
 }
 
-
 func newEngine(host string) (*dockerclient.Client, string, error) {
 	opts := []dockerclient.Opt{dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()}
 	if host != "" {

@@ -249,7 +249,6 @@ func TestRegistryPersists(t *testing.T) {
 		t.Errorf("after restart: %+v %v", after, err)
 	}
 
-
 	raw, _ := os.ReadFile(e.stateFile)
 	if err := os.WriteFile(e.stateFile, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
