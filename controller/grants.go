@@ -188,11 +188,7 @@ func grant(v *Volume, e declaration.Entry) error {
 		// were: a declaration may name one source at several targets.
 		return nil
 	}
-	// A grant at a target replaces an earlier grant there.
-	v.Grants = slices.DeleteFunc(v.Grants, func(g string) bool {
-		es, _ := declaration.Parse(g)
-		return len(es) == 1 && es[0].Target == e.Target
-	})
+	// A target already taken is refused when the result is checked.
 	v.Grants = append(v.Grants, e.String())
 	return nil
 }

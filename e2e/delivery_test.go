@@ -74,14 +74,24 @@ func (d *daemon) status(t testing.TB) api.Status {
 	return st
 }
 
-// taskMount returns the host mount secretd holds for a container.
+// taskMount returns the host mount secretd holds for a container. The
+// container's name reaches the task table from its start event, a moment
+// after `docker run -d` returns.
 func (d *daemon) taskMount(t testing.TB, ctr string) string {
 	t.Helper()
 	var found []string
-	for _, tk := range d.tasks(t) {
-		if tk.ContainerName == ctr {
-			found = append(found, tk.Mount)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		found = nil
+		for _, tk := range d.tasks(t) {
+			if tk.ContainerName == ctr {
+				found = append(found, tk.Mount)
+			}
 		}
+		if len(found) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if len(found) != 1 {
 		t.Fatalf("secretd has %d mounts for container %s, want 1: %v", len(found), ctr, found)

@@ -138,14 +138,14 @@ func TestOnUpdateActions(t *testing.T) {
 }
 
 // TestLiveGrantAndRevoke changes a running container's secrets without a
-// restart; the change survives `docker restart` and dies with the container.
+// restart; the change survives `docker restart` and goes with the volume.
 func TestLiveGrantAndRevoke(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("a-value", "secret", "create", "a", "-")
 	d.mustCLI("b-value", "secret", "create", "b", "-")
 	name := "grant-" + d.driver
 	mustDocker(t, d.runArgs("a", []string{"-d", "--name", name}, "exec sleep 600")...)
-	id := mustDocker(t, "inspect", "-f", "{{.Id}}", name)
+	vol := mustDocker(t, "inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", name)
 	pid := mustDocker(t, "inspect", "-f", "{{.State.Pid}}", name)
 
 	d.mustCLI("", "container", "update", name, "--secret-add", "source=b,target=keys/b.txt,mode=0400")
@@ -189,11 +189,11 @@ func TestLiveGrantAndRevoke(t *testing.T) {
 		t.Errorf("after refused changes: %q", got)
 	}
 	mustDocker(t, "rm", "-f", "-v", name)
-	waitFor(t, 10*time.Second, "override dropped with the container", func() bool {
-		b, _ := os.ReadFile(filepath.Join(d.dataRoot, "containers.json"))
+	waitFor(t, 10*time.Second, "grants dropped with the volume", func() bool {
+		b, _ := os.ReadFile(filepath.Join(d.dataRoot, "volumes.json"))
 		var m map[string]any
 		json.Unmarshal(b, &m)
-		_, ok := m[id]
+		_, ok := m[vol]
 		return !ok
 	})
 }

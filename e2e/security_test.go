@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
@@ -78,19 +77,7 @@ func ctrPid(t *testing.T, ctr string) string {
 // hostMount returns the host directory secretd mounted for a container.
 func hostMount(t *testing.T, d *daemon, ctr string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tasks, err := d.client().Tasks(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tk := range tasks {
-		if tk.ContainerName == ctr {
-			return tk.Mount
-		}
-	}
-	t.Fatalf("secretd has no task for container %s: %+v", ctr, tasks)
-	return ""
+	return d.taskMount(t, ctr)
 }
 
 func md5Of(s string) string {
