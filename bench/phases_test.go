@@ -15,8 +15,6 @@ type mountPhases struct {
 	spare                                  bool // the Mount filled a spare tmpfs
 	volume                                 string
 	total, resolve, record, decrypt, tmpfs time.Duration
-	birthWait, ownerCache                  time.Duration // parts of resolve
-	birthKnown                             bool          // its container was known when it came
 }
 
 var (
@@ -34,16 +32,12 @@ func parsePhases(log string) []mountPhases {
 			f[m[1]] = m[2]
 		}
 		p := mountPhases{byLabel: f["declared"] == "label", engine: f["engine_lookup"] == "true", spare: f["spare"] == "true", volume: f["volume"]}
-		ok := f["declared"] == "label" || f["declared"] == "volume"
+		ok := f["declared"] == "label" || f["declared"] == "option"
 		for name, d := range map[string]*time.Duration{"duration": &p.total, "resolve": &p.resolve, "record": &p.record, "decrypt": &p.decrypt, "tmpfs": &p.tmpfs} {
 			v, err := time.ParseDuration(f[name])
 			ok = ok && err == nil
 			*d = v
 		}
-		// Parts of resolve, logged since 2026-11-22: optional.
-		p.birthWait, _ = time.ParseDuration(f["birth_wait"])
-		p.ownerCache, _ = time.ParseDuration(f["owner_cache"])
-		p.birthKnown = f["birth_known"] == "true"
 		if ok {
 			out = append(out, p)
 		}
@@ -61,11 +55,8 @@ func slowest(ps []mountPhases) string {
 	slices.SortFunc(ps, func(a, b mountPhases) int { return int(b.total - a.total) })
 	n := max(1, len(ps)/100)
 	var sum mountPhases
-	asked, spares, known := 0, 0, 0
+	asked, spares := 0, 0
 	for _, p := range ps[:n] {
-		if p.birthKnown {
-			known++
-		}
 		if p.engine {
 			asked++
 		}
@@ -74,15 +65,13 @@ func slowest(ps []mountPhases) string {
 		}
 		sum.total += p.total
 		sum.resolve += p.resolve
-		sum.birthWait += p.birthWait
-		sum.ownerCache += p.ownerCache
 		sum.record += p.record
 		sum.decrypt += p.decrypt
 		sum.tmpfs += p.tmpfs
 	}
 	div := time.Duration(n)
-	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: engine lookup %s (%d asked the engine; waiting for lookups made at create %s, %d with their container known on arrival; owner cache %s), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
-		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked, fmtDuration(sum.birthWait/div), known, fmtDuration(sum.ownerCache/div),
+	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: resolve %s (%d asked the engine to bind their volume), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
+		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked,
 		fmtDuration(sum.record/div), fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div), spares)
 }
 
@@ -121,20 +110,22 @@ func count(ps []mountPhases, match func(mountPhases) bool) int {
 
 func isSpare(p mountPhases) bool { return p.spare }
 
-// birthWaits tells how many Mounts waited over a millisecond for the
-// lookups made at containers' creates, and how many of those knew their
-// own container on arrival: their wait was for other containers only.
-func birthWaits(ps []mountPhases) string {
-	waited, known := 0, 0
+// lookups tells how many Mounts asked the engine, to bind their volume:
+// at most one in a volume's life.
+func lookups(ps []mountPhases) string {
+	byVolume := map[string]int{}
+	asked := 0
 	for _, p := range ps {
-		if p.birthWait > time.Millisecond {
-			waited++
-			if p.birthKnown {
-				known++
-			}
+		if p.engine {
+			asked++
+			byVolume[p.volume]++
 		}
 	}
-	return fmt.Sprintf("%d of %d Mounts waited over 1 ms for lookups made at creates; %d of those knew their own container on arrival and waited for other containers' lookups only", waited, len(ps), known)
+	most := 0
+	for _, n := range byVolume {
+		most = max(most, n)
+	}
+	return fmt.Sprintf("%d of %d Mounts asked the engine; at most %d for one volume", asked, len(ps), most)
 }
 
 func asked(p mountPhases) bool { return p.engine }

@@ -170,7 +170,7 @@ func BenchmarkScale(b *testing.B) {
 			count(labelMounts, asked), len(labelMounts),
 			count(labelMounts, isSpare)+count(volumeMounts, isSpare), nContainers)
 		t.note("Mount tail by label: %s", slowest(labelMounts))
-		t.note("Waits by label: %s", birthWaits(labelMounts))
+		t.note("Engine lookups by label: %s", lookups(labelMounts))
 		t.note("Mount tail by volume option: %s", slowest(volumeMounts))
 		t.note("restart: ready %v after the start; %d mounts in the table afterwards", ready.Round(time.Millisecond), after.Mounts)
 		t.print()

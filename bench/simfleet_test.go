@@ -257,7 +257,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 		t.mem(fmt.Sprintf("resident memory (VmRSS) at the end, %d mounts", final.Mounts), rss, goalRSS)
 		t.note("Mounts of a `docker run` that asked the engine for their container: %d of %d", count(runPhases, asked), len(runPhases))
 		t.note("Mount tail, `docker run`: %s", slowest(runPhases))
-		t.note("Waits, `docker run`: %s", birthWaits(runPhases))
+		t.note("Engine lookups, `docker run`: %s", lookups(runPhases))
 		t.note("Mount tail, `docker start`: %s", slowest(startOnly))
 		t.note("setup: %d secrets created in %v; %d mounts made through the plugin protocol in %v",
 			nSecrets, created.Round(time.Millisecond), nMounts, mountTime.Round(time.Millisecond))
