@@ -66,10 +66,6 @@ func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
 		t.Fatalf("before the events: %+v", tasks)
 	}
 
-	// Another driver's mount of a volume with the same name is not ours.
-	other := volumeMount("optvol", "id-else")
-	other.Actor.Attributes["driver"] = "local"
-	s.send(t, other)
 	s.send(t, volumeMount("optvol", "id-opt"))
 	s.send(t, containerStart("id-opt", "opt", map[string]string{controller.LabelOnUpdate: "signal:SIGHUP"}))
 	s.sync(t)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/secretd/secretd/declaration"
 )
 
 // A volume without a secrets option takes its declaration from the
@@ -37,11 +39,11 @@ type binder struct {
 }
 
 // bind returns the volume bound, asking the engine if it is not yet.
-// lookedUp tells whether this call asked the engine.
-func (c *Controller) bind(ctx context.Context, name string) (v Volume, lookedUp bool, err error) {
+// users are the containers the engine named when this call asked it.
+func (c *Controller) bind(ctx context.Context, name string) (v Volume, users []container.Summary, err error) {
 	for {
 		if v, ok := c.vols.get(name); ok && v.Bound() {
-			return v, lookedUp, nil
+			return v, users, nil
 		}
 		c.binder.mu.Lock()
 		if wait, busy := c.binder.running[name]; busy {
@@ -50,39 +52,42 @@ func (c *Controller) bind(ctx context.Context, name string) (v Volume, lookedUp 
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return Volume{}, lookedUp, fmt.Errorf("volume %s declares no secrets and its container's %s label was not learned in time: %w", name, LabelSecrets, ctx.Err())
+				return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and its container's %s label was not learned in time: %w", name, LabelSecrets, ctx.Err())
 			}
 		}
 		done := make(chan struct{})
 		c.binder.running[name] = done
 		c.binder.mu.Unlock()
-		v, err = c.bindByEngine(ctx, name)
-		lookedUp = true
+		v, users, err = c.bindByEngine(ctx, name)
+		if users == nil {
+			users = []container.Summary{} // asked, whatever the answer
+		}
 		c.binder.mu.Lock()
 		delete(c.binder.running, name)
 		close(done)
 		c.binder.mu.Unlock()
-		return v, lookedUp, err
+		return v, users, err
 	}
 }
 
 // bindByEngine asks the engine which containers use the volume and binds
 // it to their label if they agree; any doubt is an error.
-func (c *Controller) bindByEngine(ctx context.Context, name string) (Volume, error) {
+func (c *Controller) bindByEngine(ctx context.Context, name string) (Volume, []container.Summary, error) {
 	if c.cfg.Engine == nil {
-		return Volume{}, fmt.Errorf("volume %s declares no secrets and no engine is connected to read the container's %s label: create the volume with -o %s=...", name, LabelSecrets, OptionSecrets)
+		return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and no engine is connected to read the container's %s label: create the volume with -o %s=...", name, LabelSecrets, OptionSecrets)
 	}
 	lctx, cancel := context.WithTimeout(ctx, bindTimeout)
 	defer cancel()
 	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", name))})
 	if err != nil {
-		return Volume{}, fmt.Errorf("volume %s declares no secrets and the Docker Engine did not answer which container uses it (%w): try again, or create the volume with -o %s=...", name, err, OptionSecrets)
+		return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and the Docker Engine did not answer which container uses it (%w): try again, or create the volume with -o %s=...", name, err, OptionSecrets)
 	}
 	decl, owner, err := c.agreedLabel(lctx, name, list)
 	if err != nil {
-		return Volume{}, err
+		return Volume{}, list, err
 	}
-	return c.bindLabel(name, decl, owner)
+	v, err := c.bindLabel(name, decl, owner)
+	return v, list, err
 }
 
 // agreedLabel applies the binding rule to the containers that use volume:
@@ -109,7 +114,15 @@ func (c *Controller) agreedLabel(ctx context.Context, volume string, users []con
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
+	// A declaration that does not parse, or an on-update label that
+	// means nothing, is refused before it is bound for good.
+	if _, err := declaration.Parse(decl); err != nil {
+		return "", "", fmt.Errorf("container %s: label %s: %w", summaryName(first), LabelSecrets, err)
+	}
 	for _, s := range users {
+		if _, err := ParseOnUpdate(s.Labels[LabelOnUpdate]); err != nil {
+			return "", "", fmt.Errorf("container %s: %w", summaryName(s), err)
+		}
 		if err := c.notFromImage(ctx, s); err != nil {
 			return "", "", err
 		}
@@ -154,7 +167,7 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 		v.Declaration, v.BoundBy, v.BoundTo = decl, BoundByLabel, containerID
 		return false, nil
 	})
-	if err != nil {
+	if err = c.keptInMemory(name, err); err != nil {
 		return Volume{}, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
 	}
 	c.cfg.Log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID))
@@ -182,7 +195,7 @@ func (c *Controller) created(ctx context.Context, id string) {
 				continue
 			}
 			for _, m := range s.Mounts {
-				if m.Type != "volume" || !c.ours(m.Driver) {
+				if !c.ourMount(m) {
 					continue
 				}
 				if v, ok := c.vols.get(m.Name); ok && v.Bound() {

@@ -61,27 +61,26 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 			}
 		}
 	}
-	c.mu.Lock()
-	for _, t := range c.tasks {
-		s := t.snap()
-		key := s.containerID
-		if key == "" {
-			key = "mount-" + s.mountID
-		}
-		add(key, key, s.name, s.entries)
-	}
-	c.mu.Unlock()
+	var list []container.Summary
 	if c.cfg.Engine != nil {
 		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
-		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
+		var err error
+		list, err = c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("list this host's containers: the Docker Engine did not answer: %w", err)
 		}
-		for _, s := range list {
-			for _, entries := range c.declarations(s) {
-				add(s.ID, s.ID, summaryName(s), entries)
-			}
+	}
+	for _, s := range c.taskSnapshots(list) {
+		key := s.containerID
+		if key == "" {
+			key = "mount-" + s.mountID
+		}
+		add(key, key, s.label(), s.entries)
+	}
+	for _, s := range list {
+		for _, entries := range c.declarations(s) {
+			add(s.ID, s.ID, summaryName(s), entries)
 		}
 	}
 	out := make([]Claim, 0, len(byKey))

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/store"
@@ -166,6 +168,14 @@ var errNoEngine = errors.New("no engine configured")
 // managed plugin shows as NAME:TAG.
 func (c *Controller) ours(driver string) bool {
 	return driver == c.cfg.DriverName || strings.HasPrefix(driver, c.cfg.DriverName+":")
+}
+
+// ourMount reports whether a container's mount is a volume of this
+// driver: by the driver's name, or by the volume's name, which the engine
+// keeps unique across drivers. A managed plugin is known to the engine by
+// the name it was installed under, which may not be the one it was given.
+func (c *Controller) ourMount(m container.MountPoint) bool {
+	return m.Type == "volume" && (c.ours(m.Driver) || c.vols.has(m.Name))
 }
 
 // MountPoint returns the newest mounted directory of a volume, "" when none.

@@ -100,7 +100,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	c.cfg.Metrics.Event(string(m.Action))
 	id := m.Actor.ID
 	if m.Type == events.VolumeEventType {
-		if m.Action == events.ActionMount && c.ours(m.Actor.Attributes["driver"]) {
+		if m.Action == events.ActionMount && (c.ours(m.Actor.Attributes["driver"]) || c.vols.has(id)) {
 			c.attribute(id, m.Actor.Attributes["container"])
 		}
 		return

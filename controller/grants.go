@@ -37,7 +37,7 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 	var mine []Volume
 	var dests []string
 	for _, m := range s.Mounts {
-		if m.Type != "volume" || !c.ours(m.Driver) {
+		if !c.ourMount(m) {
 			continue
 		}
 		if _, err := c.ensureVolume(m.Name); err != nil {

@@ -65,7 +65,7 @@ func (c *Controller) migrateLegacy(list []container.Summary) {
 		var target string
 		var n int
 		for _, m := range s.Mounts {
-			if m.Type != "volume" || !c.ours(m.Driver) {
+			if !c.ourMount(m) {
 				continue
 			}
 			n++

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/tmpfs"
@@ -46,13 +48,22 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 	if err != nil {
 		return "", err
 	}
+	var users []container.Summary
 	if !v.Bound() {
-		if v, ph.engine, err = c.bind(ctx, volume); err != nil {
+		if v, users, err = c.bind(ctx, volume); err != nil {
 			return "", err
 		}
+		ph.engine = users != nil
 	}
 	ph.declared = v.BoundBy
 	t := &task{mountID: mountID, volume: volume, since: time.Now().UTC(), state: mounting}
+	if len(users) == 1 {
+		// The lookup that bound the volume named its only user: this
+		// Mount is for it, as surely as a volume mount event would say.
+		o := identityOf(users[0])
+		t.containerID, t.name, t.image = o.ID, o.Name, o.Image
+		t.onUpdate, _ = ParseOnUpdate(o.Labels[LabelOnUpdate])
+	}
 	// Held until the tmpfs is built, so a rotation, a live grant or an
 	// Unmount that finds the claim waits and then sees the result.
 	t.mu.Lock()
@@ -106,6 +117,9 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		c.removeRecord(dirBase(t.dir))
 		c.cfg.Log.Warn("mount refused", "volume", volume, "mount", t.dir, "err", err)
 		return "", err
+	}
+	if s := t.snapUnlocked(c); s.name != "" {
+		c.auditMount(s) // named now, so never again (see identify)
 	}
 	d := time.Since(start)
 	c.mountTimes.add(d)

@@ -34,7 +34,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	users := map[string][]container.Summary{} // alive or not
 	for _, s := range list {
 		for _, m := range s.Mounts {
-			if !c.ours(m.Driver) {
+			if !c.ourMount(m) {
 				continue
 			}
 			users[m.Name] = append(users[m.Name], s)

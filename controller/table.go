@@ -74,6 +74,13 @@ type snapshot struct {
 	ids                                            []string
 }
 
+// snapUnlocked copies t, taking c.mu.
+func (t *task) snapUnlocked(c *Controller) snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return t.snap()
+}
+
 // snap copies t; c.mu held.
 func (t *task) snap() snapshot {
 	return snapshot{

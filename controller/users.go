@@ -60,25 +60,22 @@ type claim struct {
 // claims lists every use of sec by the task table and, through the engine,
 // by existing containers' volumes.
 func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, error) {
+	var list []container.Summary
+	if c.cfg.Engine != nil {
+		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
+		defer cancel()
+		var err error
+		if list, err = c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true}); err != nil {
+			return nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
+		}
+	}
 	var out []claim
-	c.mu.Lock()
-	for _, t := range c.tasks {
-		s := t.snap()
+	for _, s := range c.taskSnapshots(list) {
 		for _, e := range s.entries {
 			if e.Source == sec.Name {
 				out = append(out, claim{s.label(), e.Version})
 			}
 		}
-	}
-	c.mu.Unlock()
-	if c.cfg.Engine == nil {
-		return out, nil
-	}
-	lctx, cancel := context.WithTimeout(ctx, engineTimeout)
-	defer cancel()
-	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
-	if err != nil {
-		return nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
 	}
 	for _, s := range list {
 		for _, entries := range c.declarations(s) {
@@ -92,6 +89,33 @@ func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, err
 	return out, nil
 }
 
+// taskSnapshots copies the task table. A task whose container no event
+// has named yet (a start under way) is given the volume's only user in
+// list, if it has one, so in-use answers name it.
+func (c *Controller) taskSnapshots(list []container.Summary) []snapshot {
+	users := map[string][]container.Summary{}
+	for _, s := range list {
+		for _, m := range s.Mounts {
+			if c.ourMount(m) {
+				users[m.Name] = append(users[m.Name], s)
+			}
+		}
+	}
+	c.mu.Lock()
+	out := make([]snapshot, 0, len(c.tasks))
+	for _, t := range c.tasks {
+		out = append(out, t.snap())
+	}
+	c.mu.Unlock()
+	for i, s := range out {
+		if s.containerID == "" && len(users[s.volume]) == 1 {
+			u := users[s.volume][0]
+			out[i].containerID, out[i].name = u.ID, summaryName(u)
+		}
+	}
+	return out
+}
+
 // declarations returns what each volume of this driver that a container
 // mounts holds: the volume's bound declaration with its live grants and
 // revokes, or, for a volume not bound yet, the container's label, which
@@ -99,7 +123,7 @@ func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, err
 func (c *Controller) declarations(s container.Summary) [][]declaration.Entry {
 	var out [][]declaration.Entry
 	for _, m := range s.Mounts {
-		if !c.ours(m.Driver) {
+		if !c.ourMount(m) {
 			continue
 		}
 		var entries []declaration.Entry

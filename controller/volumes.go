@@ -154,6 +154,14 @@ func (r *registry) list() []Volume {
 	return out
 }
 
+// has reports whether the volume is recorded.
+func (r *registry) has(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.m[name]
+	return ok
+}
+
 // anyUnbound reports whether some volume waits for its declaration.
 func (r *registry) anyUnbound() bool {
 	r.mu.RLock()
@@ -174,9 +182,10 @@ func (e errKeptInMemory) Unwrap() error { return e.err }
 
 // change applies fn to the record of name (the zero Volume with ok false
 // when there is none) and saves; fn returning remove deletes the record.
-// On a failed save the change is undone, except for a record that is still
-// unbound and has no grants: it carries nothing that a later write or a
-// label lookup cannot give again, so a full disk must not stop containers.
+// On a failed save the change is undone, except for a record that carries
+// no option and no grants: its declaration, if any, came from a label and
+// would be learned again by the same rule, so a full disk must not stop
+// containers.
 func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool, err error)) (Volume, error) {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
@@ -196,7 +205,7 @@ func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool,
 	}
 	r.mu.Unlock()
 	if err := r.save(); err != nil {
-		if !remove && !v.Bound() && len(v.Grants)+len(v.Revokes) == 0 {
+		if !remove && len(v.Options) == 0 && len(v.Grants)+len(v.Revokes) == 0 {
 			return v.clone(), errKeptInMemory{err}
 		}
 		r.mu.Lock()
