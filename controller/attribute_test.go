@@ -130,3 +130,32 @@ func TestRevokeDuringUnclaimedMount(t *testing.T) {
 	}
 	e.ctrl.Unmount("optvol", "m2")
 }
+
+// TestUsersNameStartingContainers: a mount whose container's name no event
+// has brought yet is named from the engine's list in in-use answers, not
+// by an ID or left blank.
+func TestUsersNameStartingContainers(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	sec := e.secret(t, "a", "x")
+	e.vols.set("v1", "a")
+	e.vols.set("v2", "a")
+	s := e.run(t)
+	d1 := e.mount(t, "v1", "m1")
+	d2 := e.mount(t, "v2", "m2")
+	e.engine.set(ctr("id-one", "one", container.StateCreated, 1, "", "v1="+d1), ctr("id-two", "two", container.StateCreated, 2, "", "v2="+d2))
+	// v1's volume mount event came (container ID known), no start event
+	// yet; v2 has had no event at all.
+	s.send(t, volumeMount("v1", "id-one"))
+	s.sync(t)
+	e.engine.set(ctr("id-one", "one", container.StateCreated, 1, "", "v1="+d1), ctr("id-two", "two", container.StateCreated, 2, "", "v2="+d2),
+		ctr("id-x", "unrelated", container.StateExited, 3, ""))
+	users, err := e.ctrl.Users(context.Background(), sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(users, ",") != "one,two" {
+		t.Errorf("users %v, want one and two", users)
+	}
+	e.ctrl.Unmount("v1", "m1")
+	e.ctrl.Unmount("v2", "m2")
+}

@@ -89,12 +89,15 @@ func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, err
 	return out, nil
 }
 
-// taskSnapshots copies the task table. A task whose container no event
-// has named yet (a start under way) is given the volume's only user in
-// list, if it has one, so in-use answers name it.
+// taskSnapshots copies the task table. A task whose container's name no
+// event has brought yet (a start under way) takes it from list: by its
+// container ID, or, with none, from the volume's only user, so in-use
+// answers name it.
 func (c *Controller) taskSnapshots(list []container.Summary) []snapshot {
 	users := map[string][]container.Summary{}
+	byID := map[string]container.Summary{}
 	for _, s := range list {
+		byID[s.ID] = s
 		for _, m := range s.Mounts {
 			if c.ourMount(m) {
 				users[m.Name] = append(users[m.Name], s)
@@ -108,7 +111,13 @@ func (c *Controller) taskSnapshots(list []container.Summary) []snapshot {
 	}
 	c.mu.Unlock()
 	for i, s := range out {
-		if s.containerID == "" && len(users[s.volume]) == 1 {
+		switch {
+		case s.name != "":
+		case s.containerID != "":
+			if u, ok := byID[s.containerID]; ok {
+				out[i].name = summaryName(u)
+			}
+		case len(users[s.volume]) == 1:
 			u := users[s.volume][0]
 			out[i].containerID, out[i].name = u.ID, summaryName(u)
 		}
