@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"unicode"
@@ -152,6 +153,32 @@ func Detail(text []byte, secret []byte) string {
 		s = s[:cut] + "..."
 	}
 	return s
+}
+
+// ReadLimited reads r to EOF, keeping at most max bytes; over reports that r
+// had more. Buffers outgrown on the way are zeroed, so no copy of a value is
+// left behind in freed memory.
+func ReadLimited(r io.Reader, max int) (data []byte, over bool, err error) {
+	buf := make([]byte, 0, min(4096, max+1))
+	for {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(2*cap(buf), max+1))
+			copy(nb, buf)
+			clear(buf)
+			buf = nb
+		}
+		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > max {
+			return buf, true, nil
+		}
+		if rerr == io.EOF {
+			return buf, false, nil
+		}
+		if rerr != nil {
+			return buf, false, rerr
+		}
+	}
 }
 
 // OptionKeys lists the keys of opts, sorted, for messages that must name

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -266,7 +265,7 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: cannot start /bin/sh: %w", source.ErrUnavailable, err)
 	}
-	out, over, rerr := readCapped(stdout, source.MaxSize-1)
+	out, over, rerr := source.ReadLimited(stdout, source.MaxSize-1)
 	if over || rerr != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
@@ -307,32 +306,6 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 		return nil, fmt.Errorf("%w: reading the %s command's output: %w", source.ErrUnavailable, op, rerr)
 	}
 	return out, nil
-}
-
-// readCapped reads r to EOF, keeping at most max bytes; over reports that r
-// had more. Buffers outgrown on the way are zeroed, so no copy of a value is
-// left behind in freed memory.
-func readCapped(r io.Reader, max int) (data []byte, over bool, err error) {
-	buf := make([]byte, 0, min(4096, max+1))
-	for {
-		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), min(2*cap(buf), max+1))
-			copy(nb, buf)
-			clear(buf)
-			buf = nb
-		}
-		n, rerr := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > max {
-			return buf, true, nil
-		}
-		if rerr == io.EOF {
-			return buf, false, nil
-		}
-		if rerr != nil {
-			return buf, false, rerr
-		}
-	}
 }
 
 // cappedBuffer keeps the first max bytes written and drops the rest, so a
