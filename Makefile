@@ -19,11 +19,13 @@ run: build
 	$(BIN) daemon
 
 # Everything the build and the tests need that Go modules do not bring: a
-# static busybox for the test image (no registry is reachable).
+# static busybox for the test image (no registry is reachable); pass, gnupg
+# and age for the shell secret driver's tests.
 deps:
 	@command -v busybox >/dev/null 2>&1 && command -v file >/dev/null 2>&1 && \
-		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose; }
+		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 && \
+		command -v pass >/dev/null 2>&1 && command -v gpg >/dev/null 2>&1 && command -v age >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age; }
 	$(GO) mod download
 
 vet:

@@ -186,9 +186,16 @@ func (p *Plugin) activate(ctx context.Context) error {
 	return nil
 }
 
-// Validate accepts any options: Swarm passes none to plugins, and the
-// plugin was found and activated to get here.
-func (p *Plugin) Validate(context.Context, map[string]string) error { return nil }
+// Validate refuses driver options: Swarm sends none to plugins (the docker
+// CLI has no --driver-opt for secrets), so a plugin would never see them.
+// The plugin was found and activated to get here.
+func (p *Plugin) Validate(_ context.Context, opts map[string]string) error {
+	if len(opts) > 0 {
+		return fmt.Errorf("%w: secret driver plugins get no driver options (Swarm sends none; given: %s): put what plugin %q needs in the secret's labels, which it receives",
+			source.ErrInvalidOptions, strings.Join(source.OptionKeys(opts), ", "), p.name)
+	}
+	return nil
+}
 
 // Fetch asks the plugin for the value with SecretProvider.GetSecret.
 func (p *Plugin) Fetch(ctx context.Context, req source.Request) (source.Value, error) {

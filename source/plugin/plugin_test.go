@@ -354,3 +354,40 @@ func TestPluginRestart(t *testing.T) {
 		t.Errorf("%d activations, want 2 (one per plugin start)", activations)
 	}
 }
+
+func TestPluginOptionsRefused(t *testing.T) {
+	r := dirs(t)
+	servePlugin(t, filepath.Join(r.SocketsDir, "vaultish.sock"), &fakeDriver{})
+	d := &source.Drivers{Plugins: r}
+	err := d.Validate(context.Background(), "db", "vaultish", map[string]string{"token": "CANARY-token"})
+	wantErr(t, err, source.ErrInvalidOptions, `secret driver plugins get no driver options (Swarm sends none; given: token)`)
+	if err := d.Validate(context.Background(), "db", "vaultish", nil); err != nil {
+		t.Errorf("no options: %v", err)
+	}
+}
+
+// TestErrWithOK covers a plugin not built on the helpers that answers 200
+// with Err set: still an error, naming the plugin.
+func TestErrWithOK(t *testing.T) {
+	r := dirs(t)
+	l, err := net.Listen("unix", filepath.Join(r.SocketsDir, "raw.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/Plugin.Activate", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, `{"Implements": ["secretprovider"]}`)
+	})
+	mux.HandleFunc("/SecretProvider.GetSecret", func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost || req.Header.Get("Accept") != "application/vnd.docker.plugins.v1.2+json" {
+			http.Error(w, "not as dockerd asks", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, `{"Err": "token expired", "Value": "Q0FOQVJZLWxlYWs="}`)
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	_, err = fetch(t, r, "raw", "db")
+	wantErr(t, err, source.ErrUnavailable, `secret 'db': secret driver plugin "raw": source unavailable: the plugin answered: token expired`)
+}

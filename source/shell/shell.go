@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/secretd/secretd/source"
 )
 
@@ -269,9 +271,18 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 	if over || rerr != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
-	werr := cmd.Wait()
-	// Whatever the command left running in its group goes too.
+	// Wait for the shell without reaping it, so its PID (the group's ID)
+	// cannot be reused yet, and kill whatever the command left running in
+	// its group. The timeout's kill still ends a shell that hangs here.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	werr := cmd.Wait()
 	detail := source.Detail(stderr.Bytes(), out)
 	stderr.wipe()
 	withDetail := func(msg string) string {

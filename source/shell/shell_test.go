@@ -347,16 +347,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 		t.Fatal(rerr)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	// SIGKILL is delivered asynchronously: wait for the kernel, do not time it.
-	for i := 0; ; i++ {
-		if syscall.Kill(pid, 0) == syscall.ESRCH || isZombie(pid) {
-			break
-		}
-		if i == 1000 {
-			t.Fatalf("the command's child %d still runs after the timeout", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGone(t, pid)
 
 	// The caller's cancellation stops the command too.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -374,4 +365,36 @@ func isZombie(pid int) bool {
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && f[0] == "Z"
+}
+
+// TestLeftoversKilled checks that what a command leaves running in its
+// process group does not outlive it.
+func TestLeftoversKilled(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, shell.Config{Env: []string{"DIR=" + dir}})
+	if got := mustFetch(t, d, map[string]string{"lookup": `sleep 1000 >/dev/null 2>&1 & echo $! > "$DIR/pid"; printf x`}); got != "x" {
+		t.Fatalf("value %q", got)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	waitGone(t, pid)
+}
+
+// waitGone waits for the kernel to finish a SIGKILL already sent; it does
+// not time anything, and fails only if pid is still alive much later.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		if syscall.Kill(pid, 0) == syscall.ESRCH || isZombie(pid) {
+			return
+		}
+		if i == 1000 {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("process %d the command started still runs", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
