@@ -298,7 +298,7 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 		return nil, fmt.Errorf("%w: the %s command printed %d bytes or more, the limit is less than %d bytes (500 KiB)", source.ErrInvalidValue, op, source.MaxSize, source.MaxSize)
 	case errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 		clear(out)
-		return nil, fmt.Errorf("%w: %s", source.ErrTimeout, withDetail(fmt.Sprintf("the %s command did not finish within %s and was killed", op, timeout)))
+		return nil, fmt.Errorf("%w: %s", source.ErrTimeout, withDetail(fmt.Sprintf("the %s command did not finish within %s and was killed (a slow source may need --driver-opt timeout=30s)", op, timeout)))
 	case ctx.Err() != nil:
 		clear(out)
 		return nil, fmt.Errorf("%w: the %s command was stopped: %w", source.ErrUnavailable, op, ctx.Err())

@@ -340,7 +340,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	dir := t.TempDir()
 	d := newDriver(t, shell.Config{Timeout: 300 * time.Millisecond, Env: []string{"DIR=" + dir}})
 	_, err := fetch(t, d, map[string]string{"lookup": `sleep 1000 & echo $! > "$DIR/pid"; echo waiting >&2; wait`})
-	wantErr(t, err, source.ErrTimeout, []string{"the lookup command did not finish within 300ms and was killed: waiting"})
+	wantErr(t, err, source.ErrTimeout, []string{"the lookup command did not finish within 300ms and was killed (a slow source may need --driver-opt timeout=30s): waiting"})
 
 	b, rerr := os.ReadFile(filepath.Join(dir, "pid"))
 	if rerr != nil {
