@@ -69,7 +69,10 @@ func (r *Registry) Plugin(ctx context.Context, name string) (*Plugin, error) {
 	if err != nil {
 		// Gone: whatever comes back under this name shakes hands anew.
 		r.mu.Lock()
-		delete(r.clients, name)
+		if old := r.clients[name]; old != nil {
+			old.client.CloseIdleConnections()
+			delete(r.clients, name)
+		}
 		r.mu.Unlock()
 		return nil, err
 	}
@@ -89,6 +92,9 @@ func (r *Registry) Plugin(ctx context.Context, name string) (*Plugin, error) {
 	r.mu.Lock()
 	if r.clients == nil {
 		r.clients = map[string]*Plugin{}
+	}
+	if old := r.clients[name]; old != nil && old != p {
+		old.client.CloseIdleConnections()
 	}
 	r.clients[name] = p
 	r.mu.Unlock()

@@ -59,14 +59,14 @@ func (d *fakeDriver) last() secrets.Request {
 }
 
 // serve serves h on a listener until the test ends.
-func serve(t *testing.T, l net.Listener, h interface{ Serve(net.Listener) error }) {
+func serve(t testing.TB, l net.Listener, h interface{ Serve(net.Listener) error }) {
 	t.Helper()
 	go func() { _ = h.Serve(l) }()
 	t.Cleanup(func() { l.Close() })
 }
 
 // servePlugin serves d on a unix socket at path.
-func servePlugin(t *testing.T, path string, d *fakeDriver) {
+func servePlugin(t testing.TB, path string, d *fakeDriver) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func servePlugin(t *testing.T, path string, d *fakeDriver) {
 }
 
 // dirs makes an empty sockets directory and two specs directories.
-func dirs(t *testing.T) *plugin.Registry {
+func dirs(t testing.TB) *plugin.Registry {
 	root, err := os.MkdirTemp("", "plug") // short: unix socket paths are limited
 	if err != nil {
 		t.Fatal(err)

@@ -253,7 +253,8 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Kill the whole group: a pipeline's or a wrapper's children too.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A child that left the group and holds stdout open cannot keep us waiting.
+	// A child that left the group (setsid) and holds stdout open cannot keep
+	// us waiting: exec closes our end of the pipes this long after the kill.
 	cmd.WaitDelay = time.Second
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)

@@ -138,6 +138,19 @@ func TestPass(t *testing.T) {
 		t.Errorf("pass show gave %q, want the value inserted", got)
 	}
 
+	// The host-wide configuration, by secret name, with the store's place
+	// passed through from the daemon's environment.
+	t.Setenv("PASSWORD_STORE_DIR", filepath.Join(home, ".password-store"))
+	cfg, err := shell.ParseConfig(strings.NewReader("lookup = pass show db/$SECRET_NAME\nenv = PASSWORD_STORE_DIR\nenv = GNUPGHOME=" + gnupg + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostwide := shell.New(cfg) // HOME stays the daemon's: the env entries find the store and the key
+	v, err := hostwide.Fetch(context.Background(), source.Request{SecretID: "x", SecretName: "password"})
+	if err != nil || string(v.Data) != canary+"\n" {
+		t.Errorf("configured pass lookup: %q, %v", v.Data, err)
+	}
+
 	// A missing entry: pass's own message reaches the error.
 	_, err = fetch(t, d, map[string]string{"lookup": "pass show db/nothing"})
 	wantErr(t, err, source.ErrUnavailable, []string{"exited with status 1", "db/nothing is not in the password store"})
@@ -397,4 +410,24 @@ func waitGone(t *testing.T, pid int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestEscapedChildCannotHang checks a child that left the process group and
+// holds stdout does not keep the fetch waiting past the timeout.
+func TestEscapedChildCannotHang(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("no setsid")
+	}
+	dir := t.TempDir()
+	d := newDriver(t, shell.Config{Timeout: 200 * time.Millisecond, Env: []string{"DIR=" + dir}})
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if pid > 1 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	_, err := fetch(t, d, map[string]string{"lookup": `setsid sleep 1000 & echo $! > "$DIR/pid"; wait`})
+	wantErr(t, err, source.ErrTimeout, []string{"did not finish within 200ms"})
 }
