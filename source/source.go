@@ -110,6 +110,7 @@ type Error struct {
 	Err error
 }
 
+// Error says which secret, which source, and why.
 func (e *Error) Error() string {
 	return fmt.Sprintf("secret '%s': %s: %v", e.Secret, e.Source, e.Err)
 }

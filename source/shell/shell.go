@@ -327,6 +327,7 @@ type cappedBuffer struct {
 	buf []byte
 }
 
+// Write keeps what fits and reports all of p written.
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	if b.buf == nil {
 		b.buf = make([]byte, 0, b.max) // never grown, so never copied
@@ -337,6 +338,7 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Bytes returns what was kept.
 func (b *cappedBuffer) Bytes() []byte { return b.buf }
 
 func (b *cappedBuffer) wipe() { clear(b.buf); b.buf = nil }
