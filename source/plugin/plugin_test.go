@@ -236,12 +236,12 @@ func TestNotASecretDriver(t *testing.T) {
 
 func TestHangingPlugin(t *testing.T) {
 	r := dirs(t)
-	r.Timeout = 200 * time.Millisecond
+	r.Timeout = time.Second
 	d := &fakeDriver{hang: make(chan struct{})}
 	t.Cleanup(func() { close(d.hang) })
 	servePlugin(t, filepath.Join(r.SocketsDir, "slow.sock"), d)
 	_, err := fetch(t, r, "slow", "db")
-	wantErr(t, err, source.ErrTimeout, `plugin "slow" did not answer SecretProvider.GetSecret within 200ms`)
+	wantErr(t, err, source.ErrTimeout, `plugin "slow" did not answer SecretProvider.GetSecret within 1s`)
 }
 
 // TestSpecFiles finds plugins through .spec and .json files, in the order

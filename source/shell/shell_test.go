@@ -351,9 +351,9 @@ func TestValueLimits(t *testing.T) {
 // killed at the timeout.
 func TestTimeoutKillsGroup(t *testing.T) {
 	dir := t.TempDir()
-	d := newDriver(t, shell.Config{Timeout: 300 * time.Millisecond, Env: []string{"DIR=" + dir}})
+	d := newDriver(t, shell.Config{Timeout: time.Second, Env: []string{"DIR=" + dir}})
 	_, err := fetch(t, d, map[string]string{"lookup": `sleep 1000 & echo $! > "$DIR/pid"; echo waiting >&2; wait`})
-	wantErr(t, err, source.ErrTimeout, []string{"the lookup command did not finish within 300ms and was killed (a slow source may need --driver-opt timeout=30s): waiting"})
+	wantErr(t, err, source.ErrTimeout, []string{"the lookup command did not finish within 1s and was killed (a slow source may need --driver-opt timeout=30s): waiting"})
 
 	b, rerr := os.ReadFile(filepath.Join(dir, "pid"))
 	if rerr != nil {
@@ -419,7 +419,7 @@ func TestEscapedChildCannotHang(t *testing.T) {
 		t.Skip("no setsid")
 	}
 	dir := t.TempDir()
-	d := newDriver(t, shell.Config{Timeout: 200 * time.Millisecond, Env: []string{"DIR=" + dir}})
+	d := newDriver(t, shell.Config{Timeout: time.Second, Env: []string{"DIR=" + dir}})
 	t.Cleanup(func() {
 		if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -429,5 +429,5 @@ func TestEscapedChildCannotHang(t *testing.T) {
 		}
 	})
 	_, err := fetch(t, d, map[string]string{"lookup": `setsid sleep 1000 & echo $! > "$DIR/pid"; wait`})
-	wantErr(t, err, source.ErrTimeout, []string{"did not finish within 200ms"})
+	wantErr(t, err, source.ErrTimeout, []string{"did not finish within 1s"})
 }
