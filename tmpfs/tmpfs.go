@@ -33,13 +33,15 @@
 //     and retries if it changed. The re-check is part of the contract, not a
 //     nicety. Read does exactly this.
 //
-// Update keeps the generation it replaced until the next Update, so a reader
-// that resolved ..data just before a swap still finds it; the generation
-// before that is unlinked. Retired files are never zeroed in place: a reader
-// that opened one, however long ago, reads it whole (the kernel zeroes freed
-// pages before reusing them). Only a ..data reader slower than two Updates
-// may see ENOENT, and the changed ..data tells it so. Wipe, at container
-// stop, zeroes every file before unmounting.
+// Update leaves nothing old behind: once it returns, no path under the
+// mount (visible names, ..data, any generation directory) holds a file that
+// left the set or an older version of one, and every retired file was
+// overwritten with zeros before its memory was freed. A process that still
+// holds a retired file open, or that opened it just before the switch and
+// reads it after, reads zeros: a revoked or rotated-out secret stays
+// readable to nobody. A ..data reader whose generation was retired under it
+// sees ENOENT or zeros, and the changed ..data tells it to read again. Wipe,
+// at container stop, zeroes every file before unmounting.
 package tmpfs
 
 import (
@@ -94,31 +96,58 @@ const (
 )
 
 var noswap struct {
-	once sync.Once
-	ok   bool
+	sync.Mutex
+	probed bool
+	ok     bool
 }
 
-// NoswapSupported reports whether the kernel's tmpfs accepts "noswap" (Linux 6.4+).
-func NoswapSupported() bool {
-	noswap.once.Do(func() { noswap.ok = probeNoswap() })
-	return noswap.ok
-}
-
-// probeNoswap mounts a throwaway tmpfs because the option is not advertised
-// anywhere cheaper to read than the mount call itself.
-func probeNoswap() bool {
-	dir, err := os.MkdirTemp("", "tmpfs-noswap-probe-")
+// ProbeNoswap reports whether the kernel's tmpfs accepts "noswap" (Linux
+// 6.4+), which keeps secrets out of swap. It mounts a throwaway read-only
+// tmpfs in a fresh directory under root, because the option is advertised
+// nowhere cheaper than the mount call itself; root is the mount root, the
+// one place that exists and is writable wherever secretd runs (a FROM
+// scratch image or a managed plugin has no /tmp). The first answer is kept
+// for every later call. An error means the probe could not run at all;
+// nothing is kept then, and Mount goes without noswap until a probe runs.
+func ProbeNoswap(root string) (bool, error) {
+	noswap.Lock()
+	defer noswap.Unlock()
+	if noswap.probed {
+		return noswap.ok, nil
+	}
+	ok, err := probeNoswap(root)
 	if err != nil {
-		return false
+		return false, err
+	}
+	noswap.probed, noswap.ok = true, ok
+	return ok, nil
+}
+
+// NoswapSupported reports the answer ProbeNoswap keeps. Before any probe
+// ran it probes under the system's temporary directory, which a daemon never
+// relies on: it probes under its mount root at start, and every Mount probes
+// under its mount point's parent.
+func NoswapSupported() bool {
+	ok, _ := ProbeNoswap(os.TempDir())
+	return ok
+}
+
+func probeNoswap(root string) (bool, error) {
+	dir, err := os.MkdirTemp(root, ".noswap-probe-")
+	if err != nil {
+		return false, fmt.Errorf("probe for tmpfs noswap: %w", err)
 	}
 	defer os.Remove(dir)
-	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags, "size=4k,noswap"); err != nil {
-		return false
+	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags|unix.MS_RDONLY, "size=4k,noswap"); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return false, nil // the kernel does not know the option
+		}
+		return false, fmt.Errorf("probe for tmpfs noswap: mount at %s: %w", dir, err)
 	}
 	if _, err := unmount(dir); err != nil {
-		return false
+		return false, fmt.Errorf("probe for tmpfs noswap: %w", err)
 	}
-	return true
+	return true, nil
 }
 
 // Mount creates dir, mounts a fresh tmpfs on it, writes files and makes the
@@ -244,7 +273,7 @@ func newMount(dir string, size int64, flags uintptr) (_ string, unlock func(), e
 		return "", nil, fmt.Errorf("chmod mount point %s: %w", dir, err)
 	}
 	data := fmt.Sprintf("size=%d,mode=0755", size)
-	if NoswapSupported() {
+	if ok, _ := ProbeNoswap(filepath.Dir(dir)); ok {
 		data += ",noswap"
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags|flags, data); err != nil {
@@ -299,11 +328,51 @@ func Update(dir string, files []File) (err error) {
 	if _, err := currentGen(dir); err != nil {
 		return fmt.Errorf("update %s: %w", dir, err)
 	}
-	if err := remount(dir, mountFlags); err != nil {
+	// One remount makes it writable and, when the new set needs more room
+	// than is left, larger: the new generation is written in full before
+	// the old one goes.
+	grow, err := growTo(dir, files)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", dir, err)
+	}
+	data := ""
+	if grow > 0 {
+		data = fmt.Sprintf("size=%d", grow)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, data); err != nil {
+		if grow > 0 {
+			return fmt.Errorf("remount %s read-write and resize it to %d bytes: %w", dir, grow, err)
+		}
 		return fmt.Errorf("remount %s read-write: %w", dir, err)
 	}
 	defer func() { err = errors.Join(err, makeReadOnly(dir)) }()
 	return publish(dir, files)
+}
+
+// growTo returns the size the tmpfs at dir must grow to before files can be
+// written beside what it holds now, or 0 when it is large enough. It never
+// shrinks a mount: Mount's own sizing (room for three copies plus slack) is
+// the floor, so a set that grows by small steps does not resize every time.
+func growTo(dir string, files []File) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	bsize := int64(st.Bsize)
+	size := int64(st.Blocks) * bsize
+	used := int64(st.Blocks-st.Bfree) * bsize
+	need := setPages(files)
+	// Directories and symlinks cost no pages on tmpfs, but a page per file
+	// of slack keeps a rounding difference from failing the write.
+	want := used + need + int64(len(files)+1)*int64(os.Getpagesize())
+	if want <= size {
+		return 0, nil
+	}
+	def, err := mountSize(files, 0)
+	if err != nil {
+		return 0, err
+	}
+	return max(want, def), nil
 }
 
 // isTmpfsMountPoint reports, cheaply, whether dir is the root of a tmpfs.
