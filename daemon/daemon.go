@@ -132,13 +132,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	// A new version reaches every running container before `secret update`
-	// returns.
+	// returns, and the update fails when it did not.
+	var rotated rotations
 	st.OnUpdate(func(sec store.Secret) {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		n, err := ctrl.Rotate(rctx, sec)
+		rotated.record(sec, err)
 		if err != nil {
-			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "err", err)
+			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "containers", n, "err", err)
+			return
 		}
 		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
 	})
@@ -187,6 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Log:        cfg.Log,
 		Audit:      trail,
 		Metrics:    m,
+		Rotations:  &rotated,
 		Status: func(s *api.Status) {
 			s.Store = backend.URL
 			ctrl.Stats(s)
