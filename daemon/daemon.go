@@ -23,6 +23,7 @@ import (
 	"github.com/secretd/secretd/driver"
 	"github.com/secretd/secretd/metrics"
 	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Config is everything `secretd daemon` takes from its flags.
@@ -110,6 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
+	logNoswap(cfg.Log, cfg.MountRoot)
 	var drv *driver.Driver
 	// The gauges read the controller at scrape time; nothing scrapes before
 	// it exists, because the metrics listener opens after it.
@@ -194,6 +196,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Status: func(s *api.Status) {
 			s.Store = backend.URL
 			ctrl.Stats(s)
+			s.Noswap, _ = tmpfs.ProbeNoswap(cfg.MountRoot)
+			s.SwapOn, _ = tmpfs.SwapActive()
 		},
 	})
 	ctx, cancel := context.WithCancel(ctx)
