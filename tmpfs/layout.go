@@ -384,10 +384,49 @@ func unlinkZeroed(p string, drop func() error) error {
 	if st.Nlink > 0 {
 		return nil
 	}
+	awaitReaders(fd)
 	if err := writeZeros(fd); err != nil {
 		return fmt.Errorf("zero retired %s: %w", p, err)
 	}
 	return nil
+}
+
+// readersGrace bounds how long awaitReaders waits for one file, and
+// readersPoll is how often it looks.
+const (
+	readersGrace = 5 * time.Millisecond
+	readersPoll  = 200 * time.Microsecond
+)
+
+// awaitReaders gives a reader that opened a retired file just before its
+// name switched a moment to finish, so it reads that version whole instead
+// of the zeros about to overwrite it. The file is zeroed after the wait
+// whatever happened: a process that keeps it open reads zeros, and no rule
+// of timing decides what anyone can still read once Update returns.
+//
+// A write lease is granted only while no other descriptor has the file
+// open, which is the one cheap way the kernel tells. Taking one needs the
+// file's owner or CAP_LEASE, which a daemon with its capabilities cut to
+// the minimum lacks; the retired file is handed to the daemon's own uid
+// first, which CAP_CHOWN (needed to write secrets) allows. Where the kernel
+// refuses either, there is no wait.
+func awaitReaders(fd *os.File) {
+	raw := int(fd.Fd())
+	if unix.Fchown(raw, os.Geteuid(), os.Getegid()) != nil {
+		return
+	}
+	deadline := time.Now().Add(readersGrace)
+	for {
+		_, err := unix.FcntlInt(uintptr(raw), unix.F_SETLEASE, unix.F_WRLCK)
+		if err == nil {
+			unix.FcntlInt(uintptr(raw), unix.F_SETLEASE, unix.F_UNLCK)
+			return
+		}
+		if !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(readersPoll)
+	}
 }
 
 // zeroTree overwrites every regular file under root with zeros, staying on

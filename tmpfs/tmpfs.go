@@ -37,9 +37,12 @@
 // mount (visible names, ..data, any generation directory) holds a file that
 // left the set or an older version of one, and every retired file was
 // overwritten with zeros before its memory was freed. A process that still
-// holds a retired file open, or that opened it just before the switch and
-// reads it after, reads zeros: a revoked or rotated-out secret stays
-// readable to nobody. A ..data reader whose generation was retired under it
+// holds a retired file open reads zeros: a revoked or rotated-out secret
+// stays readable to nobody. A read already under way gets a few
+// milliseconds to finish first, so a per-file reader that opened the old
+// version just before the switch almost always reads it whole; one slower
+// than that sees zeros where the old version was, never another version's
+// bytes. A ..data reader whose generation was retired under it
 // sees ENOENT or zeros, and the changed ..data tells it to read again. Wipe,
 // at container stop, zeroes every file before unmounting.
 package tmpfs
