@@ -118,3 +118,21 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestNoswapReported checks that the daemon's start log and `secretd
+// status` say whether secrets mounts use noswap, as the kernel decides.
+func TestNoswapReported(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	want := noswapSupported(t)
+	line := "secrets mounts use noswap"
+	if !want {
+		line = "secrets mounts cannot use noswap"
+	}
+	if !strings.Contains(d.log(), line) {
+		t.Errorf("the daemon's log lacks %q:\n%s", line, d.log())
+	}
+	if st := d.status(t); st.Noswap != want {
+		t.Errorf("status Noswap %v, want %v (the kernel's answer)", st.Noswap, want)
+	}
+}
