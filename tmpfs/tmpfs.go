@@ -306,6 +306,9 @@ func growTo(dir string, files []File) (int64, error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, err
 	}
+	if st.Blocks == 0 {
+		return 0, nil // mounted without a size limit: nothing to grow
+	}
 	bsize := int64(st.Bsize)
 	size := int64(st.Blocks) * bsize
 	used := int64(st.Blocks-st.Bfree) * bsize
