@@ -69,8 +69,9 @@ type File struct {
 // Options tunes Mount.
 type Options struct {
 	// Size caps the tmpfs in bytes. Zero picks 1 MiB plus room for three copies
-	// of the files; an explicit size must fit three copies too, because Update
-	// writes the new set before it removes the old one.
+	// of the files; an explicit size must fit three copies too. Update writes
+	// the new set before it removes the old one, and grows the tmpfs first
+	// when the two would not fit.
 	Size int64
 }
 

@@ -76,8 +76,8 @@ func validatePath(p string) error {
 // limit in pages.
 func mountSize(files []File, size int64) (int64, error) {
 	need := setPages(files)
-	// Update writes the new set while the current and the previous one are
-	// still there: the previous is kept one more round for slow readers.
+	// Update writes the new set beside the current one; room for a third
+	// copy lets a set grow a little without Update having to resize.
 	need *= 3
 	switch {
 	case size < 0:
