@@ -15,9 +15,10 @@ func NewStatusCommand(c *cli.Cli) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show whether the daemon is locked, its store, its engine connection and its counts",
+		Short: "Show whether the daemon is locked, its store, its engine connection, noswap and its counts",
 		Example: `  secretd status
   secretd status --format '{{.Locked}}'
+  secretd status --format '{{.Goroutines}} {{.OpenFDs}}'
   secretd status --format '{{.Noswap}} {{.SwapOn}}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
