@@ -1406,3 +1406,13 @@ func TestProbeNoswapReportsWhatItCannotProbe(t *testing.T) {
 		t.Errorf("probe left %v behind", entries)
 	}
 }
+
+func TestSwapsListed(t *testing.T) {
+	header := "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+	if swapsListed([]byte(header)) {
+		t.Error("a header alone reads as swap on")
+	}
+	if !swapsListed([]byte(header + "/swapfile                               file\t\t4194300\t\t0\t\t-2\n")) {
+		t.Error("a listed swap file reads as swap off")
+	}
+}
