@@ -286,7 +286,7 @@ func pruneVisible(dir, abs, rel string, wantFiles, wantDirs map[string]bool) err
 // generation it replaced, older ones, and leftovers of an interrupted call.
 // Once it returns no path under dir holds a file that left the set or an
 // older version of one, and every file that lost its last name on the way
-// was zeroed first (see removeTree). A visible name that a failed publish
+// was zeroed before its memory was freed (see unlinkZeroed). A visible name that a failed publish
 // left on an old inode keeps that inode, whole, until a later publish
 // replaces the name.
 func removeStale(dir, gen string) error {
