@@ -41,6 +41,10 @@ func TestSecretUpdateReportsUnreachedContainers(t *testing.T) {
 	if got := execSh(t, good, "cat /run/secrets/db"); got != v2 {
 		t.Errorf("%s reads %q, want the new version", good, got)
 	}
+	// What the error says of the container it did not reach holds.
+	if got := execSh(t, broken, "cat /run/secrets/db"); got != v1 {
+		t.Errorf("%s reads %q, want the previous version, as the error says", broken, got)
+	}
 	// The version is stored: a new container gets it.
 	if got := mustDocker(t, d.runArgs("db", []string{"--rm"}, "cat /run/secrets/db")...); got != v2 {
 		t.Errorf("a new container reads %q, want the new version", got)
