@@ -172,6 +172,12 @@ type Status struct {
 	EventsHandled uint64
 	EventLagP50   time.Duration
 	EventLagP99   time.Duration
+	// Noswap reports whether secretd's tmpfs mounts are made with noswap
+	// (Linux 6.4+), so their pages are never written to swap.
+	Noswap bool
+	// SwapOn reports whether the host has an active swap area
+	// (/proc/swaps): without Noswap, secrets may then reach the swap device.
+	SwapOn bool
 }
 
 // ErrorResponse is the Docker Engine's error body.

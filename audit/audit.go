@@ -32,6 +32,9 @@ const (
 	ContainerWipe = "container.wipe"
 	// ContainerRotate is a new version pushed into one running container.
 	ContainerRotate = "container.rotate"
+	// ContainerRotateFailed is a new version that did not reach one running
+	// container, which keeps the version it had; Reason says why.
+	ContainerRotateFailed = "container.rotate.failed"
 	// ContainerUpdate is a live grant or revoke on one container.
 	ContainerUpdate = "container.update"
 	// StoreUnlock is an autolocked store unlocked.

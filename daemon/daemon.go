@@ -23,6 +23,7 @@ import (
 	"github.com/secretd/secretd/driver"
 	"github.com/secretd/secretd/metrics"
 	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Config is everything `secretd daemon` takes from its flags.
@@ -110,6 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
+	logNoswap(cfg.Log, cfg.MountRoot)
 	var drv *driver.Driver
 	// The gauges read the controller at scrape time; nothing scrapes before
 	// it exists, because the metrics listener opens after it.
@@ -132,13 +134,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	// A new version reaches every running container before `secret update`
-	// returns.
+	// returns, and the update fails when it did not.
+	var rotated rotations
 	st.OnUpdate(func(sec store.Secret) {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		n, err := ctrl.Rotate(rctx, sec)
+		rotated.record(sec, err)
 		if err != nil {
-			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "err", err)
+			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "containers", n, "err", err)
+			return
 		}
 		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
 	})
@@ -187,9 +192,12 @@ func Run(ctx context.Context, cfg Config) error {
 		Log:        cfg.Log,
 		Audit:      trail,
 		Metrics:    m,
+		Rotations:  &rotated,
 		Status: func(s *api.Status) {
 			s.Store = backend.URL
 			ctrl.Stats(s)
+			s.Noswap, _ = tmpfs.ProbeNoswap(cfg.MountRoot)
+			s.SwapOn, _ = tmpfs.SwapActive()
 		},
 	})
 	ctx, cancel := context.WithCancel(ctx)

@@ -277,5 +277,16 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Log.Info("secret updated", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
 	s.audit(r, audit.Event{Event: audit.SecretUpdate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
+	// The version is stored either way; a user who gets 200 must be able to
+	// trust that every container reads it.
+	if s.cfg.Rotations != nil {
+		if err := s.cfg.Rotations.RotationError(sec.ID, sec.Current); err != nil {
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.Error("api", err)
+			}
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, toAPI(sec))
 }

@@ -40,6 +40,14 @@ type Containers interface {
 	Pins(ctx context.Context, sec store.Secret) (map[int][]string, error)
 }
 
+// Rotations tells the API whether a new version reached every container
+// that follows the secret on this host.
+type Rotations interface {
+	// RotationError returns why version of the secret with id did not
+	// reach every container, naming them, or nil.
+	RotationError(id string, version int) error
+}
+
 // Config is what a Server serves.
 type Config struct {
 	Store   *store.Store
@@ -56,6 +64,9 @@ type Config struct {
 	Audit *audit.Logger
 	// Metrics counts failed requests; nil counts nothing.
 	Metrics Metrics
+	// Rotations fails a secret update that did not reach every container;
+	// nil reports none.
+	Rotations Rotations
 }
 
 // Server is the API's http.Handler.

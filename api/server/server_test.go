@@ -88,8 +88,9 @@ type env struct {
 }
 
 type envOpts struct {
-	autolock bool
-	status   func(*api.Status)
+	autolock  bool
+	status    func(*api.Status)
+	rotations server.Rotations
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -108,6 +109,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { e.store.Close() })
 	e.srv = server.New(server.Config{
 		Store: e.store, KeyFile: e.keyFile, Tasks: e.tasks, Status: o.status, Version: "test",
+		Rotations: o.rotations,
 	})
 	e.hs = httptest.NewServer(e.srv)
 	t.Cleanup(e.hs.Close)
@@ -656,6 +658,38 @@ func TestUpdate(t *testing.T) {
 	// Every body was checked for data by do; list and inspect once more.
 	e.do("GET", "/v1.41/secrets", nil)
 	e.inspect("rotated")
+}
+
+// failingRotations fails the rotation of one version, as the daemon's
+// record of its rotation hook would.
+type failingRotations struct{ version int }
+
+func (f failingRotations) RotationError(_ string, version int) error {
+	if version == f.version {
+		return errors.New("version 2 of secret 'rotated' is stored but did not reach 1 container, it still reads the previous version: web (no space left on device)")
+	}
+	return nil
+}
+
+// A secret update that did not reach every container is not a success:
+// the caller gets the error naming them, though the version is stored.
+func TestUpdateReportsFailedRotation(t *testing.T) {
+	e := newEnv(t, envOpts{rotations: failingRotations{version: 2}})
+	e.create("rotated", nil, e.canary("v1"))
+	v2 := e.canary("v2")
+	r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
+	if r.code < 500 {
+		t.Fatalf("update that did not reach a container answered %d %s", r.code, r.body)
+	}
+	if msg := r.message(t); !strings.Contains(msg, "did not reach 1 container") || !strings.Contains(msg, "web (") {
+		t.Errorf("message %q does not name the container", msg)
+	}
+	if e.reveal("rotated", 0) != string(v2) {
+		t.Error("the new version was not stored")
+	}
+	if r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("v3")}); r.code != 200 {
+		t.Errorf("update that reached everyone: %d %s", r.code, r.body)
+	}
 }
 
 // TestUpdateVersionIsAtomic sends concurrent updates that all claim the

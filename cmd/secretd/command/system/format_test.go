@@ -35,3 +35,28 @@ func TestPsFormats(t *testing.T) {
 		})
 	}
 }
+
+func TestStatusFormats(t *testing.T) {
+	base := api.Status{Version: "1.2.3", Store: "bolt:///var/lib/secretd/secrets.db", Engine: "unix:///var/run/docker.sock",
+		Secrets: 4, Mounts: 2, SpareMounts: 1, Goroutines: 31, OpenFDs: 17, Noswap: true}
+	noSwapOff, noSwapOn := base, base
+	noSwapOff.Noswap = false
+	noSwapOn.Noswap, noSwapOn.SwapOn = false, true
+	for _, c := range []struct {
+		golden, format string
+		st             api.Status
+	}{
+		{"status-noswap.golden", "", base},
+		{"status-swapoff.golden", "", noSwapOff},
+		{"status-swapon.golden", "", noSwapOn},
+		{"status-template.golden", "{{.Noswap}} {{.SwapOn}}", noSwapOn},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := writeStatus(&cli.Cli{Out: &out}, c.format, c.st); err != nil {
+				t.Fatal(err)
+			}
+			golden.Assert(t, c.golden, out.String())
+		})
+	}
+}
