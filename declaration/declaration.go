@@ -1,8 +1,9 @@
 // Package declaration parses the secrets a container asks for. The syntax is
 // that of `docker service create --secret`, so users can copy a service's
 // flags onto a standalone container: each entry is a bare secret name or
-// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN], entries are joined
-// by ";", and a source may be pinned to a version with NAME@V.
+// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN] (src= for source=,
+// as docker takes it), entries are joined by ";", and a source may be
+// pinned to a version with NAME@V.
 package declaration
 
 import (
@@ -121,12 +122,19 @@ func parseEntry(text string) (Entry, error) {
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		// Docker lowercases keys, so "Source=x" works there and must here.
 		key := strings.ToLower(k)
+		if key == "src" {
+			// Docker's --secret takes src= for source= (docker/cli opts.SecretOpt).
+			key = "source"
+		}
 		switch key {
 		case "source", "target", "uid", "gid", "mode":
 		default:
 			return e, fmt.Errorf("unknown option %q", k)
 		}
 		if seen[key] {
+			if spelled := strings.ToLower(k); spelled != key {
+				return e, fmt.Errorf("option %q given twice (%s= is %s=)", key, spelled, key)
+			}
 			return e, fmt.Errorf("option %q given twice", key)
 		}
 		seen[key] = true
