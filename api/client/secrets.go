@@ -89,3 +89,11 @@ func (c *Client) SecretUpdateAt(ctx context.Context, ref string, index uint64, d
 	err := c.do(ctx, http.MethodPost, "/secretd/secrets/"+url.PathEscape(ref)+"/update", q, api.SecretUpdateRequest{Data: data, Keep: keep}, &out)
 	return out, err
 }
+
+// SecretUpdateIfChanged is SecretUpdate that stores nothing when data is
+// what the current version holds; the secret's CurrentVersion tells which.
+func (c *Client) SecretUpdateIfChanged(ctx context.Context, ref string, data []byte) (api.Secret, error) {
+	var out api.Secret
+	err := c.do(ctx, http.MethodPost, "/secretd/secrets/"+url.PathEscape(ref)+"/update", nil, api.SecretUpdateRequest{Data: data, IfChanged: true}, &out)
+	return out, err
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"slices"
@@ -318,6 +319,16 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("ref")
+	if req.IfChanged {
+		cur, sec, err := s.cfg.Store.Reveal(ref, 0)
+		same := err == nil && subtle.ConstantTimeCompare(cur, req.Data) == 1
+		clear(cur)
+		if same && (want == 0 || want == sec.Index) {
+			clear(req.Data)
+			writeJSON(w, http.StatusOK, toAPI(sec))
+			return
+		}
+	}
 	sec, err := s.cfg.Store.UpdateAt(ref, want, req.Data, req.Keep, s.pinned(r.Context()))
 	clear(req.Data)
 	if err != nil {

@@ -1095,3 +1095,25 @@ func TestClientTableFromAnOlderDaemon(t *testing.T) {
 		t.Errorf("table through the Docker list:\n%+v\nfrom the table endpoint:\n%+v", got, want)
 	}
 }
+
+// TestUpdateIfChanged: re-sending the current data stores nothing (no
+// rotation reaches containers); different data is a new version.
+func TestUpdateIfChanged(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	v1 := e.canary("ic1")
+	e.create("imported", nil, v1)
+	before := e.inspect("imported")
+	r := e.do("POST", "/v1.41/secretd/secrets/imported/update", api.SecretUpdateRequest{Data: v1, IfChanged: true})
+	var s api.Secret
+	r.decode(t, &s)
+	if r.code != 200 || s.CurrentVersion != 1 || s.Version.Index != before.Version.Index {
+		t.Fatalf("same data: %d %+v, want version 1 at index %d", r.code, s, before.Version.Index)
+	}
+	v2 := e.canary("ic2")
+	r = e.do("POST", "/v1.41/secretd/secrets/imported/update", api.SecretUpdateRequest{Data: v2, IfChanged: true})
+	r.decode(t, &s)
+	if r.code != 200 || s.CurrentVersion != 2 || e.reveal("imported", 0) != string(v2) {
+		t.Fatalf("changed data: %d %+v", r.code, s)
+	}
+	e.refused("POST", "/v1.41/secretd/secrets/nope/update", api.SecretUpdateRequest{Data: v2, IfChanged: true}, 404, "secret 'nope' not found")
+}
