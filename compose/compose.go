@@ -174,6 +174,27 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 	return t, nil
 }
 
+// Volume is one secretd volume of a translated project.
+type Volume struct {
+	// Key is the volume's key in the compose file; Name the engine's name.
+	Key, Name string
+	Driver    string
+	// Declaration is the `secrets` option.
+	Declaration string
+}
+
+// Volumes lists the secretd volumes of the translated project, by key.
+func (t *Translation) Volumes() []Volume {
+	var out []Volume
+	for _, key := range slices.Sorted(maps.Keys(t.Project.Volumes)) {
+		v := t.Project.Volumes[key]
+		if decl, ok := v.DriverOpts["secrets"]; ok && strings.HasPrefix(key, "secretd-") {
+			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Declaration: decl})
+		}
+	}
+	return out
+}
+
 // volumeKey names a service's secrets volume after the service and its
 // declaration: a declaration is fixed when its volume is created, so a
 // changed `secrets:` gets a new volume rather than the old one's files.
