@@ -6,6 +6,7 @@
 package compose
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -298,7 +299,13 @@ func (t *Translation) YAML(v1 bool) ([]byte, error) {
 			}
 		}
 	}
-	return yaml.Marshal(&doc)
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), enc.Close()
 }
 
 // escapeValues doubles '$' in every scalar that is not a mapping key.
