@@ -193,3 +193,50 @@ func requireCompose(t *testing.T) {
 		}
 	}
 }
+
+// TestStackFileBadInput: a broken file gets the library's own message, a
+// missing external secret (every one of them named) and a target or mode
+// secretd cannot serve are refused before anything is created.
+func TestStackFileBadInput(t *testing.T) {
+	t.Parallel()
+	requireCompose(t)
+	d := startDaemon(t)
+	suffix := strings.TrimPrefix(d.driver, "secretd-e2e-")
+	d.mustCLI("x", "secret", "create", "todobackend_mysql_password", "-")
+	project := "sdbad" + suffix
+	svc := func(entries string) string {
+		return "services:\n  db:\n    image: " + image + "\n    network_mode: none\n    labels: [\"" + d.label() + "\"]\n    command: [sleep, \"60\"]\n    secrets:\n" + entries +
+			"secrets:\n  todobackend_mysql_password:\n    external: true\n  a_missing:\n    external: true\n  b_missing:\n    external: true\n    name: prod_b\n"
+	}
+	for _, tc := range []struct {
+		name, yml, want string
+	}{
+		{"yaml error", "services:\n  db:\n    image: [\n", "yaml: "},
+		{"undefined secret", svc("      - nosuch\n"), `service "db" refers to undefined secret nosuch`},
+		{"missing external secrets", svc("      - todobackend_mysql_password\n      - a_missing\n      - b_missing\n"),
+			"Error: external secrets not found in secretd: a_missing, prod_b: create them with 'secretd secret create NAME FILE|-' first; nothing was started"},
+		{"escaping target", svc("      - source: todobackend_mysql_password\n        target: ../etc/shadow\n"), `target "../etc/shadow" must not contain ".."`},
+		{"bad mode", svc("      - source: todobackend_mysql_password\n        mode: 01777\n"), "mode 01777 is not a permission mode: use 0000 to 0777, such as 0400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "compose.yml")
+			if err := os.WriteFile(file, []byte(tc.yml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := runCmd(t, []string{"SECRETD_HOST=unix://" + d.sock}, "", binary, "compose", "--driver", d.driver, "-p", project, "-f", file, "up", "-d")
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("secretd compose up: %s\nwant an error containing %q", r, tc.want)
+			}
+			if ps := docker(t, "ps", "-aq", "--filter", "label=com.docker.compose.project="+project).stdout; ps != "" {
+				t.Errorf("containers created: %s", ps)
+			}
+			if vs := docker(t, "volume", "ls", "-q", "--filter", "driver="+d.driver).stdout; vs != "" {
+				t.Errorf("volumes created: %s", vs)
+			}
+		})
+	}
+	if ls := d.mustCLI("", "secret", "ls", "--format", "{{.Name}}"); ls != "todobackend_mysql_password" {
+		t.Errorf("secrets after refusals: %q", ls)
+	}
+}
