@@ -111,7 +111,7 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 		if len(svc.Secrets) == 0 {
 			continue
 		}
-		var entries []declaration.Entry
+		var entries, files []declaration.Entry
 		for _, ref := range svc.Secrets {
 			top, ok := p.Secrets[ref.Source]
 			if !ok {
@@ -134,36 +134,42 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 				used[ref.Source] = true
 				t.Secrets = append(t.Secrets, sec)
 			}
-			entries = append(entries, e)
-		}
-		if len(entries) == 0 {
-			continue
-		}
-		decl := declaration.Format(entries)
-		if _, err := declaration.Parse(decl); err != nil {
-			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
-			continue
-		}
-		for _, v := range svc.Volumes {
-			if path.Clean(v.Target) == SecretsDir {
-				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, v.Source))
+			if e.Absolute() {
+				files = append(files, e)
+			} else {
+				entries = append(entries, e)
 			}
 		}
-		key := volumeKey(name, decl)
-		if p.Volumes == nil {
-			p.Volumes = types.Volumes{}
+		if len(entries)+len(files) == 0 {
+			continue
 		}
-		p.Volumes[key] = types.VolumeConfig{
-			Name:       p.Name + "_" + key,
-			Driver:     driver,
-			DriverOpts: map[string]string{"secrets": decl},
+		// The paths secretd mounts must be free: compose would refuse two
+		// mounts at one path with a message that does not say why.
+		taken := map[string]string{}
+		for _, v := range svc.Volumes {
+			taken[path.Clean(v.Target)] = v.Source
 		}
-		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{
-			Type:   types.VolumeTypeVolume,
-			Source: key,
-			Target: SecretsDir,
-			Volume: &types.ServiceVolumeVolume{NoCopy: true},
-		})
+		if len(entries) > 0 {
+			decl := declaration.Format(entries)
+			if _, err := declaration.Parse(decl); err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+				continue
+			}
+			if src, ok := taken[SecretsDir]; ok {
+				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src))
+				continue
+			}
+			addVolume(p, &svc, driver, name, SecretsDir, map[string]string{"secrets": decl})
+		}
+		for _, e := range files {
+			if src, ok := taken[e.Target]; ok {
+				errs = append(errs, fmt.Errorf("service %q: target %s of secret %s is mounted already (volume %q)", name, e.Target, e.Source, src))
+				continue
+			}
+			taken[e.Target] = "secretd"
+			decl, file := declaration.FileVolume(e)
+			addVolume(p, &svc, driver, name, e.Target, map[string]string{"secrets": decl, declaration.OptionFile: file})
+		}
 		svc.Secrets = nil
 		p.Services[name] = svc
 	}
@@ -175,6 +181,21 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 	return t, nil
 }
 
+// addVolume gives svc a secretd volume of driver with opts, mounted at dst.
+func addVolume(p *types.Project, svc *types.ServiceConfig, driver, service, dst string, opts map[string]string) {
+	key := volumeKey(service, dst+"\n"+opts["secrets"])
+	if p.Volumes == nil {
+		p.Volumes = types.Volumes{}
+	}
+	p.Volumes[key] = types.VolumeConfig{Name: p.Name + "_" + key, Driver: driver, DriverOpts: opts}
+	svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{
+		Type:   types.VolumeTypeVolume,
+		Source: key,
+		Target: dst,
+		Volume: &types.ServiceVolumeVolume{NoCopy: true},
+	})
+}
+
 // Volume is one secretd volume of a translated project.
 type Volume struct {
 	// Key is the volume's key in the compose file; Name the engine's name.
@@ -182,6 +203,8 @@ type Volume struct {
 	Driver    string
 	// Declaration is the `secrets` option.
 	Declaration string
+	// File is the `file` option of a one-file volume (an absolute target).
+	File string
 }
 
 // Volumes lists the secretd volumes of the translated project, by key.
@@ -190,7 +213,7 @@ func (t *Translation) Volumes() []Volume {
 	for _, key := range slices.Sorted(maps.Keys(t.Project.Volumes)) {
 		v := t.Project.Volumes[key]
 		if decl, ok := v.DriverOpts["secrets"]; ok && strings.HasPrefix(key, "secretd-") {
-			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Declaration: decl})
+			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Declaration: decl, File: v.DriverOpts[declaration.OptionFile]})
 		}
 	}
 	return out
@@ -229,11 +252,10 @@ func entryOf(name string, ref types.ServiceSecretConfig) (declaration.Entry, err
 	if e.Target == "" {
 		e.Target = ref.Source
 	}
-	if path.IsAbs(e.Target) {
-		rel, ok := strings.CutPrefix(path.Clean(e.Target), SecretsDir+"/")
-		if !ok {
-			return e, fmt.Errorf("target %q is outside %s: secretd compose mounts secrets at %s only; use a target inside it", ref.Target, SecretsDir, SecretsDir)
-		}
+	// Under /run/secrets (compose's default is /run/secrets/SOURCE) a
+	// target is relative to the secrets volume; any other absolute target
+	// gets a one-file volume of its own, mounted at it.
+	if rel, ok := strings.CutPrefix(e.Target, SecretsDir+"/"); ok {
 		e.Target = rel
 	}
 	var err error
@@ -251,7 +273,7 @@ func entryOf(name string, ref types.ServiceSecretConfig) (declaration.Entry, err
 		e.Mode = os.FileMode(m)
 	}
 	// Parse the entry as the daemon will, for its checks of the target.
-	if _, err := declaration.Parse(e.String()); err != nil {
+	if _, err := declaration.ParseEntry(e.String()); err != nil {
 		return e, err
 	}
 	return e, nil

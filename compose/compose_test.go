@@ -79,6 +79,13 @@ services:
   db:
     image: busybox
     secrets: [db_password]
+  nginx:
+    image: busybox
+    secrets:
+      - site_key
+      - source: site_key
+        target: /etc/nginx/conf.d/site.conf
+        mode: 0440
   plain:
     image: busybox
 `
@@ -127,9 +134,13 @@ func TestTranslateRefuses(t *testing.T) {
 		name, yml, want string
 	}{
 		{"escaping target", svc("      - source: s\n        target: ../../etc/shadow\n", ext),
-			`service "web", secret "s": entry 1 "source=s,target=../../etc/shadow,uid=0,gid=0,mode=0444": target "../../etc/shadow" must not contain ".."`},
+			`service "web", secret "s": "source=s,target=../../etc/shadow,uid=0,gid=0,mode=0444": target "../../etc/shadow" must not contain ".." components`},
 		{"escaping absolute target", svc("      - source: s\n        target: /run/secrets/../../etc/shadow\n", ext),
-			`service "web", secret "s": target "/run/secrets/../../etc/shadow" is outside /run/secrets`},
+			`service "web", secret "s": "source=s,target=../../etc/shadow,uid=0,gid=0,mode=0444": target "../../etc/shadow" must not contain ".." components`},
+		{"escaping absolute target elsewhere", svc("      - source: s\n        target: /etc/nginx/../shadow\n", ext),
+			`service "web", secret "s": "source=s,target=/etc/nginx/../shadow,uid=0,gid=0,mode=0444": target "/etc/nginx/../shadow": use a clean absolute path`},
+		{"absolute target on a mount", "services:\n  web:\n    image: busybox\n    volumes: [\"mine:/etc/app/key\"]\n    secrets:\n      - source: s\n        target: /etc/app/key\nvolumes:\n  mine: {}\nsecrets:\n" + ext,
+			`service "web": target /etc/app/key of secret s is mounted already (volume "mine")`},
 		{"mode beyond permissions", svc("      - source: s\n        mode: 04755\n", ext),
 			`service "web", secret "s": mode 04755 is not a permission mode: use 0000 to 0777, such as 0400`},
 		{"uid not a number", svc("      - source: s\n        uid: root\n", ext),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
 	"github.com/secretd/secretd/compose"
+	"github.com/secretd/secretd/declaration"
 )
 
 // options are secretd compose's own flags and the compose options it reads
@@ -223,8 +224,12 @@ func createVolumes(c *cli.Cli, t *compose.Translation) error {
 		return nil // compose creates them, only more slowly
 	}
 	for _, v := range t.Volumes() {
-		cmd := exec.Command(docker, "volume", "create", "--driver", v.Driver, "--opt", "secrets="+v.Declaration,
-			"--label", "com.docker.compose.project="+t.Project.Name, "--label", "com.docker.compose.volume="+v.Key, v.Name)
+		args := []string{"volume", "create", "--driver", v.Driver, "--opt", "secrets=" + v.Declaration}
+		if v.File != "" {
+			args = append(args, "--opt", declaration.OptionFile+"="+v.File)
+		}
+		args = append(args, "--label", "com.docker.compose.project="+t.Project.Name, "--label", "com.docker.compose.volume="+v.Key, v.Name)
+		cmd := exec.Command(docker, args...)
 		cmd.Stderr = c.Err
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("create volume %s with driver %s: %w", v.Name, v.Driver, err)

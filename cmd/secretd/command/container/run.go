@@ -112,28 +112,32 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(o.secrets) == 0 {
 		return nil, errors.New("secretd run needs at least one --secret: without one, use docker run")
 	}
+	if !path.IsAbs(o.targetDir) || path.Clean(o.targetDir) != o.targetDir || o.targetDir == "/" {
+		return nil, fmt.Errorf("--secret-target-dir %q: use an absolute, clean path other than /, such as /run/secrets", o.targetDir)
+	}
 	// Each --secret is one entry, as with docker service create; a ';'
-	// would smuggle in more.
-	for i, spec := range o.secrets {
+	// would smuggle in more. An absolute target outside --secret-target-dir
+	// gets a one-file volume of its own, mounted at that path.
+	var rel []string
+	var files []declaration.Entry
+	for _, spec := range o.secrets {
 		if strings.Contains(spec, ";") {
 			return nil, fmt.Errorf("--secret %q: one secret per --secret (repeat the flag instead of using ';')", spec)
 		}
-		es, err := declaration.Parse(spec)
+		e, err := declaration.ParseEntry(spec)
 		if err != nil {
-			return nil, fmt.Errorf("--secret %q: %w", spec, err)
+			return nil, fmt.Errorf("--secret %w", err)
 		}
-		if len(es) != 1 {
-			return nil, fmt.Errorf("--secret %d is empty", i+1)
+		if !e.Absolute() {
+			rel = append(rel, spec)
+			continue
 		}
-	}
-	// The volume keeps the entries as written; the set is parsed as the
-	// daemon will parse it, because two entries may claim one target.
-	decl := strings.Join(o.secrets, ";")
-	if _, err := declaration.Parse(decl); err != nil {
-		return nil, fmt.Errorf("--secret: %w", err)
-	}
-	if !path.IsAbs(o.targetDir) || path.Clean(o.targetDir) != o.targetDir || o.targetDir == "/" {
-		return nil, fmt.Errorf("--secret-target-dir %q: use an absolute, clean path other than /, such as /run/secrets", o.targetDir)
+		if inside, ok := strings.CutPrefix(e.Target, o.targetDir+"/"); ok {
+			e.Target = inside
+			rel = append(rel, e.String())
+			continue
+		}
+		files = append(files, e)
 	}
 	if o.driver == "" {
 		return nil, errors.New("--driver must not be empty")
@@ -141,15 +145,45 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(user) == 0 {
 		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
 	}
-	mount, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy", "volume-opt=secrets="+decl)
-	if err != nil {
-		return nil, err
+	var mounts []string
+	if len(rel) > 0 {
+		// The volume keeps the entries as written; the set is parsed as the
+		// daemon will parse it, because two entries may claim one target.
+		decl := strings.Join(rel, ";")
+		if _, err := declaration.Parse(decl); err != nil {
+			return nil, fmt.Errorf("--secret: %w", err)
+		}
+		m, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy", "volume-opt=secrets="+decl)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, m)
+	}
+	seen := map[string]bool{}
+	for _, e := range files {
+		if seen[e.Target] {
+			return nil, fmt.Errorf("--secret: two secrets have target %s", e.Target)
+		}
+		seen[e.Target] = true
+		decl, file := declaration.FileVolume(e)
+		if _, err := declaration.Parse(decl); err != nil {
+			return nil, fmt.Errorf("--secret: %w", err)
+		}
+		m, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+e.Target, "volume-nocopy",
+			"volume-opt=secrets="+decl, "volume-opt="+declaration.OptionFile+"="+file)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, m)
 	}
 	var args []string
 	if o.dockerHost != "" {
 		args = append(args, "--host", o.dockerHost)
 	}
-	args = append(args, "run", "--mount", mount)
+	args = append(args, "run")
+	for _, m := range mounts {
+		args = append(args, "--mount", m)
+	}
 	return append(args, user...), nil
 }
 
