@@ -161,7 +161,7 @@ type composeTool struct {
 
 // findCompose prefers compose v2 (`docker compose`), as the compose spec
 // does, and falls back to docker-compose v1.
-func findCompose() (composeTool, error) {
+var findCompose = func() (composeTool, error) {
 	if docker, err := exec.LookPath("docker"); err == nil {
 		if exec.Command(docker, "compose", "version").Run() == nil {
 			return composeTool{bin: docker, args: []string{"compose"}}, nil
