@@ -177,7 +177,23 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 		return nil, errors.Join(errs...)
 	}
 	slices.SortFunc(t.Secrets, func(a, b Secret) int { return strings.Compare(a.Key, b.Key) })
+	// Build secrets are compose's own (BuildKit's --secret), not secretd's:
+	// the ones a build uses stay as they are.
+	kept := types.Secrets{}
+	for _, svc := range p.Services {
+		if svc.Build == nil {
+			continue
+		}
+		for _, ref := range svc.Build.Secrets {
+			if c, ok := p.Secrets[ref.Source]; ok {
+				kept[ref.Source] = c
+			}
+		}
+	}
 	p.Secrets = nil
+	if len(kept) > 0 {
+		p.Secrets = kept
+	}
 	return t, nil
 }
 

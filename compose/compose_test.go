@@ -160,3 +160,18 @@ func TestTranslateRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildSecretsStay: a build's secrets are compose's own; the top-level
+// entries they name stay in the translated file.
+func TestBuildSecretsStay(t *testing.T) {
+	tr, err := load(t, "services:\n  web:\n    build:\n      context: .\n      secrets: [npmrc]\n    secrets: [db]\nsecrets:\n  npmrc:\n    file: ./site.key\n  db:\n    external: true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tr.Project.Secrets["npmrc"]; !ok || len(tr.Project.Secrets) != 1 {
+		t.Errorf("top-level secrets after translation: %v, want npmrc only", tr.Project.Secrets)
+	}
+	if len(tr.Secrets) != 1 || tr.Secrets[0].Key != "db" {
+		t.Errorf("secretd serves %+v, want db only", tr.Secrets)
+	}
+}

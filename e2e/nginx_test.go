@@ -76,6 +76,22 @@ func TestNginxAbsoluteTarget(t *testing.T) {
 		t.Errorf("after a restart, conf.d holds %q", got)
 	}
 	mustDocker(t, "rm", "-f", "-v", ctr)
+
+	// With secretd.on-update=restart, the rotation restarts the container,
+	// which then binds the new file.
+	ctr2 := d.ctrName("nginx-restart")
+	r = runCmd(t, []string{"SECRETD_HOST=unix://" + d.sock}, "", binary, "run", "--driver", d.driver,
+		"--secret", "source=site.conf,target=/etc/nginx/conf.d/site.conf",
+		"--", "-d", "--name", ctr2, "--network", "none", "--label", d.label(), "--label", "secretd.on-update=restart", img, "sleep", "3600")
+	if r.code != 0 {
+		t.Fatalf("secretd run: %s", r)
+	}
+	d.mustCLI("server { listen 9443 ssl; }", "secret", "update", "site.conf", "-")
+	waitFor(t, 20*time.Second, "the restarted container to bind the new site.conf", func() bool {
+		r := docker(t, "exec", ctr2, "cat", "/etc/nginx/conf.d/site.conf")
+		return r.code == 0 && r.stdout == "server { listen 9443 ssl; }"
+	})
+	mustDocker(t, "rm", "-f", "-v", ctr2)
 }
 
 // TestNginxStackAbsoluteTarget: the same shape through `secretd compose`.

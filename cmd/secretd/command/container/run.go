@@ -42,10 +42,18 @@ them, or everything after '--', is passed to 'docker run' unchanged, so
 every docker run option works. The exit status is docker's. The --secret
 entries are checked before anything starts.
 
+As in Swarm, a target may be an absolute path, such as
+target=/etc/nginx/conf.d/site.conf: that secret gets a volume of its own,
+one file bind-mounted at that path, and the image's other files in that
+directory stay visible. A bind mount holds the file it was given: a
+rotation reaches such a file when the container next starts (the label
+secretd.on-update=restart does that), while /run/secrets sees it at once.
+
 Requires the docker CLI on $PATH. ` + "`DOCKER_HOST`" + ` and the other ` + "`DOCKER_*`" + `
 variables are honoured as docker honours them.`,
 		Example: `  secretd run --secret db_password -- --rm alpine cat /run/secrets/db_password
   secretd run --secret db_password --secret source=tls,target=certs/site.key,mode=0400 -d --name web nginx
+  secretd run --secret site.key --secret src=site.conf,target=/etc/nginx/conf.d/site.conf -d nginx
   secretd run --secret-target-dir /etc/app/secrets --secret api_key -- -it --rm myapp`,
 		// docker run's flags are not secretd's: parse ours by hand and pass
 		// the rest through untouched.
