@@ -16,6 +16,7 @@ import (
 	dockerclient "github.com/docker/docker/client"
 
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/audit"
 )
 
 // dockerClient serves srv on a unix socket and returns the Docker Go client
@@ -184,5 +185,29 @@ func TestDockerGoClient(t *testing.T) {
 	}
 	if err := c.SecretRemove(ctx, "api_key"); !cerrdefs.IsNotFound(err) || err.Error() != "Error response from daemon: secret 'api_key' not found" {
 		t.Errorf("remove again: %v", err)
+	}
+}
+
+// TestLabelUpdateAudited: a label update through the Docker path is in the
+// trail as secret.labels, with the peer's credentials.
+func TestLabelUpdateAudited(t *testing.T) {
+	srv, _, _, trail, _ := auditEnv(t, false, &fakeTasks{})
+	c := dockerClient(t, srv)
+	ctx := context.Background()
+	resp, err := c.SecretCreate(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: "db"}, Data: []byte("audit-labels-canary")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := c.SecretInspectWithRaw(ctx, resp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Labels = map[string]string{"team": "a"}
+	if err := c.SecretUpdate(ctx, "db", cur.Version, cur.Spec); err != nil {
+		t.Fatal(err)
+	}
+	got := trailLines(t, trail.String())
+	if len(got) != 2 || got[1]["event"] != audit.SecretLabels || got[1]["secret"] != "db" || got[1]["secret_id"] != resp.ID || got[1]["actor"] == nil {
+		t.Errorf("trail:\n%s", trail.String())
 	}
 }
