@@ -135,6 +135,14 @@ func TestStackFileImportsAndOptions(t *testing.T) {
 	if r := s.compose("up", "-d"); r.code != 0 {
 		t.Fatalf("secretd compose up -d: %s", r)
 	}
+	// The values reach the containers only: not the translated file
+	// compose is given, not secretd compose's output.
+	cfg := s.compose("config")
+	for _, v := range []string{"key-one-" + suffix, "token-" + suffix} {
+		if strings.Contains(cfg.stdout+cfg.stderr, v) {
+			t.Errorf("secretd compose config shows a secret's value:\n%s", cfg)
+		}
+	}
 	want := "/run/secrets/api_token 0:0 444\n/run/secrets/mysql_password 999:999 400\n/run/secrets/tls/site.key 0:101 440"
 	if got := s.exec("db", "stat -c '%n %u:%g %a' /run/secrets/api_token /run/secrets/mysql_password /run/secrets/tls/site.key"); got != want {
 		t.Errorf("db's files:\n%s\nwant\n%s", got, want)
