@@ -48,14 +48,18 @@ the exit status is compose's.
   the source changed they get a new version, which running containers see.
   'down --remove-secrets' removes them; 'down' alone never does.
 - Each service's secrets (short or long syntax: source, target, uid, gid,
-  mode) appear at /run/secrets on a read-only tmpfs, as in Swarm.
+  mode) appear at /run/secrets on a read-only tmpfs, as in Swarm. An
+  absolute target elsewhere (/etc/nginx/conf.d/site.conf) is one file
+  bind-mounted there, beside the image's files; a rotation reaches it when
+  the container next starts.
 
 'secretd compose config' prints the translated compose file.`,
 		Example: `  secretd compose up -d
   secretd compose -f stack.yml -p todobackend up -d
   secretd compose config
   secretd compose down -v --remove-secrets`,
-		Args: cobra.ArbitraryArgs,
+		Args:                  cobra.ArbitraryArgs,
+		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &cli.StatusError{Status: 125, Err: fmt.Errorf("secretd compose needs a COMMAND, such as up, down or config\nSee '%s --help'", cmd.CommandPath())}
