@@ -53,10 +53,8 @@ func Load(ctx context.Context, o Options) (*types.Project, error) {
 		cli.WithConfigFileEnv,
 		cli.WithDefaultConfigPath,
 		cli.WithName(o.Name),
-		cli.WithDefaultProfiles(),
-	}
-	if len(o.Profiles) > 0 {
-		fns = append(fns, cli.WithProfiles(o.Profiles))
+		// --profile, else COMPOSE_PROFILES, as compose does.
+		cli.WithDefaultProfiles(o.Profiles...),
 	}
 	po, err := cli.NewProjectOptions(o.Files, fns...)
 	if err != nil {
