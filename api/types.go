@@ -95,6 +95,10 @@ type SecretUpdateRequest struct {
 	Data []byte
 	// Keep is how many versions to keep; 0 means the daemon's default.
 	Keep int `json:",omitempty"`
+	// IfChanged stores the version only when Data differs from the
+	// current one, so that re-importing an unchanged file (secretd compose
+	// up) does not rotate every container using it.
+	IfChanged bool `json:",omitempty"`
 }
 
 // ContainerUpdateRequest grants and revokes secrets of one container live,

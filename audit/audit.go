@@ -22,6 +22,8 @@ const (
 	SecretCreate = "secret.create"
 	// SecretUpdate is a new version of a secret's data.
 	SecretUpdate = "secret.update"
+	// SecretLabels is a secret's labels replaced (Swarm's secret update).
+	SecretLabels = "secret.labels"
 	// SecretRemove is a secret removed with all its versions.
 	SecretRemove = "secret.remove"
 	// SecretVersionRemove is one kept version removed.

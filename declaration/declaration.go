@@ -1,8 +1,9 @@
 // Package declaration parses the secrets a container asks for. The syntax is
 // that of `docker service create --secret`, so users can copy a service's
 // flags onto a standalone container: each entry is a bare secret name or
-// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN], entries are joined
-// by ";", and a source may be pinned to a version with NAME@V.
+// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN] (src= for source=,
+// as docker takes it), entries are joined by ";", and a source may be
+// pinned to a version with NAME@V.
 package declaration
 
 import (
@@ -57,7 +58,7 @@ func Parse(s string) ([]Entry, error) {
 	l := layout{files: map[string]int{}, dirs: map[string]int{}}
 	for i, r := range raw {
 		text := strings.TrimSpace(r)
-		e, err := parseEntry(text)
+		e, err := parseEntry(text, false)
 		if err == nil {
 			err = l.add(i, e.Target)
 		}
@@ -67,6 +68,37 @@ func Parse(s string) ([]Entry, error) {
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// ParseEntry parses one entry of `docker service create --secret`, where,
+// as in Swarm, the target may also be an absolute path in the container
+// (/etc/nginx/conf.d/site.conf). A volume's declaration never holds one: an
+// absolute target is served by a one-file volume of its own (FileVolume).
+func ParseEntry(text string) (Entry, error) {
+	text = strings.TrimSpace(text)
+	e, err := parseEntry(text, true)
+	if err != nil {
+		return e, store.Errorf(store.ErrInvalid, "%q: %v", text, err)
+	}
+	return e, nil
+}
+
+// Absolute reports whether e's target is an absolute path in the container.
+func (e Entry) Absolute() bool { return path.IsAbs(e.Target) }
+
+// OptionFile is the volume option that makes a secretd volume one file:
+// its mount point is that file of the tmpfs (a relative target of the
+// declaration), which the engine bind-mounts over the container path, so
+// the image's other files in that directory stay visible.
+const OptionFile = "file"
+
+// FileVolume returns the declaration and the OptionFile value of the
+// one-file volume that serves e (with an absolute target) when mounted at
+// e.Target: the file is the target's base name.
+func FileVolume(e Entry) (decl, file string) {
+	file = path.Base(e.Target)
+	e.Target = file
+	return e.String(), file
 }
 
 // String returns the canonical form of e, which Parse reads back unchanged.
@@ -95,7 +127,7 @@ func Format(entries []Entry) string {
 	return strings.Join(parts, ";")
 }
 
-func parseEntry(text string) (Entry, error) {
+func parseEntry(text string, absolute bool) (Entry, error) {
 	e := Entry{Mode: defaultMode}
 	if text == "" {
 		return e, errors.New("empty entry")
@@ -121,12 +153,19 @@ func parseEntry(text string) (Entry, error) {
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		// Docker lowercases keys, so "Source=x" works there and must here.
 		key := strings.ToLower(k)
+		if key == "src" {
+			// Docker's --secret takes src= for source= (docker/cli opts.SecretOpt).
+			key = "source"
+		}
 		switch key {
 		case "source", "target", "uid", "gid", "mode":
 		default:
 			return e, fmt.Errorf("unknown option %q", k)
 		}
 		if seen[key] {
+			if spelled := strings.ToLower(k); spelled != key {
+				return e, fmt.Errorf("option %q given twice (%s= is %s=)", key, spelled, key)
+			}
 			return e, fmt.Errorf("option %q given twice", key)
 		}
 		seen[key] = true
@@ -135,7 +174,12 @@ func parseEntry(text string) (Entry, error) {
 		case "source":
 			err = e.setSource(v)
 		case "target":
-			e.Target, err = v, checkTarget(v)
+			e.Target = v
+			if abs, ok := strings.CutPrefix(v, "/"); absolute && ok {
+				err = checkAbsolute(v, abs)
+			} else {
+				err = checkTarget(v)
+			}
 		case "uid":
 			e.UID, err = parseID("uid", v)
 		case "gid":
@@ -208,6 +252,18 @@ func parseMode(v string) (os.FileMode, error) {
 // checkTarget accepts only the one spelling of a path that lands where it
 // says inside the mount: the mount is shared by all entries, so a target must
 // not escape it nor collide with the "..data"-style names of atomic updates.
+// checkAbsolute checks an absolute target t (rel is t without its leading
+// slash) as checkTarget checks a relative one.
+func checkAbsolute(t, rel string) error {
+	if rel == "" {
+		return fmt.Errorf("target %q is the root directory: give a file path such as /etc/app/key", t)
+	}
+	if err := checkTarget(rel); err != nil {
+		return fmt.Errorf("target %q: use a clean absolute path without \"..\", such as /etc/nginx/conf.d/site.conf", t)
+	}
+	return nil
+}
+
 func checkTarget(t string) error {
 	switch {
 	case t == "":

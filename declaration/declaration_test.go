@@ -29,6 +29,9 @@ func TestParseValid(t *testing.T) {
 		{"source=x", []Entry{def("x")}},
 		{" source = x , target = a b/c , uid = 7 ", []Entry{{Source: "x", Target: "a b/c", UID: 7, Mode: 0o444}}},
 		{"Source=x,TARGET=y", []Entry{{Source: "x", Target: "y", Mode: 0o444}}},
+		// Docker's --secret takes src= too (seed 004: src=homepage,target=...).
+		{"src=homepage,target=index.html", []Entry{{Source: "homepage", Target: "index.html", Mode: 0o444}}},
+		{"SRC=x@2", []Entry{{Source: "x", Version: 2, Target: "x", Mode: 0o444}}},
 		{"x@3", []Entry{{Source: "x", Version: 3, Target: "x", Mode: 0o444}}},
 		{"source=x@12,target=t", []Entry{{Source: "x", Version: 12, Target: "t", Mode: 0o444}}},
 		{"x@2147483647", []Entry{{Source: "x", Version: 2147483647, Target: "x", Mode: 0o444}}},
@@ -102,7 +105,8 @@ func TestParseInvalid(t *testing.T) {
 
 		// Options.
 		{"source=x,foo=1", `entry 1 "source=x,foo=1": unknown option "foo"`},
-		{"src=x", `entry 1 "src=x": unknown option "src"`},
+		{"source=x,src=y", `entry 1 "source=x,src=y": option "source" given twice (src= is source=)`},
+		{"src=x,source=y", `entry 1 "src=x,source=y": option "source" given twice`},
 		{"=x", `entry 1 "=x": unknown option ""`},
 		{"a,b", `entry 1 "a,b": option "a" is not a key=value pair`},
 		{"source=x,target", `entry 1 "source=x,target": option "target" is not a key=value pair`},

@@ -63,17 +63,23 @@ func (d *Driver) Declaration(name string) string {
 // at Mount, because they may be created later.
 func (d *Driver) Create(req *volume.CreateRequest) error {
 	for k := range req.Options {
-		if k != OptionSecrets {
-			return fmt.Errorf("unknown option %q: the only option is %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]'", k, OptionSecrets)
+		if k != OptionSecrets && k != declaration.OptionFile {
+			return fmt.Errorf("unknown option %q: the options are %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]' and %s=TARGET", k, OptionSecrets, declaration.OptionFile)
 		}
 	}
 	if decl, ok := req.Options[OptionSecrets]; ok {
-		if _, err := declaration.Parse(decl); err != nil {
+		entries, err := declaration.Parse(decl)
+		if err != nil {
 			return err
 		}
+		if err := checkFileOption(entries, req.Options); err != nil {
+			return err
+		}
+	} else if _, ok := req.Options[declaration.OptionFile]; ok {
+		return fmt.Errorf("option %s needs a %s option with one entry whose target it names", declaration.OptionFile, OptionSecrets)
 	}
 	if old, ok := d.volumes.get(req.Name); ok {
-		if old.Options[OptionSecrets] == req.Options[OptionSecrets] {
+		if old.Options[OptionSecrets] == req.Options[OptionSecrets] && old.Options[declaration.OptionFile] == req.Options[declaration.OptionFile] {
 			return nil
 		}
 		return fmt.Errorf("volume %s already exists with other options", req.Name)
@@ -85,6 +91,30 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 		d.ctrl.VolumeBorn(req.Name)
 	}
 	return nil
+}
+
+// checkFileOption checks the file option of a one-file volume (an
+// absolute target, bind-mounted over one path of the container): it names
+// the target of the declaration's only entry, so no secret of the volume
+// is hidden.
+func checkFileOption(entries []declaration.Entry, opts map[string]string) error {
+	file, ok := opts[declaration.OptionFile]
+	if !ok {
+		return nil
+	}
+	if len(entries) != 1 || entries[0].Target != file {
+		return fmt.Errorf("option %s=%q must name the target of the only entry of %s", declaration.OptionFile, file, OptionSecrets)
+	}
+	return nil
+}
+
+// fileOf is the mount point of a volume below its tmpfs: the one file of
+// a one-file volume, the tmpfs itself otherwise.
+func fileOf(r volumeRecord, dir string) string {
+	if f := r.Options[declaration.OptionFile]; f != "" && dir != "" {
+		return filepath.Join(dir, filepath.FromSlash(f))
+	}
+	return dir
 }
 
 // put records a volume, logging rather than failing when only an
@@ -109,7 +139,7 @@ func (d *Driver) Remove(req *volume.RemoveRequest) error {
 }
 
 func (d *Driver) toVolume(r volumeRecord) *volume.Volume {
-	v := &volume.Volume{Name: r.Name, Mountpoint: d.ctrl.MountPoint(r.Name), CreatedAt: r.CreatedAt.Format(time.RFC3339)}
+	v := &volume.Volume{Name: r.Name, Mountpoint: fileOf(r, d.ctrl.MountPoint(r.Name)), CreatedAt: r.CreatedAt.Format(time.RFC3339)}
 	if decl := r.Options[OptionSecrets]; decl != "" {
 		v.Status = map[string]interface{}{OptionSecrets: decl}
 	}
@@ -139,15 +169,17 @@ func (d *Driver) List() (*volume.ListResponse, error) {
 
 // Path returns the newest mount of a volume, empty when none.
 func (d *Driver) Path(req *volume.PathRequest) (*volume.PathResponse, error) {
-	if _, ok := d.volumes.get(req.Name); !ok {
+	r, ok := d.volumes.get(req.Name)
+	if !ok {
 		return nil, fmt.Errorf("no such volume: %s", req.Name)
 	}
-	return &volume.PathResponse{Mountpoint: d.ctrl.MountPoint(req.Name)}, nil
+	return &volume.PathResponse{Mountpoint: fileOf(r, d.ctrl.MountPoint(req.Name))}, nil
 }
 
 // Mount builds the container's tmpfs; an error stops the container start.
 func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) {
-	if _, ok := d.volumes.get(req.Name); !ok {
+	r, ok := d.volumes.get(req.Name)
+	if !ok {
 		// dockerd created it before secretd's state was lost: remember it.
 		if err := d.put(volumeRecord{Name: req.Name, CreatedAt: time.Now().UTC()}); err != nil {
 			return nil, err
@@ -159,7 +191,11 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &volume.MountResponse{Mountpoint: dir}, nil
+	// A one-file volume's mount point is a file: the engine (measured on
+	// 20.10) bind-mounts it over the container path, beside the image's
+	// other files there. The bind holds that file's inode, so a rotation,
+	// which links a new inode in place, reaches it at the next start.
+	return &volume.MountResponse{Mountpoint: fileOf(r, dir)}, nil
 }
 
 // Unmount wipes the container's tmpfs.

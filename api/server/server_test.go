@@ -543,7 +543,7 @@ func TestListFollowsWrites(t *testing.T) {
 	check("first list", "kept", "removed", "rotated")
 	check("second list, from the cache", "kept", "removed", "rotated")
 
-	if r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("r2")}); r.code != 200 {
+	if r := e.do("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("r2")}); r.code != 200 {
 		t.Fatalf("update: %d %s", r.code, r.body)
 	}
 	if r := e.do("DELETE", "/v1.41/secrets/removed", nil); r.code != 204 {
@@ -621,7 +621,7 @@ func TestUpdate(t *testing.T) {
 	e.create("rotated", nil, v1)
 	before := e.inspect("rotated")
 	v2 := e.canary("v2")
-	r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
+	r := e.do("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
 	if r.code != 200 {
 		t.Fatalf("update: %d %s", r.code, r.body)
 	}
@@ -637,17 +637,17 @@ func TestUpdate(t *testing.T) {
 		t.Fatal("versions do not hold what was sent")
 	}
 
-	e.refused("POST", fmt.Sprintf("/v1.41/secrets/rotated/update?version=%d", before.Version.Index), api.SecretUpdateRequest{Data: e.canary("stale")}, 409, "~update out of sequence")
-	e.refused("POST", "/v1.41/secrets/rotated/update?version=abc", api.SecretUpdateRequest{Data: e.canary("nan")}, 400, "~invalid version")
-	e.refused("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("neg"), Keep: -1}, 400, "keep must not be negative")
-	e.refused("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{}, 400, msgBadData)
-	e.refused("POST", "/v1.41/secrets/rotated/update", `{"Data":"eA==","Name":"x"}`, 400, "~unknown field")
-	e.refused("POST", "/v1.41/secrets/nope/update", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
-	e.refused("POST", "/v1.41/secrets/nope/update?version=3", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
+	e.refused("POST", fmt.Sprintf("/v1.41/secretd/secrets/rotated/update?version=%d", before.Version.Index), api.SecretUpdateRequest{Data: e.canary("stale")}, 409, "~update out of sequence")
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update?version=abc", api.SecretUpdateRequest{Data: e.canary("nan")}, 400, "~invalid version")
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("neg"), Keep: -1}, 400, "keep must not be negative")
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{}, 400, msgBadData)
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update", `{"Data":"eA==","Name":"x"}`, 400, "~unknown field")
+	e.refused("POST", "/v1.41/secretd/secrets/nope/update", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
+	e.refused("POST", "/v1.41/secretd/secrets/nope/update?version=3", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
 
 	cur := e.inspect("rotated")
 	v3 := e.canary("v3")
-	r = e.do("POST", fmt.Sprintf("/v1.41/secrets/rotated/update?version=%d", cur.Version.Index), api.SecretUpdateRequest{Data: v3, Keep: 2})
+	r = e.do("POST", fmt.Sprintf("/v1.41/secretd/secrets/rotated/update?version=%d", cur.Version.Index), api.SecretUpdateRequest{Data: v3, Keep: 2})
 	r.decode(t, &s)
 	if r.code != 200 || s.CurrentVersion != 3 || len(s.Versions) != 2 || s.Versions[0].Version != 2 {
 		t.Fatalf("update at current index with keep 2: %d %+v", r.code, s)
@@ -706,7 +706,7 @@ func TestUpdateVersionIsAtomic(t *testing.T) {
 		for i := range writers {
 			wg.Go(func() {
 				body, _ := json.Marshal(api.SecretUpdateRequest{Data: []byte(fmt.Sprintf("w%d", i))})
-				req := httptest.NewRequest("POST", fmt.Sprintf("/v1.41/secrets/contended/update?version=%d", idx), bytes.NewReader(body))
+				req := httptest.NewRequest("POST", fmt.Sprintf("/v1.41/secretd/secrets/contended/update?version=%d", idx), bytes.NewReader(body))
 				w := httptest.NewRecorder()
 				<-start
 				e.srv.ServeHTTP(w, req)
@@ -797,7 +797,7 @@ func TestAutolock(t *testing.T) {
 	}
 
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "while-locked"}, Data: e.canary("wl")}, 503, msgLocked)
-	e.refused("POST", "/v1.41/secrets/before-lock/update", api.SecretUpdateRequest{Data: e.canary("wl2")}, 503, msgLocked)
+	e.refused("POST", "/v1.41/secretd/secrets/before-lock/update", api.SecretUpdateRequest{Data: e.canary("wl2")}, 503, msgLocked)
 	e.refused("GET", "/v1.41/secretd/unlock-key", nil, 503, msgLocked)
 	e.refused("POST", "/v1.41/secretd/unlock-key/rotate", nil, 503, msgLocked)
 	e.refused("POST", "/v1.41/secretd/key/rotate", nil, 503, msgLocked)
@@ -867,7 +867,7 @@ func TestKeyFileStore(t *testing.T) {
 	d1, d2 := e.canary("a"), e.canary("b")
 	e.create("kf-a", nil, d1)
 	e.create("kf-b", nil, d2)
-	e.do("POST", "/v1.41/secrets/kf-a/update", api.SecretUpdateRequest{Data: e.canary("a2")})
+	e.do("POST", "/v1.41/secretd/secrets/kf-a/update", api.SecretUpdateRequest{Data: e.canary("a2")})
 	e.refused("POST", "/v1.41/secretd/unlock", api.UnlockRequest{UnlockKey: "x"}, 400, "secretd is not locked: it was started without --autolock")
 	e.refused("GET", "/v1.41/secretd/unlock-key", nil, 400, "~without --autolock")
 	e.refused("POST", "/v1.41/secretd/unlock-key/rotate", nil, 400, "~without --autolock")
@@ -1128,4 +1128,26 @@ func TestClientTableFromAnOlderDaemon(t *testing.T) {
 	if !reflect.DeepEqual(got, want) || len(got.IDs) != 2 || got.Labels[got.IDs[0]]["k"] != "v" {
 		t.Errorf("table through the Docker list:\n%+v\nfrom the table endpoint:\n%+v", got, want)
 	}
+}
+
+// TestUpdateIfChanged: re-sending the current data stores nothing (no
+// rotation reaches containers); different data is a new version.
+func TestUpdateIfChanged(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	v1 := e.canary("ic1")
+	e.create("imported", nil, v1)
+	before := e.inspect("imported")
+	r := e.do("POST", "/v1.41/secretd/secrets/imported/update", api.SecretUpdateRequest{Data: v1, IfChanged: true})
+	var s api.Secret
+	r.decode(t, &s)
+	if r.code != 200 || s.CurrentVersion != 1 || s.Version.Index != before.Version.Index {
+		t.Fatalf("same data: %d %+v, want version 1 at index %d", r.code, s, before.Version.Index)
+	}
+	v2 := e.canary("ic2")
+	r = e.do("POST", "/v1.41/secretd/secrets/imported/update", api.SecretUpdateRequest{Data: v2, IfChanged: true})
+	r.decode(t, &s)
+	if r.code != 200 || s.CurrentVersion != 2 || e.reveal("imported", 0) != string(v2) {
+		t.Fatalf("changed data: %d %+v", r.code, s)
+	}
+	e.refused("POST", "/v1.41/secretd/secrets/nope/update", api.SecretUpdateRequest{Data: v2, IfChanged: true}, 404, "secret 'nope' not found")
 }

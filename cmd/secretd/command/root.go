@@ -10,6 +10,7 @@ import (
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
 
+	"github.com/secretd/secretd/cmd/secretd/command/compose"
 	"github.com/secretd/secretd/cmd/secretd/command/container"
 	"github.com/secretd/secretd/cmd/secretd/command/secret"
 	"github.com/secretd/secretd/cmd/secretd/command/system"
@@ -55,6 +56,7 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 		system.NewStatusCommand(c),
 		system.NewPsCommand(c),
 		container.NewRunCommand(c),
+		compose.NewComposeCommand(c),
 		system.NewStoreCommand(c),
 	)
 	addBuiltinCommands(root)
