@@ -15,6 +15,7 @@ import (
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
@@ -88,7 +89,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, unlockKey, err := store.Open(backend.Backend, store.Config{KeyFile: cfg.KeyFile, Autolock: cfg.Autolock})
+	// Created here so a rollback refused while the store opens is counted.
+	rollbacks := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "rollbacks_refused_total",
+		Help: "Reads refused because a secret's record was older than one this host had seen (a rolled-back store).",
+	})
+	st, unlockKey, err := store.Open(backend.Backend, store.Config{
+		KeyFile: cfg.KeyFile, Autolock: cfg.Autolock,
+		HighWaterFile: filepath.Join(cfg.DataRoot, "versions.json"),
+		OnRollback: func(ev store.RollbackEvent) {
+			rollbacks.Inc()
+			cfg.Log.Error("store rollback refused: a secret's record is older than one this host has seen",
+				"secret", ev.Name, "id", ev.ID, "version", ev.Current, "seen", ev.Seen)
+		},
+	})
 	if err != nil {
 		backend.Close()
 		return err
@@ -118,6 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Mounts: func() int { return ctrl.ActiveMounts() }, EngineUp: func() bool { return ctrl.EngineUp() },
 		Locked: st.Locked, Version: cfg.Version,
 	})
+	m.Registry().MustRegister(rollbacks)
 	ctrl, err = controller.New(controller.Config{
 		Store: st, Engine: engine, EngineHost: engineHost, Actions: engine,
 		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),

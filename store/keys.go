@@ -22,7 +22,11 @@ const (
 	modeAutolock = "autolock"
 
 	kekPurpose      = "secretd kek wrap v1"
-	kekAAD          = "secretd/kek/v1"
+	// kekAAD marks a key record of a store whose records all carry a MAC
+	// (auth.go); kekAADv1 one from before, migrated when it is opened.
+	// Only the root key can move a store from one to the other.
+	kekAAD          = "secretd/kek/v2"
+	kekAADv1        = "secretd/kek/v1"
 	unlockKeyPrefix = "SECDKEY-1-"
 )
 
@@ -32,6 +36,9 @@ type kekRecord struct {
 	Salt       []byte `json:"salt"`
 	Wrapped    []byte `json:"wrapped"`
 	Generation int    `json:"generation"`
+	// Epoch counts unlock-key rotations, so that every host sharing the
+	// store sees that the key it was unlocked with no longer opens it.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 func wrapKEK(root []byte, mode string, gen int, kek *envelope.Key) (kekRecord, error) {
@@ -53,18 +60,24 @@ func wrapKEK(root []byte, mode string, gen int, kek *envelope.Key) (kekRecord, e
 	return kekRecord{Mode: mode, Salt: salt, Wrapped: sealed, Generation: gen}, nil
 }
 
-func (r kekRecord) unwrap(root []byte) (*envelope.Key, error) {
+// unwrap opens the KEK with root; legacy reports a key record from before
+// record MACs.
+func (r kekRecord) unwrap(root []byte) (kek *envelope.Key, legacy bool, err error) {
 	wk, err := envelope.DeriveKey(root, r.Salt, kekPurpose)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer wk.Wipe()
 	raw, err := envelope.Open(wk, r.Wrapped, []byte(kekAAD))
 	if err != nil {
-		return nil, ErrBadKey
+		if raw, err = envelope.Open(wk, r.Wrapped, []byte(kekAADv1)); err != nil {
+			return nil, false, ErrBadKey
+		}
+		legacy = true
 	}
 	defer clear(raw)
-	return envelope.KeyFromBytes(raw)
+	kek, err = envelope.KeyFromBytes(raw)
+	return kek, legacy, err
 }
 
 func getKEKRecord(tx Tx) (*kekRecord, error) {
