@@ -56,7 +56,7 @@ type Config struct {
 	// AuditLog is --audit-log: a file, "-" for stdout, "off", or empty for
 	// DATA-ROOT/audit.log.
 	AuditLog string
-	// Out receives the one-time unlock key of a new autolocked store.
+	// Out receives the audit trail with --audit-log -; never a key.
 	Out io.Writer
 }
 
@@ -109,8 +109,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	if unlockKey != "" {
-		fmt.Fprintf(cfg.Out, "secretd created a new store with --autolock. After every restart it stays locked until\n"+
-			"'secretd unlock' is given this unlock key. It is shown only now: keep it in a password manager.\n\n    %s\n\n", unlockKey)
+		// The key never goes to stdout or the log, which end up in
+		// journald or in Docker's JSON log on disk: the operator fetches it
+		// over the API socket, as `docker swarm init --autolock` shows it
+		// only to the CLI's user.
+		cfg.Log.Warn("created a new store with --autolock: run 'secretd unlock-key' now and keep the unlock key in a password manager; after a restart only that key opens the store")
 	}
 	if st.Locked() {
 		cfg.Log.Warn("store is locked: run 'secretd unlock'")

@@ -88,7 +88,10 @@ func (s *Store) checkListed(r *record, verified bool) error {
 
 // macMessage is recordMAC's input, for verification.
 func macMessage(r *record) []byte {
-	in := macInput{ID: r.ID, Name: r.Name, Labels: r.Labels, Created: r.CreatedAt, Updated: r.UpdatedAt, Index: r.Index}
+	in := macInput{ID: r.ID, Name: r.Name, Created: r.CreatedAt, Updated: r.UpdatedAt, Index: r.Index}
+	if len(r.Labels) > 0 {
+		in.Labels = r.Labels // no labels and empty labels read back alike (omitempty)
+	}
 	for _, v := range r.Versions {
 		in.Versions = append(in.Versions, macVersion{Version: v.Version, Created: v.CreatedAt})
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -221,5 +222,40 @@ func TestKeyRotateRefusesStaleUnlockKey(t *testing.T) {
 	}
 	if err := fresh.Unlock(k1); !errors.Is(err, store.ErrBadKey) {
 		t.Fatalf("the replaced unlock key: %v, want ErrBadKey", err)
+	}
+}
+
+// A record's MAC holds over the store's own encoding: a secret created
+// with empty labels (as the API sends them) reads back after a reopen.
+func TestRecordMACSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	cfg := store.Config{KeyFile: filepath.Join(dir, "key"), HighWaterFile: filepath.Join(dir, "versions.json")}
+	open := func() *store.Store {
+		b, err := bolt.Open(filepath.Join(dir, "secrets.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := store.Open(b, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	for i, labels := range []map[string]string{{}, nil, {"env": "prod"}} {
+		if _, err := s.Create(store.Spec{Name: fmt.Sprintf("s%d", i), Labels: labels, Data: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = open()
+	defer s.Close()
+	for i := range 3 {
+		if _, _, err := s.RevealName(fmt.Sprintf("s%d", i), 0); err != nil {
+			t.Fatalf("after a reopen: %v", err)
+		}
+	}
+	if _, err := s.List(store.Filter{}); err != nil {
+		t.Fatalf("list after a reopen: %v", err)
 	}
 }
