@@ -42,12 +42,13 @@ func daemonOnce(t *testing.T, env []string, timeout time.Duration, args ...strin
 	return r
 }
 
-// TestMultiHostEtcdTLS: two hosts share a store on an etcd cluster that
-// serves TLS and requires client certificates. Both reach it with
-// --etcd-cacert, --etcd-cert and --etcd-key; a daemon without a client
+// TestMultiHostEtcdTLS: two autolocked hosts share a store on an etcd
+// cluster that serves TLS and requires client certificates. Both reach it
+// with --etcd-cacert, --etcd-cert and --etcd-key; a daemon without a client
 // certificate, or one whose --etcd-cacert did not sign the members'
 // certificate, does not start, even when the host's system pool
-// (SSL_CERT_FILE) trusts that CA.
+// (SSL_CERT_FILE) trusts that CA. When host 1 rotates the unlock key, host
+// 2 locks itself instead of wrapping keys with the old one.
 func TestMultiHostEtcdTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -56,24 +57,52 @@ func TestMultiHostEtcdTLS(t *testing.T) {
 	srvCert, srvKey := ca.leaf(t, "etcd-member")
 	cliCert, cliKey := ca.leaf(t, "secretd-client")
 	etcd := etcdtest.StartTLS(t, 1, etcdtest.TLS{CertFile: srvCert, KeyFile: srvKey, ClientCA: ca.caFile})
-	key := sharedKey(t)
-	tlsFlags := []string{"--store", etcd.URL(), "--etcd-cacert", ca.caFile, "--etcd-cert", cliCert, "--etcd-key", cliKey, "--key-file", key}
+	tlsFlags := []string{"--store", etcd.URL(), "--etcd-cacert", ca.caFile, "--etcd-cert", cliCert, "--etcd-key", cliKey, "--autolock"}
 
 	d1 := startTestDaemon(t, append([]string{"--host-id", "tls1"}, tlsFlags...)...)
+	key1 := d1.mustCLI("", "unlock-key", "-q")
 	d2 := startTestDaemon(t, append([]string{"--host-id", "tls2"}, tlsFlags...)...)
+	if !d2.status(t).Locked {
+		t.Fatalf("a second host on an autolocked store started unlocked")
+	}
+	d2.mustCLI(key1+"\n", "unlock")
 	d1.mustCLI("over-tls", "secret", "create", "tlsshared", "-")
 	name := d2.ctrName("tls")
 	if got := mustDocker(t, d2.runArgs("tlsshared", []string{"--rm", "--name", name}, "cat /run/secrets/tlsshared")...); got != "over-tls" {
 		t.Fatalf("a container of host 2 reads %q from a secret host 1 created over TLS, want over-tls", got)
 	}
 
+	// Host 1 rotates the unlock key: host 2, holding the old one, locks
+	// itself, and its key operations wait for the new key.
+	key2 := d1.mustCLI("", "unlock-key", "--rotate", "-q")
+	waitFor(t, 10*time.Second, "host 2 to lock itself after host 1 rotated the unlock key", func() bool { return d2.status(t).Locked })
+	if r := d2.cli("", "key", "rotate"); r.code == 0 {
+		t.Fatalf("key rotate on host 2 after the unlock key was rotated on host 1: %s", r)
+	}
+	if r := d2.cli(key1+"\n", "unlock"); r.code == 0 || !strings.Contains(r.stderr, "invalid unlock key") {
+		t.Fatalf("unlock host 2 with the replaced key: %s", r)
+	}
+	d2.mustCLI(key2+"\n", "unlock")
+	d2.mustCLI("", "key", "rotate")
+	// Host 1 takes up the KEK host 2 rotated to, and the new unlock key
+	// still opens the store on a restart.
+	if got := mustDocker(t, d1.runArgs("tlsshared", []string{"--rm", "--name", d1.ctrName("tls")}, "cat /run/secrets/tlsshared")...); got != "over-tls" {
+		t.Fatalf("after host 2 rotated the KEK a container of host 1 reads %q, want over-tls", got)
+	}
+	d1.stop()
+	d1.start()
+	d1.mustCLI(key2+"\n", "unlock")
+	if out := d1.log() + d1.stdout() + d2.log() + d2.stdout(); strings.Contains(out, key1) || strings.Contains(out, key2) {
+		t.Fatalf("an unlock key reached a daemon's output")
+	}
+
 	// etcd requires a client certificate.
-	if r := daemonOnce(t, nil, 30*time.Second, "--store", etcd.URL(), "--etcd-cacert", ca.caFile, "--key-file", key); r.code == 0 {
+	if r := daemonOnce(t, nil, 30*time.Second, "--store", etcd.URL(), "--etcd-cacert", ca.caFile, "--autolock"); r.code == 0 {
 		t.Errorf("a daemon without a client certificate reached etcd: %s", r)
 	}
 	// The members' CA is in the system pool only: --etcd-cacert names another.
 	r := daemonOnce(t, []string{"SSL_CERT_FILE=" + ca.caFile}, 30*time.Second,
-		"--store", etcd.URL(), "--etcd-cacert", other.caFile, "--etcd-cert", cliCert, "--etcd-key", cliKey, "--key-file", key)
+		"--store", etcd.URL(), "--etcd-cacert", other.caFile, "--etcd-cert", cliCert, "--etcd-key", cliKey, "--autolock")
 	if r.code == 0 {
 		t.Errorf("a daemon trusted etcd members whose CA is only in the system pool: %s", r)
 	} else if !strings.Contains(r.stderr, "etcd") {
