@@ -78,6 +78,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataRoot, 0o700); err != nil {
 		return fmt.Errorf("data root: %w", err)
 	}
+	if err := privateDir("--data-root", cfg.DataRoot, cfg.Log); err != nil {
+		return err
+	}
 	trail, err := audit.Open(cfg.AuditLog, cfg.DataRoot, cfg.Out, func(err error) {
 		cfg.Log.Error("audit trail write failed", "err", err)
 	})
@@ -126,6 +129,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer engine.Close()
 	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
 		return fmt.Errorf("mount root: %w", err)
+	}
+	if err := privateDir("--mount-root", cfg.MountRoot, cfg.Log); err != nil {
+		return err
+	}
+	if err := checkMountRoot(cfg.MountRoot); err != nil {
+		return err
 	}
 	var drv *driver.Driver
 	// The gauges read the controller at scrape time; nothing scrapes before

@@ -386,3 +386,39 @@ func TestSecuritySocketGroup(t *testing.T) {
 		t.Errorf("uid 65534 with primary group %s: %s", group, r)
 	}
 }
+
+// TestSecurityUnsafeRoots: a mistyped --mount-root that holds someone
+// else's directories is refused at start and nothing in it is removed; a
+// data root that others can read, with a store in it, is refused too.
+func TestSecurityUnsafeRoots(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mountRoot := filepath.Join(dir, "home")
+	precious := filepath.Join(mountRoot, "alice", "thesis.txt")
+	if err := os.MkdirAll(filepath.Dir(precious), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(precious, []byte("years of work"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(mountRoot, 0o700)
+	r := daemonOnce(t, nil, 20*time.Second, "--mount-root", mountRoot)
+	if r.code == 0 || !strings.Contains(r.stderr, "holds entries secretd did not make (alice)") {
+		t.Errorf("a mount root holding another user's directory: want refused naming it, got %s", r)
+	}
+	if b, err := os.ReadFile(precious); err != nil || string(b) != "years of work" {
+		t.Fatalf("secretd removed a directory it did not make from --mount-root: %q, %v", b, err)
+	}
+
+	d := startDaemon(t)
+	d.mustCLI("x", "secret", "create", "a", "-")
+	d.stop()
+	if err := os.Chmod(d.dataRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := daemonOnce(t, nil, 20*time.Second, "--data-root", d.dataRoot)
+	if run.code == 0 || !strings.Contains(run.stderr, "--data-root "+d.dataRoot+" has mode 0755") {
+		t.Errorf("a data root others can read: want refused, got %s", run)
+	}
+	os.Chmod(d.dataRoot, 0o700)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -257,5 +258,55 @@ func TestRecordMACSurvivesReopen(t *testing.T) {
 	}
 	if _, err := s.List(store.Filter{}); err != nil {
 		t.Fatalf("list after a reopen: %v", err)
+	}
+}
+
+// A key file reached through a symlink, or owned by another user, is
+// refused: whoever controls the link or the file chooses the key.
+func TestKeyFileSymlinkAndOwnerRefused(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.key")
+	b, err := bolt.Open(filepath.Join(dir, "secrets.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := store.Open(b, store.Config{KeyFile: real})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	link := filepath.Join(dir, "link.key")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	open := func(key string) error {
+		b, err := bolt.Open(filepath.Join(dir, "secrets.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := store.Open(b, store.Config{KeyFile: key})
+		if err != nil {
+			b.Close()
+			return err
+		}
+		return s.Close()
+	}
+	if err := open(link); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Fatalf("a key file behind a symlink: %v, want refused", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	if err := os.Chown(real, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(real); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Fatalf("a key file owned by another user: %v, want refused", err)
+	}
+	if err := os.Chown(real, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(real); err != nil {
+		t.Fatalf("the key file itself, owned by root: %v", err)
 	}
 }
