@@ -23,7 +23,7 @@ const (
 	modeKeyFile  = "keyfile"
 	modeAutolock = "autolock"
 
-	kekPurpose      = "secretd kek wrap v1"
+	kekPurpose = "secretd kek wrap v1"
 	// kekAAD marks a key record of a store whose records all carry a MAC
 	// (auth.go); kekAADv1 one from before, migrated when it is opened.
 	// Only the root key can move a store from one to the other.
