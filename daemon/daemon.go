@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,9 @@ type Config struct {
 	MountGrace time.Duration
 	// SpareMounts is how many empty mounts are kept ready for Mounts to fill.
 	SpareMounts int
+	// MaxMountSize caps the plaintext one container mount holds; zero
+	// means DefaultMaxMountSize.
+	MaxMountSize int64
 	// Store says which backend holds the secrets: a bolt file or etcd.
 	Store   StoreConfig
 	Version string
@@ -59,6 +63,10 @@ type Config struct {
 	// Out receives the audit trail with --audit-log -; never a key.
 	Out io.Writer
 }
+
+// DefaultMaxMountSize is --max-mount-size's default: far above what a
+// container's secrets need, far below 256 secrets of 500 KiB each.
+const DefaultMaxMountSize = 4 << 20
 
 // Run serves until ctx ends. It fails before serving anything if the store
 // cannot be opened as it is: a daemon never repairs or replaces a store.
@@ -153,6 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 		OwnersDir:     filepath.Join(cfg.DataRoot, "owners"),
 		Grace:         cfg.MountGrace,
 		Spares:        cfg.SpareMounts,
+		MaxMountSize:  cmp.Or(cfg.MaxMountSize, DefaultMaxMountSize),
 		Metrics:       m, Audit: trail,
 	})
 	if err != nil {
