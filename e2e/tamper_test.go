@@ -12,7 +12,7 @@ import (
 	"github.com/secretd/secretd/store/etcd/etcdtest"
 )
 
-// TestSecurityStoreTampering: someone who can write the shared store (etcd
+// TestSecurityStoreTampering: etcd holds only ciphertext, and someone who can write the shared store (etcd
 // without TLS, or stolen etcd credentials) but holds no key can neither
 // point a name at another secret nor roll a secret back to a rotated-out
 // value: the container fails to start with a clear error, the daemon logs
@@ -45,6 +45,18 @@ func TestSecurityStoreTampering(t *testing.T) {
 
 	d.mustCLI("public-value", "secret", "create", "public", "-")
 	privID := d.mustCLI("private-canary-v1", "secret", "create", "private", "-")
+	// etcd holds ciphertext only: no key or value carries the data.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	all, err := cli.Get(ctx, "/", clientv3.WithPrefix())
+	cancel()
+	if err != nil || len(all.Kvs) == 0 {
+		t.Fatalf("read back every key of etcd: %d keys, %v", len(all.Kvs), err)
+	}
+	for _, kv := range all.Kvs {
+		if strings.Contains(string(kv.Key)+string(kv.Value), "private-canary") || strings.Contains(string(kv.Value), "public-value") {
+			t.Fatalf("etcd key %s holds a secret's data in the clear", kv.Key)
+		}
+	}
 	run := func(decl string) result {
 		return docker(t, d.runArgs(decl, []string{"--rm", "--name", d.ctrName("tamper")}, "cat /run/secrets/"+decl)...)
 	}
