@@ -115,8 +115,9 @@ var ErrRollback = fmt.Errorf("%w: rolled back", ErrCorrupt)
 type highWater struct {
 	path string
 
-	mu   sync.Mutex
-	seen map[string]int
+	mu    sync.Mutex
+	seen  map[string]int
+	dirty bool // raised in memory since the last save
 }
 
 func loadHighWater(path string) (*highWater, error) {
@@ -152,11 +153,20 @@ func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent))
 	}
 	if raise && cur > seen {
 		h.seen[r.ID] = cur
-		if err := h.save(); err != nil {
-			return err
-		}
+		h.dirty = true
 	}
 	return nil
+}
+
+// flush saves the marks raised since the last flush. A failed save (a full
+// data root) keeps them in memory, where they still protect this process,
+// and is tried again at the next flush: a read never fails for it.
+func (h *highWater) flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dirty && h.save() == nil {
+		h.dirty = false
+	}
 }
 
 // forget drops a removed secret's mark.
@@ -165,7 +175,9 @@ func (h *highWater) forget(id string) {
 	defer h.mu.Unlock()
 	if _, ok := h.seen[id]; ok {
 		delete(h.seen, id)
-		h.save()
+		if h.save() == nil {
+			h.dirty = false
+		}
 	}
 }
 

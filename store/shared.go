@@ -135,6 +135,7 @@ func (s *Store) RotateKEK(keyFile string) (int, error) {
 // Reveal decrypts a version of a secret (0 for the current one). The caller
 // owns the returned bytes and should clear them after use.
 func (s *Store) Reveal(ref string, version int) ([]byte, Secret, error) {
+	defer s.hw.flush()
 	gen := s.generation()
 	data, sec, err := s.reveal(ref, version)
 	if errors.Is(err, ErrCorrupt) {

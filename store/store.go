@@ -498,6 +498,7 @@ func (s *Store) Update(ref string, data []byte, keep int, pinned func(Secret) ([
 // two writers holding the same index cannot both win.
 func (s *Store) UpdateAt(ref string, index uint64, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
 	sec, err := retryKEK(s, func() (Secret, error) { return s.update(ref, index, data, keep, pinned) })
+	s.hw.flush()
 	if err != nil {
 		return Secret{}, err
 	}
@@ -572,6 +573,7 @@ func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned f
 // RemoveVersion deletes one kept version that is not the current one.
 // guard runs inside the write transaction, as for Remove.
 func (s *Store) RemoveVersion(ref string, version int, guard func(Secret) error) (Secret, error) {
+	defer s.hw.flush()
 	return retryKEK(s, func() (Secret, error) { return s.removeVersion(ref, version, guard) })
 }
 
@@ -614,6 +616,7 @@ func (s *Store) removeVersion(ref string, version int, guard func(Secret) error)
 
 // Get returns a secret's metadata by ID, name or unique ID prefix.
 func (s *Store) Get(ref string) (Secret, error) {
+	defer s.hw.flush()
 	return retryStale(s, func() (Secret, error) { return s.get(ref) })
 }
 
@@ -647,6 +650,7 @@ func (f Filter) All() bool {
 
 // List returns the secrets that match f, sorted by name.
 func (s *Store) List(f Filter) ([]Secret, error) {
+	defer s.hw.flush()
 	return retryStale(s, func() ([]Secret, error) { return s.listSecrets(f) })
 }
 
@@ -776,6 +780,7 @@ func (s *Store) RevealName(name string, version int) ([]byte, Secret, error) {
 		}
 		return r, err
 	}
+	defer s.hw.flush()
 	gen := s.generation()
 	data, sec, err := s.revealWith(find, version)
 	if errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
