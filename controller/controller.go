@@ -55,6 +55,9 @@ type Config struct {
 	// Spares is how many empty mounts KeepSpares keeps ready for Mounts to
 	// fill; zero makes every mount on demand.
 	Spares int
+	// MaxMountSize caps the plaintext bytes one mount holds (all its
+	// files); zero means no cap.
+	MaxMountSize int64
 }
 
 // Controller keeps the task table. It is safe for concurrent use.
@@ -279,6 +282,7 @@ func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []
 		version int
 	}
 	plain := map[key][]byte{}
+	var total int64
 	var files []tmpfs.File
 	versions := make([]int, len(entries))
 	ids := make([]string, len(entries))
@@ -305,6 +309,14 @@ func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []
 					break
 				}
 			}
+		}
+		// Every file counts, a secret at two targets twice: the cap
+		// bounds what one Mount puts in memory.
+		if total += int64(len(data)); c.cfg.MaxMountSize > 0 && total > c.cfg.MaxMountSize {
+			for _, b := range plain {
+				clear(b)
+			}
+			return nil, nil, nil, store.Errorf(store.ErrInvalid, "the secrets declared for this mount hold more than %d bytes (secretd daemon --max-mount-size): declare fewer or smaller secrets", c.cfg.MaxMountSize)
 		}
 		files = append(files, tmpfs.File{Path: e.Target, Data: data, UID: e.UID, GID: e.GID, Mode: e.Mode})
 	}

@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
@@ -46,6 +48,9 @@ type Config struct {
 	MountGrace time.Duration
 	// SpareMounts is how many empty mounts are kept ready for Mounts to fill.
 	SpareMounts int
+	// MaxMountSize caps the plaintext one container mount holds; zero
+	// means DefaultMaxMountSize.
+	MaxMountSize int64
 	// Store says which backend holds the secrets: a bolt file or etcd.
 	Store   StoreConfig
 	Version string
@@ -56,9 +61,13 @@ type Config struct {
 	// AuditLog is --audit-log: a file, "-" for stdout, "off", or empty for
 	// DATA-ROOT/audit.log.
 	AuditLog string
-	// Out receives the one-time unlock key of a new autolocked store.
+	// Out receives the audit trail with --audit-log -; never a key.
 	Out io.Writer
 }
+
+// DefaultMaxMountSize is --max-mount-size's default: far above what a
+// container's secrets need, far below 256 secrets of 500 KiB each.
+const DefaultMaxMountSize = 4 << 20
 
 // Run serves until ctx ends. It fails before serving anything if the store
 // cannot be opened as it is: a daemon never repairs or replaces a store.
@@ -78,6 +87,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataRoot, 0o700); err != nil {
 		return fmt.Errorf("data root: %w", err)
 	}
+	if err := privateDir("--data-root", cfg.DataRoot, cfg.Log); err != nil {
+		return err
+	}
 	trail, err := audit.Open(cfg.AuditLog, cfg.DataRoot, cfg.Out, func(err error) {
 		cfg.Log.Error("audit trail write failed", "err", err)
 	})
@@ -89,15 +101,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, unlockKey, err := store.Open(backend.Backend, store.Config{KeyFile: cfg.KeyFile, Autolock: cfg.Autolock})
+	// Created here so a rollback refused while the store opens is counted.
+	rollbacks := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "rollbacks_refused_total",
+		Help: "Reads refused because a secret's record was older than one this host had seen (a rolled-back store).",
+	})
+	st, unlockKey, err := store.Open(backend.Backend, store.Config{
+		KeyFile: cfg.KeyFile, Autolock: cfg.Autolock,
+		HighWaterFile: filepath.Join(cfg.DataRoot, "versions.json"),
+		OnRollback: func(ev store.RollbackEvent) {
+			rollbacks.Inc()
+			cfg.Log.Error("store rollback refused: a secret's record is older than one this host has seen",
+				"secret", ev.Name, "id", ev.ID, "version", ev.Current, "seen", ev.Seen)
+		},
+	})
 	if err != nil {
 		backend.Close()
 		return err
 	}
 	defer st.Close()
 	if unlockKey != "" {
-		fmt.Fprintf(cfg.Out, "secretd created a new store with --autolock. After every restart it stays locked until\n"+
-			"'secretd unlock' is given this unlock key. It is shown only now: keep it in a password manager.\n\n    %s\n\n", unlockKey)
+		// The key never goes to stdout or the log, which end up in
+		// journald or in Docker's JSON log on disk: the operator fetches it
+		// over the API socket, as `docker swarm init --autolock` shows it
+		// only to the CLI's user.
+		cfg.Log.Warn("created a new store with --autolock: run 'secretd unlock-key' now and keep the unlock key in a password manager; after a restart only that key opens the store")
 	}
 	if st.Locked() {
 		cfg.Log.Warn("store is locked: run 'secretd unlock'")
@@ -111,6 +139,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
+	if err := privateDir("--mount-root", cfg.MountRoot, cfg.Log); err != nil {
+		return err
+	}
+	if err := checkMountRoot(cfg.MountRoot); err != nil {
+		return err
+	}
 	logNoswap(cfg.Log, cfg.MountRoot)
 	var drv *driver.Driver
 	// The gauges read the controller at scrape time; nothing scrapes before
@@ -120,6 +154,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Mounts: func() int { return ctrl.ActiveMounts() }, EngineUp: func() bool { return ctrl.EngineUp() },
 		Locked: st.Locked, Version: cfg.Version,
 	})
+	m.Registry().MustRegister(rollbacks)
 	ctrl, err = controller.New(controller.Config{
 		Store: st, Engine: engine, EngineHost: engineHost, Actions: engine,
 		Volumes:   volumesFunc(func(v string) string { return drv.Declaration(v) }),
@@ -128,6 +163,7 @@ func Run(ctx context.Context, cfg Config) error {
 		OwnersDir:     filepath.Join(cfg.DataRoot, "owners"),
 		Grace:         cfg.MountGrace,
 		Spares:        cfg.SpareMounts,
+		MaxMountSize:  cmp.Or(cfg.MaxMountSize, DefaultMaxMountSize),
 		Metrics:       m, Audit: trail,
 	})
 	if err != nil {

@@ -63,7 +63,7 @@ func Parse(s string) ([]Entry, error) {
 			err = l.add(i, e.Target)
 		}
 		if err != nil {
-			return nil, store.Errorf(store.ErrInvalid, "entry %d %q: %v", i+1, text, err)
+			return nil, store.Errorf(store.ErrInvalid, "entry %d %s: %v", i+1, quote(text), err)
 		}
 		entries = append(entries, e)
 	}
@@ -148,7 +148,7 @@ func parseEntry(text string, absolute bool) (Entry, error) {
 		}
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
-			return e, fmt.Errorf("option %q is not a key=value pair", field)
+			return e, fmt.Errorf("option %s is not a key=value pair", quote(field))
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		// Docker lowercases keys, so "Source=x" works there and must here.
@@ -160,7 +160,7 @@ func parseEntry(text string, absolute bool) (Entry, error) {
 		switch key {
 		case "source", "target", "uid", "gid", "mode":
 		default:
-			return e, fmt.Errorf("unknown option %q", k)
+			return e, fmt.Errorf("unknown option %s", quote(k))
 		}
 		if seen[key] {
 			if spelled := strings.ToLower(k); spelled != key {
@@ -203,7 +203,7 @@ func parseEntry(text string, absolute bool) (Entry, error) {
 func (e *Entry) setSource(v string) error {
 	name, ver, pinned := strings.Cut(v, "@")
 	if err := store.ValidateName(name); err != nil {
-		return fmt.Errorf("source %q: %v", name, err)
+		return fmt.Errorf("source %s: %v", quote(name), err)
 	}
 	e.Source = name
 	if !pinned {
@@ -212,11 +212,11 @@ func (e *Entry) setSource(v string) error {
 	// A leading zero would give two spellings of one version, and "@0"
 	// would silently mean "unpinned".
 	if !isDigits(ver) || ver[0] == '0' {
-		return fmt.Errorf("version %q is not a positive integer", ver)
+		return fmt.Errorf("version %s is not a positive integer", quote(ver))
 	}
 	n, err := strconv.ParseUint(ver, 10, 64)
 	if err != nil || n > maxNumber {
-		return fmt.Errorf("version %q is too large", ver)
+		return fmt.Errorf("version %s is too large", quote(ver))
 	}
 	e.Version = int(n)
 	return nil
@@ -225,13 +225,13 @@ func (e *Entry) setSource(v string) error {
 func parseID(what, v string) (int, error) {
 	if !isDigits(v) {
 		if len(v) > 1 && v[0] == '-' && isDigits(v[1:]) {
-			return 0, fmt.Errorf("%s %q is out of range (0 to %d)", what, v, maxNumber)
+			return 0, fmt.Errorf("%s %s is out of range (0 to %d)", what, quote(v), maxNumber)
 		}
-		return 0, fmt.Errorf("%s %q is not a number", what, v)
+		return 0, fmt.Errorf("%s %s is not a number", what, quote(v))
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n > maxNumber {
-		return 0, fmt.Errorf("%s %q is out of range (0 to %d)", what, v, maxNumber)
+		return 0, fmt.Errorf("%s %s is out of range (0 to %d)", what, quote(v), maxNumber)
 	}
 	return int(n), nil
 }
@@ -240,11 +240,11 @@ func parseID(what, v string) (int, error) {
 // "400" as decimal, which silently yields 0620 and surprises everyone.
 func parseMode(v string) (os.FileMode, error) {
 	if v == "" || strings.Trim(v, "01234567") != "" {
-		return 0, fmt.Errorf("mode %q is not an octal number", v)
+		return 0, fmt.Errorf("mode %s is not an octal number", quote(v))
 	}
 	n, err := strconv.ParseUint(v, 8, 64)
 	if err != nil || n > 0o777 {
-		return 0, fmt.Errorf("mode %q is above 0777", v)
+		return 0, fmt.Errorf("mode %s is above 0777", quote(v))
 	}
 	return os.FileMode(n), nil
 }
@@ -269,31 +269,31 @@ func checkTarget(t string) error {
 	case t == "":
 		return errors.New("target must not be empty")
 	case !utf8.ValidString(t):
-		return fmt.Errorf("target %q is not valid UTF-8", t)
+		return fmt.Errorf("target %s is not valid UTF-8", quote(t))
 	case strings.IndexFunc(t, unicode.IsControl) >= 0:
-		return fmt.Errorf("target %q contains a control character", t)
+		return fmt.Errorf("target %s contains a control character", quote(t))
 	case len(t) > maxTargetLen:
 		return fmt.Errorf("target is longer than %d bytes", maxTargetLen)
 	case strings.HasPrefix(t, "/"):
-		return fmt.Errorf("target %q must be a relative path", t)
+		return fmt.Errorf("target %s must be a relative path", quote(t))
 	case strings.HasSuffix(t, "/"):
-		return fmt.Errorf("target %q must not end with \"/\"", t)
+		return fmt.Errorf("target %s must not end with \"/\"", quote(t))
 	}
 	for i, c := range strings.Split(t, "/") {
 		switch {
 		case c == "":
-			return fmt.Errorf("target %q has an empty path component", t)
+			return fmt.Errorf("target %s has an empty path component", quote(t))
 		case c == "." || c == "..":
-			return fmt.Errorf("target %q must not contain %q components", t, c)
+			return fmt.Errorf("target %s must not contain %s components", quote(t), quote(c))
 		case i == 0 && strings.HasPrefix(c, ".."):
-			return fmt.Errorf("target %q must not start with \"..\" (reserved for atomic updates)", t)
+			return fmt.Errorf("target %s must not start with \"..\" (reserved for atomic updates)", quote(t))
 		case len(c) > maxComponentLen:
 			return fmt.Errorf("target has a path component longer than %d bytes", maxComponentLen)
 		}
 	}
 	// Unreachable with the checks above; it keeps the promise if they change.
 	if path.Clean(t) != t {
-		return fmt.Errorf("target %q is not a clean path", t)
+		return fmt.Errorf("target %s is not a clean path", quote(t))
 	}
 	return nil
 }
@@ -311,14 +311,14 @@ type layout struct {
 
 func (l *layout) add(i int, t string) error {
 	if j, ok := l.files[t]; ok {
-		return fmt.Errorf("duplicate target %q (entries %d and %d)", t, j+1, i+1)
+		return fmt.Errorf("duplicate target %s (entries %d and %d)", quote(t), j+1, i+1)
 	}
 	if j, ok := l.dirs[t]; ok {
-		return fmt.Errorf("target %q is a directory of another target (entries %d and %d)", t, j+1, i+1)
+		return fmt.Errorf("target %s is a directory of another target (entries %d and %d)", quote(t), j+1, i+1)
 	}
 	for p := parent(t); p != ""; p = parent(p) {
 		if j, ok := l.files[p]; ok {
-			return fmt.Errorf("target %q is inside target %q, which is a file (entries %d and %d)", t, p, j+1, i+1)
+			return fmt.Errorf("target %s is inside target %s, which is a file (entries %d and %d)", quote(t), quote(p), j+1, i+1)
 		}
 	}
 	l.files[t] = i
@@ -335,4 +335,26 @@ func parent(p string) string {
 		return p[:i]
 	}
 	return ""
+}
+
+// maxQuoted is how much of a piece of declaration text an error quotes: a
+// label can be megabytes, and errors reach logs and the audit trail.
+const maxQuoted = 128
+
+// quote quotes s for an error, cut to maxQuoted bytes on a rune boundary
+// with how much was cut.
+func quote(s string) string {
+	return strconv.Quote(Clip(s, maxQuoted))
+}
+
+// Clip cuts s to at most n bytes on a rune boundary, saying how long it was.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("...(%d bytes)", len(s))
 }

@@ -252,3 +252,30 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// An error quotes at most a bounded piece of each entry: labels can be
+// megabytes, and errors reach the log and the audit trail.
+func TestParseErrorsClipEntryText(t *testing.T) {
+	huge := strings.Repeat("x", 1<<20)
+	for _, in := range []string{
+		"source=" + huge,
+		"source=db,target=" + huge + "/",
+		"source=db,bogus" + huge + "=1",
+		"source=db,mode=" + huge,
+		huge + "é",
+	} {
+		_, err := Parse(in)
+		if err == nil {
+			t.Fatalf("Parse of a 1 MiB entry succeeded")
+		}
+		if n := len(err.Error()); n > 1024 {
+			t.Errorf("error for a 1 MiB entry is %d bytes: %.120s...", n, err)
+		}
+		if !strings.Contains(err.Error(), "bytes)") {
+			t.Errorf("error does not say the text was cut: %.200s", err)
+		}
+	}
+	if got := Clip("aé", 2); got != "a...(3 bytes)" {
+		t.Errorf("Clip cut inside a rune: %q", got)
+	}
+}

@@ -10,9 +10,15 @@ func (s *Store) UpdateLabels(ref string, index uint64, labels map[string]string,
 	if err := ValidateLabels(labels); err != nil {
 		return Secret{}, err
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		// The record's MAC needs the KEK, as every write does.
+		return Secret{}, ErrLocked
+	}
 	var out Secret
 	err := s.b.Update(func(tx Tx) error {
-		r, err := resolve(tx, ref)
+		r, err := s.resolve(tx, ref)
 		if err != nil {
 			return err
 		}
@@ -30,7 +36,7 @@ func (s *Store) UpdateLabels(ref string, index uint64, labels map[string]string,
 			return err
 		}
 		out = r.secret()
-		return putRecord(tx, r)
+		return putRecord(tx, r, s.macKey)
 	})
 	return out, err
 }

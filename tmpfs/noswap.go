@@ -49,7 +49,7 @@ func NoswapSupported() bool {
 }
 
 func probeNoswap(root string) (bool, error) {
-	dir, err := os.MkdirTemp(root, ".noswap-probe-")
+	dir, err := os.MkdirTemp(root, ".secretd-noswap-probe-")
 	if err != nil {
 		return false, fmt.Errorf("probe for tmpfs noswap: %w", err)
 	}

@@ -677,7 +677,7 @@ func TestUpdateReportsFailedRotation(t *testing.T) {
 	e := newEnv(t, envOpts{rotations: failingRotations{version: 2}})
 	e.create("rotated", nil, e.canary("v1"))
 	v2 := e.canary("v2")
-	r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
+	r := e.do("POST", "/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
 	if r.code < 500 {
 		t.Fatalf("update that did not reach a container answered %d %s", r.code, r.body)
 	}
@@ -687,7 +687,7 @@ func TestUpdateReportsFailedRotation(t *testing.T) {
 	if e.reveal("rotated", 0) != string(v2) {
 		t.Error("the new version was not stored")
 	}
-	if r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("v3")}); r.code != 200 {
+	if r := e.do("POST", "/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("v3")}); r.code != 200 {
 		t.Errorf("update that reached everyone: %d %s", r.code, r.body)
 	}
 }

@@ -48,7 +48,9 @@ func (c *Cli) Client() (*client.Client, error) {
 	}
 	var tlsOpts *tlsconfig.Options
 	if c.TLSCACert != "" || c.TLSCert != "" || c.TLSKey != "" {
-		tlsOpts = &tlsconfig.Options{CAFile: c.TLSCACert, CertFile: c.TLSCert, KeyFile: c.TLSKey}
+		// With --tlscacert only that CA vouches for the daemon, as the
+		// docker CLI does with --tlsverify.
+		tlsOpts = &tlsconfig.Options{CAFile: c.TLSCACert, CertFile: c.TLSCert, KeyFile: c.TLSKey, ExclusiveRootPools: true}
 	}
 	var cl *client.Client
 	var err error
