@@ -19,11 +19,14 @@ run: build
 	$(BIN) daemon
 
 # Everything the build and the tests need that Go modules do not bring: a
-# static busybox for the test image (no registry is reachable).
+# static busybox for the test image (no registry is reachable), and
+# RootlessKit with newuidmap/newgidmap for the rootless engine the rootless
+# e2e test runs as a user it creates.
 deps:
 	@command -v busybox >/dev/null 2>&1 && command -v file >/dev/null 2>&1 && \
-		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose; }
+		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 && \
+		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose rootlesskit uidmap; }
 	$(GO) mod download
 
 vet:
