@@ -88,12 +88,15 @@ func SocketPath(runtimeDir string) string {
 	return filepath.Join(runtimeDir, "secretd", "secretd.sock")
 }
 
-// FindEngine finds this user's rootless engine through runtimeDir and checks
-// that it is alive and answers. Each way of not finding it gets an error
-// that says what to do.
-func FindEngine(ctx context.Context, runtimeDir string) (Engine, error) {
+// FindEngine finds this user's rootless engine through runtimeDir: a live
+// dockerd named by docker.pid, running in a user namespace of its own. Each
+// way of not finding one gets an error that says what to do.
+//
+// It does not wait for the engine's API to answer: a starting dockerd
+// looks up the volume plugins of its existing volumes and containers (for
+// up to 15 seconds each) before it serves, so secretd must be there first.
+func FindEngine(runtimeDir string) (Engine, error) {
 	pidFile := filepath.Join(runtimeDir, "docker.pid")
-	sock := filepath.Join(runtimeDir, "docker.sock")
 	b, err := os.ReadFile(pidFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return Engine{}, fmt.Errorf("%w: %s does not exist: start it first (systemctl --user start docker, or dockerd-rootless.sh)", ErrNoEngine, pidFile)
@@ -108,10 +111,20 @@ func FindEngine(ctx context.Context, runtimeDir string) (Engine, error) {
 	if err := checkDockerd(pid); err != nil {
 		return Engine{}, fmt.Errorf("%w: stale %s: %v; the engine is not running: start it (systemctl --user start docker, or dockerd-rootless.sh)", ErrNoEngine, pidFile, err)
 	}
-	if err := ping(ctx, sock); err != nil {
-		return Engine{}, fmt.Errorf("%w: dockerd (pid %d) does not answer at unix://%s: %v; wait until it has started, or restart it", ErrNoEngine, pid, sock, err)
+	self, err1 := os.Readlink("/proc/self/ns/user")
+	theirs, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err := errors.Join(err1, err2); err != nil {
+		return Engine{}, fmt.Errorf("read the user namespace of dockerd (pid %d): %w", pid, err)
 	}
-	return Engine{PID: pid, Host: "unix://" + sock}, nil
+	if self == theirs {
+		return Engine{}, fmt.Errorf("dockerd (pid %d) named by %s is not a rootless engine: it runs in this user namespace, not in RootlessKit's (start it with dockerd-rootless.sh)", pid, pidFile)
+	}
+	return Engine{PID: pid, Host: "unix://" + filepath.Join(runtimeDir, "docker.sock")}, nil
+}
+
+// Answers reports whether the engine's API answers /_ping, and if not why.
+func (e Engine) Answers(ctx context.Context) error {
+	return ping(ctx, strings.TrimPrefix(e.Host, "unix://"))
 }
 
 // checkDockerd fails unless pid is a live dockerd of this user: a pid file
@@ -136,7 +149,7 @@ func checkDockerd(pid int) error {
 
 // ping asks the engine's /_ping, which answers "OK" once dockerd serves.
 func ping(ctx context.Context, sock string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	c := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -61,7 +61,7 @@ func TestFindEngineRefuses(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := FindEngine(context.Background(), dir)
+			_, err := FindEngine(dir)
 			if !errors.Is(err, ErrNoEngine) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want ErrNoEngine saying %q", err, tc.want)
 			}

@@ -60,11 +60,14 @@ func (s Supervisor) Run(ctx context.Context) error {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	eng, err := FindEngine(ctx, s.RuntimeDir)
+	eng, err := FindEngine(s.RuntimeDir)
 	if err != nil {
 		return err
 	}
 	for {
+		if err := eng.Answers(ctx); err != nil {
+			s.Log.Info("the rootless engine does not answer yet: joining it anyway, since a starting dockerd waits for its volume plugins", "engine_pid", eng.PID, "err", err)
+		}
 		s.Log.Info("joining the rootless engine's namespaces", "engine_pid", eng.PID, "engine", eng.Host)
 		status, err := s.runInner(ctx, nsenter, exe, eng)
 		if err != nil {
@@ -126,7 +129,7 @@ func (s Supervisor) waitEngine(ctx context.Context) (Engine, error) {
 	t := time.NewTicker(s.Poll)
 	defer t.Stop()
 	for {
-		eng, err := FindEngine(ctx, s.RuntimeDir)
+		eng, err := FindEngine(s.RuntimeDir)
 		if err == nil {
 			return eng, nil
 		}
