@@ -47,7 +47,7 @@ type rootlessUser struct {
 func TestRootless(t *testing.T) {
 	t.Parallel()
 	u := newRootlessUser(t)
-	u.startEngine()
+	u.startEngine(t)
 	u.loadImage()
 	u.startSecretd()
 
@@ -158,7 +158,7 @@ func TestRootless(t *testing.T) {
 		waitFor(t, 60*time.Second, "every process to leave the old engine's mount namespace", func() bool {
 			return len(inNamespace(oldNS)) == 0
 		})
-		u.startEngine()
+		u.startEngine(t)
 		newPID := u.enginePID(t)
 		waitFor(t, 60*time.Second, "secretd to serve in the new engine's namespaces", func() bool {
 			_, err := os.Stat(fmt.Sprintf("/proc/%d/root/run/docker/plugins/secretd.sock", newPID))
@@ -178,6 +178,63 @@ func TestRootless(t *testing.T) {
 		}
 		if !strings.Contains(u.secretdLog(), fmt.Sprintf("engine_pid=%d", newPID)) {
 			t.Errorf("secretd's log does not show it joining engine %d:\n%s", newPID, u.secretdLog())
+		}
+	})
+
+	t.Run("engine crash", func(t *testing.T) {
+		id := u.runSleeper(t, "db")
+		defer u.docker("rm", "-f", "-v", id)
+		ctr := u.mustDocker(t, "inspect", "-f", "{{.State.Pid}}", id)
+		oldPID := u.enginePID(t)
+		oldNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", oldPID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// dockerd dies without unmounting anything; the container and its
+		// shim live on in the old namespaces.
+		syscall.Kill(oldPID, syscall.SIGKILL)
+		u.waitEngineExit(t)
+		waitFor(t, 30*time.Second, "the daemon proper to leave the dead engine's namespaces", func() bool {
+			return len(u.processes(fmt.Sprintf("--rootless-engine-pid=%d", oldPID))) == 0
+		})
+		held := inNamespace(oldNS)
+		if len(held) == 0 {
+			t.Fatal("nothing holds the old mount namespace: the test needs the container's shim there")
+		}
+		holder := strings.Fields(held[0])[0]
+		mi, err := os.ReadFile("/proc/" + holder + "/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(mi), "\n") {
+			if strings.Contains(l, "/secretd/mounts/") && strings.Contains(l, " - tmpfs ") {
+				t.Errorf("a secretd tmpfs is left in the dead engine's namespace: %s", l)
+			}
+		}
+		if b, err := os.ReadFile("/proc/" + ctr + "/root/run/secrets/db"); err == nil && bytes.Contains(b, []byte("canary-rootless-9f3c1")) {
+			t.Errorf("the orphaned container still reads the secret after the engine died")
+		}
+		// The orphans of the dead engine go before the next one starts.
+		for _, p := range append(inNamespace(oldNS), ctr) {
+			pid, _ := strconv.Atoi(strings.Fields(p)[0])
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		waitFor(t, 30*time.Second, "the dead engine's orphans to exit", func() bool {
+			return len(inNamespace(oldNS)) == 0
+		})
+		// dockerd takes a containerd.pid left by a crash whose number was
+		// reused for a live containerd and waits on it forever.
+		os.Remove(filepath.Join(u.runtime, "docker", "containerd", "containerd.pid"))
+		u.startEngine(t)
+		newPID := u.enginePID(t)
+		waitFor(t, 60*time.Second, "secretd to serve in the new engine's namespaces", func() bool {
+			_, err := os.Stat(fmt.Sprintf("/proc/%d/root/run/docker/plugins/secretd.sock", newPID))
+			return err == nil
+		})
+		id2 := u.runSleeper(t, "db")
+		defer u.docker("rm", "-f", "-v", id2)
+		if out := u.mustDocker(t, "exec", id2, "cat", "/run/secrets/db"); out != "canary-rootless-9f3c1" {
+			t.Errorf("a new container after the engine crash reads %q", out)
 		}
 	})
 
@@ -463,8 +520,8 @@ func inNamespace(ns string) []string {
 
 // startEngine runs dockerd-rootless.sh as the user, with the two settings
 // machines without /dev/net/tun need, and waits until the engine answers.
-func (u *rootlessUser) startEngine() {
-	u.t.Helper()
+func (u *rootlessUser) startEngine(t *testing.T) {
+	t.Helper()
 	cmd := u.command([]string{"DOCKERD_ROOTLESS_ROOTLESSKIT_NET=host", "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=none"},
 		rootlessDockerd, "--bridge=none", "--iptables=false", "--ip6tables=false")
 	u.mu.Lock()
@@ -473,7 +530,7 @@ func (u *rootlessUser) startEngine() {
 	cmd.Stderr = cmd.Stdout
 	u.mu.Unlock()
 	if err := cmd.Start(); err != nil {
-		u.t.Fatal(err)
+		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -484,7 +541,7 @@ func (u *rootlessUser) startEngine() {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			u.t.Fatalf("rootless dockerd exited at start:\n%s", u.engineLog())
+			t.Fatalf("rootless dockerd exited at start:\n%s", u.engineLog())
 		default:
 		}
 		if u.docker("version", "--format", "{{.Server.Version}}").code == 0 {
@@ -492,7 +549,7 @@ func (u *rootlessUser) startEngine() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	u.t.Fatalf("rootless dockerd did not answer within 90s:\n%s", u.engineLog())
+	t.Fatalf("rootless dockerd did not answer within 90s:\n%s", u.engineLog())
 }
 
 // stopEngine stops the engine as `systemctl --user stop docker` does: a
@@ -511,6 +568,23 @@ func (u *rootlessUser) stopEngine() {
 	case <-time.After(60 * time.Second):
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
+	}
+}
+
+// waitEngineExit waits for RootlessKit to exit on its own, as it does when
+// dockerd dies.
+func (u *rootlessUser) waitEngineExit(t *testing.T) {
+	t.Helper()
+	u.mu.Lock()
+	cmd, done := u.engine, u.engDone
+	u.engine = nil
+	u.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		t.Fatal("RootlessKit did not exit within 60s of dockerd's death")
 	}
 }
 
@@ -632,7 +706,7 @@ func (u *rootlessUser) processes(match string) []int {
 func (u *rootlessUser) cleanup() {
 	if u.t.Failed() {
 		u.t.Logf("secretd --rootless log:\n%s", u.secretdLog())
-		u.t.Logf("rootless dockerd log (tail):\n%s", tail(u.engineLog(), 40))
+		u.t.Logf("rootless dockerd log (tail):\n%s", tail(u.engineLog(), 120))
 	}
 	if u.engine != nil {
 		if out, _ := exec.Command("docker", "-H", u.dockerHost(), "ps", "-aq").Output(); len(out) > 0 {
