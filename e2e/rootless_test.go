@@ -99,6 +99,34 @@ func TestRootless(t *testing.T) {
 		}
 	})
 
+	t.Run("uid outside the mapped range", func(t *testing.T) {
+		r := u.docker("run", "--rm", "--network", "none", "--label", "secretd.secrets=source=db,uid=70000",
+			"--mount", "type=volume,volume-driver=secretd,dst=/run/secrets", image, "cat", "/run/secrets/db")
+		if r.code == 0 || !strings.Contains(r.stderr, "does not map that uid or gid") || strings.Contains(r.stdout, "canary") {
+			t.Errorf("uid 70000 is beyond the 65536 IDs the engine maps; want a clear refusal: %s", r)
+		}
+	})
+
+	t.Run("secretd run, grant and revoke", func(t *testing.T) {
+		// secretd run calls the docker CLI, which the user points at the
+		// rootless engine.
+		r := u.run(t, []string{"DOCKER_HOST=" + u.dockerHost()}, "", binary, "run", "--secret", "source=db,target=pw",
+			"--", "--rm", "--network", "none", image, "cat", "/run/secrets/pw")
+		if r.code != 0 || r.stdout != "canary-rootless-9f3c1" {
+			t.Errorf("secretd run as the user: %s", r)
+		}
+		id := u.runSleeper(t, "db")
+		defer u.docker("rm", "-f", "-v", id)
+		u.mustCLI(t, "", "container", "update", id, "--secret-add", "rot")
+		if out := u.mustDocker(t, "exec", id, "ls", "/run/secrets"); out != "db\nrot" {
+			t.Errorf("after --secret-add rot the container has %q", out)
+		}
+		u.mustCLI(t, "", "container", "update", id, "--secret-rm", "db")
+		if out := u.mustDocker(t, "exec", id, "ls", "/run/secrets"); out != "rot" {
+			t.Errorf("after --secret-rm db the container has %q", out)
+		}
+	})
+
 	t.Run("rotation", func(t *testing.T) {
 		id := u.runSleeper(t, "rot")
 		defer u.docker("rm", "-f", "-v", id)
