@@ -175,6 +175,12 @@ func TestRootless(t *testing.T) {
 	t.Run("engine restart", func(t *testing.T) {
 		id := u.runSleeper(t, "db")
 		defer u.docker("rm", "-f", "-v", id)
+		// The engine starts this one again at its own start, before its
+		// API answers: secretd must already serve in the new namespaces.
+		always := u.mustDocker(t, "run", "-d", "--restart", "always", "--network", "none", "--label", "secretd.secrets=db",
+			"--mount", "type=volume,volume-driver=secretd,dst=/run/secrets", image,
+			"sh", "-c", `trap "exit 0" TERM; sleep 600 & wait`)
+		defer u.docker("rm", "-f", "-v", always)
 		oldPID := u.enginePID(t)
 		oldNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", oldPID))
 		if err != nil {
@@ -192,6 +198,11 @@ func TestRootless(t *testing.T) {
 			_, err := os.Stat(fmt.Sprintf("/proc/%d/root/run/docker/plugins/secretd.sock", newPID))
 			return err == nil
 		})
+		if out := u.mustDocker(t, "inspect", "-f", "{{.State.Running}}", always); out != "true" {
+			t.Errorf("the --restart always container is not running after the engine restart: %s", out)
+		} else if out := u.mustDocker(t, "exec", always, "cat", "/run/secrets/db"); out != "canary-rootless-9f3c1" {
+			t.Errorf("the --restart always container reads %q after the engine restart", out)
+		}
 		if out := u.mustDocker(t, "start", id); out != id {
 			t.Fatalf("docker start: %q", out)
 		}

@@ -122,8 +122,9 @@ func FindEngine(runtimeDir string) (Engine, error) {
 	return Engine{PID: pid, Host: "unix://" + filepath.Join(runtimeDir, "docker.sock")}, nil
 }
 
-// Answers reports whether the engine's API answers /_ping, and if not why.
-func (e Engine) Answers(ctx context.Context) error {
+// APIVersion asks the engine's /_ping for the highest API version it
+// speaks, and fails if it does not answer within a second.
+func (e Engine) APIVersion(ctx context.Context) (string, error) {
 	return ping(ctx, strings.TrimPrefix(e.Host, "unix://"))
 }
 
@@ -147,8 +148,9 @@ func checkDockerd(pid int) error {
 	return nil
 }
 
-// ping asks the engine's /_ping, which answers "OK" once dockerd serves.
-func ping(ctx context.Context, sock string) error {
+// ping asks the engine's /_ping, which answers "OK" and its API version
+// once dockerd serves.
+func ping(ctx context.Context, sock string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	c := &http.Client{Transport: &http.Transport{
@@ -160,21 +162,25 @@ func ping(ctx context.Context, sock string) error {
 	defer c.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {
-			return op.Err
+			return "", op.Err
 		}
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	var body bytes.Buffer
 	body.ReadFrom(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/_ping answered %s", resp.Status)
+		return "", fmt.Errorf("/_ping answered %s", resp.Status)
 	}
-	return nil
+	v := resp.Header.Get("Api-Version")
+	if v == "" {
+		return "", errors.New("/_ping answered without an API version")
+	}
+	return v, nil
 }

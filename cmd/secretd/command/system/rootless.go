@@ -68,6 +68,7 @@ func runRootless(ctx context.Context, cmd *cobra.Command, c *cli.Cli, o *daemonO
 			Log:        o.cfg.Log,
 			Stdout:     c.Out,
 			Stderr:     c.Err,
+			StateDir:   o.cfg.DataRoot,
 		}.Run(ctx)
 	}
 	return runInEngine(ctx, o.cfg, o.rootless.enginePID)
