@@ -220,6 +220,36 @@ func TestRootless(t *testing.T) {
 		}
 	})
 
+	t.Run("boot", func(t *testing.T) {
+		// As at boot: the engine starts first and restarts its containers
+		// before it answers; secretd joins it then.
+		always := u.mustDocker(t, "run", "-d", "--restart", "always", "--network", "none", "--label", "secretd.secrets=db",
+			"--mount", "type=volume,volume-driver=secretd,dst=/run/secrets", image,
+			"sh", "-c", `trap "exit 0" TERM; sleep 600 & wait`)
+		defer u.docker("rm", "-f", "-v", always)
+		oldPID := u.enginePID(t)
+		u.stopSecretd()
+		u.stopEngine()
+		u.launchEngine(t)
+		waitFor(t, 60*time.Second, "the new dockerd to write its pid", func() bool {
+			b, err := os.ReadFile(filepath.Join(u.runtime, "docker.pid"))
+			if err != nil {
+				return false
+			}
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			return pid != oldPID && strings.TrimSpace(string(comm)) == "dockerd"
+		})
+		u.startSecretd()
+		u.waitEngineAnswers(t)
+		if out := u.mustDocker(t, "inspect", "-f", "{{.State.Running}}", always); out != "true" {
+			t.Fatalf("the --restart always container is not running after the boot: %s", out)
+		}
+		if out := u.mustDocker(t, "exec", always, "cat", "/run/secrets/db"); out != "canary-rootless-9f3c1" {
+			t.Errorf("the --restart always container reads %q after the boot", out)
+		}
+	})
+
 	t.Run("engine crash", func(t *testing.T) {
 		id := u.runSleeper(t, "db")
 		defer u.docker("rm", "-f", "-v", id)
@@ -561,6 +591,13 @@ func inNamespace(ns string) []string {
 // machines without /dev/net/tun need, and waits until the engine answers.
 func (u *rootlessUser) startEngine(t *testing.T) {
 	t.Helper()
+	u.launchEngine(t)
+	u.waitEngineAnswers(t)
+}
+
+// launchEngine starts the engine without waiting for it.
+func (u *rootlessUser) launchEngine(t *testing.T) {
+	t.Helper()
 	cmd := u.command([]string{"DOCKERD_ROOTLESS_ROOTLESSKIT_NET=host", "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=none"},
 		rootlessDockerd, "--bridge=none", "--iptables=false", "--ip6tables=false")
 	u.mu.Lock()
@@ -575,6 +612,14 @@ func (u *rootlessUser) startEngine(t *testing.T) {
 	go func() { cmd.Wait(); close(done) }()
 	u.mu.Lock()
 	u.engine, u.engDone = cmd, done
+	u.mu.Unlock()
+}
+
+// waitEngineAnswers waits until the engine serves its API.
+func (u *rootlessUser) waitEngineAnswers(t *testing.T) {
+	t.Helper()
+	u.mu.Lock()
+	done := u.engDone
 	u.mu.Unlock()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
