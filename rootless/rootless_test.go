@@ -115,3 +115,17 @@ func TestInEngineNamespaces(t *testing.T) {
 		t.Error("a pid that does not exist passes")
 	}
 }
+
+func TestSupervisorRefusesRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: checks the refusal of root")
+	}
+	dir := t.TempDir()
+	err := Supervisor{RuntimeDir: dir, StateDir: filepath.Join(dir, "data")}.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not as root") {
+		t.Errorf("got %v, want a refusal of root", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("a refused start left %s behind", ents[0].Name())
+	}
+}

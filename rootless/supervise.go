@@ -98,9 +98,11 @@ func (s Supervisor) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if status != EngineGoneStatus {
+		if status != EngineGoneStatus && checkDockerd(eng.PID) == nil {
 			return fmt.Errorf("secretd in the rootless engine's namespaces exited with status %d (its log above says why)", status)
 		}
+		// Also when the engine died before the daemon proper could join
+		// it (nsenter then fails): there is nothing to wipe.
 		s.Log.Warn("the rootless engine stopped: secretd wiped the mounts of its namespace and waits for it to start again", "engine_pid", eng.PID)
 		if eng, err = s.waitEngine(ctx); err != nil {
 			return nil // ctx ended while waiting
