@@ -73,7 +73,7 @@ const DefaultMaxMountSize = 4 << 20
 // cannot be opened as it is: a daemon never repairs or replaces a store.
 func Run(ctx context.Context, cfg Config) error {
 	if os.Geteuid() != 0 {
-		return errors.New("secretd daemon must run as root: it mounts tmpfs filesystems and serves Docker's plugin socket (run it with sudo)")
+		return errors.New("secretd daemon must run as root: it mounts tmpfs filesystems and serves Docker's plugin socket (run it with sudo, or with --rootless as the user of a rootless Docker engine)")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -15,6 +15,8 @@ DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
 # systemd reads /usr/local/lib/systemd/system as well as /lib/systemd/system.
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
+# The user manager's units (secretd --rootless), read from here too.
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 MANDIR    ?= $(PREFIX)/share/man
 # Man pages as `make docs` writes them (section from the file suffix).
 MANPAGES  ?= $(wildcard docs/man/*.[1-8] man/*.[1-8])
@@ -34,6 +36,8 @@ install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/secretd
 	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/secretd.service > $(BIN).service
 	install -D -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/secretd.service
+	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/user/secretd.service > $(BIN).service
+	install -D -m 0644 $(BIN).service $(DESTDIR)$(USERUNITDIR)/secretd.service
 	rm -f $(BIN).service
 	@for m in $(MANPAGES); do \
 		s=$${m##*.}; echo "install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
@@ -42,7 +46,7 @@ install: build
 	@test -n "$(DESTDIR)" || echo 'now: systemctl daemon-reload && systemctl enable --now secretd'
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service
+	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service $(DESTDIR)$(USERUNITDIR)/secretd.service
 	@for m in $(MANPAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 # The image holds the static binary only; its build context holds nothing

@@ -111,7 +111,10 @@ func writeFile(root string, f File) error {
 	}
 	if _, err = fd.Write(f.Data); err != nil {
 		err = fmt.Errorf("write %s: %w", p, err)
-	} else if err = fd.Chown(f.UID, f.GID); err != nil {
+	} else if err = fd.Chown(f.UID, f.GID); errors.Is(err, syscall.EINVAL) {
+		// The kernel's answer for an ID its user namespace does not map.
+		err = fmt.Errorf("chown %s to %d:%d: this user namespace does not map that uid or gid (a rootless engine maps only the IDs of its user's subordinate range, 0-65535 by default): %w", p, f.UID, f.GID, err)
+	} else if err != nil {
 		err = fmt.Errorf("chown %s to %d:%d: %w", p, f.UID, f.GID, err)
 	} else if err = fd.Chmod(f.Mode); err != nil { // after chown, which may clear mode bits
 		err = fmt.Errorf("chmod %s to %v: %w", p, f.Mode, err)
