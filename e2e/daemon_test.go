@@ -1,9 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"fmt"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -156,9 +155,10 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// lockedWriter writes to w under mu.
 type lockedWriter struct {
 	mu *sync.Mutex
-	w  *bytes.Buffer
+	w  io.Writer
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
@@ -166,5 +166,3 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
-
-var _ = fmt.Sprintf

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,55 +19,83 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// engine is a private dockerd, so a test can kill and restart an engine
-// without touching the one every other test shares.
+// engine is a private dockerd: the one the whole suite runs against (see
+// TestMain), or one more that a test starts so it can kill and restart an
+// engine without touching the one every other test shares.
 type engine struct {
-	t    *testing.T
+	t    *testing.T // nil for the suite's engine
 	dir  string
 	host string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	logs bytes.Buffer
+	logs io.Writer
+	buf  *bytes.Buffer // logs, when they are kept in memory
 }
 
-// startEngine starts a dockerd with its own data root, exec root and
-// socket, and loads the test image into it. Its cleanup stops it and
-// removes everything it left, mounts included.
+// newEngine prepares a dockerd whose data root, exec root, pidfile and
+// socket are all under dir, and which logs to logs (nil: kept in memory).
+func newEngine(dir string, logs io.Writer) (*engine, error) {
+	e := &engine{dir: dir, host: "unix://" + filepath.Join(dir, "docker.sock"), logs: logs}
+	if logs == nil {
+		e.buf = &bytes.Buffer{}
+		e.logs = e.buf
+	}
+	// An empty config file keeps the host's daemon.json (which names the
+	// host engine's data root) out of this engine.
+	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o644); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// startEngine starts one more private dockerd for a test and loads the test
+// image into it from the suite's engine. Its cleanup stops it and removes
+// everything it left, mounts included.
 func startEngine(t *testing.T) *engine {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "de-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &engine{t: t, dir: dir, host: "unix://" + filepath.Join(dir, "docker.sock")}
-	t.Cleanup(e.cleanup)
-	// An empty config file keeps the host's daemon.json (which names the
-	// shared engine's data root) out of this engine.
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o644); err != nil {
+	e, err := newEngine(dir, nil)
+	if err != nil {
+		os.RemoveAll(dir)
 		t.Fatal(err)
 	}
+	e.t = t
+	t.Cleanup(e.cleanup)
 	e.start()
+	if err := e.loadImage(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// loadImage copies the test image from the suite's engine ($DOCKER_HOST).
+func (e *engine) loadImage() error {
 	save := exec.Command("docker", "save", image)
 	load := exec.Command("docker", "-H", e.host, "load", "-q")
 	pipe, err := save.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	load.Stdin = pipe
 	var out bytes.Buffer
 	load.Stdout, load.Stderr = &out, &out
 	if err := save.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := load.Run(); err != nil {
-		t.Fatalf("load %s into the private engine: %v\n%s", image, err, out.String())
+		save.Process.Kill()
+		save.Wait()
+		return fmt.Errorf("load %s into the private engine: %v\n%s", image, err, out.String())
 	}
 	if err := save.Wait(); err != nil {
-		t.Fatalf("docker save %s: %v", image, err)
+		return fmt.Errorf("docker save %s: %v", image, err)
 	}
-	return e
+	return nil
 }
 
 func (e *engine) args() []string {
@@ -79,16 +109,27 @@ func (e *engine) args() []string {
 	}
 }
 
-// start runs dockerd and waits until it answers.
+// start runs dockerd and waits until it answers; a test's engine fails the
+// test when it does not.
 func (e *engine) start() {
 	e.t.Helper()
+	if err := e.boot(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// boot runs dockerd and waits until it answers.
+func (e *engine) boot() error {
 	e.mu.Lock()
 	cmd := exec.Command("dockerd", e.args()...)
-	cmd.Stdout = &lockedWriter{mu: &e.mu, w: &e.logs}
-	cmd.Stderr = &lockedWriter{mu: &e.mu, w: &e.logs}
+	cmd.Stdout = &lockedWriter{mu: &e.mu, w: e.logs}
+	cmd.Stderr = &lockedWriter{mu: &e.mu, w: e.logs}
+	// A killed test process takes its engines with it; what they leave
+	// (shims, containers, files) the next run sweeps (see sweepRuns).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		e.mu.Unlock()
-		e.t.Fatal(err)
+		return err
 	}
 	done := make(chan struct{})
 	e.cmd, e.done = cmd, done
@@ -98,15 +139,15 @@ func (e *engine) start() {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			e.t.Fatalf("private dockerd exited at start:\n%s", e.log())
+			return fmt.Errorf("private dockerd exited at start:\n%s", e.log())
 		default:
 		}
 		if exec.Command("docker", "-H", e.host, "version", "--format", "{{.Server.Version}}").Run() == nil {
-			return
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	e.t.Fatalf("private dockerd did not answer within 60s:\n%s", e.log())
+	return fmt.Errorf("private dockerd did not answer within 60s:\n%s", e.log())
 }
 
 // signal sends sig to dockerd and waits for it to exit, killing it if it
@@ -164,10 +205,14 @@ func procState(pid int) string {
 	return ""
 }
 
+// log is what dockerd logged, when it logs to memory.
 func (e *engine) log() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.logs.String()
+	if e.buf == nil {
+		return "(logged to a file)"
+	}
+	return e.buf.String()
 }
 
 // docker runs the docker CLI against this engine.
@@ -188,39 +233,18 @@ func (e *engine) mustDocker(args ...string) string {
 // removeContainers removes every container of this engine; it must run
 // while secretd still serves the Unmounts.
 func (e *engine) removeContainers() {
-	out, _ := exec.Command("docker", "-H", e.host, "ps", "-aq").Output()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "docker", "-H", e.host, "ps", "-aq").Output()
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		exec.Command("docker", append([]string{"-H", e.host, "rm", "-f", "-v"}, ids...)...).Run()
+		exec.CommandContext(ctx, "docker", append([]string{"-H", e.host, "rm", "-f", "-v"}, ids...)...).Run()
 	}
 }
 
+// cleanup is a test engine's cleanup (see teardown).
 func (e *engine) cleanup() {
-	e.removeContainers()
-	e.signal(syscall.SIGTERM, 20*time.Second)
-	// dockerd's containerd normally dies with it (SIGTERM: stopped; SIGKILL:
-	// parent-death signal); make sure of it, by the pid it recorded.
-	if b, err := os.ReadFile(filepath.Join(e.dir, "exec", "containerd", "containerd.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			if cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && bytes.Contains(cl, []byte(e.dir)) {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	// Shims outlive a dockerd that could not stop its containers; they and
-	// the containers under them are this test's, found by the engine's
-	// directory in their command line.
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		cl, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(cl, []byte(e.dir)) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		for _, c := range children(pid) {
-			syscall.Kill(c, syscall.SIGKILL)
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		e.t.Logf("killed process %d, left running by the private engine: %s", pid, bytes.ReplaceAll(cl, []byte{0}, []byte{' '}))
+	if err := e.teardown(e.t.Logf); err != nil {
+		e.t.Error(err)
 	}
 	if e.t.Failed() {
 		var keep []string
@@ -231,10 +255,44 @@ func (e *engine) cleanup() {
 		}
 		e.t.Logf("private dockerd log (gRPC and plugin loading left out):\n%s", strings.Join(keep, "\n"))
 	}
+}
+
+// teardown removes the engine's containers, stops it, kills whatever it
+// left running, unmounts and removes its directory.
+func (e *engine) teardown(logf func(string, ...any)) error {
+	e.removeContainers()
+	e.signal(syscall.SIGTERM, 20*time.Second)
+	return removeTree(e.dir, logf)
+}
+
+// removeTree kills every process that names dir in its command line (a
+// dockerd, its containerd and shims, a secretd daemon) with the processes
+// under it, unmounts everything below dir and removes it.
+func removeTree(dir string, logf func(string, ...any)) error {
+	// dockerd's containerd normally dies with it (SIGTERM: stopped;
+	// SIGKILL: parent-death signal). Shims outlive a dockerd that could not
+	// stop its containers; they and the containers under them are found by
+	// the directory in their command line.
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cl, err := os.ReadFile(p)
+		if err != nil || !names(cl, dir) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if pid == os.Getpid() || pid <= 1 {
+			continue
+		}
+		for _, c := range children(pid) {
+			syscall.Kill(c, syscall.SIGKILL)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		logf("killed process %d, left running under %s: %s", pid, dir, bytes.ReplaceAll(cl, []byte{0}, []byte{' '}))
+	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	var under []string
 	for _, line := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == e.dir || strings.HasPrefix(f[4], e.dir+"/")) {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
 			under = append(under, f[4])
 		}
 	}
@@ -242,9 +300,10 @@ func (e *engine) cleanup() {
 	for i := len(under) - 1; i >= 0; i-- {
 		unix.Unmount(under[i], unix.MNT_DETACH)
 	}
-	if err := os.RemoveAll(e.dir); err != nil {
-		e.t.Errorf("remove the private engine's directory: %v", err)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove the private engine's directory: %w", err)
 	}
+	return nil
 }
 
 // TestEngineRestart: when the engine dies and comes back, secretd notices,
@@ -329,6 +388,21 @@ func TestEngineRestart(t *testing.T) {
 	}
 	e.mustDocker("stop", after)
 	d.waitGone(t, mount, "the new container's secrets")
+}
+
+// names reports whether a command line (NUL-separated) holds dir or a path
+// under it: /tmp/x/1 does not name /tmp/x/12.
+func names(cmdline []byte, dir string) bool {
+	for rest := cmdline; ; {
+		i := bytes.Index(rest, []byte(dir))
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(dir):]
+		if len(rest) == 0 || rest[0] == '/' || rest[0] == 0 {
+			return true
+		}
+	}
 }
 
 // children returns the pids whose parent is pid.
