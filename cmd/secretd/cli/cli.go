@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/docker/go-connections/tlsconfig"
@@ -39,12 +40,15 @@ func (c *Cli) Client() (*client.Client, error) {
 	if c.client != nil {
 		return c.client, nil
 	}
-	if len(c.Hosts) > 1 {
+	// The same host twice is one host: cobra parses the global flags
+	// twice when it completes a command line.
+	hosts := slices.Compact(slices.Clone(c.Hosts))
+	if len(hosts) > 1 {
 		return nil, errors.New("a client command takes one --host")
 	}
 	host := ""
-	if len(c.Hosts) == 1 {
-		host = c.Hosts[0]
+	if len(hosts) == 1 {
+		host = hosts[0]
 	}
 	var tlsOpts *tlsconfig.Options
 	if c.TLSCACert != "" || c.TLSCert != "" || c.TLSKey != "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/completion"
 
 	"github.com/secretd/secretd/cmd/secretd/command/container"
 	"github.com/secretd/secretd/cmd/secretd/command/secret"
@@ -58,6 +59,7 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 		system.NewStoreCommand(c),
 	)
 	addBuiltinCommands(root)
+	completion.NoFilesByDefault(root)
 	return root
 }
 
