@@ -154,6 +154,8 @@ func GrantedSecrets(c *cli.Cli) Func {
 var fileFlags = []string{
 	"tlscacert", "tlscert", "tlskey", "data-root", "mount-root", "key-file", "plugin-dir",
 	"audit-log", "etcd-cacert", "etcd-cert", "etcd-key", "dir",
+	// docker-compose's, should a command pass them on.
+	"file", "env-file", "project-directory",
 }
 
 // NoFilesByDefault walks the command tree: an argument or flag value
