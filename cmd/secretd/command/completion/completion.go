@@ -28,7 +28,7 @@ var NoFiles Func = cobra.NoFileCompletions
 
 // secretNames asks the daemon for the secret names starting with prefix,
 // leaving out those in skip.
-func secretNames(cmd *cobra.Command, c *cli.Cli, prefix string, skip []string) []string {
+func secretNames(c *cli.Cli, prefix string, skip []string) []string {
 	cl, err := c.Client()
 	if err != nil {
 		cobra.CompErrorln(err.Error())
@@ -58,7 +58,7 @@ func Secrets(c *cli.Cli, max int) Func {
 		if max > 0 && len(args) >= max {
 			return nil, cobra.ShellCompDirectiveDefault
 		}
-		return secretNames(cmd, c, toComplete, args), cobra.ShellCompDirectiveNoFileComp
+		return secretNames(c, toComplete, args), cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
@@ -66,7 +66,7 @@ func Secrets(c *cli.Cli, max int) Func {
 // or a source=NAME,... spec): the names, as a bare NAME is a whole spec.
 func SecretFlag(c *cli.Cli) Func {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		return secretNames(cmd, c, toComplete, nil), cobra.ShellCompDirectiveNoFileComp
+		return secretNames(c, toComplete, nil), cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
@@ -120,7 +120,7 @@ func Container(c *cli.Cli) Func {
 func GrantedSecrets(c *cli.Cli) Func {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if len(args) == 0 {
-			return secretNames(cmd, c, toComplete, nil), cobra.ShellCompDirectiveNoFileComp
+			return secretNames(c, toComplete, nil), cobra.ShellCompDirectiveNoFileComp
 		}
 		cl, err := c.Client()
 		if err != nil {
