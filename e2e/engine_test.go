@@ -2,52 +2,26 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/secretd/secretd/secretdtest"
 )
 
-// engine is a private dockerd: the one the whole suite runs against (see
-// TestMain), or one more that a test starts so it can kill and restart an
-// engine without touching the one every other test shares.
+// engine is one more private dockerd for a test that kills or restarts an
+// engine, without touching the suite's (see TestMain).
 type engine struct {
-	t    *testing.T // nil for the suite's engine
+	*secretdtest.Engine
+	t    *testing.T
 	dir  string
 	host string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	logs io.Writer
-	buf  *bytes.Buffer // logs, when they are kept in memory
-}
-
-// newEngine prepares a dockerd whose data root, exec root, pidfile and
-// socket are all under dir, and which logs to logs (nil: kept in memory).
-func newEngine(dir string, logs io.Writer) (*engine, error) {
-	e := &engine{dir: dir, host: "unix://" + filepath.Join(dir, "docker.sock"), logs: logs}
-	if logs == nil {
-		e.buf = &bytes.Buffer{}
-		e.logs = e.buf
-	}
-	// An empty config file keeps the host's daemon.json (which names the
-	// host engine's data root) out of this engine.
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o644); err != nil {
-		return nil, err
-	}
-	return e, nil
 }
 
 // startEngine starts one more private dockerd for a test and loads the test
@@ -59,12 +33,12 @@ func startEngine(t *testing.T) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := newEngine(dir, nil)
+	se, err := secretdtest.NewEngine(dir, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
 	}
-	e.t = t
+	e := &engine{Engine: se, t: t, dir: se.Dir, host: se.Host}
 	t.Cleanup(e.cleanup)
 	e.start()
 	if err := e.loadImage(); err != nil {
@@ -98,76 +72,17 @@ func (e *engine) loadImage() error {
 	return nil
 }
 
-func (e *engine) args() []string {
-	return []string{
-		"--data-root", filepath.Join(e.dir, "root"),
-		"--exec-root", filepath.Join(e.dir, "exec"),
-		"--pidfile", filepath.Join(e.dir, "pid"),
-		"--config-file", filepath.Join(e.dir, "daemon.json"),
-		"-H", e.host,
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--storage-driver", "vfs",
-	}
-}
-
-// start runs dockerd and waits until it answers; a test's engine fails the
-// test when it does not.
+// start runs dockerd and waits until it answers, or fails the test.
 func (e *engine) start() {
 	e.t.Helper()
-	if err := e.boot(); err != nil {
+	if err := e.Boot(); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
-// boot runs dockerd and waits until it answers.
-func (e *engine) boot() error {
-	e.mu.Lock()
-	cmd := exec.Command("dockerd", e.args()...)
-	cmd.Stdout = &lockedWriter{mu: &e.mu, w: e.logs}
-	cmd.Stderr = &lockedWriter{mu: &e.mu, w: e.logs}
-	// A killed test process takes its engines with it; what they leave
-	// (shims, containers, files) the next run sweeps (see sweepRuns).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		e.mu.Unlock()
-		return err
-	}
-	done := make(chan struct{})
-	e.cmd, e.done = cmd, done
-	e.mu.Unlock()
-	go func() { cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return fmt.Errorf("private dockerd exited at start:\n%s", e.log())
-		default:
-		}
-		if exec.Command("docker", "-H", e.host, "version", "--format", "{{.Server.Version}}").Run() == nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("private dockerd did not answer within 60s:\n%s", e.log())
-}
-
-// signal sends sig to dockerd and waits for it to exit, killing it if it
-// takes longer than wait.
-func (e *engine) signal(sig syscall.Signal, wait time.Duration) {
-	e.mu.Lock()
-	cmd, done := e.cmd, e.done
-	e.cmd = nil
-	e.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(wait):
-		cmd.Process.Kill()
-		<-done
-	}
-}
+func (e *engine) signal(sig syscall.Signal, wait time.Duration) { e.Signal(sig, wait) }
+func (e *engine) removeContainers()                             { e.RemoveContainers() }
+func (e *engine) log() string                                   { return e.Log() }
 
 // crash SIGKILLs dockerd, as a crash would, and waits for its containerd
 // to follow it (parent-death signal).
@@ -205,16 +120,6 @@ func procState(pid int) string {
 	return ""
 }
 
-// log is what dockerd logged, when it logs to memory.
-func (e *engine) log() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.buf == nil {
-		return "(logged to a file)"
-	}
-	return e.buf.String()
-}
-
 // docker runs the docker CLI against this engine.
 func (e *engine) docker(args ...string) result {
 	e.t.Helper()
@@ -230,20 +135,10 @@ func (e *engine) mustDocker(args ...string) string {
 	return strings.TrimSpace(r.stdout)
 }
 
-// removeContainers removes every container of this engine; it must run
-// while secretd still serves the Unmounts.
-func (e *engine) removeContainers() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, _ := exec.CommandContext(ctx, "docker", "-H", e.host, "ps", "-aq").Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		exec.CommandContext(ctx, "docker", append([]string{"-H", e.host, "rm", "-f", "-v"}, ids...)...).Run()
-	}
-}
-
-// cleanup is a test engine's cleanup (see teardown).
+// cleanup removes the engine and everything it left (Teardown), with its
+// log when the test failed.
 func (e *engine) cleanup() {
-	if err := e.teardown(e.t.Logf); err != nil {
+	if err := e.Teardown(e.t.Logf); err != nil {
 		e.t.Error(err)
 	}
 	if e.t.Failed() {
@@ -255,55 +150,6 @@ func (e *engine) cleanup() {
 		}
 		e.t.Logf("private dockerd log (gRPC and plugin loading left out):\n%s", strings.Join(keep, "\n"))
 	}
-}
-
-// teardown removes the engine's containers, stops it, kills whatever it
-// left running, unmounts and removes its directory.
-func (e *engine) teardown(logf func(string, ...any)) error {
-	e.removeContainers()
-	e.signal(syscall.SIGTERM, 20*time.Second)
-	return removeTree(e.dir, logf)
-}
-
-// removeTree kills every process that names dir in its command line (a
-// dockerd, its containerd and shims, a secretd daemon) with the processes
-// under it, unmounts everything below dir and removes it.
-func removeTree(dir string, logf func(string, ...any)) error {
-	// dockerd's containerd normally dies with it (SIGTERM: stopped;
-	// SIGKILL: parent-death signal). Shims outlive a dockerd that could not
-	// stop its containers; they and the containers under them are found by
-	// the directory in their command line.
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		cl, err := os.ReadFile(p)
-		if err != nil || !names(cl, dir) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if pid == os.Getpid() || pid <= 1 {
-			continue
-		}
-		for _, c := range children(pid) {
-			syscall.Kill(c, syscall.SIGKILL)
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		logf("killed process %d, left running under %s: %s", pid, dir, bytes.ReplaceAll(cl, []byte{0}, []byte{' '}))
-	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	var under []string
-	for _, line := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			under = append(under, f[4])
-		}
-	}
-	slices.Sort(under)
-	for i := len(under) - 1; i >= 0; i-- {
-		unix.Unmount(under[i], unix.MNT_DETACH)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove the private engine's directory: %w", err)
-	}
-	return nil
 }
 
 // TestEngineRestart: when the engine dies and comes back, secretd notices,
@@ -388,41 +234,4 @@ func TestEngineRestart(t *testing.T) {
 	}
 	e.mustDocker("stop", after)
 	d.waitGone(t, mount, "the new container's secrets")
-}
-
-// names reports whether a command line (NUL-separated) holds dir or a path
-// under it: /tmp/x/1 does not name /tmp/x/12.
-func names(cmdline []byte, dir string) bool {
-	for rest := cmdline; ; {
-		i := bytes.Index(rest, []byte(dir))
-		if i < 0 {
-			return false
-		}
-		rest = rest[i+len(dir):]
-		if len(rest) == 0 || rest[0] == '/' || rest[0] == 0 {
-			return true
-		}
-	}
-}
-
-// children returns the pids whose parent is pid.
-func children(pid int) []int {
-	var out []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			c, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			out = append(out, c)
-		}
-	}
-	return out
 }

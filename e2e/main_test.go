@@ -87,7 +87,7 @@ func outside() int {
 	}()
 	sweepRuns(base, name)
 	dir := filepath.Join(base, name)
-	removeTree(dir, logStderr) // a run of a process that had this pid
+	secretdtest.RemoveTree(dir, logStderr) // a run of a process that had this pid
 	// 0755 all the way down: tests run the binary as nobody too.
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -97,7 +97,7 @@ func outside() int {
 	host := hostEngineState()
 	code := runChild(dir)
 	used := runDrivers(dir)
-	if err := removeTree(dir, logStderr); err != nil {
+	if err := secretdtest.RemoveTree(dir, logStderr); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		code = max(code, 1)
 	}
@@ -137,7 +137,7 @@ func sweepRuns(base, self string) {
 		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 			fmt.Fprintf(os.Stderr, "e2e: removing what a killed run left in %s\n", filepath.Join(base, ent.Name()))
-			if err := removeTree(filepath.Join(base, ent.Name()), logStderr); err != nil {
+			if err := secretdtest.RemoveTree(filepath.Join(base, ent.Name()), logStderr); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 			} else {
 				os.Remove(f.Name())
@@ -241,7 +241,7 @@ func inside(m *testing.M, dir string) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	e, err := newEngine(edir, logFile)
+	e, err := secretdtest.NewEngine(edir, logFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -249,11 +249,11 @@ func inside(m *testing.M, dir string) int {
 	// Parked driver slots answer the suite's engine until it is gone.
 	defer secretdtest.CloseParked()
 	defer func() {
-		if err := e.teardown(logStderr); err != nil {
+		if err := e.Teardown(logStderr); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 		}
 	}()
-	if err := e.boot(); err != nil {
+	if err := e.Boot(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: start the suite's Docker Engine: %v (log: %s)\n", err, logPath)
 		return 1
 	}
@@ -261,12 +261,12 @@ func inside(m *testing.M, dir string) int {
 	// daemon of the tests follows DOCKER_HOST; what takes the engine's
 	// default socket instead (the compose file and the managed plugin of
 	// deploy/ bind it into secretd's container) finds this engine there.
-	os.Setenv("DOCKER_HOST", e.host)
-	if err := bindDefaultSocket(strings.TrimPrefix(e.host, "unix://")); err != nil {
+	os.Setenv("DOCKER_HOST", e.Host)
+	if err := bindDefaultSocket(strings.TrimPrefix(e.Host, "unix://")); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	if err := secretdtest.BusyboxImage([]string{"docker", "-H", e.host}, image, nil); err != nil {
+	if err := secretdtest.BusyboxImage([]string{"docker", "-H", e.Host}, image, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build test image: %v\n", err)
 		return 1
 	}
