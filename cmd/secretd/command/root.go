@@ -5,6 +5,7 @@ package command
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -60,7 +61,19 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 	)
 	addBuiltinCommands(root)
 	completion.NoFilesByDefault(root)
+	optionsInUseLine(root)
 	return root
+}
+
+// optionsInUseLine keeps cobra from adding "[flags]" to a usage line that
+// says [OPTIONS] already, as docker's do ("ls [OPTIONS] [flags]").
+func optionsInUseLine(cmd *cobra.Command) {
+	if strings.Contains(cmd.Use, "[OPTIONS]") {
+		cmd.DisableFlagsInUseLine = true
+	}
+	for _, sub := range cmd.Commands() {
+		optionsInUseLine(sub)
+	}
 }
 
 // Execute runs the command line and returns the process exit status.
