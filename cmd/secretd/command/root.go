@@ -66,7 +66,7 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 }
 
 // optionsInUseLine keeps cobra from adding "[flags]" to a usage line that
-// says [OPTIONS] already, as docker's do ("ls [OPTIONS] [flags]").
+// says [OPTIONS] already ("ls [OPTIONS] [flags]"); docker's say it once.
 func optionsInUseLine(cmd *cobra.Command) {
 	if strings.Contains(cmd.Use, "[OPTIONS]") {
 		cmd.DisableFlagsInUseLine = true
