@@ -7,7 +7,9 @@ FUZZTIME ?= 10s
 
 .PHONY: all build run deps test unit e2e fuzz vet bench clean docs
 
-all: build
+# `make` builds the binary and its man pages; `sudo make install` then
+# installs them without needing Go on root's PATH.
+all: build docs
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/secretd
@@ -57,11 +59,13 @@ bench:
 	$(GO) test -count=1 -timeout 30m -run=XXX -bench=. -benchtime=1x ./bench/
 
 # Man pages for every command, rendered from the cobra tree the binary runs
-# (docs/man/*.1; not committed). `make install` installs them when present.
+# (MANSRC/*.1, docs/man by default; not committed). `make install` installs
+# them.
+MANSRC   ?= docs/man
 docs:
-	$(GO) run ./cmd/secretd-docs --dir docs/man --version $(VERSION)
+	$(GO) run ./cmd/secretd-docs --dir $(MANSRC) --version $(VERSION)
 
 clean:
-	rm -rf bin docs/man
+	rm -rf bin $(MANSRC)
 
 include deploy/deploy.mk

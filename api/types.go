@@ -129,10 +129,13 @@ type KeyRotateResponse struct {
 type Task struct {
 	ContainerID   string
 	ContainerName string
-	MountID       string
-	Mount         string
-	Since         time.Time
-	Secrets       []TaskSecret
+	// Volume is the name of the secretd volume mounted (empty from a
+	// daemon that predates it).
+	Volume  string `json:",omitempty"`
+	MountID string
+	Mount   string
+	Since   time.Time
+	Secrets []TaskSecret
 }
 
 // TaskSecret is one secret mounted into a container.

@@ -39,7 +39,7 @@ type task struct {
 
 func (t *task) apiTask() api.Task {
 	out := api.Task{
-		ContainerID: t.containerID, ContainerName: t.name, MountID: t.mountID,
+		ContainerID: t.containerID, ContainerName: t.name, Volume: t.volume, MountID: t.mountID,
 		Mount: t.dir, Since: t.since,
 	}
 	for i, e := range t.entries {

@@ -45,6 +45,12 @@ type Entry struct {
 
 // Parse parses a declaration; its errors wrap store.ErrInvalid and name the offending entry.
 func Parse(s string) ([]Entry, error) {
+	// One trailing ";", as scripts and templates leave when they append
+	// "entry;" in a loop, ends the last entry rather than starting an empty
+	// one; an empty entry anywhere else stays an error.
+	if t := strings.TrimRightFunc(s, unicode.IsSpace); strings.HasSuffix(t, ";") {
+		s = t[:len(t)-1]
+	}
 	if strings.TrimSpace(s) == "" {
 		return nil, store.Errorf(store.ErrInvalid, "no secrets declared")
 	}

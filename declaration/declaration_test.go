@@ -19,6 +19,9 @@ func TestParseValid(t *testing.T) {
 		{"db_password", []Entry{def("db_password")}},
 		{"  db_password  ", []Entry{def("db_password")}},
 		{"a;b", []Entry{def("a"), def("b")}},
+		// A trailing ";" ends the last entry.
+		{"a;", []Entry{def("a")}},
+		{"a;b; \n", []Entry{def("a"), def("b")}},
 		{"db_password;source=api_key,target=api.key,mode=0400", []Entry{
 			def("db_password"),
 			{Source: "api_key", Target: "api.key", Mode: 0o400},
@@ -84,6 +87,10 @@ func TestParseMaxEntries(t *testing.T) {
 	if err != nil || len(got) != maxEntries {
 		t.Fatalf("Parse(%d entries) = %d entries, %v", maxEntries, len(got), err)
 	}
+	// A trailing ";" is not one more entry.
+	if got, err := Parse(strings.Join(names, ";") + ";"); err != nil || len(got) != maxEntries {
+		t.Fatalf("Parse(%d entries and a trailing ;) = %d entries, %v", maxEntries, len(got), err)
+	}
 	_, err = Parse(strings.Join(append(names, "one_more"), ";"))
 	if err == nil || !strings.Contains(err.Error(), "too many entries (257): at most 256 allowed") {
 		t.Fatalf("Parse(257 entries) error = %v", err)
@@ -99,7 +106,9 @@ func TestParseInvalid(t *testing.T) {
 		{"", "no secrets declared"},
 		{" \t\n", "no secrets declared"},
 		{"a;;b", `entry 2 "": empty entry`},
-		{"a;", `entry 2 "": empty entry`},
+		{"a;;", `entry 2 "": empty entry`},
+		{";", "no secrets declared"},
+		{" ; ", "no secrets declared"},
 		{";a", `entry 1 "": empty entry`},
 		{"a; ;b", `entry 2 "": empty entry`},
 

@@ -176,8 +176,8 @@ func TestSwarmValidationMessages(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"secret", "create", "x"}, "no data given"},
-		{[]string{"secret", "create", "--generate", "0", "x"}, "no data given"},
-		{[]string{"secret", "create", "--generate", "-3", "x"}, "--generate -3: must be between 1"},
+		{[]string{"secret", "create", "--generate", "0", "x"}, "--generate 0: the size must be at least 1"},
+		{[]string{"secret", "create", "--generate", "-3", "x"}, "--generate -3: the size must be at least 1"},
 		{[]string{"secret", "create", "--from-env", "SECRETD_E2E_UNSET", "x"}, "the variable is not set"},
 		{[]string{"secret", "create", "--generate", "8", "x", "-"}, "give the data one way only"},
 		{[]string{"secret", "create", "--label", "=v", "--generate", "8", "x"}, "invalid label \"=v\""},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/docker/go-connections/tlsconfig"
@@ -41,12 +42,15 @@ func (c *Cli) Client() (*client.Client, error) {
 	if c.client != nil {
 		return c.client, nil
 	}
-	if len(c.Hosts) > 1 {
+	// The same host twice is one host: cobra parses the global flags
+	// twice when it completes a command line.
+	hosts := slices.Compact(slices.Clone(c.Hosts))
+	if len(hosts) > 1 {
 		return nil, errors.New("a client command takes one --host")
 	}
 	host := ""
-	if len(c.Hosts) == 1 {
-		host = c.Hosts[0]
+	if len(hosts) == 1 {
+		host = hosts[0]
 	}
 	if host == "" && os.Getenv(client.HostEnv) == "" {
 		host = defaultHost(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))

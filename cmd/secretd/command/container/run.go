@@ -59,6 +59,7 @@ variables are honoured as docker honours them.`,
 		// the rest through untouched.
 		DisableFlagParsing:    true,
 		DisableFlagsInUseLine: true,
+		ValidArgsFunction:     runCompletion(c),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ours, rest, help := splitRunArgs(cmd, args)
 			if help {
@@ -69,7 +70,7 @@ variables are honoured as docker honours them.`,
 			}
 			dockerArgs, err := o.dockerArgs(rest)
 			if err != nil {
-				return &cli.StatusError{Status: 125, Err: err}
+				return &cli.StatusError{Status: 125, Err: flagOrderHint(cmd, ours, rest, err)}
 			}
 			return runDocker(c, dockerArgs)
 		},
@@ -118,7 +119,7 @@ func splitRunArgs(cmd *cobra.Command, args []string) (ours, rest []string, help 
 // slowest part of a Mount on a busy engine.
 func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(o.secrets) == 0 {
-		return nil, errors.New("secretd run needs at least one --secret: without one, use docker run")
+		return nil, errNoSecret
 	}
 	if !path.IsAbs(o.targetDir) || path.Clean(o.targetDir) != o.targetDir || o.targetDir == "/" {
 		return nil, fmt.Errorf("--secret-target-dir %q: use an absolute, clean path other than /, such as /run/secrets", o.targetDir)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/completion"
 )
 
 // NewContainerCommand returns `secretd container` and its subcommands.
@@ -37,7 +38,8 @@ the container is removed.`,
 		Example: `  secretd container update web --secret-add api_key
   secretd container update web --secret-add source=tls,target=certs/tls.key,mode=0400
   secretd container update web --secret-rm old_password`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completion.Container(c),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.Client()
 			if err != nil {
@@ -57,5 +59,7 @@ the container is removed.`,
 	}
 	cmd.Flags().StringArrayVar(&add, "secret-add", nil, "grant a secret (`SPEC`: NAME or source=NAME,target=PATH,uid=N,gid=N,mode=0NNN)")
 	cmd.Flags().StringArrayVar(&rm, "secret-rm", nil, "revoke a secret by `NAME`")
+	cmd.RegisterFlagCompletionFunc("secret-add", completion.SecretFlag(c))
+	cmd.RegisterFlagCompletionFunc("secret-rm", completion.GrantedSecrets(c))
 	return cmd
 }
