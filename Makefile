@@ -7,7 +7,9 @@ FUZZTIME ?= 10s
 
 .PHONY: all build run deps test unit e2e fuzz vet bench clean docs
 
-all: build
+# `make` builds the binary and its man pages; `sudo make install` then
+# installs them without needing Go on root's PATH.
+all: build docs
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/secretd
@@ -19,11 +21,15 @@ run: build
 	$(BIN) daemon
 
 # Everything the build and the tests need that Go modules do not bring: a
-# static busybox for the test image (no registry is reachable).
+# static busybox for the test image (no registry is reachable); pass, gnupg
+# and age for the shell secret driver's tests; RootlessKit with
+# newuidmap/newgidmap for the rootless engine of the rootless e2e test.
 deps:
 	@command -v busybox >/dev/null 2>&1 && command -v file >/dev/null 2>&1 && \
-		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose; }
+		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 && \
+		command -v pass >/dev/null 2>&1 && command -v gpg >/dev/null 2>&1 && command -v age >/dev/null 2>&1 && \
+		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap; }
 	$(GO) mod download
 
 vet:
@@ -53,11 +59,13 @@ bench:
 	$(GO) test -count=1 -timeout 30m -run=XXX -bench=. -benchtime=1x ./bench/
 
 # Man pages for every command, rendered from the cobra tree the binary runs
-# (docs/man/*.1; not committed). `make install` installs them when present.
+# (MANSRC/*.1, docs/man by default; not committed). `make install` installs
+# them.
+MANSRC   ?= docs/man
 docs:
-	$(GO) run ./cmd/secretd-docs --dir docs/man --version $(VERSION)
+	$(GO) run ./cmd/secretd-docs --dir $(MANSRC) --version $(VERSION)
 
 clean:
-	rm -rf bin docs/man
+	rm -rf bin $(MANSRC)
 
 include deploy/deploy.mk

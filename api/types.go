@@ -95,6 +95,10 @@ type SecretUpdateRequest struct {
 	Data []byte
 	// Keep is how many versions to keep; 0 means the daemon's default.
 	Keep int `json:",omitempty"`
+	// IfChanged stores the version only when Data differs from the
+	// current one, so that re-importing an unchanged file (secretd compose
+	// up) does not rotate every container using it.
+	IfChanged bool `json:",omitempty"`
 }
 
 // ContainerUpdateRequest grants and revokes secrets of one container live,
@@ -131,10 +135,13 @@ type KeyRotateResponse struct {
 type Task struct {
 	ContainerID   string
 	ContainerName string
-	MountID       string
-	Mount         string
-	Since         time.Time
-	Secrets       []TaskSecret
+	// Volume is the name of the secretd volume mounted (empty from a
+	// daemon that predates it).
+	Volume  string `json:",omitempty"`
+	MountID string
+	Mount   string
+	Since   time.Time
+	Secrets []TaskSecret
 }
 
 // TaskSecret is one secret mounted into a container.
@@ -178,6 +185,12 @@ type Status struct {
 	EventsHandled uint64
 	EventLagP50   time.Duration
 	EventLagP99   time.Duration
+	// Noswap reports whether secretd's tmpfs mounts are made with noswap
+	// (Linux 6.4+), so their pages are never written to swap.
+	Noswap bool
+	// SwapOn reports whether the host has an active swap area
+	// (/proc/swaps): without Noswap, secrets may then reach the swap device.
+	SwapOn bool
 }
 
 // ErrorResponse is the Docker Engine's error body.

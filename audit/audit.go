@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Event names, stable: tools that read the trail match on them.
@@ -22,6 +24,8 @@ const (
 	SecretCreate = "secret.create"
 	// SecretUpdate is a new version of a secret's data.
 	SecretUpdate = "secret.update"
+	// SecretLabels is a secret's labels replaced (Swarm's secret update).
+	SecretLabels = "secret.labels"
 	// SecretRemove is a secret removed with all its versions.
 	SecretRemove = "secret.remove"
 	// SecretVersionRemove is one kept version removed.
@@ -32,6 +36,9 @@ const (
 	ContainerWipe = "container.wipe"
 	// ContainerRotate is a new version pushed into one running container.
 	ContainerRotate = "container.rotate"
+	// ContainerRotateFailed is a new version that did not reach one running
+	// container, which keeps the version it had; Reason says why.
+	ContainerRotateFailed = "container.rotate.failed"
 	// ContainerUpdate is a live grant or revoke on one container.
 	ContainerUpdate = "container.update"
 	// StoreUnlock is an autolocked store unlocked.
@@ -192,6 +199,7 @@ func (l *Logger) Log(e Event) {
 	if e.Time.IsZero() {
 		e.Time = l.now().UTC()
 	}
+	e.clip()
 	line, err := json.Marshal(e)
 	if err != nil {
 		l.fail(err)
@@ -231,6 +239,56 @@ func (l *Logger) Deny(action string, who *Actor, e Event, err error) {
 		e.Reason = strings.TrimSpace(err.Error())
 	}
 	l.Log(e)
+}
+
+// Bounds on what one line quotes of what a request or a label gave: a line
+// stays readable and a hostile declaration cannot fill the disk through it.
+const (
+	maxField  = 256
+	maxReason = 1024
+	maxList   = 64
+)
+
+// clip bounds every free-text field of e.
+func (e *Event) clip() {
+	for _, f := range []*string{&e.Action, &e.Secret, &e.SecretID, &e.Container, &e.ContainerID, &e.Volume, &e.Mount} {
+		*f = clipText(*f, maxField)
+	}
+	e.Reason = clipText(e.Reason, maxReason)
+	e.Added, e.Removed = clipList(e.Added), clipList(e.Removed)
+	if len(e.Secrets) > maxList {
+		e.Secrets = append(e.Secrets[:maxList:maxList], SecretRef{Name: fmt.Sprintf("...(%d more)", len(e.Secrets)-maxList)})
+	} else {
+		e.Secrets = slices.Clone(e.Secrets) // the caller's stays as it was
+	}
+	for i := range e.Secrets {
+		e.Secrets[i].Name = clipText(e.Secrets[i].Name, maxField)
+		e.Secrets[i].Target = clipText(e.Secrets[i].Target, maxField)
+	}
+}
+
+func clipList(l []string) []string {
+	if len(l) > maxList {
+		l = append(l[:maxList:maxList], fmt.Sprintf("...(%d more)", len(l)-maxList))
+	} else {
+		l = slices.Clone(l)
+	}
+	for i := range l {
+		l[i] = clipText(l[i], maxField)
+	}
+	return l
+}
+
+// clipText cuts s to n bytes on a rune boundary, saying how long it was.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("...(%d bytes)", len(s))
 }
 
 // Close closes the trail's file, if it has one.

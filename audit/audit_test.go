@@ -187,3 +187,25 @@ func TestWriteErrorsReportedOnce(t *testing.T) {
 		t.Errorf("reports %v, want one naming the cause", reports)
 	}
 }
+
+// A line quotes a bounded piece of what a request or a label gave.
+func TestLinesClipFreeText(t *testing.T) {
+	var buf bytes.Buffer
+	l := audit.New(&buf, nil)
+	huge := strings.Repeat("y", 1<<20)
+	added := make([]string, 1000)
+	for i := range added {
+		added[i] = huge[:1000]
+	}
+	secrets := []audit.SecretRef{{Name: huge, Target: huge}}
+	l.Deny(audit.ContainerMount, nil, audit.Event{Secret: huge, Volume: huge, Added: added, Secrets: secrets}, errors.New("entry 1 "+huge))
+	if n := buf.Len(); n > 64<<10 {
+		t.Fatalf("one audit line is %d bytes", n)
+	}
+	if !strings.Contains(buf.String(), "...(1048576 bytes)") || !strings.Contains(buf.String(), "...(936 more)") {
+		t.Fatalf("the line does not say what was cut: %.300s", buf.String())
+	}
+	if secrets[0].Name != huge {
+		t.Fatalf("Log changed the caller's event")
+	}
+}

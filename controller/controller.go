@@ -49,6 +49,9 @@ type Config struct {
 	// Spares is how many empty mounts KeepSpares keeps ready for Mounts to
 	// fill; zero makes every mount on demand.
 	Spares int
+	// MaxMountSize caps the plaintext bytes one mount holds (all its
+	// files); zero means no cap.
+	MaxMountSize int64
 }
 
 // Controller keeps the volume registry and the task table. It is safe for

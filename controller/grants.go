@@ -118,6 +118,9 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 	}
 	// Check every change before saving any.
 	for _, v := range next {
+		if f := v.Options[declaration.OptionFile]; f != "" {
+			return api.Task{}, store.Errorf(store.ErrInvalid, "volume %s holds the one file %s (option %s): grants and revokes do not apply to it", v.Name, f, declaration.OptionFile)
+		}
 		if _, err := v.Entries(); err != nil {
 			return api.Task{}, store.Errorf(store.ErrInvalid, "volume %s: %v", v.Name, err)
 		}

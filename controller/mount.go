@@ -10,6 +10,7 @@ import (
 
 	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -168,6 +169,7 @@ func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []
 		id      string
 	}
 	plain := map[key]revealed{}
+	var total int64
 	var files []tmpfs.File
 	versions := make([]int, len(entries))
 	ids := make([]string, len(entries))
@@ -189,6 +191,14 @@ func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []
 			plain[k] = r
 		}
 		versions[i], ids[i] = r.version, r.id
+		// Every file counts, a secret at two targets twice: the cap
+		// bounds what one Mount puts in memory.
+		if total += int64(len(r.data)); c.cfg.MaxMountSize > 0 && total > c.cfg.MaxMountSize {
+			for _, b := range plain {
+				clear(b.data)
+			}
+			return nil, nil, nil, store.Errorf(store.ErrInvalid, "the secrets declared for this mount hold more than %d bytes (secretd daemon --max-mount-size): declare fewer or smaller secrets", c.cfg.MaxMountSize)
+		}
 		files = append(files, tmpfs.File{Path: e.Target, Data: r.data, UID: e.UID, GID: e.GID, Mode: e.Mode})
 	}
 	return files, versions, ids, nil

@@ -14,6 +14,8 @@ type Metrics interface {
 	ObserveMount(time.Duration)
 	// Rotated counts container mounts rewritten with a new version.
 	Rotated(n int)
+	// RotationFailed counts container mounts a rotation did not reach.
+	RotationFailed(n int)
 	// Event counts one engine event handled, by action.
 	Event(action string)
 	// Resync counts one full resync with the engine.
@@ -28,6 +30,7 @@ type noMetrics struct{}
 
 func (noMetrics) ObserveMount(time.Duration) {}
 func (noMetrics) Rotated(int)                {}
+func (noMetrics) RotationFailed(int)         {}
 func (noMetrics) Event(string)               {}
 func (noMetrics) Resync()                    {}
 func (noMetrics) Error(string, error)        {}

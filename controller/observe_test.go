@@ -20,16 +20,18 @@ import (
 
 // recorder is a controller.Metrics that remembers every call.
 type recorder struct {
-	mu     sync.Mutex
-	mounts int
-	rot    int
-	events []string
-	resync int
-	errs   []string
+	mu        sync.Mutex
+	mounts    int
+	rot       int
+	rotFailed int
+	events    []string
+	resync    int
+	errs      []string
 }
 
 func (r *recorder) ObserveMount(time.Duration) { r.mu.Lock(); r.mounts++; r.mu.Unlock() }
 func (r *recorder) Rotated(n int)              { r.mu.Lock(); r.rot += n; r.mu.Unlock() }
+func (r *recorder) RotationFailed(n int)       { r.mu.Lock(); r.rotFailed += n; r.mu.Unlock() }
 func (r *recorder) Event(a string)             { r.mu.Lock(); r.events = append(r.events, a); r.mu.Unlock() }
 func (r *recorder) Resync()                    { r.mu.Lock(); r.resync++; r.mu.Unlock() }
 func (r *recorder) Error(op string, err error) {

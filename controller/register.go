@@ -15,19 +15,25 @@ import (
 // the container created with it.
 func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 	for k := range opts {
-		if k != OptionSecrets {
-			return fmt.Errorf("unknown option %q: the only option is %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]'", k, OptionSecrets)
+		if k != OptionSecrets && k != declaration.OptionFile {
+			return fmt.Errorf("unknown option %q: the options are %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]' and %s=TARGET", k, OptionSecrets, declaration.OptionFile)
 		}
 	}
 	decl, hasDecl := opts[OptionSecrets]
 	if hasDecl {
-		if _, err := declaration.Parse(decl); err != nil {
+		entries, err := declaration.Parse(decl)
+		if err != nil {
 			return err
 		}
+		if err := checkFileOption(entries, opts); err != nil {
+			return err
+		}
+	} else if _, ok := opts[declaration.OptionFile]; ok {
+		return fmt.Errorf("option %s needs a %s option with one entry whose target it names", declaration.OptionFile, OptionSecrets)
 	}
 	_, err := c.vols.change(name, func(v *Volume, ok bool) (bool, error) {
 		if ok {
-			if v.Options[OptionSecrets] == decl {
+			if v.Options[OptionSecrets] == decl && v.Options[declaration.OptionFile] == opts[declaration.OptionFile] {
 				return false, nil
 			}
 			return false, fmt.Errorf("volume %s already exists with other options", name)
@@ -39,6 +45,21 @@ func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 		return false, nil
 	})
 	return c.keptInMemory(name, err)
+}
+
+// checkFileOption checks the file option of a one-file volume (an
+// absolute target, bind-mounted over one path of the container): it names
+// the target of the declaration's only entry, so no secret of the volume
+// is hidden.
+func checkFileOption(entries []declaration.Entry, opts map[string]string) error {
+	file, ok := opts[declaration.OptionFile]
+	if !ok {
+		return nil
+	}
+	if len(entries) != 1 || entries[0].Target != file {
+		return fmt.Errorf("option %s=%q must name the target of the only entry of %s", declaration.OptionFile, file, OptionSecrets)
+	}
+	return nil
 }
 
 // keptInMemory logs rather than fails a record that only could not be

@@ -2,9 +2,9 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,10 +26,68 @@ type Actions interface {
 // hide one slow container, few enough for a 2-core host.
 const rotateWorkers = 8
 
+// RotationError lists the containers a rotation did not reach: each keeps
+// the files it had. Its message names them all, for the user of `secret
+// update`.
+type RotationError struct {
+	// Secret and Version are what was being pushed.
+	Secret  string
+	Version int
+	// Failed is sorted by container name.
+	Failed []RotationFailure
+}
+
+// RotationFailure is one container a rotation did not reach, and why.
+type RotationFailure struct {
+	Container   string
+	ContainerID string
+	Mount       string
+	Err         error
+}
+
+// Error names every container and its reason on one line.
+func (e *RotationError) Error() string {
+	parts := make([]string, len(e.Failed))
+	for i, f := range e.Failed {
+		parts[i] = fmt.Sprintf("%s (%v)", f.Container, f.Err)
+	}
+	n := len(e.Failed)
+	them := "it still reads"
+	if n > 1 {
+		them = "they still read"
+	}
+	return fmt.Sprintf("version %d of secret '%s' is stored but did not reach %d container%s, %s the previous version: %s; fix the cause and update the secret again, or restart %s",
+		e.Version, e.Secret, n, pluralS(n), them, strings.Join(parts, ", "), pronoun(n))
+}
+
+// Unwrap gives the per-container errors, so errors.Is sees their kinds.
+func (e *RotationError) Unwrap() []error {
+	out := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		out[i] = f.Err
+	}
+	return out
+}
+
+func pluralS(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func pronoun(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
+}
+
 // Rotate pushes the current version of sec into every mount that follows
 // it (entries without a pin), then runs each container's on-update action.
 // It returns once every mount holds the new files; restarts it asks for run
-// in the background.
+// in the background. A container it could not update is logged, audited,
+// counted, and named in the *RotationError it returns.
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) {
 	c.mu.Lock()
 	var todo []*task
@@ -40,11 +98,11 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 	}
 	c.mu.Unlock()
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		errs  []error
-		count int
-		next  = make(chan *task)
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []RotationFailure
+		count  int
+		next   = make(chan *task)
 	)
 	for range min(rotateWorkers, len(todo)) {
 		wg.Add(1)
@@ -52,15 +110,18 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 			defer wg.Done()
 			for t := range next {
 				s, changed, err := c.refresh(t)
-				mu.Lock()
 				if err != nil {
-					errs = append(errs, fmt.Errorf("container %s: %w", s.label(), err))
-				} else if changed {
-					count++
+					f := RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Err: err}
+					c.rotationFailed(sec, f)
+					mu.Lock()
+					failed = append(failed, f)
+					mu.Unlock()
+					continue
 				}
-				mu.Unlock()
-				if err != nil {
-					c.cfg.Metrics.Error("rotate", err)
+				if changed {
+					mu.Lock()
+					count++
+					mu.Unlock()
 				}
 				if err == nil && changed {
 					c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
@@ -77,7 +138,22 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 	wg.Wait()
 	c.rotations.Add(uint64(count))
 	c.cfg.Metrics.Rotated(count)
-	return count, errors.Join(errs...)
+	if len(failed) == 0 {
+		return count, nil
+	}
+	slices.SortFunc(failed, func(a, b RotationFailure) int { return strings.Compare(a.Container, b.Container) })
+	return count, &RotationError{Secret: sec.Name, Version: sec.Current, Failed: failed}
+}
+
+// rotationFailed records one container a rotation did not reach: the log,
+// the audit trail and the metrics each hear of it.
+func (c *Controller) rotationFailed(sec store.Secret, f RotationFailure) {
+	c.cfg.Log.Error("rotation did not reach a container: it keeps the previous version",
+		"secret", sec.Name, "version", sec.Current, "container", f.Container, "mount", f.Mount, "err", f.Err)
+	c.cfg.Metrics.Error("rotate", f.Err)
+	c.cfg.Metrics.RotationFailed(1)
+	c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotateFailed, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
+		Container: f.Container, ContainerID: f.ContainerID, Mount: f.Mount, Reason: f.Err.Error()})
 }
 
 // label names a task's container, or says which volume it mounts while

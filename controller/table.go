@@ -92,7 +92,7 @@ func (t *task) snap() snapshot {
 
 func (s snapshot) apiTask() api.Task {
 	out := api.Task{
-		ContainerID: s.containerID, ContainerName: s.name, MountID: s.mountID,
+		ContainerID: s.containerID, ContainerName: s.name, Volume: s.volume, MountID: s.mountID,
 		Mount: s.dir, Since: s.since,
 	}
 	for i, e := range s.entries {

@@ -111,7 +111,12 @@ func OpenBackend(cfg StoreConfig, dataRoot string) (*Backend, error) {
 		if (cfg.EtcdCert == "") != (cfg.EtcdKey == "") {
 			return nil, fmt.Errorf("--etcd-cert and --etcd-key go together: give both, or neither to authenticate by CA only")
 		}
-		opts.TLS, err = tlsconfig.Client(tlsconfig.Options{CAFile: cfg.EtcdCACert, CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey})
+		opts.TLS, err = tlsconfig.Client(tlsconfig.Options{
+			CAFile: cfg.EtcdCACert, CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey,
+			// With --etcd-cacert, only that CA vouches for the members: any
+			// other server could feed this host forged records.
+			ExclusiveRootPools: true,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("TLS to etcd: %w", err)
 		}

@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
@@ -23,6 +25,7 @@ import (
 	"github.com/secretd/secretd/driver"
 	"github.com/secretd/secretd/metrics"
 	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Config is everything `secretd daemon` takes from its flags.
@@ -45,6 +48,9 @@ type Config struct {
 	MountGrace time.Duration
 	// SpareMounts is how many empty mounts are kept ready for Mounts to fill.
 	SpareMounts int
+	// MaxMountSize caps the plaintext one container mount holds; zero
+	// means DefaultMaxMountSize.
+	MaxMountSize int64
 	// Store says which backend holds the secrets: a bolt file or etcd.
 	Store   StoreConfig
 	Version string
@@ -55,15 +61,19 @@ type Config struct {
 	// AuditLog is --audit-log: a file, "-" for stdout, "off", or empty for
 	// DATA-ROOT/audit.log.
 	AuditLog string
-	// Out receives the one-time unlock key of a new autolocked store.
+	// Out receives the audit trail with --audit-log -; never a key.
 	Out io.Writer
 }
+
+// DefaultMaxMountSize is --max-mount-size's default: far above what a
+// container's secrets need, far below 256 secrets of 500 KiB each.
+const DefaultMaxMountSize = 4 << 20
 
 // Run serves until ctx ends. It fails before serving anything if the store
 // cannot be opened as it is: a daemon never repairs or replaces a store.
 func Run(ctx context.Context, cfg Config) error {
 	if os.Geteuid() != 0 {
-		return errors.New("secretd daemon must run as root: it mounts tmpfs filesystems and serves Docker's plugin socket (run it with sudo)")
+		return errors.New("secretd daemon must run as root: it mounts tmpfs filesystems and serves Docker's plugin socket (run it with sudo, or with --rootless as the user of a rootless Docker engine)")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -77,6 +87,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataRoot, 0o700); err != nil {
 		return fmt.Errorf("data root: %w", err)
 	}
+	if err := privateDir("--data-root", cfg.DataRoot, cfg.Log); err != nil {
+		return err
+	}
 	trail, err := audit.Open(cfg.AuditLog, cfg.DataRoot, cfg.Out, func(err error) {
 		cfg.Log.Error("audit trail write failed", "err", err)
 	})
@@ -88,15 +101,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, unlockKey, err := store.Open(backend.Backend, store.Config{KeyFile: cfg.KeyFile, Autolock: cfg.Autolock})
+	// Created here so a rollback refused while the store opens is counted.
+	rollbacks := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "rollbacks_refused_total",
+		Help: "Reads refused because a secret's record was older than one this host had seen (a rolled-back store).",
+	})
+	st, unlockKey, err := store.Open(backend.Backend, store.Config{
+		KeyFile: cfg.KeyFile, Autolock: cfg.Autolock,
+		HighWaterFile: filepath.Join(cfg.DataRoot, "versions.json"),
+		OnRollback: func(ev store.RollbackEvent) {
+			rollbacks.Inc()
+			cfg.Log.Error("store rollback refused: a secret's record is older than one this host has seen",
+				"secret", ev.Name, "id", ev.ID, "version", ev.Current, "seen", ev.Seen)
+		},
+	})
 	if err != nil {
 		backend.Close()
 		return err
 	}
 	defer st.Close()
 	if unlockKey != "" {
-		fmt.Fprintf(cfg.Out, "secretd created a new store with --autolock. After every restart it stays locked until\n"+
-			"'secretd unlock' is given this unlock key. It is shown only now: keep it in a password manager.\n\n    %s\n\n", unlockKey)
+		// The key never goes to stdout or the log, which end up in
+		// journald or in Docker's JSON log on disk: the operator fetches it
+		// over the API socket, as `docker swarm init --autolock` shows it
+		// only to the CLI's user.
+		cfg.Log.Warn("created a new store with --autolock: run 'secretd unlock-key' now and keep the unlock key in a password manager; after a restart only that key opens the store")
 	}
 	if st.Locked() {
 		cfg.Log.Warn("store is locked: run 'secretd unlock'")
@@ -110,6 +139,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
+	if err := privateDir("--mount-root", cfg.MountRoot, cfg.Log); err != nil {
+		return err
+	}
+	if err := checkMountRoot(cfg.MountRoot); err != nil {
+		return err
+	}
+	logNoswap(cfg.Log, cfg.MountRoot)
 	// The gauges read the controller at scrape time; nothing scrapes before
 	// it exists, because the metrics listener opens after it.
 	var ctrl *controller.Controller
@@ -117,6 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Mounts: func() int { return ctrl.ActiveMounts() }, EngineUp: func() bool { return ctrl.EngineUp() },
 		Locked: st.Locked, Version: cfg.Version,
 	})
+	m.Registry().MustRegister(rollbacks)
 	ctrl, err = controller.New(controller.Config{
 		Store: st, Engine: engine, EngineHost: engineHost, Actions: engine,
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
@@ -124,19 +161,23 @@ func Run(ctx context.Context, cfg Config) error {
 		LegacyGrantsFile: filepath.Join(cfg.DataRoot, "containers.json"),
 		Grace:            cfg.MountGrace,
 		Spares:           cfg.SpareMounts,
+		MaxMountSize:     cmp.Or(cfg.MaxMountSize, DefaultMaxMountSize),
 		Metrics:          m, Audit: trail,
 	})
 	if err != nil {
 		return err
 	}
 	// A new version reaches every running container before `secret update`
-	// returns.
+	// returns, and the update fails when it did not.
+	var rotated rotations
 	st.OnUpdate(func(sec store.Secret) {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		n, err := ctrl.Rotate(rctx, sec)
+		rotated.record(sec, err)
 		if err != nil {
-			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "err", err)
+			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "containers", n, "err", err)
+			return
 		}
 		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
 	})
@@ -183,9 +224,12 @@ func Run(ctx context.Context, cfg Config) error {
 		Log:        cfg.Log,
 		Audit:      trail,
 		Metrics:    m,
+		Rotations:  &rotated,
 		Status: func(s *api.Status) {
 			s.Store = backend.URL
 			ctrl.Stats(s)
+			s.Noswap, _ = tmpfs.ProbeNoswap(cfg.MountRoot)
+			s.SwapOn, _ = tmpfs.SwapActive()
 		},
 	})
 	ctx, cancel := context.WithCancel(ctx)

@@ -70,6 +70,10 @@ func listen(hosts []string, group string, t TLS) ([]net.Listener, error) {
 			cfg, err := tlsconfig.Server(tlsconfig.Options{
 				CAFile: t.CACert, CertFile: t.Cert, KeyFile: t.Key,
 				ClientAuth: tls.RequireAndVerifyClientCert,
+				// Only --tlscacert may vouch for a client: a certificate
+				// from any CA the host trusts for the web must not open
+				// every secret on the host.
+				ExclusiveRootPools: true,
 			})
 			if err != nil {
 				closeAll()

@@ -1,8 +1,9 @@
 // Package declaration parses the secrets a container asks for. The syntax is
 // that of `docker service create --secret`, so users can copy a service's
 // flags onto a standalone container: each entry is a bare secret name or
-// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN], entries are joined
-// by ";", and a source may be pinned to a version with NAME@V.
+// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN] (src= for source=,
+// as docker takes it), entries are joined by ";", and a source may be
+// pinned to a version with NAME@V.
 package declaration
 
 import (
@@ -44,6 +45,12 @@ type Entry struct {
 
 // Parse parses a declaration; its errors wrap store.ErrInvalid and name the offending entry.
 func Parse(s string) ([]Entry, error) {
+	// One trailing ";", as scripts and templates leave when they append
+	// "entry;" in a loop, ends the last entry rather than starting an empty
+	// one; an empty entry anywhere else stays an error.
+	if t := strings.TrimRightFunc(s, unicode.IsSpace); strings.HasSuffix(t, ";") {
+		s = t[:len(t)-1]
+	}
 	if strings.TrimSpace(s) == "" {
 		return nil, store.Errorf(store.ErrInvalid, "no secrets declared")
 	}
@@ -57,16 +64,47 @@ func Parse(s string) ([]Entry, error) {
 	l := layout{files: map[string]int{}, dirs: map[string]int{}}
 	for i, r := range raw {
 		text := strings.TrimSpace(r)
-		e, err := parseEntry(text)
+		e, err := parseEntry(text, false)
 		if err == nil {
 			err = l.add(i, e.Target)
 		}
 		if err != nil {
-			return nil, store.Errorf(store.ErrInvalid, "entry %d %q: %v", i+1, text, err)
+			return nil, store.Errorf(store.ErrInvalid, "entry %d %s: %v", i+1, quote(text), err)
 		}
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// ParseEntry parses one entry of `docker service create --secret`, where,
+// as in Swarm, the target may also be an absolute path in the container
+// (/etc/nginx/conf.d/site.conf). A volume's declaration never holds one: an
+// absolute target is served by a one-file volume of its own (FileVolume).
+func ParseEntry(text string) (Entry, error) {
+	text = strings.TrimSpace(text)
+	e, err := parseEntry(text, true)
+	if err != nil {
+		return e, store.Errorf(store.ErrInvalid, "%q: %v", text, err)
+	}
+	return e, nil
+}
+
+// Absolute reports whether e's target is an absolute path in the container.
+func (e Entry) Absolute() bool { return path.IsAbs(e.Target) }
+
+// OptionFile is the volume option that makes a secretd volume one file:
+// its mount point is that file of the tmpfs (a relative target of the
+// declaration), which the engine bind-mounts over the container path, so
+// the image's other files in that directory stay visible.
+const OptionFile = "file"
+
+// FileVolume returns the declaration and the OptionFile value of the
+// one-file volume that serves e (with an absolute target) when mounted at
+// e.Target: the file is the target's base name.
+func FileVolume(e Entry) (decl, file string) {
+	file = path.Base(e.Target)
+	e.Target = file
+	return e.String(), file
 }
 
 // String returns the canonical form of e, which Parse reads back unchanged.
@@ -95,7 +133,7 @@ func Format(entries []Entry) string {
 	return strings.Join(parts, ";")
 }
 
-func parseEntry(text string) (Entry, error) {
+func parseEntry(text string, absolute bool) (Entry, error) {
 	e := Entry{Mode: defaultMode}
 	if text == "" {
 		return e, errors.New("empty entry")
@@ -116,17 +154,24 @@ func parseEntry(text string) (Entry, error) {
 		}
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
-			return e, fmt.Errorf("option %q is not a key=value pair", field)
+			return e, fmt.Errorf("option %s is not a key=value pair", quote(field))
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		// Docker lowercases keys, so "Source=x" works there and must here.
 		key := strings.ToLower(k)
+		if key == "src" {
+			// Docker's --secret takes src= for source= (docker/cli opts.SecretOpt).
+			key = "source"
+		}
 		switch key {
 		case "source", "target", "uid", "gid", "mode":
 		default:
-			return e, fmt.Errorf("unknown option %q", k)
+			return e, fmt.Errorf("unknown option %s", quote(k))
 		}
 		if seen[key] {
+			if spelled := strings.ToLower(k); spelled != key {
+				return e, fmt.Errorf("option %q given twice (%s= is %s=)", key, spelled, key)
+			}
 			return e, fmt.Errorf("option %q given twice", key)
 		}
 		seen[key] = true
@@ -135,7 +180,12 @@ func parseEntry(text string) (Entry, error) {
 		case "source":
 			err = e.setSource(v)
 		case "target":
-			e.Target, err = v, checkTarget(v)
+			e.Target = v
+			if abs, ok := strings.CutPrefix(v, "/"); absolute && ok {
+				err = checkAbsolute(v, abs)
+			} else {
+				err = checkTarget(v)
+			}
 		case "uid":
 			e.UID, err = parseID("uid", v)
 		case "gid":
@@ -159,7 +209,7 @@ func parseEntry(text string) (Entry, error) {
 func (e *Entry) setSource(v string) error {
 	name, ver, pinned := strings.Cut(v, "@")
 	if err := store.ValidateName(name); err != nil {
-		return fmt.Errorf("source %q: %v", name, err)
+		return fmt.Errorf("source %s: %v", quote(name), err)
 	}
 	e.Source = name
 	if !pinned {
@@ -168,11 +218,11 @@ func (e *Entry) setSource(v string) error {
 	// A leading zero would give two spellings of one version, and "@0"
 	// would silently mean "unpinned".
 	if !isDigits(ver) || ver[0] == '0' {
-		return fmt.Errorf("version %q is not a positive integer", ver)
+		return fmt.Errorf("version %s is not a positive integer", quote(ver))
 	}
 	n, err := strconv.ParseUint(ver, 10, 64)
 	if err != nil || n > maxNumber {
-		return fmt.Errorf("version %q is too large", ver)
+		return fmt.Errorf("version %s is too large", quote(ver))
 	}
 	e.Version = int(n)
 	return nil
@@ -181,13 +231,13 @@ func (e *Entry) setSource(v string) error {
 func parseID(what, v string) (int, error) {
 	if !isDigits(v) {
 		if len(v) > 1 && v[0] == '-' && isDigits(v[1:]) {
-			return 0, fmt.Errorf("%s %q is out of range (0 to %d)", what, v, maxNumber)
+			return 0, fmt.Errorf("%s %s is out of range (0 to %d)", what, quote(v), maxNumber)
 		}
-		return 0, fmt.Errorf("%s %q is not a number", what, v)
+		return 0, fmt.Errorf("%s %s is not a number", what, quote(v))
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n > maxNumber {
-		return 0, fmt.Errorf("%s %q is out of range (0 to %d)", what, v, maxNumber)
+		return 0, fmt.Errorf("%s %s is out of range (0 to %d)", what, quote(v), maxNumber)
 	}
 	return int(n), nil
 }
@@ -196,11 +246,11 @@ func parseID(what, v string) (int, error) {
 // "400" as decimal, which silently yields 0620 and surprises everyone.
 func parseMode(v string) (os.FileMode, error) {
 	if v == "" || strings.Trim(v, "01234567") != "" {
-		return 0, fmt.Errorf("mode %q is not an octal number", v)
+		return 0, fmt.Errorf("mode %s is not an octal number", quote(v))
 	}
 	n, err := strconv.ParseUint(v, 8, 64)
 	if err != nil || n > 0o777 {
-		return 0, fmt.Errorf("mode %q is above 0777", v)
+		return 0, fmt.Errorf("mode %s is above 0777", quote(v))
 	}
 	return os.FileMode(n), nil
 }
@@ -208,36 +258,48 @@ func parseMode(v string) (os.FileMode, error) {
 // checkTarget accepts only the one spelling of a path that lands where it
 // says inside the mount: the mount is shared by all entries, so a target must
 // not escape it nor collide with the "..data"-style names of atomic updates.
+// checkAbsolute checks an absolute target t (rel is t without its leading
+// slash) as checkTarget checks a relative one.
+func checkAbsolute(t, rel string) error {
+	if rel == "" {
+		return fmt.Errorf("target %q is the root directory: give a file path such as /etc/app/key", t)
+	}
+	if err := checkTarget(rel); err != nil {
+		return fmt.Errorf("target %q: use a clean absolute path without \"..\", such as /etc/nginx/conf.d/site.conf", t)
+	}
+	return nil
+}
+
 func checkTarget(t string) error {
 	switch {
 	case t == "":
 		return errors.New("target must not be empty")
 	case !utf8.ValidString(t):
-		return fmt.Errorf("target %q is not valid UTF-8", t)
+		return fmt.Errorf("target %s is not valid UTF-8", quote(t))
 	case strings.IndexFunc(t, unicode.IsControl) >= 0:
-		return fmt.Errorf("target %q contains a control character", t)
+		return fmt.Errorf("target %s contains a control character", quote(t))
 	case len(t) > maxTargetLen:
 		return fmt.Errorf("target is longer than %d bytes", maxTargetLen)
 	case strings.HasPrefix(t, "/"):
-		return fmt.Errorf("target %q must be a relative path", t)
+		return fmt.Errorf("target %s must be a relative path", quote(t))
 	case strings.HasSuffix(t, "/"):
-		return fmt.Errorf("target %q must not end with \"/\"", t)
+		return fmt.Errorf("target %s must not end with \"/\"", quote(t))
 	}
 	for i, c := range strings.Split(t, "/") {
 		switch {
 		case c == "":
-			return fmt.Errorf("target %q has an empty path component", t)
+			return fmt.Errorf("target %s has an empty path component", quote(t))
 		case c == "." || c == "..":
-			return fmt.Errorf("target %q must not contain %q components", t, c)
+			return fmt.Errorf("target %s must not contain %s components", quote(t), quote(c))
 		case i == 0 && strings.HasPrefix(c, ".."):
-			return fmt.Errorf("target %q must not start with \"..\" (reserved for atomic updates)", t)
+			return fmt.Errorf("target %s must not start with \"..\" (reserved for atomic updates)", quote(t))
 		case len(c) > maxComponentLen:
 			return fmt.Errorf("target has a path component longer than %d bytes", maxComponentLen)
 		}
 	}
 	// Unreachable with the checks above; it keeps the promise if they change.
 	if path.Clean(t) != t {
-		return fmt.Errorf("target %q is not a clean path", t)
+		return fmt.Errorf("target %s is not a clean path", quote(t))
 	}
 	return nil
 }
@@ -255,14 +317,14 @@ type layout struct {
 
 func (l *layout) add(i int, t string) error {
 	if j, ok := l.files[t]; ok {
-		return fmt.Errorf("duplicate target %q (entries %d and %d)", t, j+1, i+1)
+		return fmt.Errorf("duplicate target %s (entries %d and %d)", quote(t), j+1, i+1)
 	}
 	if j, ok := l.dirs[t]; ok {
-		return fmt.Errorf("target %q is a directory of another target (entries %d and %d)", t, j+1, i+1)
+		return fmt.Errorf("target %s is a directory of another target (entries %d and %d)", quote(t), j+1, i+1)
 	}
 	for p := parent(t); p != ""; p = parent(p) {
 		if j, ok := l.files[p]; ok {
-			return fmt.Errorf("target %q is inside target %q, which is a file (entries %d and %d)", t, p, j+1, i+1)
+			return fmt.Errorf("target %s is inside target %s, which is a file (entries %d and %d)", quote(t), quote(p), j+1, i+1)
 		}
 	}
 	l.files[t] = i
@@ -279,4 +341,26 @@ func parent(p string) string {
 		return p[:i]
 	}
 	return ""
+}
+
+// maxQuoted is how much of a piece of declaration text an error quotes: a
+// label can be megabytes, and errors reach logs and the audit trail.
+const maxQuoted = 128
+
+// quote quotes s for an error, cut to maxQuoted bytes on a rune boundary
+// with how much was cut.
+func quote(s string) string {
+	return strconv.Quote(Clip(s, maxQuoted))
+}
+
+// Clip cuts s to at most n bytes on a rune boundary, saying how long it was.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("...(%d bytes)", len(s))
 }

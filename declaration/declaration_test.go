@@ -19,6 +19,9 @@ func TestParseValid(t *testing.T) {
 		{"db_password", []Entry{def("db_password")}},
 		{"  db_password  ", []Entry{def("db_password")}},
 		{"a;b", []Entry{def("a"), def("b")}},
+		// A trailing ";" ends the last entry.
+		{"a;", []Entry{def("a")}},
+		{"a;b; \n", []Entry{def("a"), def("b")}},
 		{"db_password;source=api_key,target=api.key,mode=0400", []Entry{
 			def("db_password"),
 			{Source: "api_key", Target: "api.key", Mode: 0o400},
@@ -29,6 +32,9 @@ func TestParseValid(t *testing.T) {
 		{"source=x", []Entry{def("x")}},
 		{" source = x , target = a b/c , uid = 7 ", []Entry{{Source: "x", Target: "a b/c", UID: 7, Mode: 0o444}}},
 		{"Source=x,TARGET=y", []Entry{{Source: "x", Target: "y", Mode: 0o444}}},
+		// Docker's --secret takes src= too (seed 004: src=homepage,target=...).
+		{"src=homepage,target=index.html", []Entry{{Source: "homepage", Target: "index.html", Mode: 0o444}}},
+		{"SRC=x@2", []Entry{{Source: "x", Version: 2, Target: "x", Mode: 0o444}}},
 		{"x@3", []Entry{{Source: "x", Version: 3, Target: "x", Mode: 0o444}}},
 		{"source=x@12,target=t", []Entry{{Source: "x", Version: 12, Target: "t", Mode: 0o444}}},
 		{"x@2147483647", []Entry{{Source: "x", Version: 2147483647, Target: "x", Mode: 0o444}}},
@@ -81,6 +87,10 @@ func TestParseMaxEntries(t *testing.T) {
 	if err != nil || len(got) != maxEntries {
 		t.Fatalf("Parse(%d entries) = %d entries, %v", maxEntries, len(got), err)
 	}
+	// A trailing ";" is not one more entry.
+	if got, err := Parse(strings.Join(names, ";") + ";"); err != nil || len(got) != maxEntries {
+		t.Fatalf("Parse(%d entries and a trailing ;) = %d entries, %v", maxEntries, len(got), err)
+	}
 	_, err = Parse(strings.Join(append(names, "one_more"), ";"))
 	if err == nil || !strings.Contains(err.Error(), "too many entries (257): at most 256 allowed") {
 		t.Fatalf("Parse(257 entries) error = %v", err)
@@ -96,13 +106,16 @@ func TestParseInvalid(t *testing.T) {
 		{"", "no secrets declared"},
 		{" \t\n", "no secrets declared"},
 		{"a;;b", `entry 2 "": empty entry`},
-		{"a;", `entry 2 "": empty entry`},
+		{"a;;", `entry 2 "": empty entry`},
+		{";", "no secrets declared"},
+		{" ; ", "no secrets declared"},
 		{";a", `entry 1 "": empty entry`},
 		{"a; ;b", `entry 2 "": empty entry`},
 
 		// Options.
 		{"source=x,foo=1", `entry 1 "source=x,foo=1": unknown option "foo"`},
-		{"src=x", `entry 1 "src=x": unknown option "src"`},
+		{"source=x,src=y", `entry 1 "source=x,src=y": option "source" given twice (src= is source=)`},
+		{"src=x,source=y", `entry 1 "src=x,source=y": option "source" given twice`},
 		{"=x", `entry 1 "=x": unknown option ""`},
 		{"a,b", `entry 1 "a,b": option "a" is not a key=value pair`},
 		{"source=x,target", `entry 1 "source=x,target": option "target" is not a key=value pair`},
@@ -246,5 +259,32 @@ func TestRoundTrip(t *testing.T) {
 		if Format(again) != out {
 			t.Errorf("Format is not canonical: %q then %q", out, Format(again))
 		}
+	}
+}
+
+// An error quotes at most a bounded piece of each entry: labels can be
+// megabytes, and errors reach the log and the audit trail.
+func TestParseErrorsClipEntryText(t *testing.T) {
+	huge := strings.Repeat("x", 1<<20)
+	for _, in := range []string{
+		"source=" + huge,
+		"source=db,target=" + huge + "/",
+		"source=db,bogus" + huge + "=1",
+		"source=db,mode=" + huge,
+		huge + "é",
+	} {
+		_, err := Parse(in)
+		if err == nil {
+			t.Fatalf("Parse of a 1 MiB entry succeeded")
+		}
+		if n := len(err.Error()); n > 1024 {
+			t.Errorf("error for a 1 MiB entry is %d bytes: %.120s...", n, err)
+		}
+		if !strings.Contains(err.Error(), "bytes)") {
+			t.Errorf("error does not say the text was cut: %.200s", err)
+		}
+	}
+	if got := Clip("aé", 2); got != "a...(3 bytes)" {
+		t.Errorf("Clip cut inside a rune: %q", got)
 	}
 }

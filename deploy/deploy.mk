@@ -2,8 +2,9 @@
 # VERSION, LDFLAGS, BIN and the `build` target: a static, CGO_ENABLED=0
 # binary).
 #
-#   make install   binary, systemd unit (and man pages when `make docs` made
-#                  them) under DESTDIR/PREFIX
+#   make install   binary, systemd unit, man pages and shell completions
+#                  under DESTDIR/PREFIX: what `make` built, built first only
+#                  when missing
 #   make image     container image FROM scratch, built locally
 #   make plugin    managed Docker plugin (docker plugin create + enable)
 #
@@ -15,9 +16,16 @@ DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
 # systemd reads /usr/local/lib/systemd/system as well as /lib/systemd/system.
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
+# The user manager's units (secretd --rootless), read from here too.
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 MANDIR    ?= $(PREFIX)/share/man
-# Man pages as `make docs` writes them (section from the file suffix).
-MANPAGES  ?= $(wildcard docs/man/*.[1-8] man/*.[1-8])
+# Man pages as `make docs` writes them (section from the file suffix): a
+# shell pattern, expanded once `make docs` has run.
+MANPAGES  ?= $(MANSRC)/*.[1-8]
+# Where bash-completion, zsh and fish look for completions under PREFIX.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DOCKER    ?= docker
 
 IMAGE     ?= secretd:$(VERSION)
@@ -30,19 +38,33 @@ PLUGIN_DATA ?= /var/lib/secretd
 
 .PHONY: install uninstall image plugin plugin-rootfs plugin-clean
 
-install: build
+# Built only when missing: `make` builds them as the user who has Go, and
+# `sudo make install` installs them.
+$(BIN):
+	$(MAKE) build
+$(MANSRC)/secretd.1:
+	$(MAKE) docs
+
+install: $(BIN) $(MANSRC)/secretd.1
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/secretd
 	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/secretd.service > $(BIN).service
 	install -D -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/secretd.service
+	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/user/secretd.service > $(BIN).service
+	install -D -m 0644 $(BIN).service $(DESTDIR)$(USERUNITDIR)/secretd.service
 	rm -f $(BIN).service
 	@for m in $(MANPAGES); do \
 		s=$${m##*.}; echo "install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
 		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; \
 	done
-	@test -n "$(DESTDIR)" || echo 'now: systemctl daemon-reload && systemctl enable --now secretd'
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	$(BIN) completion bash > $(DESTDIR)$(BASHCOMPDIR)/secretd
+	$(BIN) completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_secretd
+	$(BIN) completion fish > $(DESTDIR)$(FISHCOMPDIR)/secretd.fish
+	@test -n "$(DESTDIR)" || echo 'installed $(BINDIR)/secretd; now: systemctl daemon-reload && systemctl enable --now secretd'
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service
+	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service $(DESTDIR)$(USERUNITDIR)/secretd.service
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/secretd $(DESTDIR)$(ZSHCOMPDIR)/_secretd $(DESTDIR)$(FISHCOMPDIR)/secretd.fish
 	@for m in $(MANPAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 # The image holds the static binary only; its build context holds nothing

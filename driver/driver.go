@@ -17,6 +17,7 @@ import (
 	"github.com/docker/go-plugins-helpers/volume"
 
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/declaration"
 )
 
 // OptionSecrets is the one volume option: the declaration.
@@ -51,8 +52,17 @@ func (d *Driver) Remove(req *volume.RemoveRequest) error {
 	return d.ctrl.RemoveVolume(req.Name)
 }
 
+// fileOf is the mount point of a volume below its tmpfs: the one file of
+// a one-file volume, the tmpfs itself otherwise.
+func fileOf(r controller.Volume, dir string) string {
+	if f := r.Options[declaration.OptionFile]; f != "" && dir != "" {
+		return filepath.Join(dir, filepath.FromSlash(f))
+	}
+	return dir
+}
+
 func (d *Driver) toVolume(r controller.Volume) *volume.Volume {
-	v := &volume.Volume{Name: r.Name, Mountpoint: d.ctrl.MountPoint(r.Name), CreatedAt: r.Created.Format(time.RFC3339)}
+	v := &volume.Volume{Name: r.Name, Mountpoint: fileOf(r, d.ctrl.MountPoint(r.Name)), CreatedAt: r.Created.Format(time.RFC3339)}
 	if r.Bound() {
 		// Names and targets only, never data; shown by `docker volume
 		// inspect` under Status.
@@ -81,10 +91,11 @@ func (d *Driver) List() (*volume.ListResponse, error) {
 
 // Path returns the newest mount of a volume, empty when none.
 func (d *Driver) Path(req *volume.PathRequest) (*volume.PathResponse, error) {
-	if _, ok := d.ctrl.Volume(req.Name); !ok {
+	r, ok := d.ctrl.Volume(req.Name)
+	if !ok {
 		return nil, fmt.Errorf("no such volume: %s", req.Name)
 	}
-	return &volume.PathResponse{Mountpoint: d.ctrl.MountPoint(req.Name)}, nil
+	return &volume.PathResponse{Mountpoint: fileOf(r, d.ctrl.MountPoint(req.Name))}, nil
 }
 
 // Mount builds the container's tmpfs; an error stops the container start.
@@ -95,7 +106,12 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &volume.MountResponse{Mountpoint: dir}, nil
+	// A one-file volume's mount point is a file: the engine (measured on
+	// 20.10) bind-mounts it over the container path, beside the image's
+	// other files there. The bind holds that file's inode, so a rotation,
+	// which links a new inode in place, reaches it at the next start.
+	r, _ := d.ctrl.Volume(req.Name)
+	return &volume.MountResponse{Mountpoint: fileOf(r, dir)}, nil
 }
 
 // Unmount wipes the container's tmpfs.

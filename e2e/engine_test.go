@@ -6,127 +6,83 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/secretd/secretd/secretdtest"
 )
 
-// engine is a private dockerd, so a test can kill and restart an engine
-// without touching the one every other test shares.
+// engine is one more private dockerd for a test that kills or restarts an
+// engine, without touching the suite's (see TestMain).
 type engine struct {
+	*secretdtest.Engine
 	t    *testing.T
 	dir  string
 	host string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	logs bytes.Buffer
 }
 
-// startEngine starts a dockerd with its own data root, exec root and
-// socket, and loads the test image into it. Its cleanup stops it and
-// removes everything it left, mounts included.
+// startEngine starts one more private dockerd for a test and loads the test
+// image into it from the suite's engine. Its cleanup stops it and removes
+// everything it left, mounts included.
 func startEngine(t *testing.T) *engine {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "de-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &engine{t: t, dir: dir, host: "unix://" + filepath.Join(dir, "docker.sock")}
-	t.Cleanup(e.cleanup)
-	// An empty config file keeps the host's daemon.json (which names the
-	// shared engine's data root) out of this engine.
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o644); err != nil {
+	se, err := secretdtest.NewEngine(dir, nil)
+	if err != nil {
+		os.RemoveAll(dir)
 		t.Fatal(err)
 	}
+	e := &engine{Engine: se, t: t, dir: se.Dir, host: se.Host}
+	t.Cleanup(e.cleanup)
 	e.start()
+	if err := e.loadImage(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// loadImage copies the test image from the suite's engine ($DOCKER_HOST).
+func (e *engine) loadImage() error {
 	save := exec.Command("docker", "save", image)
 	load := exec.Command("docker", "-H", e.host, "load", "-q")
 	pipe, err := save.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	load.Stdin = pipe
 	var out bytes.Buffer
 	load.Stdout, load.Stderr = &out, &out
 	if err := save.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := load.Run(); err != nil {
-		t.Fatalf("load %s into the private engine: %v\n%s", image, err, out.String())
+		save.Process.Kill()
+		save.Wait()
+		return fmt.Errorf("load %s into the private engine: %v\n%s", image, err, out.String())
 	}
 	if err := save.Wait(); err != nil {
-		t.Fatalf("docker save %s: %v", image, err)
+		return fmt.Errorf("docker save %s: %v", image, err)
 	}
-	return e
+	return nil
 }
 
-func (e *engine) args() []string {
-	return []string{
-		"--data-root", filepath.Join(e.dir, "root"),
-		"--exec-root", filepath.Join(e.dir, "exec"),
-		"--pidfile", filepath.Join(e.dir, "pid"),
-		"--config-file", filepath.Join(e.dir, "daemon.json"),
-		"-H", e.host,
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--storage-driver", "vfs",
-	}
-}
-
-// start runs dockerd and waits until it answers.
+// start runs dockerd and waits until it answers, or fails the test.
 func (e *engine) start() {
 	e.t.Helper()
-	e.mu.Lock()
-	cmd := exec.Command("dockerd", e.args()...)
-	cmd.Stdout = &lockedWriter{mu: &e.mu, w: &e.logs}
-	cmd.Stderr = &lockedWriter{mu: &e.mu, w: &e.logs}
-	if err := cmd.Start(); err != nil {
-		e.mu.Unlock()
+	if err := e.Boot(); err != nil {
 		e.t.Fatal(err)
 	}
-	done := make(chan struct{})
-	e.cmd, e.done = cmd, done
-	e.mu.Unlock()
-	go func() { cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			e.t.Fatalf("private dockerd exited at start:\n%s", e.log())
-		default:
-		}
-		if exec.Command("docker", "-H", e.host, "version", "--format", "{{.Server.Version}}").Run() == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.t.Fatalf("private dockerd did not answer within 60s:\n%s", e.log())
 }
 
-// signal sends sig to dockerd and waits for it to exit, killing it if it
-// takes longer than wait.
-func (e *engine) signal(sig syscall.Signal, wait time.Duration) {
-	e.mu.Lock()
-	cmd, done := e.cmd, e.done
-	e.cmd = nil
-	e.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(wait):
-		cmd.Process.Kill()
-		<-done
-	}
-}
+func (e *engine) signal(sig syscall.Signal, wait time.Duration) { e.Signal(sig, wait) }
+func (e *engine) removeContainers()                             { e.RemoveContainers() }
+func (e *engine) log() string                                   { return e.Log() }
 
 // crash SIGKILLs dockerd, as a crash would, and waits for its containerd
 // to follow it (parent-death signal).
@@ -164,12 +120,6 @@ func procState(pid int) string {
 	return ""
 }
 
-func (e *engine) log() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.logs.String()
-}
-
 // docker runs the docker CLI against this engine.
 func (e *engine) docker(args ...string) result {
 	e.t.Helper()
@@ -185,42 +135,11 @@ func (e *engine) mustDocker(args ...string) string {
 	return strings.TrimSpace(r.stdout)
 }
 
-// removeContainers removes every container of this engine; it must run
-// while secretd still serves the Unmounts.
-func (e *engine) removeContainers() {
-	out, _ := exec.Command("docker", "-H", e.host, "ps", "-aq").Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		exec.Command("docker", append([]string{"-H", e.host, "rm", "-f", "-v"}, ids...)...).Run()
-	}
-}
-
+// cleanup removes the engine and everything it left (Teardown), with its
+// log when the test failed.
 func (e *engine) cleanup() {
-	e.removeContainers()
-	e.signal(syscall.SIGTERM, 20*time.Second)
-	// dockerd's containerd normally dies with it (SIGTERM: stopped; SIGKILL:
-	// parent-death signal); make sure of it, by the pid it recorded.
-	if b, err := os.ReadFile(filepath.Join(e.dir, "exec", "containerd", "containerd.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			if cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && bytes.Contains(cl, []byte(e.dir)) {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	// Shims outlive a dockerd that could not stop its containers; they and
-	// the containers under them are this test's, found by the engine's
-	// directory in their command line.
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		cl, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(cl, []byte(e.dir)) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		for _, c := range children(pid) {
-			syscall.Kill(c, syscall.SIGKILL)
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		e.t.Logf("killed process %d, left running by the private engine: %s", pid, bytes.ReplaceAll(cl, []byte{0}, []byte{' '}))
+	if err := e.Teardown(e.t.Logf); err != nil {
+		e.t.Error(err)
 	}
 	if e.t.Failed() {
 		var keep []string
@@ -230,20 +149,6 @@ func (e *engine) cleanup() {
 			}
 		}
 		e.t.Logf("private dockerd log (gRPC and plugin loading left out):\n%s", strings.Join(keep, "\n"))
-	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	var under []string
-	for _, line := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == e.dir || strings.HasPrefix(f[4], e.dir+"/")) {
-			under = append(under, f[4])
-		}
-	}
-	slices.Sort(under)
-	for i := len(under) - 1; i >= 0; i-- {
-		unix.Unmount(under[i], unix.MNT_DETACH)
-	}
-	if err := os.RemoveAll(e.dir); err != nil {
-		e.t.Errorf("remove the private engine's directory: %v", err)
 	}
 }
 
@@ -329,26 +234,4 @@ func TestEngineRestart(t *testing.T) {
 	}
 	e.mustDocker("stop", after)
 	d.waitGone(t, mount, "the new container's secrets")
-}
-
-// children returns the pids whose parent is pid.
-func children(pid int) []int {
-	var out []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			c, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			out = append(out, c)
-		}
-	}
-	return out
 }

@@ -209,6 +209,8 @@ func TestImageCompose(t *testing.T) {
 		"--mount", "type=volume,volume-driver="+driver+",dst=/run/secrets,volume-nocopy",
 		image, "sleep", "300")
 	checkSecretsContainer(t, mustDocker(t, "exec", name, "sh", "-c", secretsCheck), value)
+	// The image has no /tmp: noswap is probed under the mount root.
+	checkNoswap(t, name, []string{host})
 	mounts := filepath.Join(run, "mounts")
 	if m := containerMounts(t, mounts); len(m) != 1 {
 		t.Fatalf("host mounts under %s while the container runs: %v, want one tmpfs (rshared propagation)", mounts, m)

@@ -79,6 +79,8 @@ func TestPluginManaged(t *testing.T) {
 		"--mount", "type=volume,volume-driver="+plugin+",dst=/run/secrets,volume-nocopy",
 		image, "sleep", "300")
 	checkSecretsContainer(t, mustDocker(t, "exec", name, "sh", "-c", secretsCheck), value)
+	// The plugin's rootfs has no /tmp: noswap is probed under the mount root.
+	checkNoswap(t, name, host)
 	// Mount returned a path under propagatedmount; the engine finds it in
 	// the plugin's propagated-mount directory.
 	// (The host lists it twice: the engine binds propagated-mount onto

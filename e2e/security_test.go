@@ -363,13 +363,89 @@ func TestSecuritySocketGroup(t *testing.T) {
 		return runCmdAttr(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: gid, Groups: groups}},
 			binary, "-H", "unix://"+d.sock, "secret", "ls", "--format", "{{.Name}}")
 	}
-	if r := as(65534, nil); r.code == 0 || !strings.Contains(r.stderr, "permission denied") {
-		t.Errorf("uid 65534 outside group %s: want permission denied, got %s", group, r)
+	// The refusal says what gives access, not whether the daemon runs.
+	if r := as(65534, nil); r.code == 0 || !strings.Contains(r.stderr, "permission denied on secretd's socket "+d.sock+
+		": run the command as root, or have the daemon started with --group GROUP and join that group") {
+		t.Errorf("uid 65534 outside group %s: want permission denied and what to do, got %s", group, r)
 	}
 	if r := as(65534, []uint32{uint32(gid)}); r.code != 0 {
 		t.Errorf("uid 65534 with supplementary group %s: %s", group, r)
 	}
 	if r := as(uint32(gid), nil); r.code != 0 {
 		t.Errorf("uid 65534 with primary group %s: %s", group, r)
+	}
+}
+
+// TestSecurityUnsafeRoots: a mistyped --mount-root that holds someone
+// else's directories is refused at start and nothing in it is removed; a
+// data root that others can read, with a store in it, is refused too.
+func TestSecurityUnsafeRoots(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mountRoot := filepath.Join(dir, "home")
+	precious := filepath.Join(mountRoot, "alice", "thesis.txt")
+	if err := os.MkdirAll(filepath.Dir(precious), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(precious, []byte("years of work"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(mountRoot, 0o700)
+	r := daemonOnce(t, nil, 20*time.Second, "--mount-root", mountRoot)
+	if r.code == 0 || !strings.Contains(r.stderr, "holds entries secretd did not make (alice)") {
+		t.Errorf("a mount root holding another user's directory: want refused naming it, got %s", r)
+	}
+	if b, err := os.ReadFile(precious); err != nil || string(b) != "years of work" {
+		t.Fatalf("secretd removed a directory it did not make from --mount-root: %q, %v", b, err)
+	}
+
+	d := startDaemon(t)
+	d.mustCLI("x", "secret", "create", "a", "-")
+	d.stop()
+	if err := os.Chmod(d.dataRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := daemonOnce(t, nil, 20*time.Second, "--data-root", d.dataRoot)
+	if run.code == 0 || !strings.Contains(run.stderr, "--data-root "+d.dataRoot+" has mode 0755") {
+		t.Errorf("a data root others can read: want refused, got %s", run)
+	}
+	os.Chmod(d.dataRoot, 0o700)
+}
+
+// TestSecurityMountCaps: a Mount holds at most --max-mount-size bytes of
+// plaintext, and a huge declaration is quoted only in part in the error,
+// the log and the audit trail.
+func TestSecurityMountCaps(t *testing.T) {
+	t.Parallel()
+	d := startTestDaemon(t, "--max-mount-size", "1KiB")
+	d.mustCLI(strings.Repeat("a", 600), "secret", "create", "big1", "-")
+	d.mustCLI(strings.Repeat("b", 600), "secret", "create", "big2", "-")
+	if got := mustDocker(t, d.runArgs("big1", []string{"--rm", "--name", d.ctrName("one")}, "wc -c < /run/secrets/big1")...); got != "600" {
+		t.Fatalf("one 600-byte secret under a 1 KiB cap: %q", got)
+	}
+	r := docker(t, d.runArgs("big1;big2", []string{"--rm", "--name", d.ctrName("two")}, "true")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "hold more than 1024 bytes (secretd daemon --max-mount-size)") {
+		t.Fatalf("two 600-byte secrets under a 1 KiB cap: want refused, got %s", r)
+	}
+	r = docker(t, d.runArgs("big1;source=big1,target=copy", []string{"--rm", "--name", d.ctrName("twice")}, "true")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "--max-mount-size") {
+		t.Fatalf("one 600-byte secret at two targets under a 1 KiB cap: want refused, got %s", r)
+	}
+
+	huge := "source=big1,bogus" + strings.Repeat("z", 100<<10) + "=1"
+	r = docker(t, d.runArgs(huge, []string{"--rm", "--name", d.ctrName("huge")}, "true")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "bytes)") {
+		t.Fatalf("a 100 KiB declaration entry: want refused with its text cut, got exit %d, stderr %.300s", r.code, r.stderr)
+	}
+	if len(r.stderr) > 4096 {
+		t.Errorf("docker run's error quotes %d bytes of a 100 KiB entry", len(r.stderr))
+	}
+	long := strings.Repeat("z", 1024)
+	if strings.Contains(d.log(), long) {
+		t.Errorf("the daemon's log quotes the 100 KiB entry in full")
+	}
+	b, _ := os.ReadFile(filepath.Join(d.dataRoot, "audit.log"))
+	if strings.Contains(string(b), long) {
+		t.Errorf("the audit trail quotes the 100 KiB entry in full")
 	}
 }

@@ -4,14 +4,18 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -119,5 +123,64 @@ func TestTCPNeedsMutualTLS(t *testing.T) {
 	st, err := os.Stat(d.sock)
 	if err != nil || st.Mode().Perm() != 0o660 {
 		t.Fatalf("API socket mode: %v %v", st.Mode(), err)
+	}
+}
+
+// TestTLSTrustsOnlyGivenCA: a CA the host trusts for the web (here the only
+// CA in SSL_CERT_FILE, Go's system pool) vouches for nobody. The listener
+// refuses its client certificates, and the CLI refuses a server certificate
+// it signed, when --tlscacert names another CA.
+func TestTLSTrustsOnlyGivenCA(t *testing.T) {
+	dir := t.TempDir()
+	good := newPKI(t, dir, "good")
+	system := newPKI(t, dir, "system")
+	t.Setenv("SSL_CERT_FILE", system.caFile) // the daemon and every CLI run below inherit it
+	srvCert, srvKey := good.leaf(t, "server")
+	cliCert, cliKey := good.leaf(t, "client")
+	sysCert, sysKey := system.leaf(t, "system-client")
+	addr := freePort(t)
+
+	d := newDaemon(t)
+	d.AddArgs("-H", "tcp://"+addr, "--tlscacert", good.caFile, "--tlscert", srvCert, "--tlskey", srvKey)
+	d.start()
+	d.mustCLI("canary-tls-value", "secret", "create", "held", "-")
+
+	tcp := func(stdin, addr, cert, key string, args ...string) result {
+		base := []string{"-H", "tcp://" + addr, "--tlscacert", good.caFile, "--tlscert", cert, "--tlskey", key}
+		return runCmd(t, nil, stdin, binary, append(base, args...)...)
+	}
+	if r := tcp("", addr, cliCert, cliKey, "secret", "ls", "--format", "{{.Name}}"); r.code != 0 || strings.TrimSpace(r.stdout) != "held" {
+		t.Fatalf("a client certificate of --tlscacert's CA: %s", r)
+	}
+	if r := tcp("x", addr, sysCert, sysKey, "secret", "create", "intruder", "-"); r.code == 0 {
+		t.Fatalf("the listener accepted a client certificate from a CA only in the system pool: %s", r)
+	}
+	if r := tcp("", addr, sysCert, sysKey, "unlock-key", "-q"); r.code == 0 {
+		t.Fatalf("a system-pool client certificate reached the unlock key: %s", r)
+	}
+	if got := d.mustCLI("", "secret", "ls", "--format", "{{.Name}}"); got != "held" {
+		t.Fatalf("after the refused requests the store holds %q, want only held", got)
+	}
+
+	// A server whose certificate only the system pool vouches for: the CLI
+	// must not send it a request.
+	sysSrvCert, sysSrvKey := system.leaf(t, "impostor")
+	pair, err := tls.LoadX509KeyPair(sysSrvCert, sysSrvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Bool
+	impostor := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(true)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("[]"))
+	}))
+	impostor.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	impostor.StartTLS()
+	defer impostor.Close()
+	impAddr := strings.TrimPrefix(impostor.URL, "https://")
+	r := tcp("impostor-bait", impAddr, cliCert, cliKey, "secret", "create", "bait", "-")
+	if r.code == 0 || asked.Load() || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("the CLI trusted a server certificate from a CA only in the system pool (request reached it: %v): %s", asked.Load(), r)
 	}
 }

@@ -42,9 +42,11 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	mountTime prometheus.Histogram
 	rotations prometheus.Counter
-	errors    *prometheus.CounterVec
-	events    *prometheus.CounterVec
-	resyncs   prometheus.Counter
+	// rotationFailures counts container mounts a rotation did not reach.
+	rotationFailures prometheus.Counter
+	errors           *prometheus.CounterVec
+	events           *prometheus.CounterVec
+	resyncs          prometheus.Counter
 }
 
 // Ops are the values of the op label of secretd_errors_total.
@@ -69,6 +71,10 @@ func New(s State) *Metrics {
 			Namespace: Namespace, Name: "rotations_total",
 			Help: "Container mounts rewritten in place with a new secret version.",
 		}),
+		rotationFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "rotation_failures_total",
+			Help: "Container mounts a secret update did not reach: they kept the previous version.",
+		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "errors_total",
 			Help: "Failures by operation (mount, unmount, rotate, resync, engine, api) and kind (locked, not_found, invalid, in_use, ...).",
@@ -88,7 +94,7 @@ func New(s State) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.mountTime, m.rotations, m.errors, m.events, m.resyncs,
+		m.mountTime, m.rotations, m.rotationFailures, m.errors, m.events, m.resyncs,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "mounts_active",
 			Help: "tmpfs mounts held for containers now.",
@@ -167,6 +173,14 @@ func (m *Metrics) Rotated(n int) {
 		return
 	}
 	m.rotations.Add(float64(n))
+}
+
+// RotationFailed counts n container mounts a rotation did not reach.
+func (m *Metrics) RotationFailed(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.rotationFailures.Add(float64(n))
 }
 
 // Event counts one engine event handled.

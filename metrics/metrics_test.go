@@ -55,6 +55,7 @@ func TestScrape(t *testing.T) {
 		"secretd_locked":                                "0",
 		"secretd_engine_up":                             "1",
 		"secretd_rotations_total":                       "0",
+		"secretd_rotation_failures_total":               "0",
 		"secretd_resyncs_total":                         "0",
 		"secretd_mount_duration_seconds_count":          "0",
 		`secretd_engine_events_total{action="destroy"}`: "0",
@@ -77,6 +78,8 @@ func TestScrape(t *testing.T) {
 	m.ObserveMount(30 * time.Millisecond)
 	m.Rotated(5)
 	m.Rotated(0)
+	m.RotationFailed(2)
+	m.RotationFailed(0)
 	m.Event("destroy")
 	m.Event("die")
 	m.Event("exec_start: sh") // not followed: must not become a series of its own
@@ -93,6 +96,7 @@ func TestScrape(t *testing.T) {
 		"secretd_mounts_active":                             "3",
 		"secretd_locked":                                    "1",
 		"secretd_rotations_total":                           "5",
+		"secretd_rotation_failures_total":                   "2",
 		"secretd_resyncs_total":                             "1",
 		"secretd_mount_duration_seconds_count":              "2",
 		`secretd_mount_duration_seconds_bucket{le="0.005"}`: "1",

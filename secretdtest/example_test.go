@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -18,13 +17,25 @@ import (
 	"github.com/secretd/secretd/secretdtest"
 )
 
+// TestMain closes the driver slots the tests parked, and removes their
+// sockets, as a test binary using this package should.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	secretdtest.CloseParked()
+	os.Exit(code)
+}
+
 // TestWithDockerClient is what an integration test of your own looks like:
-// a real secretd for the test, a secret, and a container started with the
-// Docker Go client that reads it from /run/secrets.
+// an engine and a real secretd for the test, a secret, and a container
+// started with the Docker Go client that reads it from /run/secrets. The
+// engine is the test's own so the host's never learns the test's volume
+// driver (see Engine).
 func TestWithDockerClient(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("secretd mounts tmpfs: run as root")
 	}
+	const image = "secretdtest-example:busybox"
+	engine := secretdtest.StartEngine(t, image)
 	// In this repository the daemon is built from source; elsewhere leave
 	// Binary empty to use the secretd on $PATH.
 	_, self, _, _ := runtime.Caller(0)
@@ -32,17 +43,11 @@ func TestWithDockerClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := secretdtest.Start(t, secretdtest.Options{Binary: bin})
+	d := secretdtest.Start(t, secretdtest.Options{Binary: bin, Args: []string{"--docker-host", engine.Host}})
 	d.CreateSecret("db_password", []byte("s3cr3t"))
 
-	const image = "secretdtest-example:busybox"
-	if err := secretdtest.BusyboxImage([]string{"docker"}, image, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
-
 	ctx := context.Background()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.NewClientWithOpts(client.WithHost(engine.Host), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}

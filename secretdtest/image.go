@@ -30,6 +30,12 @@ func BusyboxImage(docker []string, tag string, files map[string][]byte) error {
 		return err
 	}
 	defer os.RemoveAll(root)
+	// The tar's "." is the image's /: MkdirTemp's 0700 would keep every
+	// user but root out of the whole image on a storage driver that
+	// keeps it (vfs).
+	if err := os.Chmod(root, 0o755); err != nil {
+		return err
+	}
 	for _, d := range []string{"bin", "etc", "tmp", "run/secrets", "proc", "sys", "dev"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err

@@ -9,9 +9,20 @@ import (
 	"testing"
 )
 
+// SlotDirEnv names a directory that replaces slotDir: a test process whose
+// drivers live in a plugin directory of its own (the e2e suite's mount
+// namespace) needs slots unique in that process only, and leaves the
+// host-wide ones to processes that share the host's plugin directory.
+const SlotDirEnv = "SECRETD_TEST_SLOT_DIR"
+
 // slotDir holds one lock file per driver-name slot, shared by every test
-// process on the host.
-const slotDir = "/run/lock/secretd-test"
+// process on the host that uses it.
+var slotDir = func() string {
+	if d := os.Getenv(SlotDirEnv); d != "" {
+		return d
+	}
+	return "/run/lock/secretd-test"
+}()
 
 // DriverName returns prefix-N for the lowest N no other live test holds,
 // and holds it until tb ends; then the slot is parked (see park). dockerd

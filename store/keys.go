@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/secretd/secretd/store/envelope"
 )
@@ -21,8 +23,12 @@ const (
 	modeKeyFile  = "keyfile"
 	modeAutolock = "autolock"
 
-	kekPurpose      = "secretd kek wrap v1"
-	kekAAD          = "secretd/kek/v1"
+	kekPurpose = "secretd kek wrap v1"
+	// kekAAD marks a key record of a store whose records all carry a MAC
+	// (auth.go); kekAADv1 one from before, migrated when it is opened.
+	// Only the root key can move a store from one to the other.
+	kekAAD          = "secretd/kek/v2"
+	kekAADv1        = "secretd/kek/v1"
 	unlockKeyPrefix = "SECDKEY-1-"
 )
 
@@ -32,6 +38,9 @@ type kekRecord struct {
 	Salt       []byte `json:"salt"`
 	Wrapped    []byte `json:"wrapped"`
 	Generation int    `json:"generation"`
+	// Epoch counts unlock-key rotations, so that every host sharing the
+	// store sees that the key it was unlocked with no longer opens it.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 func wrapKEK(root []byte, mode string, gen int, kek *envelope.Key) (kekRecord, error) {
@@ -53,18 +62,24 @@ func wrapKEK(root []byte, mode string, gen int, kek *envelope.Key) (kekRecord, e
 	return kekRecord{Mode: mode, Salt: salt, Wrapped: sealed, Generation: gen}, nil
 }
 
-func (r kekRecord) unwrap(root []byte) (*envelope.Key, error) {
+// unwrap opens the KEK with root; legacy reports a key record from before
+// record MACs.
+func (r kekRecord) unwrap(root []byte) (kek *envelope.Key, legacy bool, err error) {
 	wk, err := envelope.DeriveKey(root, r.Salt, kekPurpose)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer wk.Wipe()
 	raw, err := envelope.Open(wk, r.Wrapped, []byte(kekAAD))
 	if err != nil {
-		return nil, ErrBadKey
+		if raw, err = envelope.Open(wk, r.Wrapped, []byte(kekAADv1)); err != nil {
+			return nil, false, ErrBadKey
+		}
+		legacy = true
 	}
 	defer clear(raw)
-	return envelope.KeyFromBytes(raw)
+	kek, err = envelope.KeyFromBytes(raw)
+	return kek, legacy, err
 }
 
 func getKEKRecord(tx Tx) (*kekRecord, error) {
@@ -88,24 +103,50 @@ func putKEKRecord(tx Tx, r kekRecord) error {
 }
 
 // readKeyFile refuses a key file that others can read, as ssh refuses such a
-// private key: a copied key file is a copied store.
+// private key: a copied key file is a copied store. It also refuses a
+// symlink (whoever can point it elsewhere chooses the key) and a file owned
+// by anyone but root or the daemon's own user, who could swap its content.
 func readKeyFile(path string) ([]byte, error) {
-	st, err := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("key file %s is a symbolic link: give the file itself (%s)", path, evalOr(path))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("key file %s is not a regular file", path)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("key file %s is owned by uid %d: it must belong to root or to the user secretd runs as (chown root %s)", path, sys.Uid, path)
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("key file %s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, perm, path)
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
+	b := make([]byte, envelope.KeySize+1)
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		clear(b)
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
-	if len(b) != envelope.KeySize {
+	if n != envelope.KeySize {
 		clear(b)
-		return nil, fmt.Errorf("key file %s is %d bytes, want %d: it is not a secretd key file", path, len(b), envelope.KeySize)
+		return nil, fmt.Errorf("key file %s is %d bytes, want %d: it is not a secretd key file", path, st.Size(), envelope.KeySize)
 	}
-	return b, nil
+	return b[:n], nil
+}
+
+// evalOr names where a symlink points, or the link itself when it dangles.
+func evalOr(path string) string {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		return p
+	}
+	return path
 }
 
 // createKeyFile writes a new random key with O_EXCL so an existing key file

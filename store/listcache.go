@@ -6,6 +6,8 @@ import (
 	"hash/maphash"
 	"maps"
 	"sync"
+
+	"github.com/secretd/secretd/store/envelope"
 )
 
 // listCache keeps the decoded metadata of each record beside a hash of
@@ -27,6 +29,8 @@ type listEntry struct {
 	sum uint64
 	n   int
 	r   *record // metadata only: no envelopes; never handed out
+	// by is the MAC key r was authenticated with; nil when not yet.
+	by *envelope.Key
 }
 
 func newListCache() *listCache {
@@ -34,9 +38,10 @@ func newListCache() *listCache {
 }
 
 // lookup returns the metadata of record value v stored under key, decoding
-// it only when the cache holds none for exactly these bytes. Its result
-// must not be modified.
-func (c *listCache) lookup(key string, v []byte, seen map[string]listEntry) (*record, error) {
+// it only when the cache holds none for exactly these bytes, and checks it
+// with check (verified says its MAC was already checked under this MAC key). Its result must not be
+// modified.
+func (c *listCache) lookup(key string, v []byte, seen map[string]listEntry, by *envelope.Key, check func(r *record, verified bool) error) (*record, error) {
 	sum := maphash.Bytes(c.seed, v)
 	c.mu.Lock()
 	e, ok := c.m[key]
@@ -48,6 +53,14 @@ func (c *listCache) lookup(key string, v []byte, seen map[string]listEntry) (*re
 		}
 		e = listEntry{sum: sum, n: len(v), r: m.record()}
 	}
+	if len(e.r.Versions) == 0 {
+		return nil, fmt.Errorf("%w: secret %s: record holds no version", ErrCorrupt, key)
+	}
+	verified := by != nil && e.by == by
+	if err := check(e.r, verified); err != nil {
+		return nil, err
+	}
+	e.by = by
 	seen[key] = e
 	return e.r, nil
 }

@@ -68,7 +68,10 @@ func FuzzRecord(f *testing.F) {
 		if err := b.Update(func(tx Tx) error { return putKEKRecord(tx, rec) }); err != nil {
 			t.Fatal(err)
 		}
-		s := &Store{b: b, mode: modeAutolock, kek: k, unlockKey: unlock, now: func() time.Time { return now }, list: newListCache()}
+		s := &Store{b: b, mode: modeAutolock, unlockKey: unlock, now: func() time.Time { return now }, list: newListCache(), hw: &highWater{seen: map[string]int{}}, macOn: true}
+		if err := s.setKEK(k); err != nil {
+			t.Fatal(err)
+		}
 		sealed := maps.Clone(fuzzSealed)
 
 		checkReads(t, s, sealed)
@@ -182,7 +185,11 @@ func fuzzRecord(tb testing.TB, kek *envelope.Key, id, name string, now time.Time
 		r.Versions = append(r.Versions, versionRecord{Version: v, CreatedAt: now, Envelope: env})
 	}
 	tx := &memTx{m: map[string]map[string][]byte{}}
-	if err := putRecord(tx, &r); err != nil {
+	mk, err := macKeyOf(kek)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := putRecord(tx, &r, mk); err != nil {
 		tb.Fatal(err)
 	}
 	return tx.m["secrets"][id]

@@ -50,6 +50,8 @@ type record struct {
 	UpdatedAt time.Time         `json:"updated"`
 	Index     uint64            `json:"index"`
 	Versions  []versionRecord   `json:"versions"`
+	// MAC authenticates everything above but the envelopes (auth.go).
+	MAC []byte `json:"mac,omitempty"`
 }
 
 type versionRecord struct {
@@ -71,10 +73,11 @@ type recordMeta struct {
 		Version   int       `json:"version"`
 		CreatedAt time.Time `json:"created"`
 	} `json:"versions"`
+	MAC []byte `json:"mac,omitempty"`
 }
 
 func (m *recordMeta) record() *record {
-	r := &record{ID: m.ID, Name: m.Name, Labels: m.Labels, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Index: m.Index}
+	r := &record{ID: m.ID, Name: m.Name, Labels: m.Labels, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Index: m.Index, MAC: m.MAC}
 	for _, v := range m.Versions {
 		r.Versions = append(r.Versions, versionRecord{Version: v.Version, CreatedAt: v.CreatedAt})
 	}

@@ -37,6 +37,33 @@ func (s *Store) kekCurrent(tx Tx) error {
 	return s.sameKEK(rec)
 }
 
+// rootOpens fails unless root (the unlock key or key file this host holds)
+// opens the key record rec: a key operation must never wrap the KEK with a
+// root key another host has already replaced. The caller holds s.mu.
+func (s *Store) rootOpens(rec *kekRecord, root []byte) error {
+	kek, _, err := rec.unwrap(root)
+	if err == nil {
+		kek.Wipe()
+		return nil
+	}
+	if s.mode == modeAutolock {
+		return Errorf(ErrBadKey, "the unlock key this host holds no longer opens the store: another host rotated it; run 'secretd unlock' with the current unlock key first")
+	}
+	return Errorf(ErrBadKey, "key file %s does not open the store's current key record: give every host the same key file", s.keyFile)
+}
+
+// retryStale runs a read again once after taking up a KEK another host
+// rotated to: a record MAC'd under the new KEK fails under the old one.
+func retryStale[T any](s *Store, fn func() (T, error)) (T, error) {
+	v, err := fn()
+	if errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
+		if moved, _ := s.reloadKEK(); moved {
+			v, err = fn()
+		}
+	}
+	return v, err
+}
+
 // retryKEK runs fn again once after taking up a KEK another host rotated to.
 func retryKEK[T any](s *Store, fn func() (T, error)) (T, error) {
 	v, err := fn()
@@ -58,7 +85,7 @@ func (s *Store) reloadKEK() (bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.kek == nil || rec.Generation == s.gen {
+	if s.kek == nil || (rec.Generation == s.gen && rec.Epoch == s.epoch) {
 		return false, nil
 	}
 	root := s.unlockKey
@@ -68,20 +95,23 @@ func (s *Store) reloadKEK() (bool, error) {
 		}
 		defer clear(root)
 	}
-	kek, err := rec.unwrap(root)
+	kek, _, err := rec.unwrap(root)
 	if err != nil {
 		if s.mode == modeAutolock {
-			// The unlock key was rotated elsewhere too: only the new one
-			// opens the store now.
-			s.kek.Wipe()
+			// Another host rotated the unlock key: only the new one opens
+			// the store now, so this host locks itself rather than keep
+			// wrapping keys with the old one.
+			s.dropKEK()
 			clear(s.unlockKey)
-			s.kek, s.unlockKey = nil, nil
-			return true, Errorf(ErrLocked, "secretd is locked: another host rotated the unlock key and the key-encryption key; run 'secretd unlock' with the current unlock key")
+			s.unlockKey = nil
+			return true, Errorf(ErrLocked, "secretd is locked: another host rotated the unlock key; run 'secretd unlock' with the current unlock key")
 		}
 		return false, fmt.Errorf("another host rotated the key-encryption key and key file %s does not open it: give every host the same key file", s.keyFile)
 	}
-	s.kek.Wipe()
-	s.kek, s.gen = kek, rec.Generation
+	if err := s.setKEK(kek); err != nil {
+		return false, err
+	}
+	s.gen, s.epoch = rec.Generation, rec.Epoch
 	return true, nil
 }
 
@@ -105,6 +135,7 @@ func (s *Store) RotateKEK(keyFile string) (int, error) {
 // Reveal decrypts a version of a secret (0 for the current one). The caller
 // owns the returned bytes and should clear them after use.
 func (s *Store) Reveal(ref string, version int) ([]byte, Secret, error) {
+	defer s.hw.flush()
 	gen := s.generation()
 	data, sec, err := s.reveal(ref, version)
 	if errors.Is(err, ErrCorrupt) {

@@ -27,6 +27,13 @@ type Config struct {
 	// Autolock keeps the root key out of the host: the store starts locked
 	// and opens only with the unlock key.
 	Autolock bool
+	// HighWaterFile keeps the highest current version this host has seen
+	// of each secret, so a rolled-back record is refused; it belongs in the
+	// host's data root, never in a shared store. Empty keeps the marks in
+	// memory only.
+	HighWaterFile string
+	// OnRollback, when set, hears of every rollback refused.
+	OnRollback func(RollbackEvent)
 }
 
 // Store is an encrypted secret store. It is safe for concurrent use.
@@ -39,13 +46,24 @@ type Store struct {
 	// sealed under the old key.
 	mu        sync.RWMutex
 	kek       *envelope.Key
+	macKey    *envelope.Key // derived from kek: authenticates records
 	unlockKey []byte
+	// macOn says every record carries a MAC: a record without one is
+	// refused. False only for a store from before record MACs, until
+	// it is migrated at open or unlock.
+	macOn bool
+	// epoch is the unlock-key epoch of the key record this store's keys
+	// came from (see kekRecord.Epoch).
+	epoch int
 	// gen is the generation of kek. keyFile is read again when another
 	// host sharing the backend rotates the KEK (see shared.go).
 	gen     int
 	keyFile string
 
 	now func() time.Time
+
+	hw         *highWater
+	onRollback func(RollbackEvent)
 
 	watchMu  sync.Mutex
 	watchers []func(Secret)
@@ -74,7 +92,11 @@ func (s *Store) notify(sec Secret) {
 // returned unlockKey must be shown to the operator once and is never stored.
 // An existing autolocked store opens locked.
 func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
-	s = &Store{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }, list: newListCache()}
+	hw, err := loadHighWater(cfg.HighWaterFile)
+	if err != nil {
+		return nil, "", err
+	}
+	s = &Store{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }, list: newListCache(), hw: hw, onRollback: cfg.OnRollback}
 	var rec *kekRecord
 	if err := b.View(func(tx Tx) error {
 		rec, err = getKEKRecord(tx)
@@ -106,11 +128,20 @@ func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
 		return nil, "", err
 	}
 	defer clear(root)
-	kek, err := rec.unwrap(root)
+	kek, legacy, err := rec.unwrap(root)
 	if err != nil {
 		return nil, "", fmt.Errorf("wrong key file %s: it does not open this store", cfg.KeyFile)
 	}
-	s.kek, s.gen = kek, rec.Generation
+	if err := s.setKEK(kek); err != nil {
+		return nil, "", err
+	}
+	s.gen, s.epoch, s.macOn = rec.Generation, rec.Epoch, !legacy
+	if legacy {
+		if err := s.migrateMACs(root); err != nil {
+			s.dropKEK()
+			return nil, "", err
+		}
+	}
 	return s, "", nil
 }
 
@@ -153,7 +184,10 @@ func (s *Store) initialise(cfg Config) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	s.kek, s.gen = kek, 1
+	if err := s.setKEK(kek); err != nil {
+		return "", err
+	}
+	s.gen, s.macOn = 1, true
 	return shown, nil
 }
 
@@ -190,12 +224,24 @@ func (s *Store) Unlock(key string) error {
 	if err != nil {
 		return err
 	}
-	kek, err := rec.unwrap(raw)
+	kek, legacy, err := rec.unwrap(raw)
 	if err != nil {
 		clear(raw)
 		return Errorf(ErrBadKey, "invalid unlock key: it does not open this store")
 	}
-	s.kek, s.unlockKey, s.gen = kek, raw, rec.Generation
+	if err := s.setKEK(kek); err != nil {
+		clear(raw)
+		return err
+	}
+	s.unlockKey, s.gen, s.epoch, s.macOn = raw, rec.Generation, rec.Epoch, !legacy
+	if legacy {
+		if err := s.migrateMACs(raw); err != nil {
+			s.dropKEK()
+			clear(s.unlockKey)
+			s.unlockKey = nil
+			return err
+		}
+	}
 	return nil
 }
 
@@ -206,9 +252,9 @@ func (s *Store) Lock() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.kek.Wipe()
+	s.dropKEK()
 	clear(s.unlockKey)
-	s.kek, s.unlockKey = nil, nil
+	s.unlockKey = nil
 	return nil
 }
 
@@ -233,6 +279,7 @@ func (s *Store) rotateUnlockKey() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	var epoch int
 	err = s.b.Update(func(tx Tx) error {
 		old, err := getKEKRecord(tx)
 		if err != nil {
@@ -241,10 +288,15 @@ func (s *Store) rotateUnlockKey() (string, error) {
 		if err := s.sameKEK(old); err != nil {
 			return err
 		}
+		if err := s.rootOpens(old, s.unlockKey); err != nil {
+			return err
+		}
 		rec, err := wrapKEK(raw, modeAutolock, old.Generation, s.kek)
 		if err != nil {
 			return err
 		}
+		rec.Epoch = old.Epoch + 1
+		epoch = rec.Epoch
 		return putKEKRecord(tx, rec)
 	})
 	if err != nil {
@@ -252,7 +304,7 @@ func (s *Store) rotateUnlockKey() (string, error) {
 		return "", err
 	}
 	clear(s.unlockKey)
-	s.unlockKey = raw
+	s.unlockKey, s.epoch = raw, epoch
 	return formatUnlockKey(raw), nil
 }
 
@@ -294,6 +346,14 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 		if err := s.sameKEK(old); err != nil {
 			return err
 		}
+		if err := s.rootOpens(old, root); err != nil {
+			return err
+		}
+		nextMAC, err := macKeyOf(next)
+		if err != nil {
+			return err
+		}
+		defer nextMAC.Wipe()
 		var recs []record
 		if err := tx.ForEach("secrets", func(k string, v []byte) error {
 			var r record
@@ -304,6 +364,10 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 			// key's ID would be copied there, as getRecord refuses it.
 			if r.ID != k || len(r.Versions) == 0 {
 				return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, k)
+			}
+			// Checked under the old key before the new one vouches for it.
+			if err := s.checkRecord(&r); err != nil {
+				return err
 			}
 			recs = append(recs, r)
 			return nil
@@ -318,7 +382,7 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 				}
 				r.Versions[i].Envelope = env
 			}
-			if err := putRecord(tx, &r); err != nil {
+			if err := putRecord(tx, &r, nextMAC); err != nil {
 				return err
 			}
 		}
@@ -327,14 +391,17 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 		if err != nil {
 			return err
 		}
+		rec.Epoch = old.Epoch
 		return putKEKRecord(tx, rec)
 	})
 	if err != nil {
 		next.Wipe()
 		return 0, err
 	}
-	s.kek.Wipe()
-	s.kek, s.gen = next, generation
+	if err := s.setKEK(next); err != nil {
+		return 0, err
+	}
+	s.gen = generation
 	return generation, nil
 }
 
@@ -353,9 +420,9 @@ func (s *Store) kekRecord() (*kekRecord, error) {
 // Close wipes the keys and closes the backend.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	s.kek.Wipe()
+	s.dropKEK()
 	clear(s.unlockKey)
-	s.kek, s.unlockKey = nil, nil
+	s.unlockKey = nil
 	s.mu.Unlock()
 	return s.b.Close()
 }
@@ -411,7 +478,7 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		if err := tx.Put("names", spec.Name, []byte(id)); err != nil {
 			return err
 		}
-		return putRecord(tx, &r)
+		return putRecord(tx, &r, s.macKey)
 	})
 	if err != nil {
 		return Secret{}, err
@@ -431,6 +498,7 @@ func (s *Store) Update(ref string, data []byte, keep int, pinned func(Secret) ([
 // two writers holding the same index cannot both win.
 func (s *Store) UpdateAt(ref string, index uint64, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
 	sec, err := retryKEK(s, func() (Secret, error) { return s.update(ref, index, data, keep, pinned) })
+	s.hw.flush()
 	if err != nil {
 		return Secret{}, err
 	}
@@ -457,7 +525,7 @@ func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned f
 		if err := s.kekCurrent(tx); err != nil {
 			return err
 		}
-		r, err := resolve(tx, ref)
+		r, err := s.resolve(tx, ref)
 		if err != nil {
 			return err
 		}
@@ -492,7 +560,12 @@ func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned f
 			return err
 		}
 		out = r.secret()
-		return putRecord(tx, r)
+		// This host has seen the version it wrote: a store rolled back
+		// under it is refused from now on.
+		if err := s.hw.check(r, true, s.onRollback); err != nil {
+			return err
+		}
+		return putRecord(tx, r, s.macKey)
 	})
 	return out, err
 }
@@ -500,9 +573,22 @@ func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned f
 // RemoveVersion deletes one kept version that is not the current one.
 // guard runs inside the write transaction, as for Remove.
 func (s *Store) RemoveVersion(ref string, version int, guard func(Secret) error) (Secret, error) {
+	defer s.hw.flush()
+	return retryKEK(s, func() (Secret, error) { return s.removeVersion(ref, version, guard) })
+}
+
+func (s *Store) removeVersion(ref string, version int, guard func(Secret) error) (Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return Secret{}, ErrLocked // the record's new MAC needs the KEK
+	}
 	var out Secret
 	err := s.b.Update(func(tx Tx) error {
-		r, err := resolve(tx, ref)
+		if err := s.kekCurrent(tx); err != nil {
+			return err
+		}
+		r, err := s.resolve(tx, ref)
 		if err != nil {
 			return err
 		}
@@ -523,16 +609,23 @@ func (s *Store) RemoveVersion(ref string, version int, guard func(Secret) error)
 			return err
 		}
 		out = r.secret()
-		return putRecord(tx, r)
+		return putRecord(tx, r, s.macKey)
 	})
 	return out, err
 }
 
 // Get returns a secret's metadata by ID, name or unique ID prefix.
 func (s *Store) Get(ref string) (Secret, error) {
+	defer s.hw.flush()
+	return retryStale(s, func() (Secret, error) { return s.get(ref) })
+}
+
+func (s *Store) get(ref string) (Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out Secret
 	err := s.b.View(func(tx Tx) error {
-		r, err := resolve(tx, ref)
+		r, err := s.resolve(tx, ref)
 		if err == nil {
 			out = r.secret()
 		}
@@ -557,13 +650,23 @@ func (f Filter) All() bool {
 
 // List returns the secrets that match f, sorted by name.
 func (s *Store) List(f Filter) ([]Secret, error) {
+	defer s.hw.flush()
+	return retryStale(s, func() ([]Secret, error) { return s.listSecrets(f) })
+}
+
+func (s *Store) listSecrets(f Filter) ([]Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out []Secret
 	seen := map[string]listEntry{}
 	err := s.b.View(func(tx Tx) error {
 		return tx.ForEach("secrets", func(k string, v []byte) error {
-			r, err := s.list.lookup(k, v, seen)
+			r, err := s.list.lookup(k, v, seen, s.macKey, s.checkListed)
 			if err != nil {
 				return err
+			}
+			if r.ID != k {
+				return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, k)
 			}
 			if f.match(r) {
 				out = append(out, secretCopy(r))
@@ -602,9 +705,19 @@ func (f Filter) match(r *record) bool {
 // transaction, so a secret cannot be taken into use between check and delete
 // by anything that also checks the store in a transaction.
 func (s *Store) Remove(ref string, guard func(Secret) error) (Secret, error) {
+	out, err := retryStale(s, func() (Secret, error) { return s.remove(ref, guard) })
+	if err == nil {
+		s.hw.forget(out.ID)
+	}
+	return out, err
+}
+
+func (s *Store) remove(ref string, guard func(Secret) error) (Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out Secret
 	err := s.b.Update(func(tx Tx) error {
-		r, err := resolve(tx, ref)
+		r, err := s.resolve(tx, ref)
 		if err != nil {
 			return err
 		}
@@ -624,6 +737,11 @@ func (s *Store) Remove(ref string, guard func(Secret) error) (Secret, error) {
 
 // reveal is Reveal with the KEK this store holds now.
 func (s *Store) reveal(ref string, version int) ([]byte, Secret, error) {
+	return s.revealWith(func(tx Tx) (*record, error) { return s.resolve(tx, ref) }, version)
+}
+
+// revealWith decrypts a version of the record find returns.
+func (s *Store) revealWith(find func(Tx) (*record, error), version int) ([]byte, Secret, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.kek == nil {
@@ -631,7 +749,7 @@ func (s *Store) reveal(ref string, version int) ([]byte, Secret, error) {
 	}
 	var r *record
 	if err := s.b.View(func(tx Tx) (err error) {
-		r, err = resolve(tx, ref)
+		r, err = find(tx)
 		return err
 	}); err != nil {
 		return nil, Secret{}, err
@@ -655,17 +773,22 @@ func (s *Store) reveal(ref string, version int) ([]byte, Secret, error) {
 // secrets, and an ID or ID prefix there would escape the in-use checks,
 // which match by name.
 func (s *Store) RevealName(name string, version int) ([]byte, Secret, error) {
-	var id []byte
-	if err := s.b.View(func(tx Tx) (err error) {
-		id, err = tx.Get("names", name)
-		return err
-	}); err != nil {
-		return nil, Secret{}, err
+	find := func(tx Tx) (*record, error) {
+		r, err := s.byName(tx, name)
+		if err == nil && r == nil {
+			err = Errorf(ErrNotFound, "secret '%s' not found", name)
+		}
+		return r, err
 	}
-	if id == nil {
-		return nil, Secret{}, Errorf(ErrNotFound, "secret '%s' not found", name)
+	defer s.hw.flush()
+	gen := s.generation()
+	data, sec, err := s.revealWith(find, version)
+	if errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
+		if moved, _ := s.reloadKEK(); moved || s.generation() != gen {
+			return s.revealWith(find, version)
+		}
 	}
-	return s.Reveal(string(id), version)
+	return data, sec, err
 }
 
 // Verify decrypts every version of every secret and reports the ones that fail.
@@ -697,22 +820,14 @@ func keptVersions(r *record) string {
 
 // resolve finds a record the way the Docker Engine resolves a secret
 // reference: full ID, then exact name, then unique ID prefix.
-func resolve(tx Tx, ref string) (*record, error) {
+func (s *Store) resolve(tx Tx, ref string) (*record, error) {
 	if ref == "" {
 		return nil, Errorf(ErrInvalid, "secret name or ID must not be empty")
 	}
-	if r, err := getRecord(tx, ref); r != nil || err != nil {
+	if r, err := s.getRecord(tx, ref); r != nil || err != nil {
 		return r, err
 	}
-	id, err := tx.Get("names", ref)
-	if err != nil {
-		return nil, err
-	}
-	if id != nil {
-		r, err := getRecord(tx, string(id))
-		if err == nil && r == nil {
-			err = fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, ref, id)
-		}
+	if r, err := s.byName(tx, ref); r != nil || err != nil {
 		return r, err
 	}
 	var matches []string
@@ -728,13 +843,34 @@ func resolve(tx Tx, ref string) (*record, error) {
 	case 0:
 		return nil, Errorf(ErrNotFound, "secret '%s' not found", ref)
 	case 1:
-		return getRecord(tx, matches[0])
+		return s.getRecord(tx, matches[0])
 	default:
 		return nil, Errorf(ErrInvalid, "secret %s is ambiguous (%d matches found)", ref, len(matches))
 	}
 }
 
-func getRecord(tx Tx, id string) (*record, error) {
+// byName finds the record named name, or nil. The name index is not
+// authenticated on its own: the record it points at must carry the name,
+// or a pointer moved in the store would hand out another secret's data.
+func (s *Store) byName(tx Tx, name string) (*record, error) {
+	id, err := tx.Get("names", name)
+	if err != nil || id == nil {
+		return nil, err
+	}
+	r, err := s.getRecord(tx, string(id))
+	switch {
+	case err != nil:
+		return nil, err
+	case r == nil:
+		return nil, fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, name, id)
+	case r.Name != name:
+		return nil, Errorf(ErrCorrupt, "secret '%s': the store's name index points at secret %s, which is named '%s': the store was altered; refusing it", name, r.ID, r.Name)
+	}
+	return r, nil
+}
+
+// getRecord reads and authenticates the record with this ID, or nil.
+func (s *Store) getRecord(tx Tx, id string) (*record, error) {
 	v, err := tx.Get("secrets", id)
 	if err != nil || v == nil {
 		return nil, err
@@ -746,10 +882,18 @@ func getRecord(tx Tx, id string) (*record, error) {
 	if r.ID != id || len(r.Versions) == 0 {
 		return nil, fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
 	}
+	if err := s.checkRecord(&r); err != nil {
+		return nil, err
+	}
 	return &r, nil
 }
 
-func putRecord(tx Tx, r *record) error {
+// putRecord stores r with its MAC under macKey.
+func putRecord(tx Tx, r *record, macKey *envelope.Key) error {
+	if macKey == nil {
+		return ErrLocked
+	}
+	r.MAC = recordMAC(macKey, r)
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err

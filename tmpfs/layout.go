@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // genRE matches generation names made from genLayout; ..data pointing
@@ -33,10 +35,9 @@ func currentGen(dir string) (string, error) {
 
 // publish makes files the visible set in the writable mount at dir: new
 // generation, atomic swap of ..data, visible hard links switched one by one,
-// then removal of every other generation (including leftovers of an
-// interrupted earlier call).
+// then removal, zeroing what is retired, of every other generation
+// (including leftovers of an interrupted earlier call).
 func publish(dir string, files []File) error {
-	prev, _ := currentGen(dir) // none on the first publish
 	gen, err := writeGeneration(dir, files)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func publish(dir string, files []File) error {
 	if err := swapData(dir, gen); err != nil {
 		return errors.Join(err, discard(filepath.Join(dir, gen)))
 	}
-	return errors.Join(syncVisible(dir, gen, files), removeStale(dir, gen, prev))
+	return errors.Join(syncVisible(dir, gen, files), removeStale(dir, gen))
 }
 
 func writeGeneration(dir string, files []File) (string, error) {
@@ -110,7 +111,10 @@ func writeFile(root string, f File) error {
 	}
 	if _, err = fd.Write(f.Data); err != nil {
 		err = fmt.Errorf("write %s: %w", p, err)
-	} else if err = fd.Chown(f.UID, f.GID); err != nil {
+	} else if err = fd.Chown(f.UID, f.GID); errors.Is(err, syscall.EINVAL) {
+		// The kernel's answer for an ID its user namespace does not map.
+		err = fmt.Errorf("chown %s to %d:%d: this user namespace does not map that uid or gid (a rootless engine maps only the IDs of its user's subordinate range, 0-65535 by default): %w", p, f.UID, f.GID, err)
+	} else if err != nil {
 		err = fmt.Errorf("chown %s to %d:%d: %w", p, f.UID, f.GID, err)
 	} else if err = fd.Chmod(f.Mode); err != nil { // after chown, which may clear mode bits
 		err = fmt.Errorf("chmod %s to %v: %w", p, f.Mode, err)
@@ -134,7 +138,7 @@ func symlinkRoot(target, p string) error {
 // replaceSymlink builds the link under a reserved temporary name and renames
 // it into place, so p never disappears and never points anywhere half made.
 func replaceSymlink(target, p, tmp string) error {
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeTree(tmp); err != nil {
 		return fmt.Errorf("remove stale %s: %w", tmp, err)
 	}
 	if err := symlinkRoot(target, tmp); err != nil {
@@ -198,9 +202,9 @@ func linkVisible(dir, gen, rel, tmp string) error {
 	switch fi, err := os.Lstat(p); {
 	case err == nil && fi.IsDir():
 		// The path was a directory in the old set; rename cannot replace a
-		// non-empty one. Its entries are only links (the data lives in the
-		// generations), so removing them frees nothing.
-		if err := os.RemoveAll(p); err != nil {
+		// non-empty one. Its entries are links into the generations, so
+		// removing them normally frees nothing.
+		if err := removeTree(p); err != nil {
 			return fmt.Errorf("remove directory %s to replace it by a file: %w", p, err)
 		}
 	case err == nil && os.SameFile(fi, srcInfo):
@@ -210,16 +214,24 @@ func linkVisible(dir, gen, rel, tmp string) error {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("stat %s: %w", p, err)
 	}
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeTree(tmp); err != nil {
 		return fmt.Errorf("remove stale %s: %w", tmp, err)
 	}
 	if err := os.Link(src, tmp); err != nil {
 		return fmt.Errorf("link %s: %w", src, err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		return errors.Join(fmt.Errorf("rename %s to %s: %w", tmp, p, err), os.Remove(tmp))
+	rename := func() error {
+		if err := os.Rename(tmp, p); err != nil {
+			return errors.Join(fmt.Errorf("rename %s to %s: %w", tmp, p, err), os.Remove(tmp))
+		}
+		return nil
 	}
-	return nil
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+		// The replaced file may have no other name left (a failed publish
+		// can leave a visible name as an old inode's only link).
+		return unlinkZeroed(p, rename)
+	}
+	return rename()
 }
 
 // visibleDir makes p a real directory owned by root, replacing whatever
@@ -231,7 +243,7 @@ func visibleDir(p string) error {
 	case err == nil && fi.IsDir():
 		return nil
 	case err == nil:
-		if err := os.Remove(p); err != nil {
+		if err := removeTree(p); err != nil {
 			return fmt.Errorf("remove %s to replace it by a directory: %w", p, err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
@@ -265,7 +277,7 @@ func pruneVisible(dir, abs, rel string, wantFiles, wantDirs map[string]bool) err
 				errs = append(errs, pruneVisible(dir, p, r, wantFiles, wantDirs))
 			}
 		default:
-			if err := os.RemoveAll(p); err != nil {
+			if err := removeTree(p); err != nil {
 				errs = append(errs, fmt.Errorf("remove dropped entry %s: %w", p, err))
 			}
 		}
@@ -273,17 +285,14 @@ func pruneVisible(dir, abs, rel string, wantFiles, wantDirs map[string]bool) err
 	return errors.Join(errs...)
 }
 
-// removeStale gets rid of every reserved entry except ..data, gen and prev:
-// older generations, and whatever an interrupted call left behind. prev
-// stays intact one more round for readers that resolved it before the swap.
-//
-// removeStale removes every reserved entry but ..data, gen and prev: older
-// generations and leftovers of an interrupted call. Retired files are
-// unlinked, not zeroed: a reader that opened one, however slowly, still
-// reads it whole, and a visible name left pointing into an old generation
-// by a failed publish keeps its inode alive. The kernel zeroes freed pages
-// before it hands them to anyone; Wipe zeroes everything at container stop.
-func removeStale(dir, gen, prev string) error {
+// removeStale removes every reserved entry but ..data and gen: the
+// generation it replaced, older ones, and leftovers of an interrupted call.
+// Once it returns no path under dir holds a file that left the set or an
+// older version of one, and every file that lost its last name on the way
+// was zeroed before its memory was freed (see unlinkZeroed). A visible name that a failed publish
+// left on an old inode keeps that inode, whole, until a later publish
+// replaces the name.
+func removeStale(dir, gen string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", dir, err)
@@ -291,25 +300,136 @@ func removeStale(dir, gen, prev string) error {
 	var errs []error
 	for _, e := range entries {
 		name := e.Name()
-		if !strings.HasPrefix(name, "..") || name == dataLink || name == gen || name == prev {
+		if !strings.HasPrefix(name, "..") || name == dataLink || name == gen {
 			continue
 		}
-		p := filepath.Join(dir, name)
-		if err := os.RemoveAll(p); err != nil {
-			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
-		}
+		errs = append(errs, removeTree(filepath.Join(dir, name)))
 	}
 	return errors.Join(errs...)
 }
 
-// discard zeroes before removing because tmpfs hands freed pages back to the
-// kernel with their contents intact.
+// discard removes a generation that never became current.
 func discard(p string) error {
-	err := zeroTree(p)
-	if rerr := os.RemoveAll(p); rerr != nil {
-		err = errors.Join(err, fmt.Errorf("remove %s: %w", p, rerr))
+	return removeTree(p)
+}
+
+// removeTree removes p and everything below it, zeroing each regular file
+// that loses its last name. tmpfs hands freed pages back to the kernel with
+// their contents intact, so a secret must be overwritten while something
+// still holds its pages. Hard links decide what is retired: a file whose
+// inode another name (a visible name, the current generation) still uses is
+// only unlinked. It never leaves p's filesystem.
+func removeTree(p string) error {
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return removeEntry(p, fi, devOf(fi))
+}
+
+func removeEntry(p string, fi fs.FileInfo, dev uint64) error {
+	if devOf(fi) != dev {
+		return fmt.Errorf("remove %s: another filesystem is mounted there", p)
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		return unlinkZeroed(p, func() error { return os.Remove(p) })
+	case !fi.IsDir():
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+		return nil
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", p, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		c := filepath.Join(p, e.Name())
+		ci, err := os.Lstat(c)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", c, err))
+			continue
+		}
+		errs = append(errs, removeEntry(c, ci, dev))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}
+
+// unlinkZeroed runs drop, which removes or replaces the name p, and zeroes
+// the file p named if that was its last name. The file is opened first, so
+// its pages stay allocated until the zeros are written: they never go back
+// to the kernel holding the secret, and a reader that still has the file
+// open reads zeros. A file another name still uses is left alone.
+func unlinkZeroed(p string, drop func() error) error {
+	fd, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("open %s to zero it: %w", p, err)
+	}
+	defer fd.Close()
+	if err := drop(); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(fd.Fd()), &st); err != nil {
+		return fmt.Errorf("stat %s after unlinking it: %w", p, err)
+	}
+	if st.Nlink > 0 {
+		return nil
+	}
+	awaitReaders(fd)
+	if err := writeZeros(fd); err != nil {
+		return fmt.Errorf("zero retired %s: %w", p, err)
+	}
+	return nil
+}
+
+// readersGrace bounds how long awaitReaders waits for one file, and
+// readersPoll is how often it looks.
+const (
+	readersGrace = 5 * time.Millisecond
+	readersPoll  = 200 * time.Microsecond
+)
+
+// awaitReaders gives a reader that opened a retired file just before its
+// name switched a moment to finish, so it reads that version whole instead
+// of the zeros about to overwrite it. The file is zeroed after the wait
+// whatever happened: a process that keeps it open reads zeros, and no rule
+// of timing decides what anyone can still read once Update returns.
+//
+// A write lease is granted only while no other descriptor has the file
+// open, which is the one cheap way the kernel tells. Taking one needs the
+// file's owner or CAP_LEASE, which a daemon with its capabilities cut to
+// the minimum lacks; the retired file is handed to the daemon's own uid
+// first, which CAP_CHOWN (needed to write secrets) allows. Where the kernel
+// refuses either, there is no wait.
+func awaitReaders(fd *os.File) {
+	raw := int(fd.Fd())
+	if unix.Fchown(raw, os.Geteuid(), os.Getegid()) != nil {
+		return
+	}
+	deadline := time.Now().Add(readersGrace)
+	for {
+		_, err := unix.FcntlInt(uintptr(raw), unix.F_SETLEASE, unix.F_WRLCK)
+		if err == nil {
+			unix.FcntlInt(uintptr(raw), unix.F_SETLEASE, unix.F_UNLCK)
+			return
+		}
+		if !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(readersPoll)
+	}
 }
 
 // zeroTree overwrites every regular file under root with zeros, staying on

@@ -33,13 +33,18 @@
 //     and retries if it changed. The re-check is part of the contract, not a
 //     nicety. Read does exactly this.
 //
-// Update keeps the generation it replaced until the next Update, so a reader
-// that resolved ..data just before a swap still finds it; the generation
-// before that is unlinked. Retired files are never zeroed in place: a reader
-// that opened one, however long ago, reads it whole (the kernel zeroes freed
-// pages before reusing them). Only a ..data reader slower than two Updates
-// may see ENOENT, and the changed ..data tells it so. Wipe, at container
-// stop, zeroes every file before unmounting.
+// Update leaves nothing old behind: once it returns, no path under the
+// mount (visible names, ..data, any generation directory) holds a file that
+// left the set or an older version of one, and every retired file was
+// overwritten with zeros before its memory was freed. A process that still
+// holds a retired file open reads zeros: a revoked or rotated-out secret
+// stays readable to nobody. A read already under way gets a few
+// milliseconds to finish first, so a per-file reader that opened the old
+// version just before the switch almost always reads it whole; one slower
+// than that sees zeros where the old version was, never another version's
+// bytes. A ..data reader whose generation was retired under it
+// sees ENOENT or zeros, and the changed ..data tells it to read again. Wipe,
+// at container stop, zeroes every file before unmounting.
 package tmpfs
 
 import (
@@ -64,8 +69,9 @@ type File struct {
 // Options tunes Mount.
 type Options struct {
 	// Size caps the tmpfs in bytes. Zero picks 1 MiB plus room for three copies
-	// of the files; an explicit size must fit three copies too, because Update
-	// writes the new set before it removes the old one.
+	// of the files; an explicit size must fit three copies too. Update writes
+	// the new set before it removes the old one, and grows the tmpfs first
+	// when the two would not fit.
 	Size int64
 }
 
@@ -92,34 +98,6 @@ const (
 	// so a mount that keeps reappearing cannot spin it forever.
 	maxStacked = 16
 )
-
-var noswap struct {
-	once sync.Once
-	ok   bool
-}
-
-// NoswapSupported reports whether the kernel's tmpfs accepts "noswap" (Linux 6.4+).
-func NoswapSupported() bool {
-	noswap.once.Do(func() { noswap.ok = probeNoswap() })
-	return noswap.ok
-}
-
-// probeNoswap mounts a throwaway tmpfs because the option is not advertised
-// anywhere cheaper to read than the mount call itself.
-func probeNoswap() bool {
-	dir, err := os.MkdirTemp("", "tmpfs-noswap-probe-")
-	if err != nil {
-		return false
-	}
-	defer os.Remove(dir)
-	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags, "size=4k,noswap"); err != nil {
-		return false
-	}
-	if _, err := unmount(dir); err != nil {
-		return false
-	}
-	return true
-}
 
 // Mount creates dir, mounts a fresh tmpfs on it, writes files and makes the
 // mount read-only. On failure it undoes everything it did, so dir does not
@@ -244,7 +222,7 @@ func newMount(dir string, size int64, flags uintptr) (_ string, unlock func(), e
 		return "", nil, fmt.Errorf("chmod mount point %s: %w", dir, err)
 	}
 	data := fmt.Sprintf("size=%d,mode=0755", size)
-	if NoswapSupported() {
+	if ok, _ := ProbeNoswap(filepath.Dir(dir)); ok {
 		data += ",noswap"
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags|flags, data); err != nil {
@@ -299,11 +277,54 @@ func Update(dir string, files []File) (err error) {
 	if _, err := currentGen(dir); err != nil {
 		return fmt.Errorf("update %s: %w", dir, err)
 	}
-	if err := remount(dir, mountFlags); err != nil {
+	// One remount makes it writable and, when the new set needs more room
+	// than is left, larger: the new generation is written in full before
+	// the old one goes.
+	grow, err := growTo(dir, files)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", dir, err)
+	}
+	data := ""
+	if grow > 0 {
+		data = fmt.Sprintf("size=%d", grow)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, data); err != nil {
+		if grow > 0 {
+			return fmt.Errorf("remount %s read-write and resize it to %d bytes: %w", dir, grow, err)
+		}
 		return fmt.Errorf("remount %s read-write: %w", dir, err)
 	}
 	defer func() { err = errors.Join(err, makeReadOnly(dir)) }()
 	return publish(dir, files)
+}
+
+// growTo returns the size the tmpfs at dir must grow to before files can be
+// written beside what it holds now, or 0 when it is large enough. It never
+// shrinks a mount: Mount's own sizing (room for three copies plus slack) is
+// the floor, so a set that grows by small steps does not resize every time.
+func growTo(dir string, files []File) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	if st.Blocks == 0 {
+		return 0, nil // mounted without a size limit: nothing to grow
+	}
+	bsize := int64(st.Bsize)
+	size := int64(st.Blocks) * bsize
+	used := int64(st.Blocks-st.Bfree) * bsize
+	need := setPages(files)
+	// Directories and symlinks cost no pages on tmpfs, but a page per file
+	// of slack keeps a rounding difference from failing the write.
+	want := used + need + int64(len(files)+1)*int64(os.Getpagesize())
+	if want <= size {
+		return 0, nil
+	}
+	def, err := mountSize(files, 0)
+	if err != nil {
+		return 0, err
+	}
+	return max(want, def), nil
 }
 
 // isTmpfsMountPoint reports, cheaply, whether dir is the root of a tmpfs.

@@ -307,9 +307,8 @@ func TestUpdate(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	newGen, _ := currentGen(dir)
-	// The replaced generation stays, intact, for readers that resolved it
-	// just before the swap; the next Update retires it.
-	if wantNames := []string{oldGen, newGen, dataLink, "a", "d"}; !slices.Equal(names, wantNames) {
+	// The replaced generation is gone once Update returns.
+	if wantNames := []string{newGen, dataLink, "a", "d"}; !slices.Equal(names, wantNames) {
 		t.Errorf("mount root holds %q, want %q", names, wantNames)
 	}
 	checkReadOnly(t, dir, true)
@@ -323,6 +322,9 @@ func TestUpdate(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, oldGen)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("generation %s still present two Updates later: %v", oldGen, err)
+	}
+	if oldGen == newGen {
+		t.Errorf("Update kept generation %s", oldGen)
 	}
 	if err := Update(dir, next); err != nil {
 		t.Fatal(err)
@@ -375,8 +377,8 @@ func TestVisibleFilesSurviveUpdates(t *testing.T) {
 				gens++
 			}
 		}
-		if gens != 2 {
-			t.Errorf("after %d Updates: %d generations, want 2 (current and previous)", v, gens)
+		if gens != 1 {
+			t.Errorf("after %d Updates: %d generations, want only the current one", v, gens)
 		}
 		checkReadOnly(t, dir, true)
 	}
@@ -549,15 +551,13 @@ func TestUpdateFromSymlinkLayout(t *testing.T) {
 	if got, want := visibleTree(t, dir), []string{"a", "tls/", "tls/cert", "tls/key"}; !slices.Equal(got, want) {
 		t.Errorf("visible %q, want %q", got, want)
 	}
-	// The previous generation is untouched: nothing was written through the
-	// old symlinks.
-	for p, want := range map[string]string{"a": "a0", "tls/key": "k0", "old/x": "x0"} {
-		if b, err := os.ReadFile(filepath.Join(dir, gen0, p)); err != nil || string(b) != want {
-			t.Errorf("previous generation %s: %q %v, want %q", p, b, err, want)
-		}
+	// The old symlinks were removed, not followed: the new generation holds
+	// exactly the new set, and the old one is gone.
+	if got, err := Read(dir); err != nil || len(got) != len(next) || string(got["a"]) != "a1" {
+		t.Errorf("Read after Update: %q %v", got, err)
 	}
-	if entries, err := os.ReadDir(filepath.Join(dir, gen0, "tls")); err != nil || len(entries) != 1 {
-		t.Errorf("previous generation's tls holds %v (%v), want only key", entries, err)
+	if _, err := os.Lstat(filepath.Join(dir, gen0)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("previous generation %s still present: %v", gen0, err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, linkTmp)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s left behind: %v", linkTmp, err)
@@ -570,7 +570,8 @@ func TestUpdateFromSymlinkLayout(t *testing.T) {
 
 // After an interrupted publish a visible name may still share an older
 // generation's inode; removing that generation must leave the visible file
-// whole, and a reader holding a retired file reads it whole too.
+// whole. A retired file nobody names any more is zeroed, even for a reader
+// that holds it open.
 func TestRemoveStaleKeepsVisibleFilesWhole(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
@@ -586,32 +587,45 @@ func TestRemoveStaleKeepsVisibleFilesWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	for v := 1; v <= 3; v++ {
-		if err := publish(dir, set(v)); err != nil {
-			t.Fatal(err)
-		}
+	if err := publish(dir, set(1)); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, gen0)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("generation %s still present three publishes later: %v", gen0, err)
+		t.Errorf("generation %s still present after the next publish: %v", gen0, err)
 	}
 	buf := make([]byte, len("version 0"))
-	if _, err := held.ReadAt(buf, 0); err != nil || string(buf) != "version 0" {
-		t.Errorf("retired file damaged for its reader: %q %v", buf, err)
+	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, make([]byte, len(buf))) {
+		t.Errorf("retired file reads %q (%v) for its reader, want zeros", buf, err)
 	}
 	// A visible name still on an old generation (as a failed publish would
-	// leave it) survives that generation's removal.
-	gen3, _ := currentGen(dir)
+	// leave it) survives that generation's removal, whole.
+	gen1, _ := currentGen(dir)
 	if err := os.Remove(filepath.Join(dir, "f")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Link(filepath.Join(dir, gen3, "f"), filepath.Join(dir, "f")); err != nil {
+	if err := os.Link(filepath.Join(dir, gen1, "f"), filepath.Join(dir, "f")); err != nil {
 		t.Fatal(err)
 	}
-	if err := removeStale(dir, "", ""); err != nil {
+	if err := removeStale(dir, ""); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "version 3" {
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "version 1" {
 		t.Errorf("visible file after its generation was removed: %q %v", b, err)
+	}
+	// Its last name goes at the next publish, and it is zeroed then.
+	vis, err := os.Open(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vis.Close()
+	if err := publish(dir, set(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vis.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, make([]byte, len(buf))) {
+		t.Errorf("file whose last name a publish replaced reads %q (%v), want zeros", buf, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "version 2" {
+		t.Errorf("visible file after publish: %q %v", b, err)
 	}
 }
 
@@ -619,13 +633,22 @@ func TestUpdateOutOfSpaceKeepsOldSet(t *testing.T) {
 	dir := filepath.Join(testRoot(t), "m")
 	page := os.Getpagesize()
 	old := []File{{Path: "f", Data: bytes.Repeat([]byte("o"), page), Mode: 0o444}}
-	if err := Mount(dir, old, Options{Size: int64(3 * page)}); err != nil {
+	if err := Mount(dir, old, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	gen, _ := currentGen(dir)
+	// Update grows a mount that lacks room, so run out of inodes instead:
+	// the new generation's directory gets the last one.
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags|unix.MS_RDONLY, fmt.Sprintf("nr_inodes=%d", st.Files-st.Ffree+1)); err != nil {
+		t.Fatal(err)
+	}
 	err := Update(dir, []File{{Path: "f", Data: bytes.Repeat([]byte("n"), 3*page), Mode: 0o444}, {Path: "g", Data: []byte("g")}})
 	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("Update beyond the size cap: %v, want ENOSPC", err)
+		t.Fatalf("Update beyond the inode cap: %v, want ENOSPC", err)
 	}
 	if got, err := Read(dir); err != nil || len(got) != 1 || !bytes.Equal(got["f"], old[0].Data) {
 		t.Errorf("old set damaged by failed Update: %v", err)
@@ -639,6 +662,149 @@ func TestUpdateOutOfSpaceKeepsOldSet(t *testing.T) {
 	}
 	checkVisibleFile(t, dir, old[0])
 	checkReadOnly(t, dir, true)
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A secret that grows from one byte to just under the 500 KiB a secret may
+// hold ran out of space on its third Update while the tmpfs kept the size
+// Mount gave it.
+func TestUpdateGrowsTheMount(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "m")
+	if err := Mount(dir, []File{{Path: "s", Data: []byte("x"), Mode: 0o444}, {Path: "other", Data: []byte("o"), Mode: 0o444}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 6; v++ {
+		big := bytes.Repeat([]byte{byte('a' + v)}, 499<<10)
+		set := []File{{Path: "s", Data: big, Mode: 0o444}, {Path: "other", Data: []byte("o"), Mode: 0o444}}
+		if err := Update(dir, set); err != nil {
+			t.Fatalf("Update %d to %d bytes: %v", v, len(big), err)
+		}
+		for _, f := range set {
+			checkVisibleFile(t, dir, f)
+		}
+	}
+	// The resize kept every mount option.
+	checkReadOnly(t, dir, true)
+	if m := entryFor(t, dir); !strings.Contains(m.superOptions, "mode=755") {
+		t.Errorf("super options after resize: %q", m.superOptions)
+	}
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// allNames walks every name under dir, reserved ones included, and
+// returns the content behind each regular file.
+func allNames(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := make(map[string][]byte)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out[p] = b
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Once Update returns, no name under the mount (visible, ..data, any
+// generation) holds a rotated-out version or a file that left the set, and
+// readers that held them open read zeros.
+func TestUpdateLeavesNothingOld(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "m")
+	oldX, newX, canY := []byte("x-canary-OLD-4711"), []byte("x-canary-NEW-0815"), []byte("y-canary-REVOKED-1234")
+	if err := Mount(dir, []File{
+		{Path: "x", Data: oldX, Mode: 0o444},
+		{Path: "sub/y", Data: canY, Mode: 0o400, UID: 7},
+		{Path: "keep", Data: []byte("kept"), Mode: 0o444},
+	}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	heldX, err := os.Open(filepath.Join(dir, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heldX.Close()
+	heldY, err := os.Open(filepath.Join(dir, dataLink, "sub/y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heldY.Close()
+
+	next := []File{{Path: "x", Data: newX, Mode: 0o444}, {Path: "keep", Data: []byte("kept"), Mode: 0o444}}
+	if err := Update(dir, next); err != nil {
+		t.Fatal(err)
+	}
+	names := allNames(t, dir)
+	for p, b := range names {
+		for _, c := range [][]byte{oldX, canY} {
+			if bytes.Contains(b, c) {
+				t.Errorf("%s still holds %q after Update", p, c)
+			}
+		}
+	}
+	if len(names) != 2*len(next) { // each file: its generation's name and its visible one
+		t.Errorf("names under the mount after Update: %d, want %d", len(names), 2*len(next))
+	}
+	for _, f := range next {
+		checkVisibleFile(t, dir, f)
+	}
+	for _, h := range []struct {
+		f    *os.File
+		size int
+	}{{heldX, len(oldX)}, {heldY, len(canY)}} {
+		buf := make([]byte, h.size)
+		if _, err := h.f.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, make([]byte, h.size)) {
+			t.Errorf("%s, held open across Update, reads %q (%v), want zeros", h.f.Name(), buf, err)
+		}
+	}
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A failed publish can leave a visible name as the only link of an old
+// file; the Update that finally replaces it zeroes it too.
+func TestUpdateZeroesOrphanedVisibleFile(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "m")
+	canary := []byte("orphan-canary-9876")
+	if err := Mount(dir, []File{{Path: "x", Data: canary, Mode: 0o444}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	gen, _ := currentGen(dir)
+	if err := remount(dir, mountFlags); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, gen, "x")); err != nil { // x keeps the only link
+		t.Fatal(err)
+	}
+	if err := makeReadOnly(dir); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(filepath.Join(dir, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := Update(dir, []File{{Path: "x", Data: []byte("fresh"), Mode: 0o444}}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(canary))
+	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, make([]byte, len(buf))) {
+		t.Errorf("orphaned visible file reads %q (%v) after Update, want zeros", buf, err)
+	}
 	if _, err := Wipe(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -692,6 +858,33 @@ func parseVersioned(name string, b []byte) (int, error) {
 	return v, nil
 }
 
+// zeroedVersioned reports whether b is one version of the file name of
+// versionedSet, with some or all bytes zeroed.
+func zeroedVersioned(name string, b []byte) bool {
+	one := fmt.Appendf(nil, "%s version %06d\n", filepath.Base(name), 0)
+	if len(b) != len(one)*400 {
+		return false
+	}
+	var v []byte // the version's text, learnt from the first line read whole
+	for i := 0; i < len(b); i += len(one) {
+		line := b[i : i+len(one)]
+		if bytes.IndexByte(line, 0) >= 0 {
+			continue
+		}
+		if v == nil {
+			v = line
+		} else if !bytes.Equal(line, v) {
+			return false
+		}
+	}
+	for i := 0; v != nil && i < len(b); i++ {
+		if c := b[i]; c != 0 && c != v[i%len(v)] {
+			return false
+		}
+	}
+	return true
+}
+
 func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 	dir := filepath.Join(testRoot(t), "m")
 	if err := Mount(dir, versionedSet(0), Options{}); err != nil {
@@ -702,6 +895,7 @@ func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 		done          atomic.Int64 // Updates completed
 		stable, raced atomic.Int64
 		perFile       atomic.Int64
+		zeroed        atomic.Int64
 		wg            sync.WaitGroup
 		dataPath      = filepath.Join(dir, dataLink)
 		lastSeen      [4]int // per snapshot reader: versions must never go back
@@ -756,9 +950,13 @@ func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 					perFile.Add(1)
 					v, err := parseVersioned(name, b)
 					if err != nil {
-						// Retired generations are unlinked, never zeroed, so
-						// even a reader stalled across many Updates reads a
-						// complete version.
+						// A read that raced the zeroing of the file it
+						// opened sees zeros where the retired version was,
+						// never another version's bytes.
+						if zeroedVersioned(name, b) {
+							zeroed.Add(1)
+							continue
+						}
 						t.Errorf("through the visible name: %v", err)
 						return
 					}
@@ -781,8 +979,8 @@ func TestConcurrentReadersSeeWholeSets(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	t.Logf("%d stable snapshots, %d discarded because an Update raced them; %d reads through visible names",
-		stable.Load(), raced.Load(), perFile.Load())
+	t.Logf("%d stable snapshots, %d discarded because an Update raced them; %d reads through visible names, %d of them raced the zeroing",
+		stable.Load(), raced.Load(), perFile.Load(), zeroed.Load())
 	if stable.Load() == 0 {
 		t.Error("readers never got a stable snapshot")
 	}
@@ -1109,24 +1307,16 @@ func TestUpdateWhileOldFileHeldOpen(t *testing.T) {
 	}
 	defer held.Close()
 
-	// One Update later the replaced generation is kept intact for readers
-	// that opened it just before the swap.
+	// Once Update returns, the rotated-out version is zeros even for a
+	// reader that holds it open; the open, unlinked file keeps the
+	// superblock from going read-only.
 	if err := Update(dir, []File{{Path: "k", Data: []byte("new"), Mode: 0o444}}); err != nil {
 		t.Fatal(err)
 	}
-	checkReadOnly(t, dir, true)
-	buf := make([]byte, len(old))
-	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, old) {
-		t.Errorf("previous generation damaged one Update later: %q %v", buf, err)
-	}
-	// Two Updates later it is unlinked, intact for its reader; the open,
-	// unlinked file keeps the superblock from going read-only.
-	if err := Update(dir, []File{{Path: "k", Data: []byte("new2"), Mode: 0o444}}); err != nil {
-		t.Fatal(err)
-	}
 	checkReadOnly(t, dir, false)
-	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, old) {
-		t.Errorf("retired file damaged for its reader: %q %v", buf, err)
+	buf := make([]byte, len(old))
+	if _, err := held.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, make([]byte, len(old))) {
+		t.Errorf("retired file reads %q (%v) for its reader, want zeros", buf, err)
 	}
 	if err := held.Close(); err != nil {
 		t.Fatal(err)
@@ -1137,5 +1327,92 @@ func TestUpdateWhileOldFileHeldOpen(t *testing.T) {
 	checkReadOnly(t, dir, true)
 	if _, err := Wipe(dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// resetNoswap forgets the kept probe answer for the test's duration.
+func resetNoswap(t *testing.T) {
+	t.Helper()
+	noswap.Lock()
+	noswap.probed = false
+	noswap.Unlock()
+	t.Cleanup(func() {
+		noswap.Lock()
+		noswap.probed = false
+		noswap.Unlock()
+	})
+}
+
+// kernelNoswap asks the kernel directly, as a user would.
+func kernelNoswap(t *testing.T, base string) bool {
+	t.Helper()
+	d := filepath.Join(base, "kernel-probe")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(d)
+	if err := unix.Mount("tmpfs", d, "tmpfs", 0, "size=4k,noswap"); err != nil {
+		return false
+	}
+	if err := unix.Unmount(d, 0); err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// In a FROM scratch image or a plugin rootfs there is no /tmp: Mount must
+// still find noswap, by probing under the mount root.
+func TestMountProbesNoswapWithoutTmp(t *testing.T) {
+	base := testRoot(t)
+	want := kernelNoswap(t, base)
+	resetNoswap(t)
+	t.Setenv("TMPDIR", filepath.Join(base, "no-such-tmp"))
+	dir := filepath.Join(base, "root", "m")
+	if err := Mount(dir, []File{{Path: "f", Data: []byte("x"), Mode: 0o444}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m := entryFor(t, dir)
+	if got := optSet(m.superOptions)["noswap"]; got != want {
+		t.Errorf("super options %q: noswap %v, want %v (the kernel's answer)", m.superOptions, got, want)
+	}
+	for _, o := range []string{"ro", "nosuid", "nodev", "noexec"} {
+		if !optSet(m.options)[o] {
+			t.Errorf("mount options %q lack %s", m.options, o)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil || len(entries) != 1 {
+		t.Errorf("mount root holds %v (%v), want only the mount: the probe left something", entries, err)
+	}
+	if got, err := ProbeNoswap(filepath.Join(base, "elsewhere")); err != nil || got != want {
+		t.Errorf("ProbeNoswap after Mount: %v %v, want the kept %v", got, err, want)
+	}
+	if _, err := Wipe(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProbeNoswapReportsWhatItCannotProbe(t *testing.T) {
+	base := testRoot(t)
+	resetNoswap(t)
+	if ok, err := ProbeNoswap(filepath.Join(base, "missing")); err == nil || ok {
+		t.Errorf("probe under a missing root: %v %v, want an error", ok, err)
+	}
+	want := kernelNoswap(t, base)
+	if ok, err := ProbeNoswap(base); err != nil || ok != want {
+		t.Errorf("probe under %s: %v %v, want %v", base, ok, err, want)
+	}
+	if entries, _ := os.ReadDir(base); len(entries) != 0 {
+		t.Errorf("probe left %v behind", entries)
+	}
+}
+
+func TestSwapsListed(t *testing.T) {
+	header := "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+	if swapsListed([]byte(header)) {
+		t.Error("a header alone reads as swap on")
+	}
+	if !swapsListed([]byte(header + "/swapfile                               file\t\t4194300\t\t0\t\t-2\n")) {
+		t.Error("a listed swap file reads as swap off")
 	}
 }

@@ -75,13 +75,9 @@ func validatePath(p string) error {
 // mountSize counts whole pages per file because tmpfs charges its size
 // limit in pages.
 func mountSize(files []File, size int64) (int64, error) {
-	page := int64(os.Getpagesize())
-	var need int64
-	for _, f := range files {
-		need += (int64(len(f.Data)) + page - 1) / page * page
-	}
-	// Update writes the new set while the current and the previous one are
-	// still there: the previous is kept one more round for slow readers.
+	need := setPages(files)
+	// Update writes the new set beside the current one; room for a third
+	// copy lets a set grow a little without Update having to resize.
 	need *= 3
 	switch {
 	case size < 0:
@@ -92,4 +88,14 @@ func mountSize(files []File, size int64) (int64, error) {
 		return 0, invalidf("tmpfs size %d is below the %d bytes three copies of the files need", size, need)
 	}
 	return size, nil
+}
+
+// setPages is the memory a set takes on tmpfs, in whole pages.
+func setPages(files []File) int64 {
+	page := int64(os.Getpagesize())
+	var need int64
+	for _, f := range files {
+		need += (int64(len(f.Data)) + page - 1) / page * page
+	}
+	return need
 }

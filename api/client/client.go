@@ -117,7 +117,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot connect to secretd at %s: is the daemon running? (%w)", c.host, unwrapURLError(err))
+		return connectError(c.host, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
@@ -136,6 +136,16 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("decode answer from secretd: %w", err)
 	}
 	return nil
+}
+
+// connectError words a failure to reach the daemon. A socket the user may
+// not open is not a daemon that is down: say what gives access instead.
+func connectError(host string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("permission denied on secretd's socket %s: run the command as root, "+
+			"or have the daemon started with --group GROUP and join that group (%w)", strings.TrimPrefix(host, "unix://"), err)
+	}
+	return fmt.Errorf("cannot connect to secretd at %s: is the daemon running? (%w)", host, err)
 }
 
 func unwrapURLError(err error) error {

@@ -74,10 +74,11 @@ func (c *Client) SecretRemove(ctx context.Context, ref string) error {
 }
 
 // SecretUpdate stores data as the secret's next version; keep 0 means the
-// daemon's default number of kept versions.
+// daemon's default number of kept versions. It uses secretd's own path:
+// the Docker one, as in Swarm, changes labels only.
 func (c *Client) SecretUpdate(ctx context.Context, ref string, data []byte, keep int) (api.Secret, error) {
 	var out api.Secret
-	err := c.do(ctx, http.MethodPost, "/secrets/"+url.PathEscape(ref)+"/update", nil, api.SecretUpdateRequest{Data: data, Keep: keep}, &out)
+	err := c.do(ctx, http.MethodPost, "/secretd/secrets/"+url.PathEscape(ref)+"/update", nil, api.SecretUpdateRequest{Data: data, Keep: keep}, &out)
 	return out, err
 }
 
@@ -85,6 +86,14 @@ func (c *Client) SecretUpdate(ctx context.Context, ref string, data []byte, keep
 func (c *Client) SecretUpdateAt(ctx context.Context, ref string, index uint64, data []byte, keep int) (api.Secret, error) {
 	var out api.Secret
 	q := url.Values{"version": {strconv.FormatUint(index, 10)}}
-	err := c.do(ctx, http.MethodPost, "/secrets/"+url.PathEscape(ref)+"/update", q, api.SecretUpdateRequest{Data: data, Keep: keep}, &out)
+	err := c.do(ctx, http.MethodPost, "/secretd/secrets/"+url.PathEscape(ref)+"/update", q, api.SecretUpdateRequest{Data: data, Keep: keep}, &out)
+	return out, err
+}
+
+// SecretUpdateIfChanged is SecretUpdate that stores nothing when data is
+// what the current version holds; the secret's CurrentVersion tells which.
+func (c *Client) SecretUpdateIfChanged(ctx context.Context, ref string, data []byte) (api.Secret, error) {
+	var out api.Secret
+	err := c.do(ctx, http.MethodPost, "/secretd/secrets/"+url.PathEscape(ref)+"/update", nil, api.SecretUpdateRequest{Data: data, IfChanged: true}, &out)
 	return out, err
 }

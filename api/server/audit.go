@@ -67,7 +67,8 @@ func actor(r *http.Request) *audit.Actor {
 // can be recorded without each handler saying what it was.
 var actions = map[string]string{
 	"POST /secrets/create":                  audit.SecretCreate,
-	"POST /secrets/{ref}/update":            audit.SecretUpdate,
+	"POST /secrets/{ref}/update":            audit.SecretLabels,
+	"POST /secretd/secrets/{ref}/update":    audit.SecretUpdate,
 	"DELETE /secrets/{ref}":                 audit.SecretRemove,
 	"POST /secretd/containers/{ref}/update": audit.ContainerUpdate,
 	"POST /secretd/unlock":                  audit.StoreUnlock,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -303,17 +304,66 @@ func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, task)
 }
 
-func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
-	// Swarm's update takes ?version= for optimistic concurrency; secretd
-	// honours it when given so a stale writer cannot overwrite a rotation.
-	var want uint64
-	if v := r.URL.Query().Get("version"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid version %q: it must be a number", v))
-			return
+// queryVersion reads Swarm's ?version= (the index a writer last saw) for
+// optimistic concurrency; 0 when absent skips the check.
+func queryVersion(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	v := r.URL.Query().Get("version")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid version %q: it must be a number", v))
+		return 0, false
+	}
+	return n, true
+}
+
+// errLabelsOnly is Swarm's answer to an update that changes more than labels.
+var errLabelsOnly = store.Errorf(store.ErrInvalid, "only updates to Labels are allowed")
+
+// secretLabels is the Docker Engine's secret update: the body is a full
+// SecretSpec, as the Docker Go client's SecretUpdate sends it, and only its
+// labels may differ from the secret's. secretd's data rotation has its own
+// path (secretUpdate) because Swarm refuses data here.
+func (s *Server) secretLabels(w http.ResponseWriter, r *http.Request) {
+	want, ok := queryVersion(w, r)
+	if !ok {
+		return
+	}
+	var spec swarm.SecretSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	// Swarm compares the data with the stored one; secretd refuses any,
+	// so that an update cannot be used to test a guess of the data.
+	hasData := len(spec.Data) > 0
+	clear(spec.Data)
+	if hasData || spec.Driver != nil || spec.Templating != nil {
+		s.fail(w, r, errLabelsOnly)
+		return
+	}
+	sec, err := s.cfg.Store.UpdateLabels(r.PathValue("ref"), want, spec.Labels, func(sec store.Secret) error {
+		if spec.Name != sec.Name {
+			return errLabelsOnly
 		}
-		want = n
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.cfg.Log.Info("secret labels updated", "secret", sec.Name, "id", sec.ID)
+	s.audit(r, audit.Event{Event: audit.SecretLabels, Secret: sec.Name, SecretID: sec.ID})
+	w.WriteHeader(http.StatusOK)
+}
+
+// secretUpdate is secretd's rotation: a new version of the data, which
+// running containers see in place.
+func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
+	want, ok := queryVersion(w, r)
+	if !ok {
+		return
 	}
 	var req api.SecretUpdateRequest
 	if !decode(w, r, &req) {
@@ -324,6 +374,16 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("ref")
+	if req.IfChanged {
+		cur, sec, err := s.cfg.Store.Reveal(ref, 0)
+		same := err == nil && subtle.ConstantTimeCompare(cur, req.Data) == 1
+		clear(cur)
+		if same && (want == 0 || want == sec.Index) {
+			clear(req.Data)
+			writeJSON(w, http.StatusOK, toAPI(sec))
+			return
+		}
+	}
 	// The pins are gathered before the store's transaction, as for rm.
 	var pins []int
 	sec, err := s.checked(r.Context(), ref,
@@ -346,5 +406,16 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Log.Info("secret updated", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
 	s.audit(r, audit.Event{Event: audit.SecretUpdate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
+	// The version is stored either way; a user who gets 200 must be able to
+	// trust that every container reads it.
+	if s.cfg.Rotations != nil {
+		if err := s.cfg.Rotations.RotationError(sec.ID, sec.Current); err != nil {
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.Error("api", err)
+			}
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, toAPI(sec))
 }

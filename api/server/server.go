@@ -3,6 +3,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,14 @@ type Containers interface {
 	Pins(ctx context.Context, sec store.Secret) (map[int][]string, error)
 }
 
+// Rotations tells the API whether a new version reached every container
+// that follows the secret on this host.
+type Rotations interface {
+	// RotationError returns why version of the secret with id did not
+	// reach every container, naming them, or nil.
+	RotationError(id string, version int) error
+}
+
 // Config is what a Server serves.
 type Config struct {
 	Store   *store.Store
@@ -56,6 +65,40 @@ type Config struct {
 	Audit *audit.Logger
 	// Metrics counts failed requests; nil counts nothing.
 	Metrics Metrics
+	// Rotations fails a secret update that did not reach every container;
+	// nil reports none.
+	Rotations Rotations
+	// ReadTimeout bounds reading a whole request, body included;
+	// IdleTimeout how long a kept-alive connection may sit unused;
+	// HandlerTimeout how long one request may take (key rotation gets
+	// slowFactor times it), its response included. Zero means the default.
+	ReadTimeout, IdleTimeout, HandlerTimeout time.Duration
+}
+
+// Defaults of the server's timeouts. Every request is small (a secret is
+// under 500 KiB) and answered from memory or one store transaction, so
+// these only ever cut off a stuck or hostile client.
+const (
+	DefaultReadTimeout    = 30 * time.Second
+	DefaultIdleTimeout    = 2 * time.Minute
+	DefaultHandlerTimeout = 90 * time.Second
+	// slowFactor stretches the deadline of a KEK rotation, which re-wraps
+	// every data key in one transaction.
+	slowFactor = 5
+	// writeSlack is how long after its deadline a handler may still
+	// write its answer (the error saying it gave up).
+	writeSlack = 5 * time.Second
+)
+
+// slowRoutes get slowFactor times the handler timeout.
+var slowRoutes = map[string]bool{"POST /secretd/key/rotate": true}
+
+func (s *Server) handlerTimeout(pattern string) time.Duration {
+	d := cmp.Or(s.cfg.HandlerTimeout, DefaultHandlerTimeout)
+	if slowRoutes[pattern] {
+		d *= slowFactor
+	}
+	return d
 }
 
 // Server is the API's http.Handler.
@@ -84,7 +127,8 @@ func (s *Server) routes() {
 	h("POST /secrets/create", s.secretCreate)
 	h("GET /secrets/{ref}", s.secretInspect)
 	h("DELETE /secrets/{ref}", s.secretRemove)
-	h("POST /secrets/{ref}/update", s.secretUpdate)
+	h("POST /secrets/{ref}/update", s.secretLabels)
+	h("POST /secretd/secrets/{ref}/update", s.secretUpdate)
 	h("POST /secretd/containers/{ref}/update", s.containerUpdate)
 	h("POST /secretd/unlock", s.unlock)
 	h("GET /secretd/unlock-key", s.unlockKey)
@@ -118,7 +162,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" || !clean(r) {
 		writeError(rec, http.StatusNotFound, "page not found")
 	} else {
-		s.mux.ServeHTTP(rec, r)
+		// Each request has a deadline of its own: whatever it waits on
+		// (the engine, another host, a lock) gives up with it, and the
+		// connection is cut if even the answer cannot be written.
+		d := s.handlerTimeout(pattern)
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d + writeSlack))
+		s.mux.ServeHTTP(rec, r.WithContext(ctx))
 	}
 	s.cfg.Log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
 }
@@ -155,7 +206,14 @@ func (r *statusRecorder) Flush() {
 
 // Serve serves the API on l until ctx ends, then drains for up to 5 seconds.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext}
+	hs := &http.Server{
+		Handler: s, ConnContext: connContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cmp.Or(s.cfg.ReadTimeout, DefaultReadTimeout),
+		IdleTimeout:       cmp.Or(s.cfg.IdleTimeout, DefaultIdleTimeout),
+		// A backstop: ServeHTTP sets each request's own write deadline.
+		WriteTimeout: s.handlerTimeout("POST /secretd/key/rotate") + writeSlack,
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -194,6 +252,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusServiceUnavailable
 	case errors.Is(err, store.ErrCorrupt):
 		code = http.StatusInternalServerError
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil:
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("secretd gave up on this request after its deadline (%s): what it waited for did not answer; try again", s.handlerTimeout(r.Pattern)))
+		return
 	case errors.Is(err, syscall.ENOSPC):
 		s.cfg.Log.Error("data root is full", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInsufficientStorage, "no space left on secretd's data root: nothing was stored; free space and retry")

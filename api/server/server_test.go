@@ -102,8 +102,9 @@ type env struct {
 }
 
 type envOpts struct {
-	autolock bool
-	status   func(*api.Status)
+	autolock  bool
+	status    func(*api.Status)
+	rotations server.Rotations
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -122,6 +123,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { e.store.Close() })
 	e.srv = server.New(server.Config{
 		Store: e.store, KeyFile: e.keyFile, Tasks: e.tasks, Status: o.status, Version: "test",
+		Rotations: o.rotations,
 	})
 	e.hs = httptest.NewServer(e.srv)
 	t.Cleanup(e.hs.Close)
@@ -555,7 +557,7 @@ func TestListFollowsWrites(t *testing.T) {
 	check("first list", "kept", "removed", "rotated")
 	check("second list, from the cache", "kept", "removed", "rotated")
 
-	if r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("r2")}); r.code != 200 {
+	if r := e.do("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("r2")}); r.code != 200 {
 		t.Fatalf("update: %d %s", r.code, r.body)
 	}
 	if r := e.do("DELETE", "/v1.41/secrets/removed", nil); r.code != 204 {
@@ -633,7 +635,7 @@ func TestUpdate(t *testing.T) {
 	e.create("rotated", nil, v1)
 	before := e.inspect("rotated")
 	v2 := e.canary("v2")
-	r := e.do("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
+	r := e.do("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
 	if r.code != 200 {
 		t.Fatalf("update: %d %s", r.code, r.body)
 	}
@@ -649,17 +651,17 @@ func TestUpdate(t *testing.T) {
 		t.Fatal("versions do not hold what was sent")
 	}
 
-	e.refused("POST", fmt.Sprintf("/v1.41/secrets/rotated/update?version=%d", before.Version.Index), api.SecretUpdateRequest{Data: e.canary("stale")}, 409, "~update out of sequence")
-	e.refused("POST", "/v1.41/secrets/rotated/update?version=abc", api.SecretUpdateRequest{Data: e.canary("nan")}, 400, "~invalid version")
-	e.refused("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("neg"), Keep: -1}, 400, "keep must not be negative")
-	e.refused("POST", "/v1.41/secrets/rotated/update", api.SecretUpdateRequest{}, 400, msgBadData)
-	e.refused("POST", "/v1.41/secrets/rotated/update", `{"Data":"eA==","Name":"x"}`, 400, "~unknown field")
-	e.refused("POST", "/v1.41/secrets/nope/update", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
-	e.refused("POST", "/v1.41/secrets/nope/update?version=3", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
+	e.refused("POST", fmt.Sprintf("/v1.41/secretd/secrets/rotated/update?version=%d", before.Version.Index), api.SecretUpdateRequest{Data: e.canary("stale")}, 409, "~update out of sequence")
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update?version=abc", api.SecretUpdateRequest{Data: e.canary("nan")}, 400, "~invalid version")
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("neg"), Keep: -1}, 400, "keep must not be negative")
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update", api.SecretUpdateRequest{}, 400, msgBadData)
+	e.refused("POST", "/v1.41/secretd/secrets/rotated/update", `{"Data":"eA==","Name":"x"}`, 400, "~unknown field")
+	e.refused("POST", "/v1.41/secretd/secrets/nope/update", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
+	e.refused("POST", "/v1.41/secretd/secrets/nope/update?version=3", api.SecretUpdateRequest{Data: e.canary("nf")}, 404, "secret 'nope' not found")
 
 	cur := e.inspect("rotated")
 	v3 := e.canary("v3")
-	r = e.do("POST", fmt.Sprintf("/v1.41/secrets/rotated/update?version=%d", cur.Version.Index), api.SecretUpdateRequest{Data: v3, Keep: 2})
+	r = e.do("POST", fmt.Sprintf("/v1.41/secretd/secrets/rotated/update?version=%d", cur.Version.Index), api.SecretUpdateRequest{Data: v3, Keep: 2})
 	r.decode(t, &s)
 	if r.code != 200 || s.CurrentVersion != 3 || len(s.Versions) != 2 || s.Versions[0].Version != 2 {
 		t.Fatalf("update at current index with keep 2: %d %+v", r.code, s)
@@ -670,6 +672,38 @@ func TestUpdate(t *testing.T) {
 	// Every body was checked for data by do; list and inspect once more.
 	e.do("GET", "/v1.41/secrets", nil)
 	e.inspect("rotated")
+}
+
+// failingRotations fails the rotation of one version, as the daemon's
+// record of its rotation hook would.
+type failingRotations struct{ version int }
+
+func (f failingRotations) RotationError(_ string, version int) error {
+	if version == f.version {
+		return errors.New("version 2 of secret 'rotated' is stored but did not reach 1 container, it still reads the previous version: web (no space left on device)")
+	}
+	return nil
+}
+
+// A secret update that did not reach every container is not a success:
+// the caller gets the error naming them, though the version is stored.
+func TestUpdateReportsFailedRotation(t *testing.T) {
+	e := newEnv(t, envOpts{rotations: failingRotations{version: 2}})
+	e.create("rotated", nil, e.canary("v1"))
+	v2 := e.canary("v2")
+	r := e.do("POST", "/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: v2})
+	if r.code < 500 {
+		t.Fatalf("update that did not reach a container answered %d %s", r.code, r.body)
+	}
+	if msg := r.message(t); !strings.Contains(msg, "did not reach 1 container") || !strings.Contains(msg, "web (") {
+		t.Errorf("message %q does not name the container", msg)
+	}
+	if e.reveal("rotated", 0) != string(v2) {
+		t.Error("the new version was not stored")
+	}
+	if r := e.do("POST", "/secretd/secrets/rotated/update", api.SecretUpdateRequest{Data: e.canary("v3")}); r.code != 200 {
+		t.Errorf("update that reached everyone: %d %s", r.code, r.body)
+	}
 }
 
 // TestUpdateVersionIsAtomic sends concurrent updates that all claim the
@@ -686,7 +720,7 @@ func TestUpdateVersionIsAtomic(t *testing.T) {
 		for i := range writers {
 			wg.Go(func() {
 				body, _ := json.Marshal(api.SecretUpdateRequest{Data: []byte(fmt.Sprintf("w%d", i))})
-				req := httptest.NewRequest("POST", fmt.Sprintf("/v1.41/secrets/contended/update?version=%d", idx), bytes.NewReader(body))
+				req := httptest.NewRequest("POST", fmt.Sprintf("/v1.41/secretd/secrets/contended/update?version=%d", idx), bytes.NewReader(body))
 				w := httptest.NewRecorder()
 				<-start
 				e.srv.ServeHTTP(w, req)
@@ -777,7 +811,7 @@ func TestAutolock(t *testing.T) {
 	}
 
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "while-locked"}, Data: e.canary("wl")}, 503, msgLocked)
-	e.refused("POST", "/v1.41/secrets/before-lock/update", api.SecretUpdateRequest{Data: e.canary("wl2")}, 503, msgLocked)
+	e.refused("POST", "/v1.41/secretd/secrets/before-lock/update", api.SecretUpdateRequest{Data: e.canary("wl2")}, 503, msgLocked)
 	e.refused("GET", "/v1.41/secretd/unlock-key", nil, 503, msgLocked)
 	e.refused("POST", "/v1.41/secretd/unlock-key/rotate", nil, 503, msgLocked)
 	e.refused("POST", "/v1.41/secretd/key/rotate", nil, 503, msgLocked)
@@ -847,7 +881,7 @@ func TestKeyFileStore(t *testing.T) {
 	d1, d2 := e.canary("a"), e.canary("b")
 	e.create("kf-a", nil, d1)
 	e.create("kf-b", nil, d2)
-	e.do("POST", "/v1.41/secrets/kf-a/update", api.SecretUpdateRequest{Data: e.canary("a2")})
+	e.do("POST", "/v1.41/secretd/secrets/kf-a/update", api.SecretUpdateRequest{Data: e.canary("a2")})
 	e.refused("POST", "/v1.41/secretd/unlock", api.UnlockRequest{UnlockKey: "x"}, 400, "secretd is not locked: it was started without --autolock")
 	e.refused("GET", "/v1.41/secretd/unlock-key", nil, 400, "~without --autolock")
 	e.refused("POST", "/v1.41/secretd/unlock-key/rotate", nil, 400, "~without --autolock")
@@ -1108,4 +1142,26 @@ func TestClientTableFromAnOlderDaemon(t *testing.T) {
 	if !reflect.DeepEqual(got, want) || len(got.IDs) != 2 || got.Labels[got.IDs[0]]["k"] != "v" {
 		t.Errorf("table through the Docker list:\n%+v\nfrom the table endpoint:\n%+v", got, want)
 	}
+}
+
+// TestUpdateIfChanged: re-sending the current data stores nothing (no
+// rotation reaches containers); different data is a new version.
+func TestUpdateIfChanged(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	v1 := e.canary("ic1")
+	e.create("imported", nil, v1)
+	before := e.inspect("imported")
+	r := e.do("POST", "/v1.41/secretd/secrets/imported/update", api.SecretUpdateRequest{Data: v1, IfChanged: true})
+	var s api.Secret
+	r.decode(t, &s)
+	if r.code != 200 || s.CurrentVersion != 1 || s.Version.Index != before.Version.Index {
+		t.Fatalf("same data: %d %+v, want version 1 at index %d", r.code, s, before.Version.Index)
+	}
+	v2 := e.canary("ic2")
+	r = e.do("POST", "/v1.41/secretd/secrets/imported/update", api.SecretUpdateRequest{Data: v2, IfChanged: true})
+	r.decode(t, &s)
+	if r.code != 200 || s.CurrentVersion != 2 || e.reveal("imported", 0) != string(v2) {
+		t.Fatalf("changed data: %d %+v", r.code, s)
+	}
+	e.refused("POST", "/v1.41/secretd/secrets/nope/update", api.SecretUpdateRequest{Data: v2, IfChanged: true}, 404, "secret 'nope' not found")
 }

@@ -34,7 +34,10 @@ func generate(dir, version string) error {
 	}
 	root := command.NewRootCommand(cli.NewCli(os.Stdin, os.Stdout, os.Stderr))
 	root.DisableAutoGenTag = true
-	header := &doc.GenManHeader{Title: "SECRETD", Section: "1", Source: "secretd " + version, Manual: "secretd manual"}
+	// No title: GenManTree gives each page a copy of the header, and an
+	// empty title becomes the page's own (SECRETD-SECRET-CREATE), which
+	// its SEE ALSO links name as secretd-secret-create(1).
+	header := &doc.GenManHeader{Section: "1", Source: "secretd " + version, Manual: "secretd manual"}
 	// Reproducible builds set SOURCE_DATE_EPOCH; the pages then carry that
 	// date rather than today's.
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {

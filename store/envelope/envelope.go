@@ -5,6 +5,7 @@
 package envelope
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -164,4 +165,16 @@ func unwrap(kek *Key, wrapped, aad []byte) (*Key, error) {
 	}
 	defer clear(raw)
 	return KeyFromBytes(raw)
+}
+
+// MAC returns HMAC-SHA256 of msg under key.
+func MAC(key *Key, msg []byte) []byte {
+	h := hmac.New(sha256.New, key.b[:])
+	h.Write(msg)
+	return h.Sum(nil)
+}
+
+// VerifyMAC reports, in constant time, whether tag is MAC(key, msg).
+func VerifyMAC(key *Key, msg, tag []byte) bool {
+	return hmac.Equal(MAC(key, msg), tag)
 }

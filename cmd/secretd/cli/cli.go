@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/docker/go-connections/tlsconfig"
 
 	"github.com/secretd/secretd/api/client"
+	"github.com/secretd/secretd/rootless"
 )
 
 // Version is set at build time with -ldflags.
@@ -39,16 +42,24 @@ func (c *Cli) Client() (*client.Client, error) {
 	if c.client != nil {
 		return c.client, nil
 	}
-	if len(c.Hosts) > 1 {
+	// The same host twice is one host: cobra parses the global flags
+	// twice when it completes a command line.
+	hosts := slices.Compact(slices.Clone(c.Hosts))
+	if len(hosts) > 1 {
 		return nil, errors.New("a client command takes one --host")
 	}
 	host := ""
-	if len(c.Hosts) == 1 {
-		host = c.Hosts[0]
+	if len(hosts) == 1 {
+		host = hosts[0]
+	}
+	if host == "" && os.Getenv(client.HostEnv) == "" {
+		host = defaultHost(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
 	}
 	var tlsOpts *tlsconfig.Options
 	if c.TLSCACert != "" || c.TLSCert != "" || c.TLSKey != "" {
-		tlsOpts = &tlsconfig.Options{CAFile: c.TLSCACert, CertFile: c.TLSCert, KeyFile: c.TLSKey}
+		// With --tlscacert only that CA vouches for the daemon, as the
+		// docker CLI does with --tlsverify.
+		tlsOpts = &tlsconfig.Options{CAFile: c.TLSCACert, CertFile: c.TLSCert, KeyFile: c.TLSKey, ExclusiveRootPools: true}
 	}
 	var cl *client.Client
 	var err error
@@ -66,6 +77,23 @@ func (c *Cli) Client() (*client.Client, error) {
 	}
 	c.client = cl
 	return cl, nil
+}
+
+// defaultHost is the API a command talks to without --host or
+// $SECRETD_HOST: for root the system daemon's; for anyone else their own
+// rootless daemon's ($XDG_RUNTIME_DIR/secretd/secretd.sock), unless only the
+// system daemon's socket exists (a user given access with --group).
+func defaultHost(euid int, runtimeDir string) string {
+	if euid == 0 || runtimeDir == "" {
+		return client.DefaultHost
+	}
+	own := rootless.SocketPath(runtimeDir)
+	if _, err := os.Stat(own); err != nil {
+		if _, err := os.Stat(strings.TrimPrefix(client.DefaultHost, "unix://")); err == nil {
+			return client.DefaultHost
+		}
+	}
+	return "unix://" + own
 }
 
 // StatusError carries an exit status other than 1 out of a command. A nil

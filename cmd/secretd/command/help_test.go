@@ -70,3 +70,17 @@ func TestExecuteSilentStatus(t *testing.T) {
 		t.Errorf("bad spec: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestUsageLines: a usage line says [OPTIONS] once, not "[OPTIONS] [flags]".
+func TestUsageLines(t *testing.T) {
+	root := NewRootCommand(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+	for _, path := range [][]string{{"secret", "ls"}, {"ps"}, {"secret", "create"}, {"daemon"}} {
+		c, _, err := root.Find(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := c.UseLine(); strings.Contains(u, "[flags]") || !strings.Contains(u, "[OPTIONS]") {
+			t.Errorf("%s: usage %q", strings.Join(path, " "), u)
+		}
+	}
+}

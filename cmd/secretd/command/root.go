@@ -5,11 +5,14 @@ package command
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/completion"
 
+	"github.com/secretd/secretd/cmd/secretd/command/compose"
 	"github.com/secretd/secretd/cmd/secretd/command/container"
 	"github.com/secretd/secretd/cmd/secretd/command/secret"
 	"github.com/secretd/secretd/cmd/secretd/command/system"
@@ -55,10 +58,24 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 		system.NewStatusCommand(c),
 		system.NewPsCommand(c),
 		container.NewRunCommand(c),
+		compose.NewComposeCommand(c),
 		system.NewStoreCommand(c),
 	)
 	addBuiltinCommands(root)
+	completion.NoFilesByDefault(root)
+	optionsInUseLine(root)
 	return root
+}
+
+// optionsInUseLine keeps cobra from adding "[flags]" to a usage line that
+// says [OPTIONS] already ("ls [OPTIONS] [flags]"); docker's say it once.
+func optionsInUseLine(cmd *cobra.Command) {
+	if strings.Contains(cmd.Use, "[OPTIONS]") {
+		cmd.DisableFlagsInUseLine = true
+	}
+	for _, sub := range cmd.Commands() {
+		optionsInUseLine(sub)
+	}
 }
 
 // Execute runs the command line and returns the process exit status.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -21,7 +22,17 @@ import (
 type Cluster struct {
 	t       testing.TB
 	token   string
+	tls     *TLS
 	members []*member
+}
+
+// TLS is how a cluster serves its clients over TLS: its members' certificate
+// and, with ClientCA, the CA whose client certificates it requires.
+type TLS struct {
+	CertFile, KeyFile string
+	// ClientCA, when set, makes every member require a client certificate
+	// signed by it.
+	ClientCA string
 }
 
 type member struct {
@@ -36,16 +47,31 @@ type member struct {
 // cleanup stops every member and removes their data.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return start(t, n, nil)
+}
+
+// StartTLS is Start with clients served over TLS as tls says.
+func StartTLS(t testing.TB, n int, tls TLS) *Cluster {
+	t.Helper()
+	return start(t, n, &tls)
+}
+
+func start(t testing.TB, n int, tls *TLS) *Cluster {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "etcd-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, token: filepath.Base(dir)}
+	c := &Cluster{t: t, token: filepath.Base(dir), tls: tls}
+	scheme := "http"
+	if tls != nil {
+		scheme = "https"
+	}
 	for i := range n {
 		m := &member{
 			name:   fmt.Sprintf("m%d", i),
 			dir:    filepath.Join(dir, fmt.Sprintf("m%d", i)),
-			client: url.URL{Scheme: "http", Host: freeAddr(t)},
+			client: url.URL{Scheme: scheme, Host: freeAddr(t)},
 			peer:   url.URL{Scheme: "http", Host: freeAddr(t)},
 		}
 		c.members = append(c.members, m)
@@ -96,6 +122,12 @@ func (c *Cluster) config(m *member) *embed.Config {
 	}
 	cfg.InitialCluster = strings.Join(initial, ",")
 	cfg.InitialClusterToken = c.token
+	if c.tls != nil {
+		cfg.ClientTLSInfo = transport.TLSInfo{
+			CertFile: c.tls.CertFile, KeyFile: c.tls.KeyFile,
+			TrustedCAFile: c.tls.ClientCA, ClientCertAuth: c.tls.ClientCA != "",
+		}
+	}
 	cfg.ClusterState = embed.ClusterStateFlagNew
 	cfg.UnsafeNoFsync = true // test data: speed over durability
 	cfg.Logger = "zap"

@@ -42,15 +42,24 @@ them, or everything after '--', is passed to 'docker run' unchanged, so
 every docker run option works. The exit status is docker's. The --secret
 entries are checked before anything starts.
 
+As in Swarm, a target may be an absolute path, such as
+target=/etc/nginx/conf.d/site.conf: that secret gets a volume of its own,
+one file bind-mounted at that path, and the image's other files in that
+directory stay visible. A bind mount holds the file it was given: a
+rotation reaches such a file when the container next starts (the label
+secretd.on-update=restart does that), while /run/secrets sees it at once.
+
 Requires the docker CLI on $PATH. ` + "`DOCKER_HOST`" + ` and the other ` + "`DOCKER_*`" + `
 variables are honoured as docker honours them.`,
 		Example: `  secretd run --secret db_password -- --rm alpine cat /run/secrets/db_password
   secretd run --secret db_password --secret source=tls,target=certs/site.key,mode=0400 -d --name web nginx
+  secretd run --secret site.key --secret src=site.conf,target=/etc/nginx/conf.d/site.conf -d nginx
   secretd run --secret-target-dir /etc/app/secrets --secret api_key -- -it --rm myapp`,
 		// docker run's flags are not secretd's: parse ours by hand and pass
 		// the rest through untouched.
 		DisableFlagParsing:    true,
 		DisableFlagsInUseLine: true,
+		ValidArgsFunction:     runCompletion(c),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ours, rest, help := splitRunArgs(cmd, args)
 			if help {
@@ -61,7 +70,7 @@ variables are honoured as docker honours them.`,
 			}
 			dockerArgs, err := o.dockerArgs(rest)
 			if err != nil {
-				return &cli.StatusError{Status: 125, Err: err}
+				return &cli.StatusError{Status: 125, Err: flagOrderHint(cmd, ours, rest, err)}
 			}
 			return runDocker(c, dockerArgs)
 		},
@@ -110,30 +119,34 @@ func splitRunArgs(cmd *cobra.Command, args []string) (ours, rest []string, help 
 // slowest part of a Mount on a busy engine.
 func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(o.secrets) == 0 {
-		return nil, errors.New("secretd run needs at least one --secret: without one, use docker run")
-	}
-	// Each --secret is one entry, as with docker service create; a ';'
-	// would smuggle in more.
-	for i, spec := range o.secrets {
-		if strings.Contains(spec, ";") {
-			return nil, fmt.Errorf("--secret %q: one secret per --secret (repeat the flag instead of using ';')", spec)
-		}
-		es, err := declaration.Parse(spec)
-		if err != nil {
-			return nil, fmt.Errorf("--secret %q: %w", spec, err)
-		}
-		if len(es) != 1 {
-			return nil, fmt.Errorf("--secret %d is empty", i+1)
-		}
-	}
-	// The volume keeps the entries as written; the set is parsed as the
-	// daemon will parse it, because two entries may claim one target.
-	decl := strings.Join(o.secrets, ";")
-	if _, err := declaration.Parse(decl); err != nil {
-		return nil, fmt.Errorf("--secret: %w", err)
+		return nil, errNoSecret
 	}
 	if !path.IsAbs(o.targetDir) || path.Clean(o.targetDir) != o.targetDir || o.targetDir == "/" {
 		return nil, fmt.Errorf("--secret-target-dir %q: use an absolute, clean path other than /, such as /run/secrets", o.targetDir)
+	}
+	// Each --secret is one entry, as with docker service create; a ';'
+	// would smuggle in more. An absolute target outside --secret-target-dir
+	// gets a one-file volume of its own, mounted at that path.
+	var rel []string
+	var files []declaration.Entry
+	for _, spec := range o.secrets {
+		if strings.Contains(spec, ";") {
+			return nil, fmt.Errorf("--secret %q: one secret per --secret (repeat the flag instead of using ';')", spec)
+		}
+		e, err := declaration.ParseEntry(spec)
+		if err != nil {
+			return nil, fmt.Errorf("--secret %w", err)
+		}
+		if !e.Absolute() {
+			rel = append(rel, spec)
+			continue
+		}
+		if inside, ok := strings.CutPrefix(e.Target, o.targetDir+"/"); ok {
+			e.Target = inside
+			rel = append(rel, e.String())
+			continue
+		}
+		files = append(files, e)
 	}
 	if o.driver == "" {
 		return nil, errors.New("--driver must not be empty")
@@ -141,15 +154,45 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(user) == 0 {
 		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
 	}
-	mount, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy", "volume-opt=secrets="+decl)
-	if err != nil {
-		return nil, err
+	var mounts []string
+	if len(rel) > 0 {
+		// The volume keeps the entries as written; the set is parsed as the
+		// daemon will parse it, because two entries may claim one target.
+		decl := strings.Join(rel, ";")
+		if _, err := declaration.Parse(decl); err != nil {
+			return nil, fmt.Errorf("--secret: %w", err)
+		}
+		m, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy", "volume-opt=secrets="+decl)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, m)
+	}
+	seen := map[string]bool{}
+	for _, e := range files {
+		if seen[e.Target] {
+			return nil, fmt.Errorf("--secret: two secrets have target %s", e.Target)
+		}
+		seen[e.Target] = true
+		decl, file := declaration.FileVolume(e)
+		if _, err := declaration.Parse(decl); err != nil {
+			return nil, fmt.Errorf("--secret: %w", err)
+		}
+		m, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+e.Target, "volume-nocopy",
+			"volume-opt=secrets="+decl, "volume-opt="+declaration.OptionFile+"="+file)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, m)
 	}
 	var args []string
 	if o.dockerHost != "" {
 		args = append(args, "--host", o.dockerHost)
 	}
-	args = append(args, "run", "--mount", mount)
+	args = append(args, "run")
+	for _, m := range mounts {
+		args = append(args, "--mount", m)
+	}
 	return append(args, user...), nil
 }
 

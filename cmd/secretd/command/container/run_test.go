@@ -51,6 +51,14 @@ func TestRunBuildsDockerRun(t *testing.T) {
 		{"image first stops our parsing", []string{"--secret", "a", "img", "--secret", "b"},
 			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
 				"img", "--secret", "b"}},
+		// Seed 004's nginx walkthrough: src=, and an absolute target that
+		// gets a one-file volume mounted at that path.
+		{"absolute target", []string{"--secret", "site.key", "--secret", "src=site.conf,target=/etc/nginx/conf.d/site.conf,mode=0400",
+			"--secret", "source=c,target=/run/secrets/c.pem", "img"},
+			[]string{"run",
+				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=site.key;source=c,target=c.pem,uid=0,gid=0,mode=0444"`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=secrets=source=site.conf,target=site.conf,uid=0,gid=0,mode=0400",volume-opt=file=site.conf`,
+				"img"}},
 		{"engine and target dir", []string{"--docker-host", "unix:///tmp/d.sock", "--secret-target-dir", "/etc/app,conf", "--secret", "a@2", "img"},
 			[]string{"--host", "unix:///tmp/d.sock", "run", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy,volume-opt=secrets=a@2`, "img"}},
 	} {
@@ -79,6 +87,9 @@ func TestRunRefusesBeforeStarting(t *testing.T) {
 		{[]string{"--secret", "a", "--secret", "source=b,target=a", "img"}, `duplicate target "a"`},
 		{[]string{"--secret", "a", "--secret-target-dir", "run/secrets", "img"}, "absolute"},
 		{[]string{"--secret", "bad name!", "img"}, "invalid"},
+		{[]string{"--secret", "source=x,target=/etc/../shadow", "img"}, `target "/etc/../shadow": use a clean absolute path`},
+		{[]string{"--secret", "source=x,target=/", "img"}, `target "/" is the root directory`},
+		{[]string{"--secret", "source=x,target=/etc/k", "--secret", "source=y,target=/etc/k", "img"}, "two secrets have target /etc/k"},
 	} {
 		got, _, err := runWith(t, 0, tc.args...)
 		if got != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/completion"
 )
 
 // NewContainerCommand returns `secretd container` and its subcommands.
@@ -45,7 +46,8 @@ see the change too.`,
   secretd container update web --secret-add source=tls,target=certs/tls.key,mode=0400
   secretd container update web --secret-rm old_password
   secretd container update web --volume web-tls --secret-add tls`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completion.Container(c),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.Client()
 			if err != nil {
@@ -67,5 +69,7 @@ see the change too.`,
 	cmd.Flags().StringArrayVar(&req.SecretRm, "secret-rm", nil, "revoke a secret by `NAME`")
 	cmd.Flags().StringVar(&req.Volume, "volume", "", "change this secretd `VOLUME` of the container (default: the one holding the secret, or at /run/secrets)")
 	cmd.Flags().BoolVar(&req.Shared, "shared", false, "change a volume that other containers use too")
+	cmd.RegisterFlagCompletionFunc("secret-add", completion.SecretFlag(c))
+	cmd.RegisterFlagCompletionFunc("secret-rm", completion.GrantedSecrets(c))
 	return cmd
 }

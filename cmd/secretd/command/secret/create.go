@@ -24,6 +24,13 @@ func newCreateCommand(c *cli.Cli) *cobra.Command {
   secretd secret create --generate 32 django_secret_key
   secretd secret create --from-env API_TOKEN api_token`,
 		Args: cobra.RangeArgs(1, 2),
+		// SECRET is a new name; FILE is a file.
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveDefault
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCreate(cmd, c, o, args)
 		},

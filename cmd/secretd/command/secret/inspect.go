@@ -10,6 +10,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/completion"
 	"github.com/secretd/secretd/cmd/secretd/command/formatter"
 )
 
@@ -26,7 +27,8 @@ func newInspectCommand(c *cli.Cli) *cobra.Command {
 		Example: `  secretd secret inspect db_password
   secretd secret inspect --pretty db_password
   secretd secret inspect --format '{{.CurrentVersion}}' db_password`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completion.Secrets(c, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.pretty && o.format != "" {
 				return errors.New("--format is incompatible with human friendly format")

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/completion"
 )
 
 func newRemoveCommand(c *cli.Cli) *cobra.Command {
@@ -15,6 +16,8 @@ func newRemoveCommand(c *cli.Cli) *cobra.Command {
 		Short:   "Remove one or more secrets (refused while a container uses them)",
 		Example: `  secretd secret rm db_password api_key`,
 		Args:    cobra.MinimumNArgs(1),
+		// Each name once; none is a local file.
+		ValidArgsFunction: completion.Secrets(c, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.Client()
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/completion"
 )
 
 type updateOptions struct {
@@ -20,7 +21,8 @@ func newUpdateCommand(c *cli.Cli) *cobra.Command {
 		Short: "Store a new version of a secret; running containers see it without a restart",
 		Example: `  printf 'new-password' | secretd secret update db_password -
   secretd secret update --generate 32 --keep 3 django_secret_key`,
-		Args: cobra.RangeArgs(1, 2),
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: completion.Secrets(c, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := o.data.read(c, args)
 			if err != nil {

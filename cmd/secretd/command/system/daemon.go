@@ -22,6 +22,7 @@ type daemonOptions struct {
 	cfg       daemon.Config
 	logLevel  string
 	logFormat string
+	rootless  rootlessOptions
 }
 
 // NewDaemonCommand returns `secretd daemon`.
@@ -29,8 +30,9 @@ func NewDaemonCommand(c *cli.Cli) *cobra.Command {
 	var o daemonOptions
 	cmd := &cobra.Command{
 		Use:   "daemon [OPTIONS]",
-		Short: "Run the secretd daemon (as root)",
+		Short: "Run the secretd daemon (as root, or --rootless for a user's rootless engine)",
 		Example: `  sudo secretd daemon
+  secretd daemon --rootless
   sudo secretd daemon --autolock --group docker
   sudo secretd daemon --metrics-addr 127.0.0.1:9323 --audit-log /var/log/secretd/audit.log
   sudo secretd daemon -H unix:///run/secretd/secretd.sock -H tcp://0.0.0.0:2378 \
@@ -42,15 +44,18 @@ func NewDaemonCommand(c *cli.Cli) *cobra.Command {
 				return err
 			}
 			o.cfg.Hosts = c.Hosts
-			if len(o.cfg.Hosts) == 0 {
-				o.cfg.Hosts = []string{client.DefaultHost}
-			}
 			o.cfg.TLS = daemon.TLS{CACert: c.TLSCACert, Cert: c.TLSCert, Key: c.TLSKey}
 			o.cfg.Version = cli.Version
 			o.cfg.Log = log
 			o.cfg.Out = c.Out
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.rootless.on || o.rootless.enginePID != 0 {
+				return runRootless(ctx, cmd, c, &o)
+			}
+			if len(o.cfg.Hosts) == 0 {
+				o.cfg.Hosts = []string{client.DefaultHost}
+			}
 			return daemon.Run(ctx, o.cfg)
 		},
 	}
@@ -64,6 +69,7 @@ func NewDaemonCommand(c *cli.Cli) *cobra.Command {
 	addOpsFlags(f, &o.cfg)
 	addDeliveryFlags(f, &o.cfg)
 	addStoreFlags(f, &o.cfg.Store, true)
+	addRootlessFlags(f, &o.rootless)
 	return cmd
 }
 

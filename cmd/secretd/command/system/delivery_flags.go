@@ -1,8 +1,10 @@
 package system
 
 import (
+	"fmt"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/pflag"
 
 	"github.com/secretd/secretd/daemon"
@@ -18,4 +20,20 @@ func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {
 	f.StringVar(&cfg.PluginDir, "plugin-dir", driver.DefaultPluginDir, "where dockerd discovers plugin sockets")
 	f.IntVar(&cfg.SpareMounts, "spare-mounts", 8, "empty tmpfs mounts kept ready so a container start does not wait on mount(2); 0 mounts on demand")
 	f.DurationVar(&cfg.MountGrace, "mount-grace", 30*time.Second, "how long a new mount whose container is not running yet is kept by a resync")
+	cfg.MaxMountSize = daemon.DefaultMaxMountSize
+	f.Var((*sizeValue)(&cfg.MaxMountSize), "max-mount-size", "largest total of plaintext one container mount may hold (e.g. 4MiB, 512KiB); a Mount asking for more fails")
+}
+
+// sizeValue is a byte count given as 4MiB, 512k or 1048576.
+type sizeValue int64
+
+func (v *sizeValue) String() string { return units.BytesSize(float64(*v)) }
+func (v *sizeValue) Type() string   { return "bytes" }
+func (v *sizeValue) Set(s string) error {
+	n, err := units.RAMInBytes(s)
+	if err != nil || n < 1 {
+		return fmt.Errorf("%q is not a size: use a number of bytes or one like 4MiB or 512KiB", s)
+	}
+	*v = sizeValue(n)
+	return nil
 }

@@ -14,6 +14,12 @@ func NewUnlockKeyCommand(c *cli.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unlock-key [OPTIONS]",
 		Short: "Show or rotate the unlock key of an autolocked daemon",
+		Long: `Show or rotate the unlock key of an autolocked daemon.
+
+A new --autolock store does not print its unlock key, so that it never lands
+in a log: run 'secretd unlock-key' right after the daemon's first start and
+keep the key in a password manager. After a restart only that key opens the
+store.`,
 		Example: `  secretd unlock-key
   secretd unlock-key --rotate -q > unlock.key`,
 		Args: cobra.NoArgs,

@@ -1,0 +1,405 @@
+// Package compose translates a compose project's secrets into secretd
+// volumes: each service's `secrets:` becomes a named volume of the secretd
+// driver whose `secrets` option carries the service's declaration, mounted
+// at /run/secrets, so that any compose tool (which knows nothing of
+// secretd) runs the project with its secrets served by secretd.
+package compose
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v4"
+
+	"github.com/secretd/secretd/declaration"
+)
+
+// SecretsDir is where Swarm, and so secretd, puts a service's secrets.
+const SecretsDir = "/run/secrets"
+
+// NamespaceLabel is the label `docker stack deploy` puts on what it creates
+// for a stack; secretd puts it on the secrets it imports for a project.
+const NamespaceLabel = "com.docker.stack.namespace"
+
+// Options say which project to load, as compose's global options do.
+type Options struct {
+	Files      []string
+	Name       string
+	WorkingDir string
+	EnvFiles   []string
+	Profiles   []string
+}
+
+// Load reads the project with the compose-spec library: interpolation,
+// .env, several files, profiles and extends are the library's.
+func Load(ctx context.Context, o Options) (*types.Project, error) {
+	fns := []cli.ProjectOptionsFn{
+		cli.WithWorkingDirectory(o.WorkingDir),
+		cli.WithOsEnv,
+		cli.WithEnvFiles(o.EnvFiles...),
+		cli.WithDotEnv,
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+		cli.WithName(o.Name),
+		// --profile, else COMPOSE_PROFILES, as compose does.
+		cli.WithDefaultProfiles(o.Profiles...),
+	}
+	po, err := cli.NewProjectOptions(o.Files, fns...)
+	if err != nil {
+		return nil, err
+	}
+	return po.LoadProject(ctx)
+}
+
+// Secret is one top-level secret that an enabled service uses.
+type Secret struct {
+	// Key is the secret's key under the top-level `secrets:`.
+	Key string
+	// Name is the secretd secret's name: `name:` for an external secret
+	// (its key by default), PROJECT_KEY otherwise, as `docker stack
+	// deploy` names them.
+	Name string
+	// External is true when the secret must exist in secretd already.
+	External bool
+	// File is the absolute path of a `file:` secret.
+	File string
+	// Env is the variable of an `environment:` secret.
+	Env string
+	// Labels are the secret's `labels:`.
+	Labels map[string]string
+}
+
+// Imported reports whether secretd compose creates the secret from a file
+// or a variable, rather than finding it in secretd.
+func (s Secret) Imported() bool { return !s.External }
+
+// Translation is a project whose secrets are secretd volumes.
+type Translation struct {
+	// Project has no `secrets:` left (top-level or in services) and a
+	// secretd volume for each service that had some.
+	Project *types.Project
+	// Secrets are the top-level secrets the enabled services use, by key.
+	Secrets []Secret
+}
+
+// Translate turns the project's secrets into secretd volumes of driver.
+// It changes p. Every error names the service or secret at fault; nothing
+// outside p is touched.
+func Translate(p *types.Project, driver string) (*Translation, error) {
+	if driver == "" {
+		return nil, errors.New("--driver must not be empty")
+	}
+	t := &Translation{Project: p}
+	used := map[string]bool{}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		svc := p.Services[name]
+		if len(svc.Secrets) == 0 {
+			continue
+		}
+		var entries, files []declaration.Entry
+		for _, ref := range svc.Secrets {
+			top, ok := p.Secrets[ref.Source]
+			if !ok {
+				// The library checks this too; kept so a caller's project
+				// cannot reach the volume with a secret it did not define.
+				errs = append(errs, fmt.Errorf("service %q refers to undefined secret %s", name, ref.Source))
+				continue
+			}
+			sec, err := secretOf(ref.Source, top)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			e, err := entryOf(sec.Name, ref)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("service %q, secret %q: %w", name, ref.Source, err))
+				continue
+			}
+			if !used[ref.Source] {
+				used[ref.Source] = true
+				t.Secrets = append(t.Secrets, sec)
+			}
+			if e.Absolute() {
+				files = append(files, e)
+			} else {
+				entries = append(entries, e)
+			}
+		}
+		if len(entries)+len(files) == 0 {
+			continue
+		}
+		// The paths secretd mounts must be free: compose would refuse two
+		// mounts at one path with a message that does not say why.
+		taken := map[string]string{}
+		for _, v := range svc.Volumes {
+			taken[path.Clean(v.Target)] = v.Source
+		}
+		if len(entries) > 0 {
+			decl := declaration.Format(entries)
+			if _, err := declaration.Parse(decl); err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+				continue
+			}
+			if src, ok := taken[SecretsDir]; ok {
+				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src))
+				continue
+			}
+			addVolume(p, &svc, driver, name, SecretsDir, map[string]string{"secrets": decl})
+		}
+		for _, e := range files {
+			if src, ok := taken[e.Target]; ok {
+				errs = append(errs, fmt.Errorf("service %q: target %s of secret %s is mounted already (volume %q)", name, e.Target, e.Source, src))
+				continue
+			}
+			taken[e.Target] = "secretd"
+			decl, file := declaration.FileVolume(e)
+			addVolume(p, &svc, driver, name, e.Target, map[string]string{"secrets": decl, declaration.OptionFile: file})
+		}
+		svc.Secrets = nil
+		p.Services[name] = svc
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	slices.SortFunc(t.Secrets, func(a, b Secret) int { return strings.Compare(a.Key, b.Key) })
+	// Build secrets are compose's own (BuildKit's --secret), not secretd's:
+	// the ones a build uses stay as they are.
+	kept := types.Secrets{}
+	for _, svc := range p.Services {
+		if svc.Build == nil {
+			continue
+		}
+		for _, ref := range svc.Build.Secrets {
+			if c, ok := p.Secrets[ref.Source]; ok {
+				kept[ref.Source] = c
+			}
+		}
+	}
+	p.Secrets = nil
+	if len(kept) > 0 {
+		p.Secrets = kept
+	}
+	return t, nil
+}
+
+// addVolume gives svc a secretd volume of driver with opts, mounted at dst.
+func addVolume(p *types.Project, svc *types.ServiceConfig, driver, service, dst string, opts map[string]string) {
+	key := volumeKey(service, dst+"\n"+opts["secrets"])
+	if p.Volumes == nil {
+		p.Volumes = types.Volumes{}
+	}
+	p.Volumes[key] = types.VolumeConfig{Name: p.Name + "_" + key, Driver: driver, DriverOpts: opts}
+	svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{
+		Type:   types.VolumeTypeVolume,
+		Source: key,
+		Target: dst,
+		Volume: &types.ServiceVolumeVolume{NoCopy: true},
+	})
+}
+
+// Volume is one secretd volume of a translated project.
+type Volume struct {
+	// Key is the volume's key in the compose file; Name the engine's name.
+	Key, Name string
+	Driver    string
+	// Declaration is the `secrets` option.
+	Declaration string
+	// File is the `file` option of a one-file volume (an absolute target).
+	File string
+}
+
+// Volumes lists the secretd volumes of the translated project, by key.
+func (t *Translation) Volumes() []Volume {
+	var out []Volume
+	for _, key := range slices.Sorted(maps.Keys(t.Project.Volumes)) {
+		v := t.Project.Volumes[key]
+		if decl, ok := v.DriverOpts["secrets"]; ok && strings.HasPrefix(key, "secretd-") {
+			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Declaration: decl, File: v.DriverOpts[declaration.OptionFile]})
+		}
+	}
+	return out
+}
+
+// volumeKey names a service's secrets volume after the service and its
+// declaration: a declaration is fixed when its volume is created, so a
+// changed `secrets:` gets a new volume rather than the old one's files.
+func volumeKey(service, decl string) string {
+	sum := sha256.Sum256([]byte(decl))
+	return "secretd-" + service + "-" + hex.EncodeToString(sum[:4])
+}
+
+func secretOf(key string, c types.SecretConfig) (Secret, error) {
+	s := Secret{Key: key, Name: c.Name, Labels: c.Labels}
+	switch {
+	case c.Driver != "" || c.TemplateDriver != "":
+		return s, fmt.Errorf("secret %q: driver and template_driver are not supported by secretd compose: create the secret with 'secretd secret create' and declare it external", key)
+	case bool(c.External):
+		s.External = true
+	case c.File != "":
+		s.File = c.File
+	case c.Environment != "":
+		s.Env = c.Environment
+	default:
+		return s, fmt.Errorf("secret %q: give it file:, environment: or external: true", key)
+	}
+	return s, nil
+}
+
+// entryOf turns a service's reference to a secret into a declaration entry.
+// Targets under /run/secrets (compose's default is /run/secrets/SOURCE)
+// become relative to the volume.
+func entryOf(name string, ref types.ServiceSecretConfig) (declaration.Entry, error) {
+	e := declaration.Entry{Source: name, Target: ref.Target, Mode: 0o444}
+	if e.Target == "" {
+		e.Target = ref.Source
+	}
+	// Under /run/secrets (compose's default is /run/secrets/SOURCE) a
+	// target is relative to the secrets volume; any other absolute target
+	// gets a one-file volume of its own, mounted at it.
+	if rel, ok := strings.CutPrefix(e.Target, SecretsDir+"/"); ok {
+		e.Target = rel
+	}
+	var err error
+	if e.UID, err = id("uid", ref.UID); err != nil {
+		return e, err
+	}
+	if e.GID, err = id("gid", ref.GID); err != nil {
+		return e, err
+	}
+	if ref.Mode != nil {
+		m := int64(*ref.Mode)
+		if m < 0 || m > 0o777 {
+			return e, fmt.Errorf("mode %#o is not a permission mode: use 0000 to 0777, such as 0400", m)
+		}
+		e.Mode = os.FileMode(m)
+	}
+	// Parse the entry as the daemon will, for its checks of the target.
+	if _, err := declaration.ParseEntry(e.String()); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+func id(what, v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 31)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q is not a number from 0 to %d", what, v, 1<<31-1)
+	}
+	return int(n), nil
+}
+
+// YAML is the translated project as a compose file that compose v2 and
+// docker-compose v1 (1.27 and later) both read. The project's name is left
+// out (v1 refuses the key; give it with -p), env_file is left out (the
+// library has put its variables in environment already), every '$' in a
+// value is doubled (the values are interpolated already, and compose would
+// interpolate them again), and for v1 depends_on loses `required`, which
+// v1 does not know.
+func (t *Translation) YAML(v1 bool) ([]byte, error) {
+	p := *t.Project
+	p.Name = ""
+	p.Services = types.Services{}
+	for name, svc := range t.Project.Services {
+		svc.EnvFiles = nil
+		p.Services[name] = svc
+	}
+	b, err := p.MarshalYAML()
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	escapeValues(&doc)
+	if v1 {
+		for _, svc := range mapValues(lookup(&doc, "services")) {
+			for _, dep := range mapValues(lookup(svc, "depends_on")) {
+				deleteKey(dep, "required")
+			}
+		}
+	}
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), enc.Close()
+}
+
+// escapeValues doubles '$' in every scalar that is not a mapping key.
+func escapeValues(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			escapeValues(c)
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			escapeValues(n.Content[i])
+		}
+	case yaml.ScalarNode:
+		n.Value = strings.ReplaceAll(n.Value, "$", "$$")
+	}
+}
+
+// lookup returns the value under key of the mapping n (or of the document
+// n holds), or nil.
+func lookup(n *yaml.Node, key string) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// mapValues returns the values of mapping n.
+func mapValues(n *yaml.Node) []*yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out []*yaml.Node
+	for i := 1; i < len(n.Content); i += 2 {
+		out = append(out, n.Content[i])
+	}
+	return out
+}
+
+func deleteKey(n *yaml.Node, key string) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content = slices.Delete(n.Content, i, i+2)
+			return
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package compose
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// load writes yml as the project's compose file and loads it.
+func load(t *testing.T, yml string, env ...string) (*Translation, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "site.key"), []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	p, err := Load(context.Background(), Options{WorkingDir: dir, Name: "proj"})
+	if err != nil {
+		return nil, err
+	}
+	return Translate(p, "secretd")
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	file := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs:\n%s\nwant\n%s", name, got, want)
+	}
+}
+
+const stackFile = `
+secrets:
+  db_password:
+    external: true
+  renamed:
+    external: true
+    name: prod_api_key
+  site_key:
+    file: ./site.key
+  token:
+    environment: TOKEN
+    labels: {team: web}
+services:
+  web:
+    image: busybox
+    environment:
+      PRICE: "$$5"
+    depends_on: [db]
+    secrets:
+      - token
+      - source: renamed
+        target: api.key
+      - source: site_key
+        target: /run/secrets/tls/site.key
+        uid: "101"
+        gid: "102"
+        mode: 0400
+  db:
+    image: busybox
+    secrets: [db_password]
+  nginx:
+    image: busybox
+    secrets:
+      - site_key
+      - source: site_key
+        target: /etc/nginx/conf.d/site.conf
+        mode: 0440
+  plain:
+    image: busybox
+`
+
+func TestTranslate(t *testing.T) {
+	tr, err := load(t, stackFile, "TOKEN=t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, s := range tr.Secrets {
+		k := "external"
+		switch {
+		case s.File != "":
+			k = "file " + filepath.Base(s.File)
+		case s.Env != "":
+			k = "env " + s.Env
+		}
+		kinds = append(kinds, s.Key+"="+s.Name+" ("+k+")")
+	}
+	want := "db_password=db_password (external), renamed=prod_api_key (external), site_key=proj_site_key (file site.key), token=proj_token (env TOKEN)"
+	if got := strings.Join(kinds, ", "); got != want {
+		t.Errorf("secrets:\n%s\nwant\n%s", got, want)
+	}
+	for _, v1 := range []bool{false, true} {
+		b, err := tr.YAML(v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "stack-v2.golden"
+		if v1 {
+			name = "stack-v1.golden"
+		}
+		golden(t, name, b)
+	}
+}
+
+// TestTranslateRefuses: what secretd cannot serve is refused before
+// anything starts, naming the service and secret, with every error at once.
+func TestTranslateRefuses(t *testing.T) {
+	svc := func(entry string, top string) string {
+		return "services:\n  web:\n    image: busybox\n    secrets:\n" + entry + "secrets:\n" + top
+	}
+	ext := "  s:\n    external: true\n"
+	for _, tc := range []struct {
+		name, yml, want string
+	}{
+		{"escaping target", svc("      - source: s\n        target: ../../etc/shadow\n", ext),
+			`service "web", secret "s": "source=s,target=../../etc/shadow,uid=0,gid=0,mode=0444": target "../../etc/shadow" must not contain ".." components`},
+		{"escaping absolute target", svc("      - source: s\n        target: /run/secrets/../../etc/shadow\n", ext),
+			`service "web", secret "s": "source=s,target=../../etc/shadow,uid=0,gid=0,mode=0444": target "../../etc/shadow" must not contain ".." components`},
+		{"escaping absolute target elsewhere", svc("      - source: s\n        target: /etc/nginx/../shadow\n", ext),
+			`service "web", secret "s": "source=s,target=/etc/nginx/../shadow,uid=0,gid=0,mode=0444": target "/etc/nginx/../shadow": use a clean absolute path`},
+		{"absolute target on a mount", "services:\n  web:\n    image: busybox\n    volumes: [\"mine:/etc/app/key\"]\n    secrets:\n      - source: s\n        target: /etc/app/key\nvolumes:\n  mine: {}\nsecrets:\n" + ext,
+			`service "web": target /etc/app/key of secret s is mounted already (volume "mine")`},
+		{"mode beyond permissions", svc("      - source: s\n        mode: 04755\n", ext),
+			`service "web", secret "s": mode 04755 is not a permission mode: use 0000 to 0777, such as 0400`},
+		{"uid not a number", svc("      - source: s\n        uid: root\n", ext),
+			`service "web", secret "s": uid "root" is not a number from 0 to 2147483647`},
+		{"own mount at /run/secrets", "services:\n  web:\n    image: busybox\n    volumes: [mine:/run/secrets]\n    secrets: [s]\nvolumes:\n  mine: {}\nsecrets:\n" + ext,
+			`service "web" mounts /run/secrets itself (volume "mine") and has secrets`},
+		// The library's own messages.
+		{"undefined secret", svc("      - nosuch\n", ext), `service "web" refers to undefined secret nosuch`},
+		{"driver secret", svc("      - s\n", "  s:\n    driver: vault\n"), `secret "s" must declare either`},
+		{"bad yaml", "services:\n  web:\n    image: [\n", "yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.yml)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBuildSecretsStay: a build's secrets are compose's own; the top-level
+// entries they name stay in the translated file.
+func TestBuildSecretsStay(t *testing.T) {
+	tr, err := load(t, "services:\n  web:\n    build:\n      context: .\n      secrets: [npmrc]\n    secrets: [db]\nsecrets:\n  npmrc:\n    file: ./site.key\n  db:\n    external: true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tr.Project.Secrets["npmrc"]; !ok || len(tr.Project.Secrets) != 1 {
+		t.Errorf("top-level secrets after translation: %v, want npmrc only", tr.Project.Secrets)
+	}
+	if len(tr.Secrets) != 1 || tr.Secrets[0].Key != "db" {
+		t.Errorf("secretd serves %+v, want db only", tr.Secrets)
+	}
+}
