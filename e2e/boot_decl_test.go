@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,9 +59,14 @@ func TestHungEngineDoesNotBlockWrites(t *testing.T) {
 	e := startEngine(t)
 	d := startTestDaemon(t, "--docker-host", e.host)
 	d.secrets(t, "hung_a")
-	e.mu.Lock()
-	pid := e.cmd.Process.Pid
-	e.mu.Unlock()
+	b, err := os.ReadFile(filepath.Join(e.dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +97,7 @@ func TestHungEngineDoesNotBlockWrites(t *testing.T) {
 		t.Log("rm returned before the create: the overlap was not exercised")
 	default:
 	}
-	err := <-rmDone
+	err = <-rmDone
 	if err == nil || !strings.Contains(rmOut.String(), "Docker Engine did not answer") {
 		t.Errorf("secret rm with the engine stopped: %v: %s", err, rmOut.String())
 	}
