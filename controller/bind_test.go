@@ -237,7 +237,7 @@ func TestResyncKeepsSharedVolumeMount(t *testing.T) {
 	e.vols.set("shared", "a")
 	dir := e.mount(t, "shared", "m1")
 	e.engine.set(ctr("id-1", "one", container.StateRunning, 1, "", "shared="+dir), ctr("id-2", "two", container.StateRunning, 2, "", "shared"))
-	time.Sleep(time.Millisecond) // past Grace
+	time.Sleep(time.Millisecond)                                            // past Grace
 	for _, c := range []*controller.Controller{e.ctrl, mustNew(t, e.cfg)} { // this run, and after a restart
 		if err := c.Resync(context.Background()); err != nil {
 			t.Fatal(err)
