@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
@@ -225,4 +226,38 @@ func TestRegistryMigrates(t *testing.T) {
 	}
 	c.Unmount("opt", "m1")
 	c.Unmount("anon", "m2")
+}
+
+// TestResyncKeepsSharedVolumeMount: a mount of a volume two live
+// containers use, whose mount event was missed, is kept by a resync (it is
+// one of theirs) and left unnamed rather than given to either.
+func TestResyncKeepsSharedVolumeMount(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "a", "x")
+	e.vols.set("shared", "a")
+	dir := e.mount(t, "shared", "m1")
+	e.engine.set(ctr("id-1", "one", container.StateRunning, 1, "", "shared="+dir), ctr("id-2", "two", container.StateRunning, 2, "", "shared"))
+	time.Sleep(time.Millisecond)                                            // past Grace
+	for _, c := range []*controller.Controller{e.ctrl, mustNew(t, e.cfg)} { // this run, and after a restart
+		if err := c.Resync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		tasks := c.Tasks()
+		if len(tasks) != 1 || tasks[0].Mount != dir || tasks[0].ContainerID != "" {
+			t.Errorf("tasks after resync: %+v", tasks)
+		}
+	}
+	if got := mountsUnder(t, e.root); len(got) != 1 {
+		t.Errorf("mounts after resync: %v", got)
+	}
+	e.ctrl.Unmount("shared", "m1")
+}
+
+func mustNew(t *testing.T, cfg controller.Config) *controller.Controller {
+	t.Helper()
+	c, err := controller.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -86,6 +86,9 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			if t == nil {
 				c.adopt(dir, rec, owner)
 				adopted++
+			} else if owner.ID == "" {
+				// A live container uses the volume, but which of its users
+				// this mount is for, no event said: it stays unnamed.
 			} else if s, ok := c.claim(t, owner.ID); ok {
 				// Its volume mount event was missed.
 				c.claimed(s)
@@ -148,6 +151,8 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 // findOwner finds the live container a mount belongs to: the one its
 // record names, using the record's volume; or, when the record names no
 // container (its mount event was not seen), the volume's only live user.
+// A volume with several live users keeps the mount (owned) without an
+// owner: it is one of theirs, and guessing which would misname it.
 func findOwner(rec *taskRecord, byID map[string]container.Summary, byVolume map[string][]container.Summary) (container.Summary, bool) {
 	if rec.Volume == "" {
 		return container.Summary{}, false
@@ -164,10 +169,14 @@ func findOwner(rec *taskRecord, byID map[string]container.Summary, byVolume map[
 		}
 		return container.Summary{}, false
 	}
-	if users := byVolume[rec.Volume]; len(users) == 1 {
+	switch users := byVolume[rec.Volume]; len(users) {
+	case 0:
+		return container.Summary{}, false
+	case 1:
 		return users[0], true
+	default:
+		return container.Summary{}, true
 	}
-	return container.Summary{}, false
 }
 
 func alive(state string) bool {
@@ -212,6 +221,9 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 	}
 	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.Name, image: o.Image, since: since, state: mounted}
 	t.onUpdate, _ = ParseOnUpdate(s.Labels[LabelOnUpdate])
+	if s.ID == "" {
+		t.name = "" // one of the volume's users, unknown which
+	}
 	v, ok := c.vols.get(rec.Volume)
 	var err error
 	if !ok || !v.Bound() {
