@@ -109,6 +109,10 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 		go func() {
 			defer wg.Done()
 			for t := range next {
+				if c.boundFile(t) {
+					c.deferToRestart(ctx, t, sec)
+					continue
+				}
 				s, changed, err := c.refresh(t)
 				if err != nil {
 					f := RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Err: err}
@@ -143,6 +147,27 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 	}
 	slices.SortFunc(failed, func(a, b RotationFailure) int { return strings.Compare(a.Container, b.Container) })
 	return count, &RotationError{Secret: sec.Name, Version: sec.Current, Failed: failed}
+}
+
+// boundFile reports whether the task mounts a one-file volume (an
+// absolute target): the engine bind-mounted that file's inode, which an
+// atomic update replaces, and zeroing the retired inode would empty the
+// container's file. Such a mount keeps its version until the next start.
+func (c *Controller) boundFile(t *task) bool {
+	v, ok := c.vols.get(t.snapUnlocked(c).volume)
+	return ok && v.Options[declaration.OptionFile] != ""
+}
+
+// deferToRestart leaves a bound file as it is and, when the container asks
+// for it with secretd.on-update=restart, restarts it so its next start
+// binds the new version.
+func (c *Controller) deferToRestart(ctx context.Context, t *task, sec store.Secret) {
+	s := t.snapUnlocked(c)
+	c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
+		"secret", sec.Name, "version", sec.Current, "container", s.label(), "mount", s.dir)
+	if s.onUpdate.Action == "restart" {
+		c.afterUpdate(ctx, s, sec)
+	}
 }
 
 // rotationFailed records one container a rotation did not reach: the log,
