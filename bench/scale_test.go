@@ -28,7 +28,7 @@ import (
 const (
 	goalRSS      = 100 << 20
 	goalLs       = 200 * time.Millisecond
-	goalMountP99 = 10 * time.Millisecond
+	goalMountP99 = 5 * time.Millisecond
 	goalResync   = 2 * time.Second
 )
 
