@@ -118,6 +118,15 @@ type highWater struct {
 	mu    sync.Mutex
 	seen  map[string]int
 	dirty bool // raised in memory since the last save
+
+	// saveMu orders the file writes; kick wakes the saver, which writes
+	// behind the reads that raised marks (a Mount must not wait on a
+	// sync of the whole file); done closes when it has stopped.
+	saveMu sync.Mutex
+	start  sync.Once
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func loadHighWater(path string) (*highWater, error) {
@@ -158,15 +167,73 @@ func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent))
 	return nil
 }
 
-// flush saves the marks raised since the last flush. A failed save (a full
-// data root) keeps them in memory, where they still protect this process,
-// and is tried again at the next flush: a read never fails for it.
+// flush has the marks raised since the last save written behind the
+// caller, by one saver goroutine that coalesces them: every first read of
+// a secret raises its mark, and a Mount reading five secrets must not wait
+// on five syncs of a file that names every secret. Until written, the
+// marks protect this process from memory. A failed save (a full data root)
+// is tried again at the next flush: a read never fails for it.
 func (h *highWater) flush() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.dirty && h.save() == nil {
-		h.dirty = false
+	dirty := h.dirty
+	h.mu.Unlock()
+	if !dirty || h.path == "" {
+		return
 	}
+	h.start.Do(func() {
+		h.kick, h.stop, h.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go h.saver()
+	})
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (h *highWater) saver() {
+	defer close(h.done)
+	for {
+		select {
+		case <-h.kick:
+			h.saveDirty()
+		case <-h.stop:
+			return
+		}
+	}
+}
+
+// saveDirty writes the marks if any was raised since the last write, with
+// the lock on the marks held only to copy them.
+func (h *highWater) saveDirty() error {
+	h.saveMu.Lock()
+	defer h.saveMu.Unlock()
+	h.mu.Lock()
+	if !h.dirty {
+		h.mu.Unlock()
+		return nil
+	}
+	b, err := json.Marshal(h.seen)
+	h.dirty = false
+	h.mu.Unlock()
+	if err == nil {
+		err = h.write(b)
+	}
+	if err != nil {
+		h.mu.Lock()
+		h.dirty = true
+		h.mu.Unlock()
+	}
+	return err
+}
+
+// close stops the saver and writes what is left.
+func (h *highWater) close() error {
+	h.start.Do(func() {}) // no saver may start after this
+	if h.stop != nil {
+		close(h.stop)
+		<-h.done
+	}
+	return h.saveDirty()
 }
 
 // forget drops a removed secret's mark.
@@ -175,20 +242,17 @@ func (h *highWater) forget(id string) {
 	defer h.mu.Unlock()
 	if _, ok := h.seen[id]; ok {
 		delete(h.seen, id)
-		if h.save() == nil {
-			h.dirty = false
-		}
+		h.dirty = true
 	}
+	h.mu.Unlock()
+	h.saveDirty()
+	h.mu.Lock() // for the deferred unlock
 }
 
-// save writes the marks atomically. The caller holds h.mu.
-func (h *highWater) save() error {
+// write puts b in the marks' file atomically. The caller holds saveMu.
+func (h *highWater) write(b []byte) error {
 	if h.path == "" {
 		return nil
-	}
-	b, err := json.Marshal(h.seen)
-	if err != nil {
-		return err
 	}
 	tmp := h.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)

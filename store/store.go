@@ -419,12 +419,13 @@ func (s *Store) kekRecord() (*kekRecord, error) {
 
 // Close wipes the keys and closes the backend.
 func (s *Store) Close() error {
+	herr := s.hw.close()
 	s.mu.Lock()
 	s.dropKEK()
 	clear(s.unlockKey)
 	s.unlockKey = nil
 	s.mu.Unlock()
-	return s.b.Close()
+	return errors.Join(herr, s.b.Close())
 }
 
 // Spec is what a new secret is made of.
