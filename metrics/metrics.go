@@ -50,7 +50,7 @@ type Metrics struct {
 }
 
 // Ops are the values of the op label of secretd_errors_total.
-var Ops = []string{"mount", "unmount", "rotate", "resync", "engine", "api"}
+var Ops = []string{"mount", "unmount", "rotate", "resync", "engine", "api", "source"}
 
 // EventActions are the values of the action label of
 // secretd_engine_events_total: the engine events the controller follows.

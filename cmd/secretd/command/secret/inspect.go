@@ -67,6 +67,14 @@ Labels:
 {{- end}}{{end}}
 Version:         {{.CurrentVersion}}
 Versions kept:   {{range $i, $v := .Versions}}{{if $i}}, {{end}}{{$v.Version}}{{end}}
+{{- with .Source}}
+Driver:          {{.Driver}}
+{{- if .OptionKeys}}
+Driver options:  {{range $i, $k := .OptionKeys}}{{if $i}}, {{end}}{{$k}}{{end}}{{end}}
+Cache:           {{if .Cache}}yes{{else}}no{{end}}
+Refresh:         {{if .Refresh}}every {{.Refresh}}{{else}}no{{end}}
+{{- with .LastMount}}
+Last mount:      {{if .Cached}}served from the cache (stale): {{.Error}}{{else}}fetched from the source{{end}}, {{.At}}{{end}}{{end}}
 Created at:      {{.CreatedAt}}
 Updated at:      {{.UpdatedAt}}
 `

@@ -1,0 +1,41 @@
+package controller
+
+import (
+	"context"
+	"errors"
+
+	"github.com/secretd/secretd/source"
+	"github.com/secretd/secretd/store"
+)
+
+// Sources fetches the value of secrets created with a driver, for one
+// container. The caller wipes the value once it is written.
+type Sources interface {
+	// Fetch returns sec's value for container who (zero when unknown),
+	// from its source or, for a cached secret whose source failed, from
+	// the cache. The error names the secret and the source's failure.
+	Fetch(ctx context.Context, sec store.Secret, who source.Container) ([]byte, error)
+}
+
+// fromSource reports whether an entry's value must be asked from the
+// secret's source rather than read from the store: a driver secret not
+// pinned to a version and not kept current by a refresher (whose versions
+// the store holds and rotations push).
+func fromSource(sec store.Secret, version int) bool {
+	return sec.Source != nil && sec.Source.Refresh == 0 && version == 0
+}
+
+// reveal returns an entry's value and the secret it belongs to: from the
+// store, or from the secret's source for a driver secret.
+func (c *Controller) reveal(ctx context.Context, name string, version int, who source.Container) ([]byte, store.Secret, error) {
+	d, sec, err := c.cfg.Store.RevealName(name, version)
+	if sec.Source == nil || !fromSource(sec, version) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+		return d, sec, err
+	}
+	clear(d)
+	if c.cfg.Sources == nil {
+		return nil, store.Secret{}, store.Errorf(store.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", name, sec.Source.Driver)
+	}
+	d, err = c.cfg.Sources.Fetch(ctx, sec, who)
+	return d, sec, err
+}
