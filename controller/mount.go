@@ -59,6 +59,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		ph.engine = users != nil
 	}
 	ph.declared = v.BoundBy
+	boundTo := v.BoundTo
 	t := &task{mountID: mountID, volume: volume, since: time.Now().UTC(), state: mounting}
 	if len(users) == 1 {
 		// The lookup that bound the volume named its only user: this
@@ -105,7 +106,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		ph.record = time.Since(recStart)
 	}
 	if err == nil {
-		err = c.build(ctx, t, entries, who, &ph)
+		err = c.build(ctx, t, entries, c.boundContainer(ctx, who, boundTo), &ph)
 	}
 	if err != nil {
 		if ph.spare {
@@ -136,7 +137,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 
 // build decrypts the declared versions and mounts them, into a spare or a
 // new tmpfs, and marks the task mounted; t.mu held.
-func (c *Controller) build(ctx context.Context, t *task, entries []declaration.Entry, who source.Container, ph *phases) error {
+func (c *Controller) build(ctx context.Context, t *task, entries []declaration.Entry, who func() source.Container, ph *phases) error {
 	start := time.Now()
 	files, versions, ids, err := c.files(ctx, entries, who)
 	defer wipeFiles(files)
@@ -163,7 +164,7 @@ func (c *Controller) build(ctx context.Context, t *task, entries []declaration.E
 // files decrypts every entry, or fetches it from its source for container
 // who. Each secret is revealed once even when it is declared at several
 // targets.
-func (c *Controller) files(ctx context.Context, entries []declaration.Entry, who source.Container) ([]tmpfs.File, []int, []string, error) {
+func (c *Controller) files(ctx context.Context, entries []declaration.Entry, who func() source.Container) ([]tmpfs.File, []int, []string, error) {
 	type key struct {
 		name    string
 		version int

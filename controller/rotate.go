@@ -210,7 +210,7 @@ func (c *Controller) refresh(t *task) (snapshot, bool, error) {
 	}
 	// A driver secret among the entries is fetched again for this
 	// container; the source's own deadline bounds the wait.
-	who := source.Container{ID: s.containerID, Name: s.name, Image: s.image}
+	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image})
 	files, versions, ids, err := c.files(context.Background(), s.entries, who)
 	defer wipeFiles(files)
 	if err != nil {

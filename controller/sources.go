@@ -3,6 +3,10 @@ package controller
 import (
 	"context"
 	"errors"
+	"sync"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/store"
@@ -27,7 +31,7 @@ func fromSource(sec store.Secret, version int) bool {
 
 // reveal returns an entry's value and the secret it belongs to: from the
 // store, or from the secret's source for a driver secret.
-func (c *Controller) reveal(ctx context.Context, name string, version int, who source.Container) ([]byte, store.Secret, error) {
+func (c *Controller) reveal(ctx context.Context, name string, version int, who func() source.Container) ([]byte, store.Secret, error) {
 	d, sec, err := c.cfg.Store.RevealName(name, version)
 	if sec.Source == nil || !fromSource(sec, version) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
 		return d, sec, err
@@ -36,6 +40,32 @@ func (c *Controller) reveal(ctx context.Context, name string, version int, who s
 	if c.cfg.Sources == nil {
 		return nil, store.Secret{}, store.Errorf(store.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", name, sec.Source.Driver)
 	}
-	d, err = c.cfg.Sources.Fetch(ctx, sec, who)
+	d, err = c.cfg.Sources.Fetch(ctx, sec, who())
 	return d, sec, err
+}
+
+// knownContainer is a container already known, for a driver secret's source.
+func knownContainer(who source.Container) func() source.Container {
+	return func() source.Container { return who }
+}
+
+// boundContainer looks up, once and only when a driver secret asks, the
+// container whose label bound the volume, so its source is told the
+// container's name, image and labels. It reads dockerd's container list,
+// which answers during a start; an inspect would wait on the container's
+// lock, which the start holds. A failed lookup leaves the fields empty.
+func (c *Controller) boundContainer(ctx context.Context, known source.Container, id string) func() source.Container {
+	return sync.OnceValue(func() source.Container {
+		if known.ID != "" || id == "" || c.cfg.Engine == nil {
+			return known
+		}
+		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
+		defer cancel()
+		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+		if err != nil || len(list) != 1 {
+			return source.Container{ID: id}
+		}
+		o := identityOf(list[0])
+		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels}
+	})
 }
