@@ -350,6 +350,11 @@ func TestSourceRefresh(t *testing.T) {
 		t.Errorf("after one change the secret is at version %s, want 2", v)
 	}
 
+	// Its value is the source's: secret update is refused, and changes nothing.
+	if r := d.cli("x", "secret", "update", "refreshed", "-"); r.code == 0 || !strings.Contains(r.stderr, "takes its value from secret driver") {
+		t.Errorf("secret update of a driver secret: %s", r)
+	}
+
 	// The source fails: the files stay, the failure is logged.
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package sourced
 
 import (
 	"context"
+	"crypto/subtle"
 	"time"
 
 	"github.com/secretd/secretd/audit"
@@ -115,6 +116,14 @@ func (s *Service) start(ctx context.Context, sec store.Secret) *running {
 // refreshed stores a changed value as the secret's next version through
 // the store's normal update, which rotates it into running containers.
 func (s *Service) refreshed(ctx context.Context, sec store.Secret, v source.Value) error {
+	// Hosts sharing a store each poll: the first to see a change stores
+	// it, the others find it current and store nothing.
+	cur, _, err := s.Store.Reveal(sec.ID, 0)
+	same := err == nil && subtle.ConstantTimeCompare(cur, v.Data) == 1
+	clear(cur)
+	if same {
+		return nil
+	}
 	var pins []int
 	if s.Pins != nil {
 		cur, err := s.Store.Get(sec.ID)
