@@ -110,8 +110,12 @@ func writeList(c *cli.Cli, o listOptions, t api.SecretTable, now time.Time) erro
 			labels = append(labels, k+"="+v)
 		}
 		sort.Strings(labels)
+		version := strconv.Itoa(t.CurrentVersions[i])
+		if t.CurrentVersions[i] == 0 {
+			version = "-" // a driver secret with no stored value
+		}
 		rows = append(rows, listRow{
-			ID: id, Name: t.Names[i], Version: strconv.Itoa(t.CurrentVersions[i]), Driver: t.Drivers[id],
+			ID: id, Name: t.Names[i], Version: version, Driver: t.Drivers[id],
 			CreatedAt: ago.Since(unixNano(t.CreatedAt[i])), UpdatedAt: ago.Since(unixNano(t.UpdatedAt[i])),
 			Labels: strings.Join(labels, ","), labels: t.Labels[id],
 		})
