@@ -369,8 +369,31 @@ func TestSourceRefresh(t *testing.T) {
 	mustDocker(t, "rm", "-f", ctr)
 	d.mustCLI("", "secret", "rm", "refreshed")
 	waitFor(t, 5*time.Second, "the refresher to stop", func() bool {
-		return strings.Count(d.log(), "secret refresh started") == 1 // never started again
+		return strings.Contains(d.log(), "secret refresh stopped")
 	})
+}
+
+// TestSourceRefreshRestart: a daemon restart rolls out nothing when the
+// source did not change: the restarted refresher compares with the stored
+// version, and polls many times without storing one.
+func TestSourceRefreshRestart(t *testing.T) {
+	d := startTestDaemon(t)
+	dir := t.TempDir()
+	file, polls := filepath.Join(dir, "value"), filepath.Join(dir, "polls")
+	writeFile(t, file, canary(t))
+	d.mustCLI("", "secret", "create", "--driver", "shell", "--driver-opt", "lookup=echo poll >>"+polls+"; cat "+file, "--refresh", "1s", "steady")
+	d.stop()
+	if err := os.Remove(polls); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	waitFor(t, 15*time.Second, "three polls after the restart", func() bool {
+		b, _ := os.ReadFile(polls)
+		return strings.Count(string(b), "poll") >= 3
+	})
+	if v := d.mustCLI("", "secret", "inspect", "--format", "{{.CurrentVersion}}", "steady"); v != "1" {
+		t.Errorf("an unchanged source made version %s after a restart, want 1", v)
+	}
 }
 
 // TestSourceBadInput: each bad create gets a clear error and stores nothing.

@@ -67,6 +67,7 @@ func (s *Service) Sync() {
 		if _, ok := want[id]; !ok {
 			r.cancel() // its loop ends at its next select; nothing waits here
 			delete(s.refreshers, id)
+			s.Log.Info("secret refresh stopped: the secret was removed", "id", id)
 		}
 	}
 	for id, sec := range want {
