@@ -67,4 +67,3 @@ func TestCreateFromSource(t *testing.T) {
 	}
 	e.refused("POST", "/secretd/secrets/db/update", api.SecretUpdateRequest{Data: e.canary("u")}, 400, "~takes its value from secret driver \"shell\"")
 }
-
