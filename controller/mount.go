@@ -139,7 +139,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 // new tmpfs, and marks the task mounted; t.mu held.
 func (c *Controller) build(ctx context.Context, t *task, entries []declaration.Entry, who func() source.Container, ph *phases) error {
 	start := time.Now()
-	files, versions, ids, err := c.files(ctx, entries, who)
+	files, versions, ids, err := c.files(ctx, entries, who, "")
 	defer wipeFiles(files)
 	ph.decrypt = time.Since(start)
 	if err != nil {
@@ -162,9 +162,9 @@ func (c *Controller) build(ctx context.Context, t *task, entries []declaration.E
 }
 
 // files decrypts every entry, or fetches it from its source for container
-// who. Each secret is revealed once even when it is declared at several
-// targets.
-func (c *Controller) files(ctx context.Context, entries []declaration.Entry, who func() source.Container) ([]tmpfs.File, []int, []string, error) {
+// who (see reveal for mounted). Each secret is revealed once even when it
+// is declared at several targets.
+func (c *Controller) files(ctx context.Context, entries []declaration.Entry, who func() source.Container, mounted string) ([]tmpfs.File, []int, []string, error) {
 	type key struct {
 		name    string
 		version int
@@ -183,7 +183,7 @@ func (c *Controller) files(ctx context.Context, entries []declaration.Entry, who
 		k := key{e.Source, e.Version}
 		r, ok := plain[k]
 		if !ok {
-			d, sec, err := c.reveal(ctx, e.Source, e.Version, who)
+			d, sec, err := c.reveal(ctx, e, who, mounted)
 			if err != nil {
 				for _, b := range plain {
 					clear(b.data)

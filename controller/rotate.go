@@ -208,10 +208,10 @@ func (c *Controller) refresh(t *task) (snapshot, bool, error) {
 	if s.state != mounted || !live {
 		return s, false, nil // Mount failed or the container stopped meanwhile
 	}
-	// A driver secret among the entries is fetched again for this
-	// container; the source's own deadline bounds the wait.
+	// A driver secret among the entries keeps the value mounted; one
+	// granted live is fetched, bounded by its source's own deadline.
 	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image})
-	files, versions, ids, err := c.files(context.Background(), s.entries, who)
+	files, versions, ids, err := c.files(context.Background(), s.entries, who, s.dir)
 	defer wipeFiles(files)
 	if err != nil {
 		return s, false, err

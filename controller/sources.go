@@ -3,11 +3,14 @@ package controller
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/store"
 )
@@ -30,15 +33,25 @@ func fromSource(sec store.Secret, version int) bool {
 }
 
 // reveal returns an entry's value and the secret it belongs to: from the
-// store, or from the secret's source for a driver secret.
-func (c *Controller) reveal(ctx context.Context, name string, version int, who func() source.Container) ([]byte, store.Secret, error) {
-	d, sec, err := c.cfg.Store.RevealName(name, version)
-	if sec.Source == nil || !fromSource(sec, version) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+// store, or for a driver secret from the file already mounted (mounted is
+// the task's directory when its files are being rewritten) or else from the
+// secret's source. A container keeps the value its start fetched: a
+// rotation of another of its secrets neither asks the source again nor
+// replaces a DoNotReuse value.
+func (c *Controller) reveal(ctx context.Context, e declaration.Entry, who func() source.Container, mounted string) ([]byte, store.Secret, error) {
+	d, sec, err := c.cfg.Store.RevealName(e.Source, e.Version)
+	if sec.Source == nil || !fromSource(sec, e.Version) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
 		return d, sec, err
 	}
 	clear(d)
+	if mounted != "" {
+		if d, err := readMounted(mounted, e.Target); err == nil {
+			return d, sec, nil
+		}
+		// Not mounted yet (a live grant): fetched below.
+	}
 	if c.cfg.Sources == nil {
-		return nil, store.Secret{}, store.Errorf(store.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", name, sec.Source.Driver)
+		return nil, store.Secret{}, store.Errorf(store.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", e.Source, sec.Source.Driver)
 	}
 	d, err = c.cfg.Sources.Fetch(ctx, sec, who())
 	return d, sec, err
@@ -68,4 +81,13 @@ func (c *Controller) boundContainer(ctx context.Context, known source.Container,
 		o := identityOf(list[0])
 		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels}
 	})
+}
+
+// readMounted reads the file a mount holds at target; a target that is
+// not a plain relative path is not read.
+func readMounted(dir, target string) ([]byte, error) {
+	if !filepath.IsLocal(target) {
+		return nil, os.ErrNotExist
+	}
+	return os.ReadFile(filepath.Join(dir, target))
 }

@@ -5,6 +5,7 @@ package e2e
 // Swarm-style secret-driver plugin built with go-plugins-helpers.
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -171,6 +172,7 @@ type e2ePlugin struct {
 	mu     sync.Mutex
 	asked  []secrets.Request
 	values map[string]string
+	onces  int
 }
 
 // Get answers as a Swarm plugin: plug_broken with Err, plug_once with a
@@ -183,9 +185,23 @@ func (p *e2ePlugin) Get(req secrets.Request) secrets.Response {
 	case "plug_broken":
 		return secrets.Response{Err: "vault is sealed: permission denied"}
 	case "plug_once", "plug_once_cached":
-		return secrets.Response{Value: []byte("once-for-" + req.TaskName), DoNotReuse: true}
+		p.onces++
+		return secrets.Response{Value: []byte(fmt.Sprintf("once-%d-for-%s", p.onces, req.TaskName)), DoNotReuse: true}
 	}
 	return secrets.Response{Value: []byte(p.values[req.SecretName])}
+}
+
+// count is how many times the plugin was asked for name.
+func (p *e2ePlugin) count(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.asked {
+		if r.SecretName == name {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *e2ePlugin) last(name string) (secrets.Request, bool) {
@@ -237,10 +253,25 @@ func TestSourcePlugin(t *testing.T) {
 		t.Errorf("docker secret inspect: driver %s", r)
 	}
 
+	d.mustCLI("v1", "secret", "create", "stored", "-")
 	ctr := d.ctrName("plug")
-	mustDocker(t, d.runArgs("plug_value;plug_once", []string{"-d", "--name", ctr, "--hostname", "plughost", "--label", "tier=web"}, sleeper)...)
-	if got, want := secretsIn(t, ctr, "/run/secrets"), "plug_once=once-for-"+ctr+"\nplug_value="+value; got != want {
-		t.Errorf("container reads\n%s\nwant\n%s", got, want)
+	mustDocker(t, d.runArgs("plug_value;plug_once;stored", []string{"-d", "--name", ctr, "--hostname", "plughost", "--label", "tier=web"}, sleeper)...)
+	if got := execSh(t, ctr, "cat /run/secrets/plug_value"); got != value {
+		t.Errorf("container reads plug_value %q, want the plugin's value", got)
+	}
+	once := execSh(t, ctr, "cat /run/secrets/plug_once")
+	if !strings.HasPrefix(once, "once-") || !strings.HasSuffix(once, "-for-"+ctr) {
+		t.Errorf("container reads plug_once %q, want a value made for it", once)
+	}
+	// A rotation of another of its secrets keeps the container's
+	// DoNotReuse value: the plugin is not asked again.
+	asked := p.count("plug_once")
+	d.mustCLI("v2", "secret", "update", "stored", "-")
+	if got := execSh(t, ctr, "cat /run/secrets/stored; echo; cat /run/secrets/plug_once"); got != "v2\n"+once {
+		t.Errorf("after a rotation the container reads %q, want v2 and its plug_once value %q", got, once)
+	}
+	if n := p.count("plug_once"); n != asked {
+		t.Errorf("a rotation asked the plugin for a DoNotReuse value again (%d calls, then %d)", asked, n)
 	}
 	req, ok := p.last("plug_value")
 	switch {
@@ -255,8 +286,10 @@ func TestSourcePlugin(t *testing.T) {
 	// DoNotReuse: another container gets its own value, and --cache keeps none.
 	ctr2 := d.ctrName("plug2")
 	mustDocker(t, d.runArgs("plug_once;plug_once_cached", []string{"-d", "--name", ctr2}, sleeper)...)
-	if got, want := secretsIn(t, ctr2, "/run/secrets"), "plug_once=once-for-"+ctr2+"\nplug_once_cached=once-for-"+ctr2; got != want {
-		t.Errorf("second container reads\n%s\nwant\n%s", got, want)
+	once2 := execSh(t, ctr2, "cat /run/secrets/plug_once")
+	cached2 := execSh(t, ctr2, "cat /run/secrets/plug_once_cached")
+	if !strings.HasSuffix(once2, "-for-"+ctr2) || !strings.HasSuffix(cached2, "-for-"+ctr2) || once2 == cached2 {
+		t.Errorf("second container reads plug_once %q, plug_once_cached %q: want values of its own", once2, cached2)
 	}
 	if out := d.mustCLI("", "secret", "inspect", "--format", "{{.CurrentVersion}} {{len .Versions}}", "plug_once_cached"); out != "0 0" {
 		t.Errorf("a DoNotReuse value was kept by --cache: version, versions = %s", out)
