@@ -4,6 +4,7 @@
 package api
 
 import (
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
@@ -28,6 +29,42 @@ type Secret struct {
 	CurrentVersion int `json:",omitempty"`
 	// Versions lists the kept versions, oldest first.
 	Versions []SecretVersion `json:",omitempty"`
+	// Source is set for a secret created with a driver.
+	Source *SecretSource `json:",omitempty"`
+}
+
+// SecretSource says where a driver secret's value comes from. It names the
+// driver's options, never their values, which may hold credentials.
+type SecretSource struct {
+	Driver string
+	// OptionKeys are the names of the --driver-opt options given.
+	OptionKeys []string `json:",omitempty"`
+	// Cache keeps the last value fetched, served when the source fails.
+	Cache bool `json:",omitempty"`
+	// Refresh is how often the source is polled (a Go duration); empty when never.
+	Refresh string `json:",omitempty"`
+	// LastMount says where the last Mount since the daemon started got the value.
+	LastMount *SourceMount `json:",omitempty"`
+}
+
+// SourceMount is where one Mount got a driver secret's value.
+type SourceMount struct {
+	At time.Time
+	// Cached is true when the source failed and the cached value was served (stale).
+	Cached bool `json:",omitempty"`
+	// Error is the source's failure when Cached is true.
+	Error string `json:",omitempty"`
+}
+
+// SecretCreateRequest is the body of POST /secrets/create: Docker's
+// SecretSpec, which the stock CLI sends (Driver set by --driver), plus the
+// source settings only secretd's CLI sends.
+type SecretCreateRequest struct {
+	swarm.SecretSpec
+	// Cache keeps a driver secret's last value as an encrypted version.
+	Cache bool `json:",omitempty"`
+	// Refresh is how often to poll the driver (a Go duration).
+	Refresh string `json:",omitempty"`
 }
 
 // SecretTable is a list of secrets by column, what `secretd secret ls`
@@ -44,6 +81,32 @@ type SecretTable struct {
 	UpdatedAt []int64
 	// Labels holds the labels of the secrets that have any, by ID.
 	Labels map[string]map[string]string `json:",omitempty"`
+	// Drivers describes the driver secrets' sources, by ID (see SecretSource.Describe).
+	Drivers map[string]string `json:",omitempty"`
+}
+
+// Describe is a source on one line, for `secret ls`: the driver, its
+// option keys, and "[cached]" when the last Mount was served from the cache.
+func (s *SecretSource) Describe() string {
+	out := s.Driver
+	if len(s.OptionKeys) > 0 {
+		out += " (" + strings.Join(s.OptionKeys, ", ") + ")"
+	}
+	if s.LastMount != nil && s.LastMount.Cached {
+		out += " [cached]"
+	}
+	return out
+}
+
+// SetDriver records the source of the secret id.
+func (t *SecretTable) SetDriver(id string, s *SecretSource) {
+	if s == nil {
+		return
+	}
+	if t.Drivers == nil {
+		t.Drivers = map[string]string{}
+	}
+	t.Drivers[id] = s.Describe()
 }
 
 // NewSecretTable is secrets by column.
@@ -51,6 +114,7 @@ func NewSecretTable(secrets []Secret) SecretTable {
 	t := MakeSecretTable(len(secrets))
 	for _, s := range secrets {
 		t.Append(s.ID, s.Spec.Name, s.CurrentVersion, s.CreatedAt, s.UpdatedAt, s.Spec.Labels)
+		t.SetDriver(s.ID, s.Source)
 	}
 	return t
 }

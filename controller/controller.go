@@ -21,6 +21,8 @@ import (
 // Config is what a Controller works with.
 type Config struct {
 	Store *store.Store
+	// Sources fetches driver secrets' values; nil refuses them at Mount.
+	Sources Sources
 	// Engine may be nil only in tests whose volumes carry their
 	// declaration.
 	Engine     Engine

@@ -10,6 +10,7 @@ import (
 
 	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/tmpfs"
 )
@@ -50,6 +51,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		return "", err
 	}
 	var users []container.Summary
+	var who source.Container
 	if !v.Bound() {
 		if v, users, err = c.bind(ctx, volume); err != nil {
 			return "", err
@@ -57,6 +59,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		ph.engine = users != nil
 	}
 	ph.declared = v.BoundBy
+	boundTo := v.BoundTo
 	t := &task{mountID: mountID, volume: volume, since: time.Now().UTC(), state: mounting}
 	if len(users) == 1 {
 		// The lookup that bound the volume named its only user: this
@@ -64,6 +67,8 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		o := identityOf(users[0])
 		t.containerID, t.name, t.image = o.ID, o.Name, o.Image
 		t.onUpdate, _ = ParseOnUpdate(o.Labels[LabelOnUpdate])
+		// A secret driver is told the image as given at create, as Swarm tells the task's.
+		who = source.Container{ID: o.ID, Name: o.Name, Image: users[0].Image, Labels: o.Labels}
 	}
 	// Held until the tmpfs is built, so a rotation, a live grant or an
 	// Unmount that finds the claim waits and then sees the result.
@@ -101,7 +106,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		ph.record = time.Since(recStart)
 	}
 	if err == nil {
-		err = c.build(t, entries, &ph)
+		err = c.build(ctx, t, entries, c.boundContainer(ctx, who, boundTo), &ph)
 	}
 	if err != nil {
 		if ph.spare {
@@ -132,9 +137,9 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 
 // build decrypts the declared versions and mounts them, into a spare or a
 // new tmpfs, and marks the task mounted; t.mu held.
-func (c *Controller) build(t *task, entries []declaration.Entry, ph *phases) error {
+func (c *Controller) build(ctx context.Context, t *task, entries []declaration.Entry, who func() source.Container, ph *phases) error {
 	start := time.Now()
-	files, versions, ids, err := c.files(entries)
+	files, versions, ids, err := c.files(ctx, entries, who, "")
 	defer wipeFiles(files)
 	ph.decrypt = time.Since(start)
 	if err != nil {
@@ -156,9 +161,10 @@ func (c *Controller) build(t *task, entries []declaration.Entry, ph *phases) err
 	return nil
 }
 
-// files decrypts every entry. Each secret is revealed once even when it is
-// declared at several targets.
-func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []string, error) {
+// files decrypts every entry, or fetches it from its source for container
+// who (see reveal for mounted). Each secret is revealed once even when it
+// is declared at several targets.
+func (c *Controller) files(ctx context.Context, entries []declaration.Entry, who func() source.Container, mounted string) ([]tmpfs.File, []int, []string, error) {
 	type key struct {
 		name    string
 		version int
@@ -177,7 +183,7 @@ func (c *Controller) files(entries []declaration.Entry) ([]tmpfs.File, []int, []
 		k := key{e.Source, e.Version}
 		r, ok := plain[k]
 		if !ok {
-			d, sec, err := c.cfg.Store.RevealName(e.Source, e.Version)
+			d, sec, err := c.reveal(ctx, e, who, mounted)
 			if err != nil {
 				for _, b := range plain {
 					clear(b.data)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/tmpfs"
 )
@@ -207,7 +208,10 @@ func (c *Controller) refresh(t *task) (snapshot, bool, error) {
 	if s.state != mounted || !live {
 		return s, false, nil // Mount failed or the container stopped meanwhile
 	}
-	files, versions, ids, err := c.files(s.entries)
+	// A driver secret among the entries keeps the value mounted; one
+	// granted live is fetched, bounded by its source's own deadline.
+	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image})
+	files, versions, ids, err := c.files(context.Background(), s.entries, who, s.dir)
 	defer wipeFiles(files)
 	if err != nil {
 		return s, false, err

@@ -24,6 +24,10 @@ import (
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/driver"
 	"github.com/secretd/secretd/metrics"
+	"github.com/secretd/secretd/source"
+	"github.com/secretd/secretd/source/plugin"
+	"github.com/secretd/secretd/source/shell"
+	"github.com/secretd/secretd/sourced"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/tmpfs"
 )
@@ -61,6 +65,11 @@ type Config struct {
 	// AuditLog is --audit-log: a file, "-" for stdout, "off", or empty for
 	// DATA-ROOT/audit.log.
 	AuditLog string
+	// SecretDriverDir, when set, is the one directory where secret-driver
+	// plugins are found; empty means Docker's directories.
+	SecretDriverDir string
+	// ShellConfig is the shell driver's host-wide configuration file.
+	ShellConfig string
 	// Out receives the audit trail with --audit-log -; never a key.
 	Out io.Writer
 }
@@ -154,8 +163,13 @@ func Run(ctx context.Context, cfg Config) error {
 		Locked: st.Locked, Version: cfg.Version,
 	})
 	m.Registry().MustRegister(rollbacks)
+	drivers, err := newDrivers(cfg)
+	if err != nil {
+		return err
+	}
+	sources := &sourced.Service{Store: st, Drivers: drivers, Log: cfg.Log, Metrics: m, Audit: trail}
 	ctrl, err = controller.New(controller.Config{
-		Store: st, Engine: engine, EngineHost: engineHost, Actions: engine,
+		Store: st, Sources: sources, Engine: engine, EngineHost: engineHost, Actions: engine,
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
 		VolumesFile:      filepath.Join(cfg.DataRoot, "volumes.json"),
 		LegacyGrantsFile: filepath.Join(cfg.DataRoot, "containers.json"),
@@ -215,8 +229,18 @@ func Run(ctx context.Context, cfg Config) error {
 		pluginL.Close()
 		return err
 	}
+	apiCtrl := inUse(ctrl, shared)
+	sources.Pins = func(ctx context.Context, sec store.Secret) ([]int, error) {
+		pins, err := apiCtrl.Pins(ctx, sec)
+		out := make([]int, 0, len(pins))
+		for v := range pins {
+			out = append(out, v)
+		}
+		return out, err
+	}
 	srv := server.New(server.Config{
 		Store:      st,
+		Sources:    sources,
 		KeyFile:    cfg.KeyFile,
 		Tasks:      inUse(ctrl, shared),
 		Containers: inUse(ctrl, shared),
@@ -236,10 +260,14 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners)+2)
-	wg.Add(4)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		ctrl.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		sources.Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -301,4 +329,19 @@ func newEngine(host string) (*dockerclient.Client, string, error) {
 		return nil, "", fmt.Errorf("--docker-host: %w", err)
 	}
 	return c, c.DaemonHost(), nil
+}
+
+// newDrivers is the built-in shell driver, with the host's configuration,
+// and the secret-driver plugins found where dockerd finds them (or in
+// --secret-driver-dir).
+func newDrivers(cfg Config) (*source.Drivers, error) {
+	shellCfg, err := shell.LoadConfig(cmp.Or(cfg.ShellConfig, shell.DefaultConfigPath))
+	if err != nil {
+		return nil, fmt.Errorf("--shell-driver-config: %w", err)
+	}
+	reg := &plugin.Registry{}
+	if cfg.SecretDriverDir != "" {
+		reg.SocketsDir, reg.SpecsDirs = cfg.SecretDriverDir, []string{cfg.SecretDriverDir}
+	}
+	return &source.Drivers{Builtin: map[string]source.Provider{shell.Name: shell.New(shellCfg)}, Plugins: reg}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/store"
 )
 
@@ -50,7 +51,7 @@ type Metrics struct {
 }
 
 // Ops are the values of the op label of secretd_errors_total.
-var Ops = []string{"mount", "unmount", "rotate", "resync", "engine", "api"}
+var Ops = []string{"mount", "unmount", "rotate", "resync", "engine", "api", "source"}
 
 // EventActions are the values of the action label of
 // secretd_engine_events_total: the engine events the controller follows.
@@ -226,19 +227,19 @@ func Kind(err error) string {
 		return "locked"
 	case errors.Is(err, store.ErrNotFound):
 		return "not_found"
-	case errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, source.ErrInvalidValue), errors.Is(err, source.ErrInvalidOptions), errors.Is(err, source.ErrUnknownDriver):
 		return "invalid"
 	case errors.Is(err, store.ErrExists):
 		return "exists"
 	case errors.Is(err, store.ErrInUse):
 		return "in_use"
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, source.ErrUnavailable):
 		return "unavailable"
 	case errors.Is(err, store.ErrBadKey):
 		return "bad_key"
 	case errors.Is(err, store.ErrCorrupt):
 		return "corrupt"
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, source.ErrTimeout):
 		return "timeout"
 	case errors.Is(err, context.Canceled):
 		return "canceled"

@@ -44,6 +44,19 @@ type macInput struct {
 	Index    uint64            `json:"index"`
 	Current  int               `json:"current"`
 	Versions []macVersion      `json:"versions"`
+	// Source is omitted for a stored secret, so records from before
+	// driver secrets keep their MAC.
+	Source *macSource `json:"source,omitempty"`
+}
+
+// macSource is what a MAC covers of a driver secret's source; the sealed
+// options are bound to the secret by their own AEAD.
+type macSource struct {
+	Driver  string        `json:"driver"`
+	Keys    []string      `json:"keys"`
+	Options bool          `json:"options"`
+	Cache   bool          `json:"cache"`
+	Refresh time.Duration `json:"refresh"`
 }
 
 type macVersion struct {
@@ -71,7 +84,7 @@ func (s *Store) checkRecord(r *record) error {
 	default:
 		verified = true
 	}
-	if len(r.Versions) == 0 {
+	if !r.valid() {
 		return Errorf(ErrCorrupt, "secret %s: record holds no version", r.ID)
 	}
 	return s.hw.check(r, verified, s.onRollback)
@@ -95,8 +108,9 @@ func macMessage(r *record) []byte {
 	for _, v := range r.Versions {
 		in.Versions = append(in.Versions, macVersion{Version: v.Version, Created: v.CreatedAt})
 	}
-	if n := len(r.Versions); n > 0 {
-		in.Current = r.Versions[n-1].Version
+	in.Current = r.current()
+	if src := r.Source; src != nil {
+		in.Source = &macSource{Driver: src.Driver, Keys: src.Keys, Options: src.Options != nil, Cache: src.Cache, Refresh: src.Refresh}
 	}
 	b, err := json.Marshal(in)
 	if err != nil {
@@ -150,7 +164,7 @@ func loadHighWater(path string) (*highWater, error) {
 // check refuses r if its current version is below what this host saw, and
 // raises the mark when r is authenticated and newer.
 func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent)) error {
-	cur := r.Versions[len(r.Versions)-1].Version
+	cur := r.current()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	seen := h.seen[r.ID]
@@ -331,7 +345,7 @@ func (s *Store) migrateMACs(root []byte) error {
 			if len(r.MAC) != 0 {
 				return nil
 			}
-			if r.ID != id || len(r.Versions) == 0 {
+			if r.ID != id || !r.valid() {
 				return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
 			}
 			return putRecord(tx, &r, s.macKey)

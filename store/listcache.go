@@ -53,7 +53,7 @@ func (c *listCache) lookup(key string, v []byte, seen map[string]listEntry, by *
 		}
 		e = listEntry{sum: sum, n: len(v), r: m.record()}
 	}
-	if len(e.r.Versions) == 0 {
+	if !e.r.valid() {
 		return nil, fmt.Errorf("%w: secret %s: record holds no version", ErrCorrupt, key)
 	}
 	verified := by != nil && e.by == by

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/rand"
 	"math/big"
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,8 +21,25 @@ type Secret struct {
 	Index uint64
 	// Current is the version a container gets when it does not pin one.
 	Current int
-	// Versions are the versions still kept, oldest first.
+	// Versions are the versions still kept, oldest first. A secret with a
+	// Source may have none: its value is fetched at each Mount.
 	Versions []Version
+	// Source is set for a secret whose value comes from a secret driver.
+	Source *Source
+}
+
+// Source says where a driver secret's value comes from. It never carries
+// the options' values, which may hold credentials: see SourceOptions.
+type Source struct {
+	// Driver is the driver's name: "shell" or a plugin's.
+	Driver string
+	// OptionKeys are the names of the driver options, sorted.
+	OptionKeys []string
+	// Cache keeps the last value fetched as a version, served when the
+	// source fails.
+	Cache bool
+	// Refresh is how often the source is polled; zero means never.
+	Refresh time.Duration
 }
 
 // Version describes one stored version of a secret's data.
@@ -50,8 +68,31 @@ type record struct {
 	UpdatedAt time.Time         `json:"updated"`
 	Index     uint64            `json:"index"`
 	Versions  []versionRecord   `json:"versions"`
+	Source    *sourceRecord     `json:"source,omitempty"`
 	// MAC authenticates everything above but the envelopes (auth.go).
 	MAC []byte `json:"mac,omitempty"`
+}
+
+// sourceRecord is a driver secret's source. The option values are sealed
+// like data; their keys stay in the clear for `ls` while locked.
+type sourceRecord struct {
+	Driver  string             `json:"driver"`
+	Keys    []string           `json:"keys,omitempty"`
+	Options *envelope.Envelope `json:"options,omitempty"`
+	Cache   bool               `json:"cache,omitempty"`
+	Refresh time.Duration      `json:"refresh,omitempty"`
+}
+
+// valid reports whether r holds what every record must: a version, or a
+// source to fetch one from.
+func (r *record) valid() bool { return len(r.Versions) > 0 || r.Source != nil }
+
+// current is the number of r's newest version, 0 when it has none.
+func (r *record) current() int {
+	if n := len(r.Versions); n > 0 {
+		return r.Versions[n-1].Version
+	}
+	return 0
 }
 
 type versionRecord struct {
@@ -73,11 +114,12 @@ type recordMeta struct {
 		Version   int       `json:"version"`
 		CreatedAt time.Time `json:"created"`
 	} `json:"versions"`
-	MAC []byte `json:"mac,omitempty"`
+	Source *sourceRecord `json:"source,omitempty"`
+	MAC    []byte        `json:"mac,omitempty"`
 }
 
 func (m *recordMeta) record() *record {
-	r := &record{ID: m.ID, Name: m.Name, Labels: m.Labels, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Index: m.Index, MAC: m.MAC}
+	r := &record{ID: m.ID, Name: m.Name, Labels: m.Labels, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Index: m.Index, Source: m.Source, MAC: m.MAC}
 	for _, v := range m.Versions {
 		r.Versions = append(r.Versions, versionRecord{Version: v.Version, CreatedAt: v.CreatedAt})
 	}
@@ -92,8 +134,9 @@ func (r *record) secret() Secret {
 	for _, v := range r.Versions {
 		s.Versions = append(s.Versions, Version{Version: v.Version, CreatedAt: v.CreatedAt})
 	}
-	if n := len(r.Versions); n > 0 {
-		s.Current = r.Versions[n-1].Version
+	s.Current = r.current()
+	if r.Source != nil {
+		s.Source = &Source{Driver: r.Source.Driver, OptionKeys: slices.Clone(r.Source.Keys), Cache: r.Source.Cache, Refresh: r.Source.Refresh}
 	}
 	return s
 }
@@ -106,6 +149,11 @@ func aad(id, name string, version int) []byte {
 
 // newID returns 25 lowercase alphanumerics from 128 random bits, the shape of
 // swarmkit's identity.NewID, so IDs look the same in `docker secret ls`.
+// optionsAAD binds a driver secret's sealed options to its ID and name.
+func optionsAAD(id, name string) []byte {
+	return []byte("secretd/v1\x00" + id + "\x00" + name + "\x00source-options")
+}
+
 func newID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {

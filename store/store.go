@@ -4,6 +4,7 @@
 package store
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -362,7 +363,7 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 			}
 			// Written back under r.ID below: a record claiming another
 			// key's ID would be copied there, as getRecord refuses it.
-			if r.ID != k || len(r.Versions) == 0 {
+			if r.ID != k || !r.valid() {
 				return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, k)
 			}
 			// Checked under the old key before the new one vouches for it.
@@ -381,6 +382,13 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 					return fmt.Errorf("%w: secret %s version %d", ErrCorrupt, r.Name, v.Version)
 				}
 				r.Versions[i].Envelope = env
+			}
+			if src := r.Source; src != nil && src.Options != nil {
+				env, err := envelope.Rewrap(s.kek, next, *src.Options, optionsAAD(r.ID, r.Name))
+				if err != nil {
+					return fmt.Errorf("%w: secret %s: driver options", ErrCorrupt, r.Name)
+				}
+				src.Options = &env
 			}
 			if err := putRecord(tx, &r, nextMAC); err != nil {
 				return err
@@ -432,7 +440,18 @@ func (s *Store) Close() error {
 type Spec struct {
 	Name   string
 	Labels map[string]string
-	Data   []byte
+	// Data is version 1; it may be empty only for a secret with a Source.
+	Data []byte
+	// Source makes a driver secret.
+	Source *SourceSpec
+}
+
+// SourceSpec is a new driver secret's source. Options are sealed like data.
+type SourceSpec struct {
+	Driver  string
+	Options map[string]string
+	Cache   bool
+	Refresh time.Duration
 }
 
 // create is Create with the KEK this store holds now.
@@ -443,8 +462,13 @@ func (s *Store) create(spec Spec) (Secret, error) {
 	if err := ValidateLabels(spec.Labels); err != nil {
 		return Secret{}, err
 	}
-	if err := ValidateData(spec.Data); err != nil {
-		return Secret{}, err
+	if spec.Source == nil || len(spec.Data) > 0 {
+		if err := ValidateData(spec.Data); err != nil {
+			return Secret{}, err
+		}
+	}
+	if spec.Source != nil && spec.Source.Driver == "" {
+		return Secret{}, Errorf(ErrInvalid, "a driver secret needs a driver name")
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -456,13 +480,29 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		return Secret{}, err
 	}
 	now := s.now()
-	env, err := envelope.SealEnvelope(s.kek, spec.Data, aad(id, spec.Name, 1))
-	if err != nil {
-		return Secret{}, err
+	r := record{ID: id, Name: spec.Name, Labels: spec.Labels, CreatedAt: now, UpdatedAt: now}
+	if len(spec.Data) > 0 {
+		env, err := envelope.SealEnvelope(s.kek, spec.Data, aad(id, spec.Name, 1))
+		if err != nil {
+			return Secret{}, err
+		}
+		r.Versions = []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}}
 	}
-	r := record{
-		ID: id, Name: spec.Name, Labels: spec.Labels, CreatedAt: now, UpdatedAt: now,
-		Versions: []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}},
+	if src := spec.Source; src != nil {
+		r.Source = &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh}
+		if len(src.Options) > 0 {
+			r.Source.Keys = sortedKeys(src.Options)
+			plain, err := json.Marshal(src.Options)
+			if err != nil {
+				return Secret{}, err
+			}
+			env, err := envelope.SealEnvelope(s.kek, plain, optionsAAD(id, spec.Name))
+			clear(plain)
+			if err != nil {
+				return Secret{}, err
+			}
+			r.Source.Options = &env
+		}
 	}
 	err = s.b.Update(func(tx Tx) error {
 		if err := s.kekCurrent(tx); err != nil {
@@ -485,6 +525,85 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		return Secret{}, err
 	}
 	return r.secret(), nil
+}
+
+// sortedKeys lists m's keys in order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// SourceOptions decrypts a driver secret's options, for the driver that
+// fetches its value. They may hold credentials: never log them.
+func (s *Store) SourceOptions(ref string) (map[string]string, Secret, error) {
+	defer s.hw.flush()
+	return retryKEKOpts(s, ref)
+}
+
+func retryKEKOpts(s *Store, ref string) (map[string]string, Secret, error) {
+	type out struct {
+		opts map[string]string
+		sec  Secret
+	}
+	o, err := retryKEK(s, func() (out, error) {
+		opts, sec, err := s.sourceOptions(ref)
+		return out{opts, sec}, err
+	})
+	return o.opts, o.sec, err
+}
+
+func (s *Store) sourceOptions(ref string) (map[string]string, Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return nil, Secret{}, ErrLocked
+	}
+	var r *record
+	if err := s.b.View(func(tx Tx) (err error) {
+		r, err = s.resolve(tx, ref)
+		return err
+	}); err != nil {
+		return nil, Secret{}, err
+	}
+	if r.Source == nil {
+		return nil, Secret{}, Errorf(ErrInvalid, "secret '%s' has no driver", r.Name)
+	}
+	opts := map[string]string{}
+	if r.Source.Options != nil {
+		plain, err := envelope.OpenEnvelope(s.kek, *r.Source.Options, optionsAAD(r.ID, r.Name))
+		if err != nil {
+			return nil, Secret{}, Errorf(ErrCorrupt, "the driver options of secret '%s' do not decrypt: the store record was altered or moved", r.Name)
+		}
+		err = json.Unmarshal(plain, &opts)
+		clear(plain)
+		if err != nil {
+			return nil, Secret{}, Errorf(ErrCorrupt, "the driver options of secret '%s' are not readable", r.Name)
+		}
+	}
+	return opts, r.secret(), nil
+}
+
+// SaveCache keeps data as a cached driver secret's newest version, unless
+// it already is. Unlike Update it rotates nothing: the cache is the value
+// served when the source fails, not a new value to push.
+func (s *Store) SaveCache(ref string, data []byte) (Secret, error) {
+	cur, sec, err := s.Reveal(ref, 0)
+	same := err == nil && subtle.ConstantTimeCompare(cur, data) == 1
+	clear(cur)
+	if same {
+		return sec, nil
+	}
+	index := uint64(0)
+	if err == nil {
+		index = sec.Index
+	}
+	sec, err = retryKEK(s, func() (Secret, error) { return s.update(ref, index, data, 1, nil) })
+	s.hw.flush()
+	return sec, err
 }
 
 // Update stores data as the secret's next version and drops versions beyond
@@ -533,7 +652,7 @@ func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned f
 		if index != 0 && r.Index != index {
 			return Errorf(ErrExists, "update out of sequence: secret %s is at index %d, not %d", r.Name, r.Index, index)
 		}
-		next := r.Versions[len(r.Versions)-1].Version + 1
+		next := r.current() + 1
 		env, err := envelope.SealEnvelope(s.kek, data, aad(r.ID, r.Name, next))
 		if err != nil {
 			return err
@@ -755,6 +874,10 @@ func (s *Store) revealWith(find func(Tx) (*record, error), version int) ([]byte,
 	}); err != nil {
 		return nil, Secret{}, err
 	}
+	if len(r.Versions) == 0 {
+		// The secret comes back with the error: the caller asks its source.
+		return nil, r.secret(), Errorf(ErrNotFound, "secret '%s' has no stored value: secret driver %q gives its value when a container mounts it", r.Name, r.Source.Driver)
+	}
 	v := r.Versions[len(r.Versions)-1]
 	if version != 0 {
 		i := slices.IndexFunc(r.Versions, func(x versionRecord) bool { return x.Version == version })
@@ -880,7 +1003,7 @@ func (s *Store) getRecord(tx Tx, id string) (*record, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("%w: secret %s: %v", ErrCorrupt, id, err)
 	}
-	if r.ID != id || len(r.Versions) == 0 {
+	if r.ID != id || !r.valid() {
 		return nil, fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
 	}
 	if err := s.checkRecord(&r); err != nil {

@@ -20,6 +20,30 @@ func (c *Client) SecretCreate(ctx context.Context, name string, labels map[strin
 	return resp.ID, err
 }
 
+// SourceSpec is the driver part of a driver secret's create.
+type SourceSpec struct {
+	// Driver is "shell" or a secret-driver plugin's name.
+	Driver string
+	// Options are the --driver-opt values; they may hold credentials.
+	Options map[string]string
+	// Cache keeps the last value fetched, served when the source fails.
+	Cache bool
+	// Refresh is how often the source is polled (a Go duration); empty is never.
+	Refresh string
+}
+
+// SecretCreateFromSource creates a secret whose value comes from a driver
+// when a container mounts it, and returns its ID.
+func (c *Client) SecretCreateFromSource(ctx context.Context, name string, labels map[string]string, src SourceSpec) (string, error) {
+	var resp swarm.SecretCreateResponse
+	req := api.SecretCreateRequest{
+		SecretSpec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Driver: &swarm.Driver{Name: src.Driver, Options: src.Options}},
+		Cache:      src.Cache, Refresh: src.Refresh,
+	}
+	err := c.do(ctx, http.MethodPost, "/secrets/create", nil, req, &resp)
+	return resp.ID, err
+}
+
 // SecretList lists secrets matching f (keys name, names, id, label).
 func (c *Client) SecretList(ctx context.Context, f filters.Args) ([]api.Secret, error) {
 	q, err := filterQuery(f)

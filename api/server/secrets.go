@@ -38,6 +38,14 @@ func toAPI(s store.Secret) api.Secret {
 	if out.Spec.Labels == nil {
 		out.Spec.Labels = map[string]string{}
 	}
+	if src := s.Source; src != nil {
+		// The stock CLI shows Spec.Driver; the options' values stay sealed.
+		out.Spec.Driver = &swarm.Driver{Name: src.Driver}
+		out.Source = &api.SecretSource{Driver: src.Driver, OptionKeys: src.OptionKeys, Cache: src.Cache}
+		if src.Refresh > 0 {
+			out.Source.Refresh = src.Refresh.String()
+		}
+	}
 	for _, v := range s.Versions {
 		out.Versions = append(out.Versions, api.SecretVersion{Version: v.Version, CreatedAt: v.CreatedAt})
 	}
@@ -88,6 +96,9 @@ func (s *Server) secretTable(w http.ResponseWriter, r *http.Request) {
 	t := api.MakeSecretTable(len(list))
 	for _, sec := range list {
 		t.Append(sec.ID, sec.Name, sec.Current, sec.CreatedAt, sec.UpdatedAt, sec.Labels)
+		if sec.Source != nil {
+			t.SetDriver(sec.ID, s.withLastMount(sec).Source)
+		}
 	}
 	writeJSON(w, http.StatusOK, t)
 }
@@ -109,24 +120,32 @@ func (s *Server) listed(w http.ResponseWriter, r *http.Request) ([]store.Secret,
 }
 
 func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
-	var spec swarm.SecretSpec
-	if !decode(w, r, &spec) {
+	var req api.SecretCreateRequest
+	if !decode(w, r, &req) {
 		return
 	}
-	if spec.Driver != nil {
-		writeError(w, http.StatusBadRequest, "secret drivers are not supported by secretd: omit --driver")
-		return
-	}
+	spec := req.SecretSpec
+	defer clear(spec.Data)
 	if spec.Templating != nil {
 		writeError(w, http.StatusBadRequest, "secret templating is not supported by secretd: omit --template-driver")
 		return
 	}
-	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: spec.Data})
-	clear(spec.Data)
+	r.SetPathValue("ref", spec.Name) // names the secret in a refusal's audit line
+	src, err := s.sourceSpec(r.Context(), req)
 	if err != nil {
-		r.SetPathValue("ref", spec.Name) // names the secret in a refusal's audit line
 		s.fail(w, r, err)
 		return
+	}
+	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: spec.Data, Source: src})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if src != nil {
+		if sec, err = s.primeSource(r.Context(), sec); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	s.cfg.Log.Info("secret created", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
 	s.audit(r, audit.Event{Event: audit.SecretCreate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
@@ -139,7 +158,19 @@ func (s *Server) secretInspect(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAPI(sec))
+	writeJSON(w, http.StatusOK, s.withLastMount(sec))
+}
+
+// withLastMount is toAPI with, for a driver secret, where its last Mount
+// got the value.
+func (s *Server) withLastMount(sec store.Secret) api.Secret {
+	out := toAPI(sec)
+	if out.Source != nil && s.cfg.Sources != nil {
+		if st, ok := s.cfg.Sources.LastMount(sec.ID); ok {
+			out.Source.LastMount = &api.SourceMount{At: st.At, Cached: st.Cached, Error: st.Err}
+		}
+	}
+	return out
 }
 
 func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
@@ -170,6 +201,9 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if sec.Source != nil && s.cfg.Sources != nil {
+		s.cfg.Sources.Sync() // stops its refresher
 	}
 	s.cfg.Log.Info("secret removed", "secret", sec.Name, "id", sec.ID)
 	s.audit(r, audit.Event{Event: audit.SecretRemove, Secret: sec.Name, SecretID: sec.ID})
@@ -374,6 +408,11 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("ref")
+	if cur, err := s.cfg.Store.Get(ref); err == nil && cur.Source != nil {
+		clear(req.Data)
+		s.fail(w, r, store.Errorf(store.ErrInvalid, "secret '%s' takes its value from secret driver %q: change the value at the source (with --refresh it reaches running containers), or create a secret without a driver", cur.Name, cur.Source.Driver))
+		return
+	}
 	if req.IfChanged {
 		cur, sec, err := s.cfg.Store.Reveal(ref, 0)
 		same := err == nil && subtle.ConstantTimeCompare(cur, req.Data) == 1

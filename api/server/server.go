@@ -65,6 +65,8 @@ type Config struct {
 	Audit *audit.Logger
 	// Metrics counts failed requests; nil counts nothing.
 	Metrics Metrics
+	// Sources checks and runs driver secrets; nil refuses --driver.
+	Sources Sources
 	// Rotations fails a secret update that did not reach every container;
 	// nil reports none.
 	Rotations Rotations

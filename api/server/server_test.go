@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,9 @@ import (
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/source"
+	"github.com/secretd/secretd/source/shell"
+	"github.com/secretd/secretd/sourced"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/store/bolt"
 )
@@ -105,6 +109,8 @@ type envOpts struct {
 	autolock  bool
 	status    func(*api.Status)
 	rotations server.Rotations
+	// sources enables driver secrets with the built-in shell driver.
+	sources bool
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -121,10 +127,15 @@ func newEnv(t *testing.T, o envOpts) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
-	e.srv = server.New(server.Config{
+	cfg := server.Config{
 		Store: e.store, KeyFile: e.keyFile, Tasks: e.tasks, Status: o.status, Version: "test",
 		Rotations: o.rotations,
-	})
+	}
+	if o.sources {
+		cfg.Sources = &sourced.Service{Store: e.store, Log: slog.New(slog.DiscardHandler),
+			Drivers: &source.Drivers{Builtin: map[string]source.Provider{shell.Name: shell.New(shell.Config{})}}}
+	}
+	e.srv = server.New(cfg)
 	e.hs = httptest.NewServer(e.srv)
 	t.Cleanup(e.hs.Close)
 	return e
@@ -417,7 +428,9 @@ func TestCreate(t *testing.T) {
 	if r := e.do("POST", "/v1.41/secrets/create", `{"Name":"no-ct","Data":"eA=="}`, ""); r.code != 201 {
 		t.Errorf("create without Content-Type: %d %s", r.code, r.body)
 	}
-	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("d"), Driver: &swarm.Driver{Name: "vault"}}, 400, "~secret drivers are not supported")
+	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("d"), Driver: &swarm.Driver{Name: "vault"}}, 400, "~takes no data")
+	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Driver: &swarm.Driver{Name: "vault"}}, 400, "~runs without secret drivers")
+	e.refused("POST", "/v1.41/secrets/create", api.SecretCreateRequest{SecretSpec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("r")}, Refresh: "1s"}, 400, "~give --driver too")
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "tpl"}, Data: e.canary("t"), Templating: &swarm.Driver{Name: "golang"}}, 400, "~templating is not supported")
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "lbl", Labels: map[string]string{"a b": "c"}}, Data: e.canary("l")}, 400, "~must not contain")
 }

@@ -1,28 +1,37 @@
 package secret
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/cmd/secretd/cli"
 )
 
 type createOptions struct {
-	labels []string
-	data   dataOptions
+	labels     []string
+	data       dataOptions
+	driver     string
+	driverOpts []string
+	cache      bool
+	refresh    time.Duration
 }
 
 func newCreateCommand(c *cli.Cli) *cobra.Command {
 	var o createOptions
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] SECRET [FILE|-]",
-		Short: "Create a secret from a file, stdin, an environment variable or random bytes",
+		Short: "Create a secret from a file, stdin, an environment variable, random bytes or a secret driver",
 		Example: `  printf 'hunter2' | secretd secret create db_password -
   secretd secret create --label env=prod tls_key ./server.key
   secretd secret create --generate 32 django_secret_key
-  secretd secret create --from-env API_TOKEN api_token`,
+  secretd secret create --from-env API_TOKEN api_token
+  secretd secret create --driver shell --driver-opt lookup='pass show db/password' db_password
+  secretd secret create --driver vault --cache --refresh 5m api_key`,
 		Args: cobra.RangeArgs(1, 2),
 		// SECRET is a new name; FILE is a file.
 		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
@@ -37,6 +46,10 @@ func newCreateCommand(c *cli.Cli) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&o.labels, "label", "l", nil, "secret labels (`key=value`, repeatable)")
 	o.data.addFlags(cmd)
+	cmd.Flags().StringVarP(&o.driver, "driver", "d", "", "take the value from secret driver `NAME` (shell, or a secret-driver plugin) at each container start; no data is given")
+	cmd.Flags().StringArrayVar(&o.driverOpts, "driver-opt", nil, "driver option (`key=value`, repeatable), stored encrypted")
+	cmd.Flags().BoolVar(&o.cache, "cache", false, "keep the last value the driver gave, encrypted, and serve it when the driver fails")
+	cmd.Flags().DurationVar(&o.refresh, "refresh", 0, "poll the driver every `DURATION` (at least 1s); a changed value rotates into running containers")
 	return cmd
 }
 
@@ -44,6 +57,9 @@ func runCreate(cmd *cobra.Command, c *cli.Cli, o createOptions, args []string) e
 	labels, err := parseLabels(o.labels)
 	if err != nil {
 		return err
+	}
+	if o.driver != "" || len(o.driverOpts) > 0 || o.cache || o.refresh != 0 {
+		return runCreateFromSource(cmd, c, o, args, labels)
 	}
 	data, err := o.data.read(c, args)
 	if err != nil {
@@ -55,6 +71,46 @@ func runCreate(cmd *cobra.Command, c *cli.Cli, o createOptions, args []string) e
 		return err
 	}
 	id, err := cl.SecretCreate(cmd.Context(), args[0], labels, data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.Out, id)
+	return nil
+}
+
+// runCreateFromSource creates a driver secret: no data, only where to
+// fetch it.
+func runCreateFromSource(cmd *cobra.Command, c *cli.Cli, o createOptions, args []string, labels map[string]string) error {
+	switch {
+	case o.driver == "" && o.refresh != 0:
+		return errors.New("--refresh polls a secret's driver: give --driver too")
+	case o.driver == "" && o.cache:
+		return errors.New("--cache keeps the value a secret's driver gives: give --driver too")
+	case o.driver == "":
+		return errors.New("--driver-opt needs --driver")
+	case len(args) > 1 || o.data.fromEnv != "" || o.data.generateSet():
+		return fmt.Errorf("a secret created with --driver takes no data, its value comes from driver %q: drop the data argument or --driver", o.driver)
+	case o.refresh < 0:
+		return fmt.Errorf("--refresh %s: the interval must be positive", o.refresh)
+	}
+	opts := map[string]string{}
+	for _, kv := range o.driverOpts {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			// The text is not repeated: it may be a token given without its key.
+			return errors.New("invalid --driver-opt: use key=value")
+		}
+		opts[k] = v
+	}
+	src := client.SourceSpec{Driver: o.driver, Options: opts, Cache: o.cache}
+	if o.refresh != 0 {
+		src.Refresh = o.refresh.String()
+	}
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	id, err := cl.SecretCreateFromSource(cmd.Context(), args[0], labels, src)
 	if err != nil {
 		return err
 	}

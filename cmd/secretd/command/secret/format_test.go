@@ -86,3 +86,31 @@ func TestBadTemplate(t *testing.T) {
 		t.Fatal("an unparsable template was accepted")
 	}
 }
+
+// sourceFixtures adds driver secrets to fixtures: one fetched at each
+// Mount, one cached and refreshed whose last Mount was served stale.
+func sourceFixtures() []api.Secret {
+	list := fixtures()
+	plain := list[0]
+	plain.ID, plain.Spec.Name, plain.CurrentVersion, plain.Versions = "k2v1ql0q3yuvd7r0gvm0l5a0x", "db_password", 0, nil
+	plain.Source = &api.SecretSource{Driver: "shell", OptionKeys: []string{"lookup", "timeout"},
+		LastMount: &api.SourceMount{At: now.Add(-time.Minute)}}
+	cached := list[1]
+	cached.ID, cached.Spec.Name = "q9mz0b7e1c2sx4h8r5t3w6y1u", "vault_token"
+	cached.Source = &api.SecretSource{Driver: "vault", Cache: true, Refresh: "5m0s",
+		LastMount: &api.SourceMount{At: now.Add(-time.Minute), Cached: true, Error: "secret 'vault_token': secret driver plugin \"vault\": source unavailable: the plugin answered: sealed"}}
+	return append(list, plain, cached)
+}
+
+func TestSourceFormats(t *testing.T) {
+	var out bytes.Buffer
+	if err := writeList(&cli.Cli{Out: &out}, listOptions{}, api.NewSecretTable(sourceFixtures()), now); err != nil {
+		t.Fatal(err)
+	}
+	golden.Assert(t, "ls-driver.golden", out.String())
+	out.Reset()
+	if err := writeInspect(&cli.Cli{Out: &out}, inspectOptions{pretty: true}, sourceFixtures()[3:]); err != nil {
+		t.Fatal(err)
+	}
+	golden.Assert(t, "inspect-pretty-driver.golden", out.String())
+}

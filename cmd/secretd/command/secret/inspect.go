@@ -65,8 +65,17 @@ Labels:
 {{- range $k, $v := .Spec.Labels}}
  - {{$k}}{{if $v}}={{$v}}{{end}}
 {{- end}}{{end}}
-Version:         {{.CurrentVersion}}
-Versions kept:   {{range $i, $v := .Versions}}{{if $i}}, {{end}}{{$v.Version}}{{end}}
+Version:         {{if .CurrentVersion}}{{.CurrentVersion}}{{else}}none: the driver gives the value at each mount{{end}}
+{{- if .Versions}}
+Versions kept:   {{range $i, $v := .Versions}}{{if $i}}, {{end}}{{$v.Version}}{{end}}{{end}}
+{{- with .Source}}
+Driver:          {{.Driver}}
+{{- if .OptionKeys}}
+Driver options:  {{range $i, $k := .OptionKeys}}{{if $i}}, {{end}}{{$k}}{{end}}{{end}}
+Cache:           {{if .Cache}}yes{{else}}no{{end}}
+Refresh:         {{if .Refresh}}every {{.Refresh}}{{else}}no{{end}}
+{{- with .LastMount}}
+Last mount:      {{.At}}, {{if .Cached}}served from the cache (stale): {{.Error}}{{else}}fetched from the source{{end}}{{end}}{{end}}
 Created at:      {{.CreatedAt}}
 Updated at:      {{.UpdatedAt}}
 `

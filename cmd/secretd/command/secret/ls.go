@@ -17,6 +17,9 @@ import (
 
 const defaultListFormat = "table {{.ID}}\t{{.Name}}\t{{.Version}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
 
+// driverListFormat is the default when a listed secret has a driver.
+const driverListFormat = "table {{.ID}}\t{{.Name}}\t{{.Version}}\t{{.Driver}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
+
 var listHeaders = map[string]string{
 	"ID": "ID", "Name": "NAME", "Version": "VERSION", "CreatedAt": "CREATED",
 	"UpdatedAt": "UPDATED", "Labels": "LABELS", "Driver": "DRIVER",
@@ -84,6 +87,8 @@ func writeList(c *cli.Cli, o listOptions, t api.SecretTable, now time.Time) erro
 	switch {
 	case o.quiet && format == "":
 		format = "{{.ID}}"
+	case (format == "" || format == formatter.Table) && len(t.Drivers) > 0:
+		format = driverListFormat
 	case format == "" || format == formatter.Table:
 		format = defaultListFormat
 	}
@@ -105,8 +110,12 @@ func writeList(c *cli.Cli, o listOptions, t api.SecretTable, now time.Time) erro
 			labels = append(labels, k+"="+v)
 		}
 		sort.Strings(labels)
+		version := strconv.Itoa(t.CurrentVersions[i])
+		if t.CurrentVersions[i] == 0 {
+			version = "-" // a driver secret with no stored value
+		}
 		rows = append(rows, listRow{
-			ID: id, Name: t.Names[i], Version: strconv.Itoa(t.CurrentVersions[i]),
+			ID: id, Name: t.Names[i], Version: version, Driver: t.Drivers[id],
 			CreatedAt: ago.Since(unixNano(t.CreatedAt[i])), UpdatedAt: ago.Since(unixNano(t.UpdatedAt[i])),
 			Labels: strings.Join(labels, ","), labels: t.Labels[id],
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/secretd/secretd/daemon"
 	"github.com/secretd/secretd/driver"
+	"github.com/secretd/secretd/source/shell"
 )
 
 // addDeliveryFlags adds the flags of the container side: the volume driver,
@@ -20,6 +21,8 @@ func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {
 	f.StringVar(&cfg.PluginDir, "plugin-dir", driver.DefaultPluginDir, "where dockerd discovers plugin sockets")
 	f.IntVar(&cfg.SpareMounts, "spare-mounts", 8, "empty tmpfs mounts kept ready so a container start does not wait on mount(2); 0 mounts on demand")
 	f.DurationVar(&cfg.MountGrace, "mount-grace", 30*time.Second, "how long a new mount whose container is not running yet is kept by a resync")
+	f.StringVar(&cfg.SecretDriverDir, "secret-driver-dir", "", "where secret-driver plugins are found: NAME.sock, NAME.spec and NAME.json in this directory (default: Docker's /run/docker/plugins, /etc/docker/plugins and /usr/lib/docker/plugins)")
+	f.StringVar(&cfg.ShellConfig, "shell-driver-config", shell.DefaultConfigPath, "host-wide configuration of the built-in shell secret driver (a missing file is an empty one)")
 	cfg.MaxMountSize = daemon.DefaultMaxMountSize
 	f.Var((*sizeValue)(&cfg.MaxMountSize), "max-mount-size", "largest total of plaintext one container mount may hold (e.g. 4MiB, 512KiB); a Mount asking for more fails")
 }

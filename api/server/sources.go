@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/sourced"
+	"github.com/secretd/secretd/store"
+)
+
+// Sources is the driver-secret runtime the API checks new driver secrets
+// with; *sourced.Service implements it.
+type Sources interface {
+	// Check refuses a driver, options or refresh interval that cannot work.
+	Check(ctx context.Context, name string, spec store.SourceSpec) error
+	// Prime fetches a new secret's value once, keeping it when it is cached.
+	Prime(ctx context.Context, sec store.Secret) (store.Secret, error)
+	// LastMount is where the secret's last Mount got its value.
+	LastMount(id string) (sourced.Status, bool)
+	// Sync starts and stops refreshers to match the store.
+	Sync()
+}
+
+// sourceSpec reads and checks the driver part of a create: nil for a
+// stored secret. Every refusal happens before anything is stored.
+func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest) (*store.SourceSpec, error) {
+	spec := req.SecretSpec
+	if spec.Driver == nil {
+		switch {
+		case req.Refresh != "":
+			return nil, store.Errorf(store.ErrInvalid, "--refresh polls a secret's driver: give --driver too")
+		case req.Cache:
+			return nil, store.Errorf(store.ErrInvalid, "--cache keeps the value a secret's driver gives: give --driver too")
+		}
+		return nil, nil
+	}
+	if len(spec.Data) > 0 {
+		return nil, store.Errorf(store.ErrInvalid, "secret '%s': a secret created with --driver takes no data, its value comes from driver %q: drop the data argument or --driver", spec.Name, spec.Driver.Name)
+	}
+	if s.cfg.Sources == nil {
+		return nil, store.Errorf(store.ErrInvalid, "this secretd runs without secret drivers: omit --driver")
+	}
+	// Validated before the source is asked anything: a bad name never
+	// reaches a plugin.
+	if err := store.ValidateName(spec.Name); err != nil {
+		return nil, err
+	}
+	if err := store.ValidateLabels(spec.Labels); err != nil {
+		return nil, err
+	}
+	src := &store.SourceSpec{Driver: spec.Driver.Name, Options: spec.Driver.Options, Cache: req.Cache}
+	if req.Refresh != "" {
+		d, err := time.ParseDuration(req.Refresh)
+		if err != nil || d <= 0 {
+			return nil, store.Errorf(store.ErrInvalid, "invalid --refresh %q: give a duration such as 30s or 5m", req.Refresh)
+		}
+		src.Refresh = d
+	}
+	if err := s.cfg.Sources.Check(ctx, spec.Name, *src); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// primeSource fetches a new driver secret's value once when its driver
+// calls for it; a failure removes the secret again, so a refused create
+// leaves nothing behind.
+func (s *Server) primeSource(ctx context.Context, sec store.Secret) (store.Secret, error) {
+	if sourced.FetchesAtCreate(store.SourceSpec{Driver: sec.Source.Driver, Refresh: sec.Source.Refresh}) {
+		primed, err := s.cfg.Sources.Prime(ctx, sec)
+		if err != nil {
+			if _, rerr := s.cfg.Store.Remove(sec.ID, nil); rerr != nil {
+				s.cfg.Log.Error("refused driver secret not removed", "secret", sec.Name, "id", sec.ID, "err", rerr)
+			}
+			return store.Secret{}, err
+		}
+		sec = primed
+	}
+	if sec.Source.Refresh > 0 {
+		s.cfg.Sources.Sync()
+	}
+	return sec, nil
+}
