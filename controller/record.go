@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/secretd/secretd/mountroot"
 )
 
 // taskRecord is what secretd writes next to each mount, before filling it:
@@ -25,7 +27,7 @@ type taskRecord struct {
 	Since       time.Time `json:"since"`
 }
 
-const recordSuffix = ".task"
+const recordSuffix = mountroot.RecordSuffix
 
 func (c *Controller) recordPath(dirName string) string {
 	return filepath.Join(c.cfg.MountRoot, dirName+recordSuffix)
@@ -73,6 +75,13 @@ func (c *Controller) loadRecord(dirName string) (*taskRecord, error) {
 		return nil, fmt.Errorf("task record %s names no valid mount ID", dirName)
 	}
 	return &r, nil
+}
+
+// hasRecord reports whether a task record lies beside MOUNT-ROOT/dirName,
+// readable or not.
+func (c *Controller) hasRecord(dirName string) bool {
+	_, err := os.Lstat(c.recordPath(dirName))
+	return err == nil
 }
 
 func (c *Controller) removeRecord(dirName string) error {
