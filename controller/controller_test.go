@@ -207,7 +207,7 @@ type env struct {
 	ctrl   *controller.Controller
 }
 
-func newEnv(t testing.TB, grace time.Duration) *env {
+func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config)) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting tmpfs needs root")
@@ -237,6 +237,9 @@ func newEnv(t testing.TB, grace time.Duration) *env {
 		Store: e.store, Engine: e.engine, EngineHost: "fake://engine",
 		VolumesFile: filepath.Join(dir, "volumes.json"),
 		MountRoot:   e.root, DriverName: driverName, Grace: grace,
+	}
+	for _, o := range opts {
+		o(&e.cfg)
 	}
 	e.ctrl, err = controller.New(e.cfg)
 	if err != nil {

@@ -1,0 +1,77 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/secretd/secretd/controller"
+)
+
+// logBuffer collects a logger's lines for a test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Split(strings.TrimSpace(b.buf.String()), "\n")
+}
+
+func withLog(b *logBuffer) func(*controller.Config) {
+	return func(c *controller.Config) {
+		c.Log = slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+}
+
+// TestMountRefusalsLogged checks that every refused Mount leaves a WARN
+// line with its reason, whichever step refused it: dockerd shows the error
+// to the user who ran the container, and only the log tells the operator.
+func TestMountRefusalsLogged(t *testing.T) {
+	var logs logBuffer
+	e := newEnv(t, 0, withLog(&logs), func(c *controller.Config) { c.MaxMountSize = 8 })
+	e.secret(t, "small", "x")
+	e.secret(t, "big", "0123456789")
+	imaged := ctr("id-img", "imaged", container.StateCreated, 3, "small", "vimage")
+	imaged.ImageID = "sha256:labelled"
+	e.engine.images = map[string]map[string]string{"sha256:labelled": {controller.LabelSecrets: "small"}}
+	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "", "vnolabel"), imaged)
+	e.vols.set("vbig", "big")
+	e.vols.set("vmissing", "nosuch")
+	for _, c := range []struct{ volume, mountID, reason string }{
+		{"vnone", "m1", "declares no secrets and no container uses it yet"},
+		{"vnolabel", "m2", "container web using it has no " + controller.LabelSecrets + " label"},
+		{"vimage", "m3", "comes from its image"},
+		{"vbig", "m4", "hold more than 8 bytes"},
+		{"vmissing", "m5", "not found"},
+		{"vbig", "../m6", "invalid mount ID"},
+	} {
+		_, err := e.ctrl.Mount(context.Background(), c.volume, c.mountID)
+		if err == nil || !strings.Contains(err.Error(), c.reason) {
+			t.Fatalf("mount of %s: %v, want an error saying %q", c.volume, err, c.reason)
+		}
+		found := false
+		for _, l := range logs.lines() {
+			if strings.Contains(l, "level=WARN") && strings.Contains(l, `msg="mount refused"`) &&
+				strings.Contains(l, "volume="+c.volume) && strings.Contains(l, c.reason) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("refused mount of %s (%s) not logged at WARN with its reason; log:\n%s", c.volume, c.reason, strings.Join(logs.lines(), "\n"))
+		}
+	}
+}
