@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	dockerclient "github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/secretd/secretd/api"
@@ -131,7 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Log.Warn("store is locked: run 'secretd unlock'")
 	}
 
-	engine, engineHost, err := newEngine(cfg.DockerHost)
+	engine, engineHost, err := newEngine(ctx, cfg.DockerHost, engineVersionTimeout, cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -291,14 +290,3 @@ func Run(ctx context.Context, cfg Config) error {
 	return <-errc
 }
 
-func newEngine(host string) (*dockerclient.Client, string, error) {
-	opts := []dockerclient.Opt{dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()}
-	if host != "" {
-		opts = append(opts, dockerclient.WithHost(host))
-	}
-	c, err := dockerclient.NewClientWithOpts(opts...)
-	if err != nil {
-		return nil, "", fmt.Errorf("--docker-host: %w", err)
-	}
-	return c, c.DaemonHost(), nil
-}
