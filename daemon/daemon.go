@@ -289,4 +289,3 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.Log.Info("secretd stopped")
 	return <-errc
 }
-
