@@ -175,9 +175,13 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 }
 
 // created learns the declarations of a new container's unbound volumes,
-// without holding up the event loop.
-func (c *Controller) created(ctx context.Context, id string) {
-	if c.cfg.Engine == nil || !c.vols.anyUnbound() {
+// and warns about a container that declares secrets but mounts no secretd
+// volume, without holding up the event loop. labels are the create
+// event's attributes, which carry the container's labels: a container
+// without the label is looked up only while some volume is unbound.
+func (c *Controller) created(ctx context.Context, id string, labels map[string]string) {
+	_, declares := labels[LabelSecrets]
+	if c.cfg.Engine == nil || (!declares && !c.vols.anyUnbound()) {
 		return
 	}
 	c.learning.Add(1)
@@ -194,6 +198,7 @@ func (c *Controller) created(ctx context.Context, id string) {
 			if s.ID != id {
 				continue
 			}
+			declaration.WarnUnserved(c.cfg.Log, s, func(driver string) bool { return c.ours(driver) })
 			for _, m := range s.Mounts {
 				if !c.ourMount(m) {
 					continue

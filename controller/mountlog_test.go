@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/controller"
 )
@@ -73,5 +74,44 @@ func TestMountRefusalsLogged(t *testing.T) {
 		if !found {
 			t.Errorf("refused mount of %s (%s) not logged at WARN with its reason; log:\n%s", c.volume, c.reason, strings.Join(logs.lines(), "\n"))
 		}
+	}
+}
+
+// TestWarnUnservedAtCreate warns, naming the container, when a container
+// created with a secretd.secrets label mounts no secretd volume: it starts
+// without its secrets and nothing else says so. No volume is unbound, so
+// nothing else makes the create event look the container up.
+func TestWarnUnservedAtCreate(t *testing.T) {
+	var logs logBuffer
+	e := newEnv(t, 0, withLog(&logs))
+	e.secret(t, "a", "x")
+	e.vols.set("vserved", "a")
+	s := e.run(t)
+	e.engine.set(
+		ctr("id-plain", "plain", container.StateCreated, 1, "a"),
+		ctr("id-served", "served", container.StateCreated, 2, "a", "vserved"),
+	)
+	for _, id := range []string{"id-plain", "id-served"} {
+		name := strings.TrimPrefix(id, "id-")
+		s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionCreate,
+			Actor: events.Actor{ID: id, Attributes: map[string]string{"name": name, "image": "busybox", controller.LabelSecrets: "a"}}})
+	}
+	s.sync(t)
+	e.ctrl.WaitLearning()
+	warned := map[string]bool{}
+	for _, l := range logs.lines() {
+		if strings.Contains(l, "level=WARN") && strings.Contains(l, "mounts no secretd volume") {
+			for _, n := range []string{"plain", "served"} {
+				if strings.Contains(l, "container="+n+" ") {
+					warned[n] = true
+				}
+			}
+		}
+	}
+	if !warned["plain"] {
+		t.Errorf("no warning names the container with a label and no secretd volume; log:\n%s", strings.Join(logs.lines(), "\n"))
+	}
+	if warned["served"] {
+		t.Error("a container with a secretd volume was warned about")
 	}
 }
