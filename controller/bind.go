@@ -114,10 +114,24 @@ func (c *Controller) agreedLabel(ctx context.Context, volume string, users []con
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
-	// A declaration that does not parse, or an on-update label that
-	// means nothing, is refused before it is bound for good.
-	if _, err := declaration.Parse(decl); err != nil {
-		return "", "", fmt.Errorf("container %s: label %s: %w", summaryName(first), LabelSecrets, err)
+	// A declaration that does not parse or does not fit the containers'
+	// mounts, or an on-update label that means nothing, is refused before
+	// it is bound for good. Each container takes the label's part for
+	// this volume, which is the same unless they mount it at different
+	// places.
+	_, decl, err = c.labelShare(first, volume)
+	if err != nil {
+		return "", "", err
+	}
+	for _, s := range users[1:] {
+		_, d, err := c.labelShare(s, volume)
+		if err != nil {
+			return "", "", err
+		}
+		if d != decl {
+			return "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
+				volume, summaryName(first), summaryName(s), OptionSecrets)
+		}
 	}
 	for _, s := range users {
 		if _, err := ParseOnUpdate(s.Labels[LabelOnUpdate]); err != nil {
