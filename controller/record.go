@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/secretd/secretd/atomicfile"
 	"github.com/secretd/secretd/mountroot"
 )
 
@@ -47,17 +48,7 @@ func (c *Controller) saveRecord(t snapshot) error {
 	if err := os.MkdirAll(c.cfg.MountRoot, 0o700); err != nil {
 		return err
 	}
-	p := c.recordPath(dirBase(t.dir))
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteUnsynced(c.recordPath(dirBase(t.dir)), b)
 }
 
 // loadRecord reads the record of the mount at MOUNT-ROOT/dirName. Records
