@@ -1,11 +1,9 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -14,25 +12,12 @@ import (
 	"github.com/secretd/secretd/controller"
 )
 
-// logBuffer collects a logger's lines for a test to read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// logLines returns the lines a test's logger wrote.
+func logLines(b *syncBuffer) []string {
+	return strings.Split(strings.TrimSpace(b.String()), "\n")
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Split(strings.TrimSpace(b.buf.String()), "\n")
-}
-
-func withLog(b *logBuffer) func(*controller.Config) {
+func withLog(b *syncBuffer) func(*controller.Config) {
 	return func(c *controller.Config) {
 		c.Log = slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -42,7 +27,7 @@ func withLog(b *logBuffer) func(*controller.Config) {
 // line with its reason, whichever step refused it: dockerd shows the error
 // to the user who ran the container, and only the log tells the operator.
 func TestMountRefusalsLogged(t *testing.T) {
-	var logs logBuffer
+	var logs syncBuffer
 	e := newEnv(t, 0, withLog(&logs), func(c *controller.Config) { c.MaxMountSize = 8 })
 	e.secret(t, "small", "x")
 	e.secret(t, "big", "0123456789")
@@ -65,14 +50,14 @@ func TestMountRefusalsLogged(t *testing.T) {
 			t.Fatalf("mount of %s: %v, want an error saying %q", c.volume, err, c.reason)
 		}
 		found := false
-		for _, l := range logs.lines() {
+		for _, l := range logLines(&logs) {
 			if strings.Contains(l, "level=WARN") && strings.Contains(l, `msg="mount refused"`) &&
 				strings.Contains(l, "volume="+c.volume) && strings.Contains(l, c.reason) {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("refused mount of %s (%s) not logged at WARN with its reason; log:\n%s", c.volume, c.reason, strings.Join(logs.lines(), "\n"))
+			t.Errorf("refused mount of %s (%s) not logged at WARN with its reason; log:\n%s", c.volume, c.reason, strings.Join(logLines(&logs), "\n"))
 		}
 	}
 }
@@ -82,7 +67,7 @@ func TestMountRefusalsLogged(t *testing.T) {
 // without its secrets and nothing else says so. No volume is unbound, so
 // nothing else makes the create event look the container up.
 func TestWarnUnservedAtCreate(t *testing.T) {
-	var logs logBuffer
+	var logs syncBuffer
 	e := newEnv(t, 0, withLog(&logs))
 	e.secret(t, "a", "x")
 	e.vols.set("vserved", "a")
@@ -99,7 +84,7 @@ func TestWarnUnservedAtCreate(t *testing.T) {
 	s.sync(t)
 	e.ctrl.WaitLearning()
 	warned := map[string]bool{}
-	for _, l := range logs.lines() {
+	for _, l := range logLines(&logs) {
 		if strings.Contains(l, "level=WARN") && strings.Contains(l, "mounts no secretd volume") {
 			for _, n := range []string{"plain", "served"} {
 				if strings.Contains(l, "container="+n+" ") {
@@ -109,7 +94,7 @@ func TestWarnUnservedAtCreate(t *testing.T) {
 		}
 	}
 	if !warned["plain"] {
-		t.Errorf("no warning names the container with a label and no secretd volume; log:\n%s", strings.Join(logs.lines(), "\n"))
+		t.Errorf("no warning names the container with a label and no secretd volume; log:\n%s", strings.Join(logLines(&logs), "\n"))
 	}
 	if warned["served"] {
 		t.Error("a container with a secretd volume was warned about")
