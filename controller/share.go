@@ -101,8 +101,12 @@ func holder(mounts []container.MountPoint, e declaration.Entry) (int, string, er
 		}
 	}
 	if best < 0 {
-		return -1, "", fmt.Errorf("entry for %s has the target %s, which no secretd volume of the container holds: mount one at %s (or a directory above it), or declare the secret on a volume of its own",
-			e.Source, e.Target, path.Dir(e.Target))
+		where := ""
+		if dir := path.Dir(e.Target); dir != "/" {
+			where = "mount one at " + dir + ", "
+		}
+		return -1, "", fmt.Errorf("entry for %s has the target %s, which no secretd volume of the container holds: %sgive a relative target (a file in %s), or give the file a volume of its own (secretd run --secret src=%s,target=%s)",
+			e.Source, e.Target, where, defaultTarget, e.Source, e.Target)
 	}
 	return best, rel, nil
 }
