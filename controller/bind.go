@@ -114,10 +114,24 @@ func (c *Controller) agreedLabel(ctx context.Context, volume string, users []con
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
-	// A declaration that does not parse, or an on-update label that
-	// means nothing, is refused before it is bound for good.
-	if _, err := declaration.Parse(decl); err != nil {
-		return "", "", fmt.Errorf("container %s: label %s: %w", summaryName(first), LabelSecrets, err)
+	// A declaration that does not parse or does not fit the containers'
+	// mounts, or an on-update label that means nothing, is refused before
+	// it is bound for good. Each container takes the label's part for
+	// this volume, which is the same unless they mount it at different
+	// places.
+	_, decl, err = c.labelShare(first, volume)
+	if err != nil {
+		return "", "", err
+	}
+	for _, s := range users[1:] {
+		_, d, err := c.labelShare(s, volume)
+		if err != nil {
+			return "", "", err
+		}
+		if d != decl {
+			return "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
+				volume, summaryName(first), summaryName(s), OptionSecrets)
+		}
 	}
 	for _, s := range users {
 		if _, err := ParseOnUpdate(s.Labels[LabelOnUpdate]); err != nil {
@@ -175,9 +189,13 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 }
 
 // created learns the declarations of a new container's unbound volumes,
-// without holding up the event loop.
-func (c *Controller) created(ctx context.Context, id string) {
-	if c.cfg.Engine == nil || !c.vols.anyUnbound() {
+// and warns about a container that declares secrets but mounts no secretd
+// volume, without holding up the event loop. labels are the create
+// event's attributes, which carry the container's labels: a container
+// without the label is looked up only while some volume is unbound.
+func (c *Controller) created(ctx context.Context, id string, labels map[string]string) {
+	_, declares := labels[LabelSecrets]
+	if c.cfg.Engine == nil || (!declares && !c.vols.anyUnbound()) {
 		return
 	}
 	c.learning.Add(1)
@@ -194,6 +212,7 @@ func (c *Controller) created(ctx context.Context, id string) {
 			if s.ID != id {
 				continue
 			}
+			declaration.WarnUnserved(c.cfg.Log, s, func(driver string) bool { return c.ours(driver) })
 			for _, m := range s.Mounts {
 				if !c.ourMount(m) {
 					continue

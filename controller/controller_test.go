@@ -207,7 +207,7 @@ type env struct {
 	ctrl   *controller.Controller
 }
 
-func newEnv(t testing.TB, grace time.Duration) *env {
+func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config)) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting tmpfs needs root")
@@ -237,6 +237,9 @@ func newEnv(t testing.TB, grace time.Duration) *env {
 		Store: e.store, Engine: e.engine, EngineHost: "fake://engine",
 		VolumesFile: filepath.Join(dir, "volumes.json"),
 		MountRoot:   e.root, DriverName: driverName, Grace: grace,
+	}
+	for _, o := range opts {
+		o(&e.cfg)
 	}
 	e.ctrl, err = controller.New(e.cfg)
 	if err != nil {
@@ -471,7 +474,7 @@ func TestResync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stray := filepath.Join(e.root, "mstray")
+	stray := filepath.Join(e.root, strings.Repeat("5a", 32)) // a mount ID's directory
 	if err := os.MkdirAll(filepath.Join(stray, "sub"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -543,6 +546,40 @@ func TestResync(t *testing.T) {
 	}
 	if got := mountsUnder(t, e.root); !slices.Equal(got, []string{adoptDir}) {
 		t.Errorf("a failed resync changed the mounts: %v", got)
+	}
+}
+
+// TestResyncLeavesForeignDirs keeps what appears under the mount root
+// while the daemon runs and is not secretd's (a mistyped --mount-root, a
+// directory another program made later): a resync takes it for nothing
+// of its own, mounted or not, and removes nothing of it.
+func TestResyncLeavesForeignDirs(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.engine.set()
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(e.root, "app-data")
+	if err := os.MkdirAll(filepath.Join(plain, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(plain, "sub", "keep"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mounted := filepath.Join(e.root, "cache")
+	if err := tmpfs.Mount(mounted, []tmpfs.File{{Path: "f", Data: []byte("theirs"), Mode: 0o444}}, tmpfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tmpfs.Wipe(mounted) })
+	time.Sleep(time.Millisecond) // past Grace
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(plain, "sub", "keep")); err != nil || string(b) != "mine" {
+		t.Errorf("a directory that is not secretd's lost its file: %q, %v", b, err)
+	}
+	if !slices.Contains(mountsUnder(t, e.root), mounted) {
+		t.Errorf("a mount that is not secretd's was wiped")
 	}
 }
 

@@ -107,7 +107,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	}
 	switch m.Action {
 	case events.ActionCreate:
-		c.created(ctx, id)
+		c.created(ctx, id, m.Actor.Attributes)
 	case events.ActionStart:
 		// Container events carry the labels and the name as attributes.
 		c.identify(identity{ID: id, Name: m.Actor.Attributes["name"], Image: m.Actor.Attributes["image"], Labels: m.Actor.Attributes})

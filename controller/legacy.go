@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/secretd/secretd/atomicfile"
 )
 
 // legacyGrants are the live grants and revokes earlier versions kept by
@@ -115,6 +117,6 @@ func (c *Controller) migrateLegacy(list []container.Summary) {
 		return
 	}
 	if b, err := json.Marshal(l.m); err == nil {
-		writeFileAtomic(l.path, b)
+		atomicfile.Write(l.path, b)
 	}
 }

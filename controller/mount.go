@@ -23,6 +23,9 @@ func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string,
 	start := time.Now()
 	dir, err := c.mount(ctx, volume, mountID)
 	if err != nil {
+		// Every refusal, whatever step made it: dockerd shows the user
+		// the error, but only the log tells the operator.
+		c.cfg.Log.Warn("mount refused", "volume", volume, "mount_id", mountID, "err", err)
 		c.cfg.Metrics.Error("mount", err)
 		c.cfg.Audit.Deny(audit.ContainerMount, nil, audit.Event{Volume: volume}, err)
 		return "", err
@@ -121,7 +124,6 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		delete(c.tasks, mountID)
 		c.mu.Unlock()
 		c.removeRecord(dirBase(t.dir))
-		c.cfg.Log.Warn("mount refused", "volume", volume, "mount", t.dir, "err", err)
 		return "", err
 	}
 	if s := t.snapUnlocked(c); s.name != "" {

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/secretd/secretd/atomicfile"
+	"github.com/secretd/secretd/mountroot"
 )
 
 // taskRecord is what secretd writes next to each mount, before filling it:
@@ -25,7 +28,7 @@ type taskRecord struct {
 	Since       time.Time `json:"since"`
 }
 
-const recordSuffix = ".task"
+const recordSuffix = mountroot.RecordSuffix
 
 func (c *Controller) recordPath(dirName string) string {
 	return filepath.Join(c.cfg.MountRoot, dirName+recordSuffix)
@@ -45,17 +48,7 @@ func (c *Controller) saveRecord(t snapshot) error {
 	if err := os.MkdirAll(c.cfg.MountRoot, 0o700); err != nil {
 		return err
 	}
-	p := c.recordPath(dirBase(t.dir))
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteUnsynced(c.recordPath(dirBase(t.dir)), b)
 }
 
 // loadRecord reads the record of the mount at MOUNT-ROOT/dirName. Records
@@ -73,6 +66,13 @@ func (c *Controller) loadRecord(dirName string) (*taskRecord, error) {
 		return nil, fmt.Errorf("task record %s names no valid mount ID", dirName)
 	}
 	return &r, nil
+}
+
+// hasRecord reports whether a task record lies beside MOUNT-ROOT/dirName,
+// readable or not.
+func (c *Controller) hasRecord(dirName string) bool {
+	_, err := os.Lstat(c.recordPath(dirName))
+	return err == nil
 }
 
 func (c *Controller) removeRecord(dirName string) error {

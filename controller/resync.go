@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/secretd/secretd/mountroot"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -72,6 +73,10 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			continue
 		}
 		t := byDir[name]
+		if t == nil && !mountroot.MountDir(name, c.hasRecord(name)) {
+			c.cfg.Log.Warn("mount under the mount root is not secretd's: left as it is", "dir", dir)
+			continue
+		}
 		rec := &taskRecord{}
 		if t != nil {
 			s := snaps[t]
@@ -251,8 +256,12 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 	}
 }
 
-// removeStrayDirs deletes directories under the mount root that are not
-// mounts (left by a crash between mkdir and mount, or after a lazy detach).
+// removeStrayDirs deletes directories under the mount root that are
+// secretd's mounts but hold no container's (left by a crash between mkdir
+// and mount, or after a lazy detach). A directory that is not secretd's
+// own, by its name or a task record beside it, is left alone: the daemon
+// checked the mount root at start, and whatever appeared since is someone
+// else's.
 func (c *Controller) removeStrayDirs(live map[string]bool) error {
 	entries, err := os.ReadDir(c.cfg.MountRoot)
 	if err != nil {
@@ -261,10 +270,19 @@ func (c *Controller) removeStrayDirs(live map[string]bool) error {
 		}
 		return err
 	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
 	inUse := c.dirsInUse()
 	var errs []error
 	for _, e := range entries {
-		if !e.IsDir() || live[e.Name()] || inUse[e.Name()] {
+		n := e.Name()
+		if !e.IsDir() || live[n] || inUse[n] {
+			continue
+		}
+		if !mountroot.MountDir(n, names[n+mountroot.RecordSuffix]) {
+			c.cfg.Log.Warn("directory under the mount root is not secretd's: left as it is", "dir", c.dir(n))
 			continue
 		}
 		if _, err := tmpfs.Wipe(c.dir(e.Name())); err != nil {

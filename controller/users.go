@@ -140,7 +140,7 @@ func (c *Controller) declarations(s container.Summary) [][]declaration.Entry {
 		if v, ok := c.vols.get(m.Name); ok && v.Bound() {
 			entries, err = v.Entries()
 		} else {
-			entries, err = declaration.Parse(s.Labels[LabelSecrets])
+			entries, _, err = c.labelShare(s, m.Name)
 		}
 		if err == nil && len(entries) > 0 {
 			out = append(out, entries)

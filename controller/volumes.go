@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/secretd/secretd/atomicfile"
 	"github.com/secretd/secretd/declaration"
 )
 
@@ -230,7 +231,7 @@ func (r *registry) save() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(r.path, b); err != nil {
+	if err := atomicfile.Write(r.path, b); err != nil {
 		return fmt.Errorf("save volumes: %w", err)
 	}
 	return nil

@@ -5,10 +5,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/secretd/secretd/mountroot"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -43,11 +43,6 @@ func privateDir(flag, dir string, log *slog.Logger) error {
 	return nil
 }
 
-// ownMountRootEntry matches the names secretd itself gives entries of the
-// mount root: dockerd's 64-hex mount IDs, spares, task records and their
-// temporaries.
-var ownMountRootEntry = regexp.MustCompile(`^([0-9a-f]{64}|spare\.[0-9a-f]+)(\.task(\.tmp)?)?$`)
-
 // checkMountRoot refuses a mount root holding anything secretd did not put
 // there: a mistyped --mount-root (/home, /srv) must not have its
 // directories taken for leftovers of crashed containers and wiped. A
@@ -77,10 +72,10 @@ func checkMountRoot(dir string) error {
 	for _, e := range entries {
 		n := e.Name()
 		switch {
-		case ownMountRootEntry.MatchString(n) && (e.IsDir() || strings.Contains(n, ".task")):
-		case e.IsDir() && (slices.Contains(names, n+".task") || slices.Contains(mounts, filepath.Join(real, n))):
-		case strings.HasPrefix(n, ".secretd-"): // secretd's own probes and markers
-		case !e.IsDir() && e.Type().IsRegular() && (strings.HasSuffix(n, ".task") || strings.HasSuffix(n, ".task.tmp")):
+		case e.IsDir() && mountroot.MountDir(n, slices.Contains(names, n+mountroot.RecordSuffix)):
+		case e.IsDir() && slices.Contains(mounts, filepath.Join(real, n)):
+		case mountroot.Marker(n):
+		case !e.IsDir() && e.Type().IsRegular() && mountroot.Record(n):
 		default:
 			foreign = append(foreign, n)
 		}

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	dockerclient "github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/secretd/secretd/api"
@@ -140,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Log.Warn("store is locked: run 'secretd unlock'")
 	}
 
-	engine, engineHost, err := newEngine(cfg.DockerHost)
+	engine, engineHost, err := newEngine(ctx, cfg.DockerHost, engineVersionTimeout, cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -317,18 +316,6 @@ func Run(ctx context.Context, cfg Config) error {
 	os.Remove(filepath.Join(cfg.PluginDir, cfg.DriverName+".sock"))
 	cfg.Log.Info("secretd stopped")
 	return <-errc
-}
-
-func newEngine(host string) (*dockerclient.Client, string, error) {
-	opts := []dockerclient.Opt{dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()}
-	if host != "" {
-		opts = append(opts, dockerclient.WithHost(host))
-	}
-	c, err := dockerclient.NewClientWithOpts(opts...)
-	if err != nil {
-		return nil, "", fmt.Errorf("--docker-host: %w", err)
-	}
-	return c, c.DaemonHost(), nil
 }
 
 // newDrivers is the built-in shell driver, with the host's configuration,

@@ -44,7 +44,15 @@ type Entry struct {
 }
 
 // Parse parses a declaration; its errors wrap store.ErrInvalid and name the offending entry.
-func Parse(s string) ([]Entry, error) {
+func Parse(s string) ([]Entry, error) { return parse(s, false) }
+
+// ParseLabel parses the secretd.secrets label of a container, whose
+// entries may also have absolute targets, as `docker service create
+// --secret` allows: each entry goes to the container's secretd volume
+// that holds its target (a relative one to the volume at /run/secrets).
+func ParseLabel(s string) ([]Entry, error) { return parse(s, true) }
+
+func parse(s string, absolute bool) ([]Entry, error) {
 	// One trailing ";", as scripts and templates leave when they append
 	// "entry;" in a loop, ends the last entry rather than starting an empty
 	// one; an empty entry anywhere else stays an error.
@@ -64,7 +72,7 @@ func Parse(s string) ([]Entry, error) {
 	l := layout{files: map[string]int{}, dirs: map[string]int{}}
 	for i, r := range raw {
 		text := strings.TrimSpace(r)
-		e, err := parseEntry(text, false)
+		e, err := parseEntry(text, absolute)
 		if err == nil {
 			err = l.add(i, e.Target)
 		}

@@ -288,3 +288,23 @@ func TestParseErrorsClipEntryText(t *testing.T) {
 		t.Errorf("Clip cut inside a rune: %q", got)
 	}
 }
+
+// TestParseLabel accepts absolute targets, which a volume's declaration
+// never holds, and still checks each entry and the layout.
+func TestParseLabel(t *testing.T) {
+	es, err := ParseLabel("a;src=b,target=/etc/app/b.conf,mode=0400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[1].Target != "/etc/app/b.conf" || !es[1].Absolute() || es[0].Absolute() || es[1].Mode != 0o400 {
+		t.Errorf("parsed %+v", es)
+	}
+	if _, err := Parse("source=b,target=/etc/app/b.conf"); err == nil {
+		t.Error("Parse took an absolute target")
+	}
+	for _, bad := range []string{"source=b,target=/etc/../x", "source=b,target=/", "source=b,target=/x;source=c,target=/x"} {
+		if _, err := ParseLabel(bad); err == nil {
+			t.Errorf("ParseLabel(%q) took it", bad)
+		}
+	}
+}

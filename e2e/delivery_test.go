@@ -527,7 +527,7 @@ func TestBadDeclarations(t *testing.T) {
 		{"unknown secret", "nope", nil, "secret 'nope' not found"},
 		{"duplicate target", "a;source=b,target=a", nil, `duplicate target "a"`},
 		{"target escapes", "source=a,target=../x", nil, `target "../x" must not contain ".." components`},
-		{"absolute target", "source=a,target=/abs", nil, `target "/abs" must be a relative path`},
+		{"absolute target outside every volume", "source=a,target=/abs", nil, `entry for a has the target /abs, which no secretd volume of the container holds`},
 		{"mode not octal", "source=a,mode=0999", nil, `mode "0999" is not an octal number`},
 		{"mode above 0777", "source=a,mode=1777", nil, `mode "1777" is above 0777`},
 		{"uid not a number", "source=a,uid=abc", nil, `uid "abc" is not a number`},

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/secretd/secretd/atomicfile"
 )
 
 // EngineGoneStatus is the exit status of the daemon proper when its engine
@@ -195,7 +197,7 @@ func (s Supervisor) saveVersion(v string) {
 		s.Log.Warn("cannot keep the engine's API version", "err", err)
 		return
 	}
-	if err := os.WriteFile(filepath.Join(s.StateDir, apiVersionFile), []byte(v+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.StateDir, apiVersionFile), []byte(v+"\n")); err != nil {
 		s.Log.Warn("cannot keep the engine's API version", "err", err)
 	}
 }

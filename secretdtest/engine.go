@@ -130,6 +130,12 @@ func (e *Engine) Signal(sig syscall.Signal, wait time.Duration) {
 	cmd, done := e.cmd, e.done
 	e.cmd = nil
 	e.mu.Unlock()
+	stopProcess(cmd, done, sig, wait)
+}
+
+// stopProcess sends sig to cmd, if it runs, and waits for done, killing
+// the process if it takes longer than wait.
+func stopProcess(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal, wait time.Duration) {
 	if cmd == nil {
 		return
 	}

@@ -191,16 +191,7 @@ func (d *Daemon) signal(sig syscall.Signal) {
 	cmd, done := d.cmd, d.done
 	d.cmd = nil
 	d.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
+	stopProcess(cmd, done, sig, 15*time.Second)
 }
 
 // Pid is the running daemon's process ID, 0 when stopped.

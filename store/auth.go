@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/secretd/secretd/atomicfile"
 	"github.com/secretd/secretd/store/envelope"
 )
 
@@ -268,24 +268,8 @@ func (h *highWater) write(b []byte) error {
 	if h.path == "" {
 		return nil
 	}
-	tmp := h.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := atomicfile.Write(h.path, b); err != nil {
 		return fmt.Errorf("save version high-water marks: %w", err)
-	}
-	_, werr := f.Write(b)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save version high-water marks: %w", err)
-	}
-	if err := os.Rename(tmp, h.path); err != nil {
-		return fmt.Errorf("save version high-water marks: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(h.path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -613,9 +613,10 @@ func (s *Store) Update(ref string, data []byte, keep int, pinned func(Secret) ([
 	return s.UpdateAt(ref, 0, data, keep, pinned)
 }
 
-// UpdateAt is Update that fails with ErrConflict unless the secret is still
-// at index (0 skips the check), compared inside the write transaction so
-// two writers holding the same index cannot both win.
+// UpdateAt is Update that fails with ErrExists ("update out of sequence")
+// unless the secret is still at index (0 skips the check), compared inside
+// the write transaction so two writers holding the same index cannot both
+// win.
 func (s *Store) UpdateAt(ref string, index uint64, data []byte, keep int, pinned func(Secret) ([]int, error)) (Secret, error) {
 	sec, err := retryKEK(s, func() (Secret, error) { return s.update(ref, index, data, keep, pinned) })
 	s.hw.flush()

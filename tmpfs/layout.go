@@ -287,11 +287,11 @@ func pruneVisible(dir, abs, rel string, wantFiles, wantDirs map[string]bool) err
 
 // removeStale removes every reserved entry but ..data and gen: the
 // generation it replaced, older ones, and leftovers of an interrupted call.
-// Once it returns no path under dir holds a file that left the set or an
-// older version of one, and every file that lost its last name on the way
-// was zeroed before its memory was freed (see unlinkZeroed). A visible name that a failed publish
-// left on an old inode keeps that inode, whole, until a later publish
-// replaces the name.
+// Once it returns, no path under dir holds a file that left the set or an
+// older version of one, and each file that lost its last name was zeroed
+// first (unlinkZeroed). The exception is a visible name that a failed
+// publish left on an old inode: that inode stays whole until a later
+// publish replaces the name.
 func removeStale(dir, gen string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {

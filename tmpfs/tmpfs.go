@@ -495,13 +495,12 @@ func remount(dir string, flags uintptr) error {
 // makeReadOnly prefers a read-only superblock, which also covers bind mounts
 // of it elsewhere. The kernel refuses that (EBUSY) while an unlinked file is
 // still open, which is normal right after Update removed a generation a
-// reader was reading; short retries outlast such reads, and failing that the
-// mount itself is made read-only.
+// reader was reading; then the mount itself is made read-only. It does not
+// retry: the superblock stays busy for as long as a reader keeps a retired
+// file open, and every mount of it (this one, and the container's bind,
+// cloned while this one was read-only) is read-only by itself.
 func makeReadOnly(dir string) error {
 	flags := uintptr(unix.MS_RDONLY | mountFlags)
-	// No retries: the superblock stays busy for as long as a reader keeps a
-	// retired file open, and every mount of it (this one, and the container's
-	// bind, cloned while this one was read-only) is read-only by itself.
 	err := remount(dir, flags)
 	if err == nil {
 		return nil

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -182,39 +180,7 @@ var findCompose = func() (composeTool, error) {
 // execCompose runs compose in the foreground and returns its exit status;
 // a variable so tests can see what would run.
 var execCompose = func(c *cli.Cli, bin string, args []string) (int, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.In, c.Out, c.Err
-	// As `secretd run` does: the terminal's SIGINT reaches compose too,
-	// which stops its containers; secretd only outlives it.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
-	defer signal.Reset(syscall.SIGINT, syscall.SIGQUIT)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
-		return 0, &cli.StatusError{Status: 126, Err: fmt.Errorf("start compose: %w", err)}
-	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	err := cmd.Wait()
-	close(done)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
-			return 128 + int(st.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	}
-	return 0, err
+	return c.RunForeground("compose", bin, args)
 }
 
 // createVolumes creates the project's secretd volumes as compose would

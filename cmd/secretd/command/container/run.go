@@ -5,12 +5,9 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"os/signal"
 	"path"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -215,43 +212,7 @@ var execDocker = func(c *cli.Cli, args []string) (int, error) {
 	if err != nil {
 		return 0, &cli.StatusError{Status: 127, Err: fmt.Errorf("secretd run needs the docker CLI on $PATH: %w", err)}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.In, c.Out, c.Err
-	// As system(3) does: the terminal sends SIGINT and SIGQUIT to docker
-	// too, which forwards them to the container; secretd must just outlive
-	// it. SIGTERM and SIGHUP sent to secretd alone are passed on.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
-	defer signal.Reset(syscall.SIGINT, syscall.SIGQUIT)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
-		return 0, &cli.StatusError{Status: 126, Err: fmt.Errorf("start docker: %w", err)}
-	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	err = cmd.Wait()
-	close(done)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
-			return 128 + int(st.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return 0, nil
+	return c.RunForeground("docker", bin, args)
 }
 
 // runDocker runs docker and hands its exit status back without a message
