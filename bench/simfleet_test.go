@@ -24,7 +24,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/client"
 
-	"github.com/secretd/secretd/enginesim"
+	"github.com/secretd/secretd/internal/enginesim"
 	"github.com/secretd/secretd/secretdtest"
 )
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/store/bolt"
 	"github.com/secretd/secretd/tmpfs"
@@ -412,7 +413,7 @@ func TestUsers(t *testing.T) {
 	}
 	e.engine.setListErr(errors.New("connection refused"))
 	_, err = e.ctrl.Users(context.Background(), shared)
-	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("engine down: %v", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/declaration"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/errdefs"
 )
 
 // defaultTarget is where a container without --volume gets its grants.
@@ -26,7 +26,7 @@ const defaultTarget = "/run/secrets"
 // at once, and the change holds until the volume is removed.
 func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error) {
 	if len(req.SecretAdd) == 0 && len(req.SecretRm) == 0 {
-		return api.Task{}, store.Errorf(store.ErrInvalid, "nothing to change: give --secret-add or --secret-rm")
+		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "nothing to change: give --secret-add or --secret-rm")
 	}
 	list, s, err := c.findContainer(ctx, ref)
 	if err != nil {
@@ -51,10 +51,10 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 		dests = append(dests, m.Destination)
 	}
 	if len(mine) == 0 {
-		return api.Task{}, store.Errorf(store.ErrInvalid, "container %s has no %s volume: start it with one to manage its secrets", name, c.cfg.DriverName)
+		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s has no %s volume: start it with one to manage its secrets", name, c.cfg.DriverName)
 	}
 	if req.Volume != "" && !slices.ContainsFunc(mine, func(v Volume) bool { return v.Name == req.Volume }) {
-		return api.Task{}, store.Errorf(store.ErrInvalid, "container %s does not mount volume %s", name, req.Volume)
+		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s does not mount volume %s", name, req.Volume)
 	}
 	next := map[string]*Volume{}
 	edit := func(i int) *Volume {
@@ -86,7 +86,7 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 			revoke(edit(i), src)
 		}
 		if !held {
-			return api.Task{}, store.Errorf(store.ErrNotFound, "secret '%s' is not granted to container %s", src, name)
+			return api.Task{}, errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' is not granted to container %s", src, name)
 		}
 	}
 	if len(req.SecretAdd) > 0 {
@@ -97,7 +97,7 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 			}
 		}
 		if i < 0 {
-			return api.Task{}, store.Errorf(store.ErrInvalid, "container %s has %d %s volumes and none at %s: name the one to grant to with --volume (%s)",
+			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s has %d %s volumes and none at %s: name the one to grant to with --volume (%s)",
 				name, len(mine), c.cfg.DriverName, defaultTarget, strings.Join(volumeNames(mine), ", "))
 		}
 		w := edit(i)
@@ -119,13 +119,13 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 	// Check every change before saving any.
 	for _, v := range next {
 		if f := v.Options[declaration.OptionFile]; f != "" {
-			return api.Task{}, store.Errorf(store.ErrInvalid, "volume %s holds the one file %s (option %s): grants and revokes do not apply to it", v.Name, f, declaration.OptionFile)
+			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "volume %s holds the one file %s (option %s): grants and revokes do not apply to it", v.Name, f, declaration.OptionFile)
 		}
 		if _, err := v.Entries(); err != nil {
-			return api.Task{}, store.Errorf(store.ErrInvalid, "volume %s: %v", v.Name, err)
+			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "volume %s: %v", v.Name, err)
 		}
 		if others := otherUsers(list, s.ID, v.Name); len(others) > 0 && !req.Shared {
-			return api.Task{}, store.Errorf(store.ErrInvalid, "volume %s is shared with container%s %s, which would see the change too: give --shared to change it for all of them",
+			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "volume %s is shared with container%s %s, which would see the change too: give --shared to change it for all of them",
 				v.Name, plural(others), strings.Join(others, ", "))
 		}
 	}
@@ -203,13 +203,13 @@ func (c *Controller) grantable(e declaration.Entry) error {
 	if err == nil && sec.Name != e.Source {
 		// Mounts resolve declarations by name only: an ID or ID prefix
 		// would be saved here and then never mount.
-		err = store.Errorf(store.ErrNotFound, "secret '%s' not found", e.Source)
+		err = errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' not found", e.Source)
 	}
 	if err != nil {
 		return err
 	}
 	if e.Version != 0 && !sec.HasVersion(e.Version) {
-		return store.Errorf(store.ErrNotFound, "secret '%s' has no version %d", e.Source, e.Version)
+		return errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' has no version %d", e.Source, e.Version)
 	}
 	return nil
 }
@@ -292,7 +292,7 @@ func (c *Controller) findContainer(ctx context.Context, ref string) ([]container
 	defer cancel()
 	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
 	if err != nil {
-		return nil, container.Summary{}, store.Errorf(store.ErrUnavailable, "the Docker Engine did not answer: %v", err)
+		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrUnavailable, "the Docker Engine did not answer: %v", err)
 	}
 	var byPrefix []container.Summary
 	for _, s := range list {
@@ -307,8 +307,8 @@ func (c *Controller) findContainer(ctx context.Context, ref string) ([]container
 	case 1:
 		return list, byPrefix[0], nil
 	case 0:
-		return nil, container.Summary{}, store.Errorf(store.ErrNotFound, "no such container: %s", ref)
+		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrNotFound, "no such container: %s", ref)
 	default:
-		return nil, container.Summary{}, store.Errorf(store.ErrInvalid, "container ID prefix %s is ambiguous", ref)
+		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrInvalid, "container ID prefix %s is ambiguous", ref)
 	}
 }

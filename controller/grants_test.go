@@ -14,7 +14,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/errdefs"
 )
 
 // twoVolumes runs a container "two" with volume v1 at /run/secrets
@@ -72,7 +72,7 @@ func TestGrantRevokePerVolume(t *testing.T) {
 	update(t, e, api.ContainerUpdateRequest{SecretRm: []string{"a"}})
 	wantFiles(t, "v1 after rm a", d1, "b", "other")
 	wantFiles(t, "v2 after rm a", d2, "c")
-	if _, err := e.ctrl.UpdateContainer(context.Background(), "two", api.ContainerUpdateRequest{SecretRm: []string{"a"}}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.ctrl.UpdateContainer(context.Background(), "two", api.ContainerUpdateRequest{SecretRm: []string{"a"}}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("revoke of a secret no volume holds: %v", err)
 	}
 	if _, err := e.ctrl.UpdateContainer(context.Background(), "two", api.ContainerUpdateRequest{SecretAdd: []string{"a"}, Volume: "nope"}); err == nil || !strings.Contains(err.Error(), "does not mount volume nope") {

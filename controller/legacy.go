@@ -10,7 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/secretd/secretd/atomicfile"
+	"github.com/secretd/secretd/internal/atomicfile"
 )
 
 // legacyGrants are the live grants and revokes earlier versions kept by

@@ -10,8 +10,8 @@ import (
 
 	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/source"
-	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -205,7 +205,7 @@ func (c *Controller) files(ctx context.Context, entries []declaration.Entry, who
 			for _, b := range plain {
 				clear(b.data)
 			}
-			return nil, nil, nil, store.Errorf(store.ErrInvalid, "the secrets declared for this mount hold more than %d bytes (secretd daemon --max-mount-size): declare fewer or smaller secrets", c.cfg.MaxMountSize)
+			return nil, nil, nil, errdefs.Errorf(errdefs.ErrInvalid, "the secrets declared for this mount hold more than %d bytes (secretd daemon --max-mount-size): declare fewer or smaller secrets", c.cfg.MaxMountSize)
 		}
 		files = append(files, tmpfs.File{Path: e.Target, Data: r.data, UID: e.UID, GID: e.GID, Mode: e.Mode})
 	}

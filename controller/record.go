@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/secretd/secretd/atomicfile"
-	"github.com/secretd/secretd/mountroot"
+	"github.com/secretd/secretd/internal/atomicfile"
+	"github.com/secretd/secretd/internal/mountroot"
 )
 
 // taskRecord is what secretd writes next to each mount, before filling it:

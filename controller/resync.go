@@ -10,7 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/secretd/secretd/mountroot"
+	"github.com/secretd/secretd/internal/mountroot"
 	"github.com/secretd/secretd/tmpfs"
 )
 

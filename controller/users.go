@@ -8,6 +8,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 )
 
@@ -66,7 +67,7 @@ func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, err
 		defer cancel()
 		var err error
 		if list, err = c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true}); err != nil {
-			return nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
+			return nil, errdefs.Errorf(errdefs.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
 		}
 	}
 	var out []claim

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/secretd/secretd/atomicfile"
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/atomicfile"
 )
 
 // OptionSecrets is the one volume option: the volume's declaration.

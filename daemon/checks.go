@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/secretd/secretd/mountroot"
+	"github.com/secretd/secretd/internal/mountroot"
 	"github.com/secretd/secretd/tmpfs"
 )
 

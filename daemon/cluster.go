@@ -12,6 +12,7 @@ import (
 
 	"github.com/secretd/secretd/api/server"
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 	etcdstore "github.com/secretd/secretd/store/etcd"
 )
@@ -150,7 +151,7 @@ func mountsKey(ctrl *controller.Controller) string {
 func (cl *cluster) remote(ctx context.Context, sec store.Secret) ([]controller.Claim, error) {
 	all, err := cl.claims.List(ctx)
 	if err != nil {
-		return nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret '%s' is in use on other hosts: %v", sec.Name, err)
+		return nil, errdefs.Errorf(errdefs.ErrUnavailable, "cannot tell whether secret '%s' is in use on other hosts: %v", sec.Name, err)
 	}
 	var out []controller.Claim
 	for host, byKey := range all {

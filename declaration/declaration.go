@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 )
 
@@ -43,7 +44,7 @@ type Entry struct {
 	Mode    os.FileMode // permission bits; default 0444
 }
 
-// Parse parses a declaration; its errors wrap store.ErrInvalid and name the offending entry.
+// Parse parses a declaration; its errors wrap errdefs.ErrInvalid and name the offending entry.
 func Parse(s string) ([]Entry, error) { return parse(s, false) }
 
 // ParseLabel parses the secretd.secrets label of a container, whose
@@ -60,12 +61,12 @@ func parse(s string, absolute bool) ([]Entry, error) {
 		s = t[:len(t)-1]
 	}
 	if strings.TrimSpace(s) == "" {
-		return nil, store.Errorf(store.ErrInvalid, "no secrets declared")
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "no secrets declared")
 	}
 	// Count before splitting so a hostile label cannot make us allocate
 	// millions of strings only to refuse them.
 	if n := strings.Count(s, ";") + 1; n > maxEntries {
-		return nil, store.Errorf(store.ErrInvalid, "too many entries (%d): at most %d allowed", n, maxEntries)
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "too many entries (%d): at most %d allowed", n, maxEntries)
 	}
 	raw := strings.Split(s, ";")
 	entries := make([]Entry, 0, len(raw))
@@ -77,7 +78,7 @@ func parse(s string, absolute bool) ([]Entry, error) {
 			err = l.add(i, e.Target)
 		}
 		if err != nil {
-			return nil, store.Errorf(store.ErrInvalid, "entry %d %s: %v", i+1, quote(text), err)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "entry %d %s: %v", i+1, quote(text), err)
 		}
 		entries = append(entries, e)
 	}
@@ -92,7 +93,7 @@ func ParseEntry(text string) (Entry, error) {
 	text = strings.TrimSpace(text)
 	e, err := parseEntry(text, true)
 	if err != nil {
-		return e, store.Errorf(store.ErrInvalid, "%q: %v", text, err)
+		return e, errdefs.Errorf(errdefs.ErrInvalid, "%q: %v", text, err)
 	}
 	return e, nil
 }

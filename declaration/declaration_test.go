@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/errdefs"
 )
 
 func TestParseValid(t *testing.T) {
@@ -205,8 +205,8 @@ func TestParseInvalid(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) error = %q, want it to contain %q", tt.in, err, tt.want)
 		}
-		if !errors.Is(err, store.ErrInvalid) {
-			t.Errorf("Parse(%q) error %q does not wrap store.ErrInvalid", tt.in, err)
+		if !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("Parse(%q) error %q does not wrap errdefs.ErrInvalid", tt.in, err)
 		}
 		if msg := err.Error(); strings.HasSuffix(msg, ".") || msg[:1] != strings.ToLower(msg[:1]) {
 			t.Errorf("Parse(%q) error %q: want lowercase, no trailing period", tt.in, msg)

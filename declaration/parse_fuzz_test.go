@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 )
 
@@ -31,8 +32,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		entries, err := Parse(s)
 		if err != nil {
-			if !errors.Is(err, store.ErrInvalid) {
-				t.Fatalf("Parse(%q) error %q does not wrap store.ErrInvalid", s, err)
+			if !errors.Is(err, errdefs.ErrInvalid) {
+				t.Fatalf("Parse(%q) error %q does not wrap errdefs.ErrInvalid", s, err)
 			}
 			return
 		}

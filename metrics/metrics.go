@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/source"
-	"github.com/secretd/secretd/store"
 )
 
 // Namespace prefixes every secretd metric.
@@ -219,30 +219,22 @@ func oneOf(v string, allowed []string) string {
 	return "other"
 }
 
-// Kind names the kind of err for the kind label: the store's error kinds,
-// a timeout or cancellation, else "other".
+// Kind names the kind of err for the kind label (errdefs.Name). A secret
+// driver's errors count as the kind they mean: a bad value or options as
+// invalid, a driver not answering as unavailable, its deadline as a timeout.
 func Kind(err error) string {
-	switch {
-	case errors.Is(err, store.ErrLocked):
-		return "locked"
-	case errors.Is(err, store.ErrNotFound):
-		return "not_found"
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, source.ErrInvalidValue), errors.Is(err, source.ErrInvalidOptions), errors.Is(err, source.ErrUnknownDriver):
-		return "invalid"
-	case errors.Is(err, store.ErrExists):
-		return "exists"
-	case errors.Is(err, store.ErrInUse):
-		return "in_use"
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, source.ErrUnavailable):
-		return "unavailable"
-	case errors.Is(err, store.ErrBadKey):
-		return "bad_key"
-	case errors.Is(err, store.ErrCorrupt):
-		return "corrupt"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, source.ErrTimeout):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
+	if err == nil {
+		return errdefs.Name(nil)
 	}
-	return "other"
+	extra := []error{err}
+	if errors.Is(err, source.ErrInvalidValue) || errors.Is(err, source.ErrInvalidOptions) || errors.Is(err, source.ErrUnknownDriver) {
+		extra = append(extra, errdefs.ErrInvalid)
+	}
+	if errors.Is(err, source.ErrUnavailable) {
+		extra = append(extra, errdefs.ErrUnavailable)
+	}
+	if errors.Is(err, source.ErrTimeout) {
+		extra = append(extra, context.DeadlineExceeded)
+	}
+	return errdefs.Name(errors.Join(extra...))
 }

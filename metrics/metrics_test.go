@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/metrics"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/source"
 )
 
 func scrape(t *testing.T, h http.Handler) string {
@@ -84,9 +85,9 @@ func TestScrape(t *testing.T) {
 	m.Event("die")
 	m.Event("exec_start: sh") // not followed: must not become a series of its own
 	m.Resync()
-	m.Error("mount", fmt.Errorf("mount: %w", store.ErrLocked))
-	m.Error("mount", store.Errorf(store.ErrNotFound, "secret 'db' not found"))
-	m.Error("api", store.Errorf(store.ErrInUse, "secret 'db' is in use"))
+	m.Error("mount", fmt.Errorf("mount: %w", errdefs.ErrLocked))
+	m.Error("mount", errdefs.Errorf(errdefs.ErrNotFound, "secret 'db' not found"))
+	m.Error("api", errdefs.Errorf(errdefs.ErrInUse, "secret 'db' is in use"))
 	m.Error("rotate", errors.New("boom"))
 	m.Error("mount", nil)
 	m.Error("db_password", errors.New("x")) // an op outside the list
@@ -169,10 +170,16 @@ func TestServe(t *testing.T) {
 
 func TestKind(t *testing.T) {
 	for err, want := range map[error]string{
-		store.ErrLocked:                       "locked",
-		fmt.Errorf("x: %w", store.ErrCorrupt): "corrupt",
-		context.DeadlineExceeded:              "timeout",
-		errors.New("?"):                       "other",
+		errdefs.ErrLocked:                               "locked",
+		fmt.Errorf("x: %w", errdefs.ErrCorrupt):         "corrupt",
+		context.DeadlineExceeded:                        "timeout",
+		errors.New("?"):                                 "other",
+		fmt.Errorf("%w: bad", source.ErrInvalidOptions): "invalid",
+		fmt.Errorf("%w: down", source.ErrUnavailable):   "unavailable",
+		source.ErrTimeout:                               "timeout",
+		// A driver that stopped at its deadline is unavailable, as before
+		// the kinds moved to errdefs.
+		fmt.Errorf("%w: stopped: %w", source.ErrUnavailable, context.DeadlineExceeded): "unavailable",
 	} {
 		if got := metrics.Kind(err); got != want {
 			t.Errorf("Kind(%v) = %s, want %s", err, got, want)

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/secretd/secretd/atomicfile"
+	"github.com/secretd/secretd/internal/atomicfile"
 )
 
 // EngineGoneStatus is the exit status of the daemon proper when its engine

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/secretd/secretd/atomicfile"
+	"github.com/secretd/secretd/internal/atomicfile"
 	"github.com/secretd/secretd/store/envelope"
 )
 

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secretd/secretd/audit"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/errdefs"
 )
 
 // Metrics hears of failed API requests, by kind; *metrics.Metrics
@@ -105,7 +105,7 @@ func (s *Server) observeFailure(r *http.Request, err error) {
 	if a == "" || s.cfg.Audit == nil {
 		return
 	}
-	denied := errors.Is(err, store.ErrInUse) || errors.Is(err, store.ErrLocked) || errors.Is(err, store.ErrBadKey) || a == audit.StoreUnlock
+	denied := errors.Is(err, errdefs.ErrInUse) || errors.Is(err, errdefs.ErrLocked) || errors.Is(err, errdefs.ErrBadKey) || a == audit.StoreUnlock
 	if !denied {
 		return
 	}

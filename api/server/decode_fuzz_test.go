@@ -20,6 +20,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 	"github.com/secretd/secretd/store/bolt"
 )
@@ -242,7 +243,7 @@ func FuzzHandler(f *testing.F) {
 type noContainers struct{}
 
 func (noContainers) UpdateContainer(_ context.Context, ref string, _ api.ContainerUpdateRequest) (api.Task, error) {
-	return api.Task{}, store.Errorf(store.ErrNotFound, "container '%s' not found", ref)
+	return api.Task{}, errdefs.Errorf(errdefs.ErrNotFound, "container '%s' not found", ref)
 }
 
 func (noContainers) Pins(context.Context, store.Secret) (map[int][]string, error) { return nil, nil }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/audit"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 )
 
@@ -57,12 +58,12 @@ func toAPI(s store.Secret) api.Secret {
 func listFilters(r *http.Request) (store.Filter, error) {
 	args, err := filters.FromJSON(r.URL.Query().Get("filters"))
 	if err != nil {
-		return store.Filter{}, store.Errorf(store.ErrInvalid, "invalid filters: %v", err)
+		return store.Filter{}, errdefs.Errorf(errdefs.ErrInvalid, "invalid filters: %v", err)
 	}
 	accepted := map[string]bool{"name": true, "names": true, "id": true, "label": true}
 	for _, k := range args.Keys() {
 		if !accepted[k] {
-			return store.Filter{}, store.Errorf(store.ErrInvalid, "invalid filter '%s'", k)
+			return store.Filter{}, errdefs.Errorf(errdefs.ErrInvalid, "invalid filter '%s'", k)
 		}
 	}
 	return store.Filter{
@@ -243,7 +244,7 @@ func (s *Server) checked(ctx context.Context, ref string, check func(context.Con
 			if attempt < checkAttempts {
 				continue
 			}
-			return store.Secret{}, store.Errorf(store.ErrExists, "secret '%s' kept changing while its users were checked: try again", before.Name)
+			return store.Secret{}, errdefs.Errorf(errdefs.ErrExists, "secret '%s' kept changing while its users were checked: try again", before.Name)
 		}
 		return sec, err
 	}
@@ -277,7 +278,7 @@ func (s *Server) notInUse(ctx context.Context, sec store.Secret) error {
 	if len(users) > 1 {
 		plural = "s"
 	}
-	return store.Errorf(store.ErrInUse, "secret '%s' is in use by the following container%s: %s", sec.Name, plural, strings.Join(users, ", "))
+	return errdefs.Errorf(errdefs.ErrInUse, "secret '%s' is in use by the following container%s: %s", sec.Name, plural, strings.Join(users, ", "))
 }
 
 // notPinned refuses to remove a version a container pins.
@@ -290,7 +291,7 @@ func (s *Server) notPinned(ctx context.Context, sec store.Secret, version int) e
 		return err
 	}
 	if users := pins[version]; len(users) > 0 {
-		return store.Errorf(store.ErrInUse, "version %d of secret '%s' is pinned by the following container%s: %s", version, sec.Name, plural(users), strings.Join(users, ", "))
+		return errdefs.Errorf(errdefs.ErrInUse, "version %d of secret '%s' is pinned by the following container%s: %s", version, sec.Name, plural(users), strings.Join(users, ", "))
 	}
 	return nil
 }
@@ -354,7 +355,7 @@ func queryVersion(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 }
 
 // errLabelsOnly is Swarm's answer to an update that changes more than labels.
-var errLabelsOnly = store.Errorf(store.ErrInvalid, "only updates to Labels are allowed")
+var errLabelsOnly = errdefs.Errorf(errdefs.ErrInvalid, "only updates to Labels are allowed")
 
 // secretLabels is the Docker Engine's secret update: the body is a full
 // SecretSpec, as the Docker Go client's SecretUpdate sends it, and only its
@@ -410,7 +411,7 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("ref")
 	if cur, err := s.cfg.Store.Get(ref); err == nil && cur.Source != nil {
 		clear(req.Data)
-		s.fail(w, r, store.Errorf(store.ErrInvalid, "secret '%s' takes its value from secret driver %q: change the value at the source (with --refresh it reaches running containers), or create a secret without a driver", cur.Name, cur.Source.Driver))
+		s.fail(w, r, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' takes its value from secret driver %q: change the value at the source (with --refresh it reaches running containers), or create a secret without a driver", cur.Name, cur.Source.Driver))
 		return
 	}
 	if req.IfChanged {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/audit"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/store"
 )
 
@@ -238,22 +239,13 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, api.ErrorResponse{Message: msg})
 }
 
-// fail maps a store error kind to the status code the Docker Engine uses.
+// fail maps an error kind to the status code the Docker Engine uses.
 // Messages of unknown errors are not shown: they may name internals.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	s.observeFailure(r, err)
-	var code int
+	code, ok := errdefs.HTTPStatus(err)
 	switch {
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrBadKey):
-		code = http.StatusBadRequest
-	case errors.Is(err, store.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrInUse):
-		code = http.StatusConflict
-	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrUnavailable):
-		code = http.StatusServiceUnavailable
-	case errors.Is(err, store.ErrCorrupt):
-		code = http.StatusInternalServerError
+	case ok:
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("secretd gave up on this request after its deadline (%s): what it waited for did not answer; try again", s.handlerTimeout(r.Pattern)))
 		return

@@ -28,6 +28,7 @@ import (
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/source/shell"
 	"github.com/secretd/secretd/sourced"
@@ -627,7 +628,7 @@ func TestRemove(t *testing.T) {
 	e.refused("DELETE", "/v1.41/secrets/used", nil, 409, "secret 'used' is in use by the following container: web")
 	e.tasks.set(map[string][]string{"used": {"web", "a"}}, nil)
 	e.refused("DELETE", "/v1.41/secrets/used", nil, 409, "secret 'used' is in use by the following containers: a, web")
-	e.tasks.set(nil, store.Errorf(store.ErrUnavailable, "cannot tell whether secret 'used' is in use: the Docker Engine did not answer: boom"))
+	e.tasks.set(nil, errdefs.Errorf(errdefs.ErrUnavailable, "cannot tell whether secret 'used' is in use: the Docker Engine did not answer: boom"))
 	e.refused("DELETE", "/v1.41/secrets/used", nil, 503, "cannot tell whether secret 'used' is in use: the Docker Engine did not answer: boom")
 	// An error of no known kind must not show its text: it may name internals.
 	e.tasks.set(nil, errors.New("dial unix /var/run/docker.sock: secret internals"))
@@ -679,7 +680,7 @@ func TestUpdate(t *testing.T) {
 	if r.code != 200 || s.CurrentVersion != 3 || len(s.Versions) != 2 || s.Versions[0].Version != 2 {
 		t.Fatalf("update at current index with keep 2: %d %+v", r.code, s)
 	}
-	if _, _, err := e.store.Reveal("rotated", 1); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := e.store.Reveal("rotated", 1); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("version 1 still kept after keep=2: %v", err)
 	}
 	// Every body was checked for data by do; list and inspect once more.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/sourced"
 	"github.com/secretd/secretd/store"
 )
@@ -29,17 +30,17 @@ func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest) (*
 	if spec.Driver == nil {
 		switch {
 		case req.Refresh != "":
-			return nil, store.Errorf(store.ErrInvalid, "--refresh polls a secret's driver: give --driver too")
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "--refresh polls a secret's driver: give --driver too")
 		case req.Cache:
-			return nil, store.Errorf(store.ErrInvalid, "--cache keeps the value a secret's driver gives: give --driver too")
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "--cache keeps the value a secret's driver gives: give --driver too")
 		}
 		return nil, nil
 	}
 	if len(spec.Data) > 0 {
-		return nil, store.Errorf(store.ErrInvalid, "secret '%s': a secret created with --driver takes no data, its value comes from driver %q: drop the data argument or --driver", spec.Name, spec.Driver.Name)
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s': a secret created with --driver takes no data, its value comes from driver %q: drop the data argument or --driver", spec.Name, spec.Driver.Name)
 	}
 	if s.cfg.Sources == nil {
-		return nil, store.Errorf(store.ErrInvalid, "this secretd runs without secret drivers: omit --driver")
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "this secretd runs without secret drivers: omit --driver")
 	}
 	// Validated before the source is asked anything: a bad name never
 	// reaches a plugin.
@@ -53,7 +54,7 @@ func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest) (*
 	if req.Refresh != "" {
 		d, err := time.ParseDuration(req.Refresh)
 		if err != nil || d <= 0 {
-			return nil, store.Errorf(store.ErrInvalid, "invalid --refresh %q: give a duration such as 30s or 5m", req.Refresh)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "invalid --refresh %q: give a duration such as 30s or 5m", req.Refresh)
 		}
 		src.Refresh = d
 	}

@@ -29,7 +29,7 @@ type Cli struct {
 	Hosts                      []string
 	TLSCACert, TLSCert, TLSKey string
 
-	client *client.Client
+	client APIClient
 }
 
 // NewCli returns a Cli over the given streams.
@@ -37,8 +37,15 @@ func NewCli(in io.Reader, out, errw io.Writer) *Cli {
 	return &Cli{In: in, Out: out, Err: errw}
 }
 
+// WithClient makes c hand out cl instead of a client built from the global
+// flags: tests give commands a fake this way.
+func (c *Cli) WithClient(cl APIClient) *Cli {
+	c.client = cl
+	return c
+}
+
 // Client returns the API client for --host / $SECRETD_HOST.
-func (c *Cli) Client() (*client.Client, error) {
+func (c *Cli) Client() (APIClient, error) {
 	if c.client != nil {
 		return c.client, nil
 	}

@@ -86,7 +86,7 @@ func read(s compose.Secret, env map[string]string) ([]byte, error) {
 // importSecret creates or refreshes the secret of a file: or environment:
 // source. A secret of that name that this project did not import is left
 // alone: it may be someone else's.
-func importSecret(ctx context.Context, c *cli.Cli, cl *client.Client, s compose.Secret, project string, data []byte) error {
+func importSecret(ctx context.Context, c *cli.Cli, cl cli.APIClient, s compose.Secret, project string, data []byte) error {
 	labels := maps.Clone(s.Labels)
 	if labels == nil {
 		labels = map[string]string{}

@@ -1,0 +1,247 @@
+package command
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/api/client"
+	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/command/golden"
+	"github.com/secretd/secretd/cmd/secretd/internal/fakeclient"
+)
+
+// result is what a user sees of one command line: its exit status and
+// both streams.
+type result struct {
+	status      int
+	out, errOut string
+}
+
+// transcript is r as a golden file holds it.
+func (r result) transcript() string {
+	return fmt.Sprintf("exit status %d\n--- stdout\n%s--- stderr\n%s", r.status, r.out, r.errOut)
+}
+
+// run runs the whole command tree on args, as main does, with fc as the
+// daemon and stdin as the standard input.
+func run(t *testing.T, fc *fakeclient.Client, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	c := cli.NewCli(strings.NewReader(stdin), &out, &errb).WithClient(fc)
+	old := os.Args
+	defer func() { os.Args = old }()
+	os.Args = append([]string{"secretd"}, args...)
+	status := Execute(c)
+	return result{status: status, out: out.String(), errOut: errb.String()}
+}
+
+// daemonError is an error the daemon answered with, as the real client
+// returns it.
+func daemonError(code int, format string, args ...any) error {
+	return &client.Error{StatusCode: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// `secret rm a b c` tries every name, prints each one removed, words each
+// failure on its own line as docker does, and exits 1 if any failed.
+func TestSecretRmPartialFailure(t *testing.T) {
+	var tried []string
+	fc := &fakeclient.Client{SecretRemoveFunc: func(_ context.Context, ref string) error {
+		tried = append(tried, ref)
+		switch ref {
+		case "missing":
+			return daemonError(404, "secret '%s' not found", ref)
+		case "db_password":
+			return daemonError(409, "secret 'db_password' is in use by the following container: web")
+		}
+		return nil
+	}}
+	r := run(t, fc, "", "secret", "rm", "api_key", "missing", "db_password", "tls")
+	if want := []string{"api_key", "missing", "db_password", "tls"}; !reflect.DeepEqual(tried, want) {
+		t.Errorf("removed %q, want every name in order %q", tried, want)
+	}
+	golden.Assert(t, "secret-rm-partial.golden", r.transcript())
+}
+
+func TestSecretRmOneFailure(t *testing.T) {
+	fc := &fakeclient.Client{SecretRemoveFunc: func(_ context.Context, ref string) error {
+		return daemonError(404, "secret '%s' not found", ref)
+	}}
+	r := run(t, fc, "", "secret", "remove", "nope")
+	golden.Assert(t, "secret-rm-one-failure.golden", r.transcript())
+}
+
+func TestSecretRmAll(t *testing.T) {
+	fc := &fakeclient.Client{SecretRemoveFunc: func(context.Context, string) error { return nil }}
+	r := run(t, fc, "", "secret", "rm", "a", "b")
+	if r.status != 0 || r.out != "a\nb\n" || r.errOut != "" {
+		t.Errorf("rm a b: %+v", r)
+	}
+}
+
+func TestSecretRmNoArgs(t *testing.T) {
+	r := run(t, &fakeclient.Client{}, "", "secret", "rm")
+	if r.status == 0 || !strings.Contains(r.errOut, "requires at least 1 arg") {
+		t.Errorf("rm without a name: %+v", r)
+	}
+}
+
+// `secret update NAME -` sends stdin's bytes as they are, with --keep, and
+// prints the new version.
+func TestSecretUpdateFromStdin(t *testing.T) {
+	var gotRef string
+	var gotData []byte
+	gotKeep := -1
+	fc := &fakeclient.Client{SecretUpdateFunc: func(_ context.Context, ref string, data []byte, keep int) (api.Secret, error) {
+		// The command clears its copy once the call returns.
+		gotRef, gotData, gotKeep = ref, bytes.Clone(data), keep
+		return api.Secret{Secret: swarm.Secret{ID: "wk5fpokcz8wbwmuw587izl1in"}, CurrentVersion: 4}, nil
+	}}
+	r := run(t, fc, "new-password\n", "secret", "update", "--keep", "3", "db_password", "-")
+	if gotRef != "db_password" || string(gotData) != "new-password\n" || gotKeep != 3 {
+		t.Errorf("sent ref %q data %q keep %d; want db_password, stdin as is, 3", gotRef, gotData, gotKeep)
+	}
+	golden.Assert(t, "secret-update.golden", r.transcript())
+
+	// Without --keep the daemon's default applies: 0 is sent.
+	run(t, fc, "x", "secret", "update", "db_password", "-")
+	if gotKeep != 0 || string(gotData) != "x" {
+		t.Errorf("without --keep: sent keep %d data %q", gotKeep, gotData)
+	}
+}
+
+// A version that is stored but did not reach every container is a failure
+// the user sees, with the daemon's words naming the container.
+func TestSecretUpdateRotationFailure(t *testing.T) {
+	fc := &fakeclient.Client{SecretUpdateFunc: func(context.Context, string, []byte, int) (api.Secret, error) {
+		return api.Secret{}, daemonError(500, "version 2 of secret 'db_password' is stored but did not reach 1 container, it still reads the previous version: web (no space left on device)")
+	}}
+	r := run(t, fc, "v2", "secret", "update", "db_password", "-")
+	golden.Assert(t, "secret-update-rotation-failure.golden", r.transcript())
+}
+
+// Bad input is refused before the daemon is asked: the fake fails any call.
+func TestSecretUpdateNoData(t *testing.T) {
+	for _, args := range [][]string{
+		{"secret", "update", "db_password"},
+		{"secret", "update", "--generate", "8", "db_password", "-"},
+	} {
+		r := run(t, &fakeclient.Client{}, "", args...)
+		if r.status != 1 || strings.Contains(r.errOut, "fakeclient") || !strings.HasPrefix(r.errOut, "Error: ") {
+			t.Errorf("%q: %+v", args, r)
+		}
+	}
+}
+
+// `container update` turns its flags into one request, in the order given,
+// and prints what the container holds afterwards.
+func TestContainerUpdateFlags(t *testing.T) {
+	var gotRef string
+	var gotReq api.ContainerUpdateRequest
+	fc := &fakeclient.Client{ContainerUpdateFunc: func(_ context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error) {
+		gotRef, gotReq = ref, req
+		return api.Task{ContainerName: "web", Secrets: []api.TaskSecret{
+			{Name: "api_key", Target: "api_key"},
+			{Name: "tls", Target: "certs/tls.key"},
+		}}, nil
+	}}
+	r := run(t, fc, "", "container", "update",
+		"--secret-add", "api_key", "--secret-add", "source=tls,target=certs/tls.key,mode=0400",
+		"--secret-rm", "old_password", "--volume", "web-tls", "--shared", "web")
+	want := api.ContainerUpdateRequest{
+		SecretAdd: []string{"api_key", "source=tls,target=certs/tls.key,mode=0400"},
+		SecretRm:  []string{"old_password"},
+		Volume:    "web-tls",
+		Shared:    true,
+	}
+	if gotRef != "web" || !reflect.DeepEqual(gotReq, want) {
+		t.Errorf("sent %q %+v, want web %+v", gotRef, gotReq, want)
+	}
+	golden.Assert(t, "container-update.golden", r.transcript())
+
+	// Without --volume or --shared the daemon picks the volume and refuses
+	// a shared one.
+	run(t, fc, "", "container", "update", "--secret-rm", "x", "db")
+	if want := (api.ContainerUpdateRequest{SecretRm: []string{"x"}}); gotRef != "db" || !reflect.DeepEqual(gotReq, want) {
+		t.Errorf("sent %q %+v, want db %+v", gotRef, gotReq, want)
+	}
+}
+
+func TestContainerUpdateRefused(t *testing.T) {
+	fc := &fakeclient.Client{ContainerUpdateFunc: func(context.Context, string, api.ContainerUpdateRequest) (api.Task, error) {
+		return api.Task{}, daemonError(409, "volume 'shared' is also used by container other: give --shared to change it for both")
+	}}
+	r := run(t, fc, "", "container", "update", "--secret-rm", "x", "web")
+	golden.Assert(t, "container-update-refused.golden", r.transcript())
+}
+
+func psTasks() []api.Task {
+	since := time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
+	return []api.Task{
+		{ContainerID: "4f1c2a3b5d6e7f8091a2b3c4d5e6f708", ContainerName: "web", Volume: "web_secrets", Mount: "/run/secrets", Since: since,
+			Secrets: []api.TaskSecret{
+				{ID: "wk5fpokcz8wbwmuw587izl1in", Name: "db_password", Version: 2, Target: "db_password"},
+				{ID: "t5rb04xcqyrqiglmfwrfs122y", Name: "api_key", Version: 1, Pinned: true, Target: "api_key"},
+			}},
+		{ContainerID: "9a8b7c6d5e4f30211a2b3c4d5e6f7081", ContainerName: "redis", Volume: "redis_secrets", Mount: "/run/secrets", Since: since,
+			Secrets: []api.TaskSecret{
+				{ID: "wk5fpokcz8wbwmuw587izl1in", Name: "db_password", Version: 2, Target: "redis_pass"},
+			}},
+	}
+}
+
+// `ps` filters what the daemon's task list holds; a CONTAINER argument
+// that names nothing is an error after the rest is listed.
+func TestPsFilters(t *testing.T) {
+	fc := &fakeclient.Client{TasksFunc: func(context.Context) ([]api.Task, error) { return psTasks(), nil }}
+	// SINCE depends on the clock: the table leaves it out.
+	const format = "table {{.Name}}\t{{.Secret}}\t{{.Version}}\t{{.Target}}\t{{.Volume}}"
+	for _, tt := range []struct {
+		golden string
+		args   []string
+	}{
+		{"ps-filter-secret-id.golden", []string{"--filter", "secret=wk5fpo"}},
+		// Different keys must all match: web holds no redis_secrets volume.
+		{"ps-filter-container-and-volume.golden", []string{"--filter", "container=web", "--filter", "volume=redis_secrets"}},
+		{"ps-quiet-volume.golden", []string{"-q", "--filter", "volume=redis_secrets"}},
+		{"ps-missing-container.golden", []string{"web", "nosuch"}},
+		{"ps-bad-filter.golden", []string{"--filter", "image=redis"}},
+	} {
+		t.Run(tt.golden, func(t *testing.T) {
+			args := append([]string{"ps", "--format", format}, tt.args...)
+			if tt.args[0] == "-q" {
+				args = append([]string{"ps"}, tt.args...)
+			}
+			golden.Assert(t, tt.golden, run(t, fc, "", args...).transcript())
+		})
+	}
+}
+
+func TestPsDaemonDown(t *testing.T) {
+	fc := &fakeclient.Client{TasksFunc: func(context.Context) ([]api.Task, error) {
+		return nil, fmt.Errorf("cannot connect to secretd at unix:///run/secretd/secretd.sock: is the daemon running? (%w)", os.ErrNotExist)
+	}}
+	r := run(t, fc, "", "ps")
+	if r.status != 1 || r.out != "" || r.errOut != "Error: cannot connect to secretd at unix:///run/secretd/secretd.sock: is the daemon running? (file does not exist)\n" {
+		t.Errorf("ps with the daemon down: %+v", r)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	st := api.Status{
+		Version: "1.2.3", Locked: true, Autolock: true, Store: "bolt /var/lib/secretd/secrets.db",
+		Engine: "unix:///var/run/docker.sock", EngineError: "connection refused",
+		Secrets: 12, Mounts: 3, SpareMounts: 1, Goroutines: 40, OpenFDs: 17, SwapOn: true,
+	}
+	fc := &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) { return st, nil }}
+	golden.Assert(t, "status-locked.golden", run(t, fc, "", "status").transcript())
+	golden.Assert(t, "status-format.golden", run(t, fc, "", "status", "--format", "{{.Locked}} {{.Secrets}} {{.EngineError}}").transcript())
+}
