@@ -66,7 +66,9 @@ func knownContainer(who source.Container) func() source.Container {
 // container whose label bound the volume, so its source is told the
 // container's name, image and labels. It reads dockerd's container list,
 // which answers during a start; an inspect would wait on the container's
-// lock, which the start holds. A failed lookup leaves the fields empty.
+// lock, which the start holds. The hostname is the one learned at the
+// container's create event, if that lookup answered before this Mount. A
+// failed lookup leaves the fields empty.
 func (c *Controller) boundContainer(ctx context.Context, known source.Container, id string) func() source.Container {
 	return sync.OnceValue(func() source.Container {
 		if known.ID != "" || id == "" || c.cfg.Engine == nil {
@@ -76,10 +78,10 @@ func (c *Controller) boundContainer(ctx context.Context, known source.Container,
 		defer cancel()
 		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
 		if err != nil || len(list) != 1 {
-			return source.Container{ID: id}
+			return source.Container{ID: id, Hostname: c.hostnames.get(id)}
 		}
 		o := identityOf(list[0])
-		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels}
+		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels, Hostname: c.hostnames.get(o.ID)}
 	})
 }
 
