@@ -91,6 +91,42 @@ func (s *Service) Check(ctx context.Context, name string, spec store.SourceSpec)
 	return nil
 }
 
+// CheckStore refuses a value given at create for a driver that cannot keep
+// it: a plugin, or a shell driver without store and delete commands.
+func (s *Service) CheckStore(ctx context.Context, name string, spec store.SourceSpec) error {
+	if err := s.Drivers.CheckStore(ctx, name, spec.Driver, spec.Options); err != nil {
+		return invalid(err)
+	}
+	return nil
+}
+
+// StoreValue puts data, given at create, into a just-created secret's source
+// (the shell driver's store command, with SECRET_ID). The caller wipes data.
+func (s *Service) StoreValue(ctx context.Context, sec store.Secret, data []byte) error {
+	req, err := s.request(sec, source.Container{})
+	if err != nil {
+		return err
+	}
+	if err := s.Drivers.Store(ctx, sec.Source.Driver, req, data); err != nil {
+		return invalid(err)
+	}
+	return nil
+}
+
+// DeleteValue removes from its source the value of a secret whose value secretd
+// stored there at create; other driver secrets are left alone, since their
+// entry in the source is not secretd's.
+func (s *Service) DeleteValue(ctx context.Context, sec store.Secret) error {
+	if sec.Source == nil || !sec.Source.Stored {
+		return nil
+	}
+	req, err := s.request(sec, source.Container{})
+	if err != nil {
+		return err
+	}
+	return s.Drivers.Delete(ctx, sec.Source.Driver, req)
+}
+
 // FetchesAtCreate says whether a new secret's value is fetched once when it
 // is created: the shell driver's command is tried (a hang, a failure or an
 // oversized output is refused then, not at the first container start), and
