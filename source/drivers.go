@@ -102,14 +102,15 @@ type Storer interface {
 var ErrCannotStore = errors.New("the driver cannot store a value")
 
 // storer returns driver's Storer, or an error saying it has none.
+// A plugin is refused without being asked: Swarm sends plugins no data.
 func (d *Drivers) storer(ctx context.Context, secret, driver string, opts map[string]string) (Storer, error) {
-	p, err := d.Lookup(ctx, driver)
-	if err != nil {
-		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: err}
+	p, ok := d.Builtin[driver]
+	if !ok {
+		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: fmt.Errorf("%w: a plugin keeps its own secrets (Swarm sends it no data either): create the secret without data, or use --driver shell with store and delete commands", ErrCannotStore)}
 	}
 	s, ok := p.(Storer)
 	if !ok {
-		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: fmt.Errorf("%w: a plugin's secrets are kept by the plugin (Swarm sends it no data either): create the secret without data", ErrCannotStore)}
+		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: fmt.Errorf("%w: create the secret without data", ErrCannotStore)}
 	}
 	if err := s.CanStore(opts); err != nil {
 		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: err}
