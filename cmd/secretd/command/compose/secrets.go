@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/cmd/secretd/cli"
 	"github.com/secretd/secretd/compose"
@@ -123,11 +124,17 @@ func importSecret(ctx context.Context, c *cli.Cli, cl *client.Client, s compose.
 	return nil
 }
 
+// driverClient is what createFromDriver asks of secretd.
+type driverClient interface {
+	SecretInspect(ctx context.Context, ref string) (api.Secret, error)
+	SecretCreateFromSource(ctx context.Context, name string, labels map[string]string, src client.SourceSpec) (string, error)
+}
+
 // createFromDriver creates a driver: secret, as `docker stack deploy` does,
 // when secretd does not have it. One this project created before is left
 // as it is: its driver options cannot be read back to compare, so changed
 // driver_opts need the secret removed first (down --remove-secrets).
-func createFromDriver(ctx context.Context, c *cli.Cli, cl *client.Client, s compose.Secret, project string) error {
+func createFromDriver(ctx context.Context, c *cli.Cli, cl driverClient, s compose.Secret, project string) error {
 	labels := maps.Clone(s.Labels)
 	if labels == nil {
 		labels = map[string]string{}
