@@ -123,6 +123,12 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h}}, nil
 }
 
+func (f *fakeEngine) inspectCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inspects
+}
+
 func (f *fakeEngine) ImageInspect(_ context.Context, id string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

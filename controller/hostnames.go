@@ -28,6 +28,28 @@ func (h *hostnames) get(id string) string {
 	return h.names[id]
 }
 
+func (h *hostnames) known(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.names[id]
+	return ok
+}
+
+// keepOnly forgets the containers not in ids.
+func (h *hostnames) keepOnly(ids map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	order := h.order[:0]
+	for _, id := range h.order {
+		if ids[id] {
+			order = append(order, id)
+		} else {
+			delete(h.names, id)
+		}
+	}
+	h.order = order
+}
+
 func (h *hostnames) set(id, hostname string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -59,7 +81,8 @@ func (h *hostnames) drop(id string) {
 	}
 }
 
-// learnHostname inspects a new container that declares secrets, without
+// learnHostname inspects a container that declares secrets (new, or
+// created while secretd was away and found by a resync), without
 // holding up the event loop, and keeps its hostname for the secret drivers
 // of its Mounts. When the container's start took its lock first, the
 // inspect answers after the start, and only later Mounts (a restart, a

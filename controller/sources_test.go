@@ -108,8 +108,19 @@ func TestDriverSecretHostname(t *testing.T) {
 	if _, err := e.store.Create(store.Spec{Name: "drv", Source: &store.SourceSpec{Driver: "fake"}}); err != nil {
 		t.Fatal(err)
 	}
-	e.engine.hostnames = map[string]string{"id-web": "myhost", "id-db": "dbhost"}
+	e.engine.hostnames = map[string]string{"id-web": "myhost", "id-db": "dbhost", "id-old": "oldhost"}
+	// A container created while secretd was away is learned at the resync.
+	e.vols.anon("old")
+	e.engine.set(ctr("id-old", "old", container.StateExited, 1, "drv", "old"))
 	s := e.run(t)
+	e.ctrl.WaitLearning()
+	e.mount(t, "old", "m0")
+	if who := src.last(); who.ID != "id-old" || who.Hostname != "oldhost" {
+		t.Errorf("the driver was told %+v for a container known from the resync, want hostname oldhost", who)
+	}
+	if err := e.ctrl.Unmount("old", "m0"); err != nil {
+		t.Fatal(err)
+	}
 	e.vols.anon("vol")
 	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "drv", "vol"))
 	create := containerCreate("id-web")
@@ -139,11 +150,11 @@ func TestDriverSecretHostname(t *testing.T) {
 
 	// A container whose create event carries no secretd.secrets label is
 	// not inspected.
-	before := e.engine.inspects
+	before := e.engine.inspectCount()
 	s.send(t, containerCreate("id-db"))
 	s.sync(t)
 	e.ctrl.WaitLearning()
-	if e.engine.inspects != before {
+	if e.engine.inspectCount() != before {
 		t.Errorf("a container declaring no secrets was inspected")
 	}
 }
