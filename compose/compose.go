@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
 
@@ -44,8 +45,43 @@ type Options struct {
 
 // Load reads the project with the compose-spec library: interpolation,
 // .env, several files, profiles and extends are the library's.
+//
+// The library refuses a secret with neither file:, environment: nor
+// external: true, which is what a driver secret is (`driver:` and
+// `driver_opts:`, as `docker stack deploy` creates them). A project the
+// library refuses is loaded again without its consistency checks, and kept
+// only if it has driver secrets: Translate then runs those checks on the
+// translated file, where the driver secrets are volumes.
 func Load(ctx context.Context, o Options) (*types.Project, error) {
+	p, err := loadProject(ctx, o, true)
+	if err == nil {
+		return p, nil
+	}
+	q, qerr := loadProject(ctx, o, false)
+	if qerr != nil || !hasDriverSecrets(q) {
+		return nil, err
+	}
+	return q, nil
+}
+
+// hasDriverSecrets reports whether p has a secret that only a driver can
+// give a value.
+func hasDriverSecrets(p *types.Project) bool {
+	for _, s := range p.Secrets {
+		if isDriverSecret(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDriverSecret(c types.SecretConfig) bool {
+	return c.Driver != "" && !bool(c.External) && c.File == "" && c.Environment == ""
+}
+
+func loadProject(ctx context.Context, o Options, consistency bool) (*types.Project, error) {
 	fns := []cli.ProjectOptionsFn{
+		cli.WithConsistency(consistency),
 		cli.WithWorkingDirectory(o.WorkingDir),
 		cli.WithOsEnv,
 		cli.WithEnvFiles(o.EnvFiles...),
@@ -79,10 +115,15 @@ type Secret struct {
 	Env string
 	// Labels are the secret's `labels:`.
 	Labels map[string]string
+	// Driver is the secret driver of a `driver:` secret, created with it
+	// and DriverOpts when secretd does not have it yet.
+	Driver string
+	// DriverOpts are the `driver_opts:` of a driver secret.
+	DriverOpts map[string]string
 }
 
-// Imported reports whether secretd compose creates the secret from a file
-// or a variable, rather than finding it in secretd.
+// Imported reports whether secretd compose creates the secret (from a
+// file, a variable or a driver), rather than finding it in secretd.
 func (s Secret) Imported() bool { return !s.External }
 
 // Translation is a project whose secrets are secretd volumes.
@@ -102,6 +143,7 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 		return nil, errors.New("--driver must not be empty")
 	}
 	t := &Translation{Project: p}
+	drivers := hasDriverSecrets(p)
 	used := map[string]bool{}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
@@ -192,7 +234,33 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 	if len(kept) > 0 {
 		p.Secrets = kept
 	}
+	if drivers {
+		if err := t.checkConsistency(); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// checkConsistency runs the library's consistency checks, which Load
+// skipped for a project with driver secrets, on the translated project:
+// what compose will be given, with the driver secrets turned into volumes.
+func (t *Translation) checkConsistency() error {
+	b, err := t.YAML(false)
+	if err != nil {
+		return err
+	}
+	p := t.Project
+	_, err = loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  p.WorkingDir,
+		ConfigFiles: []types.ConfigFile{{Filename: "compose.yaml", Content: b}},
+		Environment: p.Environment,
+	}, func(o *loader.Options) {
+		o.SetProjectName(p.Name, true)
+		o.Profiles = []string{"*"} // the translated file holds the enabled services only
+		o.SkipResolveEnvironment = true
+	})
+	return err
 }
 
 // addVolume gives svc a secretd volume of driver with opts, mounted at dst.
@@ -244,8 +312,14 @@ func volumeKey(service, decl string) string {
 func secretOf(key string, c types.SecretConfig) (Secret, error) {
 	s := Secret{Key: key, Name: c.Name, Labels: c.Labels}
 	switch {
-	case c.Driver != "" || c.TemplateDriver != "":
-		return s, fmt.Errorf("secret %q: driver and template_driver are not supported by secretd compose: create the secret with 'secretd secret create' and declare it external", key)
+	case c.TemplateDriver != "":
+		return s, fmt.Errorf("secret %q: template_driver is not supported by secretd: drop it, or create the secret with 'secretd secret create' and declare it external", key)
+	case c.Driver != "" && !isDriverSecret(c):
+		return s, fmt.Errorf("secret %q: driver: gives the secret's value, so it goes without file:, environment: and external:", key)
+	case c.Driver != "":
+		s.Driver, s.DriverOpts = c.Driver, maps.Clone(c.DriverOpts)
+	case len(c.DriverOpts) > 0:
+		return s, fmt.Errorf("secret %q: driver_opts: needs driver:", key)
 	case bool(c.External):
 		s.External = true
 	case c.File != "":

@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,7 +150,13 @@ func TestTranslateRefuses(t *testing.T) {
 			`service "web" mounts /run/secrets itself (volume "mine") and has secrets`},
 		// The library's own messages.
 		{"undefined secret", svc("      - nosuch\n", ext), `service "web" refers to undefined secret nosuch`},
-		{"driver secret", svc("      - s\n", "  s:\n    driver: vault\n"), `secret "s" must declare either`},
+		{"driver with a file", svc("      - s\n", "  s:\n    driver: vault\n    file: ./site.key\n"), `secret "s": driver: gives the secret's value, so it goes without file:, environment: and external:`},
+		{"driver_opts without driver", svc("      - s\n", "  s:\n    file: ./site.key\n    driver_opts: {a: b}\n"), `secret "s": driver_opts: needs driver:`},
+		{"template driver", svc("      - s\n", "  s:\n    file: ./site.key\n    template_driver: golang\n"), `secret "s": template_driver is not supported by secretd`},
+		// A project with driver secrets still gets the library's checks.
+		{"driver secret, service without image", "services:\n  web:\n    secrets: [s]\nsecrets:\n  s:\n    driver: vault\n", `service "web" has neither an image nor a build context specified`},
+		{"driver secret for a build", "services:\n  web:\n    build:\n      context: .\n      secrets: [s]\nsecrets:\n  s:\n    driver: vault\n", `secret "s" must declare either`},
+		{"no source at all", svc("      - s\n", "  s:\n    labels: {a: b}\n"), `one of file|environment must be set`},
 		{"bad yaml", "services:\n  web:\n    image: [\n", "yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,6 +166,56 @@ func TestTranslateRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTranslateDriverSecrets: a driver: secret, as `docker stack deploy`
+// creates them, is a secret secretd compose creates with that driver and
+// its driver_opts, named PROJECT_KEY, mounted like any other.
+func TestTranslateDriverSecrets(t *testing.T) {
+	tr, err := load(t, `
+secrets:
+  db_password:
+    driver: shell
+    driver_opts:
+      lookup: pass show db/password
+      timeout: 20s
+    labels: {tier: db}
+  api_key:
+    driver: vault
+    name: prod_api_key
+  site_key:
+    file: ./site.key
+services:
+  db:
+    image: busybox
+    secrets: [db_password, site_key]
+  web:
+    image: busybox
+    secrets:
+      - source: api_key
+        target: api.key
+        mode: 0400
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range tr.Secrets {
+		got = append(got, fmt.Sprintf("%s=%s driver=%q opts=%v labels=%v imported=%t", s.Key, s.Name, s.Driver, s.DriverOpts, s.Labels, s.Imported()))
+	}
+	want := []string{
+		`api_key=prod_api_key driver="vault" opts=map[] labels=map[] imported=true`,
+		`db_password=proj_db_password driver="shell" opts=map[lookup:pass show db/password timeout:20s] labels=map[tier:db] imported=true`,
+		`site_key=proj_site_key driver="" opts=map[] labels=map[] imported=true`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("secrets:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	b, err := tr.YAML(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "drivers-v2.golden", b)
 }
 
 // TestBuildSecretsStay: a build's secrets are compose's own; the top-level

@@ -66,6 +66,9 @@ type Controller struct {
 	// learning counts the lookups of created containers under way.
 	learning sync.WaitGroup
 	legacy   *legacyGrants
+	// hostnames are the hostnames of containers that declare secrets,
+	// learned at their create event, for secret-driver plugins.
+	hostnames hostnames
 
 	mu     sync.Mutex
 	tasks  map[string]*task // by mount ID

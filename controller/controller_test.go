@@ -46,6 +46,10 @@ type fakeEngine struct {
 	// images maps an image ID to its labels; imageErr fails inspects.
 	images   map[string]map[string]string
 	imageErr error
+	// hostnames maps a container ID to its hostname for inspects; an ID
+	// not in it is not found. inspects counts them.
+	hostnames map[string]string
+	inspects  int
 }
 
 type stream struct {
@@ -107,6 +111,23 @@ func (f *fakeEngine) ContainerList(ctx context.Context, opts container.ListOptio
 		out = out[:opts.Limit]
 	}
 	return out, nil
+}
+
+func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inspects++
+	h, ok := f.hostnames[id]
+	if !ok {
+		return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
+	}
+	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h}}, nil
+}
+
+func (f *fakeEngine) inspectCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inspects
 }
 
 func (f *fakeEngine) ImageInspect(_ context.Context, id string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {

@@ -108,6 +108,9 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	switch m.Action {
 	case events.ActionCreate:
 		c.created(ctx, id, m.Actor.Attributes)
+		if _, declares := m.Actor.Attributes[LabelSecrets]; declares {
+			c.learnHostname(ctx, id)
+		}
 	case events.ActionStart:
 		// Container events carry the labels and the name as attributes.
 		c.identify(identity{ID: id, Name: m.Actor.Attributes["name"], Image: m.Actor.Attributes["image"], Labels: m.Actor.Attributes})
@@ -125,6 +128,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 		// Unmount (driver timeout, crash) and must not outlive the
 		// container. Live grants and revokes belong to the volumes and go
 		// with them, not with a container.
+		c.hostnames.drop(id)
 		c.mu.Lock()
 		var stale []snapshot
 		for _, t := range c.tasks {

@@ -71,7 +71,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (string,
 		t.containerID, t.name, t.image = o.ID, o.Name, o.Image
 		t.onUpdate, _ = ParseOnUpdate(o.Labels[LabelOnUpdate])
 		// A secret driver is told the image as given at create, as Swarm tells the task's.
-		who = source.Container{ID: o.ID, Name: o.Name, Image: users[0].Image, Labels: o.Labels}
+		who = source.Container{ID: o.ID, Name: o.Name, Image: users[0].Image, Labels: o.Labels, Hostname: c.hostnames.get(o.ID)}
 	}
 	// Held until the tmpfs is built, so a rotation, a live grant or an
 	// Unmount that finds the claim waits and then sees the result.

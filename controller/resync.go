@@ -33,18 +33,27 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	byID := map[string]container.Summary{}
 	byVolume := map[string][]container.Summary{}
 	users := map[string][]container.Summary{} // alive or not
+	listed := make(map[string]bool, len(list))
 	for _, s := range list {
+		listed[s.ID] = true
+		mountsOurs := false
 		for _, m := range s.Mounts {
 			if !c.ourMount(m) {
 				continue
 			}
+			mountsOurs = true
 			users[m.Name] = append(users[m.Name], s)
 			if alive(s.State) {
 				byID[s.ID] = s
 				byVolume[m.Name] = append(byVolume[m.Name], s)
 			}
 		}
+		if _, declares := s.Labels[LabelSecrets]; declares && mountsOurs && !c.hostnames.known(s.ID) {
+			// Created while secretd was away: learned now, for its next start.
+			c.learnHostname(ctx, s.ID)
+		}
 	}
+	c.hostnames.keepOnly(listed) // destroy events lost while away
 	c.bindListed(ctx, users)
 	c.migrateLegacy(list)
 	mounts, err := tmpfs.Mounts(c.cfg.MountRoot)

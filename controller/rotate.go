@@ -210,7 +210,7 @@ func (c *Controller) refresh(t *task) (snapshot, bool, error) {
 	}
 	// A driver secret among the entries keeps the value mounted; one
 	// granted live is fetched, bounded by its source's own deadline.
-	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image})
+	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image, Hostname: c.hostnames.get(s.containerID)})
 	files, versions, ids, err := c.files(context.Background(), s.entries, who, s.dir)
 	defer wipeFiles(files)
 	if err != nil {

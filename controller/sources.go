@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/store"
 )
@@ -40,7 +41,7 @@ func fromSource(sec store.Secret, version int) bool {
 // replaces a DoNotReuse value.
 func (c *Controller) reveal(ctx context.Context, e declaration.Entry, who func() source.Container, mounted string) ([]byte, store.Secret, error) {
 	d, sec, err := c.cfg.Store.RevealName(e.Source, e.Version)
-	if sec.Source == nil || !fromSource(sec, e.Version) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+	if sec.Source == nil || !fromSource(sec, e.Version) || (err != nil && !errors.Is(err, errdefs.ErrNotFound)) {
 		return d, sec, err
 	}
 	clear(d)
@@ -51,7 +52,7 @@ func (c *Controller) reveal(ctx context.Context, e declaration.Entry, who func()
 		// Not mounted yet (a live grant): fetched below.
 	}
 	if c.cfg.Sources == nil {
-		return nil, store.Secret{}, store.Errorf(store.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", e.Source, sec.Source.Driver)
+		return nil, store.Secret{}, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", e.Source, sec.Source.Driver)
 	}
 	d, err = c.cfg.Sources.Fetch(ctx, sec, who())
 	return d, sec, err
@@ -66,7 +67,9 @@ func knownContainer(who source.Container) func() source.Container {
 // container whose label bound the volume, so its source is told the
 // container's name, image and labels. It reads dockerd's container list,
 // which answers during a start; an inspect would wait on the container's
-// lock, which the start holds. A failed lookup leaves the fields empty.
+// lock, which the start holds. The hostname is the one learned at the
+// container's create event, if that lookup answered before this Mount. A
+// failed lookup leaves the fields empty.
 func (c *Controller) boundContainer(ctx context.Context, known source.Container, id string) func() source.Container {
 	return sync.OnceValue(func() source.Container {
 		if known.ID != "" || id == "" || c.cfg.Engine == nil {
@@ -76,10 +79,10 @@ func (c *Controller) boundContainer(ctx context.Context, known source.Container,
 		defer cancel()
 		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
 		if err != nil || len(list) != 1 {
-			return source.Container{ID: id}
+			return source.Container{ID: id, Hostname: c.hostnames.get(id)}
 		}
 		o := identityOf(list[0])
-		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels}
+		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels, Hostname: c.hostnames.get(o.ID)}
 	})
 }
 

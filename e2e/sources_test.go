@@ -65,23 +65,20 @@ func refusedCreate(t *testing.T, d *daemon, stdin, msg string, args ...string) {
 	noSecrets(t, d)
 }
 
-// TestSourcePassAndAge reads secrets from a real pass store (a per-secret
-// lookup, and the Podman-style host configuration by secret name) and from
-// an age-encrypted file, into a container. A token written in a lookup
-// shows nowhere: not in the CLI's inspect, the daemon's log, docker
-// inspect, nor the lookup's own process arguments.
-func TestSourcePassAndAge(t *testing.T) {
-	needTools(t, "pass", "gpg", "gpgconf", "age", "age-keygen")
+// newPassStore makes a throwaway GPG key and pass store, removed at the
+// end of the test; env runs pass against it.
+func newPassStore(t *testing.T) (home, gnupg, passDir string, env []string) {
+	t.Helper()
 	home, err := os.MkdirTemp("", "pass") // short: gpg-agent's socket path must fit
 	if err != nil {
 		t.Fatal(err)
 	}
-	gnupg := filepath.Join(home, ".gnupg")
+	gnupg = filepath.Join(home, ".gnupg")
 	if err := os.Mkdir(gnupg, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	passDir := filepath.Join(home, ".password-store")
-	env := []string{"HOME=" + home, "GNUPGHOME=" + gnupg, "PASSWORD_STORE_DIR=" + passDir}
+	passDir = filepath.Join(home, ".password-store")
+	env = []string{"HOME=" + home, "GNUPGHOME=" + gnupg, "PASSWORD_STORE_DIR=" + passDir}
 	t.Cleanup(func() {
 		exec.Command("gpgconf", "--homedir", gnupg, "--kill", "all").Run()
 		os.RemoveAll(home)
@@ -89,6 +86,67 @@ func TestSourcePassAndAge(t *testing.T) {
 	runTool(t, env, "", "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
 		"--quick-gen-key", "secretd e2e <e2e@secretd.invalid>", "future-default", "default", "never")
 	runTool(t, env, "", "pass", "init", "e2e@secretd.invalid")
+	return home, gnupg, passDir, env
+}
+
+// TestSourcePassStore is Podman's shell-driver contract with a real pass
+// store in the host configuration: a secret created with data is kept by
+// the store command (pass insert), read in a container through lookup
+// (pass show), kept nowhere in secretd, and removed from pass by rm
+// (pass rm). Data for a plugin or a lookup-only secret is refused.
+func TestSourcePassStore(t *testing.T) {
+	needTools(t, "pass", "gpg", "gpgconf")
+	home, gnupg, passDir, env := newPassStore(t)
+	conf := filepath.Join(home, "shell-driver.conf")
+	writeFile(t, conf, `# Podman's contract over pass, one entry per secret ID
+lookup = pass show secretd/$SECRET_ID
+list   = ls "$PASSWORD_STORE_DIR/secretd" | sed 's/\.gpg$//'
+store  = pass insert -m -f secretd/$SECRET_ID >/dev/null
+delete = pass rm -f secretd/$SECRET_ID
+env = GNUPGHOME=`+gnupg+"\nenv = PASSWORD_STORE_DIR="+passDir+"\ntimeout = 20s\n")
+	d := startTestDaemon(t, "--shell-driver-config", conf)
+
+	value := canary(t)
+	id := d.mustCLI(value, "secret", "create", "--driver", "shell", "db_password", "-")
+	if got := runTool(t, env, "", "pass", "show", "secretd/"+id); got != value {
+		t.Fatalf("pass holds %q for the new secret, want the value given", got)
+	}
+	if got := mustDocker(t, d.runArgs("db_password", []string{"--rm"}, "cat /run/secrets/db_password")...); got != value {
+		t.Errorf("container reads %q, want the value kept in pass", got)
+	}
+	for what, text := range map[string]string{
+		"the store on disk": strings.Join(mapValues(storeDump(t, d)), "\n"),
+		"the daemon's log":  d.log(),
+		"secret inspect":    d.mustCLI("", "secret", "inspect", "db_password"),
+	} {
+		if strings.Contains(text, value) {
+			t.Errorf("%s shows the value kept in pass", what)
+		}
+	}
+
+	// Data the driver cannot keep is refused, and nothing is created.
+	if r := d.cli(value, "secret", "create", "--driver", "shell", "--driver-opt", "store=", "other", "-"); r.code == 0 || !strings.Contains(r.stderr, "cannot store a value") || strings.Contains(r.stderr, value) {
+		t.Errorf("create with data and an empty store command: %s", r)
+	}
+	if out := d.mustCLI("", "secret", "ls", "--format", "{{.Name}}"); out != "db_password" {
+		t.Errorf("a refused create changed the secrets: %q", out)
+	}
+
+	d.mustCLI("", "secret", "rm", "db_password")
+	if r := runCmd(t, env, "", "pass", "show", "secretd/"+id); r.code == 0 {
+		t.Errorf("after secret rm, pass still holds the value")
+	}
+	noSecrets(t, d)
+}
+
+// TestSourcePassAndAge reads secrets from a real pass store (a per-secret
+// lookup, and the Podman-style host configuration by secret name) and from
+// an age-encrypted file, into a container. A token written in a lookup
+// shows nowhere: not in the CLI's inspect, the daemon's log, docker
+// inspect, nor the lookup's own process arguments.
+func TestSourcePassAndAge(t *testing.T) {
+	needTools(t, "pass", "gpg", "gpgconf", "age", "age-keygen")
+	home, gnupg, passDir, env := newPassStore(t)
 	dbPass, apiKey := canary(t), canary(t)
 	runTool(t, env, dbPass+"\n", "pass", "insert", "-m", "db/password")
 	runTool(t, env, apiKey+"\n", "pass", "insert", "-m", "secretd/api_key")
@@ -283,6 +341,27 @@ func TestSourcePlugin(t *testing.T) {
 		t.Errorf("the plugin was asked for task %q, service %q: want the container's ID", req.TaskID, req.ServiceID)
 	}
 
+	// The hostname is learned by an inspect at the container's create
+	// event: once the daemon has it, the start's Mount sends it. (A
+	// `docker run` may start the container before that inspect answers;
+	// docker create makes the order certain.)
+	hctr := d.ctrName("plughost")
+	createArgs := d.runArgs("plug_value", []string{"--name", hctr, "--hostname", "myhost"}, sleeper)
+	createArgs[0] = "create"
+	hid := mustDocker(t, createArgs...)
+	waitFor(t, 30*time.Second, "the daemon to learn the new container's hostname", func() bool {
+		for _, l := range strings.Split(d.log(), "\n") {
+			if strings.Contains(l, "container hostname learned") && strings.Contains(l, hid[:12]) {
+				return true
+			}
+		}
+		return false
+	})
+	mustDocker(t, "start", hctr)
+	if req, ok := p.last("plug_value"); !ok || req.ServiceHostname != "myhost" || req.TaskName != hctr {
+		t.Errorf("the plugin was asked %+v: want the hostname myhost of container %s", req, hctr)
+	}
+
 	// DoNotReuse: another container gets its own value, and --cache keeps none.
 	ctr2 := d.ctrName("plug2")
 	mustDocker(t, d.runArgs("plug_once;plug_once_cached", []string{"-d", "--name", ctr2}, sleeper)...)
@@ -436,7 +515,7 @@ func TestSourceBadInput(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	writeFile(t, data, "x")
 	refusedCreate(t, d, "", "unknown secret driver", "--driver", "nosuchdriver", "s1")
-	refusedCreate(t, d, "", "takes no data", "--driver", "shell", "--driver-opt", "lookup=echo x", "s2", data)
+	refusedCreate(t, d, "", "cannot store a value", "--driver", "shell", "--driver-opt", "lookup=echo x", "s2", data)
 	refusedCreate(t, d, "", "lookup option is empty", "--driver", "shell", "--driver-opt", "lookup=", "s3")
 	refusedCreate(t, d, "", "timed out", "--driver", "shell", "--driver-opt", "lookup=sleep 60", "--driver-opt", "timeout=1s", "s4")
 	refusedCreate(t, d, "", "500 KiB", "--driver", "shell", "--driver-opt", "lookup=head -c 600000 /dev/zero", "s5")
@@ -449,7 +528,7 @@ func TestSourceBadInput(t *testing.T) {
 	}
 	code, body := apiRaw(t, apiClient(d.sock), "POST", "/v1.41/secrets/create", "application/json",
 		strings.NewReader(`{"Name":"s10","Data":"eA==","Driver":{"Name":"shell","Options":{"lookup":"echo x"}}}`))
-	if code != 400 || !strings.Contains(body, "takes no data") {
+	if code != 400 || !strings.Contains(body, "cannot store a value") {
 		t.Errorf("a create with data and a driver: %d %s", code, body)
 	}
 	noSecrets(t, d)

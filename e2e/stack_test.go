@@ -193,6 +193,45 @@ func TestStackFileImportsAndOptions(t *testing.T) {
 	}
 }
 
+// TestStackFileDriverSecret: a driver: secret in the stack file is created
+// by secretd compose with its driver and driver_opts, read from the source
+// by the container, left alone by a second up, and removed by down
+// --remove-secrets.
+func TestStackFileDriverSecret(t *testing.T) {
+	t.Parallel()
+	requireCompose(t)
+	d := startDaemon(t)
+	suffix := strings.TrimPrefix(d.driver, "secretd-e2e-")
+	project := "sddrv" + suffix
+	s := newStack(t, d, project, "driver.yml")
+	tokenFile := filepath.Join(s.dir, "token")
+	value := "from-the-source-" + suffix
+	if err := os.WriteFile(tokenFile, []byte(value), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.env = append(s.env, "TOKEN_FILE="+tokenFile)
+	r := s.compose("up", "-d")
+	if r.code != 0 || !strings.Contains(r.stderr, "Creating secret "+project+"_db_token with driver shell") {
+		t.Fatalf("secretd compose up -d: %s", r)
+	}
+	if got := s.exec("db", "cat /run/secrets/db_token"); got != value {
+		t.Errorf("the container reads %q, want the lookup's output", got)
+	}
+	info := d.mustCLI("", "secret", "inspect", "--format", "{{.Source.Driver}} {{.Source.OptionKeys}} {{.Spec.Labels}}", project+"_db_token")
+	if info != "shell [lookup] map[com.docker.stack.namespace:"+project+" tier:db]" {
+		t.Errorf("secret inspect: %s", info)
+	}
+	if r := s.compose("up", "-d"); r.code != 0 || strings.Contains(r.stderr, "Creating secret") {
+		t.Errorf("second up: %s", r)
+	}
+	if r := s.compose("down", "-v", "-t", "1", "--remove-secrets"); r.code != 0 || !strings.Contains(r.stderr, "Removing secret "+project+"_db_token") {
+		t.Fatalf("down --remove-secrets: %s", r)
+	}
+	if ls := d.mustCLI("", "secret", "ls", "-q"); ls != "" {
+		t.Errorf("after down --remove-secrets, secrets: %q", ls)
+	}
+}
+
 func requireCompose(t *testing.T) {
 	t.Helper()
 	if docker(t, "compose", "version").code != 0 {

@@ -85,3 +85,60 @@ func sourceName(driver string) string {
 	}
 	return fmt.Sprintf("secret driver %q", driver)
 }
+
+// Storer is implemented by sources that can keep a value given at create,
+// as Podman's shell driver does with its store and delete commands.
+type Storer interface {
+	// CanStore reports whether a secret with opts can be stored and
+	// deleted: the commands are there.
+	CanStore(opts map[string]string) error
+	// Store keeps data in the source as req.SecretID. data is not modified.
+	Store(ctx context.Context, req Request, data []byte) error
+	// Delete removes req.SecretID from the source.
+	Delete(ctx context.Context, req Request) error
+}
+
+// ErrCannotStore means a value was given for a driver that cannot keep it.
+var ErrCannotStore = errors.New("the driver cannot store a value")
+
+// storer returns driver's Storer, or an error saying it has none.
+// A plugin is refused without being asked: Swarm sends plugins no data.
+func (d *Drivers) storer(ctx context.Context, secret, driver string, opts map[string]string) (Storer, error) {
+	p, ok := d.Builtin[driver]
+	if !ok {
+		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: fmt.Errorf("%w: a plugin keeps its own secrets (Swarm sends it no data either): create the secret without data, or use --driver shell with store and delete commands", ErrCannotStore)}
+	}
+	s, ok := p.(Storer)
+	if !ok {
+		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: fmt.Errorf("%w: create the secret without data", ErrCannotStore)}
+	}
+	if err := s.CanStore(opts); err != nil {
+		return nil, &Error{Secret: secret, Source: sourceName(driver), Err: err}
+	}
+	return s, nil
+}
+
+// CheckStore reports, at create, whether driver can keep a value given
+// with opts.
+func (d *Drivers) CheckStore(ctx context.Context, secret, driver string, opts map[string]string) error {
+	_, err := d.storer(ctx, secret, driver, opts)
+	return err
+}
+
+// Store puts data into driver's backend as req.SecretID.
+func (d *Drivers) Store(ctx context.Context, driver string, req Request, data []byte) error {
+	s, err := d.storer(ctx, req.SecretName, driver, req.Options)
+	if err != nil {
+		return err
+	}
+	return s.Store(ctx, req, data)
+}
+
+// Delete removes req.SecretID from driver's backend.
+func (d *Drivers) Delete(ctx context.Context, driver string, req Request) error {
+	s, err := d.storer(ctx, req.SecretName, driver, req.Options)
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, req)
+}

@@ -148,6 +148,14 @@ func TestDrivers(t *testing.T) {
 	if _, err := builtinOnly.Lookup(ctx, "vault"); !errors.Is(err, source.ErrUnknownDriver) {
 		t.Errorf("no plugin finder: %v", err)
 	}
+	// A plugin keeps its own values: data given for it is refused.
+	if err := d.CheckStore(ctx, "db", "vault", nil); !errors.Is(err, source.ErrCannotStore) ||
+		!strings.Contains(err.Error(), `secret 'db': secret driver "vault": the driver cannot store a value`) {
+		t.Errorf("a plugin given data: %v", err)
+	}
+	if err := d.Store(ctx, "vault", req, []byte("x")); !errors.Is(err, source.ErrCannotStore) {
+		t.Errorf("storing into a plugin: %v", err)
+	}
 }
 
 // memCache is a Cache in memory, standing for the store.

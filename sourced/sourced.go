@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/audit"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/source/shell"
 	"github.com/secretd/secretd/store"
@@ -70,11 +71,11 @@ type running struct {
 }
 
 // invalidError is a bad create: its text is the cause's, and errors.Is
-// sees both store.ErrInvalid (a 400) and the source's kind.
+// sees both errdefs.ErrInvalid (a 400) and the source's kind.
 type invalidError struct{ err error }
 
 func (e *invalidError) Error() string   { return e.err.Error() }
-func (e *invalidError) Unwrap() []error { return []error{store.ErrInvalid, e.err} }
+func (e *invalidError) Unwrap() []error { return []error{errdefs.ErrInvalid, e.err} }
 
 func invalid(err error) error { return &invalidError{err: err} }
 
@@ -89,6 +90,42 @@ func (s *Service) Check(ctx context.Context, name string, spec store.SourceSpec)
 		return invalid(err)
 	}
 	return nil
+}
+
+// CheckStore refuses a value given at create for a driver that cannot keep
+// it: a plugin, or a shell driver without store and delete commands.
+func (s *Service) CheckStore(ctx context.Context, name string, spec store.SourceSpec) error {
+	if err := s.Drivers.CheckStore(ctx, name, spec.Driver, spec.Options); err != nil {
+		return invalid(err)
+	}
+	return nil
+}
+
+// StoreValue puts data, given at create, into a just-created secret's source
+// (the shell driver's store command, with SECRET_ID). The caller wipes data.
+func (s *Service) StoreValue(ctx context.Context, sec store.Secret, data []byte) error {
+	req, err := s.request(sec, source.Container{})
+	if err != nil {
+		return err
+	}
+	if err := s.Drivers.Store(ctx, sec.Source.Driver, req, data); err != nil {
+		return invalid(err)
+	}
+	return nil
+}
+
+// DeleteValue removes from its source the value of a secret whose value secretd
+// stored there at create; other driver secrets are left alone, since their
+// entry in the source is not secretd's.
+func (s *Service) DeleteValue(ctx context.Context, sec store.Secret) error {
+	if sec.Source == nil || !sec.Source.Stored {
+		return nil
+	}
+	req, err := s.request(sec, source.Container{})
+	if err != nil {
+		return err
+	}
+	return s.Drivers.Delete(ctx, sec.Source.Driver, req)
 }
 
 // FetchesAtCreate says whether a new secret's value is fetched once when it
@@ -140,7 +177,7 @@ func (s *Service) request(sec store.Secret, who source.Container) (source.Reques
 // which the log and Status report. The caller wipes the value.
 func (s *Service) Fetch(ctx context.Context, sec store.Secret, who source.Container) ([]byte, error) {
 	if sec.Source == nil {
-		return nil, store.Errorf(store.ErrInvalid, "secret '%s' has no driver", sec.Name)
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' has no driver", sec.Name)
 	}
 	req, err := s.request(sec, who)
 	if err != nil {
@@ -194,7 +231,7 @@ type storeCache struct{ st *store.Store }
 
 func (c storeCache) Load(_ context.Context, id string) ([]byte, error) {
 	data, _, err := c.st.Reveal(id, 0)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", source.ErrNotCached, err)
 	}
 	return data, err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/source"
 	"github.com/secretd/secretd/sourced"
 	"github.com/secretd/secretd/store"
@@ -115,7 +116,7 @@ func TestFetchCache(t *testing.T) {
 	}
 	// A refreshed secret cannot be DoNotReuse: there is no one value to roll out.
 	ref := create(t, st, "ref", store.SourceSpec{Driver: "fake", Refresh: time.Minute})
-	if _, err := s.Prime(context.Background(), ref); !errors.Is(err, store.ErrInvalid) || !errors.Is(err, source.ErrDoNotReuse) {
+	if _, err := s.Prime(context.Background(), ref); !errors.Is(err, errdefs.ErrInvalid) || !errors.Is(err, source.ErrDoNotReuse) {
 		t.Errorf("prime of a DoNotReuse refresh: %v", err)
 	}
 }

@@ -57,6 +57,9 @@ type macSource struct {
 	Options bool          `json:"options"`
 	Cache   bool          `json:"cache"`
 	Refresh time.Duration `json:"refresh"`
+	// Stored is left out when false, so the tags of records from before
+	// it still verify.
+	Stored bool `json:"stored,omitempty"`
 }
 
 type macVersion struct {
@@ -110,7 +113,7 @@ func macMessage(r *record) []byte {
 	}
 	in.Current = r.current()
 	if src := r.Source; src != nil {
-		in.Source = &macSource{Driver: src.Driver, Keys: src.Keys, Options: src.Options != nil, Cache: src.Cache, Refresh: src.Refresh}
+		in.Source = &macSource{Driver: src.Driver, Keys: src.Keys, Options: src.Options != nil, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored}
 	}
 	b, err := json.Marshal(in)
 	if err != nil {

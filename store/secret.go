@@ -40,6 +40,9 @@ type Source struct {
 	Cache bool
 	// Refresh is how often the source is polled; zero means never.
 	Refresh time.Duration
+	// Stored says secretd put the value into the source at create (the
+	// shell driver's store command), so secret rm removes it there too.
+	Stored bool
 }
 
 // Version describes one stored version of a secret's data.
@@ -81,6 +84,7 @@ type sourceRecord struct {
 	Options *envelope.Envelope `json:"options,omitempty"`
 	Cache   bool               `json:"cache,omitempty"`
 	Refresh time.Duration      `json:"refresh,omitempty"`
+	Stored  bool               `json:"stored,omitempty"`
 }
 
 // valid reports whether r holds what every record must: a version, or a
@@ -136,7 +140,7 @@ func (r *record) secret() Secret {
 	}
 	s.Current = r.current()
 	if r.Source != nil {
-		s.Source = &Source{Driver: r.Source.Driver, OptionKeys: slices.Clone(r.Source.Keys), Cache: r.Source.Cache, Refresh: r.Source.Refresh}
+		s.Source = &Source{Driver: r.Source.Driver, OptionKeys: slices.Clone(r.Source.Keys), Cache: r.Source.Cache, Refresh: r.Source.Refresh, Stored: r.Source.Stored}
 	}
 	return s
 }

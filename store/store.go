@@ -452,6 +452,10 @@ type SourceSpec struct {
 	Options map[string]string
 	Cache   bool
 	Refresh time.Duration
+	// Stored says the value was given at create and is put into the
+	// source by the caller (the shell driver's store command); the store
+	// keeps no copy of it.
+	Stored bool
 }
 
 // create is Create with the KEK this store holds now.
@@ -462,7 +466,10 @@ func (s *Store) create(spec Spec) (Secret, error) {
 	if err := ValidateLabels(spec.Labels); err != nil {
 		return Secret{}, err
 	}
-	if spec.Source == nil || len(spec.Data) > 0 {
+	if spec.Source != nil && len(spec.Data) > 0 {
+		return Secret{}, Errorf(ErrInvalid, "a driver secret keeps no data in the store")
+	}
+	if spec.Source == nil {
 		if err := ValidateData(spec.Data); err != nil {
 			return Secret{}, err
 		}
@@ -489,7 +496,7 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		r.Versions = []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}}
 	}
 	if src := spec.Source; src != nil {
-		r.Source = &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh}
+		r.Source = &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored}
 		if len(src.Options) > 0 {
 			r.Source.Keys = sortedKeys(src.Options)
 			plain, err := json.Marshal(src.Options)

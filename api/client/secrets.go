@@ -30,6 +30,9 @@ type SourceSpec struct {
 	Cache bool
 	// Refresh is how often the source is polled (a Go duration); empty is never.
 	Refresh string
+	// Data, when set, is a value for the driver to keep (the shell
+	// driver's store command), read back through its lookup.
+	Data []byte
 }
 
 // SecretCreateFromSource creates a secret whose value comes from a driver
@@ -37,7 +40,7 @@ type SourceSpec struct {
 func (c *Client) SecretCreateFromSource(ctx context.Context, name string, labels map[string]string, src SourceSpec) (string, error) {
 	var resp swarm.SecretCreateResponse
 	req := api.SecretCreateRequest{
-		SecretSpec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Driver: &swarm.Driver{Name: src.Driver, Options: src.Options}},
+		SecretSpec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Driver: &swarm.Driver{Name: src.Driver, Options: src.Options}, Data: src.Data},
 		Cache:      src.Cache, Refresh: src.Refresh,
 	}
 	err := c.do(ctx, http.MethodPost, "/secrets/create", nil, req, &resp)

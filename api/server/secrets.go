@@ -137,13 +137,17 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: spec.Data, Source: src})
+	data := spec.Data
+	if src != nil {
+		data = nil // a driver secret's value goes to its source, not the store
+	}
+	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: data, Source: src})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if src != nil {
-		if sec, err = s.primeSource(r.Context(), sec); err != nil {
+		if sec, err = s.primeSource(r.Context(), sec, spec.Data); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -197,7 +201,24 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	sec, err := s.checked(r.Context(), ref, s.notInUse,
+	// A value secretd put into a source at create (the shell driver's
+	// store command) is deleted there first, as Podman does: if that fails
+	// the secret stays, and rm can be tried again.
+	deleted := false
+	check := func(ctx context.Context, sec store.Secret) error {
+		if err := s.notInUse(ctx, sec); err != nil {
+			return err
+		}
+		if deleted || sec.Source == nil || !sec.Source.Stored || s.cfg.Sources == nil {
+			return nil
+		}
+		if err := s.cfg.Sources.DeleteValue(r.Context(), sec); err != nil {
+			return store.Errorf(store.ErrInvalid, "secret '%s' not removed: its value could not be deleted from its source: %v: fix the source and try again", sec.Name, err)
+		}
+		deleted = true
+		return nil
+	}
+	sec, err := s.checked(r.Context(), ref, check,
 		func(guard func(store.Secret) error) (store.Secret, error) { return s.cfg.Store.Remove(ref, guard) })
 	if err != nil {
 		s.fail(w, r, err)

@@ -429,7 +429,7 @@ func TestCreate(t *testing.T) {
 	if r := e.do("POST", "/v1.41/secrets/create", `{"Name":"no-ct","Data":"eA=="}`, ""); r.code != 201 {
 		t.Errorf("create without Content-Type: %d %s", r.code, r.body)
 	}
-	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("d"), Driver: &swarm.Driver{Name: "vault"}}, 400, "~takes no data")
+	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("d"), Driver: &swarm.Driver{Name: "vault"}}, 400, "~runs without secret drivers")
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Driver: &swarm.Driver{Name: "vault"}}, 400, "~runs without secret drivers")
 	e.refused("POST", "/v1.41/secrets/create", api.SecretCreateRequest{SecretSpec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("r")}, Refresh: "1s"}, 400, "~give --driver too")
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "tpl"}, Data: e.canary("t"), Templating: &swarm.Driver{Name: "golang"}}, 400, "~templating is not supported")

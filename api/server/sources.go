@@ -17,6 +17,12 @@ type Sources interface {
 	Check(ctx context.Context, name string, spec store.SourceSpec) error
 	// Prime fetches a new secret's value once, keeping it when it is cached.
 	Prime(ctx context.Context, sec store.Secret) (store.Secret, error)
+	// CheckStore refuses a value given at create for a driver that cannot keep it.
+	CheckStore(ctx context.Context, name string, spec store.SourceSpec) error
+	// StoreValue puts a value given at create into the new secret's source.
+	StoreValue(ctx context.Context, sec store.Secret, data []byte) error
+	// DeleteValue removes a secret's value from its source when secretd stored it there.
+	DeleteValue(ctx context.Context, sec store.Secret) error
 	// LastMount is where the secret's last Mount got its value.
 	LastMount(id string) (sourced.Status, bool)
 	// Sync starts and stops refreshers to match the store.
@@ -35,9 +41,6 @@ func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest) (*
 			return nil, errdefs.Errorf(errdefs.ErrInvalid, "--cache keeps the value a secret's driver gives: give --driver too")
 		}
 		return nil, nil
-	}
-	if len(spec.Data) > 0 {
-		return nil, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s': a secret created with --driver takes no data, its value comes from driver %q: drop the data argument or --driver", spec.Name, spec.Driver.Name)
 	}
 	if s.cfg.Sources == nil {
 		return nil, errdefs.Errorf(errdefs.ErrInvalid, "this secretd runs without secret drivers: omit --driver")
@@ -58,23 +61,44 @@ func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest) (*
 		}
 		src.Refresh = d
 	}
+	if len(spec.Data) > 0 {
+		// Podman's shell driver: the value goes to the source through its
+		// store command, and is read back through lookup.
+		src.Stored = true
+		if err := s.cfg.Sources.CheckStore(ctx, spec.Name, *src); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.cfg.Sources.Check(ctx, spec.Name, *src); err != nil {
 		return nil, err
 	}
 	return src, nil
 }
 
-// primeSource fetches a new driver secret's value once when its driver
-// calls for it; a failure removes the secret again, so a refused create
-// leaves nothing behind.
-func (s *Server) primeSource(ctx context.Context, sec store.Secret) (store.Secret, error) {
-	if sourced.FetchesAtCreate(store.SourceSpec{Driver: sec.Source.Driver, Refresh: sec.Source.Refresh}) {
+// primeSource puts a value given at create into a new driver secret's
+// source, then fetches the value once when its driver calls for it (a
+// stored value is read back through the lookup). A failure removes the
+// secret again, and the value from the source, so a refused create leaves
+// nothing behind.
+func (s *Server) primeSource(ctx context.Context, sec store.Secret, data []byte) (store.Secret, error) {
+	undo := func(err error) (store.Secret, error) {
+		if _, rerr := s.cfg.Store.Remove(sec.ID, nil); rerr != nil {
+			s.cfg.Log.Error("refused driver secret not removed", "secret", sec.Name, "id", sec.ID, "err", rerr)
+		}
+		return store.Secret{}, err
+	}
+	if sec.Source.Stored {
+		if err := s.cfg.Sources.StoreValue(ctx, sec, data); err != nil {
+			return undo(err)
+		}
+	}
+	if sec.Source.Stored || sourced.FetchesAtCreate(store.SourceSpec{Driver: sec.Source.Driver, Refresh: sec.Source.Refresh}) {
 		primed, err := s.cfg.Sources.Prime(ctx, sec)
 		if err != nil {
-			if _, rerr := s.cfg.Store.Remove(sec.ID, nil); rerr != nil {
-				s.cfg.Log.Error("refused driver secret not removed", "secret", sec.Name, "id", sec.ID, "err", rerr)
+			if derr := s.cfg.Sources.DeleteValue(ctx, sec); derr != nil {
+				s.cfg.Log.Error("refused driver secret's value not deleted from its source", "secret", sec.Name, "id", sec.ID, "err", derr)
 			}
-			return store.Secret{}, err
+			return undo(err)
 		}
 		sec = primed
 	}

@@ -1,6 +1,9 @@
 package server_test
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -66,4 +69,73 @@ func TestCreateFromSource(t *testing.T) {
 		t.Errorf("refused creates stored secrets: %d listed, want 2", len(list))
 	}
 	e.refused("POST", "/secretd/secrets/db/update", api.SecretUpdateRequest{Data: e.canary("u")}, 400, "~takes its value from secret driver \"shell\"")
+}
+
+// TestCreateStoredInSource is Podman's shell-driver contract: a value given
+// at create goes to the store command (stdin, SECRET_ID) and reads back
+// through lookup; the store keeps no copy; rm runs delete. A driver that
+// cannot keep a value, a failing store and a value that does not read back
+// are refused and leave nothing, in secretd or in the source.
+func TestCreateStoredInSource(t *testing.T) {
+	e := newEnv(t, envOpts{sources: true})
+	dir := t.TempDir()
+	podman := func(lookup string) map[string]string {
+		return map[string]string{
+			"lookup": lookup,
+			"store":  `umask 077 && cat > "` + dir + `/$SECRET_ID"`,
+			"delete": `rm -f "` + dir + `/$SECRET_ID"`,
+		}
+	}
+	value := e.canary("stored")
+	req := driverSpec("kept", podman(`cat "`+dir+`/$SECRET_ID"`), false, "")
+	req.Data = value
+	r := e.do("POST", "/v1.41/secrets/create", req)
+	if r.code != 201 {
+		t.Fatalf("create with data: %d %s", r.code, r.body)
+	}
+	var created swarm.SecretCreateResponse
+	r.decode(t, &created)
+	if got, err := os.ReadFile(filepath.Join(dir, created.ID)); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("the store command kept %q (%v), want the value given", got, err)
+	}
+	var sec api.Secret
+	e.do("GET", "/v1.41/secrets/kept", nil).decode(t, &sec)
+	if sec.CurrentVersion != 0 || sec.Source == nil || sec.Source.Driver != "shell" {
+		t.Errorf("inspect: version %d, source %+v: want no stored version, the shell driver", sec.CurrentVersion, sec.Source)
+	}
+	if r := e.do("DELETE", "/v1.41/secrets/kept", nil); r.code != 204 {
+		t.Fatalf("rm: %d %s", r.code, r.body)
+	}
+	if _, err := os.Stat(filepath.Join(dir, created.ID)); !os.IsNotExist(err) {
+		t.Errorf("after rm the source still holds the value (%v): the delete command did not run", err)
+	}
+
+	for _, c := range []struct {
+		name string
+		opts map[string]string
+		msg  string
+	}{
+		{"no store command", map[string]string{"lookup": "printf v"}, "~cannot store a value"},
+		{"store fails", map[string]string{"lookup": "printf v", "store": "echo full >&2; exit 4", "delete": "true"}, "~exited with status 4: full"},
+		{"does not read back", podman("echo gone >&2; exit 5"), "~exited with status 5: gone"},
+	} {
+		t.Logf("case: %s", c.name)
+		req := driverSpec("bad", c.opts, false, "")
+		req.Data = e.canary("bad")
+		e.refused("POST", "/v1.41/secrets/create", req, 400, c.msg)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("refused creates left %d values in the source", len(left))
+	}
+
+	// A delete that fails keeps the secret: rm can be tried again.
+	req = driverSpec("stuck", map[string]string{"lookup": "printf v", "store": "cat > /dev/null", "delete": "echo locked >&2; exit 6"}, false, "")
+	req.Data = e.canary("stuck")
+	if r := e.do("POST", "/v1.41/secrets/create", req); r.code != 201 {
+		t.Fatalf("create: %d %s", r.code, r.body)
+	}
+	e.refused("DELETE", "/v1.41/secrets/stuck", nil, 400, "~could not be deleted from its source")
+	if r := e.do("GET", "/v1.41/secrets/stuck", nil); r.code != 200 {
+		t.Errorf("a failed delete removed the secret: %d", r.code)
+	}
 }

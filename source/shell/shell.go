@@ -73,6 +73,7 @@ func New(cfg Config) *Driver {
 
 var _ source.Provider = (*Driver)(nil)
 var _ source.Validator = (*Driver)(nil)
+var _ source.Storer = (*Driver)(nil)
 
 // Validate checks a secret's options: only known keys, commands allowed by
 // the configuration, a non-empty lookup from the options or the
@@ -108,6 +109,17 @@ func (d *Driver) List(ctx context.Context, opts map[string]string) ([]string, er
 		}
 	}
 	return ids, nil
+}
+
+// CanStore reports whether opts, with the configuration, give both a store
+// and a delete command: a value secretd stores it must be able to remove.
+func (d *Driver) CanStore(opts map[string]string) error {
+	for _, op := range []string{OptStore, OptDelete} {
+		if _, _, err := d.resolve(opts, op); err != nil {
+			return fmt.Errorf("%w: a secret created with data is kept by the store command and removed by the delete command: %w", source.ErrCannotStore, err)
+		}
+	}
+	return nil
 }
 
 // Store runs the store command with data on its stdin, to keep data in the

@@ -236,6 +236,17 @@ env = STORE_DIR=` + dir + "\n"
 	if err != nil || string(v.Data) != "override" {
 		t.Errorf("per-secret lookup: %q, %v", v.Data, err)
 	}
+	// A value can be given at create only with both store and delete.
+	if err := d.CanStore(nil); err != nil {
+		t.Errorf("CanStore with store and delete configured: %v", err)
+	}
+	lookupOnly := newDriver(t, shell.Config{Lookup: "printf v", Store: "cat > /dev/null"})
+	if err := lookupOnly.CanStore(nil); !errors.Is(err, source.ErrCannotStore) || !strings.Contains(err.Error(), "no delete command") {
+		t.Errorf("CanStore without a delete command: %v", err)
+	}
+	if err := lookupOnly.CanStore(map[string]string{"delete": "true"}); err != nil {
+		t.Errorf("CanStore with a per-secret delete: %v", err)
+	}
 }
 
 // TestEnvironment checks the command sees exactly the stated environment.

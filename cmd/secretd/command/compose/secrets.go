@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/cmd/secretd/cli"
 	"github.com/secretd/secretd/compose"
@@ -15,7 +16,8 @@ import (
 // provide makes every secret the project uses available in secretd before
 // compose starts anything: external secrets must exist (all missing ones
 // are named at once), file: and environment: secrets are imported, with a
-// new version only when their source changed.
+// new version only when their source changed, and driver: secrets are
+// created with their driver when secretd does not have them yet.
 func (o options) provide(ctx context.Context, c *cli.Cli, t *compose.Translation) error {
 	cl, err := c.Client()
 	if err != nil {
@@ -48,7 +50,7 @@ func (o options) provide(ctx context.Context, c *cli.Cli, t *compose.Translation
 		}
 	}()
 	for _, s := range t.Secrets {
-		if s.External {
+		if s.External || s.Driver != "" {
 			continue
 		}
 		d, err := read(s, t.Project.Environment)
@@ -59,6 +61,12 @@ func (o options) provide(ctx context.Context, c *cli.Cli, t *compose.Translation
 	}
 	for _, s := range t.Secrets {
 		if s.External {
+			continue
+		}
+		if s.Driver != "" {
+			if err := createFromDriver(ctx, c, cl, s, t.Project.Name); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := importSecret(ctx, c, cl, s, t.Project.Name, data[s.Key]); err != nil {
@@ -112,6 +120,42 @@ func importSecret(ctx context.Context, c *cli.Cli, cl cli.APIClient, s compose.S
 	}
 	if after.CurrentVersion != cur.CurrentVersion {
 		fmt.Fprintf(c.Err, "Updating secret %s to version %d\n", s.Name, after.CurrentVersion)
+	}
+	return nil
+}
+
+// driverClient is what createFromDriver asks of secretd.
+type driverClient interface {
+	SecretInspect(ctx context.Context, ref string) (api.Secret, error)
+	SecretCreateFromSource(ctx context.Context, name string, labels map[string]string, src client.SourceSpec) (string, error)
+}
+
+// createFromDriver creates a driver: secret, as `docker stack deploy` does,
+// when secretd does not have it. One this project created before is left
+// as it is: its driver options cannot be read back to compare, so changed
+// driver_opts need the secret removed first (down --remove-secrets).
+func createFromDriver(ctx context.Context, c *cli.Cli, cl driverClient, s compose.Secret, project string) error {
+	labels := maps.Clone(s.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[compose.NamespaceLabel] = project
+	cur, err := cl.SecretInspect(ctx, s.Name)
+	if client.IsNotFound(err) {
+		if _, err := cl.SecretCreateFromSource(ctx, s.Name, labels, client.SourceSpec{Driver: s.Driver, Options: s.DriverOpts}); err != nil {
+			return fmt.Errorf("secret %q: %w", s.Key, err)
+		}
+		fmt.Fprintf(c.Err, "Creating secret %s with driver %s\n", s.Name, s.Driver)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("secret %q: %w", s.Key, err)
+	}
+	if owner := cur.Spec.Labels[compose.NamespaceLabel]; owner != project {
+		return fmt.Errorf("secret %q: secretd already has a secret %s that project %s did not create: declare it external: true with name: %s, or remove it", s.Key, s.Name, project, s.Name)
+	}
+	if cur.Source == nil || cur.Source.Driver != s.Driver {
+		return fmt.Errorf("secret %q: secret %s was created by project %s without driver %s: remove it (down --remove-secrets) to create it with its driver", s.Key, s.Name, project, s.Driver)
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ func newCreateCommand(c *cli.Cli) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&o.labels, "label", "l", nil, "secret labels (`key=value`, repeatable)")
 	o.data.addFlags(cmd)
-	cmd.Flags().StringVarP(&o.driver, "driver", "d", "", "take the value from secret driver `NAME` (shell, or a secret-driver plugin) at each container start; no data is given")
+	cmd.Flags().StringVarP(&o.driver, "driver", "d", "", "take the value from secret driver `NAME` (shell, or a secret-driver plugin) at each container start; data, if given, is kept by the driver's store command")
 	cmd.Flags().StringArrayVar(&o.driverOpts, "driver-opt", nil, "driver option (`key=value`, repeatable), stored encrypted")
 	cmd.Flags().BoolVar(&o.cache, "cache", false, "keep the last value the driver gave, encrypted, and serve it when the driver fails")
 	cmd.Flags().DurationVar(&o.refresh, "refresh", 0, "poll the driver every `DURATION` (at least 1s); a changed value rotates into running containers")
@@ -88,8 +88,6 @@ func runCreateFromSource(cmd *cobra.Command, c *cli.Cli, o createOptions, args [
 		return errors.New("--cache keeps the value a secret's driver gives: give --driver too")
 	case o.driver == "":
 		return errors.New("--driver-opt needs --driver")
-	case len(args) > 1 || o.data.fromEnv != "" || o.data.generateSet():
-		return fmt.Errorf("a secret created with --driver takes no data, its value comes from driver %q: drop the data argument or --driver", o.driver)
 	case o.refresh < 0:
 		return fmt.Errorf("--refresh %s: the interval must be positive", o.refresh)
 	}
@@ -103,6 +101,15 @@ func runCreateFromSource(cmd *cobra.Command, c *cli.Cli, o createOptions, args [
 		opts[k] = v
 	}
 	src := client.SourceSpec{Driver: o.driver, Options: opts, Cache: o.cache}
+	if len(args) > 1 || o.data.fromEnv != "" || o.data.generateSet() {
+		// Podman's shell driver: the driver's store command keeps the value.
+		data, err := o.data.read(c, args)
+		if err != nil {
+			return err
+		}
+		defer clear(data)
+		src.Data = data
+	}
 	if o.refresh != 0 {
 		src.Refresh = o.refresh.String()
 	}

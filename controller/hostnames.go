@@ -1,0 +1,107 @@
+package controller
+
+import (
+	"context"
+	"sync"
+)
+
+// maxHostnames bounds the hostnames kept: one entry per container that
+// declares secrets, dropped at its destroy; a host with more such
+// containers than this loses the oldest guesses, not memory.
+const maxHostnames = 4096
+
+// hostnames keeps the hostname of containers that declare secrets, by
+// container ID, for secret-driver plugins (Swarm sends ServiceHostname).
+// The container list a Mount reads does not carry it, and an inspect
+// during a start would wait on the container's lock, which the start
+// holds while it mounts: so it is learned off the start path, by an
+// inspect at the container's create event.
+type hostnames struct {
+	mu    sync.Mutex
+	names map[string]string
+	order []string // insertion order, to drop the oldest when full
+}
+
+func (h *hostnames) get(id string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.names[id]
+}
+
+func (h *hostnames) known(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.names[id]
+	return ok
+}
+
+// keepOnly forgets the containers not in ids.
+func (h *hostnames) keepOnly(ids map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	order := h.order[:0]
+	for _, id := range h.order {
+		if ids[id] {
+			order = append(order, id)
+		} else {
+			delete(h.names, id)
+		}
+	}
+	h.order = order
+}
+
+func (h *hostnames) set(id, hostname string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.names == nil {
+		h.names = map[string]string{}
+	}
+	if _, ok := h.names[id]; !ok {
+		for len(h.names) >= maxHostnames && len(h.order) > 0 {
+			delete(h.names, h.order[0])
+			h.order = h.order[1:]
+		}
+		h.order = append(h.order, id)
+	}
+	h.names[id] = hostname
+}
+
+func (h *hostnames) drop(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.names[id]; !ok {
+		return
+	}
+	delete(h.names, id)
+	for i, o := range h.order {
+		if o == id {
+			h.order = append(h.order[:i], h.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// learnHostname inspects a container that declares secrets (new, or
+// created while secretd was away and found by a resync), without
+// holding up the event loop, and keeps its hostname for the secret drivers
+// of its Mounts. When the container's start took its lock first, the
+// inspect answers after the start, and only later Mounts (a restart, a
+// live grant) send the hostname.
+func (c *Controller) learnHostname(ctx context.Context, id string) {
+	if c.cfg.Engine == nil || c.cfg.Sources == nil {
+		return
+	}
+	c.learning.Add(1)
+	go func() {
+		defer c.learning.Done()
+		ictx, cancel := context.WithTimeout(ctx, createLookupTimeout)
+		defer cancel()
+		ctr, err := c.cfg.Engine.ContainerInspect(ictx, id)
+		if err != nil || ctr.Config == nil {
+			c.cfg.Log.Debug("new container's hostname not learned: secret drivers get none", "container", shortID(id), "err", err)
+			return
+		}
+		c.hostnames.set(id, ctr.Config.Hostname)
+		c.cfg.Log.Debug("container hostname learned", "container", shortID(id), "hostname", ctr.Config.Hostname)
+	}()
+}
