@@ -213,7 +213,7 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		if err := s.cfg.Sources.DeleteValue(r.Context(), sec); err != nil {
-			return store.Errorf(store.ErrInvalid, "secret '%s' not removed: its value could not be deleted from its source: %v: fix the source and try again", sec.Name, err)
+			return errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' not removed: its value could not be deleted from its source: %v: fix the source and try again", sec.Name, err)
 		}
 		deleted = true
 		return nil
