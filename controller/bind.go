@@ -152,20 +152,56 @@ func (c *Controller) notFromImage(ctx context.Context, s container.Summary) erro
 	if ref == "" {
 		ref = s.Image
 	}
-	img, err := c.cfg.Engine.ImageInspect(ctx, ref)
+	imgLabels, err := c.imageLabels(ctx, ref)
 	if err != nil {
 		return fmt.Errorf("cannot check the image labels of container %s: the Docker Engine did not answer (%w): try again", summaryName(s), err)
 	}
-	if img.Config == nil {
-		return nil
-	}
 	for _, k := range []string{LabelSecrets, LabelOnUpdate} {
-		if v := s.Labels[k]; v != "" && img.Config.Labels[k] == v {
+		if v := s.Labels[k]; v != "" && imgLabels[k] == v {
 			return fmt.Errorf("container %s: label %s comes from its image, and an image may not declare secrets: "+
 				"declare them on the container (--label %s=...) or on the volume (-o %s=...)", summaryName(s), k, k, OptionSecrets)
 		}
 	}
 	return nil
+}
+
+// imageLabelsKept bounds the image-label cache; images are few on a host.
+const imageLabelsKept = 256
+
+// imageLabels returns the secretd labels of an image. An image ID names its
+// content, labels included, so what an ID answered once holds for good and
+// a binding asks the engine about each image once.
+func (c *Controller) imageLabels(ctx context.Context, ref string) (map[string]string, error) {
+	byID := strings.HasPrefix(ref, "sha256:")
+	if byID {
+		c.imageMu.Lock()
+		l, ok := c.imageCache[ref]
+		c.imageMu.Unlock()
+		if ok {
+			return l, nil
+		}
+	}
+	img, err := c.cfg.Engine.ImageInspect(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	l := map[string]string{}
+	if img.Config != nil {
+		for _, k := range []string{LabelSecrets, LabelOnUpdate} {
+			if v, ok := img.Config.Labels[k]; ok {
+				l[k] = v
+			}
+		}
+	}
+	if byID {
+		c.imageMu.Lock()
+		if c.imageCache == nil || len(c.imageCache) >= imageLabelsKept {
+			c.imageCache = map[string]map[string]string{}
+		}
+		c.imageCache[ref] = l
+		c.imageMu.Unlock()
+	}
+	return l, nil
 }
 
 // bindLabel fixes a volume's declaration to a container's label, unless it
@@ -194,8 +230,11 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 // event's attributes, which carry the container's labels: a container
 // without the label is looked up only while some volume is unbound.
 func (c *Controller) created(ctx context.Context, id string, labels map[string]string) {
-	_, declares := labels[LabelSecrets]
-	if c.cfg.Engine == nil || (!declares && !c.vols.anyUnbound()) {
+	// Only a container that declares can bind a volume: one without the
+	// label would fail its binding anyway, at the Mount, where the rule
+	// sees every user of the volume. Skipping it saves engine calls while
+	// many containers start.
+	if _, declares := labels[LabelSecrets]; c.cfg.Engine == nil || !declares {
 		return
 	}
 	c.learning.Add(1)

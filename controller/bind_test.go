@@ -3,6 +3,8 @@ package controller_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +17,12 @@ import (
 	"github.com/secretd/secretd/controller"
 )
 
-func containerCreate(id string) events.Message {
-	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id}}
+func containerCreate(id string, labels ...map[string]string) events.Message {
+	attrs := map[string]string{}
+	for _, l := range labels {
+		maps.Copy(attrs, l)
+	}
+	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id, Attributes: attrs}}
 }
 
 // TestLabelBindsOnce: a label volume binds at its first Mount, with one
@@ -72,8 +78,10 @@ func TestOlderContainerStartAfterRestart(t *testing.T) {
 	e.secret(t, "second", "second-value")
 	e.vols.anon("vol")
 	s := e.run(t)
-	e.engine.set(ctr("id-old", "old", container.StateCreated, 1, "first", "vol"))
-	s.send(t, containerCreate("id-old"))
+	old := ctr("id-old", "old", container.StateCreated, 1, "first", "vol")
+	e.engine.set(old)
+	// dockerd's create event carries the container's labels.
+	s.send(t, containerCreate("id-old", old.Labels))
 	s.sync(t)
 	e.ctrl.WaitLearning()
 	if v, _ := e.ctrl.Volume("vol"); v.Declaration != "first" {
@@ -109,10 +117,10 @@ func TestCreateEventBinds(t *testing.T) {
 	e.vols.anon("v1")
 	e.vols.anon("v2")
 	s := e.run(t)
-	e.engine.set(ctr("id-c", "c", container.StateCreated, 1, "a", "v1"),
-		ctr("id-nolabel", "nolabel", container.StateCreated, 2, "", "v2"))
-	s.send(t, containerCreate("id-c"))
-	s.send(t, containerCreate("id-nolabel"))
+	c, nolabel := ctr("id-c", "c", container.StateCreated, 1, "a", "v1"), ctr("id-nolabel", "nolabel", container.StateCreated, 2, "", "v2")
+	e.engine.set(c, nolabel)
+	s.send(t, containerCreate("id-c", c.Labels))
+	s.send(t, containerCreate("id-nolabel", nolabel.Labels))
 	s.sync(t)
 	e.ctrl.WaitLearning()
 	e.engine.setListErr(errors.New("engine busy"))
@@ -154,9 +162,11 @@ func TestImageLabelsDeclareNothing(t *testing.T) {
 	e.ctrl.Unmount("vol2", "m2")
 	// An on-update action from the image only is refused too.
 	e.engine.mu.Lock()
-	e.engine.images["sha256:busybox"] = map[string]string{controller.LabelOnUpdate: "restart"}
+	// An image ID names its content: another LABEL is another image.
+	e.engine.images["sha256:restarting"] = map[string]string{controller.LabelOnUpdate: "restart"}
 	e.engine.mu.Unlock()
 	c := ctr("id-upd", "upd", container.StateCreated, 1, "a", "vol3")
+	c.ImageID = "sha256:restarting"
 	c.Labels[controller.LabelOnUpdate] = "restart"
 	e.engine.set(c)
 	if _, err := e.ctrl.Mount(context.Background(), "vol3", "m3"); err == nil || !strings.Contains(err.Error(), controller.LabelOnUpdate) {
@@ -166,7 +176,9 @@ func TestImageLabelsDeclareNothing(t *testing.T) {
 	e.engine.mu.Lock()
 	e.engine.imageErr = errors.New("engine hung")
 	e.engine.mu.Unlock()
-	e.engine.set(ctr("id-x", "x", container.StateCreated, 1, "a", "vol4"))
+	x := ctr("id-x", "x", container.StateCreated, 1, "a", "vol4")
+	x.ImageID = "sha256:unseen"
+	e.engine.set(x)
 	if _, err := e.ctrl.Mount(context.Background(), "vol4", "m4"); err == nil || !strings.Contains(err.Error(), "image labels") {
 		t.Errorf("image not inspected: %v", err)
 	}
@@ -260,4 +272,22 @@ func mustNew(t *testing.T, cfg controller.Config) *controller.Controller {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestImageLabelsAskedOncePerImage: an image ID names its content, labels
+// included, so bindings of many containers of one image inspect it once.
+func TestImageLabelsAskedOncePerImage(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	for i, v := range []string{"v1", "v2", "v3"} {
+		e.engine.set(ctr(fmt.Sprintf("id-%d", i), fmt.Sprintf("c%d", i), container.StateCreated, int64(i), "a", v))
+		e.mount(t, v, "m-"+v)
+		e.ctrl.Unmount(v, "m-"+v)
+	}
+	e.engine.mu.Lock()
+	n := e.engine.imageInspects
+	e.engine.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d image inspects for three bindings of one image, want 1", n)
+	}
 }

@@ -63,6 +63,9 @@ type Controller struct {
 
 	vols   *registry
 	binder binder
+	// imageCache holds the secretd labels of images by ID (see imageLabels).
+	imageMu    sync.Mutex
+	imageCache map[string]map[string]string
 	// learning counts the lookups of created containers under way.
 	learning sync.WaitGroup
 	legacy   *legacyGrants

@@ -46,6 +46,8 @@ type fakeEngine struct {
 	// images maps an image ID to its labels; imageErr fails inspects.
 	images   map[string]map[string]string
 	imageErr error
+	// imageInspects counts ImageInspect calls.
+	imageInspects int
 	// hostnames maps a container ID to its hostname for inspects; an ID
 	// not in it is not found. inspects counts them.
 	hostnames map[string]string
@@ -133,6 +135,7 @@ func (f *fakeEngine) inspectCount() int {
 func (f *fakeEngine) ImageInspect(_ context.Context, id string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.imageInspects++
 	if f.imageErr != nil {
 		return image.InspectResponse{}, f.imageErr
 	}
