@@ -2,6 +2,7 @@ package secretdtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ type Engine struct {
 	Dir string
 	// Host is its socket as a DOCKER_HOST value.
 	Host string
+	// StorageDriver is dockerd's --storage-driver; empty means vfs, which
+	// works on any file system.
+	StorageDriver string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -87,7 +91,7 @@ func (e *Engine) args() []string {
 		"--pidfile", filepath.Join(e.Dir, "pid"),
 		"--config-file", filepath.Join(e.Dir, "daemon.json"),
 		"-H", e.Host,
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--storage-driver", "vfs",
+		"--bridge=none", "--iptables=false", "--ip6tables=false", "--storage-driver", cmp.Or(e.StorageDriver, "vfs"),
 	}
 }
 

@@ -44,7 +44,7 @@ func Isolate(m *testing.M, o IsolateOptions) int {
 	if dir := os.Getenv(runEnv); dir != "" {
 		return inside(m, dir, o)
 	}
-	return outside()
+	return outside(o)
 }
 
 // IsolateOptions configure Isolate.
@@ -53,6 +53,10 @@ type IsolateOptions struct {
 	Name string
 	// Module is the module directory; ./cmd/secretd is built from it.
 	Module string
+	// HostStorageDriver runs the run's engine on the host engine's storage
+	// driver instead of vfs, so that benchmarks measure container starts
+	// as the host makes them.
+	HostStorageDriver bool
 	// Setup runs in the child once the run's engine answers (DOCKER_HOST
 	// names it), before the tests: build images there.
 	Setup func(*Isolated) error
@@ -68,12 +72,27 @@ type Isolated struct {
 	Engine *Engine
 }
 
+// storageEnv carries the run engine's storage driver to the child.
+const storageEnv = "SECRETD_ISOLATED_STORAGE"
+
+// hostStorageDriver is the storage driver of the host's engine, "" when it
+// does not answer.
+func hostStorageDriver() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := hostDocker(ctx, "info", "--format", "{{.Driver}}")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // runName tags the messages of this process's run.
 var runName = "secretd-tests"
 
 // outside prepares the run's directory, runs the tests in a child process
 // and cleans up after it.
-func outside() int {
+func outside(o IsolateOptions) int {
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, runName+": must run as root (starts a dockerd, mounts tmpfs, serves Docker plugin sockets)")
 		return 1
@@ -109,7 +128,11 @@ func outside() int {
 	}
 
 	host := hostEngineState()
-	code := runChild(dir)
+	storage := ""
+	if o.HostStorageDriver {
+		storage = hostStorageDriver()
+	}
+	code := runChild(dir, storage)
 	used := runDrivers(dir)
 	if err := RemoveTree(dir, logStderr); err != nil {
 		fmt.Fprintln(os.Stderr, runName+":", err)
@@ -167,11 +190,11 @@ func logStderr(format string, args ...any) {
 
 // runChild runs this test binary again, with the same flags, in a new mount
 // namespace, and returns its exit code.
-func runChild(dir string) int {
+func runChild(dir, storage string) int {
 	cmd := exec.Command(os.Args[0], os.Args[1:]...)
 	// Driver-name slots are the run's own: its drivers live in its own
 	// plugin directory (see TestMain).
-	cmd.Env = append(os.Environ(), runEnv+"="+dir, SlotDirEnv+"="+filepath.Join(dir, "slots"))
+	cmd.Env = append(os.Environ(), runEnv+"="+dir, SlotDirEnv+"="+filepath.Join(dir, "slots"), storageEnv+"="+storage)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// Go makes every mount of the new namespace private before the exec.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
@@ -255,6 +278,9 @@ func inside(m *testing.M, dir string, o IsolateOptions) int {
 		return 1
 	}
 	e, err := NewEngine(edir, logFile)
+	if err == nil {
+		e.StorageDriver = os.Getenv(storageEnv)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, runName+":", err)
 		return 1
