@@ -108,7 +108,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	switch m.Action {
 	case events.ActionCreate:
 		c.created(ctx, id, m.Actor.Attributes)
-		if _, declares := m.Actor.Attributes[LabelSecrets]; declares {
+		if c.declaresSourced(m.Actor.Attributes[LabelSecrets]) {
 			c.learnHostname(ctx, id)
 		}
 	case events.ActionStart:

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"sync"
+
+	"github.com/secretd/secretd/declaration"
 )
 
 // maxHostnames bounds the hostnames kept: one entry per container that
@@ -79,6 +81,25 @@ func (h *hostnames) drop(id string) {
 			break
 		}
 	}
+}
+
+// declaresSourced reports whether a container's label names a secret whose
+// value a source gives at Mount: only those need its hostname, and the
+// inspect that learns it contends with the container's start for its lock.
+func (c *Controller) declaresSourced(decl string) bool {
+	if decl == "" || c.cfg.Sources == nil {
+		return false
+	}
+	entries, err := declaration.ParseLabel(decl)
+	if err != nil {
+		return false // refused at Mount, with the parse error
+	}
+	for _, e := range entries {
+		if sec, err := c.cfg.Store.Get(e.Source); err == nil && fromSource(sec, e.Version) {
+			return true
+		}
+	}
+	return false
 }
 
 // learnHostname inspects a container that declares secrets (new, or

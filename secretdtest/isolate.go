@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretd/secretd/internal/forward"
 	"golang.org/x/sys/unix"
 )
 
@@ -200,26 +200,11 @@ func runChild(dir, storage string) int {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	// An interrupt reaches the whole process group: the child stops its
 	// tests, this process waits for it and cleans up.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	err := forward.Run(cmd, os.Interrupt, syscall.SIGTERM)
+	if cmd.Process == nil {
 		fmt.Fprintln(os.Stderr, runName+": start the test process:", err)
 		return 1
 	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	err := cmd.Wait()
-	close(done)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -3,10 +3,11 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"os/signal"
 	"syscall"
+
+	"github.com/secretd/secretd/internal/forward"
 )
 
 // RunForeground runs bin with args on the CLI's standard streams and
@@ -20,25 +21,10 @@ func (c *Cli) RunForeground(what, bin string, args []string) (int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.In, c.Out, c.Err
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
 	defer signal.Reset(syscall.SIGINT, syscall.SIGQUIT)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	err := forward.Run(cmd, syscall.SIGTERM, syscall.SIGHUP)
+	if cmd.Process == nil {
 		return 0, &StatusError{Status: 126, Err: fmt.Errorf("start %s: %w", what, err)}
 	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	err := cmd.Wait()
-	close(done)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
