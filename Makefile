@@ -50,10 +50,10 @@ e2e:
 
 fuzz:
 	$(GO) test -run=XXX -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./declaration/
-	$(GO) test -run=XXX -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) ./store/
+	$(GO) test -run=XXX -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) ./internal/store/
 	$(GO) test -run=XXX -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./api/server/
 	$(GO) test -run=XXX -fuzz=FuzzHandler -fuzztime=$(FUZZTIME) ./api/server/
-	$(GO) test -run=XXX -fuzz=FuzzRecord -fuzztime=$(FUZZTIME) ./store/
+	$(GO) test -run=XXX -fuzz=FuzzRecord -fuzztime=$(FUZZTIME) ./internal/store/
 
 bench:
 	$(GO) test -count=1 -timeout 30m -run=XXX -bench=. -benchtime=1x ./bench/

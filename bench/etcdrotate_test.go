@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretd/secretd/internal/store/etcd/etcdtest"
 	"github.com/secretd/secretd/secretdtest"
-	"github.com/secretd/secretd/store/etcd/etcdtest"
 )
 
 // BenchmarkRotationEtcd measures a rotation across hosts: `secret update`

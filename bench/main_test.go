@@ -54,7 +54,12 @@ func docker(tb testing.TB, args ...string) string {
 // tmpfs, as /run/secretd is where /run is tmpfs, and at the priority the
 // shipped systemd unit gives it.
 func daemonOptions(tb testing.TB) secretdtest.Options {
-	return secretdtest.Options{Binary: binary, TmpfsMountRoot: true, Nice: unitNice(tb)}
+	opts := secretdtest.Options{Binary: binary, TmpfsMountRoot: true, Nice: unitNice(tb)}
+	// The daemon's alone: the bench's docker commands read GODEBUG too.
+	if v := os.Getenv("SECRETD_BENCH_GODEBUG"); v != "" {
+		opts.Env = []string{"GODEBUG=" + v}
+	}
+	return opts
 }
 
 // unitNice is the Nice= of deploy/systemd/secretd.service.

@@ -2,9 +2,14 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"testing"
 	"time"
+
+	"github.com/secretd/secretd/secretdtest"
 )
 
 // mountPhases is one "secrets mounted" log line split by where its time
@@ -129,3 +134,17 @@ func lookups(ps []mountPhases) string {
 }
 
 func asked(p mountPhases) bool { return p.engine }
+
+// keepLog copies the daemon's log into $SECRETD_BENCH_LOGS/NAME.log when
+// that is set, for reading a run's slowest Mounts line by line afterwards.
+func keepLog(tb testing.TB, d *secretdtest.Daemon, name string) {
+	dir := os.Getenv("SECRETD_BENCH_LOGS")
+	if dir == "" {
+		return
+	}
+	tb.Cleanup(func() {
+		if err := os.WriteFile(filepath.Join(dir, name+".log"), []byte(d.Log()), 0o600); err != nil {
+			tb.Logf("keep the daemon's log: %v", err)
+		}
+	})
+}

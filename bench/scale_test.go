@@ -74,6 +74,7 @@ func BenchmarkScale(b *testing.B) {
 		return d.RunArgs(decl(i), "/run/secrets")
 	}
 	started := startContainers(b, d, tag, label, nContainers, runArgs)
+	keepLog(b, d, "scale")
 	labelMounts, volumeMounts := split(parsePhases(d.Log()))
 	if len(labelMounts)+len(volumeMounts) != nContainers {
 		b.Fatalf("%d Mounts logged by label and %d by volume option, want %d in all", len(labelMounts), len(volumeMounts), nContainers)

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/internal/store"
 )
 
 func FuzzParse(f *testing.F) {

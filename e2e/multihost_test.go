@@ -15,7 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/secretd/secretd/store/etcd/etcdtest"
+	"github.com/secretd/secretd/internal/store/etcd/etcdtest"
 )
 
 // sharedKey writes the root key every host of a shared store needs: the

@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/secretd/secretd/store/etcd/etcdtest"
+	"github.com/secretd/secretd/internal/store/etcd/etcdtest"
 )
 
 // TestSecurityStoreTampering: etcd holds only ciphertext, and someone who can write the shared store (etcd

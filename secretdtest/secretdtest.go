@@ -41,6 +41,8 @@ type Options struct {
 	// Nice runs the daemon at this nice value, as the systemd unit does
 	// (Nice=), through nice(1) so that every thread has it.
 	Nice int
+	// Env is added to the daemon's environment (GODEBUG=gctrace=1 ...).
+	Env []string
 }
 
 // Daemon is one secretd started for a test.
@@ -59,6 +61,7 @@ type Daemon struct {
 	binary string
 	args   []string
 	nice   int
+	env    []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -82,7 +85,7 @@ func New(tb testing.TB, opts Options) *Daemon {
 	d := &Daemon{
 		Dir: dir, DataRoot: filepath.Join(dir, "data"), MountRoot: filepath.Join(dir, "mounts"),
 		Socket: filepath.Join(dir, "api.sock"), Driver: DriverName(tb, "secretd-test"),
-		tb: tb, binary: bin, args: opts.Args, nice: opts.Nice,
+		tb: tb, binary: bin, args: opts.Args, nice: opts.Nice, env: opts.Env,
 	}
 	d.Host = "unix://" + d.Socket
 	if opts.TmpfsMountRoot {
@@ -140,6 +143,9 @@ func (d *Daemon) Start() {
 	cmd := exec.Command(d.binary, args...)
 	if d.nice != 0 {
 		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(d.nice), d.binary}, args...)...)
+	}
+	if len(d.env) > 0 {
+		cmd.Env = append(os.Environ(), d.env...)
 	}
 	cmd.Stdout = writerFunc(func(p []byte) (int, error) { d.mu.Lock(); defer d.mu.Unlock(); return d.stdout.Write(p) })
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) { d.mu.Lock(); defer d.mu.Unlock(); return d.logs.Write(p) })

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/audit"
 )
 
 // Metrics hears of failed API requests, by kind; *metrics.Metrics

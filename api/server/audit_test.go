@@ -21,9 +21,9 @@ import (
 
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/api/server"
-	"github.com/secretd/secretd/audit"
-	"github.com/secretd/secretd/store"
-	"github.com/secretd/secretd/store/bolt"
+	"github.com/secretd/secretd/internal/audit"
+	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/store/bolt"
 )
 
 type lockedBuf struct {

@@ -21,8 +21,8 @@ import (
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/store"
-	"github.com/secretd/secretd/store/bolt"
+	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/store/bolt"
 )
 
 // FuzzDecode checks the request decoder of every JSON endpoint: it never

@@ -16,7 +16,7 @@ import (
 	dockerclient "github.com/docker/docker/client"
 
 	"github.com/secretd/secretd/api/server"
-	"github.com/secretd/secretd/audit"
+	"github.com/secretd/secretd/internal/audit"
 )
 
 // dockerClient serves srv on a unix socket and returns the Docker Go client

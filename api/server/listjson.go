@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"sync"
 
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // listJSON keeps each secret's encoded entry of the list answer, keyed by

@@ -15,9 +15,9 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/internal/audit"
+	"github.com/secretd/secretd/internal/store"
 )
 
 var storeFilterAll = store.Filter{}

@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/audit"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/internal/audit"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // Tasks is what the API asks the controller: who uses a secret, and the

@@ -29,11 +29,11 @@ import (
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/api/server"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/source"
-	"github.com/secretd/secretd/source/shell"
-	"github.com/secretd/secretd/sourced"
-	"github.com/secretd/secretd/store"
-	"github.com/secretd/secretd/store/bolt"
+	"github.com/secretd/secretd/internal/source"
+	"github.com/secretd/secretd/internal/source/shell"
+	"github.com/secretd/secretd/internal/sourced"
+	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/store/bolt"
 )
 
 const (

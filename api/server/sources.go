@@ -6,8 +6,8 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/sourced"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/internal/sourced"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // Sources is the driver-secret runtime the API checks new driver secrets

@@ -7,7 +7,7 @@ import (
 	"github.com/docker/docker/api/types"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/audit"
+	"github.com/secretd/secretd/internal/audit"
 )
 
 // ping answers as a Swarm manager would, because the docker CLI hides the

@@ -15,8 +15,8 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
-	"github.com/secretd/secretd/store"
-	"github.com/secretd/secretd/store/bolt"
+	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/store/bolt"
 )
 
 // blockingTasks answers Users only when the request's context ends, as a

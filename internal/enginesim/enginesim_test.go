@@ -17,9 +17,9 @@ import (
 	"github.com/docker/docker/errdefs"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/controller"
-	"github.com/secretd/secretd/store"
-	"github.com/secretd/secretd/store/bolt"
+	"github.com/secretd/secretd/internal/controller"
+	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/store/bolt"
 )
 
 func start(t *testing.T, n int) (*Sim, *client.Client) {

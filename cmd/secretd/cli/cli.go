@@ -13,7 +13,7 @@ import (
 	"github.com/docker/go-connections/tlsconfig"
 
 	"github.com/secretd/secretd/api/client"
-	"github.com/secretd/secretd/rootless"
+	"github.com/secretd/secretd/internal/rootless"
 )
 
 // Version is set at build time with -ldflags.

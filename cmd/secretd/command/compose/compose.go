@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/compose"
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/compose"
 )
 
 // options are secretd compose's own flags and the compose options it reads

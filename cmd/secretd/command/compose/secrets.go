@@ -10,7 +10,7 @@ import (
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/compose"
+	"github.com/secretd/secretd/internal/compose"
 )
 
 // provide makes every secret the project uses available in secretd before

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // dataOptions are the ways a command takes secret data. The data never

@@ -15,7 +15,7 @@ import (
 
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/daemon"
+	"github.com/secretd/secretd/internal/daemon"
 )
 
 type daemonOptions struct {

@@ -7,9 +7,9 @@ import (
 	units "github.com/docker/go-units"
 	"github.com/spf13/pflag"
 
-	"github.com/secretd/secretd/daemon"
-	"github.com/secretd/secretd/driver"
-	"github.com/secretd/secretd/source/shell"
+	"github.com/secretd/secretd/internal/daemon"
+	"github.com/secretd/secretd/internal/driver"
+	"github.com/secretd/secretd/internal/source/shell"
 )
 
 // addDeliveryFlags adds the flags of the container side: the volume driver,

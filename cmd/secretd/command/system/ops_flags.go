@@ -3,7 +3,7 @@ package system
 import (
 	"github.com/spf13/pflag"
 
-	"github.com/secretd/secretd/daemon"
+	"github.com/secretd/secretd/internal/daemon"
 )
 
 // addOpsFlags adds the flags of the operations side: metrics and the audit

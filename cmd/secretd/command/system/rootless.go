@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/daemon"
-	"github.com/secretd/secretd/rootless"
+	"github.com/secretd/secretd/internal/daemon"
+	"github.com/secretd/secretd/internal/rootless"
 )
 
 type rootlessOptions struct {

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/daemon"
-	"github.com/secretd/secretd/store"
+	"github.com/secretd/secretd/internal/daemon"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // NewStoreCommand returns `secretd store` with its `migrate` subcommand.

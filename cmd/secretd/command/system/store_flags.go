@@ -3,8 +3,8 @@ package system
 import (
 	"github.com/spf13/pflag"
 
-	"github.com/secretd/secretd/daemon"
-	etcdstore "github.com/secretd/secretd/store/etcd"
+	"github.com/secretd/secretd/internal/daemon"
+	etcdstore "github.com/secretd/secretd/internal/store/etcd"
 )
 
 // addStoreFlags adds the flags that choose the store's backend: the bolt

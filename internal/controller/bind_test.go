@@ -1,0 +1,293 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+
+	"github.com/secretd/secretd/internal/controller"
+)
+
+func containerCreate(id string, labels ...map[string]string) events.Message {
+	attrs := map[string]string{}
+	for _, l := range labels {
+		maps.Copy(attrs, l)
+	}
+	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id, Attributes: attrs}}
+}
+
+// TestLabelBindsOnce: a label volume binds at its first Mount, with one
+// lookup, and from then on mounts its stored declaration with no engine
+// call, whatever the engine says or fails to say.
+func TestLabelBindsOnce(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.secret(t, "b", "secret-b")
+	e.vols.anon("vol")
+	e.engine.set(ctr("id-a", "a", container.StateCreated, 1, "a", "vol"))
+	dir := e.mount(t, "vol", "m1")
+	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
+		t.Fatalf("first mount %v", got)
+	}
+	v, _ := e.ctrl.Volume("vol")
+	if v.Declaration != "a" || v.BoundBy != controller.BoundByLabel || v.BoundTo != "id-a" {
+		t.Errorf("bound %+v", v)
+	}
+	if n := e.engine.lookups(); n != 1 {
+		t.Errorf("%d lookups, want 1", n)
+	}
+	if err := e.ctrl.Unmount("vol", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	// Another container now uses the volume with another label, and then
+	// the engine stops answering: neither changes the volume's mount.
+	e.engine.set(ctr("id-a", "a", container.StateExited, 1, "a", "vol"), ctr("id-b", "b", container.StateCreated, 2, "b", "vol"))
+	dir = e.mount(t, "vol", "m2")
+	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("second container got %v, want the volume's declaration (a)", got)
+	}
+	e.engine.setListErr(errors.New("engine hung"))
+	e.ctrl.Unmount("vol", "m2")
+	dir = e.mount(t, "vol", "m3")
+	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("with the engine silent got %v", got)
+	}
+	if n := e.engine.lookups(); n != 1 {
+		t.Errorf("%d lookups in the volume's life, want 1", n)
+	}
+	e.ctrl.Unmount("vol", "m3")
+}
+
+// TestOlderContainerStartAfterRestart is the `docker start` of an older
+// container whose anonymous volume a newer one also uses (--volumes-from),
+// after a restart of secretd: the volume's declaration is the older one's,
+// never the newer container's (the old "newest container not running"
+// rule mounted the newer label into the older container).
+func TestOlderContainerStartAfterRestart(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "first", "first-value")
+	e.secret(t, "second", "second-value")
+	e.vols.anon("vol")
+	s := e.run(t)
+	old := ctr("id-old", "old", container.StateCreated, 1, "first", "vol")
+	e.engine.set(old)
+	// dockerd's create event carries the container's labels.
+	s.send(t, containerCreate("id-old", old.Labels))
+	s.sync(t)
+	e.ctrl.WaitLearning()
+	if v, _ := e.ctrl.Volume("vol"); v.Declaration != "first" {
+		t.Fatalf("not bound at the create event: %+v", v)
+	}
+	// secretd restarts; the older container has exited, the newer one
+	// borrows its volume and runs.
+	next, err := controller.New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ctrl = next
+	e.engine.set(
+		ctr("id-old", "old", container.StateExited, 1, "first", "vol"),
+		ctr("id-new", "new", container.StateRunning, 2, "second", "vol"),
+	)
+	before := e.engine.lookups()
+	dir := e.mount(t, "vol", "m-old")
+	if got := readFiles(t, dir); len(got) != 1 || got["first"] != "first-value" {
+		t.Errorf("older container got %v, want only its own first", got)
+	}
+	if e.engine.lookups() != before {
+		t.Error("the Mount of a bound volume asked the engine")
+	}
+	e.ctrl.Unmount("vol", "m-old")
+}
+
+// TestCreateEventBinds: the create event of a container binds its unbound
+// volumes off the start path, so even its first Mount asks nothing.
+func TestCreateEventBinds(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.vols.anon("v1")
+	e.vols.anon("v2")
+	s := e.run(t)
+	c, nolabel := ctr("id-c", "c", container.StateCreated, 1, "a", "v1"), ctr("id-nolabel", "nolabel", container.StateCreated, 2, "", "v2")
+	e.engine.set(c, nolabel)
+	s.send(t, containerCreate("id-c", c.Labels))
+	s.send(t, containerCreate("id-nolabel", nolabel.Labels))
+	s.sync(t)
+	e.ctrl.WaitLearning()
+	e.engine.setListErr(errors.New("engine busy"))
+	before := e.engine.lookups()
+	dir := e.mount(t, "v1", "m1")
+	if got := readFiles(t, dir); got["a"] != "secret-a" {
+		t.Errorf("mounted %v", got)
+	}
+	if e.engine.lookups() != before {
+		t.Error("the first Mount asked the engine after the create event bound the volume")
+	}
+	// A container without a label leaves its volume unbound: the Mount
+	// asks, and with the engine silent fails closed.
+	if _, err := e.ctrl.Mount(context.Background(), "v2", "m2"); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("unbound volume with the engine silent: %v", err)
+	}
+	e.ctrl.Unmount("v1", "m1")
+}
+
+// TestImageLabelsDeclareNothing: a declaration or on-update action that a
+// container only inherits from its image's LABELs is refused.
+func TestImageLabelsDeclareNothing(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.engine.mu.Lock()
+	e.engine.images = map[string]map[string]string{"sha256:busybox": {controller.LabelSecrets: "a"}}
+	e.engine.mu.Unlock()
+	e.engine.set(ctr("id-img", "img", container.StateCreated, 1, "a", "vol"))
+	_, err := e.ctrl.Mount(context.Background(), "vol", "m1")
+	if err == nil || !strings.Contains(err.Error(), "comes from its image") || !strings.Contains(err.Error(), "--label "+controller.LabelSecrets) || !strings.Contains(err.Error(), "-o secrets=") {
+		t.Errorf("image declaration: %v", err)
+	}
+	// The container's own label, different from the image's, binds.
+	e.engine.set(ctr("id-own", "own", container.StateCreated, 1, "source=a,target=mine", "vol2"))
+	dir := e.mount(t, "vol2", "m2")
+	if got := readFiles(t, dir); got["mine"] != "secret-a" {
+		t.Errorf("mounted %v", got)
+	}
+	e.ctrl.Unmount("vol2", "m2")
+	// An on-update action from the image only is refused too.
+	e.engine.mu.Lock()
+	// An image ID names its content: another LABEL is another image.
+	e.engine.images["sha256:restarting"] = map[string]string{controller.LabelOnUpdate: "restart"}
+	e.engine.mu.Unlock()
+	c := ctr("id-upd", "upd", container.StateCreated, 1, "a", "vol3")
+	c.ImageID = "sha256:restarting"
+	c.Labels[controller.LabelOnUpdate] = "restart"
+	e.engine.set(c)
+	if _, err := e.ctrl.Mount(context.Background(), "vol3", "m3"); err == nil || !strings.Contains(err.Error(), controller.LabelOnUpdate) {
+		t.Errorf("image on-update: %v", err)
+	}
+	// An image that cannot be inspected fails closed.
+	e.engine.mu.Lock()
+	e.engine.imageErr = errors.New("engine hung")
+	e.engine.mu.Unlock()
+	x := ctr("id-x", "x", container.StateCreated, 1, "a", "vol4")
+	x.ImageID = "sha256:unseen"
+	e.engine.set(x)
+	if _, err := e.ctrl.Mount(context.Background(), "vol4", "m4"); err == nil || !strings.Contains(err.Error(), "image labels") {
+		t.Errorf("image not inspected: %v", err)
+	}
+}
+
+// TestRegistryMigrates: a state file of the earlier format (name, options,
+// created) loads with option volumes bound and label volumes unbound; the
+// first resync binds the label volumes in use, and moves the earlier
+// per-container grants onto their volumes.
+func TestRegistryMigrates(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.secret(t, "b", "secret-b")
+	dir := filepath.Dir(e.cfg.VolumesFile)
+	old := `{"opt":{"name":"opt","options":{"secrets":"a;b"},"created":"2026-01-01T00:00:00Z"},"anon":{"name":"anon","created":"2026-01-01T00:00:00Z"}}`
+	if err := os.WriteFile(e.cfg.VolumesFile, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(dir, "containers.json")
+	if err := os.WriteFile(legacy, []byte(`{"id-opt":{"remove":["b"]},"id-gone":{"add":["a"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.LegacyGrantsFile = legacy
+	c, err := controller.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ctrl = c
+	if v, _ := c.Volume("opt"); v.Declaration != "a;b" || v.BoundBy != controller.BoundByOption {
+		t.Errorf("option volume after load: %+v", v)
+	}
+	if v, _ := c.Volume("anon"); v.Bound() {
+		t.Errorf("label volume bound at load: %+v", v)
+	}
+	e.engine.set(ctr("id-opt", "optc", container.StateExited, 1, "", "opt"), ctr("id-anon", "anonc", container.StateExited, 2, "b", "anon"))
+	if err := c.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Volume("anon"); v.Declaration != "b" || v.BoundTo != "id-anon" {
+		t.Errorf("label volume after resync: %+v", v)
+	}
+	if v, _ := c.Volume("opt"); len(v.Revokes) != 1 || v.Revokes[0] != "b" {
+		t.Errorf("legacy revoke not moved: %+v", v)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Errorf("legacy grants file left after migration: %v", err)
+	}
+	e.engine.setListErr(errors.New("down"))
+	d := e.mount(t, "opt", "m1")
+	if got := readFiles(t, d); len(got) != 1 || got["a"] != "secret-a" {
+		t.Errorf("opt mounts %v, want a only", got)
+	}
+	d = e.mount(t, "anon", "m2")
+	if got := readFiles(t, d); len(got) != 1 || got["b"] != "secret-b" {
+		t.Errorf("anon mounts %v", got)
+	}
+	c.Unmount("opt", "m1")
+	c.Unmount("anon", "m2")
+}
+
+// TestResyncKeepsSharedVolumeMount: a mount of a volume two live
+// containers use, whose mount event was missed, is kept by a resync (it is
+// one of theirs) and left unnamed rather than given to either.
+func TestResyncKeepsSharedVolumeMount(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "a", "x")
+	e.vols.set("shared", "a")
+	dir := e.mount(t, "shared", "m1")
+	e.engine.set(ctr("id-1", "one", container.StateRunning, 1, "", "shared="+dir), ctr("id-2", "two", container.StateRunning, 2, "", "shared"))
+	time.Sleep(time.Millisecond)                                            // past Grace
+	for _, c := range []*controller.Controller{e.ctrl, mustNew(t, e.cfg)} { // this run, and after a restart
+		if err := c.Resync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		tasks := c.Tasks()
+		if len(tasks) != 1 || tasks[0].Mount != dir || tasks[0].ContainerID != "" {
+			t.Errorf("tasks after resync: %+v", tasks)
+		}
+	}
+	if got := mountsUnder(t, e.root); len(got) != 1 {
+		t.Errorf("mounts after resync: %v", got)
+	}
+	e.ctrl.Unmount("shared", "m1")
+}
+
+func mustNew(t *testing.T, cfg controller.Config) *controller.Controller {
+	t.Helper()
+	c, err := controller.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestImageLabelsAskedOncePerImage: an image ID names its content, labels
+// included, so bindings of many containers of one image inspect it once.
+func TestImageLabelsAskedOncePerImage(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	for i, v := range []string{"v1", "v2", "v3"} {
+		e.engine.set(ctr(fmt.Sprintf("id-%d", i), fmt.Sprintf("c%d", i), container.StateCreated, int64(i), "a", v))
+		e.mount(t, v, "m-"+v)
+		e.ctrl.Unmount(v, "m-"+v)
+	}
+	e.engine.mu.Lock()
+	n := e.engine.imageInspects
+	e.engine.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d image inspects for three bindings of one image, want 1", n)
+	}
+}

@@ -1,0 +1,280 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/audit"
+	"github.com/secretd/secretd/internal/source"
+	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/tmpfs"
+)
+
+// Actions are the engine calls a rotation's on-update label may ask for.
+type Actions interface {
+	ContainerKill(ctx context.Context, id, signal string) error
+	ContainerRestart(ctx context.Context, id string, opts container.StopOptions) error
+}
+
+// rotateWorkers bounds how many mounts are rewritten at once: enough to
+// hide one slow container, few enough for a 2-core host.
+const rotateWorkers = 8
+
+// RotationError lists the containers a rotation did not reach: each keeps
+// the files it had. Its message names them all, for the user of `secret
+// update`.
+type RotationError struct {
+	// Secret and Version are what was being pushed.
+	Secret  string
+	Version int
+	// Failed is sorted by container name.
+	Failed []RotationFailure
+}
+
+// RotationFailure is one container a rotation did not reach, and why.
+type RotationFailure struct {
+	Container   string
+	ContainerID string
+	Mount       string
+	Err         error
+}
+
+// Error names every container and its reason on one line.
+func (e *RotationError) Error() string {
+	parts := make([]string, len(e.Failed))
+	for i, f := range e.Failed {
+		parts[i] = fmt.Sprintf("%s (%v)", f.Container, f.Err)
+	}
+	n := len(e.Failed)
+	them := "it still reads"
+	if n > 1 {
+		them = "they still read"
+	}
+	return fmt.Sprintf("version %d of secret '%s' is stored but did not reach %d container%s, %s the previous version: %s; fix the cause and update the secret again, or restart %s",
+		e.Version, e.Secret, n, pluralS(n), them, strings.Join(parts, ", "), pronoun(n))
+}
+
+// Unwrap gives the per-container errors, so errors.Is sees their kinds.
+func (e *RotationError) Unwrap() []error {
+	out := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		out[i] = f.Err
+	}
+	return out
+}
+
+func pluralS(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func pronoun(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
+}
+
+// Rotate pushes the current version of sec into every mount that follows
+// it (entries without a pin), then runs each container's on-update action.
+// It returns once every mount holds the new files; restarts it asks for run
+// in the background. A container it could not update is logged, audited,
+// counted, and named in the *RotationError it returns.
+func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) {
+	c.mu.Lock()
+	var todo []*task
+	for _, t := range c.tasks {
+		if slices.ContainsFunc(t.entries, func(e declaration.Entry) bool { return e.Source == sec.Name && e.Version == 0 }) {
+			todo = append(todo, t)
+		}
+	}
+	c.mu.Unlock()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []RotationFailure
+		count  int
+		next   = make(chan *task)
+	)
+	for range min(rotateWorkers, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				if c.boundFile(t) {
+					c.deferToRestart(ctx, t, sec)
+					continue
+				}
+				s, changed, err := c.refresh(t)
+				if err != nil {
+					f := RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Err: err}
+					c.rotationFailed(sec, f)
+					mu.Lock()
+					failed = append(failed, f)
+					mu.Unlock()
+					continue
+				}
+				if changed {
+					mu.Lock()
+					count++
+					mu.Unlock()
+				}
+				if err == nil && changed {
+					c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
+						Container: s.name, ContainerID: s.containerID, Mount: s.dir})
+					c.afterUpdate(ctx, s, sec)
+				}
+			}
+		}()
+	}
+	for _, t := range todo {
+		next <- t
+	}
+	close(next)
+	wg.Wait()
+	c.rotations.Add(uint64(count))
+	c.cfg.Metrics.Rotated(count)
+	if len(failed) == 0 {
+		return count, nil
+	}
+	slices.SortFunc(failed, func(a, b RotationFailure) int { return strings.Compare(a.Container, b.Container) })
+	return count, &RotationError{Secret: sec.Name, Version: sec.Current, Failed: failed}
+}
+
+// boundFile reports whether the task mounts a one-file volume (an
+// absolute target): the engine bind-mounted that file's inode, which an
+// atomic update replaces, and zeroing the retired inode would empty the
+// container's file. Such a mount keeps its version until the next start.
+func (c *Controller) boundFile(t *task) bool {
+	v, ok := c.vols.get(t.snapUnlocked(c).volume)
+	return ok && v.Options[declaration.OptionFile] != ""
+}
+
+// deferToRestart leaves a bound file as it is and, when the container asks
+// for it with secretd.on-update=restart, restarts it so its next start
+// binds the new version.
+func (c *Controller) deferToRestart(ctx context.Context, t *task, sec store.Secret) {
+	s := t.snapUnlocked(c)
+	c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
+		"secret", sec.Name, "version", sec.Current, "container", s.label(), "mount", s.dir)
+	if s.onUpdate.Action == "restart" {
+		c.afterUpdate(ctx, s, sec)
+	}
+}
+
+// rotationFailed records one container a rotation did not reach: the log,
+// the audit trail and the metrics each hear of it.
+func (c *Controller) rotationFailed(sec store.Secret, f RotationFailure) {
+	c.cfg.Log.Error("rotation did not reach a container: it keeps the previous version",
+		"secret", sec.Name, "version", sec.Current, "container", f.Container, "mount", f.Mount, "err", f.Err)
+	c.cfg.Metrics.Error("rotate", f.Err)
+	c.cfg.Metrics.RotationFailed(1)
+	c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotateFailed, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
+		Container: f.Container, ContainerID: f.ContainerID, Mount: f.Mount, Reason: f.Err.Error()})
+}
+
+// label names a task's container, or says which volume it mounts while
+// the container is not known yet.
+func (s snapshot) label() string {
+	if s.name != "" {
+		return s.name
+	}
+	if s.containerID != "" {
+		return shortID(s.containerID)
+	}
+	return "(starting, volume " + s.volume + ")"
+}
+
+// refresh rewrites a task's mount with the versions its entries resolve to
+// now, if any differs from what is mounted. The task's lock serialises it
+// with Mount, Unmount and other rotations, so an older set never lands
+// last. It returns the task as it was written.
+func (c *Controller) refresh(t *task) (snapshot, bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.mu.Lock()
+	s := t.snap()
+	live := c.tasks[t.mountID] == t
+	c.mu.Unlock()
+	if s.state != mounted || !live {
+		return s, false, nil // Mount failed or the container stopped meanwhile
+	}
+	// A driver secret among the entries keeps the value mounted; one
+	// granted live is fetched, bounded by its source's own deadline.
+	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image, Hostname: c.hostnames.get(s.containerID)})
+	files, versions, ids, err := c.files(context.Background(), s.entries, who, s.dir)
+	defer wipeFiles(files)
+	if err != nil {
+		return s, false, err
+	}
+	if s.versions != nil && slices.Equal(versions, s.versions) && slices.Equal(ids, s.ids) {
+		return s, false, nil
+	}
+	start := time.Now()
+	if err := tmpfs.Update(s.dir, files); err != nil {
+		return s, false, err
+	}
+	c.mu.Lock()
+	t.versions, t.ids = versions, ids
+	s = t.snap()
+	c.mu.Unlock()
+	c.cfg.Log.Info("secrets updated in place", "container", s.name, "mount", s.dir, "duration", time.Since(start))
+	return s, true, nil
+}
+
+// afterUpdate runs the container's secretd.on-update action, unless the
+// action comes from the container's image only: an image may not choose
+// to be restarted or signalled.
+func (c *Controller) afterUpdate(ctx context.Context, s snapshot, sec store.Secret) {
+	if c.cfg.Actions == nil || s.containerID == "" || s.onUpdate.Action == "" || s.onUpdate.Action == "none" {
+		return
+	}
+	if c.cfg.Engine != nil && s.image != "" {
+		ictx, cancel := context.WithTimeout(ctx, engineTimeout)
+		img, err := c.cfg.Engine.ImageInspect(ictx, s.image)
+		cancel()
+		if err != nil {
+			c.cfg.Log.Warn("on-update action skipped: the image's labels could not be read", "container", s.name, "err", err)
+			return
+		}
+		if img.Config != nil {
+			if v := img.Config.Labels[LabelOnUpdate]; v != "" {
+				if fromImage, err := ParseOnUpdate(v); err == nil && fromImage == s.onUpdate {
+					c.cfg.Log.Warn("on-update action skipped: it comes from the image's labels; set it on the container with --label "+LabelOnUpdate+"=...", "container", s.name)
+					return
+				}
+			}
+		}
+	}
+	switch s.onUpdate.Action {
+	case "signal":
+		ktx, cancel := context.WithTimeout(ctx, engineTimeout)
+		defer cancel()
+		if err := c.cfg.Actions.ContainerKill(ktx, s.containerID, s.onUpdate.Signal); err != nil {
+			c.cfg.Log.Warn("on-update signal failed", "container", s.name, "signal", s.onUpdate.Signal, "err", err)
+			return
+		}
+		c.cfg.Log.Info("on-update signal sent", "container", s.name, "secret", sec.Name, "version", sec.Current, "signal", s.onUpdate.Signal)
+	case "restart":
+		id, name := s.containerID, s.name
+		go func() {
+			// Not the request's context: the restart outlives the update call.
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := c.cfg.Actions.ContainerRestart(rctx, id, container.StopOptions{}); err != nil {
+				c.cfg.Log.Warn("on-update restart failed", "container", name, "err", err)
+				return
+			}
+			c.cfg.Log.Info("on-update restart done", "container", name, "secret", sec.Name)
+		}()
+	}
+}
