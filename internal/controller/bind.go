@@ -38,6 +38,41 @@ type binder struct {
 	running map[string]chan struct{}
 }
 
+// busy returns the bindings under way.
+func (b *binder) busy() []chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]chan struct{}, 0, len(b.running))
+	for _, ch := range b.running {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// claim takes the binding of each name no one is binding, and returns the
+// names taken; release ends them.
+func (b *binder) claim(names []string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var mine []string
+	for _, n := range names {
+		if _, busy := b.running[n]; !busy {
+			b.running[n] = make(chan struct{})
+			mine = append(mine, n)
+		}
+	}
+	return mine
+}
+
+func (b *binder) release(names []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, n := range names {
+		close(b.running[n])
+		delete(b.running, n)
+	}
+}
+
 // bind returns the volume bound, asking the engine if it is not yet.
 // users are the containers the engine named when this call asked it.
 func (c *Controller) bind(ctx context.Context, name string) (v Volume, users []container.Summary, err error) {
@@ -78,16 +113,49 @@ func (c *Controller) bindByEngine(ctx context.Context, name string) (Volume, []c
 	}
 	lctx, cancel := context.WithTimeout(ctx, bindTimeout)
 	defer cancel()
-	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", name))})
+	users, _, err := c.usersOf(lctx, []string{name})
 	if err != nil {
 		return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and the Docker Engine did not answer which container uses it (%w): try again, or create the volume with -o %s=...", name, err, OptionSecrets)
 	}
-	decl, owner, err := c.agreedLabel(lctx, name, list)
-	if err != nil {
-		return Volume{}, list, err
+	v, err := c.bindTo(lctx, name, users[name])
+	return v, users[name], err
+}
+
+// usersOf asks the engine, in one call, which containers use each of the
+// volumes: all of them, as a list filtered by one volume would name.
+// list is the engine's whole answer.
+func (c *Controller) usersOf(ctx context.Context, volumes []string) (users map[string][]container.Summary, list []container.Summary, err error) {
+	f := filters.NewArgs()
+	for _, v := range volumes {
+		f.Add("volume", v)
 	}
-	v, err := c.bindLabel(name, decl, owner)
-	return v, list, err
+	list, err = c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, nil, err
+	}
+	users = map[string][]container.Summary{}
+	for _, s := range list {
+		seen := map[string]bool{}
+		for _, m := range s.Mounts {
+			// The engine also matches a filter value against mount
+			// destinations; only the volume's name counts here.
+			if m.Type != "volume" || seen[m.Name] || !slices.Contains(volumes, m.Name) {
+				continue
+			}
+			seen[m.Name] = true
+			users[m.Name] = append(users[m.Name], s)
+		}
+	}
+	return users, list, nil
+}
+
+// bindTo binds the volume to the label its users agree on.
+func (c *Controller) bindTo(ctx context.Context, name string, users []container.Summary) (Volume, error) {
+	decl, owner, err := c.agreedLabel(ctx, name, users)
+	if err != nil {
+		return Volume{}, err
+	}
+	return c.bindLabel(name, decl, owner)
 }
 
 // agreedLabel applies the binding rule to the containers that use volume:
@@ -205,9 +273,10 @@ func (c *Controller) imageLabels(ctx context.Context, ref string) (map[string]st
 }
 
 // bindLabel fixes a volume's declaration to a container's label, unless it
-// was bound meanwhile: the first binding stands.
+// was bound meanwhile: the first binding stands. It is saved behind the
+// Mount that waits for it: after a crash the same rule binds it again.
 func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
-	v, err := c.vols.change(name, func(v *Volume, ok bool) (bool, error) {
+	v, err := c.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
 			*v = Volume{Name: name, Created: time.Now().UTC()}
 		}
@@ -216,8 +285,10 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 		}
 		v.Declaration, v.BoundBy, v.BoundTo = decl, BoundByLabel, containerID
 		return false, nil
+	}, func(err error) {
+		c.cfg.Log.Warn("volume binding not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
 	})
-	if err = c.keptInMemory(name, err); err != nil {
+	if err != nil {
 		return Volume{}, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
 	}
 	c.cfg.Log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID))
@@ -227,8 +298,7 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 // created learns the declarations of a new container's unbound volumes,
 // and warns about a container that declares secrets but mounts no secretd
 // volume, without holding up the event loop. labels are the create
-// event's attributes, which carry the container's labels: a container
-// without the label is looked up only while some volume is unbound.
+// event's attributes, which carry the container's labels.
 func (c *Controller) created(ctx context.Context, id string, labels map[string]string) {
 	// Only a container that declares can bind a volume: one without the
 	// label would fail its binding anyway, at the Mount, where the rule
@@ -242,33 +312,94 @@ func (c *Controller) created(ctx context.Context, id string, labels map[string]s
 		defer c.learning.Done()
 		lctx, cancel := context.WithTimeout(ctx, createLookupTimeout)
 		defer cancel()
-		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
-		if err != nil {
-			c.cfg.Log.Debug("new container not looked up: its volumes bind at their Mount", "container", id, "err", err)
-			return
-		}
-		for _, s := range list {
-			if s.ID != id {
-				continue
-			}
-			declaration.WarnUnserved(c.cfg.Log, s, func(driver string) bool { return c.ours(driver) })
-			for _, m := range s.Mounts {
-				if !c.ourMount(m) {
-					continue
-				}
-				if v, ok := c.vols.get(m.Name); ok && v.Bound() {
-					continue
-				}
-				if _, _, err := c.bind(lctx, m.Name); err != nil {
-					c.cfg.Log.Info("volume not bound at its container's create", "volume", m.Name, "container", summaryName(s), "err", err)
-				}
-			}
-		}
+		c.learnCreated(lctx, id)
 	}()
 }
 
-// WaitLearning waits until the lookups of created containers are done.
-func (c *Controller) WaitLearning() { c.learning.Wait() }
+// maxBatch bounds the volumes one create-event lookup asks about.
+const maxBatch = 64
+
+// learnCreated binds the unbound volumes in one engine call: a list of the
+// containers that use any of them, which names every user of each, as the
+// rule needs. A new container's volume was created just before it, so it
+// is among them, and its Mount finds it bound without a second call. The
+// container itself is looked up only when it is not in that list, to warn
+// if it mounts no secretd volume.
+func (c *Controller) learnCreated(ctx context.Context, id string) {
+	// Bindings already under way may hold this container's volume, if
+	// they claimed it before the container existed: they are waited for
+	// and the volume asked about again only when they leave it unbound.
+	busy := c.binder.busy()
+	self, found := c.learnBatch(ctx, id)
+	if len(busy) > 0 && (!found || c.unboundMounts(self)) {
+		for _, wait := range busy {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return
+			}
+		}
+		self, found = c.learnBatch(ctx, id)
+	}
+	if !found {
+		l, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+		if err != nil {
+			return
+		}
+		i := slices.IndexFunc(l, func(s container.Summary) bool { return s.ID == id })
+		if i < 0 {
+			return
+		}
+		self = l[i]
+	}
+	declaration.WarnUnserved(c.cfg.Log, self, func(driver string) bool { return c.ours(driver) })
+}
+
+// learnBatch claims up to maxBatch unbound volumes no one is binding, asks
+// the engine once for their users, and binds each volume that has some.
+// It returns container id when the engine named it.
+func (c *Controller) learnBatch(ctx context.Context, id string) (container.Summary, bool) {
+	names := c.binder.claim(c.vols.unbound(maxBatch))
+	defer c.binder.release(names)
+	if len(names) == 0 {
+		return container.Summary{}, false
+	}
+	users, list, err := c.usersOf(ctx, names)
+	if err != nil {
+		c.cfg.Log.Debug("new container not looked up: its volumes bind at their Mount", "container", id, "err", err)
+		return container.Summary{}, false
+	}
+	for _, name := range names {
+		if len(users[name]) == 0 {
+			continue // its container is not created yet
+		}
+		if _, err := c.bindTo(ctx, name, users[name]); err != nil {
+			c.cfg.Log.Info("volume not bound at its container's create", "volume", name, "container", summaryName(users[name][0]), "err", err)
+		}
+	}
+	i := slices.IndexFunc(list, func(s container.Summary) bool { return s.ID == id })
+	if i < 0 {
+		return container.Summary{}, false
+	}
+	return list[i], true
+}
+
+// unboundMounts reports whether a container mounts a volume of this
+// driver that is still unbound.
+func (c *Controller) unboundMounts(s container.Summary) bool {
+	for _, m := range s.Mounts {
+		if c.ourMount(m) {
+			if v, ok := c.vols.get(m.Name); ok && !v.Bound() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// WaitLearning waits until the lookups of created containers are done and
+// the bindings they learned are saved.
+func (c *Controller) WaitLearning() { c.saveLearned() }
 
 func summaryName(s container.Summary) string {
 	if len(s.Names) > 0 {

@@ -140,6 +140,51 @@ func TestCreateEventBinds(t *testing.T) {
 	e.ctrl.Unmount("v1", "m1")
 }
 
+// TestCreateEventBindsInOneCall: a create event asks the engine once, for
+// the users of every unbound volume, and binds each volume whose users
+// agree; a volume whose container is not created yet stays unbound.
+func TestCreateEventBindsInOneCall(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.secret(t, "b", "secret-b")
+	for _, v := range []string{"v1", "v2", "v3"} {
+		e.vols.anon(v)
+	}
+	s := e.run(t)
+	c1, c2 := ctr("id-c1", "c1", container.StateCreated, 1, "a", "v1"), ctr("id-c2", "c2", container.StateCreated, 2, "b", "v2")
+	e.engine.set(c1, c2)
+	e.engine.mu.Lock()
+	volumeLists, idLists := e.engine.volumeLists, e.engine.idLists
+	e.engine.mu.Unlock()
+	s.send(t, containerCreate("id-c1", c1.Labels))
+	s.sync(t)
+	e.ctrl.WaitLearning()
+	e.engine.mu.Lock()
+	volumeLists, idLists = e.engine.volumeLists-volumeLists, e.engine.idLists-idLists
+	e.engine.mu.Unlock()
+	if volumeLists != 1 || idLists != 0 {
+		t.Errorf("the create event made %d lists by volume and %d by ID, want one by volume", volumeLists, idLists)
+	}
+	for name, want := range map[string]string{"v1": "a", "v2": "b", "v3": ""} {
+		if v, _ := e.ctrl.Volume(name); v.Declaration != want || v.Bound() != (want != "") {
+			t.Errorf("volume %s: %+v, want declaration %q", name, v, want)
+		}
+	}
+	// A container that mounts no unbound volume is looked up by ID, to
+	// warn when it mounts no secretd volume at all.
+	plain := ctr("id-plain", "plain", container.StateCreated, 3, "a")
+	e.engine.set(c1, c2, plain)
+	s.send(t, containerCreate("id-plain", plain.Labels))
+	s.sync(t)
+	e.ctrl.WaitLearning()
+	e.engine.mu.Lock()
+	n := e.engine.idLists
+	e.engine.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d lists by ID for a container outside the batch, want 1", n)
+	}
+}
+
 // TestImageLabelsDeclareNothing: a declaration or on-update action that a
 // container only inherits from its image's LABELs is refused.
 func TestImageLabelsDeclareNothing(t *testing.T) {

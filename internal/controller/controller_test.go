@@ -270,6 +270,8 @@ func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Bindings are saved behind the Mounts that learn them.
+	t.Cleanup(func() { e.ctrl.WaitLearning() })
 	return e
 }
 

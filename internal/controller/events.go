@@ -16,8 +16,9 @@ const resyncInterval = 5 * time.Minute
 // stream breaks (engine restart, network) it reconnects with backoff and
 // resyncs, because events sent while it was away are gone.
 func (c *Controller) Run(ctx context.Context) {
-	// Lookups of created containers end before the daemon exits.
-	defer c.learning.Wait()
+	// Lookups of created containers end, and the bindings they learned
+	// are saved, before the daemon exits.
+	defer c.saveLearned()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := c.follow(ctx)
@@ -36,6 +37,13 @@ func (c *Controller) Run(ctx context.Context) {
 		if c.connected(ctx) {
 			backoff = 100 * time.Millisecond
 		}
+	}
+}
+
+func (c *Controller) saveLearned() {
+	c.learning.Wait()
+	if err := c.vols.flush(); err != nil {
+		c.cfg.Log.Warn("volume bindings not saved: they are learned again at the next start", "err", err)
 	}
 }
 

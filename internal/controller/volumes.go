@@ -96,16 +96,28 @@ func applyGrants(base []declaration.Entry, grants, revokes []string) ([]declarat
 }
 
 // registry is the persisted set of volumes: one JSON file, written to a
-// temporary file, synced and renamed over the old one on every change.
+// temporary file, synced and renamed over the old one.
 //
-// Writers hold saveMu across the change and the write, so files land in
-// the order of the changes; mu is held only to touch the map, so a Mount
+// Writes are grouped: a change waits until a write that includes it is
+// on disk, and one write carries every change made while the previous one
+// was syncing, so a burst of `docker run`s creating volumes pays a few
+// syncs, not one each. mu is held only to touch the map, so a Mount
 // reading a record never waits on a disk sync.
 type registry struct {
-	path   string
-	saveMu sync.Mutex
-	mu     sync.RWMutex
-	m      map[string]Volume
+	path string
+	mu   sync.RWMutex
+	m    map[string]Volume
+	// gen counts changes; last is the change that last touched each
+	// name, so a failed write undoes only what no later change replaced.
+	gen  uint64
+	last map[string]uint64
+
+	// writeMu is held by the one write under way; saved is the last
+	// change it put on disk.
+	writeMu sync.Mutex
+	saved   uint64
+	// pending counts the saves learn started.
+	pending sync.WaitGroup
 }
 
 // loadRegistry reads path. Files written before declarations were bound
@@ -113,7 +125,7 @@ type registry struct {
 // option is bound to it here, one without stays unbound until its
 // container's label is learned.
 func loadRegistry(path string) (*registry, error) {
-	r := &registry{path: path, m: map[string]Volume{}}
+	r := &registry{path: path, m: map[string]Volume{}, last: map[string]uint64{}}
 	if path == "" {
 		return r, nil
 	}
@@ -163,16 +175,23 @@ func (r *registry) has(name string) bool {
 	return ok
 }
 
-// anyUnbound reports whether some volume waits for its declaration.
-func (r *registry) anyUnbound() bool {
+// unbound returns up to n volumes that wait for their declaration,
+// newest first: a container is created with a volume just made.
+func (r *registry) unbound(n int) []string {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
+	var vs []Volume
 	for _, v := range r.m {
 		if !v.Bound() {
-			return true
+			vs = append(vs, v)
 		}
 	}
-	return false
+	r.mu.RUnlock()
+	slices.SortFunc(vs, func(a, b Volume) int { return b.Created.Compare(a.Created) })
+	names := make([]string, 0, min(n, len(vs)))
+	for _, v := range vs[:min(n, len(vs))] {
+		names = append(names, v.Name)
+	}
+	return names
 }
 
 // errKeptInMemory reports a record kept in memory only.
@@ -188,15 +207,48 @@ func (e errKeptInMemory) Unwrap() error { return e.err }
 // would be learned again by the same rule, so a full disk must not stop
 // containers.
 func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool, err error)) (Volume, error) {
-	r.saveMu.Lock()
-	defer r.saveMu.Unlock()
-	r.mu.Lock()
-	old, had := r.m[name]
-	v := old.clone()
-	remove, err := fn(&v, had)
+	v, remove, undo, gen, err := r.apply(name, fn)
 	if err != nil {
-		r.mu.Unlock()
 		return Volume{}, err
+	}
+	if err := r.sync(gen); err != nil {
+		if !remove && len(v.Options) == 0 && len(v.Grants)+len(v.Revokes) == 0 {
+			return v.clone(), errKeptInMemory{err}
+		}
+		undo()
+		return Volume{}, err
+	}
+	return v.clone(), nil
+}
+
+// learn applies a change that the binding rule would make again after a
+// crash, and saves it behind the caller: a label Mount must not wait on a
+// disk sync for what a restart learns again. A failed save is logged by
+// the caller's logger and the record stays in memory, as change keeps it.
+func (r *registry) learn(name string, fn func(v *Volume, ok bool) (remove bool, err error), failed func(error)) (Volume, error) {
+	v, _, _, gen, err := r.apply(name, fn)
+	if err != nil {
+		return Volume{}, err
+	}
+	r.pending.Add(1)
+	go func() {
+		defer r.pending.Done()
+		if err := r.sync(gen); err != nil {
+			failed(err)
+		}
+	}()
+	return v.clone(), nil
+}
+
+// apply makes the change in memory and returns the change's number and
+// how to undo it.
+func (r *registry) apply(name string, fn func(v *Volume, ok bool) (remove bool, err error)) (v Volume, remove bool, undo func(), gen uint64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, had := r.m[name]
+	v = old.clone()
+	if remove, err = fn(&v, had); err != nil {
+		return Volume{}, false, nil, 0, err
 	}
 	v.Name = name
 	if remove {
@@ -204,29 +256,49 @@ func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool,
 	} else {
 		r.m[name] = v
 	}
-	r.mu.Unlock()
-	if err := r.save(); err != nil {
-		if !remove && len(v.Options) == 0 && len(v.Grants)+len(v.Revokes) == 0 {
-			return v.clone(), errKeptInMemory{err}
-		}
+	r.gen++
+	gen = r.gen
+	prev := r.last[name]
+	r.last[name] = gen
+	undo = func() {
 		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.last[name] != gen {
+			return // a later change replaced this one
+		}
 		if had {
 			r.m[name] = old
 		} else {
 			delete(r.m, name)
 		}
-		r.mu.Unlock()
-		return Volume{}, err
+		r.last[name] = prev
 	}
-	return v.clone(), nil
+	return v, remove, undo, gen, nil
 }
 
-func (r *registry) save() error {
+// flush saves every change made so far.
+func (r *registry) flush() error {
+	r.pending.Wait()
+	r.mu.RLock()
+	gen := r.gen
+	r.mu.RUnlock()
+	return r.sync(gen)
+}
+
+// sync returns once change gen is on disk: written by this call, or by
+// the write under way when it began waiting if that one already held it.
+func (r *registry) sync(gen uint64) error {
 	if r.path == "" {
+		return nil
+	}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if r.saved >= gen {
 		return nil
 	}
 	r.mu.RLock()
 	b, err := json.Marshal(r.m)
+	upTo := r.gen
 	r.mu.RUnlock()
 	if err != nil {
 		return err
@@ -234,5 +306,6 @@ func (r *registry) save() error {
 	if err := atomicfile.Write(r.path, b); err != nil {
 		return fmt.Errorf("save volumes: %w", err)
 	}
+	r.saved = upTo
 	return nil
 }

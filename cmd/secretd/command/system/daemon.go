@@ -56,6 +56,7 @@ func NewDaemonCommand(c *cli.Cli) *cobra.Command {
 			if len(o.cfg.Hosts) == 0 {
 				o.cfg.Hosts = []string{client.DefaultHost}
 			}
+			defer profileCPU(log)()
 			return daemon.Run(ctx, o.cfg)
 		},
 	}
