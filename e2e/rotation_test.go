@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -199,11 +198,8 @@ func TestLiveGrantAndRevoke(t *testing.T) {
 	}
 	mustDocker(t, "rm", "-f", "-v", name)
 	waitFor(t, 10*time.Second, "grants dropped with the volume", func() bool {
-		b, _ := os.ReadFile(filepath.Join(d.dataRoot, "volumes.json"))
-		var m map[string]any
-		json.Unmarshal(b, &m)
-		_, ok := m[vol]
-		return !ok
+		_, err := os.Stat(filepath.Join(d.dataRoot, "volumes", vol+".json"))
+		return os.IsNotExist(err)
 	})
 }
 

@@ -290,14 +290,11 @@ func TestSecurity(t *testing.T) {
 			{d.dataRoot, 0o700 | os.ModeDir},
 			{filepath.Join(d.dataRoot, "key"), 0o600},
 			{filepath.Join(d.dataRoot, "secrets.db"), 0o600},
-			{filepath.Join(d.dataRoot, "volumes.json"), 0o600},
+			{filepath.Join(d.dataRoot, "volumes"), 0o700 | os.ModeDir},
 			{d.mountRoot, 0o700 | os.ModeDir},
 		} {
 			st, err := os.Stat(c.path)
 			if err != nil {
-				if c.path == filepath.Join(d.dataRoot, "volumes.json") && os.IsNotExist(err) {
-					continue
-				}
 				t.Errorf("stat %s: %v", c.path, err)
 				continue
 			}

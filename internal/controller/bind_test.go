@@ -237,9 +237,10 @@ func TestRegistryMigrates(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "a", "secret-a")
 	e.secret(t, "b", "secret-b")
-	dir := filepath.Dir(e.cfg.VolumesFile)
+	dir := filepath.Dir(e.cfg.VolumesDir)
 	old := `{"opt":{"name":"opt","options":{"secrets":"a;b"},"created":"2026-01-01T00:00:00Z"},"anon":{"name":"anon","created":"2026-01-01T00:00:00Z"}}`
-	if err := os.WriteFile(e.cfg.VolumesFile, []byte(old), 0o600); err != nil {
+	oldFile := filepath.Join(dir, "volumes.json")
+	if err := os.WriteFile(oldFile, []byte(old), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	legacy := filepath.Join(dir, "containers.json")
@@ -247,12 +248,20 @@ func TestRegistryMigrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := e.cfg
-	cfg.LegacyGrantsFile = legacy
+	cfg.LegacyGrantsFile, cfg.LegacyVolumesFile = legacy, oldFile
 	c, err := controller.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.ctrl = c
+	if _, err := os.Stat(oldFile); !os.IsNotExist(err) {
+		t.Errorf("the earlier volumes file is left after its volumes moved: %v", err)
+	}
+	for _, name := range []string{"opt", "anon"} {
+		if _, err := os.Stat(filepath.Join(e.cfg.VolumesDir, name+".json")); err != nil {
+			t.Errorf("volume %s not moved into the directory: %v", name, err)
+		}
+	}
 	if v, _ := c.Volume("opt"); v.Declaration != "a;b" || v.BoundBy != controller.BoundByOption {
 		t.Errorf("option volume after load: %+v", v)
 	}

@@ -27,9 +27,12 @@ type Config struct {
 	// declaration.
 	Engine     Engine
 	EngineHost string
-	// VolumesFile keeps the volume registry across restarts; empty keeps
-	// it in memory only.
-	VolumesFile string
+	// VolumesDir keeps the volume registry across restarts, a file per
+	// volume; empty keeps it in memory only.
+	VolumesDir string
+	// LegacyVolumesFile is where earlier versions kept every volume in one
+	// file; its volumes move into VolumesDir at start.
+	LegacyVolumesFile string
 	// LegacyGrantsFile is where earlier versions kept live grants and
 	// revokes by container; they move onto the containers' volumes at the
 	// first resync that finds them.
@@ -112,7 +115,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	vols, err := loadRegistry(cfg.VolumesFile)
+	vols, err := loadRegistry(cfg.VolumesDir, cfg.LegacyVolumesFile)
 	if err != nil {
 		return nil, err
 	}

@@ -260,8 +260,8 @@ func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config))
 	t.Cleanup(func() { e.store.Close() })
 	e.cfg = controller.Config{
 		Store: e.store, Engine: e.engine, EngineHost: "fake://engine",
-		VolumesFile: filepath.Join(dir, "volumes.json"),
-		MountRoot:   e.root, DriverName: driverName, Grace: grace,
+		VolumesDir: filepath.Join(dir, "volumes"),
+		MountRoot:  e.root, DriverName: driverName, Grace: grace,
 	}
 	for _, o := range opts {
 		o(&e.cfg)

@@ -42,9 +42,7 @@ func (c *Controller) Run(ctx context.Context) {
 
 func (c *Controller) saveLearned() {
 	c.learning.Wait()
-	if err := c.vols.flush(); err != nil {
-		c.cfg.Log.Warn("volume bindings not saved: they are learned again at the next start", "err", err)
-	}
+	c.vols.flush()
 }
 
 // connected reports whether the engine answers a list, for backoff reset.

@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/atomicfile"
 )
 
@@ -95,58 +99,126 @@ func applyGrants(base []declaration.Entry, grants, revokes []string) ([]declarat
 	return declaration.Parse(declaration.Format(out))
 }
 
-// registry is the persisted set of volumes: one JSON file, written to a
-// temporary file, synced and renamed over the old one.
-//
-// Writes are grouped: a change waits until a write that includes it is
-// on disk, and one write carries every change made while the previous one
-// was syncing, so a burst of `docker run`s creating volumes pays a few
-// syncs, not one each. mu is held only to touch the map, so a Mount
-// reading a record never waits on a disk sync.
+// registry is the persisted set of volumes: one JSON file per volume in a
+// directory, each written to a temporary file, synced and renamed over the
+// old one. A change writes its own volume's record and nothing else, so a
+// host with many volumes pays the same per `docker run` as one with few.
+// mu is held only to touch the map, so a Mount reading a record never
+// waits on a disk sync.
 type registry struct {
-	path string
-	mu   sync.RWMutex
-	m    map[string]Volume
+	dir string
+	mu  sync.RWMutex
+	m   map[string]Volume
 	// gen counts changes; last is the change that last touched each
 	// name, so a failed write undoes only what no later change replaced.
 	gen  uint64
 	last map[string]uint64
 
-	// writeMu is held by the one write under way; saved is the last
-	// change it put on disk.
-	writeMu sync.Mutex
-	saved   uint64
+	// writing orders the writes of one name: each writes what the map
+	// holds when it runs, so the last to run leaves the newest record.
+	writing [16]sync.Mutex
 	// pending counts the saves learn started.
 	pending sync.WaitGroup
 }
 
-// loadRegistry reads path. Files written before declarations were bound
-// hold name, options and creation time only: a volume with a secrets
-// option is bound to it here, one without stays unbound until its
-// container's label is learned.
-func loadRegistry(path string) (*registry, error) {
-	r := &registry{path: path, m: map[string]Volume{}, last: map[string]uint64{}}
-	if path == "" {
+// recordExt ends a volume's record file; volume names never hold a
+// slash, and a name is refused unless it is safe as a file name.
+const recordExt = ".json"
+
+// volumeNameRE is Docker's rule for volume names.
+var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)
+
+func validVolumeName(name string) error {
+	if !volumeNameRE.MatchString(name) {
+		return errdefs.Errorf(errdefs.ErrInvalid, "invalid volume name %q: it must match %s", name, volumeNameRE)
+	}
+	return nil
+}
+
+// loadRegistry reads the records in dir. legacy is the one file in which
+// earlier versions kept every volume: its volumes move into dir, then it
+// is removed. Records written before declarations were bound hold name,
+// options and creation time only: a volume with a secrets option is bound
+// to it here, one without stays unbound until its container's label is
+// learned.
+func loadRegistry(dir, legacy string) (*registry, error) {
+	r := &registry{dir: dir, m: map[string]Volume{}, last: map[string]uint64{}}
+	if dir == "" {
 		return r, nil
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return r, nil
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the volumes directory: %w", err)
 	}
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read volumes: %w", err)
 	}
-	if err := json.Unmarshal(b, &r.m); err != nil {
-		return nil, fmt.Errorf("volumes file %s is corrupted (%v): the file is left as it is", path, err)
-	}
-	for name, v := range r.m {
-		v.Name = name
-		if decl := v.Options[OptionSecrets]; decl != "" && !v.Bound() {
-			v.Declaration, v.BoundBy = decl, BoundByOption
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), recordExt)
+		if !ok || !e.Type().IsRegular() {
+			if strings.HasSuffix(e.Name(), recordExt+".tmp") {
+				os.Remove(filepath.Join(dir, e.Name())) // a write a crash cut short
+			}
+			continue
 		}
-		r.m[name] = v
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read volumes: %w", err)
+		}
+		var v Volume
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("volume record %s is corrupted (%v): the file is left as it is", filepath.Join(dir, e.Name()), err)
+		}
+		v.Name = name
+		r.m[name] = bindOption(v)
+	}
+	if legacy != "" {
+		if err := r.migrate(legacy); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
+}
+
+// migrate moves the volumes of an earlier version's single file into the
+// directory, then removes the file; a volume already in the directory is
+// newer and stays.
+func (r *registry) migrate(legacy string) error {
+	b, err := os.ReadFile(legacy)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read volumes: %w", err)
+	}
+	var old map[string]Volume
+	if err := json.Unmarshal(b, &old); err != nil {
+		return fmt.Errorf("volumes file %s is corrupted (%v): the file is left as it is", legacy, err)
+	}
+	for name, v := range old {
+		if _, ok := r.m[name]; ok {
+			continue
+		}
+		if err := validVolumeName(name); err != nil {
+			return fmt.Errorf("volumes file %s: %w", legacy, err)
+		}
+		v.Name = name
+		r.m[name] = bindOption(v)
+		if err := r.sync(name); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(legacy); err != nil {
+		return fmt.Errorf("remove the migrated volumes file: %w", err)
+	}
+	return nil
+}
+
+func bindOption(v Volume) Volume {
+	if decl := v.Options[OptionSecrets]; decl != "" && !v.Bound() {
+		v.Declaration, v.BoundBy = decl, BoundByOption
+	}
+	return v
 }
 
 func (r *registry) get(name string) (Volume, bool) {
@@ -207,11 +279,11 @@ func (e errKeptInMemory) Unwrap() error { return e.err }
 // would be learned again by the same rule, so a full disk must not stop
 // containers.
 func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool, err error)) (Volume, error) {
-	v, remove, undo, gen, err := r.apply(name, fn)
+	v, remove, undo, err := r.apply(name, fn)
 	if err != nil {
 		return Volume{}, err
 	}
-	if err := r.sync(gen); err != nil {
+	if err := r.sync(name); err != nil {
 		if !remove && len(v.Options) == 0 && len(v.Grants)+len(v.Revokes) == 0 {
 			return v.clone(), errKeptInMemory{err}
 		}
@@ -223,32 +295,34 @@ func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool,
 
 // learn applies a change that the binding rule would make again after a
 // crash, and saves it behind the caller: a label Mount must not wait on a
-// disk sync for what a restart learns again. A failed save is logged by
-// the caller's logger and the record stays in memory, as change keeps it.
+// disk sync for what a restart learns again. A failed save is reported to
+// failed and the record stays in memory, as change keeps it.
 func (r *registry) learn(name string, fn func(v *Volume, ok bool) (remove bool, err error), failed func(error)) (Volume, error) {
-	v, _, _, gen, err := r.apply(name, fn)
+	v, _, _, err := r.apply(name, fn)
 	if err != nil {
 		return Volume{}, err
 	}
 	r.pending.Add(1)
 	go func() {
 		defer r.pending.Done()
-		if err := r.sync(gen); err != nil {
+		if err := r.sync(name); err != nil {
 			failed(err)
 		}
 	}()
 	return v.clone(), nil
 }
 
-// apply makes the change in memory and returns the change's number and
-// how to undo it.
-func (r *registry) apply(name string, fn func(v *Volume, ok bool) (remove bool, err error)) (v Volume, remove bool, undo func(), gen uint64, err error) {
+// apply makes the change in memory and returns how to undo it.
+func (r *registry) apply(name string, fn func(v *Volume, ok bool) (remove bool, err error)) (v Volume, remove bool, undo func(), err error) {
+	if err := validVolumeName(name); err != nil {
+		return Volume{}, false, nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, had := r.m[name]
 	v = old.clone()
 	if remove, err = fn(&v, had); err != nil {
-		return Volume{}, false, nil, 0, err
+		return Volume{}, false, nil, err
 	}
 	v.Name = name
 	if remove {
@@ -257,8 +331,7 @@ func (r *registry) apply(name string, fn func(v *Volume, ok bool) (remove bool, 
 		r.m[name] = v
 	}
 	r.gen++
-	gen = r.gen
-	prev := r.last[name]
+	gen, prev := r.gen, r.last[name]
 	r.last[name] = gen
 	undo = func() {
 		r.mu.Lock()
@@ -273,39 +346,42 @@ func (r *registry) apply(name string, fn func(v *Volume, ok bool) (remove bool, 
 		}
 		r.last[name] = prev
 	}
-	return v, remove, undo, gen, nil
+	return v, remove, undo, nil
 }
 
-// flush saves every change made so far.
-func (r *registry) flush() error {
-	r.pending.Wait()
-	r.mu.RLock()
-	gen := r.gen
-	r.mu.RUnlock()
-	return r.sync(gen)
-}
+// flush waits for the saves learn started.
+func (r *registry) flush() { r.pending.Wait() }
 
-// sync returns once change gen is on disk: written by this call, or by
-// the write under way when it began waiting if that one already held it.
-func (r *registry) sync(gen uint64) error {
-	if r.path == "" {
+// sync writes the record of name as the map holds it now, or removes it.
+func (r *registry) sync(name string) error {
+	if r.dir == "" {
 		return nil
 	}
-	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
-	if r.saved >= gen {
-		return nil
-	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	l := &r.writing[h.Sum32()%uint32(len(r.writing))]
+	l.Lock()
+	defer l.Unlock()
 	r.mu.RLock()
-	b, err := json.Marshal(r.m)
-	upTo := r.gen
+	v, ok := r.m[name]
+	var b []byte
+	var err error
+	if ok {
+		b, err = json.Marshal(v)
+	}
 	r.mu.RUnlock()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(r.path, b); err != nil {
-		return fmt.Errorf("save volumes: %w", err)
+	p := filepath.Join(r.dir, name+recordExt)
+	if !ok {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove volume record: %w", err)
+		}
+		return nil
 	}
-	r.saved = upTo
+	if err := atomicfile.Write(p, b); err != nil {
+		return fmt.Errorf("save volume %s: %w", name, err)
+	}
 	return nil
 }

@@ -170,12 +170,13 @@ func Run(ctx context.Context, cfg Config) error {
 	ctrl, err = controller.New(controller.Config{
 		Store: st, Sources: sources, Engine: engine, EngineHost: engineHost, Actions: engine,
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
-		VolumesFile:      filepath.Join(cfg.DataRoot, "volumes.json"),
-		LegacyGrantsFile: filepath.Join(cfg.DataRoot, "containers.json"),
-		Grace:            cfg.MountGrace,
-		Spares:           cfg.SpareMounts,
-		MaxMountSize:     cmp.Or(cfg.MaxMountSize, DefaultMaxMountSize),
-		Metrics:          m, Audit: trail,
+		VolumesDir:        filepath.Join(cfg.DataRoot, "volumes"),
+		LegacyVolumesFile: filepath.Join(cfg.DataRoot, "volumes.json"),
+		LegacyGrantsFile:  filepath.Join(cfg.DataRoot, "containers.json"),
+		Grace:             cfg.MountGrace,
+		Spares:            cfg.SpareMounts,
+		MaxMountSize:      cmp.Or(cfg.MaxMountSize, DefaultMaxMountSize),
+		Metrics:           m, Audit: trail,
 	})
 	if err != nil {
 		return err

@@ -24,10 +24,10 @@ import (
 )
 
 type env struct {
-	store     *store.Store
-	root      string // mount root
-	stateFile string
-	drv       *driver.Driver
+	store    *store.Store
+	root     string // mount root
+	stateDir string
+	drv      *driver.Driver
 }
 
 func newEnv(t *testing.T) *env {
@@ -41,7 +41,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{root: filepath.Join(dir, "mounts"), stateFile: filepath.Join(dir, "volumes.json")}
+	e := &env{root: filepath.Join(dir, "mounts"), stateDir: filepath.Join(dir, "volumes")}
 	// Registered after TempDir, so it runs before the directory is removed.
 	t.Cleanup(func() { wipeAllUnder(t, e.root) })
 	b, err := bolt.Open(filepath.Join(dir, "secrets.db"))
@@ -63,10 +63,10 @@ func newEnv(t *testing.T) *env {
 func (e *env) newDriver(t *testing.T) *driver.Driver {
 	t.Helper()
 	ctrl, err := controller.New(controller.Config{
-		Store:       e.store,
-		VolumesFile: e.stateFile,
-		MountRoot:   e.root,
-		DriverName:  "secretd-unit",
+		Store:      e.store,
+		VolumesDir: e.stateDir,
+		MountRoot:  e.root,
+		DriverName: "secretd-unit",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +162,23 @@ func TestCreateValidates(t *testing.T) {
 	if _, err := e.drv.Get(&volume.GetRequest{Name: "v"}); err == nil {
 		t.Error("Get finds a refused volume")
 	}
-	if _, err := os.Stat(e.stateFile); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("state file written by refused creates: %v", err)
+	if ents, err := os.ReadDir(e.stateDir); err != nil || len(ents) != 0 {
+		t.Errorf("volume records written by refused creates: %v %v", ents, err)
+	}
+}
+
+// TestCreateRefusesBadNames: a volume's record is a file named for it, so
+// a name that is not one Docker allows is refused and nothing is written.
+func TestCreateRefusesBadNames(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"../x", "a/b", ".hidden", "", strings.Repeat("v", 256)} {
+		err := e.drv.Create(&volume.CreateRequest{Name: name, Options: map[string]string{driver.OptionSecrets: "db"}})
+		if err == nil || !strings.Contains(err.Error(), "invalid volume name") {
+			t.Errorf("create %q: %v", name, err)
+		}
+	}
+	if ents, err := os.ReadDir(e.stateDir); err != nil || len(ents) != 0 {
+		t.Errorf("records written for refused names: %v %v", ents, err)
 	}
 }
 
@@ -234,9 +249,13 @@ func TestRegistryPersists(t *testing.T) {
 	if err := e.drv.Remove(&volume.RemoveRequest{Name: "gone"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(e.stateFile)
+	record := filepath.Join(e.stateDir, "keep.json")
+	st, err := os.Stat(record)
 	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("state file: %v %v", st, err)
+		t.Fatalf("volume record: %v %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, "gone.json")); !os.IsNotExist(err) {
+		t.Errorf("a removed volume's record is left: %v", err)
 	}
 	before, _ := e.drv.Get(&volume.GetRequest{Name: "keep"})
 
@@ -249,15 +268,15 @@ func TestRegistryPersists(t *testing.T) {
 		t.Errorf("after restart: %+v %v", after, err)
 	}
 
-	raw, _ := os.ReadFile(e.stateFile)
-	if err := os.WriteFile(e.stateFile, []byte("{not json"), 0o600); err != nil {
+	raw, _ := os.ReadFile(record)
+	if err := os.WriteFile(record, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := controller.New(controller.Config{Store: e.store, VolumesFile: e.stateFile, MountRoot: e.root, DriverName: "secretd-unit"}); err == nil || !strings.Contains(err.Error(), "corrupted") {
-		t.Errorf("corrupted state file: %v", err)
+	if _, err := controller.New(controller.Config{Store: e.store, VolumesDir: e.stateDir, MountRoot: e.root, DriverName: "secretd-unit"}); err == nil || !strings.Contains(err.Error(), "corrupted") {
+		t.Errorf("corrupted volume record: %v", err)
 	}
-	if got, _ := os.ReadFile(e.stateFile); string(got) != "{not json" {
-		t.Errorf("a corrupted state file was rewritten: %q (was %q)", got, raw)
+	if got, _ := os.ReadFile(record); string(got) != "{not json" {
+		t.Errorf("a corrupted volume record was rewritten: %q (was %q)", got, raw)
 	}
 }
 
