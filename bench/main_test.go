@@ -55,10 +55,10 @@ func docker(tb testing.TB, args ...string) string {
 // shipped systemd unit gives it.
 func daemonOptions(tb testing.TB) secretdtest.Options {
 	opts := secretdtest.Options{Binary: binary, TmpfsMountRoot: true, Nice: unitNice(tb)}
-	// The daemon's alone: the bench's docker commands read GODEBUG too.
-	if v := os.Getenv("SECRETD_BENCH_GODEBUG"); v != "" {
-		opts.Env = []string{"GODEBUG=" + v}
-	}
+	// Space-separated NAME=VALUE pairs for the daemon's environment alone
+	// (GODEBUG=gctrace=1 ...): the bench's dockerd and docker commands
+	// would read them too.
+	opts.Env = strings.Fields(os.Getenv("SECRETD_BENCH_DAEMON_ENV"))
 	return opts
 }
 
