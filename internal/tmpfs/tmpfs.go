@@ -327,6 +327,26 @@ func growTo(dir string, files []File) (int64, error) {
 	return max(want, def), nil
 }
 
+// mountedAt reports, cheaply, whether a filesystem is mounted at dir (its
+// device differs from its parent's) and whether it is a tmpfs.
+func mountedAt(dir string) (mounted, isTmpfs bool, err error) {
+	var self, parent unix.Stat_t
+	if err := unix.Lstat(dir, &self); err != nil {
+		return false, false, fmt.Errorf("wipe %s: %w", dir, err)
+	}
+	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil {
+		return false, false, fmt.Errorf("wipe %s: %w", dir, err)
+	}
+	if self.Dev == parent.Dev {
+		return false, false, nil
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return true, false, fmt.Errorf("wipe %s: %w", dir, err)
+	}
+	return true, fs.Type == unix.TMPFS_MAGIC, nil
+}
+
 // isTmpfsMountPoint reports, cheaply, whether dir is the root of a tmpfs.
 func isTmpfsMountPoint(dir string) error {
 	var fs unix.Statfs_t
@@ -375,15 +395,21 @@ func Wipe(dir string) (WipeResult, error) {
 
 	var errs []error
 	for i := 0; ; i++ {
-		m, err := mountAt(dir)
+		// statfs and stat, not a mountinfo scan each time round: an
+		// Unmount pays this, and mountinfo grows with every container.
+		mounted, isTmpfs, err := mountedAt(dir)
 		if err != nil {
 			return res, errors.Join(append(errs, err)...)
 		}
-		if m == nil {
+		if !mounted {
 			break
 		}
-		if m.fsType != "tmpfs" {
-			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: refusing to wipe a %s mount", dir, m.fsType))...)
+		if !isTmpfs {
+			fsType := "non-tmpfs"
+			if m, _ := mountAt(dir); m != nil {
+				fsType = m.fsType
+			}
+			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: refusing to wipe a %s mount", dir, fsType))...)
 		}
 		if i == maxStacked {
 			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: still mounted after %d unmounts", dir, maxStacked))...)
@@ -396,8 +422,15 @@ func Wipe(dir string) (WipeResult, error) {
 		}
 	}
 
-	// RemoveAll would descend into anything mounted below dir and delete
-	// files of another filesystem.
+	// RemoveAll would descend into anything mounted at or below dir and
+	// delete files of another filesystem. At dir itself this catches what
+	// the device check cannot see: a bind mount from the parent's
+	// filesystem.
+	if m, err := mountAt(dir); err != nil {
+		return res, errors.Join(append(errs, err)...)
+	} else if m != nil {
+		return res, errors.Join(append(errs, fmt.Errorf("wipe %s: a %s mount is on it", dir, m.fsType))...)
+	}
 	under, err := mountsUnder(dir)
 	if err != nil {
 		return res, errors.Join(append(errs, err)...)
