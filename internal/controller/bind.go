@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -374,7 +375,13 @@ func (c *Controller) learnBatch(ctx context.Context, id string) (container.Summa
 			continue // its container is not created yet
 		}
 		if _, err := c.bindTo(ctx, name, users[name]); err != nil {
-			c.cfg.Log.Info("volume not bound at its container's create", "volume", name, "container", summaryName(users[name][0]), "err", err)
+			// Said once, at the create of a container that uses it: the
+			// volume is asked about again at every create while unbound.
+			lvl := slog.LevelDebug
+			if slices.ContainsFunc(users[name], func(s container.Summary) bool { return s.ID == id }) {
+				lvl = slog.LevelInfo
+			}
+			c.cfg.Log.Log(ctx, lvl, "volume not bound at its container's create", "volume", name, "container", summaryName(users[name][0]), "err", err)
 		}
 	}
 	i := slices.IndexFunc(list, func(s container.Summary) bool { return s.ID == id })
