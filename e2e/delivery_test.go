@@ -470,9 +470,12 @@ func TestDaemonCrash(t *testing.T) {
 	d.mustCLI("survivor-value", "secret", "create", "keep", "-")
 	d.mustCLI("stopped-value", "secret", "create", "gone", "-")
 	live, stopped := d.ctrName("live"), d.ctrName("stopped")
-	mustDocker(t, d.runArgs("keep", []string{"-d", "--name", live}, sleeper)...)
+	// The live container holds its secret open across the crash (fd 3 of
+	// its shell, pid 1), as a server that read its key at start does.
+	mustDocker(t, d.runArgs("keep", []string{"-d", "--name", live}, "exec 3</run/secrets/keep; "+sleeper)...)
 	mustDocker(t, d.runArgs("gone", []string{"-d", "--name", stopped}, sleeper)...)
 	liveMount, stoppedMount := d.taskMount(t, live), d.taskMount(t, stopped)
+	inode := execSh(t, live, "stat -c %i /run/secrets/keep")
 	if !d.hasMount(liveMount) || !d.hasMount(stoppedMount) {
 		t.Fatalf("mounts %s %s not found among %v", liveMount, stoppedMount, d.mounts())
 	}
@@ -495,6 +498,14 @@ func TestDaemonCrash(t *testing.T) {
 	}
 	if !d.hasMount(liveMount) {
 		t.Errorf("the running container's mount %s is gone after the restart", liveMount)
+	}
+	// Adopting a mount that holds the current versions leaves it as it is:
+	// rewriting it would retire, and zero, the file the container holds.
+	if got := execSh(t, live, "cat /proc/1/fd/3"); got != "survivor-value" {
+		t.Errorf("the file the container held open across the restart reads %q, want %q", got, "survivor-value")
+	}
+	if got := execSh(t, live, "stat -c %i /run/secrets/keep"); got != inode {
+		t.Errorf("the adopted mount was rewritten: /run/secrets/keep is inode %s, was %s", got, inode)
 	}
 	ps := d.mustCLI("", "ps", "--format", "{{.Name}} {{.Secret}} {{.Mount}}")
 	if row := live + " keep " + liveMount; !slices.Contains(strings.Split(ps, "\n"), row) {

@@ -51,6 +51,7 @@ func openFDs(t *testing.T, pid int) int {
 // (fail closed), and then the worker waits a little before the next.
 func churn(t *testing.T, dockerArgs []string, d *daemon, workers int, stop <-chan struct{}, ok, failed *atomic.Int64) *sync.WaitGroup {
 	var wg sync.WaitGroup
+	var runs atomic.Int64
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -61,7 +62,9 @@ func churn(t *testing.T, dockerArgs []string, d *daemon, workers int, stop <-cha
 					return
 				default:
 				}
-				args := append(append([]string{}, dockerArgs...), d.runArgs("s1;s2;s3;s4;s5", []string{"--rm"}, readAll)...)
+				// Named, so a wrong read can be found in the daemon's log.
+				name := fmt.Sprintf("churn-%d-%d", os.Getpid(), runs.Add(1))
+				args := append(append([]string{}, dockerArgs...), d.runArgs("s1;s2;s3;s4;s5", []string{"--rm", "--name", name}, readAll)...)
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 				cancel()
@@ -76,7 +79,7 @@ func churn(t *testing.T, dockerArgs []string, d *daemon, workers int, stop <-cha
 					continue
 				}
 				if string(out) != wantAll() {
-					t.Errorf("a container read the wrong content: %q", out)
+					t.Errorf("container %s read the wrong content: %q", name, out)
 				}
 				ok.Add(1)
 			}

@@ -118,6 +118,8 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			if t != nil {
 				who = snaps[t].name
 			}
+			c.cfg.Log.Debug("resync wipes a mount no live container holds", "mount", dir, "record_volume", rec.Volume,
+				"record_container", rec.ContainerID, "mount_id", rec.MountID, "in_table", t != nil)
 			if err := c.wipe(dir, who); err != nil {
 				errs = append(errs, err)
 				continue

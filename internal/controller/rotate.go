@@ -219,6 +219,20 @@ func (c *Controller) refresh(t *task) (snapshot, bool, error) {
 	if s.versions != nil && slices.Equal(versions, s.versions) && slices.Equal(ids, s.ids) {
 		return s, false, nil
 	}
+	if s.versions == nil {
+		// Adopted after a restart, its versions unknown: a mount that
+		// already shows these files is left alone, as rewriting it would
+		// zero the files its container may be reading.
+		if same, err := tmpfs.Holds(s.dir, files); same {
+			c.mu.Lock()
+			t.versions, t.ids = versions, ids
+			s = t.snap()
+			c.mu.Unlock()
+			return s, false, nil
+		} else if err != nil {
+			c.cfg.Log.Debug("adopted mount not readable as laid out: rewriting it", "mount", s.dir, "err", err)
+		}
+	}
 	start := time.Now()
 	if err := tmpfs.Update(s.dir, files); err != nil {
 		return s, false, err
