@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/secretd/secretd/secretdtest"
 )
 
 // faultSecrets are the secrets every churn container reads.
@@ -88,6 +90,37 @@ func churn(t *testing.T, dockerArgs []string, d *daemon, workers int, stop <-cha
 	return &wg
 }
 
+// churnStall is how long a churn may go without a run ending before the
+// engine counts as stuck: every run is bounded at 2 minutes.
+const churnStall = 3 * time.Minute
+
+// watchProgress returns a check to call while a churn runs. When no run
+// has ended for churnStall, it stops the churn and fails the test with what
+// dockerd's goroutines are blocked on, instead of letting the suite's
+// deadline kill the run with nothing said.
+func watchProgress(t *testing.T, e *secretdtest.Engine, stop chan struct{}, wg *sync.WaitGroup, ok, failed *atomic.Int64) func() {
+	last, since := int64(-1), time.Now()
+	return func() {
+		t.Helper()
+		if n := ok.Load() + failed.Load(); n != last {
+			last, since = n, time.Now()
+			return
+		}
+		if time.Since(since) < churnStall {
+			return
+		}
+		dump, err := e.DumpStacks(30 * time.Second)
+		summary := secretdtest.StuckGoroutines(dump, 8)
+		if err != nil {
+			summary = err.Error()
+		}
+		close(stop)
+		wg.Wait()
+		t.Fatalf("no container run ended for %s (%d ended before): the engine looks stuck; its goroutines blocked for a minute or more:\n%s",
+			churnStall, last, summary)
+	}
+}
+
 // checkInvariants asserts what a user trusts after any fault: no plaintext
 // mount outlives its container, every secret still decrypts and is right,
 // and the daemon holds no more descriptors than before.
@@ -135,8 +168,10 @@ func TestChurnWithDaemonKills(t *testing.T) {
 	stop := make(chan struct{})
 	wg := churn(t, []string{"docker"}, d, 30, stop, &ok, &failed)
 	kills := 0
+	progress := watchProgress(t, runEngine, stop, wg, &ok, &failed)
 	for ok.Load()+failed.Load() < churnRuns {
 		time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+		progress()
 		if kills < 4 {
 			d.kill()
 			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
@@ -239,5 +274,17 @@ func TestDataRootFull(t *testing.T) {
 	d.mustCLI("small", "secret", "create", "after", "-")
 	if _, err := os.Stat(filepath.Join(d.dataRoot, "secrets.db")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEngineStackDump: the goroutine dump a stuck churn reports can be
+// taken from this run's dockerd.
+func TestEngineStackDump(t *testing.T) {
+	dump, err := runEngine.DumpStacks(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dump, "goroutine ") || !strings.Contains(dump, "github.com/docker/docker/") {
+		t.Fatalf("not a dockerd goroutine dump (%d bytes): %.300s", len(dump), dump)
 	}
 }

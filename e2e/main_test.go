@@ -22,6 +22,8 @@ import (
 var (
 	// binary is the secretd built once for the whole run.
 	binary string
+	// runEngine is the run's dockerd, the one DOCKER_HOST names.
+	runEngine *secretdtest.Engine
 	// image is the test image: a static busybox imported from a rootfs,
 	// because no registry can be reached.
 	image = fmt.Sprintf("secretd-e2e:%d", os.Getpid())
@@ -36,7 +38,7 @@ func TestMain(m *testing.M) {
 		Name:   "e2e",
 		Module: filepath.Dir(filepath.Dir(self)),
 		Setup: func(r *secretdtest.Isolated) error {
-			binary = r.Binary
+			binary, runEngine = r.Binary, r.Engine
 			if err := secretdtest.BusyboxImage([]string{"docker", "-H", r.Engine.Host}, image, nil); err != nil {
 				return fmt.Errorf("build test image: %w", err)
 			}
