@@ -1,34 +1,52 @@
 package system
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 )
 
-// profileEnv names a file for a CPU profile of the daemon's whole run,
-// written when it stops: how the benchmarks find where the daemon's time
-// goes; "%p" in it becomes the daemon's pid. Unset, it costs nothing.
-const profileEnv = "SECRETD_CPUPROFILE"
+// Environment variables that name a file for a CPU profile or an
+// execution trace of the daemon's whole run, written when it stops: how the
+// benchmarks find where the daemon's time goes (the trace also tells a
+// Mount that waited for a core from one that waited in the kernel). "%p"
+// in the path becomes the daemon's pid. Unset, they cost nothing.
+const (
+	profileEnv = "SECRETD_CPUPROFILE"
+	traceEnv   = "SECRETD_TRACE"
+)
 
 func profileCPU(log *slog.Logger) (stop func()) {
-	path := os.Getenv(profileEnv)
+	stopProfile := record(log, profileEnv, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	stopTrace := record(log, traceEnv, trace.Start, trace.Stop)
+	return func() {
+		stopTrace()
+		stopProfile()
+	}
+}
+
+func record(log *slog.Logger, env string, start func(io.Writer) error, stop func()) func() {
+	path := os.Getenv(env)
 	if path == "" {
 		return func() {}
 	}
 	path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err == nil {
-		err = pprof.StartCPUProfile(f)
+		if err = start(f); err != nil {
+			f.Close()
+		}
 	}
 	if err != nil {
-		log.Warn("CPU profile not started", "env", profileEnv, "err", err)
+		log.Warn("not recording", "env", env, "err", err)
 		return func() {}
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		stop()
 		f.Close()
 	}
 }
