@@ -52,9 +52,10 @@ func docker(tb testing.TB, args ...string) string {
 
 // daemonOptions start a daemon as a host runs it: its mount root on a
 // tmpfs, as /run/secretd is where /run is tmpfs, and at the priority the
-// shipped systemd unit gives it.
+// shipped systemd unit gives it (a cgroup with its CPUWeight, its Nice).
 func daemonOptions(tb testing.TB) secretdtest.Options {
-	opts := secretdtest.Options{Binary: binary, TmpfsMountRoot: true, Nice: unitNice(tb)}
+	opts := secretdtest.Options{Binary: binary, TmpfsMountRoot: true,
+		Nice: unitSetting(tb, "Nice"), CPUWeight: unitSetting(tb, "CPUWeight")}
 	// Space-separated NAME=VALUE pairs for the daemon's environment alone
 	// (GODEBUG=gctrace=1 ...): the bench's dockerd and docker commands
 	// would read them too.
@@ -62,17 +63,18 @@ func daemonOptions(tb testing.TB) secretdtest.Options {
 	return opts
 }
 
-// unitNice is the Nice= of deploy/systemd/secretd.service.
-func unitNice(tb testing.TB) int {
+// unitSetting is the number set as key= in deploy/systemd/secretd.service,
+// or 0.
+func unitSetting(tb testing.TB, key string) int {
 	unit, err := os.ReadFile(filepath.Join("..", "deploy", "systemd", "secretd.service"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, line := range strings.Split(string(unit), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Nice="); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				tb.Fatalf("secretd.service: Nice=%s: %v", v, err)
+				tb.Fatalf("secretd.service: %s=%s: %v", key, v, err)
 			}
 			return n
 		}

@@ -43,6 +43,10 @@ type Options struct {
 	Nice int
 	// Env is added to the daemon's environment (GODEBUG=gctrace=1 ...).
 	Env []string
+	// CPUWeight runs the daemon in a cgroup of its own with this CPU
+	// weight, as systemd runs a unit with CPUWeight=. Zero leaves it in
+	// the test's cgroup.
+	CPUWeight int
 }
 
 // Daemon is one secretd started for a test.
@@ -62,6 +66,7 @@ type Daemon struct {
 	args   []string
 	nice   int
 	env    []string
+	group  *cpuGroup
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -98,8 +103,21 @@ func New(tb testing.TB, opts Options) *Daemon {
 			tb.Fatalf("secretdtest: tmpfs mount root: %v", err)
 		}
 	}
+	if opts.CPUWeight != 0 {
+		g, err := newCPUGroup("secretd-test-"+filepath.Base(dir), opts.CPUWeight)
+		if err != nil {
+			os.RemoveAll(dir)
+			tb.Fatalf("secretdtest: a cgroup with CPU weight %d for the daemon: %v", opts.CPUWeight, err)
+		}
+		d.group = g
+	}
 	tb.Cleanup(func() {
 		d.Stop()
+		if d.group != nil {
+			if err := d.group.remove(); err != nil {
+				tb.Errorf("secretdtest: remove the daemon's cgroup: %v", err)
+			}
+		}
 		// A stopped daemon leaves nothing mounted, not even its spares.
 		if leftover := d.allMounts(); len(leftover) > 0 {
 			tb.Errorf("secretdtest: mounts left after the test: %v", leftover)
@@ -157,6 +175,12 @@ func (d *Daemon) Start() {
 	d.cmd, d.done = cmd, done
 	d.mu.Unlock()
 	go func() { cmd.Wait(); close(done) }()
+	if d.group != nil {
+		// Before it answers: no Mount runs outside the group.
+		if err := d.group.add(cmd.Process.Pid); err != nil {
+			d.tb.Fatalf("secretdtest: move the daemon into its cgroup: %v", err)
+		}
+	}
 
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
