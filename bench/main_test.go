@@ -56,6 +56,15 @@ func docker(tb testing.TB, args ...string) string {
 func daemonOptions(tb testing.TB) secretdtest.Options {
 	opts := secretdtest.Options{Binary: binary, TmpfsMountRoot: true,
 		Nice: unitSetting(tb, "Nice"), CPUWeight: unitSetting(tb, "CPUWeight")}
+	// SECRETD_BENCH_CPU_WEIGHT overrides the unit's weight (0: the
+	// daemon stays in the bench's cgroup), to measure what it changes.
+	if v, ok := os.LookupEnv("SECRETD_BENCH_CPU_WEIGHT"); ok {
+		w, err := strconv.Atoi(v)
+		if err != nil {
+			tb.Fatalf("SECRETD_BENCH_CPU_WEIGHT=%s: %v", v, err)
+		}
+		opts.CPUWeight = w
+	}
 	// Space-separated NAME=VALUE pairs for the daemon's environment alone
 	// (GODEBUG=gctrace=1 ...): the bench's dockerd and docker commands
 	// would read them too.
