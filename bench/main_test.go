@@ -17,7 +17,11 @@ import (
 	"github.com/secretd/secretd/secretdtest"
 )
 
-var binary string
+var (
+	binary string
+	// runEngine is the run's dockerd, the one DOCKER_HOST names.
+	runEngine *secretdtest.Engine
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -35,7 +39,7 @@ func TestMain(m *testing.M) {
 		// Container starts cost what they cost on the host.
 		HostStorageDriver: true,
 		Setup: func(r *secretdtest.Isolated) error {
-			binary = r.Binary
+			binary, runEngine = r.Binary, r.Engine
 			return nil
 		},
 	}))

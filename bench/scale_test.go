@@ -276,7 +276,13 @@ func removeContainers(tb testing.TB, label string) {
 		hung := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if hung {
-			tb.Logf("docker rm hung in dockerd for 2 minutes: the run's engine is torn down with what is left")
+			summary := "no goroutine dump"
+			if runEngine != nil {
+				if dump, err := runEngine.DumpStacks(30 * time.Second); err == nil {
+					summary = secretdtest.StuckGoroutines(dump, 6)
+				}
+			}
+			tb.Logf("docker rm hung in dockerd for 2 minutes: the run's engine is torn down with what is left; dockerd's goroutines blocked a minute or more:\n%s", summary)
 			return
 		}
 		if err != nil {
