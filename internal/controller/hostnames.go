@@ -115,14 +115,46 @@ func (c *Controller) learnHostname(ctx context.Context, id string) {
 	c.learning.Add(1)
 	go func() {
 		defer c.learning.Done()
-		ictx, cancel := context.WithTimeout(ctx, createLookupTimeout)
-		defer cancel()
-		ctr, err := c.cfg.Engine.ContainerInspect(ictx, id)
-		if err != nil || ctr.Config == nil {
-			c.cfg.Log.Debug("new container's hostname not learned: secret drivers get none", "container", shortID(id), "err", err)
-			return
-		}
-		c.hostnames.set(id, ctr.Config.Hostname)
-		c.cfg.Log.Debug("container hostname learned", "container", shortID(id), "hostname", ctr.Config.Hostname)
+		c.inspectHostname(ctx, id)
 	}()
+}
+
+// hostnameLookups bounds the inspects a resync runs at once: a restart on
+// a host with thousands of such containers must not fire them all at
+// dockerd together.
+const hostnameLookups = 4
+
+// learnHostnames learns the hostnames of the containers a resync found,
+// behind it and a few at a time.
+func (c *Controller) learnHostnames(ctx context.Context, ids []string) {
+	if len(ids) == 0 || c.cfg.Engine == nil || c.cfg.Sources == nil {
+		return
+	}
+	c.learning.Add(1)
+	go func() {
+		defer c.learning.Done()
+		sem := make(chan struct{}, hostnameLookups)
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c.inspectHostname(ctx, id)
+			}()
+		}
+		wg.Wait()
+	}()
+}
+
+func (c *Controller) inspectHostname(ctx context.Context, id string) {
+	ictx, cancel := context.WithTimeout(ctx, createLookupTimeout)
+	defer cancel()
+	ctr, err := c.cfg.Engine.ContainerInspect(ictx, id)
+	if err != nil || ctr.Config == nil {
+		c.cfg.Log.Debug("new container's hostname not learned: secret drivers get none", "container", shortID(id), "err", err)
+		return
+	}
+	c.hostnames.set(id, ctr.Config.Hostname)
+	c.cfg.Log.Debug("container hostname learned", "container", shortID(id), "hostname", ctr.Config.Hostname)
 }

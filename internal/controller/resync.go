@@ -34,6 +34,8 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	byVolume := map[string][]container.Summary{}
 	users := map[string][]container.Summary{} // alive or not
 	listed := make(map[string]bool, len(list))
+	var learn []string           // containers whose hostname a source needs
+	sourced := map[string]bool{} // declaresSourced, once per label value
 	for _, s := range list {
 		listed[s.ID] = true
 		mountsOurs := false
@@ -48,11 +50,20 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 				byVolume[m.Name] = append(byVolume[m.Name], s)
 			}
 		}
-		if _, declares := s.Labels[LabelSecrets]; declares && mountsOurs && !c.hostnames.known(s.ID) {
-			// Created while secretd was away: learned now, for its next start.
-			c.learnHostname(ctx, s.ID)
+		if decl, declares := s.Labels[LabelSecrets]; declares && mountsOurs && !c.hostnames.known(s.ID) {
+			// Created while secretd was away: learned now, for its next
+			// start, if a source needs it (as at a create event).
+			is, ok := sourced[decl]
+			if !ok {
+				is = c.declaresSourced(decl)
+				sourced[decl] = is
+			}
+			if is {
+				learn = append(learn, s.ID)
+			}
 		}
 	}
+	c.learnHostnames(ctx, learn)
 	c.hostnames.keepOnly(listed) // destroy events lost while away
 	c.bindListed(ctx, users)
 	c.migrateLegacy(list)

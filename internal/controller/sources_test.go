@@ -108,12 +108,21 @@ func TestDriverSecretHostname(t *testing.T) {
 	if _, err := e.store.Create(store.Spec{Name: "drv", Source: &store.SourceSpec{Driver: "fake"}}); err != nil {
 		t.Fatal(err)
 	}
-	e.engine.hostnames = map[string]string{"id-web": "myhost", "id-db": "dbhost", "id-old": "oldhost"}
-	// A container created while secretd was away is learned at the resync.
+	if _, err := e.store.Create(store.Spec{Name: "stored", Data: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	e.engine.hostnames = map[string]string{"id-web": "myhost", "id-db": "dbhost", "id-old": "oldhost", "id-plain": "plainhost"}
+	// A container created while secretd was away is learned at the
+	// resync; one that declares only stored secrets is not inspected.
 	e.vols.anon("old")
-	e.engine.set(ctr("id-old", "old", container.StateExited, 1, "drv", "old"))
+	e.vols.anon("plain")
+	e.engine.set(ctr("id-old", "old", container.StateExited, 1, "drv", "old"),
+		ctr("id-plain", "plain", container.StateExited, 1, "stored", "plain"))
 	s := e.run(t)
 	e.ctrl.WaitLearning()
+	if n := e.engine.inspectCount(); n != 1 {
+		t.Errorf("the resync inspected %d containers, want 1 (the one declaring a driver secret)", n)
+	}
 	e.mount(t, "old", "m0")
 	if who := src.last(); who.ID != "id-old" || who.Hostname != "oldhost" {
 		t.Errorf("the driver was told %+v for a container known from the resync, want hostname oldhost", who)

@@ -221,6 +221,8 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		s.list(w, r)
 	case strings.HasPrefix(path, "/containers/") && strings.HasSuffix(path, "/json"):
 		s.inspect(w, strings.TrimSuffix(strings.TrimPrefix(path, "/containers/"), "/json"))
+	case strings.HasPrefix(path, "/images/") && strings.HasSuffix(path, "/json"):
+		s.image(w, strings.TrimSuffix(strings.TrimPrefix(path, "/images/"), "/json"))
 	case path == "/events":
 		s.events(w, r)
 	default:
@@ -378,7 +380,7 @@ func (c *ctr) summary() container.Summary {
 		status = fmt.Sprintf("Exited (%d) 1 second ago", c.exitCode)
 	}
 	return container.Summary{
-		ID: c.id, Names: []string{"/" + c.name}, Image: "busybox", ImageID: "sha256:" + c.id,
+		ID: c.id, Names: []string{"/" + c.name}, Image: "busybox", ImageID: ImageID,
 		Command: "sleep 3600", Created: c.created.Unix(), Ports: []container.Port{},
 		Labels: c.labels, State: c.state, Status: status,
 		HostConfig: struct {
@@ -439,6 +441,20 @@ func (s *Sim) inspect(w http.ResponseWriter, ref string) {
 	writeJSON(w, resp)
 }
 
+// ImageID is the one image every simulated container runs, as a fleet
+// runs few images: busybox, with no labels.
+const ImageID = "sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741"
+
+// image answers an image inspect of ImageID, by ID or as busybox. A
+// binding asks for it to refuse declarations that come from an image.
+func (s *Sim) image(w http.ResponseWriter, ref string) {
+	if ref != ImageID && ref != "busybox" {
+		httpError(w, http.StatusNotFound, "No such image: "+ref)
+		return
+	}
+	writeJSON(w, map[string]any{"Id": ref, "RepoTags": []string{"busybox:latest"}, "Config": map[string]any{"Labels": map[string]string{}}})
+}
+
 func (s *Sim) findLocked(ref string) *ctr {
 	if c, ok := s.byID[ref]; ok {
 		return c
@@ -472,7 +488,7 @@ func (c *ctr) inspect() container.InspectResponse {
 				Status: c.state, Running: running, ExitCode: c.exitCode,
 				StartedAt: c.created.UTC().Format(time.RFC3339Nano), FinishedAt: "0001-01-01T00:00:00Z",
 			},
-			Image: "sha256:" + c.id, Name: "/" + c.name, Driver: "overlay2", Platform: "linux",
+			Image: ImageID, Name: "/" + c.name, Driver: "overlay2", Platform: "linux",
 			HostConfig: &container.HostConfig{NetworkMode: "none"},
 		},
 		Mounts: c.mounts,

@@ -145,6 +145,29 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+// TestImageInspect: each container's image, by the ID the list gives,
+// answers with no labels; an unknown image is not found.
+func TestImageInspect(t *testing.T) {
+	_, cl := start(t, 2)
+	ctx := context.Background()
+	list, err := cl.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %d, %v", len(list), err)
+	}
+	for _, c := range list {
+		img, err := cl.ImageInspect(ctx, c.ImageID)
+		if err != nil {
+			t.Fatalf("image of %s: %v", c.ID, err)
+		}
+		if img.ID != c.ImageID || img.Config == nil || len(img.Config.Labels) != 0 {
+			t.Errorf("image of %s: %+v", c.ID, img)
+		}
+	}
+	if _, err := cl.ImageInspect(ctx, "sha256:nosuchimage"); !errdefs.IsNotFound(err) {
+		t.Errorf("missing image: %v, want not found", err)
+	}
+}
+
 func TestEvents(t *testing.T) {
 	sim, cl := start(t, 5)
 	ctx, cancel := context.WithCancel(context.Background())
