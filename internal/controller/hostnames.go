@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // maxHostnames bounds the hostnames kept: one entry per container that
@@ -87,6 +89,13 @@ func (h *hostnames) drop(id string) {
 // value a source gives at Mount: only those need its hostname, and the
 // inspect that learns it contends with the container's start for its lock.
 func (c *Controller) declaresSourced(decl string) bool {
+	return c.declaresSourcedBy(decl, func(e declaration.Entry) bool {
+		sec, err := c.cfg.Store.Get(e.Source)
+		return err == nil && fromSource(sec, e.Version)
+	})
+}
+
+func (c *Controller) declaresSourcedBy(decl string, sourced func(declaration.Entry) bool) bool {
 	if decl == "" || c.cfg.Sources == nil {
 		return false
 	}
@@ -94,12 +103,26 @@ func (c *Controller) declaresSourced(decl string) bool {
 	if err != nil {
 		return false // refused at Mount, with the parse error
 	}
-	for _, e := range entries {
-		if sec, err := c.cfg.Store.Get(e.Source); err == nil && fromSource(sec, e.Version) {
-			return true
+	return slices.ContainsFunc(entries, sourced)
+}
+
+// sourcedSecrets names the secrets a source gives at Mount, from one list
+// of the store: a resync checks thousands of labels, and a Get for each
+// entry of each cost more than the rest of the resync. Empty when the list
+// fails: nothing is learned then, as when the engine does not answer.
+func (c *Controller) sourcedSecrets() map[string]bool {
+	list, err := c.cfg.Store.List(store.Filter{})
+	if err != nil {
+		c.cfg.Log.Warn("resync: secrets not listed: hostnames of containers created while secretd was away are not learned", "err", err)
+		return map[string]bool{}
+	}
+	names := map[string]bool{}
+	for _, sec := range list {
+		if fromSource(sec, 0) {
+			names[sec.Name] = true
 		}
 	}
-	return false
+	return names
 }
 
 // learnHostname inspects a container that declares secrets (new, or

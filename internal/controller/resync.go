@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/internal/mountroot"
 	"github.com/secretd/secretd/internal/tmpfs"
 )
@@ -35,7 +36,8 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	users := map[string][]container.Summary{} // alive or not
 	listed := make(map[string]bool, len(list))
 	var learn []string           // containers whose hostname a source needs
-	sourced := map[string]bool{} // declaresSourced, once per label value
+	sourced := map[string]bool{} // by label value
+	var names map[string]bool    // sourcedSecrets, listed once when needed
 	for _, s := range list {
 		listed[s.ID] = true
 		mountsOurs := false
@@ -55,7 +57,12 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			// start, if a source needs it (as at a create event).
 			is, ok := sourced[decl]
 			if !ok {
-				is = c.declaresSourced(decl)
+				if names == nil {
+					names = c.sourcedSecrets()
+				}
+				is = len(names) > 0 && c.declaresSourcedBy(decl, func(e declaration.Entry) bool {
+					return e.Version == 0 && names[e.Source]
+				})
 				sourced[decl] = is
 			}
 			if is {
