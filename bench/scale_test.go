@@ -276,11 +276,9 @@ func removeContainers(tb testing.TB, label string) {
 		hung := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if hung {
-			summary := "no goroutine dump"
+			summary := "no goroutine dump: no engine of the run's own"
 			if runEngine != nil {
-				if dump, err := runEngine.DumpStacks(30 * time.Second); err == nil {
-					summary = secretdtest.StuckGoroutines(dump, 6)
-				}
+				summary = runEngine.Stuck(6)
 			}
 			tb.Logf("docker rm hung in dockerd for 2 minutes: the run's engine is torn down with what is left; dockerd's goroutines blocked a minute or more:\n%s", summary)
 			return

@@ -109,11 +109,7 @@ func watchProgress(t *testing.T, e *secretdtest.Engine, stop chan struct{}, wg *
 		if time.Since(since) < churnStall {
 			return
 		}
-		dump, err := e.DumpStacks(30 * time.Second)
-		summary := secretdtest.StuckGoroutines(dump, 8)
-		if err != nil {
-			summary = err.Error()
-		}
+		summary := e.Stuck(8)
 		close(stop)
 		wg.Wait()
 		t.Fatalf("no container run ended for %s (%d ended before): the engine looks stuck; its goroutines blocked for a minute or more:\n%s",

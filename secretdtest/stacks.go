@@ -54,6 +54,16 @@ func (e *Engine) DumpStacks(wait time.Duration) (string, error) {
 	return "", fmt.Errorf("dockerd wrote no goroutine dump within %s", wait)
 }
 
+// Stuck dumps dockerd's goroutines and summarises the ones blocked a
+// minute or more (StuckGoroutines), or says why it could not.
+func (e *Engine) Stuck(limit int) string {
+	dump, err := e.DumpStacks(30 * time.Second)
+	if err != nil {
+		return "no goroutine dump: " + err.Error()
+	}
+	return StuckGoroutines(dump, limit)
+}
+
 // stackHeader matches a goroutine's first line and its wait, if any.
 var stackHeader = regexp.MustCompile(`^goroutine \d+ \[([^\]]*)\]:$`)
 

@@ -115,7 +115,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	case events.ActionCreate:
 		c.created(ctx, id, m.Actor.Attributes)
 		if c.declaresSourced(m.Actor.Attributes[LabelSecrets]) {
-			c.learnHostname(ctx, id)
+			c.learnHostnames(ctx, id)
 		}
 	case events.ActionStart:
 		// Container events carry the labels and the name as attributes.

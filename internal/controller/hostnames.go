@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/internal/store"
 )
@@ -125,48 +127,30 @@ func (c *Controller) sourcedSecrets() map[string]bool {
 	return names
 }
 
-// learnHostname inspects a container that declares secrets (new, or
-// created while secretd was away and found by a resync), without
-// holding up the event loop, and keeps its hostname for the secret drivers
-// of its Mounts. When the container's start took its lock first, the
-// inspect answers after the start, and only later Mounts (a restart, a
-// live grant) send the hostname.
-func (c *Controller) learnHostname(ctx context.Context, id string) {
-	if c.cfg.Engine == nil || c.cfg.Sources == nil {
-		return
-	}
-	c.learning.Add(1)
-	go func() {
-		defer c.learning.Done()
-		c.inspectHostname(ctx, id)
-	}()
-}
-
-// hostnameLookups bounds the inspects a resync runs at once: a restart on
-// a host with thousands of such containers must not fire them all at
-// dockerd together.
+// hostnameLookups bounds the inspects under way at once: a restart on a
+// host with thousands of such containers must not fire them all at dockerd
+// together.
 const hostnameLookups = 4
 
-// learnHostnames learns the hostnames of the containers a resync found,
-// behind it and a few at a time.
-func (c *Controller) learnHostnames(ctx context.Context, ids []string) {
+// learnHostnames inspects containers that declare secrets (new, or created
+// while secretd was away and found by a resync), behind the caller and a
+// few at a time, and keeps their hostnames for the secret drivers of their
+// Mounts. When a container's start took its lock first, the inspect
+// answers after the start, and only later Mounts (a restart, a live grant)
+// send the hostname.
+func (c *Controller) learnHostnames(ctx context.Context, ids ...string) {
 	if len(ids) == 0 || c.cfg.Engine == nil || c.cfg.Sources == nil {
 		return
 	}
 	c.learning.Add(1)
 	go func() {
 		defer c.learning.Done()
-		sem := make(chan struct{}, hostnameLookups)
-		var wg sync.WaitGroup
+		var g errgroup.Group
+		g.SetLimit(hostnameLookups)
 		for _, id := range ids {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				c.inspectHostname(ctx, id)
-			}()
+			g.Go(func() error { c.inspectHostname(ctx, id); return nil })
 		}
-		wg.Wait()
+		g.Wait()
 	}()
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/trace"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -22,9 +21,6 @@ import (
 // and nothing stays mounted.
 func (c *Controller) Mount(ctx context.Context, volume, mountID string) (string, error) {
 	start := time.Now()
-	// A region in an execution trace (SECRETD_TRACE), so a slow Mount's
-	// goroutine can be followed through the scheduler and the kernel.
-	defer trace.StartRegion(ctx, "mount").End()
 	dir, err := c.mount(ctx, volume, mountID)
 	if err != nil {
 		// Every refusal, whatever step made it: dockerd shows the user

@@ -35,9 +35,8 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	byVolume := map[string][]container.Summary{}
 	users := map[string][]container.Summary{} // alive or not
 	listed := make(map[string]bool, len(list))
-	var learn []string           // containers whose hostname a source needs
-	sourced := map[string]bool{} // by label value
-	var names map[string]bool    // sourcedSecrets, listed once when needed
+	var learn []string        // containers whose hostname a source needs
+	var names map[string]bool // sourcedSecrets, listed once when needed
 	for _, s := range list {
 		listed[s.ID] = true
 		mountsOurs := false
@@ -55,22 +54,15 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 		if decl, declares := s.Labels[LabelSecrets]; declares && mountsOurs && !c.hostnames.known(s.ID) {
 			// Created while secretd was away: learned now, for its next
 			// start, if a source needs it (as at a create event).
-			is, ok := sourced[decl]
-			if !ok {
-				if names == nil {
-					names = c.sourcedSecrets()
-				}
-				is = len(names) > 0 && c.declaresSourcedBy(decl, func(e declaration.Entry) bool {
-					return e.Version == 0 && names[e.Source]
-				})
-				sourced[decl] = is
+			if names == nil {
+				names = c.sourcedSecrets()
 			}
-			if is {
+			if c.declaresSourcedBy(decl, func(e declaration.Entry) bool { return e.Version == 0 && names[e.Source] }) {
 				learn = append(learn, s.ID)
 			}
 		}
 	}
-	c.learnHostnames(ctx, learn)
+	c.learnHostnames(ctx, learn...)
 	c.hostnames.keepOnly(listed) // destroy events lost while away
 	c.bindListed(ctx, users)
 	c.migrateLegacy(list)
