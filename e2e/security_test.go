@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // mountEntry is one line of /proc/PID/mountinfo.

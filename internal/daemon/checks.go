@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/secretd/secretd/internal/mountroot"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // privateDir makes sure a root only its owner can read: the data root holds

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/internal/controller"
 	"github.com/secretd/secretd/internal/store"
 	etcdstore "github.com/secretd/secretd/internal/store/etcd"
 )

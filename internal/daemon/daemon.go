@@ -19,8 +19,8 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/internal/audit"
-	"github.com/secretd/secretd/internal/controller"
 	"github.com/secretd/secretd/internal/driver"
 	"github.com/secretd/secretd/internal/metrics"
 	"github.com/secretd/secretd/internal/source"
@@ -28,7 +28,7 @@ import (
 	"github.com/secretd/secretd/internal/source/shell"
 	"github.com/secretd/secretd/internal/sourced"
 	"github.com/secretd/secretd/internal/store"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Config is everything `secretd daemon` takes from its flags.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // logNoswap probes, under the mount root, whether secrets mounts can use

@@ -17,8 +17,8 @@ import (
 	"github.com/docker/go-connections/sockets"
 	"github.com/docker/go-plugins-helpers/volume"
 
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/declaration"
-	"github.com/secretd/secretd/internal/controller"
 )
 
 // OptionSecrets is the one volume option: the declaration.

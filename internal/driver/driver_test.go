@@ -15,12 +15,12 @@ import (
 
 	"github.com/docker/go-plugins-helpers/volume"
 
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/declaration"
-	"github.com/secretd/secretd/internal/controller"
 	"github.com/secretd/secretd/internal/driver"
 	"github.com/secretd/secretd/internal/store"
 	"github.com/secretd/secretd/internal/store/bolt"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 type env struct {

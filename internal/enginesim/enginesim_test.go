@@ -17,7 +17,7 @@ import (
 	"github.com/docker/docker/errdefs"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/internal/controller"
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/internal/store"
 	"github.com/secretd/secretd/internal/store/bolt"
 )

@@ -19,11 +19,11 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/internal/controller"
 	"github.com/secretd/secretd/internal/store"
 	"github.com/secretd/secretd/internal/store/bolt"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 const driverName = "secretd-unit"

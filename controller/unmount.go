@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/secretd/secretd/internal/audit"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Unmount wipes the tmpfs of one container stop and forgets the task. The

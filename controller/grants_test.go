@@ -13,8 +13,8 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/errdefs"
-	"github.com/secretd/secretd/internal/controller"
 )
 
 // twoVolumes runs a container "two" with volume v1 at /run/secrets

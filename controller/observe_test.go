@@ -14,8 +14,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/internal/audit"
-	"github.com/secretd/secretd/internal/controller"
 )
 
 // recorder is a controller.Metrics that remembers every call.

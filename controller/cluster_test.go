@@ -7,7 +7,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/secretd/secretd/internal/controller"
+	"github.com/secretd/secretd/controller"
 )
 
 // TestLocalClaims: what a host publishes for the others is what its own

@@ -14,7 +14,7 @@ import (
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Actions are the engine calls a rotation's on-update label may ask for.

@@ -14,8 +14,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/internal/controller"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // keepSpares replaces the env's controller with one that keeps n spares,

@@ -12,7 +12,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/internal/controller"
+	"github.com/secretd/secretd/controller"
 )
 
 func (f *fakeEngine) lookups() int {

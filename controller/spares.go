@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"time"
 
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // spares holds empty tmpfs mounts made ahead of time, so a Mount fills one

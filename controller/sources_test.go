@@ -10,7 +10,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 
-	"github.com/secretd/secretd/internal/controller"
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
 )

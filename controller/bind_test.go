@@ -14,7 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 
-	"github.com/secretd/secretd/internal/controller"
+	"github.com/secretd/secretd/controller"
 )
 
 func containerCreate(id string, labels ...map[string]string) events.Message {

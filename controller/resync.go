@@ -12,7 +12,7 @@ import (
 
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/internal/mountroot"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Resync makes the task table and the mounts agree with the engine: a mount

@@ -9,7 +9,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 
-	"github.com/secretd/secretd/internal/controller"
+	"github.com/secretd/secretd/controller"
 )
 
 // logLines returns the lines a test's logger wrote.

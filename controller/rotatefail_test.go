@@ -13,8 +13,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
 
+	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/internal/audit"
-	"github.com/secretd/secretd/internal/controller"
 )
 
 // A rotation that cannot reach a container is no longer only logged: Rotate

@@ -12,7 +12,7 @@ import (
 	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
-	"github.com/secretd/secretd/internal/tmpfs"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Mount builds the tmpfs for one container start and returns its path. It
