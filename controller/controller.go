@@ -76,9 +76,8 @@ type Controller struct {
 	// learned at their create event, for secret-driver plugins.
 	hostnames hostnames
 
-	mu     sync.Mutex
-	tasks  map[string]*task // by mount ID
-	spares spares
+	tasks  *taskTable
+	spares *spares
 
 	mountTimes latencies
 	eventLag   latencies
@@ -124,9 +123,9 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	return &Controller{
-		cfg: cfg, vols: vols, legacy: legacy, tasks: map[string]*task{},
+		cfg: cfg, vols: vols, legacy: legacy, tasks: newTaskTable(),
 		binder:    binder{running: map[string]chan struct{}{}},
-		spares:    spares{owned: map[string]bool{}, kick: make(chan struct{}, 1)},
+		spares:    newSpares(cfg.MountRoot),
 		resyncReq: make(chan struct{}, 1),
 	}, nil
 }
@@ -139,24 +138,20 @@ func (c *Controller) dir(mountID string) string { return filepath.Join(c.cfg.Mou
 
 // Tasks returns the task table, sorted by container name.
 func (c *Controller) Tasks() []api.Task {
-	c.mu.Lock()
-	out := make([]api.Task, 0, len(c.tasks))
-	for _, t := range c.tasks {
-		if t.state == mounted {
-			out = append(out, t.snap().apiTask())
+	out := []api.Task{}
+	for _, v := range c.tasks.views() {
+		if v.live() {
+			out = append(out, v.apiTask())
 		}
 	}
-	c.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerName < out[j].ContainerName })
 	return out
 }
 
 // Stats fills the controller's part of `secretd status`.
 func (c *Controller) Stats(st *api.Status) {
-	c.mu.Lock()
-	st.Mounts = len(c.tasks)
-	st.SpareMounts = len(c.spares.free)
-	c.mu.Unlock()
+	st.Mounts = c.tasks.len()
+	st.SpareMounts = c.spares.ready()
 	p50, p99, n := c.mountTimes.quantiles()
 	st.MountP50, st.MountP99, st.MountsServed = p50, p99, n
 	st.EventLagP50, st.EventLagP99, st.EventsHandled = c.eventLag.quantiles()
@@ -194,16 +189,11 @@ func (c *Controller) ourMount(m container.MountPoint) bool {
 
 // MountPoint returns the newest mounted directory of a volume, "" when none.
 func (c *Controller) MountPoint(volume string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var best *task
-	for _, t := range c.tasks {
-		if t.volume == volume && t.state == mounted && (best == nil || t.since.After(best.since)) {
-			best = t
+	var best taskView
+	for _, v := range c.tasks.views() {
+		if v.volume == volume && v.live() && (best.dir == "" || v.since.After(best.since)) {
+			best = v
 		}
-	}
-	if best == nil {
-		return ""
 	}
 	return best.dir
 }

@@ -121,28 +121,21 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 		// Container events carry the labels and the name as attributes.
 		c.identify(identity{ID: id, Name: m.Actor.Attributes["name"], Image: m.Actor.Attributes["image"], Labels: m.Actor.Attributes})
 	case events.ActionRename:
-		name := m.Actor.Attributes["name"]
-		c.mu.Lock()
-		for _, t := range c.tasks {
-			if t.containerID == id {
-				t.name = name
-			}
+		for _, t := range c.tasks.all() {
+			t.rename(id, m.Actor.Attributes["name"])
 		}
-		c.mu.Unlock()
 	case events.ActionDestroy:
 		// dockerd unmounts before it destroys; a task still here lost its
 		// Unmount (driver timeout, crash) and must not outlive the
 		// container. Live grants and revokes belong to the volumes and go
 		// with them, not with a container.
 		c.hostnames.drop(id)
-		c.mu.Lock()
-		var stale []snapshot
-		for _, t := range c.tasks {
-			if t.containerID == id && t.state == mounted {
-				stale = append(stale, t.snap())
+		var stale []taskView
+		for _, v := range c.tasks.views() {
+			if v.containerID == id && v.live() {
+				stale = append(stale, v)
 			}
 		}
-		c.mu.Unlock()
 		for _, t := range stale {
 			if err := c.Unmount(t.volume, t.mountID); err != nil {
 				c.cfg.Log.Error("wipe after destroy failed", "container", t.name, "mount", t.dir, "err", err)

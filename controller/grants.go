@@ -224,32 +224,17 @@ func (c *Controller) rewriteVolume(volume string) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	var ts []*task
-	for _, t := range c.tasks {
-		if t.volume == volume {
-			ts = append(ts, t)
-		}
-	}
-	c.mu.Unlock()
 	var errs []error
-	for _, t := range ts {
-		if err := c.setEntries(t, entries); err != nil {
+	for _, t := range c.tasks.all() {
+		if t.volume != volume {
+			continue
+		}
+		t.redeclare(entries)
+		if _, _, err := c.refresh(t); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// setEntries changes what a running mount holds and rewrites it.
-func (c *Controller) setEntries(t *task, entries []declaration.Entry) error {
-	t.mu.Lock()
-	c.mu.Lock()
-	t.entries, t.versions, t.ids = slices.Clone(entries), nil, nil
-	c.mu.Unlock()
-	t.mu.Unlock()
-	_, _, err := c.refresh(t)
-	return err
 }
 
 // otherUsers names the containers other than self that mount volume.

@@ -38,9 +38,7 @@ func (noMetrics) Error(string, error)        {}
 // ActiveMounts counts the mounts in the task table, for the
 // secretd_mounts_active gauge.
 func (c *Controller) ActiveMounts() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.tasks)
+	return c.tasks.len()
 }
 
 // EngineUp reports whether the last attempt to follow the engine worked.
@@ -52,7 +50,7 @@ func (c *Controller) EngineUp() bool {
 
 // auditMount records what a mount delivered, names, versions and
 // targets; callers call it once per task (see identify and Unmount).
-func (c *Controller) auditMount(s snapshot) {
+func (c *Controller) auditMount(s taskView) {
 	if c.cfg.Audit == nil {
 		return
 	}

@@ -40,7 +40,7 @@ func (c *Controller) recordPath(dirName string) string {
 // for a record to describe (resync wipes records it cannot read). The
 // mount root is normally on tmpfs under /run, where a sync is free, but
 // not everywhere, and this is on the Mount path.
-func (c *Controller) saveRecord(t snapshot) error {
+func (c *Controller) saveRecord(t taskView) error {
 	b, err := json.Marshal(taskRecord{MountID: t.mountID, Volume: t.volume, ContainerID: t.containerID, Since: t.since})
 	if err != nil {
 		return err

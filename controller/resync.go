@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"time"
 
@@ -73,15 +72,17 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	// Taken after the list: a mount listed there was either a spare
 	// still owned here or already a task's (Mount records a task before
 	// it mounts or fills anything).
-	c.mu.Lock()
-	byDir := make(map[string]*task, len(c.tasks))
-	snaps := make(map[*task]snapshot, len(c.tasks))
-	for _, t := range c.tasks {
-		byDir[dirBase(t.dir)] = t
-		snaps[t] = t.snap()
+	// The spares before the tasks: a spare passing to a task is in one of
+	// them (see spares).
+	spare := c.spares.ownedNames()
+	tasks := c.tasks.all()
+	byDir := make(map[string]*task, len(tasks))
+	snaps := make(map[*task]taskView, len(tasks))
+	for _, t := range tasks {
+		v := t.view()
+		byDir[dirBase(v.dir)] = t
+		snaps[t] = v
 	}
-	spare := maps.Clone(c.spares.owned)
-	c.mu.Unlock()
 	var errs []error
 	kept, wiped, adopted := 0, 0, 0
 	live := map[string]bool{}
@@ -113,7 +114,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			} else if owner.ID == "" {
 				// A live container uses the volume, but which of its users
 				// this mount is for, no event said: it stays unnamed.
-			} else if s, ok := c.claim(t, owner.ID); ok {
+			} else if s, ok := t.claim(owner.ID); ok {
 				// Its volume mount event was missed.
 				c.claimed(s)
 				c.identify(identityOf(owner))
@@ -130,31 +131,35 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			}
 			c.cfg.Log.Debug("resync wipes a mount no live container holds", "mount", dir, "record_volume", rec.Volume,
 				"record_container", rec.ContainerID, "mount_id", rec.MountID, "in_table", t != nil)
-			if err := c.wipe(dir, who); err != nil {
+			var err error
+			if t != nil {
+				// Waits for a rotation writing it; an Unmount may have
+				// wiped it meanwhile.
+				if err = t.wipe(func(taskView) error { return c.wipe(dir, who) }); err == nil {
+					c.tasks.remove(t)
+				}
+			} else {
+				err = c.wipe(dir, "")
+			}
+			if errors.Is(err, errNotLive) {
+				continue
+			}
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			delete(live, name)
-			if t != nil {
-				c.mu.Lock()
-				if c.tasks[t.mountID] == t {
-					delete(c.tasks, t.mountID)
-				}
-				c.mu.Unlock()
-			}
 			errs = append(errs, c.removeRecord(name))
 			wiped++
 		}
 	}
 	// Tasks whose tmpfs is gone (wiped by hand, or a failed Unmount that
 	// still unmounted) leave the table.
-	c.mu.Lock()
-	for id, t := range c.tasks {
-		if t.state == mounted && !live[dirBase(t.dir)] {
-			delete(c.tasks, id)
+	for _, t := range c.tasks.all() {
+		if v := t.view(); v.live() && !live[dirBase(v.dir)] && t.drop() {
+			c.tasks.remove(t)
 		}
 	}
-	c.mu.Unlock()
 	errs = append(errs, c.removeStrayDirs(live))
 	c.engineMu.Lock()
 	first := c.resyncs == 0
@@ -239,36 +244,23 @@ func (c *Controller) bindListed(ctx context.Context, users map[string][]containe
 // adopt rebuilds the task of a mount made before a daemon restart, from the
 // volume's record; the versions are those the store says now.
 func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
-	mountID := rec.MountID
-	o := identityOf(s)
-	since := rec.Since
-	if since.IsZero() {
-		since = time.Now().UTC()
-	}
-	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.Name, image: o.Image, since: since, state: mounted}
-	t.onUpdate, _ = ParseOnUpdate(s.Labels[LabelOnUpdate])
-	if s.ID == "" {
-		t.name = "" // one of the volume's users, unknown which
-	}
 	v, ok := c.vols.get(rec.Volume)
+	var entries []declaration.Entry
 	var err error
 	if !ok || !v.Bound() {
 		err = fmt.Errorf("volume %s has no bound declaration", rec.Volume)
 	} else {
 		// versions stay nil: the mount's content is whatever was current
 		// before the restart, and the refresh below rewrites it.
-		t.entries, err = v.Entries()
+		entries, err = v.Entries()
 	}
+	t := adoptedTask(rec, dir, identityOf(s), entries)
 	if err != nil {
 		c.cfg.Log.Warn("adopted mount left as it is", "container", t.name, "mount", dir, "err", err)
 	}
-	c.mu.Lock()
-	if _, ok := c.tasks[mountID]; ok {
-		c.mu.Unlock()
+	if !c.tasks.claim(t) {
 		return
 	}
-	c.tasks[mountID] = t
-	c.mu.Unlock()
 	c.cfg.Log.Info("mount adopted", "container", t.name, "mount", dir)
 	if err == nil {
 		if _, _, err := c.refresh(t); err != nil {
@@ -317,13 +309,8 @@ func (c *Controller) removeStrayDirs(live map[string]bool) error {
 // holds: one may be between its mkdir and its mount, or its record and
 // its mount, and must not be taken for a leftover.
 func (c *Controller) dirsInUse() map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	in := maps.Clone(c.spares.owned)
-	if in == nil {
-		in = map[string]bool{}
-	}
-	for _, t := range c.tasks {
+	in := c.spares.ownedNames() // before the tasks, as in Resync
+	for _, t := range c.tasks.all() {
 		in[dirBase(t.dir)] = true
 	}
 	return in

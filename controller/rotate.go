@@ -14,7 +14,6 @@ import (
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
-	"github.com/secretd/secretd/tmpfs"
 )
 
 // Actions are the engine calls a rotation's on-update label may ask for.
@@ -90,14 +89,12 @@ func pronoun(n int) string {
 // in the background. A container it could not update is logged, audited,
 // counted, and named in the *RotationError it returns.
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) {
-	c.mu.Lock()
 	var todo []*task
-	for _, t := range c.tasks {
-		if slices.ContainsFunc(t.entries, func(e declaration.Entry) bool { return e.Source == sec.Name && e.Version == 0 }) {
+	for _, t := range c.tasks.all() {
+		if slices.ContainsFunc(t.view().entries, func(e declaration.Entry) bool { return e.Source == sec.Name && e.Version == 0 }) {
 			todo = append(todo, t)
 		}
 	}
-	c.mu.Unlock()
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -155,7 +152,7 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 // atomic update replaces, and zeroing the retired inode would empty the
 // container's file. Such a mount keeps its version until the next start.
 func (c *Controller) boundFile(t *task) bool {
-	v, ok := c.vols.get(t.snapUnlocked(c).volume)
+	v, ok := c.vols.get(t.volume)
 	return ok && v.Options[declaration.OptionFile] != ""
 }
 
@@ -163,7 +160,7 @@ func (c *Controller) boundFile(t *task) bool {
 // for it with secretd.on-update=restart, restarts it so its next start
 // binds the new version.
 func (c *Controller) deferToRestart(ctx context.Context, t *task, sec store.Secret) {
-	s := t.snapUnlocked(c)
+	s := t.view()
 	c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
 		"secret", sec.Name, "version", sec.Current, "container", s.label(), "mount", s.dir)
 	if s.onUpdate.Action == "restart" {
@@ -182,73 +179,21 @@ func (c *Controller) rotationFailed(sec store.Secret, f RotationFailure) {
 		Container: f.Container, ContainerID: f.ContainerID, Mount: f.Mount, Reason: f.Err.Error()})
 }
 
-// label names a task's container, or says which volume it mounts while
-// the container is not known yet.
-func (s snapshot) label() string {
-	if s.name != "" {
-		return s.name
-	}
-	if s.containerID != "" {
-		return shortID(s.containerID)
-	}
-	return "(starting, volume " + s.volume + ")"
-}
-
 // refresh rewrites a task's mount with the versions its entries resolve to
-// now, if any differs from what is mounted. The task's lock serialises it
-// with Mount, Unmount and other rotations, so an older set never lands
-// last. It returns the task as it was written.
-func (c *Controller) refresh(t *task) (snapshot, bool, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c.mu.Lock()
-	s := t.snap()
-	live := c.tasks[t.mountID] == t
-	c.mu.Unlock()
-	if s.state != mounted || !live {
-		return s, false, nil // Mount failed or the container stopped meanwhile
-	}
-	// A driver secret among the entries keeps the value mounted; one
-	// granted live is fetched, bounded by its source's own deadline.
-	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image, Hostname: c.hostnames.get(s.containerID)})
-	files, versions, ids, err := c.files(context.Background(), s.entries, who, s.dir)
-	defer wipeFiles(files)
-	if err != nil {
-		return s, false, err
-	}
-	if s.versions != nil && slices.Equal(versions, s.versions) && slices.Equal(ids, s.ids) {
-		return s, false, nil
-	}
-	if s.versions == nil {
-		// Adopted after a restart, its versions unknown: a mount that
-		// already shows these files is left alone, as rewriting it would
-		// zero the files its container may be reading.
-		if same, err := tmpfs.Holds(s.dir, files); same {
-			c.mu.Lock()
-			t.versions, t.ids = versions, ids
-			s = t.snap()
-			c.mu.Unlock()
-			return s, false, nil
-		} else if err != nil {
-			c.cfg.Log.Debug("adopted mount not readable as laid out: rewriting it", "mount", s.dir, "err", err)
-		}
-	}
-	start := time.Now()
-	if err := tmpfs.Update(s.dir, files); err != nil {
-		return s, false, err
-	}
-	c.mu.Lock()
-	t.versions, t.ids = versions, ids
-	s = t.snap()
-	c.mu.Unlock()
-	c.cfg.Log.Info("secrets updated in place", "container", s.name, "mount", s.dir, "duration", time.Since(start))
-	return s, true, nil
+// now, if any differs from what is mounted (see task.refresh). A driver
+// secret among the entries keeps the value mounted; one granted live is
+// fetched, bounded by its source's own deadline.
+func (c *Controller) refresh(t *task) (taskView, bool, error) {
+	return t.refresh(func(v taskView) (content, error) {
+		who := knownContainer(source.Container{ID: v.containerID, Name: v.name, Image: v.image, Hostname: c.hostnames.get(v.containerID)})
+		return c.files(context.Background(), v.entries, who, v.dir)
+	}, c.cfg.Log)
 }
 
 // afterUpdate runs the container's secretd.on-update action, unless the
 // action comes from the container's image only: an image may not choose
 // to be restarted or signalled.
-func (c *Controller) afterUpdate(ctx context.Context, s snapshot, sec store.Secret) {
+func (c *Controller) afterUpdate(ctx context.Context, s taskView, sec store.Secret) {
 	if c.cfg.Actions == nil || s.containerID == "" || s.onUpdate.Action == "" || s.onUpdate.Action == "none" {
 		return
 	}

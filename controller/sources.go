@@ -70,10 +70,13 @@ func knownContainer(who source.Container) func() source.Container {
 // lock, which the start holds. The hostname is the one learned at the
 // container's create event, if that lookup answered before this Mount. A
 // failed lookup leaves the fields empty.
-func (c *Controller) boundContainer(ctx context.Context, known source.Container, id string) func() source.Container {
+func (c *Controller) boundContainer(ctx context.Context, owner *container.Summary, id string) func() source.Container {
 	return sync.OnceValue(func() source.Container {
-		if known.ID != "" || id == "" || c.cfg.Engine == nil {
-			return known
+		if owner != nil {
+			return c.sourceContainer(*owner)
+		}
+		if id == "" || c.cfg.Engine == nil {
+			return source.Container{}
 		}
 		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
 		defer cancel()
@@ -81,9 +84,15 @@ func (c *Controller) boundContainer(ctx context.Context, known source.Container,
 		if err != nil || len(list) != 1 {
 			return source.Container{ID: id, Hostname: c.hostnames.get(id)}
 		}
-		o := identityOf(list[0])
-		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels, Hostname: c.hostnames.get(o.ID)}
+		return c.sourceContainer(list[0])
 	})
+}
+
+// sourceContainer is what a secret driver is told of a listed container:
+// the image as given at create, as Swarm tells the task's.
+func (c *Controller) sourceContainer(s container.Summary) source.Container {
+	o := identityOf(s)
+	return source.Container{ID: o.ID, Name: o.Name, Image: s.Image, Labels: o.Labels, Hostname: c.hostnames.get(o.ID)}
 }
 
 // readMounted reads the file a mount holds at target; a target that is

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/secretd/secretd/internal/audit"
@@ -15,35 +16,24 @@ func (c *Controller) Unmount(volume, mountID string) error {
 	if !mountIDRE.MatchString(mountID) {
 		return fmt.Errorf("invalid mount ID %q", mountID)
 	}
-	c.mu.Lock()
-	t := c.tasks[mountID]
-	c.mu.Unlock()
-	if t != nil {
+	if t := c.tasks.get(mountID); t != nil {
 		// Waits for a Mount still building it, or a rotation writing it.
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		c.mu.Lock()
-		live := c.tasks[mountID] == t
-		if live {
-			t.state = unmounting
-		}
-		s := t.snap()
-		c.mu.Unlock()
-		if live {
-			if s.name == "" {
+		var dir string
+		err := t.wipe(func(v taskView) error {
+			dir = v.dir
+			if v.name == "" {
 				// Its container was never learned: the trail gets the
 				// mount now, anonymous.
-				c.auditMount(s)
+				c.auditMount(v)
 			}
-			if err := c.wipe(s.dir, s.name); err != nil {
+			return c.wipe(v.dir, v.name)
+		})
+		if !errors.Is(err, errNotLive) {
+			if err != nil {
 				return err
 			}
-			c.mu.Lock()
-			if c.tasks[mountID] == t {
-				delete(c.tasks, mountID)
-			}
-			c.mu.Unlock()
-			return c.removeRecord(dirBase(s.dir))
+			c.tasks.remove(t)
+			return c.removeRecord(dirBase(dir))
 		}
 		// The Mount failed and cleaned up; look at the disk as below.
 	}

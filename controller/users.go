@@ -94,7 +94,7 @@ func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, err
 // event has brought yet (a start under way) takes it from list: by its
 // container ID, or, with none, from the volume's only user, so in-use
 // answers name it.
-func (c *Controller) taskSnapshots(list []container.Summary) []snapshot {
+func (c *Controller) taskSnapshots(list []container.Summary) []taskView {
 	users := map[string][]container.Summary{}
 	byID := map[string]container.Summary{}
 	for _, s := range list {
@@ -105,22 +105,17 @@ func (c *Controller) taskSnapshots(list []container.Summary) []snapshot {
 			}
 		}
 	}
-	c.mu.Lock()
-	out := make([]snapshot, 0, len(c.tasks))
-	for _, t := range c.tasks {
-		out = append(out, t.snap())
-	}
-	c.mu.Unlock()
+	out := c.tasks.views()
 	for i, s := range out {
 		switch {
 		case s.name != "":
 		case s.containerID != "":
 			if u, ok := byID[s.containerID]; ok {
-				out[i].name = summaryName(u)
+				out[i] = s.named(s.containerID, summaryName(u))
 			}
 		case len(users[s.volume]) == 1:
 			u := users[s.volume][0]
-			out[i].containerID, out[i].name = u.ID, summaryName(u)
+			out[i] = s.named(u.ID, summaryName(u))
 		}
 	}
 	return out
