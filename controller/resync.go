@@ -18,6 +18,9 @@ import (
 // whose container is alive is kept (and adopted after a daemon restart),
 // any other mount is wiped. It runs at start and after every break of the
 // event stream, because Unmounts sent while secretd was down are lost.
+//
+// It gathers what the engine, the mount root and the table say, has
+// planResync decide what to do with each mount, and then does it.
 func (c *Controller) Resync(ctx context.Context) (err error) {
 	defer func() { c.cfg.Metrics.Error("resync", err) }()
 	if c.cfg.Engine == nil {
@@ -28,139 +31,284 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("resync: list containers: %w", err)
 	}
-	// Live containers that mount a volume of this driver, by ID and by
-	// volume name.
-	byID := map[string]container.Summary{}
-	byVolume := map[string][]container.Summary{}
-	users := map[string][]container.Summary{} // alive or not
-	listed := make(map[string]bool, len(list))
-	var learn []string        // containers whose hostname a source needs
-	var names map[string]bool // sourcedSecrets, listed once when needed
-	for _, s := range list {
-		listed[s.ID] = true
-		mountsOurs := false
-		for _, m := range s.Mounts {
-			if !c.ourMount(m) {
-				continue
-			}
-			mountsOurs = true
-			users[m.Name] = append(users[m.Name], s)
-			if alive(s.State) {
-				byID[s.ID] = s
-				byVolume[m.Name] = append(byVolume[m.Name], s)
-			}
-		}
-		if decl, declares := s.Labels[LabelSecrets]; declares && mountsOurs && !c.hostnames.known(s.ID) {
-			// Created while secretd was away: learned now, for its next
-			// start, if a source needs it (as at a create event).
-			if names == nil {
-				names = c.sourcedSecrets()
-			}
-			if c.declaresSourcedBy(decl, func(e declaration.Entry) bool { return e.Version == 0 && names[e.Source] }) {
-				learn = append(learn, s.ID)
-			}
-		}
-	}
-	c.learnHostnames(ctx, learn...)
-	c.hostnames.keepOnly(listed) // destroy events lost while away
-	c.bindListed(ctx, users)
-	c.migrateLegacy(list)
+	f := survey(list, c.ourMount)
+	c.learnFromList(ctx, list, f)
+	// Tasks mounted before the mount root is listed: one whose tmpfs is
+	// not listed has lost it. A Mount that fills its task after the
+	// listing is not among them.
+	before := c.tableNow()
 	mounts, err := tmpfs.Mounts(c.cfg.MountRoot)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("resync: %w", err)
 	}
-	// Taken after the list: a mount listed there was either a spare
-	// still owned here or already a task's (Mount records a task before
-	// it mounts or fills anything).
-	// The spares before the tasks: a spare passing to a task is in one of
-	// them (see spares).
-	spare := c.spares.ownedNames()
-	tasks := c.tasks.all()
-	byDir := make(map[string]*task, len(tasks))
-	snaps := make(map[*task]taskView, len(tasks))
-	for _, t := range tasks {
-		v := t.view()
-		byDir[dirBase(v.dir)] = t
-		snaps[t] = v
+	plan := planResync(c.found(mounts), before, f, time.Now(), c.cfg.Grace)
+	n, live, errs := c.applyResync(plan)
+	errs = append(errs, c.cleanMountRoot(live)...)
+	c.engineMu.Lock()
+	c.resyncs++
+	c.engineMu.Unlock()
+	c.cfg.Metrics.Resync()
+	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", n.kept, "mounts_wiped", n.wiped, "adopted", n.adopted, "duration", time.Since(start))
+	return errors.Join(errs...)
+}
+
+// fleet is what a resync's container list says about this driver's
+// volumes.
+type fleet struct {
+	// byID and byVolume are the live containers that mount a volume of
+	// this driver, by ID and by volume name; users are all of them, alive
+	// or not, by volume name.
+	byID     map[string]container.Summary
+	byVolume map[string][]container.Summary
+	users    map[string][]container.Summary
+	// listed holds every container's ID; mountsOurs those that mount a
+	// volume of this driver.
+	listed, mountsOurs map[string]bool
+}
+
+// survey sorts the engine's container list by volume; ours says which
+// mounts are volumes of this driver.
+func survey(list []container.Summary, ours func(container.MountPoint) bool) fleet {
+	f := fleet{
+		byID: map[string]container.Summary{}, byVolume: map[string][]container.Summary{}, users: map[string][]container.Summary{},
+		listed: make(map[string]bool, len(list)), mountsOurs: map[string]bool{},
 	}
-	var errs []error
-	kept, wiped, adopted := 0, 0, 0
-	live := map[string]bool{}
-	for _, dir := range mounts {
-		name := dirBase(dir)
-		live[name] = true
-		if spare[name] {
-			continue
-		}
-		t := byDir[name]
-		if t == nil && !mountroot.MountDir(name, c.hasRecord(name)) {
-			c.cfg.Log.Warn("mount under the mount root is not secretd's: left as it is", "dir", dir)
-			continue
-		}
-		rec := &taskRecord{}
-		if t != nil {
-			s := snaps[t]
-			rec = &taskRecord{MountID: s.mountID, Volume: s.volume, ContainerID: s.containerID, Since: s.since}
-		} else if r, err := c.loadRecord(name); err == nil {
-			rec = r
-		}
-		owner, owned := findOwner(rec, byID, byVolume)
-		switch {
-		case owned:
-			kept++
-			if t == nil {
-				c.adopt(dir, rec, owner)
-				adopted++
-			} else if owner.ID == "" {
-				// A live container uses the volume, but which of its users
-				// this mount is for, no event said: it stays unnamed.
-			} else if s, ok := t.claim(owner.ID); ok {
-				// Its volume mount event was missed.
-				c.claimed(s)
-				c.identify(identityOf(owner))
-			}
-		case t != nil && snaps[t].state == mounting, !rec.Since.IsZero() && time.Since(rec.Since) < c.cfg.Grace:
-			kept++ // a start in progress: dockerd mounts before the container runs
-			// If that start never completes (the container failed, or
-			// stopped while secretd was down) nobody else will look again.
-			c.resyncAfter(c.cfg.Grace - time.Since(rec.Since) + 100*time.Millisecond)
-		default:
-			who := ""
-			if t != nil {
-				who = snaps[t].name
-			}
-			c.cfg.Log.Debug("resync wipes a mount no live container holds", "mount", dir, "record_volume", rec.Volume,
-				"record_container", rec.ContainerID, "mount_id", rec.MountID, "in_table", t != nil)
-			var err error
-			if t != nil {
-				// Waits for a rotation writing it; an Unmount may have
-				// wiped it meanwhile.
-				if err = t.wipe(func(taskView) error { return c.wipe(dir, who) }); err == nil {
-					c.tasks.remove(t)
-				}
-			} else {
-				err = c.wipe(dir, "")
-			}
-			if errors.Is(err, errNotLive) {
+	for _, s := range list {
+		f.listed[s.ID] = true
+		for _, m := range s.Mounts {
+			if !ours(m) {
 				continue
+			}
+			f.mountsOurs[s.ID] = true
+			f.users[m.Name] = append(f.users[m.Name], s)
+			if alive(s.State) {
+				f.byID[s.ID] = s
+				f.byVolume[m.Name] = append(f.byVolume[m.Name], s)
+			}
+		}
+	}
+	return f
+}
+
+// learnFromList learns what the list tells beside the mounts: the
+// hostnames of containers created while secretd was away (for their next
+// start, if a source needs them, as at a create event), which containers
+// are gone, the declarations of volumes in use, and earlier grants.
+func (c *Controller) learnFromList(ctx context.Context, list []container.Summary, f fleet) {
+	var learn []string        // containers whose hostname a source needs
+	var names map[string]bool // sourcedSecrets, listed once when needed
+	for _, s := range list {
+		decl, declares := s.Labels[LabelSecrets]
+		if !declares || !f.mountsOurs[s.ID] || c.hostnames.known(s.ID) {
+			continue
+		}
+		if names == nil {
+			names = c.sourcedSecrets()
+		}
+		if c.declaresSourcedBy(decl, func(e declaration.Entry) bool { return e.Version == 0 && names[e.Source] }) {
+			learn = append(learn, s.ID)
+		}
+	}
+	c.learnHostnames(ctx, learn...)
+	c.hostnames.keepOnly(f.listed) // destroy events lost while away
+	c.bindListed(ctx, f.users)
+	c.migrateLegacy(list)
+}
+
+// foundMount is one mount under the mount root as a resync finds it.
+type foundMount struct {
+	dir, name string
+	// spare: a spare owned here; mine: secretd's own, by its name or a
+	// task record beside it.
+	spare, mine bool
+	// task is the task that holds it, with its view; nil when none.
+	task *task
+	view taskView
+	// rec is the task's record, or the one on disk (empty when there is
+	// none or it does not read).
+	rec *taskRecord
+}
+
+// found describes each mount: the spares are read before the task table,
+// as a spare passing to a task is always in one of them (see spares), and
+// both after the mounts were listed, so a mount listed is a spare's or a
+// task's (Mount claims its task before it mounts or fills anything).
+func (c *Controller) found(mounts []string) []foundMount {
+	spare := c.spares.ownedNames()
+	byDir := map[string]*task{}
+	for _, t := range c.tasks.all() {
+		byDir[dirBase(t.dir)] = t
+	}
+	out := make([]foundMount, 0, len(mounts))
+	for _, dir := range mounts {
+		m := foundMount{dir: dir, name: dirBase(dir), rec: &taskRecord{}}
+		m.spare, m.task = spare[m.name], byDir[m.name]
+		if m.task != nil {
+			m.view, m.mine = m.task.view(), true
+			m.rec = &taskRecord{MountID: m.view.mountID, Volume: m.view.volume, ContainerID: m.view.containerID, Since: m.view.since}
+		} else if !m.spare {
+			m.mine = mountroot.MountDir(m.name, c.hasRecord(m.name))
+			if r, err := c.loadRecord(m.name); err == nil {
+				m.rec = r
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// tableNow is the task table as found mounts, for the tasks' drop.
+func (c *Controller) tableNow() []foundMount {
+	var out []foundMount
+	for _, t := range c.tasks.all() {
+		v := t.view()
+		out = append(out, foundMount{dir: v.dir, name: dirBase(v.dir), mine: true, task: t, view: v})
+	}
+	return out
+}
+
+// resyncStep is what a resync does with one mount, or one task.
+type resyncStep int
+
+const (
+	skipSpare    resyncStep = iota // a spare: not a container's
+	leaveForeign                   // not secretd's: left as it is, with a warning
+	adopt                          // a live container's, not in the table: adopted
+	claimIt                        // its task gets the container no event named
+	keep                           // a live container's: nothing to change
+	keepStarting                   // a start in progress: looked at again later
+	wipeIt                         // no live container holds it: wiped
+	dropTask                       // the task's tmpfs is gone: it leaves the table
+)
+
+// resyncAction is one step of a resync's plan.
+type resyncAction struct {
+	step  resyncStep
+	mount foundMount // for a task's drop, only its task and view
+	// owner is the live container that holds the mount (adopt, claimIt).
+	owner container.Summary
+	// after is when a start in progress is looked at again.
+	after time.Duration
+}
+
+// planResync decides what a resync does with each mount found, and with
+// each task mounted before the listing whose tmpfs is not among them. It
+// reads nothing but its arguments.
+func planResync(found, before []foundMount, f fleet, now time.Time, grace time.Duration) []resyncAction {
+	var plan []resyncAction
+	listed := map[string]bool{}
+	for _, m := range found {
+		listed[m.name] = true
+		plan = append(plan, planMount(m, f, now, grace))
+	}
+	for _, m := range before {
+		if m.view.live() && !listed[m.name] {
+			plan = append(plan, resyncAction{step: dropTask, mount: m})
+		}
+	}
+	return plan
+}
+
+// planMount decides what a resync does with one mount.
+func planMount(m foundMount, f fleet, now time.Time, grace time.Duration) resyncAction {
+	a := resyncAction{mount: m}
+	switch owner, owned := findOwner(m.rec, f.byID, f.byVolume); {
+	case m.spare:
+		a.step = skipSpare
+	case !m.mine:
+		a.step = leaveForeign
+	case owned && m.task == nil:
+		a.step, a.owner = adopt, owner
+	case owned && owner.ID != "" && m.view.containerID == "" && m.view.live():
+		// Its volume mount event was missed.
+		a.step, a.owner = claimIt, owner
+	case owned:
+		// Named already, or a live container uses the volume but which
+		// of its users this mount is for, no event said: it stays
+		// unnamed.
+		a.step = keep
+	case m.task != nil && m.view.state == mounting, !m.rec.Since.IsZero() && now.Sub(m.rec.Since) < grace:
+		// dockerd mounts before the container runs. If that start never
+		// completes (the container failed, or stopped while secretd was
+		// down) nobody else will look again.
+		a.step, a.after = keepStarting, grace-now.Sub(m.rec.Since)+100*time.Millisecond
+	default:
+		a.step = wipeIt
+	}
+	return a
+}
+
+// resyncCounts are what a resync did, for its log line.
+type resyncCounts struct{ kept, wiped, adopted int }
+
+// applyResync carries out a plan. It returns the names of the mounts still
+// mounted.
+func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[string]bool, errs []error) {
+	live = map[string]bool{}
+	for _, a := range plan {
+		m := a.mount
+		if a.step != dropTask {
+			live[m.name] = true
+		}
+		switch a.step {
+		case leaveForeign:
+			c.cfg.Log.Warn("mount under the mount root is not secretd's: left as it is", "dir", m.dir)
+		case adopt:
+			n.kept++
+			n.adopted++
+			c.adopt(m.dir, m.rec, a.owner)
+		case claimIt:
+			n.kept++
+			if s, ok := m.task.claim(a.owner.ID); ok {
+				c.claimed(s)
+				c.identify(identityOf(a.owner))
+			}
+		case keep:
+			n.kept++
+		case keepStarting:
+			n.kept++
+			c.resyncAfter(a.after)
+		case wipeIt:
+			err := c.resyncWipe(m)
+			if errors.Is(err, errNotLive) {
+				continue // an Unmount wiped it meanwhile
 			}
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			delete(live, name)
-			errs = append(errs, c.removeRecord(name))
-			wiped++
+			delete(live, m.name)
+			errs = append(errs, c.removeRecord(m.name))
+			n.wiped++
+		case dropTask:
+			// Wiped by hand, or by a failed Unmount that still unmounted.
+			if m.task.drop() {
+				c.tasks.remove(m.task)
+			}
 		}
 	}
-	// Tasks whose tmpfs is gone (wiped by hand, or a failed Unmount that
-	// still unmounted) leave the table.
-	for _, t := range c.tasks.all() {
-		if v := t.view(); v.live() && !live[dirBase(v.dir)] && t.drop() {
-			c.tasks.remove(t)
-		}
+	return n, live, errs
+}
+
+// resyncWipe wipes a mount no live container holds, and its task; it waits
+// for a rotation writing the task.
+func (c *Controller) resyncWipe(m foundMount) error {
+	c.cfg.Log.Debug("resync wipes a mount no live container holds", "mount", m.dir, "record_volume", m.rec.Volume,
+		"record_container", m.rec.ContainerID, "mount_id", m.rec.MountID, "in_table", m.task != nil)
+	if m.task == nil {
+		return c.wipe(m.dir, "")
 	}
-	errs = append(errs, c.removeStrayDirs(live))
+	err := m.task.wipe(func(taskView) error { return c.wipe(m.dir, m.view.name) })
+	if err == nil {
+		c.tasks.remove(m.task)
+	}
+	return err
+}
+
+// cleanMountRoot removes what no mount in live needs: stray directories,
+// half-written records, and the records of mounts gone.
+func (c *Controller) cleanMountRoot(live map[string]bool) []error {
+	errs := []error{c.removeStrayDirs(live)}
 	c.engineMu.Lock()
 	first := c.resyncs == 0
 	c.engineMu.Unlock()
@@ -171,12 +319,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 			errs = append(errs, c.removeRecord(name))
 		}
 	}
-	c.engineMu.Lock()
-	c.resyncs++
-	c.engineMu.Unlock()
-	c.cfg.Metrics.Resync()
-	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", kept, "mounts_wiped", wiped, "adopted", adopted, "duration", time.Since(start))
-	return errors.Join(errs...)
+	return errs
 }
 
 // findOwner finds the live container a mount belongs to: the one its
