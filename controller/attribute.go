@@ -40,15 +40,7 @@ func (c *Controller) attribute(volume, containerID string) {
 		return
 	}
 	if v, ok := t.claim(containerID); ok {
-		c.claimed(v)
-	}
-}
-
-// claimed saves the record of a task that just learned its container, so
-// a resync after a crash finds it.
-func (c *Controller) claimed(s taskView) {
-	if err := c.saveRecord(s); err != nil {
-		c.cfg.Log.Warn("task record not updated", "mount", s.dir, "err", err)
+		c.root.claimed(v)
 	}
 }
 
@@ -84,6 +76,6 @@ func (c *Controller) identify(o identity) {
 		}
 	}
 	for _, s := range named {
-		c.auditMount(s)
+		auditMount(c.cfg.Audit, s)
 	}
 }

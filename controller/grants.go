@@ -32,15 +32,15 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 	if len(req.SecretAdd) == 0 && len(req.SecretRm) == 0 {
 		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "nothing to change: give --secret-add or --secret-rm")
 	}
-	list, s, err := c.findContainer(ctx, ref)
+	list, s, err := c.binding.findContainer(ctx, ref)
 	if err != nil {
 		return api.Task{}, err
 	}
-	mine, err := c.volumesOf(ctx, s)
+	mine, err := c.binding.volumesOf(ctx, s)
 	if err != nil {
 		return api.Task{}, err
 	}
-	plan, err := planGrants(req, grantInput{self: s, list: list, mine: mine, driver: c.cfg.DriverName, grantable: c.grantable})
+	plan, err := planGrants(req, grantInput{self: s, list: list, mine: mine, driver: c.cfg.DriverName, grantable: c.contents.grantable})
 	if err != nil {
 		return api.Task{}, err
 	}
@@ -69,16 +69,16 @@ type mountedVolume struct {
 }
 
 // volumesOf returns the container's volumes of this driver, bound.
-func (c *Controller) volumesOf(ctx context.Context, s container.Summary) ([]mountedVolume, error) {
+func (b *binding) volumesOf(ctx context.Context, s container.Summary) ([]mountedVolume, error) {
 	var mine []mountedVolume
 	for _, m := range s.Mounts {
-		if !c.ourMount(m) {
+		if !b.ourMount(m) {
 			continue
 		}
-		if _, err := c.ensureVolume(m.Name); err != nil {
+		if _, err := b.ensureVolume(m.Name); err != nil {
 			return nil, err
 		}
-		v, _, err := c.bind(ctx, m.Name)
+		v, _, err := b.bind(ctx, m.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -290,24 +290,6 @@ func grant(v *Volume, e declaration.Entry) error {
 	return nil
 }
 
-// grantable checks that a grant names a secret by its name, and a kept
-// version when it pins one.
-func (c *Controller) grantable(e declaration.Entry) error {
-	sec, err := c.cfg.Store.Get(e.Source)
-	if err == nil && sec.Name != e.Source {
-		// Mounts resolve declarations by name only: an ID or ID prefix
-		// would be saved here and then never mount.
-		err = errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' not found", e.Source)
-	}
-	if err != nil {
-		return err
-	}
-	if e.Version != 0 && !sec.HasVersion(e.Version) {
-		return errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' has no version %d", e.Source, e.Version)
-	}
-	return nil
-}
-
 // rewriteVolume brings every running mount of a volume to its record.
 func (c *Controller) rewriteVolume(volume string) error {
 	v, ok := c.vols.get(volume)
@@ -351,35 +333,4 @@ func plural(names []string) string {
 		return "s"
 	}
 	return ""
-}
-
-// findContainer resolves a container name or ID prefix through the engine;
-// it returns the whole list too, for the volumes' other users.
-func (c *Controller) findContainer(ctx context.Context, ref string) ([]container.Summary, container.Summary, error) {
-	if c.cfg.Engine == nil {
-		return nil, container.Summary{}, errNoEngine
-	}
-	lctx, cancel := context.WithTimeout(ctx, engineTimeout)
-	defer cancel()
-	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
-	if err != nil {
-		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrUnavailable, "the Docker Engine did not answer: %v", err)
-	}
-	var byPrefix []container.Summary
-	for _, s := range list {
-		if s.ID == ref || slices.ContainsFunc(s.Names, func(n string) bool { return trimSlash(n) == ref }) {
-			return list, s, nil
-		}
-		if len(ref) >= 3 && strings.HasPrefix(s.ID, ref) {
-			byPrefix = append(byPrefix, s)
-		}
-	}
-	switch len(byPrefix) {
-	case 1:
-		return list, byPrefix[0], nil
-	case 0:
-		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrNotFound, "no such container: %s", ref)
-	default:
-		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrInvalid, "container ID prefix %s is ambiguous", ref)
-	}
 }

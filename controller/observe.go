@@ -43,15 +43,13 @@ func (c *Controller) ActiveMounts() int {
 
 // EngineUp reports whether the last attempt to follow the engine worked.
 func (c *Controller) EngineUp() bool {
-	c.engineMu.Lock()
-	defer c.engineMu.Unlock()
-	return c.engineErr == nil
+	return c.engine.up()
 }
 
 // auditMount records what a mount delivered, names, versions and
 // targets; callers call it once per task (see identify and Unmount).
-func (c *Controller) auditMount(s taskView) {
-	if c.cfg.Audit == nil {
+func auditMount(a *audit.Logger, s taskView) {
+	if a == nil {
 		return
 	}
 	e := audit.Event{Event: audit.ContainerMount, Container: s.name, ContainerID: s.containerID, Volume: s.volume, Mount: s.dir}
@@ -62,5 +60,5 @@ func (c *Controller) auditMount(s taskView) {
 		}
 		e.Secrets = append(e.Secrets, ref)
 	}
-	c.cfg.Audit.Log(e)
+	a.Log(e)
 }

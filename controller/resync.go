@@ -10,7 +10,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/declaration"
-	"github.com/secretd/secretd/internal/mountroot"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -31,22 +30,22 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("resync: list containers: %w", err)
 	}
-	f := survey(list, c.ourMount)
-	c.learnFromList(ctx, list, f)
+	f := survey(list, c.binding.ourMount)
+	c.binding.learnFromList(ctx, list, f)
+	c.legacy.migrate(list, c.binding.ourMount, c.vols, c.rewriteVolume, c.cfg.Log)
 	// Tasks mounted before the mount root is listed: one whose tmpfs is
 	// not listed has lost it. A Mount that fills its task after the
 	// listing is not among them.
-	before := c.tableNow()
+	before := c.root.tableNow()
 	mounts, err := tmpfs.Mounts(c.cfg.MountRoot)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("resync: %w", err)
 	}
-	plan := planResync(c.found(mounts), before, f, time.Now(), c.cfg.Grace)
+	plan := planResync(c.root.found(mounts), before, f, time.Now(), c.cfg.Grace)
 	n, live, errs := c.applyResync(plan)
-	errs = append(errs, c.cleanMountRoot(live)...)
-	c.engineMu.Lock()
-	c.resyncs++
-	c.engineMu.Unlock()
+	_, done := c.engine.status()
+	errs = append(errs, c.root.cleanMountRoot(live, done == 0)...)
+	c.engine.resynced()
 	c.cfg.Metrics.Resync()
 	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", n.kept, "mounts_wiped", n.wiped, "adopted", n.adopted, "duration", time.Since(start))
 	return errors.Join(errs...)
@@ -93,26 +92,25 @@ func survey(list []container.Summary, ours func(container.MountPoint) bool) flee
 // learnFromList learns what the list tells beside the mounts: the
 // hostnames of containers created while secretd was away (for their next
 // start, if a source needs them, as at a create event), which containers
-// are gone, the declarations of volumes in use, and earlier grants.
-func (c *Controller) learnFromList(ctx context.Context, list []container.Summary, f fleet) {
+// are gone, and the declarations of volumes in use.
+func (b *binding) learnFromList(ctx context.Context, list []container.Summary, f fleet) {
 	var learn []string        // containers whose hostname a source needs
 	var names map[string]bool // sourcedSecrets, listed once when needed
 	for _, s := range list {
 		decl, declares := s.Labels[LabelSecrets]
-		if !declares || !f.mountsOurs[s.ID] || c.hostnames.known(s.ID) {
+		if !declares || !f.mountsOurs[s.ID] || b.hostnames.known(s.ID) {
 			continue
 		}
 		if names == nil {
-			names = c.sourcedSecrets()
+			names = b.sourcedSecrets()
 		}
-		if c.declaresSourcedBy(decl, func(e declaration.Entry) bool { return e.Version == 0 && names[e.Source] }) {
+		if b.declaresSourcedBy(decl, func(e declaration.Entry) bool { return e.Version == 0 && names[e.Source] }) {
 			learn = append(learn, s.ID)
 		}
 	}
-	c.learnHostnames(ctx, learn...)
-	c.hostnames.keepOnly(f.listed) // destroy events lost while away
-	c.bindListed(ctx, f.users)
-	c.migrateLegacy(list)
+	b.learnHostnames(ctx, learn...)
+	b.hostnames.keepOnly(f.listed) // destroy events lost while away
+	b.bindListed(ctx, f.users)
 }
 
 // foundMount is one mount under the mount root as a resync finds it.
@@ -127,44 +125,6 @@ type foundMount struct {
 	// rec is the task's record, or the one on disk (empty when there is
 	// none or it does not read).
 	rec *taskRecord
-}
-
-// found describes each mount: the spares are read before the task table,
-// as a spare passing to a task is always in one of them (see spares), and
-// both after the mounts were listed, so a mount listed is a spare's or a
-// task's (Mount claims its task before it mounts or fills anything).
-func (c *Controller) found(mounts []string) []foundMount {
-	spare := c.spares.ownedNames()
-	byDir := map[string]*task{}
-	for _, t := range c.tasks.all() {
-		byDir[dirBase(t.dir)] = t
-	}
-	out := make([]foundMount, 0, len(mounts))
-	for _, dir := range mounts {
-		m := foundMount{dir: dir, name: dirBase(dir), rec: &taskRecord{}}
-		m.spare, m.task = spare[m.name], byDir[m.name]
-		if m.task != nil {
-			m.view, m.mine = m.task.view(), true
-			m.rec = &taskRecord{MountID: m.view.mountID, Volume: m.view.volume, ContainerID: m.view.containerID, Since: m.view.since}
-		} else if !m.spare {
-			m.mine = mountroot.MountDir(m.name, c.hasRecord(m.name))
-			if r, err := c.loadRecord(m.name); err == nil {
-				m.rec = r
-			}
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// tableNow is the task table as found mounts, for the tasks' drop.
-func (c *Controller) tableNow() []foundMount {
-	var out []foundMount
-	for _, t := range c.tasks.all() {
-		v := t.view()
-		out = append(out, foundMount{dir: v.dir, name: dirBase(v.dir), mine: true, task: t, view: v})
-	}
-	return out
 }
 
 // resyncStep is what a resync does with one mount, or one task.
@@ -260,16 +220,16 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 		case claimIt:
 			n.kept++
 			if s, ok := m.task.claim(a.owner.ID); ok {
-				c.claimed(s)
+				c.root.claimed(s)
 				c.identify(identityOf(a.owner))
 			}
 		case keep:
 			n.kept++
 		case keepStarting:
 			n.kept++
-			c.resyncAfter(a.after)
+			time.AfterFunc(a.after, c.resyncReq.ask)
 		case wipeIt:
-			err := c.resyncWipe(m)
+			err := c.root.resyncWipe(m)
 			if errors.Is(err, errNotLive) {
 				continue // an Unmount wiped it meanwhile
 			}
@@ -278,7 +238,7 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 				continue
 			}
 			delete(live, m.name)
-			errs = append(errs, c.removeRecord(m.name))
+			errs = append(errs, c.root.removeRecord(m.name))
 			n.wiped++
 		case dropTask:
 			// Wiped by hand, or by a failed Unmount that still unmounted.
@@ -288,38 +248,6 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 		}
 	}
 	return n, live, errs
-}
-
-// resyncWipe wipes a mount no live container holds, and its task; it waits
-// for a rotation writing the task.
-func (c *Controller) resyncWipe(m foundMount) error {
-	c.cfg.Log.Debug("resync wipes a mount no live container holds", "mount", m.dir, "record_volume", m.rec.Volume,
-		"record_container", m.rec.ContainerID, "mount_id", m.rec.MountID, "in_table", m.task != nil)
-	if m.task == nil {
-		return c.wipe(m.dir, "")
-	}
-	err := m.task.wipe(func(taskView) error { return c.wipe(m.dir, m.view.name) })
-	if err == nil {
-		c.tasks.remove(m.task)
-	}
-	return err
-}
-
-// cleanMountRoot removes what no mount in live needs: stray directories,
-// half-written records, and the records of mounts gone.
-func (c *Controller) cleanMountRoot(live map[string]bool) []error {
-	errs := []error{c.removeStrayDirs(live)}
-	c.engineMu.Lock()
-	first := c.resyncs == 0
-	c.engineMu.Unlock()
-	c.removeTemps(first)
-	inUse := c.dirsInUse()
-	for _, name := range c.records() {
-		if !live[name] && !inUse[name] {
-			errs = append(errs, c.removeRecord(name))
-		}
-	}
-	return errs
 }
 
 // findOwner finds the live container a mount belongs to: the one its
@@ -365,21 +293,21 @@ func alive(state string) bool {
 // rule as a Mount's lookup. Volumes recorded before declarations were
 // bound (and those whose create event was missed) bind here, so their next
 // Mount asks the engine nothing.
-func (c *Controller) bindListed(ctx context.Context, users map[string][]container.Summary) {
+func (b *binding) bindListed(ctx context.Context, users map[string][]container.Summary) {
 	for name, us := range users {
-		v, ok := c.vols.get(name)
+		v, ok := b.vols.get(name)
 		if ok && v.Bound() {
 			continue
 		}
 		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-		decl, owner, err := c.agreedLabel(bctx, name, us)
+		decl, owner, err := b.agreedLabel(bctx, name, us)
 		cancel()
 		if err != nil {
-			c.cfg.Log.Debug("volume not bound at resync", "volume", name, "err", err)
+			b.log.Debug("volume not bound at resync", "volume", name, "err", err)
 			continue
 		}
-		if _, err := c.bindLabel(name, decl, owner); err != nil {
-			c.cfg.Log.Warn("volume not bound at resync", "volume", name, "err", err)
+		if _, err := b.bindLabel(name, decl, owner); err != nil {
+			b.log.Warn("volume not bound at resync", "volume", name, "err", err)
 		}
 	}
 }
@@ -410,53 +338,6 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.name, "mount", dir, "err", err)
 		}
 	}
-}
-
-// removeStrayDirs deletes directories under the mount root that are
-// secretd's mounts but hold no container's (left by a crash between mkdir
-// and mount, or after a lazy detach). A directory that is not secretd's
-// own, by its name or a task record beside it, is left alone: the daemon
-// checked the mount root at start, and whatever appeared since is someone
-// else's.
-func (c *Controller) removeStrayDirs(live map[string]bool) error {
-	entries, err := os.ReadDir(c.cfg.MountRoot)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	names := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		names[e.Name()] = true
-	}
-	inUse := c.dirsInUse()
-	var errs []error
-	for _, e := range entries {
-		n := e.Name()
-		if !e.IsDir() || live[n] || inUse[n] {
-			continue
-		}
-		if !mountroot.MountDir(n, names[n+mountroot.RecordSuffix]) {
-			c.cfg.Log.Warn("directory under the mount root is not secretd's: left as it is", "dir", c.dir(n))
-			continue
-		}
-		if _, err := tmpfs.Wipe(c.dir(e.Name())); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// dirsInUse names the mount root's directories that a task or a spare
-// holds: one may be between its mkdir and its mount, or its record and
-// its mount, and must not be taken for a leftover.
-func (c *Controller) dirsInUse() map[string]bool {
-	in := c.spares.ownedNames() // before the tasks, as in Resync
-	for _, t := range c.tasks.all() {
-		in[dirBase(t.dir)] = true
-	}
-	return in
 }
 
 func dirBase(dir string) string {
