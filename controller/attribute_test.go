@@ -13,50 +13,42 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/internal/enginetest"
 )
-
-func (f *fakeEngine) lookups() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.volumeLists
-}
 
 // run starts the controller's event loop and returns its first stream,
 // once the first resync is done.
-func (e *env) run(t *testing.T) *stream {
+func (e *env) run(t *testing.T) *enginetest.Stream {
 	t.Helper()
 	e.start(t)
-	s := e.engine.next(t)
+	s := e.engine.Next(t)
 	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) >= 1 })
 	return s
 }
 
 func volumeMount(volume, containerID string) events.Message {
-	return events.Message{Type: events.VolumeEventType, Action: events.ActionMount, Actor: events.Actor{ID: volume,
-		Attributes: map[string]string{"container": containerID, "driver": driverName, "destination": "/run/secrets"}}}
+	return enginetest.VolumeMount(volume, containerID, driverName)
 }
 
-func containerStart(id, name string, labels map[string]string) events.Message {
-	attrs := map[string]string{"name": name, "image": "busybox"}
-	for k, v := range labels {
-		attrs[k] = v
-	}
-	return events.Message{Type: events.ContainerEventType, Action: events.ActionStart, Actor: events.Actor{ID: id, Attributes: attrs}}
-}
+var containerStart = enginetest.ContainerStart
 
 // TestVolumeDeclarationNeedsNoEngine: a volume that carries its
 // declaration mounts without asking the engine; the volume mount event and
 // the start event that follow name the container.
 func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
-	e := newEnv(t, time.Hour)
+	eachProfile(t, testVolumeDeclarationNeedsNoEngine)
+}
+
+func testVolumeDeclarationNeedsNoEngine(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, time.Hour)
 	e.secret(t, "a", "secret-a")
 	e.vols.set("optvol", "source=a,target=db")
 	s := e.run(t)
-	e.engine.set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol"))
+	e.engine.Set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol"))
 
-	before := e.engine.lookups()
+	before := e.engine.Counts().VolumeLists
 	dir := e.mount(t, "optvol", "m1")
-	if n := e.engine.lookups() - before; n != 0 {
+	if n := e.engine.Counts().VolumeLists - before; n != 0 {
 		t.Errorf("the Mount asked the engine %d times", n)
 	}
 	if got := readFiles(t, dir); got["db"] != "secret-a" {
@@ -66,9 +58,9 @@ func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
 		t.Fatalf("before the events: %+v", tasks)
 	}
 
-	s.send(t, volumeMount("optvol", "id-opt"))
-	s.send(t, containerStart("id-opt", "opt", map[string]string{controller.LabelOnUpdate: "signal:SIGHUP"}))
-	s.sync(t)
+	s.Send(t, volumeMount("optvol", "id-opt"))
+	s.Send(t, containerStart("id-opt", "opt", map[string]string{controller.LabelOnUpdate: "signal:SIGHUP"}))
+	s.Sync(t)
 	tasks := e.ctrl.Tasks()
 	if len(tasks) != 1 || tasks[0].ContainerID != "id-opt" || tasks[0].ContainerName != "opt" {
 		t.Fatalf("after the events: %+v", tasks)
@@ -78,7 +70,7 @@ func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
 		t.Errorf("task record %s, %v: want the container", rec, err)
 	}
 	// A resync keeps what the events taught.
-	e.engine.set(ctr("id-opt", "opt", container.StateRunning, 1, "", "optvol="+dir))
+	e.engine.Set(ctr("id-opt", "opt", container.StateRunning, 1, "", "optvol="+dir))
 	if err := e.ctrl.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +86,7 @@ func TestResyncNamesUnclaimedMount(t *testing.T) {
 	e.secret(t, "a", "secret-a")
 	e.vols.set("optvol", "source=a,target=db")
 	dir := e.mount(t, "optvol", "m1")
-	e.engine.set(ctr("id-opt", "opt", container.StateRunning, 1, "", "optvol="+dir))
+	e.engine.Set(ctr("id-opt", "opt", container.StateRunning, 1, "", "optvol="+dir))
 	if err := e.ctrl.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -106,23 +98,25 @@ func TestResyncNamesUnclaimedMount(t *testing.T) {
 // TestRevokeDuringUnclaimedMount: a live revoke belongs to the volume, so
 // it reaches a mount whose container is not known yet at once, and the
 // next Mount of the volume, which asks the engine nothing.
-func TestRevokeDuringUnclaimedMount(t *testing.T) {
-	e := newEnv(t, time.Hour)
+func TestRevokeDuringUnclaimedMount(t *testing.T) { eachProfile(t, testRevokeDuringUnclaimedMount) }
+
+func testRevokeDuringUnclaimedMount(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, time.Hour)
 	e.secret(t, "a", "secret-a")
 	e.secret(t, "b", "secret-b")
 	e.vols.set("optvol", "a;b")
 	e.run(t)
 	dir := e.mount(t, "optvol", "m1")
-	e.engine.set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol="+dir))
+	e.engine.Set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol="+dir))
 	if _, err := e.ctrl.UpdateContainer(context.Background(), "opt", api.ContainerUpdateRequest{SecretRm: []string{"b"}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
 		t.Fatalf("after the revoke: %v, want a only", got)
 	}
-	before := e.engine.lookups()
+	before := e.engine.Counts().VolumeLists
 	dir2 := e.mount(t, "optvol", "m2")
-	if e.engine.lookups() != before {
+	if e.engine.Counts().VolumeLists != before {
 		t.Error("a Mount of a bound volume asked the engine")
 	}
 	if got := readFiles(t, dir2); len(got) != 1 || got["a"] != "secret-a" {
@@ -134,20 +128,22 @@ func TestRevokeDuringUnclaimedMount(t *testing.T) {
 // TestUsersNameStartingContainers: a mount whose container's name no event
 // has brought yet is named from the engine's list in in-use answers, not
 // by an ID or left blank.
-func TestUsersNameStartingContainers(t *testing.T) {
-	e := newEnv(t, time.Hour)
+func TestUsersNameStartingContainers(t *testing.T) { eachProfile(t, testUsersNameStartingContainers) }
+
+func testUsersNameStartingContainers(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, time.Hour)
 	sec := e.secret(t, "a", "x")
 	e.vols.set("v1", "a")
 	e.vols.set("v2", "a")
 	s := e.run(t)
 	d1 := e.mount(t, "v1", "m1")
 	d2 := e.mount(t, "v2", "m2")
-	e.engine.set(ctr("id-one", "one", container.StateCreated, 1, "", "v1="+d1), ctr("id-two", "two", container.StateCreated, 2, "", "v2="+d2))
+	e.engine.Set(ctr("id-one", "one", container.StateCreated, 1, "", "v1="+d1), ctr("id-two", "two", container.StateCreated, 2, "", "v2="+d2))
 	// v1's volume mount event came (container ID known), no start event
 	// yet; v2 has had no event at all.
-	s.send(t, volumeMount("v1", "id-one"))
-	s.sync(t)
-	e.engine.set(ctr("id-one", "one", container.StateCreated, 1, "", "v1="+d1), ctr("id-two", "two", container.StateCreated, 2, "", "v2="+d2),
+	s.Send(t, volumeMount("v1", "id-one"))
+	s.Sync(t)
+	e.engine.Set(ctr("id-one", "one", container.StateCreated, 1, "", "v1="+d1), ctr("id-two", "two", container.StateCreated, 2, "", "v2="+d2),
 		ctr("id-x", "unrelated", container.StateExited, 3, ""))
 	users, err := e.ctrl.Users(context.Background(), sec)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/internal/enginetest"
 )
 
 func containerCreate(id string, labels ...map[string]string) events.Message {
@@ -22,7 +23,7 @@ func containerCreate(id string, labels ...map[string]string) events.Message {
 	for _, l := range labels {
 		maps.Copy(attrs, l)
 	}
-	return events.Message{Type: events.ContainerEventType, Action: events.ActionCreate, Actor: events.Actor{ID: id, Attributes: attrs}}
+	return enginetest.ContainerEvent(events.ActionCreate, id, attrs)
 }
 
 // TestLabelBindsOnce: a label volume binds at its first Mount, with one
@@ -33,7 +34,7 @@ func TestLabelBindsOnce(t *testing.T) {
 	e.secret(t, "a", "secret-a")
 	e.secret(t, "b", "secret-b")
 	e.vols.anon("vol")
-	e.engine.set(ctr("id-a", "a", container.StateCreated, 1, "a", "vol"))
+	e.engine.Set(ctr("id-a", "a", container.StateCreated, 1, "a", "vol"))
 	dir := e.mount(t, "vol", "m1")
 	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
 		t.Fatalf("first mount %v", got)
@@ -42,7 +43,7 @@ func TestLabelBindsOnce(t *testing.T) {
 	if v.Declaration != "a" || v.BoundBy != controller.BoundByLabel || v.BoundTo != "id-a" {
 		t.Errorf("bound %+v", v)
 	}
-	if n := e.engine.lookups(); n != 1 {
+	if n := e.engine.Counts().VolumeLists; n != 1 {
 		t.Errorf("%d lookups, want 1", n)
 	}
 	if err := e.ctrl.Unmount("vol", "m1"); err != nil {
@@ -50,18 +51,18 @@ func TestLabelBindsOnce(t *testing.T) {
 	}
 	// Another container now uses the volume with another label, and then
 	// the engine stops answering: neither changes the volume's mount.
-	e.engine.set(ctr("id-a", "a", container.StateExited, 1, "a", "vol"), ctr("id-b", "b", container.StateCreated, 2, "b", "vol"))
+	e.engine.Set(ctr("id-a", "a", container.StateExited, 1, "a", "vol"), ctr("id-b", "b", container.StateCreated, 2, "b", "vol"))
 	dir = e.mount(t, "vol", "m2")
 	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
 		t.Errorf("second container got %v, want the volume's declaration (a)", got)
 	}
-	e.engine.setListErr(errors.New("engine hung"))
+	e.engine.SetListErr(errors.New("engine hung"))
 	e.ctrl.Unmount("vol", "m2")
 	dir = e.mount(t, "vol", "m3")
 	if got := readFiles(t, dir); len(got) != 1 || got["a"] != "secret-a" {
 		t.Errorf("with the engine silent got %v", got)
 	}
-	if n := e.engine.lookups(); n != 1 {
+	if n := e.engine.Counts().VolumeLists; n != 1 {
 		t.Errorf("%d lookups in the volume's life, want 1", n)
 	}
 	e.ctrl.Unmount("vol", "m3")
@@ -73,16 +74,20 @@ func TestLabelBindsOnce(t *testing.T) {
 // never the newer container's (the old "newest container not running"
 // rule mounted the newer label into the older container).
 func TestOlderContainerStartAfterRestart(t *testing.T) {
-	e := newEnv(t, 0)
+	eachProfile(t, testOlderContainerStartAfterRestart)
+}
+
+func testOlderContainerStartAfterRestart(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, 0)
 	e.secret(t, "first", "first-value")
 	e.secret(t, "second", "second-value")
 	e.vols.anon("vol")
 	s := e.run(t)
 	old := ctr("id-old", "old", container.StateCreated, 1, "first", "vol")
-	e.engine.set(old)
+	e.engine.Set(old)
 	// dockerd's create event carries the container's labels.
-	s.send(t, containerCreate("id-old", old.Labels))
-	s.sync(t)
+	s.Send(t, containerCreate("id-old", old.Labels))
+	s.Sync(t)
 	e.ctrl.WaitLearning()
 	if v, _ := e.ctrl.Volume("vol"); v.Declaration != "first" {
 		t.Fatalf("not bound at the create event: %+v", v)
@@ -94,16 +99,16 @@ func TestOlderContainerStartAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.ctrl = next
-	e.engine.set(
+	e.engine.Set(
 		ctr("id-old", "old", container.StateExited, 1, "first", "vol"),
 		ctr("id-new", "new", container.StateRunning, 2, "second", "vol"),
 	)
-	before := e.engine.lookups()
+	before := e.engine.Counts().VolumeLists
 	dir := e.mount(t, "vol", "m-old")
 	if got := readFiles(t, dir); len(got) != 1 || got["first"] != "first-value" {
 		t.Errorf("older container got %v, want only its own first", got)
 	}
-	if e.engine.lookups() != before {
+	if e.engine.Counts().VolumeLists != before {
 		t.Error("the Mount of a bound volume asked the engine")
 	}
 	e.ctrl.Unmount("vol", "m-old")
@@ -111,25 +116,27 @@ func TestOlderContainerStartAfterRestart(t *testing.T) {
 
 // TestCreateEventBinds: the create event of a container binds its unbound
 // volumes off the start path, so even its first Mount asks nothing.
-func TestCreateEventBinds(t *testing.T) {
-	e := newEnv(t, 0)
+func TestCreateEventBinds(t *testing.T) { eachProfile(t, testCreateEventBinds) }
+
+func testCreateEventBinds(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, 0)
 	e.secret(t, "a", "secret-a")
 	e.vols.anon("v1")
 	e.vols.anon("v2")
 	s := e.run(t)
 	c, nolabel := ctr("id-c", "c", container.StateCreated, 1, "a", "v1"), ctr("id-nolabel", "nolabel", container.StateCreated, 2, "", "v2")
-	e.engine.set(c, nolabel)
-	s.send(t, containerCreate("id-c", c.Labels))
-	s.send(t, containerCreate("id-nolabel", nolabel.Labels))
-	s.sync(t)
+	e.engine.Set(c, nolabel)
+	s.Send(t, containerCreate("id-c", c.Labels))
+	s.Send(t, containerCreate("id-nolabel", nolabel.Labels))
+	s.Sync(t)
 	e.ctrl.WaitLearning()
-	e.engine.setListErr(errors.New("engine busy"))
-	before := e.engine.lookups()
+	e.engine.SetListErr(errors.New("engine busy"))
+	before := e.engine.Counts().VolumeLists
 	dir := e.mount(t, "v1", "m1")
 	if got := readFiles(t, dir); got["a"] != "secret-a" {
 		t.Errorf("mounted %v", got)
 	}
-	if e.engine.lookups() != before {
+	if e.engine.Counts().VolumeLists != before {
 		t.Error("the first Mount asked the engine after the create event bound the volume")
 	}
 	// A container without a label leaves its volume unbound: the Mount
@@ -143,8 +150,10 @@ func TestCreateEventBinds(t *testing.T) {
 // TestCreateEventBindsInOneCall: a create event asks the engine once, for
 // the users of every unbound volume, and binds each volume whose users
 // agree; a volume whose container is not created yet stays unbound.
-func TestCreateEventBindsInOneCall(t *testing.T) {
-	e := newEnv(t, 0)
+func TestCreateEventBindsInOneCall(t *testing.T) { eachProfile(t, testCreateEventBindsInOneCall) }
+
+func testCreateEventBindsInOneCall(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, 0)
 	e.secret(t, "a", "secret-a")
 	e.secret(t, "b", "secret-b")
 	for _, v := range []string{"v1", "v2", "v3"} {
@@ -152,16 +161,13 @@ func TestCreateEventBindsInOneCall(t *testing.T) {
 	}
 	s := e.run(t)
 	c1, c2 := ctr("id-c1", "c1", container.StateCreated, 1, "a", "v1"), ctr("id-c2", "c2", container.StateCreated, 2, "b", "v2")
-	e.engine.set(c1, c2)
-	e.engine.mu.Lock()
-	volumeLists, idLists := e.engine.volumeLists, e.engine.idLists
-	e.engine.mu.Unlock()
-	s.send(t, containerCreate("id-c1", c1.Labels))
-	s.sync(t)
+	e.engine.Set(c1, c2)
+	n0 := e.engine.Counts()
+	s.Send(t, containerCreate("id-c1", c1.Labels))
+	s.Sync(t)
 	e.ctrl.WaitLearning()
-	e.engine.mu.Lock()
-	volumeLists, idLists = e.engine.volumeLists-volumeLists, e.engine.idLists-idLists
-	e.engine.mu.Unlock()
+	n1 := e.engine.Counts()
+	volumeLists, idLists := n1.VolumeLists-n0.VolumeLists, n1.IDLists-n0.IDLists
 	if volumeLists != 1 || idLists != 0 {
 		t.Errorf("the create event made %d lists by volume and %d by ID, want one by volume", volumeLists, idLists)
 	}
@@ -173,14 +179,11 @@ func TestCreateEventBindsInOneCall(t *testing.T) {
 	// A container that mounts no unbound volume is looked up by ID, to
 	// warn when it mounts no secretd volume at all.
 	plain := ctr("id-plain", "plain", container.StateCreated, 3, "a")
-	e.engine.set(c1, c2, plain)
-	s.send(t, containerCreate("id-plain", plain.Labels))
-	s.sync(t)
+	e.engine.Set(c1, c2, plain)
+	s.Send(t, containerCreate("id-plain", plain.Labels))
+	s.Sync(t)
 	e.ctrl.WaitLearning()
-	e.engine.mu.Lock()
-	n := e.engine.idLists
-	e.engine.mu.Unlock()
-	if n != 1 {
+	if n := e.engine.Counts().IDLists; n != 1 {
 		t.Errorf("%d lists by ID for a container outside the batch, want 1", n)
 	}
 }
@@ -190,40 +193,34 @@ func TestCreateEventBindsInOneCall(t *testing.T) {
 func TestImageLabelsDeclareNothing(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "a", "secret-a")
-	e.engine.mu.Lock()
-	e.engine.images = map[string]map[string]string{"sha256:busybox": {controller.LabelSecrets: "a"}}
-	e.engine.mu.Unlock()
-	e.engine.set(ctr("id-img", "img", container.StateCreated, 1, "a", "vol"))
+	e.engine.SetImageLabels("sha256:busybox", map[string]string{controller.LabelSecrets: "a"})
+	e.engine.Set(ctr("id-img", "img", container.StateCreated, 1, "a", "vol"))
 	_, err := e.ctrl.Mount(context.Background(), "vol", "m1")
 	if err == nil || !strings.Contains(err.Error(), "comes from its image") || !strings.Contains(err.Error(), "--label "+controller.LabelSecrets) || !strings.Contains(err.Error(), "-o secrets=") {
 		t.Errorf("image declaration: %v", err)
 	}
 	// The container's own label, different from the image's, binds.
-	e.engine.set(ctr("id-own", "own", container.StateCreated, 1, "source=a,target=mine", "vol2"))
+	e.engine.Set(ctr("id-own", "own", container.StateCreated, 1, "source=a,target=mine", "vol2"))
 	dir := e.mount(t, "vol2", "m2")
 	if got := readFiles(t, dir); got["mine"] != "secret-a" {
 		t.Errorf("mounted %v", got)
 	}
 	e.ctrl.Unmount("vol2", "m2")
 	// An on-update action from the image only is refused too.
-	e.engine.mu.Lock()
 	// An image ID names its content: another LABEL is another image.
-	e.engine.images["sha256:restarting"] = map[string]string{controller.LabelOnUpdate: "restart"}
-	e.engine.mu.Unlock()
+	e.engine.SetImageLabels("sha256:restarting", map[string]string{controller.LabelOnUpdate: "restart"})
 	c := ctr("id-upd", "upd", container.StateCreated, 1, "a", "vol3")
 	c.ImageID = "sha256:restarting"
 	c.Labels[controller.LabelOnUpdate] = "restart"
-	e.engine.set(c)
+	e.engine.Set(c)
 	if _, err := e.ctrl.Mount(context.Background(), "vol3", "m3"); err == nil || !strings.Contains(err.Error(), controller.LabelOnUpdate) {
 		t.Errorf("image on-update: %v", err)
 	}
 	// An image that cannot be inspected fails closed.
-	e.engine.mu.Lock()
-	e.engine.imageErr = errors.New("engine hung")
-	e.engine.mu.Unlock()
+	e.engine.SetImageErr(errors.New("engine hung"))
 	x := ctr("id-x", "x", container.StateCreated, 1, "a", "vol4")
 	x.ImageID = "sha256:unseen"
-	e.engine.set(x)
+	e.engine.Set(x)
 	if _, err := e.ctrl.Mount(context.Background(), "vol4", "m4"); err == nil || !strings.Contains(err.Error(), "image labels") {
 		t.Errorf("image not inspected: %v", err)
 	}
@@ -268,7 +265,7 @@ func TestRegistryMigrates(t *testing.T) {
 	if v, _ := c.Volume("anon"); v.Bound() {
 		t.Errorf("label volume bound at load: %+v", v)
 	}
-	e.engine.set(ctr("id-opt", "optc", container.StateExited, 1, "", "opt"), ctr("id-anon", "anonc", container.StateExited, 2, "b", "anon"))
+	e.engine.Set(ctr("id-opt", "optc", container.StateExited, 1, "", "opt"), ctr("id-anon", "anonc", container.StateExited, 2, "b", "anon"))
 	if err := c.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +278,7 @@ func TestRegistryMigrates(t *testing.T) {
 	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
 		t.Errorf("legacy grants file left after migration: %v", err)
 	}
-	e.engine.setListErr(errors.New("down"))
+	e.engine.SetListErr(errors.New("down"))
 	d := e.mount(t, "opt", "m1")
 	if got := readFiles(t, d); len(got) != 1 || got["a"] != "secret-a" {
 		t.Errorf("opt mounts %v, want a only", got)
@@ -302,7 +299,7 @@ func TestResyncKeepsSharedVolumeMount(t *testing.T) {
 	e.secret(t, "a", "x")
 	e.vols.set("shared", "a")
 	dir := e.mount(t, "shared", "m1")
-	e.engine.set(ctr("id-1", "one", container.StateRunning, 1, "", "shared="+dir), ctr("id-2", "two", container.StateRunning, 2, "", "shared"))
+	e.engine.Set(ctr("id-1", "one", container.StateRunning, 1, "", "shared="+dir), ctr("id-2", "two", container.StateRunning, 2, "", "shared"))
 	time.Sleep(time.Millisecond)                                            // past Grace
 	for _, c := range []*controller.Controller{e.ctrl, mustNew(t, e.cfg)} { // this run, and after a restart
 		if err := c.Resync(context.Background()); err != nil {
@@ -334,14 +331,11 @@ func TestImageLabelsAskedOncePerImage(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "a", "secret-a")
 	for i, v := range []string{"v1", "v2", "v3"} {
-		e.engine.set(ctr(fmt.Sprintf("id-%d", i), fmt.Sprintf("c%d", i), container.StateCreated, int64(i), "a", v))
+		e.engine.Set(ctr(fmt.Sprintf("id-%d", i), fmt.Sprintf("c%d", i), container.StateCreated, int64(i), "a", v))
 		e.mount(t, v, "m-"+v)
 		e.ctrl.Unmount(v, "m-"+v)
 	}
-	e.engine.mu.Lock()
-	n := e.engine.imageInspects
-	e.engine.mu.Unlock()
-	if n != 1 {
+	if n := e.engine.Counts().ImageInspects; n != 1 {
 		t.Errorf("%d image inspects for three bindings of one image, want 1", n)
 	}
 }

@@ -18,9 +18,9 @@ func TestLocalClaims(t *testing.T) {
 	e.secret(t, "shared", "x")
 	e.secret(t, "other", "y")
 	e.vols.set("optvol", "source=shared,target=s")
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "shared", "webvol"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "shared", "webvol"))
 	dir := e.mount(t, "webvol", "mweb")
-	e.engine.set(
+	e.engine.Set(
 		ctr("id-web", "web", container.StateRunning, 1, "shared", "webvol="+dir),
 		ctr("id-stopped", "stopped", container.StateExited, 2, "other;source=shared@1,target=t", "stoppedvol"),
 		ctr("id-opt", "volopt", container.StateExited, 5, "", "optvol"),
@@ -51,7 +51,7 @@ func TestLocalClaims(t *testing.T) {
 		t.Errorf("volopt (declared on its volume): %+v", c)
 	}
 
-	e.engine.setListErr(errors.New("connection refused"))
+	e.engine.SetListErr(errors.New("connection refused"))
 	if _, err := e.ctrl.LocalClaims(context.Background()); err == nil {
 		t.Fatal("an engine that does not answer gave claims: publishing them would free the secrets its containers use")
 	}

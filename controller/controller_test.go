@@ -8,195 +8,36 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/enginetest"
 	"github.com/secretd/secretd/internal/store"
 	"github.com/secretd/secretd/internal/store/bolt"
 	"github.com/secretd/secretd/tmpfs"
+	"github.com/secretd/secretd/tmpfs/tmpfstest"
 )
 
 const driverName = "secretd-unit"
 
-// fakeEngine is the Docker Engine as the controller sees it: a container
-// list the test edits and event streams the test feeds.
-type fakeEngine struct {
-	mu         sync.Mutex
-	containers []container.Summary
-	listErr    error
-	// volumeLists counts lists filtered by volume: the lookups of Mount.
-	volumeLists int
-	// idLists counts lists filtered by ID: the lookups of new containers;
-	// idGate, when set, holds each one until the test receives from it.
-	idLists   int
-	idGate    chan string
-	idErr     error // fails lists by ID only
-	streams   []*stream
-	newStream chan *stream
-	// images maps an image ID to its labels; imageErr fails inspects.
-	images   map[string]map[string]string
-	imageErr error
-	// imageInspects counts ImageInspect calls.
-	imageInspects int
-	// hostnames maps a container ID to its hostname for inspects; an ID
-	// not in it is not found. inspects counts them.
-	hostnames map[string]string
-	inspects  int
-}
-
-type stream struct {
-	opts events.ListOptions
-	msgs chan events.Message
-	errs chan error
-}
-
-func newFakeEngine() *fakeEngine {
-	return &fakeEngine{newStream: make(chan *stream, 16)}
-}
-
-func (f *fakeEngine) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
-	var vols, ids []string
-	if opts.Filters.Len() > 0 {
-		vols, ids = opts.Filters.Get("volume"), opts.Filters.Get("id")
-	}
-	if len(ids) > 0 {
-		f.mu.Lock()
-		f.idLists++
-		gate := f.idGate
-		f.mu.Unlock()
-		if gate != nil {
-			select {
-			case gate <- ids[0]:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.listErr != nil {
-		return nil, f.listErr
-	}
-	if len(ids) > 0 && f.idErr != nil {
-		return nil, f.idErr
-	}
-	if len(vols) > 0 {
-		f.volumeLists++
-	}
-	var out []container.Summary
-	for _, c := range f.containers {
-		if !opts.All && c.State != container.StateRunning {
-			continue
-		}
-		if len(ids) > 0 && !slices.Contains(ids, c.ID) {
-			continue
-		}
-		if len(vols) > 0 && !slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool {
-			return slices.Contains(vols, m.Name) || slices.Contains(vols, m.Destination)
-		}) {
-			continue
-		}
-		c.Mounts = slices.Clone(c.Mounts)
-		out = append(out, c)
-	}
-	if opts.Limit > 0 && len(out) > opts.Limit {
-		out = out[:opts.Limit]
-	}
-	return out, nil
-}
-
-func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.inspects++
-	h, ok := f.hostnames[id]
-	if !ok {
-		return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
-	}
-	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h}}, nil
-}
-
-func (f *fakeEngine) inspectCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.inspects
-}
-
-func (f *fakeEngine) ImageInspect(_ context.Context, id string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.imageInspects++
-	if f.imageErr != nil {
-		return image.InspectResponse{}, f.imageErr
-	}
-	cfg := &dockerspec.DockerOCIImageConfig{}
-	cfg.Labels = f.images[id]
-	return image.InspectResponse{ID: id, Config: cfg}, nil
-}
-
-func (f *fakeEngine) Events(_ context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
-	s := &stream{opts: opts, msgs: make(chan events.Message), errs: make(chan error, 1)}
-	f.mu.Lock()
-	f.streams = append(f.streams, s)
-	f.mu.Unlock()
-	f.newStream <- s
-	return s.msgs, s.errs
-}
-
-// next returns the stream of the controller's next subscription.
-func (f *fakeEngine) next(t *testing.T) *stream {
-	t.Helper()
-	select {
-	case s := <-f.newStream:
-		return s
-	case <-time.After(10 * time.Second):
-		t.Fatal("the controller did not subscribe to events")
-		return nil
-	}
-}
-
-func (f *fakeEngine) set(cs ...container.Summary) {
-	f.mu.Lock()
-	f.containers = cs
-	f.mu.Unlock()
-}
-
-func (f *fakeEngine) setState(id string, state container.ContainerState) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := range f.containers {
-		if f.containers[i].ID == id {
-			f.containers[i].State = state
-		}
-	}
-}
-
-func (f *fakeEngine) setListErr(err error) {
-	f.mu.Lock()
-	f.listErr = err
-	f.mu.Unlock()
-}
-
 // ctr builds a container summary; mounts are "volume" or "volume=source"
 // of the secretd driver.
 func ctr(id, name string, state container.ContainerState, created int64, secrets string, mounts ...string) container.Summary {
-	s := container.Summary{ID: id, Names: []string{"/" + name}, State: state, Created: created, Labels: map[string]string{}, ImageID: "sha256:busybox"}
+	s := enginetest.Container(id, name, state, created, nil)
 	if secrets != "" {
 		s.Labels[controller.LabelSecrets] = secrets
 	}
 	for _, m := range mounts {
 		name, src, _ := strings.Cut(m, "=")
-		s.Mounts = append(s.Mounts, container.MountPoint{Type: "volume", Name: name, Source: src, Destination: "/run/secrets", Driver: driverName})
+		mp := enginetest.Volume(name, driverName, "/run/secrets")
+		mp.Source = src
+		s.Mounts = append(s.Mounts, mp)
 	}
 	return s
 }
@@ -226,13 +67,27 @@ func (v *volumes) anon(name string) {
 type env struct {
 	store  *store.Store
 	root   string
-	engine *fakeEngine
+	engine *enginetest.Engine
 	vols   *volumes
 	cfg    controller.Config
 	ctrl   *controller.Controller
 }
 
 func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config)) *env {
+	t.Helper()
+	return newEnvOn(t, enginetest.Legacy, grace, opts...)
+}
+
+// eachProfile runs test against an engine of each profile: event handling
+// must not depend on the fields Docker 29 dropped.
+func eachProfile(t *testing.T, test func(*testing.T, enginetest.Profile)) {
+	for _, p := range enginetest.Profiles {
+		t.Run(p.String(), func(t *testing.T) { test(t, p) })
+	}
+}
+
+// newEnvOn is newEnv with an engine of profile p.
+func newEnvOn(t testing.TB, p enginetest.Profile, grace time.Duration, opts ...func(*controller.Config)) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting tmpfs needs root")
@@ -241,7 +96,7 @@ func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{root: filepath.Join(dir, "mounts"), engine: newFakeEngine()}
+	e := &env{root: filepath.Join(dir, "mounts"), engine: enginetest.New(p)}
 	e.vols = &volumes{t: t, ctrl: func() *controller.Controller { return e.ctrl }}
 	if err := os.MkdirAll(e.root, 0o700); err != nil {
 		t.Fatal(err)
@@ -293,42 +148,11 @@ func (e *env) mount(t *testing.T, volume, mountID string) string {
 	return dir
 }
 
-// mountsUnder lists mount points at or below root from /proc/self/mountinfo.
-func mountsUnder(t testing.TB, root string) []string {
-	t.Helper()
-	raw, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[4])
-		if mp == root || strings.HasPrefix(mp, root+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out
-}
-
-func wipeAllUnder(t testing.TB, root string) {
-	t.Helper()
-	for range 10 {
-		left := mountsUnder(t, root)
-		if len(left) == 0 {
-			return
-		}
-		for i := len(left) - 1; i >= 0; i-- {
-			if _, err := tmpfs.Wipe(left[i]); err != nil {
-				t.Logf("cleanup: %v", err)
-			}
-		}
-	}
-	t.Errorf("cleanup: still mounted under %s: %v", root, mountsUnder(t, root))
-}
+// mountsUnder and wipeAllUnder are tmpfstest's, short.
+var (
+	mountsUnder  = tmpfstest.MountsUnder
+	wipeAllUnder = tmpfstest.WipeAllUnder
+)
 
 func readFiles(t *testing.T, dir string) map[string]string {
 	t.Helper()
@@ -364,7 +188,7 @@ func taskNames(c *controller.Controller) []string {
 func TestBindErrors(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "a", "x")
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "", "vol"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "", "vol"))
 	_, err := e.ctrl.Mount(context.Background(), "vol", "m1")
 	if err == nil || !strings.Contains(err.Error(), "container web using it has no "+controller.LabelSecrets+" label") {
 		t.Errorf("no label: %v", err)
@@ -373,8 +197,8 @@ func TestBindErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no container uses it yet") || !strings.Contains(err.Error(), "volume-nocopy") {
 		t.Errorf("no container: %v", err)
 	}
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"))
-	e.engine.setListErr(errors.New("connection refused"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"))
+	e.engine.SetListErr(errors.New("connection refused"))
 	_, err = e.ctrl.Mount(context.Background(), "vol", "m3")
 	if err == nil || !strings.Contains(err.Error(), "Docker Engine did not answer") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("engine down, label declaration: %v", err)
@@ -388,8 +212,8 @@ func TestBindErrors(t *testing.T) {
 	if got := readFiles(t, dir); got["from-option"] != "x" {
 		t.Errorf("mounted %v", got)
 	}
-	e.engine.setListErr(nil)
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"), ctr("id-two", "two", container.StateCreated, 2, "a;b", "vol"))
+	e.engine.SetListErr(nil)
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"), ctr("id-two", "two", container.StateCreated, 2, "a;b", "vol"))
 	if _, err := e.ctrl.Mount(context.Background(), "vol", "m5"); err == nil || !strings.Contains(err.Error(), "declare different ones (web and two)") {
 		t.Errorf("labels disagree: %v", err)
 	}
@@ -406,12 +230,12 @@ func TestUsers(t *testing.T) {
 	shared := e.secret(t, "shared", "x")
 	e.secret(t, "other", "y")
 	e.vols.set("optvol", "source=shared,target=s")
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "shared", "webvol"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "shared", "webvol"))
 	webDir := e.mount(t, "webvol", "mweb")
 	// A label on a container without a secretd volume is not a declaration.
 	noDriver := ctr("id-nodrv", "nodriver", container.StateExited, 3, "shared")
 	noDriver.Mounts = []container.MountPoint{{Type: "volume", Name: "data", Driver: "local"}}
-	e.engine.set(
+	e.engine.Set(
 		ctr("id-web", "web", container.StateRunning, 1, "shared", "webvol="+webDir),
 		ctr("id-stopped", "stopped", container.StateExited, 2, "other;source=shared,target=t", "stoppedvol"),
 		noDriver,
@@ -433,11 +257,11 @@ func TestUsers(t *testing.T) {
 
 	// The task table alone still counts: the engine may not list a
 	// container that is being created.
-	e.engine.set()
+	e.engine.Set()
 	if users, err := e.ctrl.Users(context.Background(), shared); err != nil || !slices.Equal(users, []string{"web"}) {
 		t.Errorf("users from the task table: %v %v", users, err)
 	}
-	e.engine.setListErr(errors.New("connection refused"))
+	e.engine.SetListErr(errors.New("connection refused"))
 	_, err = e.ctrl.Users(context.Background(), shared)
 	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("engine down: %v", err)
@@ -456,7 +280,7 @@ func TestDeclarationsNameSecrets(t *testing.T) {
 	for i, ref := range []string{sec.ID, sec.ID[:8]} {
 		vol := fmt.Sprintf("vol%d", i)
 		e.vols.set(vol, "source="+ref+",target=db")
-		e.engine.set(ctr("id-"+vol, "web-"+vol, container.StateCreated, 1, "", vol))
+		e.engine.Set(ctr("id-"+vol, "web-"+vol, container.StateCreated, 1, "", vol))
 		_, err := e.ctrl.Mount(context.Background(), vol, "m"+vol)
 		if err == nil || !strings.Contains(err.Error(), "secret '"+ref+"' not found") {
 			t.Errorf("mount by reference %q: %v", ref, err)
@@ -474,10 +298,10 @@ func TestResync(t *testing.T) {
 	files := []tmpfs.File{{Path: "s1", Data: []byte("stale content"), Mode: 0o444}}
 
 	// Mounted by this controller for a container that has since exited.
-	e.engine.set(ctr("id-exited", "exited", container.StateCreated, 1, "s1", "vexit"))
+	e.engine.Set(ctr("id-exited", "exited", container.StateCreated, 1, "s1", "vexit"))
 	exitedDir := e.mount(t, "vexit", "mexited")
 	// Mounted by this controller for a container that is still running.
-	e.engine.set(ctr("id-live", "live", container.StateCreated, 2, "s2", "vlive"))
+	e.engine.Set(ctr("id-live", "live", container.StateCreated, 2, "s2", "vlive"))
 	liveDir := e.mount(t, "vlive", "mlive")
 	// Left behind by an earlier daemon: one with a running owner, one whose
 	// owner is gone, one whose owner's mount is not of this driver.
@@ -509,7 +333,7 @@ func TestResync(t *testing.T) {
 
 	foreign := ctr("id-foreign", "foreign", container.StateRunning, 5, "s1", "vforeign="+foreignDir)
 	foreign.Mounts[0].Driver = "local"
-	e.engine.set(
+	e.engine.Set(
 		ctr("id-exited", "exited", container.StateExited, 1, "s1", "vexit="+exitedDir),
 		ctr("id-live", "live", container.StateRunning, 2, "s2", "vlive="+liveDir),
 		// A stopped container keeps its old Source; the running one owns it.
@@ -559,7 +383,7 @@ func TestResync(t *testing.T) {
 	}
 
 	// Once the owner exits, the next resync wipes its mount.
-	e.engine.setState("id-live", container.StateExited)
+	e.engine.SetState("id-live", container.StateExited)
 	if err := e.ctrl.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +391,7 @@ func TestResync(t *testing.T) {
 	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"adoptee@madopt"}) {
 		t.Errorf("tasks: %v", got)
 	}
-	e.engine.setListErr(errors.New("connection refused"))
+	e.engine.SetListErr(errors.New("connection refused"))
 	if err := e.ctrl.Resync(context.Background()); err == nil {
 		t.Error("resync with the engine down succeeded")
 	}
@@ -582,7 +406,7 @@ func TestResync(t *testing.T) {
 // of its own, mounted or not, and removes nothing of it.
 func TestResyncLeavesForeignDirs(t *testing.T) {
 	e := newEnv(t, time.Nanosecond)
-	e.engine.set()
+	e.engine.Set()
 	if err := e.ctrl.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -615,9 +439,9 @@ func TestResyncLeavesForeignDirs(t *testing.T) {
 func TestResyncGrace(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.secret(t, "s1", "one")
-	e.engine.set(ctr("id-a", "a", container.StateCreated, 1, "s1", "va"))
+	e.engine.Set(ctr("id-a", "a", container.StateCreated, 1, "s1", "va"))
 	dir := e.mount(t, "va", "ma")
-	e.engine.set(ctr("id-a", "a", container.StateExited, 1, "s1", "va="+dir))
+	e.engine.Set(ctr("id-a", "a", container.StateExited, 1, "s1", "va="+dir))
 	if err := e.ctrl.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -637,46 +461,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (s *stream) send(t *testing.T, m events.Message) {
-	t.Helper()
-	select {
-	case s.msgs <- m:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the controller does not read events (sending %s)", m.Action)
-	}
-}
-
-// sync returns once every event sent before it was handled: the controller
-// reads the next message only after handling the previous one.
-func (s *stream) sync(t *testing.T) {
-	t.Helper()
-	s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionDie, Actor: events.Actor{ID: "nobody"}})
-}
-
 func resyncs(c *controller.Controller) uint64 {
 	var st api.Status
 	c.Stats(&st)
 	return st.Resyncs
 }
 
-func TestRun(t *testing.T) {
-	e := newEnv(t, time.Nanosecond)
+func TestRun(t *testing.T) { eachProfile(t, testRun) }
+
+func testRun(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, time.Nanosecond)
 	e.secret(t, "s1", "one")
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
 	webDir := e.mount(t, "vweb", "mweb")
-	e.engine.set(ctr("id-db", "db", container.StateCreated, 2, "s1", "vdb"))
+	e.engine.Set(ctr("id-db", "db", container.StateCreated, 2, "s1", "vdb"))
 	dbDir := e.mount(t, "vdb", "mdb")
-	e.engine.set(
+	e.engine.Set(
 		ctr("id-web", "web", container.StateRunning, 1, "s1", "vweb="+webDir),
 		ctr("id-db", "db", container.StateRunning, 2, "s1", "vdb="+dbDir),
 	)
 
 	e.start(t)
-	s := e.engine.next(t)
+	s := e.engine.Next(t)
 	for _, want := range []string{"type=container", "event=destroy", "event=rename"} {
 		k, v, _ := strings.Cut(want, "=")
-		if !slices.Contains(s.opts.Filters.Get(k), v) {
-			t.Errorf("event filter lacks %s: %v", want, s.opts.Filters)
+		if !slices.Contains(s.Opts.Filters.Get(k), v) {
+			t.Errorf("event filter lacks %s: %v", want, s.Opts.Filters)
 		}
 	}
 	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) == 1 })
@@ -684,14 +494,14 @@ func TestRun(t *testing.T) {
 		t.Fatalf("tasks after the first resync: %v", got)
 	}
 
-	s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionRename, Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"name": "zweb", "oldName": "/web"}}})
-	s.sync(t)
+	s.Send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionRename, Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"name": "zweb", "oldName": "/web"}}})
+	s.Sync(t)
 	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"db@mdb", "zweb@mweb"}) {
 		t.Errorf("tasks after rename: %v", got)
 	}
 
-	s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "id-db"}})
-	s.sync(t)
+	s.Send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "id-db"}})
+	s.Sync(t)
 	gone(t, e.root, dbDir)
 	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"zweb@mweb"}) {
 		t.Errorf("tasks after destroy: %v", got)
@@ -702,9 +512,9 @@ func TestRun(t *testing.T) {
 
 	// The stream breaks; while it is away the web container exits, and the
 	// resync after the reconnect must notice.
-	e.engine.setState("id-web", container.StateExited)
-	s.errs <- errors.New("unexpected EOF")
-	s = e.engine.next(t)
+	e.engine.SetState("id-web", container.StateExited)
+	s.Break(errors.New("unexpected EOF"))
+	s = e.engine.Next(t)
 	waitFor(t, "the resync after reconnecting", func() bool { return resyncs(e.ctrl) == 2 })
 	gone(t, e.root, webDir)
 	if got := taskNames(e.ctrl); len(got) != 0 {
@@ -715,7 +525,7 @@ func TestRun(t *testing.T) {
 		e.ctrl.Stats(&st)
 		return st.EngineError == ""
 	})
-	s.sync(t)
+	s.Sync(t)
 }
 
 // start runs the controller's event loop until t ends.
@@ -738,14 +548,16 @@ func (e *env) start(t *testing.T) {
 
 // TestRunEngineDown reports the stream's error while the engine is away
 // and retries until it answers again.
-func TestRunEngineDown(t *testing.T) {
-	e := newEnv(t, time.Nanosecond)
+func TestRunEngineDown(t *testing.T) { eachProfile(t, testRunEngineDown) }
+
+func testRunEngineDown(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, time.Nanosecond)
 	e.start(t)
-	s := e.engine.next(t)
+	s := e.engine.Next(t)
 	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) == 1 })
-	e.engine.setListErr(errors.New("connection refused"))
-	s.errs <- errors.New("connection reset")
-	s = e.engine.next(t)
+	e.engine.SetListErr(errors.New("connection refused"))
+	s.Break(errors.New("connection reset"))
+	s = e.engine.Next(t)
 	waitFor(t, "the engine error", func() bool {
 		var st api.Status
 		e.ctrl.Stats(&st)
@@ -754,9 +566,9 @@ func TestRunEngineDown(t *testing.T) {
 	if n := resyncs(e.ctrl); n != 1 {
 		t.Errorf("a failed resync was counted: %d", n)
 	}
-	e.engine.setListErr(nil)
-	s.errs <- errors.New("still down")
-	e.engine.next(t)
+	e.engine.SetListErr(nil)
+	s.Break(errors.New("still down"))
+	e.engine.Next(t)
 	// At least: the resync of the stream subscribed while the engine was
 	// down may run only after it came back, and then count as well.
 	waitFor(t, "a resync once the engine is back", func() bool { return resyncs(e.ctrl) >= 2 })
@@ -774,12 +586,12 @@ func TestRunEngineDown(t *testing.T) {
 func TestMountWhileEngineSilent(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "s1", "one")
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
 	e.mount(t, "vweb", "m1")
 	if err := e.ctrl.Unmount("vweb", "m1"); err != nil {
 		t.Fatal(err)
 	}
-	e.engine.setListErr(errors.New("engine busy restarting containers"))
+	e.engine.SetListErr(errors.New("engine busy restarting containers"))
 	dir, err := e.ctrl.Mount(context.Background(), "vweb", "m2")
 	if err != nil {
 		t.Fatalf("mount of a bound volume: %v", err)
@@ -803,7 +615,7 @@ func TestManagedPluginDriverName(t *testing.T) {
 	sec := e.secret(t, "s1", "one")
 	c := ctr("id-web", "web", container.StateExited, 1, "s1", "vweb")
 	c.Mounts[0].Driver = driverName + ":latest"
-	e.engine.set(c)
+	e.engine.Set(c)
 	users, err := e.ctrl.Users(context.Background(), sec)
 	if err != nil || !slices.Equal(users, []string{"web"}) {
 		t.Fatalf("users %v, %v", users, err)

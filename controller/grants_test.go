@@ -15,6 +15,7 @@ import (
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/enginetest"
 )
 
 // twoVolumes runs a container "two" with volume v1 at /run/secrets
@@ -29,7 +30,7 @@ func twoVolumes(t *testing.T, e *env) (d1, d2 string) {
 	d1, d2 = e.mount(t, "v1", "m1"), e.mount(t, "v2", "m2")
 	two := ctr("id-two", "two", container.StateRunning, 1, "", "v1="+d1, "v2="+d2)
 	two.Mounts[1].Destination = "/etc/app"
-	e.engine.set(two)
+	e.engine.Set(two)
 	return d1, d2
 }
 
@@ -93,7 +94,7 @@ func TestGrantAfterRevoke(t *testing.T) {
 			d1, d2 := twoVolumes(t, e)
 			if volumes == 1 {
 				e.ctrl.Unmount("v2", "m2")
-				e.engine.set(ctr("id-two", "two", container.StateRunning, 1, "", "v1="+d1))
+				e.engine.Set(ctr("id-two", "two", container.StateRunning, 1, "", "v1="+d1))
 			}
 			update(t, e, api.ContainerUpdateRequest{SecretRm: []string{"a"}})
 			update(t, e, api.ContainerUpdateRequest{SecretAdd: []string{"a"}})
@@ -111,7 +112,7 @@ func TestGrantAfterRevoke(t *testing.T) {
 			if volumes == 2 {
 				wantFiles(t, "the other volume", d2, "c")
 			}
-			e.engine.set(ctr("id-two", "two", container.StateRunning, 1, "", "v1="+d))
+			e.engine.Set(ctr("id-two", "two", container.StateRunning, 1, "", "v1="+d))
 			update(t, e, api.ContainerUpdateRequest{SecretAdd: []string{"b"}})
 			wantFiles(t, "grant after revoking all", d, "b")
 			e.ctrl.Unmount("v1", "m1b")
@@ -129,7 +130,7 @@ func TestSharedVolumeUpdate(t *testing.T) {
 	e.secret(t, "b", "y")
 	e.vols.set("shared", "a")
 	d1 := e.mount(t, "shared", "m1")
-	e.engine.set(ctr("id-one", "one", container.StateRunning, 1, "", "shared="+d1), ctr("id-peer", "peer", container.StateExited, 2, "", "shared"))
+	e.engine.Set(ctr("id-one", "one", container.StateRunning, 1, "", "shared="+d1), ctr("id-peer", "peer", container.StateExited, 2, "", "shared"))
 	_, err := e.ctrl.UpdateContainer(context.Background(), "one", api.ContainerUpdateRequest{SecretAdd: []string{"b"}})
 	if err == nil || !strings.Contains(err.Error(), "shared with container peer") || !strings.Contains(err.Error(), "--shared") {
 		t.Errorf("shared volume: %v", err)
@@ -141,7 +142,7 @@ func TestSharedVolumeUpdate(t *testing.T) {
 	wantFiles(t, "after --shared", d1, "a", "b")
 	// The container goes; the grant stays with the volume.
 	e.ctrl.Unmount("shared", "m1")
-	e.engine.set(ctr("id-peer", "peer", container.StateExited, 2, "", "shared"))
+	e.engine.Set(ctr("id-peer", "peer", container.StateExited, 2, "", "shared"))
 	d := e.mount(t, "shared", "m2")
 	wantFiles(t, "peer's start", d, "a", "b")
 	e.ctrl.Unmount("shared", "m2")
@@ -184,21 +185,23 @@ func TestUnmountBeforeAdoption(t *testing.T) {
 // TestTaskFieldsUnderRace: rotations, live grants, renames and start
 // events touch the same tasks at once; -race reports any field read
 // outside the lock.
-func TestTaskFieldsUnderRace(t *testing.T) {
-	e := newEnv(t, time.Hour)
+func TestTaskFieldsUnderRace(t *testing.T) { eachProfile(t, testTaskFieldsUnderRace) }
+
+func testTaskFieldsUnderRace(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, time.Hour)
 	sec := e.secret(t, "a", "x")
 	e.secret(t, "b", "y")
 	e.vols.set("vol", "a")
 	s := e.run(t)
 	dir := e.mount(t, "vol", "m1")
-	e.engine.set(ctr("id-c", "c", container.StateRunning, 1, "", "vol="+dir))
+	e.engine.Set(ctr("id-c", "c", container.StateRunning, 1, "", "vol="+dir))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := range 20 {
-			s.send(t, volumeMount("vol", "id-c"))
-			s.send(t, containerStart("id-c", "c", map[string]string{controller.LabelOnUpdate: "signal:SIGHUP"}))
-			s.send(t, renamed("id-c", "c"+string(rune('a'+i))))
+			s.Send(t, volumeMount("vol", "id-c"))
+			s.Send(t, containerStart("id-c", "c", map[string]string{controller.LabelOnUpdate: "signal:SIGHUP"}))
+			s.Send(t, renamed("id-c", "c"+string(rune('a'+i))))
 		}
 	}()
 	for i := range 10 {
@@ -216,5 +219,5 @@ func TestTaskFieldsUnderRace(t *testing.T) {
 }
 
 func renamed(id, name string) events.Message {
-	return events.Message{Type: events.ContainerEventType, Action: events.ActionRename, Actor: events.Actor{ID: id, Attributes: map[string]string{"name": name}}}
+	return enginetest.ContainerEvent(events.ActionRename, id, map[string]string{"name": name})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/internal/enginetest"
 )
 
 // logLines returns the lines a test's logger wrote.
@@ -33,8 +34,8 @@ func TestMountRefusalsLogged(t *testing.T) {
 	e.secret(t, "big", "0123456789")
 	imaged := ctr("id-img", "imaged", container.StateCreated, 3, "small", "vimage")
 	imaged.ImageID = "sha256:labelled"
-	e.engine.images = map[string]map[string]string{"sha256:labelled": {controller.LabelSecrets: "small"}}
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "", "vnolabel"), imaged)
+	e.engine.SetImageLabels("sha256:labelled", map[string]string{controller.LabelSecrets: "small"})
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "", "vnolabel"), imaged)
 	e.vols.set("vbig", "big")
 	e.vols.set("vmissing", "nosuch")
 	for _, c := range []struct{ volume, mountID, reason string }{
@@ -66,22 +67,24 @@ func TestMountRefusalsLogged(t *testing.T) {
 // created with a secretd.secrets label mounts no secretd volume: it starts
 // without its secrets and nothing else says so. No volume is unbound, so
 // nothing else makes the create event look the container up.
-func TestWarnUnservedAtCreate(t *testing.T) {
+func TestWarnUnservedAtCreate(t *testing.T) { eachProfile(t, testWarnUnservedAtCreate) }
+
+func testWarnUnservedAtCreate(t *testing.T, p enginetest.Profile) {
 	var logs syncBuffer
-	e := newEnv(t, 0, withLog(&logs))
+	e := newEnvOn(t, p, 0, withLog(&logs))
 	e.secret(t, "a", "x")
 	e.vols.set("vserved", "a")
 	s := e.run(t)
-	e.engine.set(
+	e.engine.Set(
 		ctr("id-plain", "plain", container.StateCreated, 1, "a"),
 		ctr("id-served", "served", container.StateCreated, 2, "a", "vserved"),
 	)
 	for _, id := range []string{"id-plain", "id-served"} {
 		name := strings.TrimPrefix(id, "id-")
-		s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionCreate,
+		s.Send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionCreate,
 			Actor: events.Actor{ID: id, Attributes: map[string]string{"name": name, "image": "busybox", controller.LabelSecrets: "a"}}})
 	}
-	s.sync(t)
+	s.Sync(t)
 	e.ctrl.WaitLearning()
 	warned := map[string]bool{}
 	for _, l := range logLines(&logs) {

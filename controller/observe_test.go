@@ -94,7 +94,7 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "db;source=db,target=x/db", "vweb"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "db;source=db,target=x/db", "vweb"))
 	dir, err := ctrl.Mount(ctx, "vweb", "mweb")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 	if n := ctrl.ActiveMounts(); n != 1 {
 		t.Errorf("ActiveMounts = %d, want 1", n)
 	}
-	e.engine.set(ctr("id-web", "web", container.StateRunning, 1, "db;source=db,target=x/db", "vweb="+dir),
+	e.engine.Set(ctr("id-web", "web", container.StateRunning, 1, "db;source=db,target=x/db", "vweb="+dir),
 		ctr("id-bad", "bad", container.StateCreated, 2, "missing", "vbad"))
 	// The resync names the mount's container, and the trail gets the mount.
 	if err := ctrl.Resync(ctx); err != nil {

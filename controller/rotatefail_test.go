@@ -49,7 +49,7 @@ func TestRotateReportsContainersItDidNotReach(t *testing.T) {
 	for _, name := range []string{"good", "broken1", "broken2"} {
 		running = append(running, ctr("id-"+name, name, container.StateRunning, 1, "", "v"+name+"="+dirs[name]))
 	}
-	e.engine.set(running...)
+	e.engine.Set(running...)
 	if err := ctrl.Resync(ctx); err != nil {
 		t.Fatal(err)
 	}

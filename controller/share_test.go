@@ -22,7 +22,7 @@ func TestLabelSplitsAcrossVolumes(t *testing.T) {
 	label := "a;source=b,target=/etc/app/b.conf;source=c,target=/etc/app/sub/c;source=d,target=/run/secrets/dd"
 	two := ctr("id-two", "two", container.StateCreated, 1, label, "v1", "v2")
 	two.Mounts[1].Destination = "/etc/app"
-	e.engine.set(two)
+	e.engine.Set(two)
 	d1, d2 := e.mount(t, "v1", "m1"), e.mount(t, "v2", "m2")
 	wantFiles(t, "volume at /run/secrets", d1, "a", "dd")
 	wantFiles(t, "volume at /etc/app", d2, "b.conf", "sub/c")
@@ -39,7 +39,7 @@ func TestLabelSplitsAcrossVolumes(t *testing.T) {
 	e.vols.anon("v3")
 	one := ctr("id-one", "one", container.StateCreated, 2, "a;b", "v3")
 	one.Mounts[0].Destination = "/secrets"
-	e.engine.set(one)
+	e.engine.Set(one)
 	wantFiles(t, "only volume, at /secrets", e.mount(t, "v3", "m3"), "a", "b")
 	if v3, _ := e.ctrl.Volume("v3"); v3.Declaration != "a;b" {
 		t.Errorf("v3 bound to %q, want the label as written", v3.Declaration)
@@ -61,7 +61,7 @@ func TestLabelSplitErrors(t *testing.T) {
 		e.vols.anon("v2")
 		two := ctr("id-two", "two", container.StateCreated, 1, c.label, "v1", "v2")
 		two.Mounts[1].Destination = c.dst2
-		e.engine.set(two)
+		e.engine.Set(two)
 		_, err := e.ctrl.Mount(context.Background(), "v2", "m2")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("label %q: %v, want an error saying %q", c.label, err, c.want)
@@ -79,7 +79,7 @@ func TestLabelSplitErrors(t *testing.T) {
 	two := ctr("id-two", "two", container.StateCreated, 1, "a;source=b,target=/etc/app/b", "v1", "v2")
 	two.Mounts[0].Destination = "/data"
 	two.Mounts[1].Destination = "/etc/app"
-	e.engine.set(two)
+	e.engine.Set(two)
 	if _, err := e.ctrl.Mount(context.Background(), "v2", "m2"); err == nil || !strings.Contains(err.Error(), "relative target a") {
 		t.Errorf("relative target without a volume at /run/secrets: %v", err)
 	}

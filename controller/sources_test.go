@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/internal/enginetest"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
 )
@@ -97,8 +98,10 @@ func (f *whoSources) last() source.Container {
 // container that mounts, learned at its create event; a container whose
 // create was not seen (or was destroyed meanwhile) gets none, never
 // another container's.
-func TestDriverSecretHostname(t *testing.T) {
-	e := newEnv(t, 0)
+func TestDriverSecretHostname(t *testing.T) { eachProfile(t, testDriverSecretHostname) }
+
+func testDriverSecretHostname(t *testing.T, p enginetest.Profile) {
+	e := newEnvOn(t, p, 0)
 	src := &whoSources{}
 	e.cfg.Sources = src
 	var err error
@@ -111,16 +114,16 @@ func TestDriverSecretHostname(t *testing.T) {
 	if _, err := e.store.Create(store.Spec{Name: "stored", Data: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
-	e.engine.hostnames = map[string]string{"id-web": "myhost", "id-db": "dbhost", "id-old": "oldhost", "id-plain": "plainhost"}
+	e.engine.SetHostnames(map[string]string{"id-web": "myhost", "id-db": "dbhost", "id-old": "oldhost", "id-plain": "plainhost"})
 	// A container created while secretd was away is learned at the
 	// resync; one that declares only stored secrets is not inspected.
 	e.vols.anon("old")
 	e.vols.anon("plain")
-	e.engine.set(ctr("id-old", "old", container.StateExited, 1, "drv", "old"),
+	e.engine.Set(ctr("id-old", "old", container.StateExited, 1, "drv", "old"),
 		ctr("id-plain", "plain", container.StateExited, 1, "stored", "plain"))
 	s := e.run(t)
 	e.ctrl.WaitLearning()
-	if n := e.engine.inspectCount(); n != 1 {
+	if n := e.engine.Counts().Inspects; n != 1 {
 		t.Errorf("the resync inspected %d containers, want 1 (the one declaring a driver secret)", n)
 	}
 	e.mount(t, "old", "m0")
@@ -131,11 +134,11 @@ func TestDriverSecretHostname(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.vols.anon("vol")
-	e.engine.set(ctr("id-web", "web", container.StateCreated, 1, "drv", "vol"))
+	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "drv", "vol"))
 	create := containerCreate("id-web")
 	create.Actor.Attributes = map[string]string{controller.LabelSecrets: "drv", "name": "web"}
-	s.send(t, create)
-	s.sync(t)
+	s.Send(t, create)
+	s.Sync(t)
 	e.ctrl.WaitLearning()
 	e.mount(t, "vol", "m1")
 	if who := src.last(); who.ID != "id-web" || who.Name != "web" || who.Hostname != "myhost" {
@@ -147,8 +150,8 @@ func TestDriverSecretHostname(t *testing.T) {
 
 	// After the container's destroy its hostname is forgotten: a Mount
 	// for the same ID (a lookup that was not learned) sends none.
-	s.send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "id-web"}})
-	s.sync(t)
+	s.Send(t, events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "id-web"}})
+	s.Sync(t)
 	e.mount(t, "vol", "m2")
 	if who := src.last(); who.ID != "id-web" || who.Hostname != "" {
 		t.Errorf("after destroy the driver was told %+v, want no hostname", who)
@@ -159,11 +162,11 @@ func TestDriverSecretHostname(t *testing.T) {
 
 	// A container whose create event carries no secretd.secrets label is
 	// not inspected.
-	before := e.engine.inspectCount()
-	s.send(t, containerCreate("id-db"))
-	s.sync(t)
+	before := e.engine.Counts().Inspects
+	s.Send(t, containerCreate("id-db"))
+	s.Sync(t)
 	e.ctrl.WaitLearning()
-	if e.engine.inspectCount() != before {
+	if e.engine.Counts().Inspects != before {
 		t.Errorf("a container declaring no secrets was inspected")
 	}
 }

@@ -69,7 +69,7 @@ func TestMountFillsASpare(t *testing.T) {
 		}
 	}
 
-	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+	e.engine.Set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
 	dir := e.mount(t, "v1", "m1")
 	if !slices.Contains(spares, dir) {
 		t.Fatalf("mounted at %s, want one of the spares %v", dir, spares)
@@ -91,7 +91,7 @@ func TestMountFillsASpare(t *testing.T) {
 	}
 
 	// A resync that finds no container leaves free spares alone.
-	e.engine.set()
+	e.engine.Set()
 	if err := e.ctrl.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestMountFillsASpare(t *testing.T) {
 		t.Errorf("after resync: spares %v, %d ready", got, spareCount(e.ctrl))
 	}
 
-	e.engine.set(ctr("id2", "api", container.StateCreated, 2, "s1", "v2"))
+	e.engine.Set(ctr("id2", "api", container.StateCreated, 2, "s1", "v2"))
 	dir = e.mount(t, "v2", "m2")
 	if err := e.ctrl.Unmount("v2", "m2"); err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func TestFailedMountWipesItsSpare(t *testing.T) {
 	e := newEnv(t, 0)
 	e.keepSpares(t, 1)
 	spare := spareDirs(t, e.root)[0]
-	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "missing", "v1"))
+	e.engine.Set(ctr("id1", "web", container.StateCreated, 1, "missing", "v1"))
 	if _, err := e.ctrl.Mount(context.Background(), "v1", "m1"); err == nil {
 		t.Fatal("mount of a missing secret succeeded")
 	}
@@ -138,7 +138,7 @@ func TestRestartAdoptsFilledSpares(t *testing.T) {
 	e := newEnv(t, 0)
 	e.secret(t, "s1", "one")
 	e.keepSpares(t, 1)
-	e.engine.set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
+	e.engine.Set(ctr("id1", "web", container.StateCreated, 1, "s1", "v1"))
 	dir := e.mount(t, "v1", "m1")
 	// What a killed daemon leaves: a free spare it made.
 	leftover := filepath.Join(e.root, "spare.0123456789abcdef")
@@ -150,7 +150,7 @@ func TestRestartAdoptsFilledSpares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.engine.setState("id1", container.StateRunning)
+	e.engine.SetState("id1", container.StateRunning)
 	if err := next.Resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}

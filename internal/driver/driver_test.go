@@ -13,20 +13,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-plugins-helpers/volume"
 
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/internal/driver"
+	"github.com/secretd/secretd/internal/enginetest"
 	"github.com/secretd/secretd/internal/store"
 	"github.com/secretd/secretd/internal/store/bolt"
 	"github.com/secretd/secretd/tmpfs"
+	"github.com/secretd/secretd/tmpfs/tmpfstest"
 )
 
 type env struct {
 	store    *store.Store
 	root     string // mount root
 	stateDir string
+	engine   *enginetest.Engine
 	drv      *driver.Driver
 }
 
@@ -41,7 +45,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{root: filepath.Join(dir, "mounts"), stateDir: filepath.Join(dir, "volumes")}
+	e := &env{root: filepath.Join(dir, "mounts"), stateDir: filepath.Join(dir, "volumes"), engine: enginetest.New(enginetest.Legacy)}
 	// Registered after TempDir, so it runs before the directory is removed.
 	t.Cleanup(func() { wipeAllUnder(t, e.root) })
 	b, err := bolt.Open(filepath.Join(dir, "secrets.db"))
@@ -64,9 +68,11 @@ func (e *env) newDriver(t *testing.T) *driver.Driver {
 	t.Helper()
 	ctrl, err := controller.New(controller.Config{
 		Store:      e.store,
+		Engine:     e.engine,
+		Actions:    e.engine,
 		VolumesDir: e.stateDir,
 		MountRoot:  e.root,
-		DriverName: "secretd-unit",
+		DriverName: driverName,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,43 +80,11 @@ func (e *env) newDriver(t *testing.T) *driver.Driver {
 	return driver.New(ctrl)
 }
 
-// mountsUnder lists mount points at or below root from /proc/self/mountinfo.
-func mountsUnder(t *testing.T, root string) []string {
-	t.Helper()
-	raw, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[4])
-		if mp == root || strings.HasPrefix(mp, root+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out
-}
-
-func wipeAllUnder(t *testing.T, root string) {
-	t.Helper()
-	for range 10 {
-		left := mountsUnder(t, root)
-		if len(left) == 0 {
-			return
-		}
-		// Deepest first, so a stacked or nested mount never blocks its parent.
-		for i := len(left) - 1; i >= 0; i-- {
-			if _, err := tmpfs.Wipe(left[i]); err != nil {
-				t.Logf("cleanup: %v", err)
-			}
-		}
-	}
-	t.Errorf("cleanup: still mounted under %s: %v", root, mountsUnder(t, root))
-}
+// mountsUnder and wipeAllUnder are tmpfstest's, short.
+var (
+	mountsUnder  = tmpfstest.MountsUnder
+	wipeAllUnder = tmpfstest.WipeAllUnder
+)
 
 func (e *env) secret(t *testing.T, name, data string) {
 	t.Helper()
@@ -272,12 +246,69 @@ func TestRegistryPersists(t *testing.T) {
 	if err := os.WriteFile(record, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := controller.New(controller.Config{Store: e.store, VolumesDir: e.stateDir, MountRoot: e.root, DriverName: "secretd-unit"}); err == nil || !strings.Contains(err.Error(), "corrupted") {
+	if _, err := controller.New(controller.Config{Store: e.store, VolumesDir: e.stateDir, MountRoot: e.root, DriverName: driverName}); err == nil || !strings.Contains(err.Error(), "corrupted") {
 		t.Errorf("corrupted volume record: %v", err)
 	}
 	if got, _ := os.ReadFile(record); string(got) != "{not json" {
 		t.Errorf("a corrupted volume record was rewritten: %q (was %q)", got, raw)
 	}
+}
+
+const driverName = "secretd-unit"
+
+// TestMountByContainerLabel: a volume created without options (docker run
+// --mount) mounts what the label of the container created with it
+// declares, as the engine lists it; containers that disagree fail closed.
+func TestMountByContainerLabel(t *testing.T) {
+	e := newEnv(t)
+	e.secret(t, "db", "db-password")
+	e.secret(t, "api", "api-key")
+	if err := e.drv.Create(&volume.CreateRequest{Name: "anon"}); err != nil {
+		t.Fatal(err)
+	}
+	e.engine.Set(enginetest.Container("id-web", "web", container.StateCreated, 1, map[string]string{controller.LabelSecrets: "db;source=api,target=keys/api"},
+		enginetest.Volume("anon", driverName, "/run/secrets")))
+	r, err := e.drv.Mount(&volume.MountRequest{Name: "anon", ID: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files := readAll(t, r.Mountpoint); len(files) != 2 || files["db"] != "db-password" || files["keys/api"] != "api-key" {
+		t.Errorf("mounted %v", files)
+	}
+	g, err := e.drv.Get(&volume.GetRequest{Name: "anon"})
+	if err != nil || g.Volume.Status["bound_by"] != controller.BoundByLabel || g.Volume.Status[driver.OptionSecrets] != "db;source=api,target=keys/api" {
+		t.Errorf("get: %+v %v", g, err)
+	}
+	if err := e.drv.Unmount(&volume.UnmountRequest{Name: "anon", ID: "m1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.drv.Create(&volume.CreateRequest{Name: "shared"}); err != nil {
+		t.Fatal(err)
+	}
+	e.engine.Set(
+		enginetest.Container("id-a", "a", container.StateCreated, 1, map[string]string{controller.LabelSecrets: "db"}, enginetest.Volume("shared", driverName, "/run/secrets")),
+		enginetest.Container("id-b", "b", container.StateCreated, 2, map[string]string{controller.LabelSecrets: "api"}, enginetest.Volume("shared", driverName, "/run/secrets")))
+	if _, err := e.drv.Mount(&volume.MountRequest{Name: "shared", ID: "m2"}); err == nil || !strings.Contains(err.Error(), "declare different ones") {
+		t.Errorf("mount of a volume whose containers disagree: %v", err)
+	}
+	if m := mountsUnder(t, e.root); len(m) != 0 {
+		t.Errorf("a refused mount left %v", m)
+	}
+}
+
+// readAll reads a mount's files as strings.
+func readAll(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files, err := tmpfs.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for k, v := range files {
+		out[k] = string(v)
+	}
+	return out
 }
 
 func TestMountUnmount(t *testing.T) {

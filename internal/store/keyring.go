@@ -92,17 +92,7 @@ func (s *Store) rotateUnlockKey() (string, error) {
 		return "", err
 	}
 	var epoch int
-	err = s.b.Update(func(tx Tx) error {
-		old, err := getKEKRecord(tx)
-		if err != nil {
-			return err
-		}
-		if err := s.sameKEK(old); err != nil {
-			return err
-		}
-		if err := s.rootOpens(old, s.unlockKey); err != nil {
-			return err
-		}
+	err = s.keyUpdate(s.unlockKey, func(tx Tx, old *kekRecord) error {
 		rec, err := wrapKEK(raw, modeAutolock, old.Generation, s.kek)
 		if err != nil {
 			return err
@@ -150,17 +140,7 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 		}
 		defer clear(root)
 	}
-	err = s.b.Update(func(tx Tx) error {
-		old, err := getKEKRecord(tx)
-		if err != nil {
-			return err
-		}
-		if err := s.sameKEK(old); err != nil {
-			return err
-		}
-		if err := s.rootOpens(old, root); err != nil {
-			return err
-		}
+	err = s.keyUpdate(root, func(tx Tx, old *kekRecord) error {
 		if err := s.rewrapAll(tx, next); err != nil {
 			return err
 		}
@@ -181,6 +161,26 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 	}
 	s.gen = generation
 	return generation, nil
+}
+
+// keyUpdate runs fn in a write transaction over the key record, once it
+// checked that the record is the one this store's KEK came from and that
+// root (the root key this host holds) opens it. The caller holds s.mu for
+// writing.
+func (s *Store) keyUpdate(root []byte, fn func(tx Tx, old *kekRecord) error) error {
+	return s.b.Update(func(tx Tx) error {
+		old, err := getKEKRecord(tx)
+		if err != nil {
+			return err
+		}
+		if err := s.sameKEK(old); err != nil {
+			return err
+		}
+		if err := s.rootOpens(old, root); err != nil {
+			return err
+		}
+		return fn(tx, old)
+	})
 }
 
 // rewrapAll re-wraps every data key (and driver options) of every record

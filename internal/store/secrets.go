@@ -145,11 +145,8 @@ func (s *Store) sourceOptions(ref string) (map[string]string, Secret, error) {
 	if s.kek == nil {
 		return nil, Secret{}, ErrLocked
 	}
-	var r *record
-	if err := s.b.View(func(tx Tx) (err error) {
-		r, err = s.resolve(tx, ref)
-		return err
-	}); err != nil {
+	r, err := s.find(func(tx Tx) (*record, error) { return s.resolve(tx, ref) })
+	if err != nil {
 		return nil, Secret{}, err
 	}
 	if r.Source == nil {
@@ -269,11 +266,8 @@ func (s *Store) revealWith(find func(Tx) (*record, error), version int) ([]byte,
 	if s.kek == nil {
 		return nil, Secret{}, ErrLocked
 	}
-	var r *record
-	if err := s.b.View(func(tx Tx) (err error) {
-		r, err = find(tx)
-		return err
-	}); err != nil {
+	r, err := s.find(find)
+	if err != nil {
 		return nil, Secret{}, err
 	}
 	if len(r.Versions) == 0 {
@@ -293,6 +287,15 @@ func (s *Store) revealWith(find func(Tx) (*record, error), version int) ([]byte,
 		return nil, Secret{}, Errorf(ErrCorrupt, "secret '%s' version %d does not decrypt: the store record was altered or moved", r.Name, v.Version)
 	}
 	return data, r.secret(), nil
+}
+
+// find returns the record fn finds in a read transaction.
+func (s *Store) find(fn func(Tx) (*record, error)) (r *record, err error) {
+	err = s.b.View(func(tx Tx) error {
+		r, err = fn(tx)
+		return err
+	})
+	return r, err
 }
 
 // RevealName is Reveal for a secret named exactly name: declarations name
