@@ -151,64 +151,15 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 		if len(svc.Secrets) == 0 {
 			continue
 		}
-		var entries, files []declaration.Entry
-		for _, ref := range svc.Secrets {
-			top, ok := p.Secrets[ref.Source]
-			if !ok {
-				// The library checks this too; kept so a caller's project
-				// cannot reach the volume with a secret it did not define.
-				errs = append(errs, fmt.Errorf("service %q refers to undefined secret %s", name, ref.Source))
-				continue
-			}
-			sec, err := secretOf(ref.Source, top)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			e, err := entryOf(sec.Name, ref)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("service %q, secret %q: %w", name, ref.Source, err))
-				continue
-			}
-			if !used[ref.Source] {
-				used[ref.Source] = true
-				t.Secrets = append(t.Secrets, sec)
-			}
-			if e.Absolute() {
-				files = append(files, e)
-			} else {
-				entries = append(entries, e)
-			}
-		}
+		entries, files, serrs := t.serviceEntries(name, svc, used)
+		errs = append(errs, serrs...)
 		if len(entries)+len(files) == 0 {
 			continue
 		}
-		// The paths secretd mounts must be free: compose would refuse two
-		// mounts at one path with a message that does not say why.
-		taken := map[string]string{}
-		for _, v := range svc.Volumes {
-			taken[path.Clean(v.Target)] = v.Source
-		}
-		if len(entries) > 0 {
-			decl := declaration.Format(entries)
-			if _, err := declaration.Parse(decl); err != nil {
-				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
-				continue
-			}
-			if src, ok := taken[SecretsDir]; ok {
-				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src))
-				continue
-			}
-			addVolume(p, &svc, driver, name, SecretsDir, map[string]string{"secrets": decl})
-		}
-		for _, e := range files {
-			if src, ok := taken[e.Target]; ok {
-				errs = append(errs, fmt.Errorf("service %q: target %s of secret %s is mounted already (volume %q)", name, e.Target, e.Source, src))
-				continue
-			}
-			taken[e.Target] = "secretd"
-			decl, file := declaration.FileVolume(e)
-			addVolume(p, &svc, driver, name, e.Target, map[string]string{"secrets": decl, declaration.OptionFile: file})
+		merrs, done := mountSecrets(p, &svc, driver, name, entries, files)
+		errs = append(errs, merrs...)
+		if !done {
+			continue
 		}
 		svc.Secrets = nil
 		p.Services[name] = svc
@@ -217,8 +168,86 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 		return nil, errors.Join(errs...)
 	}
 	slices.SortFunc(t.Secrets, func(a, b Secret) int { return strings.Compare(a.Key, b.Key) })
-	// Build secrets are compose's own (BuildKit's --secret), not secretd's:
-	// the ones a build uses stay as they are.
+	keepBuildSecrets(p)
+	if drivers {
+		if err := t.checkConsistency(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// serviceEntries turns a service's secrets into declaration entries: the
+// ones under /run/secrets, and the files at absolute targets. Each secret
+// the project uses joins t.Secrets once (used).
+func (t *Translation) serviceEntries(name string, svc types.ServiceConfig, used map[string]bool) (entries, files []declaration.Entry, errs []error) {
+	p := t.Project
+	for _, ref := range svc.Secrets {
+		top, ok := p.Secrets[ref.Source]
+		if !ok {
+			// The library checks this too; kept so a caller's project
+			// cannot reach the volume with a secret it did not define.
+			errs = append(errs, fmt.Errorf("service %q refers to undefined secret %s", name, ref.Source))
+			continue
+		}
+		sec, err := secretOf(ref.Source, top)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e, err := entryOf(sec.Name, ref)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %q, secret %q: %w", name, ref.Source, err))
+			continue
+		}
+		if !used[ref.Source] {
+			used[ref.Source] = true
+			t.Secrets = append(t.Secrets, sec)
+		}
+		if e.Absolute() {
+			files = append(files, e)
+		} else {
+			entries = append(entries, e)
+		}
+	}
+	return entries, files, errs
+}
+
+// mountSecrets gives a service the secretd volumes that serve its entries:
+// one at /run/secrets, and one per file at an absolute target. It reports
+// false when the service is left as it is.
+func mountSecrets(p *types.Project, svc *types.ServiceConfig, driver, name string, entries, files []declaration.Entry) (errs []error, done bool) {
+	// The paths secretd mounts must be free: compose would refuse two
+	// mounts at one path with a message that does not say why.
+	taken := map[string]string{}
+	for _, v := range svc.Volumes {
+		taken[path.Clean(v.Target)] = v.Source
+	}
+	if len(entries) > 0 {
+		decl := declaration.Format(entries)
+		if _, err := declaration.Parse(decl); err != nil {
+			return []error{fmt.Errorf("service %q: %w", name, err)}, false
+		}
+		if src, ok := taken[SecretsDir]; ok {
+			return []error{fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src)}, false
+		}
+		addVolume(p, svc, driver, name, SecretsDir, map[string]string{"secrets": decl})
+	}
+	for _, e := range files {
+		if src, ok := taken[e.Target]; ok {
+			errs = append(errs, fmt.Errorf("service %q: target %s of secret %s is mounted already (volume %q)", name, e.Target, e.Source, src))
+			continue
+		}
+		taken[e.Target] = "secretd"
+		decl, file := declaration.FileVolume(e)
+		addVolume(p, svc, driver, name, e.Target, map[string]string{"secrets": decl, declaration.OptionFile: file})
+	}
+	return errs, true
+}
+
+// keepBuildSecrets leaves the project only the secrets a build uses: they
+// are compose's own (BuildKit's --secret), not secretd's.
+func keepBuildSecrets(p *types.Project) {
 	kept := types.Secrets{}
 	for _, svc := range p.Services {
 		if svc.Build == nil {
@@ -234,12 +263,6 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 	if len(kept) > 0 {
 		p.Secrets = kept
 	}
-	if drivers {
-		if err := t.checkConsistency(); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
 }
 
 // checkConsistency runs the library's consistency checks, which Load
