@@ -251,6 +251,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Rotations:  &rotated,
 		Status: func(s *api.Status) {
 			s.Store = backend.URL
+			s.VolumeDriver = cfg.DriverName
 			ctrl.Stats(s)
 			s.Noswap, _ = tmpfs.ProbeNoswap(cfg.MountRoot)
 			s.SwapOn, _ = tmpfs.SwapActive()
