@@ -230,7 +230,8 @@ func TestBadInput(t *testing.T) {
 		api("name with @", "POST", create, js, spec("alpha@2"), 400, "invalid name, only 64 [a-zA-Z0-9-_.] characters allowed"),
 		api("name with a path", "POST", create, js, spec("../etc/passwd"), 400, "invalid name"),
 		api("duplicate name", "POST", create, js, spec("alpha"), 409, "secret alpha already exists"),
-		api("secret driver with data", "POST", create, js, `{"Name":"x","Data":"eA==","Driver":{"Name":"vault"}}`, 400, "a plugin keeps its own secrets"),
+		// No plugin "vault" here: that is the cause named, not the data.
+		api("missing secret driver with data", "POST", create, js, `{"Name":"x","Data":"eA==","Driver":{"Name":"vault"}}`, 400, `unknown secret driver: no plugin "vault"`),
 		api("templating", "POST", create, js, `{"Name":"x","Data":"eA==","Templating":{"Name":"golang"}}`, 400, "secret templating is not supported by secretd"),
 		// Labels through the API.
 		api("empty label key", "POST", create, js, `{"Name":"x","Data":"eA==","Labels":{"":"v"}}`, 400, "label key must not be empty"),
