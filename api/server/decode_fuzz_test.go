@@ -169,6 +169,7 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1.41/secretd/secrets?filters=%7B%22label%22%3A%7B%22k%22%3Atrue%7D%7D", ""},
 		{"PUT", "/v1.41/secrets", "{}"},
 		{"POST", "/v1.41/secretd/containers/web/update", `{"SecretAdd":["seeded"],"SecretRm":["x"]}`},
+		{"POST", "/v1.41/containers/create", `{"Image":"busybox"}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.target, []byte(s.body))
@@ -203,7 +204,8 @@ func FuzzHandler(f *testing.F) {
 		srv.ServeHTTP(w, req)
 		out := w.Body.Bytes()
 		what := fmt.Sprintf("%s %q (%d bytes of body)", req.Method, req.RequestURI, len(body))
-		if w.Code >= 500 {
+		// 501 is the answer to an Engine endpoint secretd does not serve.
+		if w.Code >= 500 && w.Code != http.StatusNotImplemented {
 			t.Fatalf("%s: %d %s", what, w.Code, out)
 		}
 		if bytes.Contains(out, []byte(fuzzCanary)) || bytes.Contains(out, []byte(canaryB64)) {
