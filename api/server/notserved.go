@@ -39,22 +39,23 @@ var swarmOnly = map[string]string{
 	"configs":  "configs",
 }
 
-// notServed answers every request no route takes: 501 with a message in
-// the Engine's error shape, which the docker CLI prints as "Error response
-// from daemon: ...", for an Engine endpoint secretd does not serve;
-// the Engine's 404 for anything else. A 404 would not do for the Engine's
-// endpoints: the docker CLI reads a 404 from `docker run` as a missing
-// image, and goes on to pull it.
+// notServed answers every request no route takes. An Engine endpoint
+// secretd does not serve gets 421 Misdirected Request (the request went to
+// the wrong server) with a message in the Engine's error shape, which the
+// docker CLI prints as "Error response from daemon: ..."; anything else
+// gets the Engine's 404. A 404 would not do for the Engine's endpoints: the
+// docker CLI reads a 404 from `docker run` as a missing image, and goes on
+// to pull it.
 func (s *Server) notServed(w http.ResponseWriter, r *http.Request) {
 	first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if what, ok := engineOnly[first]; ok {
-		writeError(w, http.StatusNotImplemented, fmt.Sprintf("this is secretd, which serves secrets only (docker secret ...), not %s: "+
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this is secretd, which serves secrets only (docker secret ...), not %s: "+
 			"run the command against the Docker Engine, in its own docker context (docker --context default ...) "+
 			"or without DOCKER_HOST set to secretd's socket", what))
 		return
 	}
 	if what, ok := swarmOnly[first]; ok {
-		writeError(w, http.StatusNotImplemented, fmt.Sprintf("this is secretd, which serves secrets only (docker secret ...), not %s: "+
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this is secretd, which serves secrets only (docker secret ...), not %s: "+
 			"it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands", what))
 		return
 	}

@@ -29,10 +29,10 @@ func TestEngineEndpointsSayWhereToGo(t *testing.T) {
 		{"GET", "/v1.41/volumes", "volumes"},
 		{"GET", "/v1.41/networks", "networks"},
 	} {
-		e.refused(c.method, c.path, nil, 501, engine+c.what+where)
+		e.refused(c.method, c.path, nil, 421, engine+c.what+where)
 	}
-	e.refused("GET", "/v1.41/services", nil, 501, engine+"Swarm services: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands")
-	e.refused("GET", "/v1.41/nodes", nil, 501, engine+"Swarm nodes: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands")
+	e.refused("GET", "/v1.41/services", nil, 421, engine+"Swarm services: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands")
+	e.refused("GET", "/v1.41/nodes", nil, 421, engine+"Swarm nodes: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands")
 	for _, p := range []string{"/v1.41/nothing", "/secretd/lock", "/containersx/json"} {
 		e.refused("GET", p, nil, 404, msgNoPage)
 	}
