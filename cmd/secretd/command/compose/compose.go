@@ -128,7 +128,7 @@ func (o options) run(ctx context.Context, c *cli.Cli, command string, args []str
 		Files: o.files, Name: o.name, WorkingDir: o.projectDir, EnvFiles: o.envFiles, Profiles: o.profiles,
 	})
 	if err != nil {
-		return err
+		return o.noFileHint(err)
 	}
 	driver, err := o.volumeDriver(ctx, c, command)
 	if err != nil {

@@ -201,3 +201,24 @@ func TestAsksTheDaemonFirst(t *testing.T) {
 	}
 	golden.Assert(t, "down-daemon-down.golden", out)
 }
+
+// TestNoFileNamesTheStackFile: a command without -f in a directory that
+// holds only a stack file (`up -f stack.yml`, then `ps`) says which names
+// compose looks for and how to name the stack file, as each command must.
+func TestNoFileNamesTheStackFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "stack.yml"), []byte(stackFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COMPOSE_FILE", "")
+	os.Unsetenv("COMPOSE_FILE")
+	var out bytes.Buffer
+	cmd := NewComposeCommand(cli.NewCli(strings.NewReader(""), &out, &out))
+	cmd.SetArgs([]string{"--project-directory", dir, "-p", "todobackend", "ps"})
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	err := cmd.Execute()
+	want := "no compose file in " + dir + " (looked for compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml): give it with -f, as for up: secretd compose -f stack.yml ..."
+	if err == nil || err.Error() != want {
+		t.Errorf("ps without -f: %v\nwant %s", err, want)
+	}
+}
