@@ -339,6 +339,7 @@ func (d *daemon) server() *server.Server {
 		Rotations:  &d.rotated,
 		Status: func(s *api.Status) {
 			s.Store = d.backend.URL
+			s.VolumeDriver = d.cfg.DriverName
 			d.ctrl.Stats(s)
 			s.Noswap, _ = tmpfs.ProbeNoswap(d.cfg.MountRoot)
 			s.SwapOn, _ = tmpfs.SwapActive()
