@@ -75,7 +75,7 @@ type env struct {
 
 func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config)) *env {
 	t.Helper()
-	return newEnvOn(t, enginetest.Legacy, grace, opts...)
+	return newEnvOn(t, enginetest.AsSent, grace, opts...)
 }
 
 // eachProfile runs test against an engine of each profile: event handling

@@ -183,14 +183,13 @@ func (c clusterController) Users(ctx context.Context, sec store.Secret) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	remote, err := c.cl.remote(ctx, sec)
+	err = c.eachRemote(ctx, sec, func(name string, versions []int) {
+		if len(versions) > 0 && !slices.Contains(users, name) {
+			users = append(users, name)
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range remote {
-		if n := r.Host + "/" + r.Name; len(r.Uses(sec.Name)) > 0 && !slices.Contains(users, n) {
-			users = append(users, n)
-		}
 	}
 	sort.Strings(users)
 	return users, nil
@@ -202,21 +201,32 @@ func (c clusterController) Pins(ctx context.Context, sec store.Secret) (map[int]
 	if err != nil {
 		return nil, err
 	}
-	remote, err := c.cl.remote(ctx, sec)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range remote {
-		n := r.Host + "/" + r.Name
-		for _, v := range r.Uses(sec.Name) {
-			if v != 0 && !slices.Contains(pins[v], n) {
+	err = c.eachRemote(ctx, sec, func(name string, versions []int) {
+		for _, v := range versions {
+			if v != 0 && !slices.Contains(pins[v], name) {
 				if pins == nil {
 					pins = map[int][]string{}
 				}
-				pins[v] = append(pins[v], n)
+				pins[v] = append(pins[v], name)
 				sort.Strings(pins[v])
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return pins, nil
+}
+
+// eachRemote calls fn for every container of another host that claims
+// sec, with its name (HOST/NAME) and the versions it uses (0: the current).
+func (c clusterController) eachRemote(ctx context.Context, sec store.Secret, fn func(name string, versions []int)) error {
+	remote, err := c.cl.remote(ctx, sec)
+	if err != nil {
+		return err
+	}
+	for _, r := range remote {
+		fn(r.Host+"/"+r.Name, r.Uses(sec.Name))
+	}
+	return nil
 }

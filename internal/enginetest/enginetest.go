@@ -30,29 +30,37 @@ import (
 type Profile int
 
 const (
+	// AsSent hands events over as the test built them.
+	AsSent Profile = iota
 	// Legacy is an engine before API 1.52 (Docker 20.10 to 28): container
 	// events also carry status (the action), id (the actor's ID) and from
 	// (the image).
-	Legacy Profile = iota
+	Legacy
 	// API152 is Docker 29's API 1.52: events carry Type, Action, Actor,
 	// scope and times only.
 	API152
 )
 
-// Profiles are every profile, for tests that run against each.
+// Profiles are the engines' profiles, for tests that run against each.
 var Profiles = []Profile{Legacy, API152}
 
 func (p Profile) String() string {
-	if p == API152 {
+	switch p {
+	case Legacy:
+		return "legacy"
+	case API152:
 		return "api-1.52"
 	}
-	return "legacy"
+	return "as-sent"
 }
 
 // Shape gives m the fields an engine of profile p sends: the deprecated
 // ones are filled in for container events (as dockerd before API 1.52 did)
-// or left out.
+// or left out. AsSent leaves m as it is.
 func (p Profile) Shape(m events.Message) events.Message {
+	if p == AsSent {
+		return m
+	}
 	m.Status, m.ID, m.From = "", "", ""
 	if p == Legacy && m.Type == events.ContainerEventType {
 		m.Status, m.ID, m.From = string(m.Action), m.Actor.ID, m.Actor.Attributes["image"]

@@ -20,6 +20,8 @@ func TestShape(t *testing.T) {
 		{Legacy, mount, "", "", ""},
 		{API152, start, "", "", ""},
 		{API152, Legacy.Shape(start), "", "", ""},
+		{AsSent, start, "", "", ""},
+		{AsSent, Legacy.Shape(start), "start", "c1", "busybox"},
 	} {
 		got := tc.p.Shape(tc.m)
 		if got.Status != tc.status || got.ID != tc.id || got.From != tc.from {
