@@ -491,29 +491,6 @@ func (b *binding) ensureVolume(name string) (Volume, error) {
 	return v, nil
 }
 
-// bindVolume is step 2 of a Mount: the volume bound, and the container
-// the Mount is for when the engine lookup that bound it named only one.
-func (b *binding) bindVolume(ctx context.Context, volume string, ph *phases) (Volume, *container.Summary, error) {
-	v, err := b.ensureVolume(volume)
-	if err != nil {
-		return Volume{}, nil, err
-	}
-	var users []container.Summary
-	if !v.Bound() {
-		if v, users, err = b.bind(ctx, volume); err != nil {
-			return Volume{}, nil, err
-		}
-		ph.engine = users != nil
-	}
-	ph.declared = v.BoundBy
-	if len(users) == 1 {
-		// The lookup that bound the volume named its only user: this
-		// Mount is for it, as surely as a volume mount event would say.
-		return v, &users[0], nil
-	}
-	return v, nil, nil
-}
-
 // findContainer resolves a container name or ID prefix through the engine;
 // it returns the whole list too, for the volumes' other users.
 func (b *binding) findContainer(ctx context.Context, ref string) ([]container.Summary, container.Summary, error) {

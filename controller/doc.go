@@ -8,12 +8,24 @@
 //
 // A file per lifecycle step: mount.go (Mount, seven numbered steps with
 // one deferred undo), unmount.go, rotate.go, grants.go (live grants and
-// revokes), resync.go, events.go and attribute.go (what events tell),
-// bind.go (a volume's declaration learned from its container's label).
-// task.go is the task and the only place its fields are written; table.go
-// the task table; spares.go the empty mounts kept ready; volumes.go and
-// register.go the volume registry; record.go the task records beside the
-// mounts.
+// revokes), resync.go, events.go and attribute.go (what events tell).
+// Resync and UpdateContainer decide in pure planners (planResync,
+// planGrants) and then carry out the plan.
+//
+// The Controller is the API of the package; the work is done by a few
+// types it holds:
+//   - task (task.go), one mount, the only place a task's fields are
+//     written, in the taskTable (table.go);
+//   - binding (bind.go, share.go, hostnames.go): what the engine says of
+//     volumes and containers, with the engine, the volume registry, the
+//     image-label cache and the single flight of each volume's binding;
+//   - registry (volumes.go): the volumes and their declarations, on disk;
+//   - mountRoot (record.go): the mount root's directories and task
+//     records, wipes and clean-ups, with the table and the spares
+//     (spares.go);
+//   - contents (sources.go): what a mount holds, from the store or a
+//     secret's source;
+//   - rotation (rotate.go): one Rotate under way.
 //
 // # The life of a task
 //

@@ -2,10 +2,13 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/secretd/secretd/internal/audit"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Mount builds the tmpfs for one container start and returns its path. It
@@ -56,13 +59,13 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	// or a directory named for the mount ID. From here `secret rm` sees
 	// the mount, and a rotation, a live grant or an Unmount that finds it
 	// waits for the result.
-	t, err := c.root.claimMount(mountID, volume, owner, &ph)
+	t, err := c.root.claim(mountID, volume, owner, &ph)
 	if err != nil {
 		return "", err
 	}
 	defer func() {
 		if err != nil {
-			err = c.root.undoMount(t, ph.spare, err)
+			err = c.root.undo(t, ph.spare, err)
 		}
 	}()
 	// 4. entries: read after the claim, so a live grant saved before it is
@@ -112,4 +115,70 @@ func (c *Controller) mounted(v taskView, ph phases, start time.Time) {
 	c.cfg.Log.Info("secrets mounted", "volume", v.volume, "mount", v.dir, "secrets", len(v.entries), "duration", d,
 		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve,
 		"record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
+}
+
+// claim is step 3 of a Mount: a task for the mount ID enters the
+// table, with a spare's directory when one is ready.
+func (r *mountRoot) claim(mountID, volume string, owner *container.Summary, ph *phases) (*task, error) {
+	dir := r.spares.take()
+	ph.spare = dir != ""
+	if !ph.spare {
+		dir = r.dir(mountID)
+	}
+	var o *identity
+	if owner != nil {
+		id := identityOf(*owner)
+		o = &id
+	}
+	t := newTask(mountID, volume, dir, o)
+	if !r.tasks.claim(t) {
+		if ph.spare {
+			r.spares.putBack(dir)
+		}
+		return nil, fmt.Errorf("mount ID %s is already mounted", mountID)
+	}
+	if ph.spare {
+		r.spares.release(dir) // the task holds it now
+	}
+	return t, nil
+}
+
+// undo takes back a failed Mount's steps: the spare it filled, its
+// place in the table, its record.
+func (r *mountRoot) undo(t *task, spare bool, err error) error {
+	if spare {
+		// A spare Fill refused (or never saw) is still mounted, and its
+		// directory is not named for this mount: nothing else would ever
+		// remove it.
+		if _, werr := tmpfs.Wipe(t.dir); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	r.tasks.remove(t)
+	r.removeRecord(dirBase(t.dir))
+	t.abandon()
+	return err
+}
+
+// bindVolume is step 2 of a Mount: the volume bound, and the container
+// the Mount is for when the engine lookup that bound it named only one.
+func (b *binding) bindVolume(ctx context.Context, volume string, ph *phases) (Volume, *container.Summary, error) {
+	v, err := b.ensureVolume(volume)
+	if err != nil {
+		return Volume{}, nil, err
+	}
+	var users []container.Summary
+	if !v.Bound() {
+		if v, users, err = b.bind(ctx, volume); err != nil {
+			return Volume{}, nil, err
+		}
+		ph.engine = users != nil
+	}
+	ph.declared = v.BoundBy
+	if len(users) == 1 {
+		// The lookup that bound the volume named its only user: this
+		// Mount is for it, as surely as a volume mount event would say.
+		return v, &users[0], nil
+	}
+	return v, nil, nil
 }

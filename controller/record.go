@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/secretd/secretd/internal/atomicfile"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/mountroot"
@@ -196,49 +195,6 @@ func (r *mountRoot) claimed(s taskView) {
 	if err := r.saveRecord(s); err != nil {
 		r.log.Warn("task record not updated", "mount", s.dir, "err", err)
 	}
-}
-
-// claimMount is step 3 of a Mount: a task for the mount ID enters the
-// table, with a spare's directory when one is ready.
-func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary, ph *phases) (*task, error) {
-	dir := r.spares.take()
-	ph.spare = dir != ""
-	if !ph.spare {
-		dir = r.dir(mountID)
-	}
-	var o *identity
-	if owner != nil {
-		id := identityOf(*owner)
-		o = &id
-	}
-	t := newTask(mountID, volume, dir, o)
-	if !r.tasks.claim(t) {
-		if ph.spare {
-			r.spares.putBack(dir)
-		}
-		return nil, fmt.Errorf("mount ID %s is already mounted", mountID)
-	}
-	if ph.spare {
-		r.spares.release(dir) // the task holds it now
-	}
-	return t, nil
-}
-
-// undoMount takes back a failed Mount's steps: the spare it filled, its
-// place in the table, its record.
-func (r *mountRoot) undoMount(t *task, spare bool, err error) error {
-	if spare {
-		// A spare Fill refused (or never saw) is still mounted, and its
-		// directory is not named for this mount: nothing else would ever
-		// remove it.
-		if _, werr := tmpfs.Wipe(t.dir); werr != nil {
-			err = errors.Join(err, werr)
-		}
-	}
-	r.tasks.remove(t)
-	r.removeRecord(dirBase(t.dir))
-	t.abandon()
-	return err
 }
 
 // found describes each mount: the spares are read before the task table,
