@@ -326,16 +326,17 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 		entries, err = v.Entries()
 	}
 	t := adoptedTask(rec, dir, identityOf(s), entries)
+	name := t.view().name
 	if err != nil {
-		c.cfg.Log.Warn("adopted mount left as it is", "container", t.name, "mount", dir, "err", err)
+		c.cfg.Log.Warn("adopted mount left as it is", "container", name, "mount", dir, "err", err)
 	}
 	if !c.tasks.claim(t) {
 		return
 	}
-	c.cfg.Log.Info("mount adopted", "container", t.name, "mount", dir)
+	c.cfg.Log.Info("mount adopted", "container", name, "mount", dir)
 	if err == nil {
 		if _, _, err := c.refresh(t); err != nil {
-			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.name, "mount", dir, "err", err)
+			c.cfg.Log.Warn("adopted mount not refreshed", "container", name, "mount", dir, "err", err)
 		}
 	}
 }

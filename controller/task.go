@@ -85,7 +85,8 @@ type taskView struct {
 	ids      []string
 }
 
-// task is one mount; see above.
+// task is one mount; see above. Outside this file it is read through
+// view, except for mountID, volume, dir and since, which never change.
 type task struct {
 	mu sync.Mutex
 	// idle is signalled (with mu) when a content step ends.
