@@ -47,17 +47,17 @@ type change struct {
 // write runs c as described above and returns the secret as written (as
 // it was, for a removal).
 func (s *Store) write(c change) (Secret, error) {
-	defer s.hw.flush()
 	out, err := s.writeOnce(c)
 	if moved := errors.Is(err, errKEKMoved); moved || errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
 		reloaded, rerr := s.reloadKEK()
 		switch {
 		case moved && rerr != nil:
-			return Secret{}, rerr
+			err = rerr
 		case moved || reloaded:
 			out, err = s.writeOnce(c)
 		}
 	}
+	s.hw.flush()
 	if err != nil {
 		return Secret{}, err
 	}
