@@ -31,6 +31,9 @@ deps:
 		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap; }
 	$(GO) mod download
+	# The Go clients of docker CLI 29 that api/server's tests build, in a
+	# module of their own (two versions of one module).
+	cd api/server/testdata/mobyclient && $(GO) mod download && $(GO) mod download -modfile=client-v0.2.2.mod
 
 vet:
 	$(GO) vet ./...
