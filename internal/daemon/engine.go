@@ -113,9 +113,6 @@ func newEngine(ctx context.Context, host string, timeout time.Duration, log *slo
 	return e, e.host, nil
 }
 
-// Host is the engine's address, as the docker client names it.
-func (e *Engine) Host() string { return e.host }
-
 // Version is the API version engine calls use, "" while the engine has not
 // said it.
 func (e *Engine) Version() string {
