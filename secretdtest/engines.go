@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -32,8 +33,23 @@ type EngineVersion struct {
 }
 
 // HostDockerd is the dockerd on $PATH, Debian's Engine 20.10 on this
-// project's machines, on vfs, which works on any file system.
+// project's machines, on vfs, which works on any file system. Isolate
+// names the run's engine after what that dockerd says it is.
 var HostDockerd = EngineVersion{Name: "20.10", Config: "{}", StorageDriver: "vfs", MinAPIVersion: "1.12"}
+
+// releaseRE finds the major.minor of `dockerd --version`'s "Docker
+// version 20.10.24+dfsg1, build ...".
+var releaseRE = regexp.MustCompile(`^Docker version ([0-9]+\.[0-9]+)`)
+
+// dockerdRelease is the major.minor version of the dockerd binary, or
+// fallback when it does not say.
+func dockerdRelease(bin, fallback string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if m := releaseRE.FindSubmatch(out); err == nil && m != nil {
+		return string(m[1])
+	}
+	return fallback
+}
 
 // docker29 is Docker Engine 29.7.2's dockerd, built from moby's source at
 // tag docker-v29.7.2 (see the README beside it).

@@ -38,3 +38,18 @@ func TestDocker29Altered(t *testing.T) {
 		t.Errorf("an altered binary: %v", err)
 	}
 }
+
+// TestDockerdRelease reads the host's dockerd version as the matrix names
+// it, and falls back on a binary that does not say.
+func TestDockerdRelease(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "dockerd")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho 'Docker version 29.7.2, build d681cdaead93'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := dockerdRelease(fake, "x"); got != "29.7" {
+		t.Errorf("release of a 29.7.2 dockerd: %q", got)
+	}
+	if got := dockerdRelease(filepath.Join(t.TempDir(), "none"), "20.10"); got != "20.10" {
+		t.Errorf("release of a missing dockerd: %q, want the fallback", got)
+	}
+}

@@ -276,6 +276,9 @@ func inside(m *testing.M, dir string, o IsolateOptions) int {
 	if err == nil && os.Getenv(storageEnv) != "" {
 		e.StorageDriver = os.Getenv(storageEnv)
 	}
+	if err == nil {
+		e.Version.Name = dockerdRelease("dockerd", e.Version.Name)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, runName+":", err)
 		return 1
