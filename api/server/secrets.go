@@ -132,7 +132,7 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.SetPathValue("ref", spec.Name) // names the secret in a refusal's audit line
-	src, err := s.sourceSpec(r.Context(), req)
+	src, err := s.sourceSpec(r.Context(), req, actor(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -147,7 +147,11 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if src != nil {
+		id := sec.ID
 		if sec, err = s.primeSource(r.Context(), sec, spec.Data); err != nil {
+			// The source ran (a command as root, or a plugin) and the
+			// create was undone: the trail keeps that it happened.
+			s.audit(r, audit.Event{Event: audit.SecretCreateFailed, Secret: spec.Name, SecretID: id, Reason: err.Error()})
 			s.fail(w, r, err)
 			return
 		}
@@ -212,7 +216,12 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 		if deleted || sec.Source == nil || !sec.Source.Stored || s.cfg.Sources == nil {
 			return nil
 		}
-		if err := s.cfg.Sources.DeleteValue(r.Context(), sec); err != nil {
+		if err := s.cfg.Sources.DeleteValue(r.Context(), sec); errors.Is(err, errdefs.ErrForbidden) {
+			// A delete command this host does not run (another host's
+			// root named it, or nobody is recorded as naming it) stays
+			// unrun; the secret still goes, or it could never be removed.
+			s.cfg.Log.Warn("secret removed without running its delete command, which this host does not run: delete its value from the source by hand", "secret", sec.Name, "id", sec.ID, "err", err)
+		} else if err != nil {
 			return errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' not removed: its value could not be deleted from its source: %v: fix the source and try again", sec.Name, err)
 		}
 		deleted = true

@@ -69,6 +69,12 @@ type Config struct {
 	SecretDriverDir string
 	// ShellConfig is the shell driver's host-wide configuration file.
 	ShellConfig string
+	// TLSSecretCommands lets TLS clients name a shell driver secret's own
+	// commands, as root may on the unix socket.
+	TLSSecretCommands bool
+	// TrustCommandsFrom names the other hosts of a shared store whose
+	// root's per-secret commands this host runs; "*" names them all.
+	TrustCommandsFrom []string
 	// Out receives the audit trail with --audit-log -; never a key.
 	Out io.Writer
 }
@@ -162,11 +168,12 @@ func Run(ctx context.Context, cfg Config) error {
 		Locked: st.Locked, Version: cfg.Version,
 	})
 	m.Registry().MustRegister(rollbacks)
-	drivers, err := newDrivers(cfg)
+	drivers, err := newDrivers(cfg, backend.Etcd != nil)
 	if err != nil {
 		return err
 	}
-	sources := &sourced.Service{Store: st, Drivers: drivers, Log: cfg.Log, Metrics: m, Audit: trail}
+	sources := &sourced.Service{Store: st, Drivers: drivers, Log: cfg.Log, Metrics: m, Audit: trail,
+		Host: thisHost(cfg.Store.HostID), TLSCommands: cfg.TLSSecretCommands}
 	ctrl, err = controller.New(controller.Config{
 		Store: st, Sources: sources, Engine: engine, EngineHost: engineHost, Actions: engine,
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
@@ -319,17 +326,35 @@ func Run(ctx context.Context, cfg Config) error {
 	return <-errc
 }
 
-// newDrivers is the built-in shell driver, with the host's configuration,
-// and the secret-driver plugins found where dockerd finds them (or in
-// --secret-driver-dir).
-func newDrivers(cfg Config) (*source.Drivers, error) {
+// newDrivers is the built-in shell driver, with the host's configuration
+// and whose per-secret commands it runs, and the secret-driver plugins
+// found where dockerd finds them (or in --secret-driver-dir).
+func newDrivers(cfg Config, shared bool) (*source.Drivers, error) {
 	shellCfg, err := shell.LoadConfig(cmp.Or(cfg.ShellConfig, shell.DefaultConfigPath))
 	if err != nil {
 		return nil, fmt.Errorf("--shell-driver-config: %w", err)
 	}
+	if len(cfg.TrustCommandsFrom) > 0 && !shared {
+		return nil, errors.New("--trust-commands-from applies only to a store several hosts share (--store etcd://...): on a store of its own a host runs the commands its root named")
+	}
+	sh := shell.New(shellCfg)
+	sh.Trust = shell.Trust{Host: thisHost(cfg.Store.HostID), Shared: shared, Hosts: cfg.TrustCommandsFrom}
+	sh.Log = cfg.Log
 	reg := &plugin.Registry{}
 	if cfg.SecretDriverDir != "" {
 		reg.SocketsDir, reg.SpecsDirs = cfg.SecretDriverDir, []string{cfg.SecretDriverDir}
 	}
-	return &source.Drivers{Builtin: map[string]source.Provider{shell.Name: shell.New(shellCfg)}, Plugins: reg}, nil
+	return &source.Drivers{Builtin: map[string]source.Provider{shell.Name: sh}, Plugins: reg}, nil
+}
+
+// thisHost names this host among those sharing a store: --host-id, or the
+// hostname.
+func thisHost(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "localhost"
 }

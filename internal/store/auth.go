@@ -61,6 +61,9 @@ type macSource struct {
 	// Stored is left out when false, so the tags of records from before
 	// it still verify.
 	Stored bool `json:"stored,omitempty"`
+	// CommandsBy is left out when empty, for the same reason: it says
+	// whose root named the commands a host runs for this secret.
+	CommandsBy string `json:"commands_by,omitempty"`
 }
 
 type macVersion struct {
@@ -114,7 +117,7 @@ func macMessage(r *record) []byte {
 	}
 	in.Current = r.current()
 	if src := r.Source; src != nil {
-		in.Source = &macSource{Driver: src.Driver, Keys: src.Keys, Options: src.Options != nil, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored}
+		in.Source = &macSource{Driver: src.Driver, Keys: src.Keys, Options: src.Options != nil, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored, CommandsBy: src.CommandsBy}
 	}
 	b, err := json.Marshal(in)
 	if err != nil {
