@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/secretd/secretd/internal/store/etcd/etcdtest"
 )
 
 // apiGroupMember creates a group and a user in it, removed at the end of
@@ -147,5 +149,43 @@ func TestSecurityGroupCannotNameCommands(t *testing.T) {
 	}
 	if strings.Contains(d.mustCLI("", "secret", "ls", "--format", "{{.Name}}"), "root_made") {
 		t.Error("a failed create left its secret behind")
+	}
+}
+
+// TestMultiHostCommandTrust: on a shared etcd store, a shell command host
+// 1's root named runs on host 1, but a container on host 2 that declares
+// the secret fails to start with a clear error and the command does not
+// run there, until host 2 trusts host 1 (--trust-commands-from host1).
+func TestMultiHostCommandTrust(t *testing.T) {
+	t.Parallel()
+	etcd := etcdtest.Start(t, 1)
+	key := sharedKey(t)
+	flags := func(id string, extra ...string) []string {
+		return append([]string{"--store", etcd.URL(), "--host-id", id, "--key-file", key}, extra...)
+	}
+	d1 := startTestDaemon(t, flags("host1")...)
+	d2 := startTestDaemon(t, flags("host2")...)
+	// Each run appends the pid of the secretd that ran it: the shell's parent.
+	ran := filepath.Join(t.TempDir(), "ran")
+	d1.mustCLI("", "secret", "create", "--driver", "shell", "--driver-opt", "lookup=echo $PPID >> "+ran+"; printf from-host1", "cmd_secret")
+	ranBy := func() string { b, _ := os.ReadFile(ran); return string(b) }
+	if !strings.Contains(ranBy(), strconv.Itoa(d1.pid())) {
+		t.Fatalf("host 1 did not run its own root's lookup at create: %q", ranBy())
+	}
+
+	r := docker(t, d2.runArgs("cmd_secret", []string{"--rm", "--pull", "never"}, "cat /run/secrets/cmd_secret")...)
+	if r.code == 0 || !strings.Contains(r.stderr, `was named on host "host1"`) || !strings.Contains(r.stderr, "--trust-commands-from host1") {
+		t.Errorf("a container on host 2 using host 1's command: want refused naming host1, got %s", r)
+	}
+	if strings.Contains(ranBy(), strconv.Itoa(d2.pid())) {
+		t.Fatalf("host 2 ran a command host 1 named: %q", ranBy())
+	}
+
+	d3 := startTestDaemon(t, flags("host3", "--trust-commands-from", "host1")...)
+	if got := mustDocker(t, d3.runArgs("cmd_secret", []string{"--rm", "--pull", "never"}, "cat /run/secrets/cmd_secret")...); got != "from-host1" {
+		t.Errorf("a container on a host trusting host 1 reads %q, want from-host1", got)
+	}
+	if !strings.Contains(ranBy(), strconv.Itoa(d3.pid())) {
+		t.Errorf("the trusting host did not run the lookup: %q", ranBy())
 	}
 }
