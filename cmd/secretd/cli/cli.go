@@ -62,6 +62,12 @@ func (c *Cli) Client() (APIClient, error) {
 	if host == "" && os.Getenv(client.HostEnv) == "" {
 		host = defaultHost(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
 	}
+	if (c.TLSCert != "" || c.TLSKey != "") && c.TLSCACert == "" {
+		// Without a CA file the daemon's certificate would be checked
+		// against the system's CAs: any server one of them vouches for
+		// would receive the request, and the secret in it.
+		return nil, errors.New("--tlscert and --tlskey need --tlscacert, the CA that signed the daemon's certificate: secretd never trusts the system's CAs for its API")
+	}
 	var tlsOpts *tlsconfig.Options
 	if c.TLSCACert != "" || c.TLSCert != "" || c.TLSKey != "" {
 		// With --tlscacert only that CA vouches for the daemon, as the
