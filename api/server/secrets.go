@@ -450,6 +450,12 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		clear(cur)
 		if same && (want == 0 || want == sec.Index) {
 			clear(req.Data)
+			// Nothing new to store, but the current version may not have
+			// reached every container: run again (compose up), the caller
+			// must hear so, as the update that stored it did.
+			if s.rotationFailed(w, sec) {
+				return
+			}
 			writeJSON(w, http.StatusOK, toAPI(sec))
 			return
 		}
@@ -478,14 +484,25 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 	s.audit(r, audit.Event{Event: audit.SecretUpdate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
 	// The version is stored either way; a user who gets 200 must be able to
 	// trust that every container reads it.
-	if s.cfg.Rotations != nil {
-		if err := s.cfg.Rotations.RotationError(sec.ID, sec.Current); err != nil {
-			if s.cfg.Metrics != nil {
-				s.cfg.Metrics.Error("api", err)
-			}
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
+	if s.rotationFailed(w, sec) {
+		return
 	}
 	writeJSON(w, http.StatusOK, toAPI(sec))
+}
+
+// rotationFailed answers with the error of sec's current version if it did
+// not reach every container on this host, and reports whether it did.
+func (s *Server) rotationFailed(w http.ResponseWriter, sec store.Secret) bool {
+	if s.cfg.Rotations == nil {
+		return false
+	}
+	err := s.cfg.Rotations.RotationError(sec.ID, sec.Current)
+	if err == nil {
+		return false
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Error("api", err)
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
+	return true
 }
