@@ -47,3 +47,21 @@ func TestClientCertNeedsCA(t *testing.T) {
 		t.Errorf("client.New with no RootCAs: %v", err)
 	}
 }
+
+// TestDefaultHostRefusesOpenRuntimeDir: the user's own socket is not used
+// from an $XDG_RUNTIME_DIR that others may write to.
+func TestDefaultHostRefusesOpenRuntimeDir(t *testing.T) {
+	rt := t.TempDir()
+	if _, err := checkedDefaultHost(1000, rt); err != nil {
+		t.Fatalf("a private runtime dir: %v", err)
+	}
+	if err := os.Chmod(rt, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkedDefaultHost(1000, rt); err == nil || !strings.Contains(err.Error(), "has mode 0777: others may write to it") {
+		t.Errorf("a world-writable runtime dir: %v", err)
+	}
+	if got, err := checkedDefaultHost(0, rt); err != nil || got != client.DefaultHost {
+		t.Errorf("root does not use the runtime dir: %s, %v", got, err)
+	}
+}
