@@ -255,6 +255,9 @@ type Status struct {
 	// SwapOn reports whether the host has an active swap area
 	// (/proc/swaps): without Noswap, secrets may then reach the swap device.
 	SwapOn bool
+	// NoswapError is why the probe for noswap could not run: mounts then
+	// go without it, whatever the kernel supports.
+	NoswapError string `json:",omitempty"`
 }
 
 // ErrorResponse is the Docker Engine's error body.

@@ -10,13 +10,21 @@ import (
 // Unmount wipes the tmpfs of one container stop and forgets the task. The
 // mount is found by its mount ID wherever it lives: a task's directory, or,
 // for a mount this run of the daemon has not adopted yet, the directory
-// its record names (a spare's, for a mount that filled one).
+// its record names (a spare's, for a mount that filled one). A mount ID
+// that belongs to another volume is refused and nothing is wiped: an
+// Unmount names both, and a mix-up must not stop another container's
+// secrets.
 func (c *Controller) Unmount(volume, mountID string) error {
 	if !mountIDRE.MatchString(mountID) {
 		return fmt.Errorf("invalid mount ID %q", mountID)
 	}
 	c.mu.Lock()
 	t := c.tasks[mountID]
+	if t != nil && t.volume != volume {
+		other := t.volume
+		c.mu.Unlock()
+		return fmt.Errorf("mount ID %s belongs to volume %q, not %q: nothing was unmounted", mountID, other, volume)
+	}
 	c.mu.Unlock()
 	if t != nil {
 		// Waits for a Mount still building it, or a rotation writing it.
@@ -47,7 +55,10 @@ func (c *Controller) Unmount(volume, mountID string) error {
 		}
 		// The Mount failed and cleaned up; look at the disk as below.
 	}
-	dir := c.recordedDir(mountID)
+	dir, owner := c.recordedDir(mountID)
+	if owner != "" && owner != volume {
+		return fmt.Errorf("mount ID %s belongs to volume %q, not %q: nothing was unmounted", mountID, owner, volume)
+	}
 	if err := c.wipe(dir, ""); err != nil {
 		return err
 	}
@@ -55,17 +66,18 @@ func (c *Controller) Unmount(volume, mountID string) error {
 }
 
 // recordedDir returns the directory of the mount with this ID from the
-// records on disk, or the directory named for the ID when none names it.
-func (c *Controller) recordedDir(mountID string) string {
+// records on disk, and the volume the record names; or the directory named
+// for the ID and no volume when no record names it.
+func (c *Controller) recordedDir(mountID string) (dir, volume string) {
 	if r, err := c.loadRecord(mountID); err == nil && r.MountID == mountID {
-		return c.dir(mountID)
+		return c.dir(mountID), r.Volume
 	}
 	for _, name := range c.records() {
 		if r, err := c.loadRecord(name); err == nil && r.MountID == mountID {
-			return c.dir(name)
+			return c.dir(name), r.Volume
 		}
 	}
-	return c.dir(mountID)
+	return c.dir(mountID), ""
 }
 
 func (c *Controller) wipe(dir, container string) error {

@@ -28,7 +28,6 @@ import (
 	"github.com/secretd/secretd/internal/source/shell"
 	"github.com/secretd/secretd/internal/sourced"
 	"github.com/secretd/secretd/internal/store"
-	"github.com/secretd/secretd/tmpfs"
 )
 
 // Config is everything `secretd daemon` takes from its flags.
@@ -259,8 +258,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Status: func(s *api.Status) {
 			s.Store = backend.URL
 			ctrl.Stats(s)
-			s.Noswap, _ = tmpfs.ProbeNoswap(cfg.MountRoot)
-			s.SwapOn, _ = tmpfs.SwapActive()
+			noswapStatus(s, cfg.MountRoot)
 		},
 	})
 	ctx, cancel := context.WithCancel(ctx)
