@@ -16,25 +16,8 @@ const copyBatch = 100
 // first (a copy cut short is never taken for a new store) and then checks
 // dst key by key. It returns how many secrets and keys it copied.
 func Copy(dst, src Backend) (secrets, keys int, err error) {
-	type kv struct {
-		bucket, key string
-		value       []byte
-	}
-	var all []kv
-	if err := src.View(func(tx Tx) error {
-		for _, b := range Buckets {
-			if err := tx.ForEach(b, func(k string, v []byte) error {
-				all = append(all, kv{b, k, v})
-				if b == "secrets" {
-					secrets++
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	all, secrets, err := readAll(src)
+	if err != nil {
 		return 0, 0, fmt.Errorf("read the source: %w", err)
 	}
 	if rec, err := kekOf(src); err != nil {
@@ -42,15 +25,8 @@ func Copy(dst, src Backend) (secrets, keys int, err error) {
 	} else if rec == nil {
 		return 0, 0, fmt.Errorf("the source holds no store (it has no key record): check --from")
 	}
-	n := 0
-	if err := dst.View(func(tx Tx) error {
-		for _, b := range Buckets {
-			if err := tx.ForEach(b, func(string, []byte) error { n++; return nil }); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	n, err := countKeys(dst)
+	if err != nil {
 		return 0, 0, fmt.Errorf("read the target: %w", err)
 	}
 	if n > 0 {
@@ -71,7 +47,53 @@ func Copy(dst, src Backend) (secrets, keys int, err error) {
 			return 0, 0, fmt.Errorf("write the target after %d of %d keys: %w (empty the target before trying again)", i, len(all), err)
 		}
 	}
-	got := 0
+	if err := verifyCopy(dst, all); err != nil {
+		return 0, 0, fmt.Errorf("verify the target: %w", err)
+	}
+	return secrets, len(all), nil
+}
+
+// kv is one key of a bucket, with its value.
+type kv struct {
+	bucket, key string
+	value       []byte
+}
+
+// readAll reads every key of every bucket of b in one transaction, and
+// counts the secrets among them.
+func readAll(b Backend) (all []kv, secrets int, err error) {
+	err = b.View(func(tx Tx) error {
+		for _, bucket := range Buckets {
+			if err := tx.ForEach(bucket, func(k string, v []byte) error {
+				all = append(all, kv{bucket, k, v})
+				if bucket == "secrets" {
+					secrets++
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return all, secrets, err
+}
+
+// countKeys counts the keys of every bucket of b.
+func countKeys(b Backend) (n int, err error) {
+	err = b.View(func(tx Tx) error {
+		for _, bucket := range Buckets {
+			if err := tx.ForEach(bucket, func(string, []byte) error { n++; return nil }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// verifyCopy checks that dst holds exactly the keys and values of all.
+func verifyCopy(dst Backend, all []kv) error {
 	if err := dst.View(func(tx Tx) error {
 		for _, x := range all {
 			v, err := tx.Get(x.bucket, x.key)
@@ -82,19 +104,18 @@ func Copy(dst, src Backend) (secrets, keys int, err error) {
 				return fmt.Errorf("%s/%s differs from the source", x.bucket, x.key)
 			}
 		}
-		for _, b := range Buckets {
-			if err := tx.ForEach(b, func(string, []byte) error { got++; return nil }); err != nil {
-				return err
-			}
-		}
 		return nil
 	}); err != nil {
-		return 0, 0, fmt.Errorf("verify the target: %w", err)
+		return err
+	}
+	got, err := countKeys(dst)
+	if err != nil {
+		return err
 	}
 	if got != len(all) {
-		return 0, 0, fmt.Errorf("verify the target: it holds %d keys, the source %d: was something writing to it?", got, len(all))
+		return fmt.Errorf("it holds %d keys, the source %d: was something writing to it?", got, len(all))
 	}
-	return secrets, len(all), nil
+	return nil
 }
 
 func kekOf(b Backend) (rec *kekRecord, err error) {

@@ -8,9 +8,9 @@ import (
 // On a backend several hosts share, one host may rotate the KEK under the
 // others. A host still holding the old KEK could then neither open what is
 // sealed under the new one nor seal anything the others can open. So every
-// write that seals checks, inside its transaction, that the KEK record is
-// still at the generation this store holds, and a host that finds it moved
-// takes up the new KEK (unwrapped with the same root key) and tries again.
+// write checks, inside its transaction, that the KEK record is still at the
+// generation this store holds, and a host that finds it moved takes up the
+// new KEK (unwrapped with the same root key) and tries again (see write.go).
 
 // errKEKMoved reports that another host rotated the KEK since this store
 // loaded it.

@@ -563,3 +563,73 @@ func TestListSeesOtherHosts(t *testing.T) {
 		t.Fatalf("after another host's update, rm and create: %s, want a@2,c@1", got)
 	}
 }
+
+// TestWritesAfterKEKRotatedByAnotherHost: every write a host makes right
+// after another host rotated the KEK (before its watch could tell it)
+// takes up the new KEK and succeeds, and what it wrote is authenticated
+// under the new KEK, so the host that rotated reads it.
+func TestWritesAfterKEKRotatedByAnotherHost(t *testing.T) {
+	c := cluster(t)
+	for _, tc := range []struct {
+		name  string
+		write func(s *store.Store) error
+		check func(t *testing.T, s *store.Store)
+	}{
+		{"UpdateLabels", func(s *store.Store) error {
+			_, err := s.UpdateLabels("a", 0, map[string]string{"team": "b"}, nil)
+			return err
+		}, func(t *testing.T, s *store.Store) {
+			if sec, err := s.Get("a"); err != nil || sec.Labels["team"] != "b" {
+				t.Fatalf("host A reads the labels host B wrote: %v, %v", sec.Labels, err)
+			}
+		}},
+		{"Update", func(s *store.Store) error {
+			_, err := s.Update("a", []byte("a3"), 0, nil)
+			return err
+		}, func(t *testing.T, s *store.Store) {
+			if data, _, err := s.RevealName("a", 0); err != nil || string(data) != "a3" {
+				t.Fatalf("host A reads the version host B wrote: %q, %v", data, err)
+			}
+		}},
+		{"RemoveVersion", func(s *store.Store) error {
+			_, err := s.RemoveVersion("a", 1, nil)
+			return err
+		}, func(t *testing.T, s *store.Store) {
+			if sec, err := s.Get("a"); err != nil || sec.HasVersion(1) || !sec.HasVersion(2) {
+				t.Fatalf("host A after host B removed version 1: %+v, %v", sec.Versions, err)
+			}
+		}},
+		{"Remove", func(s *store.Store) error {
+			_, err := s.Remove("a", nil)
+			return err
+		}, func(t *testing.T, s *store.Store) {
+			if _, err := s.Get("a"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("host A after host B removed the secret: %v, want ErrNotFound", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := newPrefix()
+			key := filepath.Join(t.TempDir(), "key")
+			a := openStore(t, open(t, c, prefix), key)
+			b := openStore(t, open(t, c, prefix), key)
+			if _, err := a.Create(store.Spec{Name: "a", Data: []byte("a1")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Update("a", []byte("a2"), 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			// Host B has read the secret under the first KEK.
+			if _, err := b.Get("a"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.RotateKEK(key); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.write(b); err != nil {
+				t.Fatalf("host B's %s right after host A rotated the KEK: %v", tc.name, err)
+			}
+			tc.check(t, a)
+		})
+	}
+}

@@ -1,0 +1,447 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/secretd/secretd/internal/store/envelope"
+)
+
+// Spec is what a new secret is made of.
+type Spec struct {
+	Name   string
+	Labels map[string]string
+	// Data is version 1; it may be empty only for a secret with a Source.
+	Data []byte
+	// Source makes a driver secret.
+	Source *SourceSpec
+}
+
+// SourceSpec is a new driver secret's source. Options are sealed like data.
+type SourceSpec struct {
+	Driver  string
+	Options map[string]string
+	Cache   bool
+	Refresh time.Duration
+	// Stored says the value was given at create and is put into the
+	// source by the caller (the shell driver's store command); the store
+	// keeps no copy of it.
+	Stored bool
+	// CommandsBy names the host whose root named the commands in Options
+	// (the shell driver's lookup, store...); empty when Options name none.
+	// The record's MAC covers it, so only a holder of the KEK can set it.
+	CommandsBy string
+}
+
+// create is Create with the KEK this store holds now.
+func (s *Store) create(spec Spec) (Secret, error) {
+	if err := ValidateName(spec.Name); err != nil {
+		return Secret{}, err
+	}
+	if err := ValidateLabels(spec.Labels); err != nil {
+		return Secret{}, err
+	}
+	if spec.Source != nil && len(spec.Data) > 0 {
+		return Secret{}, Errorf(ErrInvalid, "a driver secret keeps no data in the store")
+	}
+	if spec.Source == nil {
+		if err := ValidateData(spec.Data); err != nil {
+			return Secret{}, err
+		}
+	}
+	if spec.Source != nil && spec.Source.Driver == "" {
+		return Secret{}, Errorf(ErrInvalid, "a driver secret needs a driver name")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return Secret{}, ErrLocked
+	}
+	id, err := newID()
+	if err != nil {
+		return Secret{}, err
+	}
+	now := s.now()
+	r := record{ID: id, Name: spec.Name, Labels: spec.Labels, CreatedAt: now, UpdatedAt: now}
+	if len(spec.Data) > 0 {
+		env, err := envelope.SealEnvelope(s.kek, spec.Data, aad(id, spec.Name, 1))
+		if err != nil {
+			return Secret{}, err
+		}
+		r.Versions = []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}}
+	}
+	if src := spec.Source; src != nil {
+		r.Source = &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored, CommandsBy: src.CommandsBy}
+		if len(src.Options) > 0 {
+			r.Source.Keys = sortedKeys(src.Options)
+			plain, err := json.Marshal(src.Options)
+			if err != nil {
+				return Secret{}, err
+			}
+			env, err := envelope.SealEnvelope(s.kek, plain, optionsAAD(id, spec.Name))
+			clear(plain)
+			if err != nil {
+				return Secret{}, err
+			}
+			r.Source.Options = &env
+		}
+	}
+	err = s.b.Update(func(tx Tx) error {
+		if err := s.kekCurrent(tx); err != nil {
+			return err
+		}
+		if v, err := tx.Get("names", spec.Name); err != nil {
+			return err
+		} else if v != nil {
+			return Errorf(ErrExists, "secret %s already exists", spec.Name)
+		}
+		if r.Index, err = nextIndex(tx); err != nil {
+			return err
+		}
+		if err := tx.Put("names", spec.Name, []byte(id)); err != nil {
+			return err
+		}
+		return putRecord(tx, &r, s.macKey)
+	})
+	if err != nil {
+		return Secret{}, err
+	}
+	return r.secret(), nil
+}
+
+// sortedKeys lists m's keys in order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// SourceOptions decrypts a driver secret's options, for the driver that
+// fetches its value. They may hold credentials: never log them.
+func (s *Store) SourceOptions(ref string) (map[string]string, Secret, error) {
+	defer s.hw.flush()
+	return retryKEKOpts(s, ref)
+}
+
+func retryKEKOpts(s *Store, ref string) (map[string]string, Secret, error) {
+	type out struct {
+		opts map[string]string
+		sec  Secret
+	}
+	o, err := retryKEK(s, func() (out, error) {
+		opts, sec, err := s.sourceOptions(ref)
+		return out{opts, sec}, err
+	})
+	return o.opts, o.sec, err
+}
+
+func (s *Store) sourceOptions(ref string) (map[string]string, Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return nil, Secret{}, ErrLocked
+	}
+	var r *record
+	if err := s.b.View(func(tx Tx) (err error) {
+		r, err = s.resolve(tx, ref)
+		return err
+	}); err != nil {
+		return nil, Secret{}, err
+	}
+	if r.Source == nil {
+		return nil, Secret{}, Errorf(ErrInvalid, "secret '%s' has no driver", r.Name)
+	}
+	opts := map[string]string{}
+	if r.Source.Options != nil {
+		plain, err := envelope.OpenEnvelope(s.kek, *r.Source.Options, optionsAAD(r.ID, r.Name))
+		if err != nil {
+			return nil, Secret{}, Errorf(ErrCorrupt, "the driver options of secret '%s' do not decrypt: the store record was altered or moved", r.Name)
+		}
+		err = json.Unmarshal(plain, &opts)
+		clear(plain)
+		if err != nil {
+			return nil, Secret{}, Errorf(ErrCorrupt, "the driver options of secret '%s' are not readable", r.Name)
+		}
+	}
+	return opts, r.secret(), nil
+}
+
+// Get returns a secret's metadata by ID, name or unique ID prefix.
+func (s *Store) Get(ref string) (Secret, error) {
+	defer s.hw.flush()
+	return retryStale(s, func() (Secret, error) { return s.get(ref) })
+}
+
+func (s *Store) get(ref string) (Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out Secret
+	err := s.b.View(func(tx Tx) error {
+		r, err := s.resolve(tx, ref)
+		if err == nil {
+			out = r.secret()
+		}
+		return err
+	})
+	return out, err
+}
+
+// Filter selects secrets in List; empty fields match everything. Within a
+// field any value may match; across fields all must, as in the Docker API.
+type Filter struct {
+	Names        []string // exact names (the API's "names" filter)
+	NamePrefixes []string // the API's "name" filter, a prefix as in Swarm
+	IDPrefixes   []string
+	Labels       []string // "key" or "key=value"
+}
+
+// All reports whether f selects every secret.
+func (f Filter) All() bool {
+	return len(f.Names)+len(f.NamePrefixes)+len(f.IDPrefixes)+len(f.Labels) == 0
+}
+
+// List returns the secrets that match f, sorted by name.
+func (s *Store) List(f Filter) ([]Secret, error) {
+	defer s.hw.flush()
+	return retryStale(s, func() ([]Secret, error) { return s.listSecrets(f) })
+}
+
+func (s *Store) listSecrets(f Filter) ([]Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Secret
+	seen := map[string]listEntry{}
+	err := s.b.View(func(tx Tx) error {
+		return tx.ForEach("secrets", func(k string, v []byte) error {
+			r, err := s.list.lookup(k, v, seen, s.macKey, s.checkListed)
+			if err != nil {
+				return err
+			}
+			if r.ID != k {
+				return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, k)
+			}
+			if f.match(r) {
+				out = append(out, secretCopy(r))
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		s.list.replace(seen)
+	}
+	slices.SortFunc(out, func(a, b Secret) int { return strings.Compare(a.Name, b.Name) })
+	return out, err
+}
+
+func (f Filter) match(r *record) bool {
+	if len(f.Names) > 0 && !slices.Contains(f.Names, r.Name) {
+		return false
+	}
+	if len(f.NamePrefixes) > 0 && !slices.ContainsFunc(f.NamePrefixes, func(n string) bool { return strings.HasPrefix(r.Name, n) }) {
+		return false
+	}
+	if len(f.IDPrefixes) > 0 && !slices.ContainsFunc(f.IDPrefixes, func(p string) bool { return strings.HasPrefix(r.ID, p) }) {
+		return false
+	}
+	for _, l := range f.Labels {
+		k, v, hasValue := strings.Cut(l, "=")
+		got, ok := r.Labels[k]
+		if !ok || (hasValue && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+// reveal is Reveal with the KEK this store holds now.
+func (s *Store) reveal(ref string, version int) ([]byte, Secret, error) {
+	return s.revealWith(func(tx Tx) (*record, error) { return s.resolve(tx, ref) }, version)
+}
+
+// revealWith decrypts a version of the record find returns.
+func (s *Store) revealWith(find func(Tx) (*record, error), version int) ([]byte, Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.kek == nil {
+		return nil, Secret{}, ErrLocked
+	}
+	var r *record
+	if err := s.b.View(func(tx Tx) (err error) {
+		r, err = find(tx)
+		return err
+	}); err != nil {
+		return nil, Secret{}, err
+	}
+	if len(r.Versions) == 0 {
+		// The secret comes back with the error: the caller asks its source.
+		return nil, r.secret(), Errorf(ErrNotFound, "secret '%s' has no stored value: secret driver %q gives its value when a container mounts it", r.Name, r.Source.Driver)
+	}
+	v := r.Versions[len(r.Versions)-1]
+	if version != 0 {
+		i := slices.IndexFunc(r.Versions, func(x versionRecord) bool { return x.Version == version })
+		if i < 0 {
+			return nil, Secret{}, Errorf(ErrNotFound, "secret '%s' has no version %d (kept: %s)", r.Name, version, keptVersions(r))
+		}
+		v = r.Versions[i]
+	}
+	data, err := envelope.OpenEnvelope(s.kek, v.Envelope, aad(r.ID, r.Name, v.Version))
+	if err != nil {
+		return nil, Secret{}, Errorf(ErrCorrupt, "secret '%s' version %d does not decrypt: the store record was altered or moved", r.Name, v.Version)
+	}
+	return data, r.secret(), nil
+}
+
+// RevealName is Reveal for a secret named exactly name: declarations name
+// secrets, and an ID or ID prefix there would escape the in-use checks,
+// which match by name.
+func (s *Store) RevealName(name string, version int) ([]byte, Secret, error) {
+	find := func(tx Tx) (*record, error) {
+		r, err := s.byName(tx, name)
+		if err == nil && r == nil {
+			err = Errorf(ErrNotFound, "secret '%s' not found", name)
+		}
+		return r, err
+	}
+	defer s.hw.flush()
+	gen := s.generation()
+	data, sec, err := s.revealWith(find, version)
+	if errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
+		if moved, _ := s.reloadKEK(); moved || s.generation() != gen {
+			return s.revealWith(find, version)
+		}
+	}
+	return data, sec, err
+}
+
+// Verify decrypts every version of every secret and reports the ones that fail.
+func (s *Store) Verify() error {
+	secrets, err := s.List(Filter{})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sec := range secrets {
+		for _, v := range sec.Versions {
+			data, _, err := s.Reveal(sec.ID, v.Version)
+			clear(data)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func keptVersions(r *record) string {
+	var vs []string
+	for _, v := range r.Versions {
+		vs = append(vs, strconv.Itoa(v.Version))
+	}
+	return strings.Join(vs, ", ")
+}
+
+// resolve finds a record the way the Docker Engine resolves a secret
+// reference: full ID, then exact name, then unique ID prefix.
+func (s *Store) resolve(tx Tx, ref string) (*record, error) {
+	if ref == "" {
+		return nil, Errorf(ErrInvalid, "secret name or ID must not be empty")
+	}
+	if r, err := s.getRecord(tx, ref); r != nil || err != nil {
+		return r, err
+	}
+	if r, err := s.byName(tx, ref); r != nil || err != nil {
+		return r, err
+	}
+	var matches []string
+	if err := tx.ForEach("secrets", func(k string, _ []byte) error {
+		if strings.HasPrefix(k, ref) {
+			matches = append(matches, k)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	switch len(matches) {
+	case 0:
+		return nil, Errorf(ErrNotFound, "secret '%s' not found", ref)
+	case 1:
+		return s.getRecord(tx, matches[0])
+	default:
+		return nil, Errorf(ErrInvalid, "secret %s is ambiguous (%d matches found)", ref, len(matches))
+	}
+}
+
+// byName finds the record named name, or nil. The name index is not
+// authenticated on its own: the record it points at must carry the name,
+// or a pointer moved in the store would hand out another secret's data.
+func (s *Store) byName(tx Tx, name string) (*record, error) {
+	id, err := tx.Get("names", name)
+	if err != nil || id == nil {
+		return nil, err
+	}
+	r, err := s.getRecord(tx, string(id))
+	switch {
+	case err != nil:
+		return nil, err
+	case r == nil:
+		return nil, fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, name, id)
+	case r.Name != name:
+		return nil, Errorf(ErrCorrupt, "secret '%s': the store's name index points at secret %s, which is named '%s': the store was altered; refusing it", name, r.ID, r.Name)
+	}
+	return r, nil
+}
+
+// getRecord reads and authenticates the record with this ID, or nil.
+func (s *Store) getRecord(tx Tx, id string) (*record, error) {
+	v, err := tx.Get("secrets", id)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("%w: secret %s: %v", ErrCorrupt, id, err)
+	}
+	if r.ID != id || !r.valid() {
+		return nil, fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
+	}
+	if err := s.checkRecord(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// putRecord stores r with its MAC under macKey.
+func putRecord(tx Tx, r *record, macKey *envelope.Key) error {
+	if macKey == nil {
+		return ErrLocked
+	}
+	r.MAC = recordMAC(macKey, r)
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put("secrets", r.ID, v)
+}
+
+func nextIndex(tx Tx) (uint64, error) {
+	v, err := tx.Get("meta", "index")
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if v != nil {
+		if n, err = strconv.ParseUint(string(v), 10, 64); err != nil {
+			return 0, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
+		}
+	}
+	n++
+	return n, tx.Put("meta", "index", []byte(strconv.FormatUint(n, 10)))
+}
