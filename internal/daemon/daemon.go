@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 	st, unlockKey, err := store.Open(backend.Backend, store.Config{
 		KeyFile: cfg.KeyFile, Autolock: cfg.Autolock,
 		HighWaterFile: filepath.Join(cfg.DataRoot, "versions.json"),
+		KeyStateFile:  filepath.Join(cfg.DataRoot, "keyring.json"),
 		OnRollback: func(ev store.RollbackEvent) {
 			rollbacks.Inc()
 			cfg.Log.Error("store rollback refused: a secret's record is older than one this host has seen",
