@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/secretd/secretd/internal/store/envelope"
 )
 
 // Shared reports whether other hosts write to this store's backend too.
@@ -66,8 +68,10 @@ func (s *Store) Watch(ctx context.Context, broke func(err error, retry time.Dura
 
 // authentic reports whether r, as the watch delivered it, carries a MAC
 // this store verifies, taking up once a KEK another host rotated to, and is
-// not older than what this host has seen. A locked store cannot tell, so
-// it acts on nothing.
+// not older than what this host has seen. It raises no high-water mark: a
+// write of this host may still be reading the previous version in its
+// transaction, which must then conflict and retry, not find a rollback.
+// A locked store cannot tell, so it acts on nothing.
 func (s *Store) authentic(r *record) bool {
 	check := func() error {
 		s.mu.RLock()
@@ -77,8 +81,12 @@ func (s *Store) authentic(r *record) bool {
 			return ErrLocked
 		case len(r.MAC) == 0:
 			return Errorf(ErrCorrupt, "secret %s carries no authentication tag", r.ID)
+		case !envelope.VerifyMAC(s.macKey, macMessage(r), r.MAC):
+			return Errorf(ErrCorrupt, "secret %s fails authentication", r.ID)
+		case !r.valid():
+			return Errorf(ErrCorrupt, "secret %s: record holds no version", r.ID)
 		}
-		return s.checkRecord(r)
+		return s.hw.check(r, false, nil)
 	}
 	err := check()
 	if errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
