@@ -258,6 +258,10 @@ type Status struct {
 	// NoswapError is why the probe for noswap could not run: mounts then
 	// go without it, whatever the kernel supports.
 	NoswapError string `json:",omitempty"`
+	// VolumeDriver is the volume driver the daemon serves (its
+	// --driver-name), the name containers give as volume-driver=. Empty
+	// from a daemon that predates it.
+	VolumeDriver string `json:",omitempty"`
 }
 
 // ErrorResponse is the Docker Engine's error body.

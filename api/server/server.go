@@ -140,9 +140,7 @@ func (s *Server) routes() {
 	h("GET /secretd/secrets", s.secretTable)
 	h("GET /secretd/tasks", s.tasks)
 	h("GET /secretd/status", s.status)
-	h("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "page not found")
-	})
+	h("/", s.notServed)
 }
 
 // versionPrefix matches the /v1.41 a Docker client puts before every path.
