@@ -258,6 +258,9 @@ type Status struct {
 	// SwapOn reports whether the host has an active swap area
 	// (/proc/swaps): without Noswap, secrets may then reach the swap device.
 	SwapOn bool
+	// NoswapError is why the probe for noswap could not run: mounts then
+	// go without it, whatever the kernel supports.
+	NoswapError string `json:",omitempty"`
 	// VolumeDriver is the volume driver the daemon serves (its
 	// --driver-name), the name containers give as volume-driver=. Empty
 	// from a daemon that predates it.

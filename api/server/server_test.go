@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -98,7 +99,10 @@ type env struct {
 	unlockKey string
 	tasks     *fakeTasks
 	srv       *server.Server
-	hs        *httptest.Server
+	// url and hc reach srv over a unix socket, as the CLI does, so the
+	// server knows the peer: this test process, root.
+	url string
+	hc  *http.Client
 
 	// sent holds every secret payload the test sent, so every response
 	// body can be checked for it.
@@ -137,8 +141,28 @@ func newEnv(t *testing.T, o envOpts) *env {
 			Drivers: &source.Drivers{Builtin: map[string]source.Provider{shell.Name: shell.New(shell.Config{})}}}
 	}
 	e.srv = server.New(cfg)
-	e.hs = httptest.NewServer(e.srv)
-	t.Cleanup(e.hs.Close)
+	sockDir, err := os.MkdirTemp("", "sd") // short: a socket path must fit in 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(sockDir, "api.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Serve(ctx, l) }()
+	e.url = "http://secretd"
+	e.hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	t.Cleanup(func() {
+		e.hc.CloseIdleConnections()
+		cancel()
+		<-done
+		os.RemoveAll(sockDir)
+	})
 	return e
 }
 
@@ -193,7 +217,7 @@ func (e *env) do(method, path string, body any, contentType ...string) response 
 			rd = bytes.NewReader(j)
 		}
 	}
-	req, err := http.NewRequest(method, e.hs.URL+path, rd)
+	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -204,7 +228,7 @@ func (e *env) do(method, path string, body any, contentType ...string) response 
 	if body != nil && ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	resp, err := e.hs.Client().Do(req)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
