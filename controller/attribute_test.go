@@ -13,6 +13,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/internal/enginesim"
 	"github.com/secretd/secretd/internal/enginetest"
 )
 
@@ -39,7 +40,7 @@ func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
 	eachProfile(t, testVolumeDeclarationNeedsNoEngine)
 }
 
-func testVolumeDeclarationNeedsNoEngine(t *testing.T, p enginetest.Profile) {
+func testVolumeDeclarationNeedsNoEngine(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, time.Hour)
 	e.secret(t, "a", "secret-a")
 	e.vols.set("optvol", "source=a,target=db")
@@ -100,7 +101,7 @@ func TestResyncNamesUnclaimedMount(t *testing.T) {
 // next Mount of the volume, which asks the engine nothing.
 func TestRevokeDuringUnclaimedMount(t *testing.T) { eachProfile(t, testRevokeDuringUnclaimedMount) }
 
-func testRevokeDuringUnclaimedMount(t *testing.T, p enginetest.Profile) {
+func testRevokeDuringUnclaimedMount(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, time.Hour)
 	e.secret(t, "a", "secret-a")
 	e.secret(t, "b", "secret-b")
@@ -130,7 +131,7 @@ func testRevokeDuringUnclaimedMount(t *testing.T, p enginetest.Profile) {
 // by an ID or left blank.
 func TestUsersNameStartingContainers(t *testing.T) { eachProfile(t, testUsersNameStartingContainers) }
 
-func testUsersNameStartingContainers(t *testing.T, p enginetest.Profile) {
+func testUsersNameStartingContainers(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, time.Hour)
 	sec := e.secret(t, "a", "x")
 	e.vols.set("v1", "a")

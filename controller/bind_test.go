@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/internal/enginesim"
 	"github.com/secretd/secretd/internal/enginetest"
 )
 
@@ -77,7 +78,7 @@ func TestOlderContainerStartAfterRestart(t *testing.T) {
 	eachProfile(t, testOlderContainerStartAfterRestart)
 }
 
-func testOlderContainerStartAfterRestart(t *testing.T, p enginetest.Profile) {
+func testOlderContainerStartAfterRestart(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, 0)
 	e.secret(t, "first", "first-value")
 	e.secret(t, "second", "second-value")
@@ -118,7 +119,7 @@ func testOlderContainerStartAfterRestart(t *testing.T, p enginetest.Profile) {
 // volumes off the start path, so even its first Mount asks nothing.
 func TestCreateEventBinds(t *testing.T) { eachProfile(t, testCreateEventBinds) }
 
-func testCreateEventBinds(t *testing.T, p enginetest.Profile) {
+func testCreateEventBinds(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, 0)
 	e.secret(t, "a", "secret-a")
 	e.vols.anon("v1")
@@ -152,7 +153,7 @@ func testCreateEventBinds(t *testing.T, p enginetest.Profile) {
 // agree; a volume whose container is not created yet stays unbound.
 func TestCreateEventBindsInOneCall(t *testing.T) { eachProfile(t, testCreateEventBindsInOneCall) }
 
-func testCreateEventBindsInOneCall(t *testing.T, p enginetest.Profile) {
+func testCreateEventBindsInOneCall(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, 0)
 	e.secret(t, "a", "secret-a")
 	e.secret(t, "b", "secret-b")

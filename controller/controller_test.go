@@ -17,6 +17,7 @@ import (
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/enginesim"
 	"github.com/secretd/secretd/internal/enginetest"
 	"github.com/secretd/secretd/internal/store"
 	"github.com/secretd/secretd/internal/store/bolt"
@@ -75,19 +76,20 @@ type env struct {
 
 func newEnv(t testing.TB, grace time.Duration, opts ...func(*controller.Config)) *env {
 	t.Helper()
-	return newEnvOn(t, enginetest.AsSent, grace, opts...)
+	return newEnvOn(t, nil, grace, opts...)
 }
 
-// eachProfile runs test against an engine of each profile: event handling
-// must not depend on the fields Docker 29 dropped.
-func eachProfile(t *testing.T, test func(*testing.T, enginetest.Profile)) {
-	for _, p := range enginetest.Profiles {
-		t.Run(p.String(), func(t *testing.T) { test(t, p) })
+// eachProfile runs test against an engine of each of enginesim's profiles:
+// event handling must not depend on the fields Docker 29 dropped.
+func eachProfile(t *testing.T, test func(*testing.T, *enginesim.Profile)) {
+	for _, p := range enginesim.Profiles {
+		t.Run(p.Name, func(t *testing.T) { test(t, &p) })
 	}
 }
 
-// newEnvOn is newEnv with an engine of profile p.
-func newEnvOn(t testing.TB, p enginetest.Profile, grace time.Duration, opts ...func(*controller.Config)) *env {
+// newEnvOn is newEnv with an engine whose events are shaped as profile p's
+// (nil: as the test builds them).
+func newEnvOn(t testing.TB, p *enginesim.Profile, grace time.Duration, opts ...func(*controller.Config)) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting tmpfs needs root")
@@ -469,7 +471,7 @@ func resyncs(c *controller.Controller) uint64 {
 
 func TestRun(t *testing.T) { eachProfile(t, testRun) }
 
-func testRun(t *testing.T, p enginetest.Profile) {
+func testRun(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, time.Nanosecond)
 	e.secret(t, "s1", "one")
 	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
@@ -550,7 +552,7 @@ func (e *env) start(t *testing.T) {
 // and retries until it answers again.
 func TestRunEngineDown(t *testing.T) { eachProfile(t, testRunEngineDown) }
 
-func testRunEngineDown(t *testing.T, p enginetest.Profile) {
+func testRunEngineDown(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, time.Nanosecond)
 	e.start(t)
 	s := e.engine.Next(t)

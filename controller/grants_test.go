@@ -15,6 +15,7 @@ import (
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/enginesim"
 	"github.com/secretd/secretd/internal/enginetest"
 )
 
@@ -187,7 +188,7 @@ func TestUnmountBeforeAdoption(t *testing.T) {
 // outside the lock.
 func TestTaskFieldsUnderRace(t *testing.T) { eachProfile(t, testTaskFieldsUnderRace) }
 
-func testTaskFieldsUnderRace(t *testing.T, p enginetest.Profile) {
+func testTaskFieldsUnderRace(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, time.Hour)
 	sec := e.secret(t, "a", "x")
 	e.secret(t, "b", "y")

@@ -10,7 +10,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/controller"
-	"github.com/secretd/secretd/internal/enginetest"
+	"github.com/secretd/secretd/internal/enginesim"
 )
 
 // logLines returns the lines a test's logger wrote.
@@ -69,7 +69,7 @@ func TestMountRefusalsLogged(t *testing.T) {
 // nothing else makes the create event look the container up.
 func TestWarnUnservedAtCreate(t *testing.T) { eachProfile(t, testWarnUnservedAtCreate) }
 
-func testWarnUnservedAtCreate(t *testing.T, p enginetest.Profile) {
+func testWarnUnservedAtCreate(t *testing.T, p *enginesim.Profile) {
 	var logs syncBuffer
 	e := newEnvOn(t, p, 0, withLog(&logs))
 	e.secret(t, "a", "x")

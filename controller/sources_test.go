@@ -11,7 +11,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/secretd/secretd/controller"
-	"github.com/secretd/secretd/internal/enginetest"
+	"github.com/secretd/secretd/internal/enginesim"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
 )
@@ -100,7 +100,7 @@ func (f *whoSources) last() source.Container {
 // another container's.
 func TestDriverSecretHostname(t *testing.T) { eachProfile(t, testDriverSecretHostname) }
 
-func testDriverSecretHostname(t *testing.T, p enginetest.Profile) {
+func testDriverSecretHostname(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, 0)
 	src := &whoSources{}
 	e.cfg.Sources = src

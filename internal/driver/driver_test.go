@@ -45,7 +45,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{root: filepath.Join(dir, "mounts"), stateDir: filepath.Join(dir, "volumes"), engine: enginetest.New(enginetest.AsSent)}
+	e := &env{root: filepath.Join(dir, "mounts"), stateDir: filepath.Join(dir, "volumes"), engine: enginetest.New(nil)}
 	// Registered after TempDir, so it runs before the directory is removed.
 	t.Cleanup(func() { wipeAllUnder(t, e.root) })
 	b, err := bolt.Open(filepath.Join(dir, "secrets.db"))

@@ -4,10 +4,11 @@
 // the calls of on-update actions (controller.Actions). End-to-end tests use
 // a real engine, and scale tests internal/enginesim.
 //
-// A Profile says which engine it stands for: one whose events still carry
-// the fields the API deprecated (status, id, from), or Docker 29's API
-// 1.52, whose events carry Type, Action and Actor only. Tests of event
-// handling run against each of Profiles.
+// An engine made with one of enginesim's profiles sends events shaped as
+// that engine version does: Engine 20.10's still carry the fields the API
+// deprecated (status, id, from), Docker 29's (API 1.52) carry Type, Action
+// and Actor only. Tests of event handling run against each of
+// enginesim.Profiles.
 package enginetest
 
 import (
@@ -24,53 +25,12 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/secretd/secretd/internal/enginesim"
 )
-
-// Profile is the kind of engine a fake stands for.
-type Profile int
-
-const (
-	// AsSent hands events over as the test built them.
-	AsSent Profile = iota
-	// Legacy is an engine before API 1.52 (Docker 20.10 to 28): container
-	// events also carry status (the action), id (the actor's ID) and from
-	// (the image).
-	Legacy
-	// API152 is Docker 29's API 1.52: events carry Type, Action, Actor,
-	// scope and times only.
-	API152
-)
-
-// Profiles are the engines' profiles, for tests that run against each.
-var Profiles = []Profile{Legacy, API152}
-
-func (p Profile) String() string {
-	switch p {
-	case Legacy:
-		return "legacy"
-	case API152:
-		return "api-1.52"
-	}
-	return "as-sent"
-}
-
-// Shape gives m the fields an engine of profile p sends: the deprecated
-// ones are filled in for container events (as dockerd before API 1.52 did)
-// or left out. AsSent leaves m as it is.
-func (p Profile) Shape(m events.Message) events.Message {
-	if p == AsSent {
-		return m
-	}
-	m.Status, m.ID, m.From = "", "", ""
-	if p == Legacy && m.Type == events.ContainerEventType {
-		m.Status, m.ID, m.From = string(m.Action), m.Actor.ID, m.Actor.Attributes["image"]
-	}
-	return m
-}
 
 // Engine is a fake engine. Its zero value is not ready: use New.
 type Engine struct {
-	profile Profile
+	profile *enginesim.Profile
 
 	mu         sync.Mutex
 	containers []container.Summary
@@ -97,13 +57,11 @@ type Engine struct {
 	kills, restarts []string
 }
 
-// New returns an engine of profile p with no containers.
-func New(p Profile) *Engine {
+// New returns an engine with no containers whose events are shaped as
+// profile p's engine sends them; with p nil, as the test built them.
+func New(p *enginesim.Profile) *Engine {
 	return &Engine{profile: p, newStream: make(chan *Stream, 16)}
 }
-
-// Profile is the kind of engine e stands for.
-func (e *Engine) Profile() Profile { return e.profile }
 
 // ContainerList answers as dockerd does for the filters the controller
 // uses: volume (by name or destination) and id.
@@ -301,16 +259,19 @@ func (e *Engine) Counts() Counts {
 type Stream struct {
 	// Opts are the options the subscriber asked with.
 	Opts    events.ListOptions
-	profile Profile
+	profile *enginesim.Profile
 	msgs    chan events.Message
 	errs    chan error
 }
 
-// Send hands m to the subscriber, shaped by the engine's profile, and
-// fails the test if it is not read in time.
+// Send hands m to the subscriber, shaped by the engine's profile (from
+// its Type, Action and Actor), and fails the test if it is not read in
+// time.
 func (s *Stream) Send(t testing.TB, m events.Message) {
 	t.Helper()
-	m = s.profile.Shape(m)
+	if s.profile != nil {
+		m = s.profile.Message(m.Type, m.Action, m.Actor)
+	}
 	select {
 	case s.msgs <- m:
 	case <-time.After(10 * time.Second):

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"strings"
 
 	"github.com/secretd/secretd/api"
@@ -78,7 +77,7 @@ func (o options) provide(ctx context.Context, c *cli.Cli, t *compose.Translation
 
 func read(s compose.Secret, env map[string]string) ([]byte, error) {
 	if s.File != "" {
-		d, err := os.ReadFile(s.File)
+		d, err := compose.ReadSecretFile(s.File)
 		if err != nil {
 			return nil, fmt.Errorf("secret %q: %w", s.Key, err)
 		}
