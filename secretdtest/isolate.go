@@ -227,29 +227,11 @@ func runChild(dir, storage string) int {
 
 // inside runs the tests, in the mount namespace runChild made.
 func inside(m *testing.M, dir string, o IsolateOptions) int {
-	if err := sameMountNamespace(os.Getppid()); err != nil {
+	bin, err := enterRun(dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, runName+":", err)
 		return 1
 	}
-	plugins := filepath.Join(dir, "plugins")
-	tmp := filepath.Join(dir, "tmp")
-	bin := filepath.Join(dir, "bin")
-	for _, d := range []string{plugins, tmp, bin, "/run/docker/plugins"} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, runName+":", err)
-			return 1
-		}
-	}
-	if err := unix.Mount(plugins, "/run/docker/plugins", "", unix.MS_BIND, ""); err != nil {
-		fmt.Fprintln(os.Stderr, runName+": give the run its own plugin directory:", err)
-		return 1
-	}
-	// Everything a test creates in temporary directories (secretd data
-	// roots, mount roots, sockets, extra engines) lives in the run's
-	// directory, where the next run finds it if this one is killed.
-	os.Chmod(tmp, 0o1777)
-	os.Setenv("TMPDIR", tmp)
-
 	// code is the tests' exit status, which the deferred teardowns read.
 	code := 1
 	binary := filepath.Join(bin, "secretd")
@@ -267,18 +249,7 @@ func inside(m *testing.M, dir string, o IsolateOptions) int {
 		return 1
 	}
 	defer logFile.Close()
-	edir := filepath.Join(dir, "engine")
-	if err := os.Mkdir(edir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, runName+":", err)
-		return 1
-	}
-	e, err := NewEngine(edir, logFile)
-	if err == nil && os.Getenv(storageEnv) != "" {
-		e.StorageDriver = os.Getenv(storageEnv)
-	}
-	if err == nil {
-		e.Version.Name = dockerdRelease("dockerd", e.Version.Name)
-	}
+	e, err := suiteEngine(filepath.Join(dir, "engine"), logFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, runName+":", err)
 		return 1
@@ -367,6 +338,49 @@ func bootEngine(v EngineVersion, dir, logPath string) (*Engine, func(code *int),
 		return nil, nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
 	return e, stop, nil
+}
+
+// enterRun checks that the run has its own mount namespace, makes the
+// run's directories under dir, gives the run its own plugin directory and
+// temporary directory, and returns the directory for binaries.
+func enterRun(dir string) (bin string, err error) {
+	if err := sameMountNamespace(os.Getppid()); err != nil {
+		return "", err
+	}
+	plugins := filepath.Join(dir, "plugins")
+	tmp := filepath.Join(dir, "tmp")
+	bin = filepath.Join(dir, "bin")
+	for _, d := range []string{plugins, tmp, bin, "/run/docker/plugins"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := unix.Mount(plugins, "/run/docker/plugins", "", unix.MS_BIND, ""); err != nil {
+		return "", fmt.Errorf("give the run its own plugin directory: %w", err)
+	}
+	// Everything a test creates in temporary directories (secretd data
+	// roots, mount roots, sockets, extra engines) lives in the run's
+	// directory, where the next run finds it if this one is killed.
+	os.Chmod(tmp, 0o1777)
+	os.Setenv("TMPDIR", tmp)
+	return bin, nil
+}
+
+// suiteEngine is the suite's engine, not started yet, in edir (made
+// here), logging to logFile.
+func suiteEngine(edir string, logFile *os.File) (*Engine, error) {
+	if err := os.Mkdir(edir, 0o755); err != nil {
+		return nil, err
+	}
+	e, err := NewEngine(edir, logFile)
+	if err != nil {
+		return nil, err
+	}
+	if os.Getenv(storageEnv) != "" {
+		e.StorageDriver = os.Getenv(storageEnv)
+	}
+	e.Version.Name = dockerdRelease("dockerd", e.Version.Name)
+	return e, nil
 }
 
 // bindDefaultSocket puts sock over the engine's default socket, in this

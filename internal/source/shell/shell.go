@@ -262,6 +262,40 @@ func (d *Driver) Env(req source.Request) []string {
 // bytes. A command the secret's options name runs only when Trust accepts
 // who named it. The error says how the command failed, never its stderr
 // (logged, clipped), the command text (it may hold a token) nor stdout.
+// newCommand is the shell that runs command for req, in a process group of
+// its own, with stdin when not nil.
+func (d *Driver) newCommand(ctx context.Context, req source.Request, command string, stdin []byte) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	cmd.Env = append(d.Env(req), commandVar+"="+command)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Kill the whole group: a pipeline's or a wrapper's children too.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A child that left the group (setsid) and holds stdout open cannot keep
+	// us waiting: exec closes our end of the pipes this long after the kill.
+	cmd.WaitDelay = time.Second
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	return cmd
+}
+
+// waitGroup waits for the shell without reaping it, so its PID (the
+// group's ID) cannot be reused yet, kills whatever the command left
+// running in its group, then reaps the shell. The timeout's kill still
+// ends a shell that hangs here.
+func waitGroup(cmd *exec.Cmd) error {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	return cmd.Wait()
+}
+
 func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin []byte) ([]byte, error) {
 	command, timeout, err := d.resolve(req.Options, op)
 	if err != nil {
@@ -275,18 +309,7 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(tctx, "/bin/sh", "-c", script)
-	cmd.Env = append(d.Env(req), commandVar+"="+command)
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Kill the whole group: a pipeline's or a wrapper's children too.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A child that left the group (setsid) and holds stdout open cannot keep
-	// us waiting: exec closes our end of the pipes this long after the kill.
-	cmd.WaitDelay = time.Second
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
+	cmd := d.newCommand(tctx, req, command, stdin)
 	stderr := &cappedBuffer{max: maxStderr}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
@@ -300,18 +323,7 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 	if over || rerr != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
-	// Wait for the shell without reaping it, so its PID (the group's ID)
-	// cannot be reused yet, and kill whatever the command left running in
-	// its group. The timeout's kill still ends a shell that hangs here.
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	werr := cmd.Wait()
+	werr := waitGroup(cmd)
 	// The command's stderr may say anything it can read as root (a key
 	// file, another user's token): it goes to the daemon's log only, with
 	// the value it printed or was given cut out.
