@@ -26,7 +26,7 @@ func (c *Controller) attribute(volume, containerID string) {
 	var since time.Time
 	for _, x := range c.tasks.all() {
 		v := x.view()
-		if v.volume != volume || !v.live() {
+		if v.volume != volume || !v.live() || v.shared {
 			continue
 		}
 		if v.containerID == containerID {

@@ -14,8 +14,9 @@ import (
 // for the other hosts sharing its store: `secret rm` on any host is refused
 // while a container anywhere claims the secret.
 type Claim struct {
-	// ContainerID is the container's ID, or mount-MOUNTID for a mount
-	// whose container was not known; it is unique among a host's claims.
+	// ContainerID is the container's ID, or mount-MOUNTID (for Podman's
+	// shared mounts mount-MOUNTID-VOLUME) for a mount whose container was
+	// not known; it is unique among a host's claims.
 	ContainerID string       `json:"id"`
 	Name        string       `json:"name"`
 	Host        string       `json:"host,omitempty"`
@@ -65,7 +66,12 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 	}
 	for _, s := range namedViews(c.tasks.views(), list, c.binding.ourMount) {
 		key := s.containerID
-		if key == "" {
+		switch {
+		case key != "":
+		case s.shared:
+			// Podman's one mount ID is every volume's.
+			key = "mount-" + s.mountID + "-" + s.volume
+		default:
 			key = "mount-" + s.mountID
 		}
 		add(key, key, s.label(), s.entries)

@@ -128,12 +128,16 @@ func New(cfg Config) (*Controller, error) {
 // directory name under the mount root, so no separators and no dots.
 var mountIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
 
-// Tasks returns the task table, sorted by container name.
+// Tasks returns the task table, sorted by container name: a mount that
+// several containers share (Podman's) once for each of them.
 func (c *Controller) Tasks() []api.Task {
 	out := []api.Task{}
 	for _, v := range c.tasks.views() {
-		if v.live() {
-			out = append(out, v.apiTask())
+		if !v.live() {
+			continue
+		}
+		for _, w := range v.containers() {
+			out = append(out, w.apiTask())
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerName < out[j].ContainerName })

@@ -52,6 +52,9 @@ type fakeEngine struct {
 	// not in it is not found. inspects counts them.
 	hostnames map[string]string
 	inspects  int
+	// podman: inspects answer from the container list, with its mounts,
+	// as Podman's compat API does (see podman_test.go).
+	podman bool
 }
 
 type stream struct {
@@ -119,6 +122,9 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inspects++
+	if f.podman {
+		return f.inspectListed(id)
+	}
 	h, ok := f.hostnames[id]
 	if !ok {
 		return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)

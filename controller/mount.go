@@ -52,10 +52,13 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	if err != nil {
 		return "", err
 	}
-	// 3. claim: the task enters the table, busy until step 7, in a spare
-	// or a directory named for the mount ID. From here `secret rm` sees
-	// the mount, and a rotation, a live grant or an Unmount that finds it
-	// waits for the result.
+	// 3. claim: the task enters the table under its volume and mount ID,
+	// busy until step 7, in a spare or a directory named for the mount
+	// (see claimMount). From here `secret rm` sees the mount, and a
+	// rotation, a live grant or an Unmount that finds it waits for the
+	// result. A second Mount of a key the table holds is refused: Docker
+	// never repeats a mount ID, and Podman mounts a volume once until its
+	// Unmount (see PodmanMountID).
 	t, err := c.root.claimMount(mountID, volume, owner, &ph)
 	if err != nil {
 		return "", err
@@ -104,8 +107,10 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 // container is known (named now, so never again: see identify), the
 // latency ring and the log.
 func (c *Controller) mounted(v taskView, ph phases, start time.Time) {
-	if v.name != "" {
-		auditMount(c.cfg.Audit, v)
+	for _, w := range v.containers() {
+		if w.name != "" {
+			auditMount(c.cfg.Audit, w)
+		}
 	}
 	d := time.Since(start)
 	c.mountTimes.add(d)

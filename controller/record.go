@@ -126,10 +126,20 @@ func (r *mountRoot) records() []string {
 
 func (r *mountRoot) dir(mountID string) string { return filepath.Join(r.path, mountID) }
 
-// recordedDir returns the directory of the mount with this ID from the
-// records on disk, and the volume the record names; or the directory named
-// for the ID and no volume when no record names it.
-func (r *mountRoot) recordedDir(mountID string) (dir, volume string) {
+// recordedDir returns the directory of the volume's mount with this ID
+// from the records on disk, and the volume the record names; or the
+// directory named for the mount and no volume when no record names it.
+// Podman's one mount ID is looked up with its volume, as every volume's
+// mount has it.
+func (r *mountRoot) recordedDir(volume, mountID string) (dir, recVolume string) {
+	if sharedMountID(mountID) {
+		for _, name := range r.records() {
+			if rec, err := r.loadRecord(name); err == nil && rec.MountID == mountID && rec.Volume == volume {
+				return r.dir(name), rec.Volume
+			}
+		}
+		return r.dir(sharedDirName(volume)), ""
+	}
 	if rec, err := r.loadRecord(mountID); err == nil && rec.MountID == mountID {
 		return r.dir(mountID), rec.Volume
 	}
@@ -141,7 +151,11 @@ func (r *mountRoot) recordedDir(mountID string) (dir, volume string) {
 	return r.dir(mountID), ""
 }
 
-func (r *mountRoot) wipe(dir, container string) error {
+// wipe wipes the mount at dir, of the task v (zero when no task holds
+// it): the trail gets a wipe for each container that read it.
+func (r *mountRoot) wipe(dir string, v taskView) error {
+	v = v.wiped()
+	container := v.who()
 	res, err := tmpfs.Wipe(dir)
 	if err != nil {
 		r.metrics.Error("unmount", err)
@@ -152,7 +166,9 @@ func (r *mountRoot) wipe(dir, container string) error {
 		r.log.Warn("mount was busy: detached lazily after zeroing", "container", container, "mount", dir)
 	}
 	r.log.Info("secrets wiped", "container", container, "mount", dir)
-	r.audit.Log(audit.Event{Event: audit.ContainerWipe, Container: container, Mount: dir})
+	for _, w := range v.containers() {
+		r.audit.Log(audit.Event{Event: audit.ContainerWipe, Container: w.name, ContainerID: w.containerID, Volume: w.volume, Mount: dir})
+	}
 	return nil
 }
 
@@ -204,7 +220,11 @@ func (r *mountRoot) claimed(s taskView) {
 func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary, ph *phases) (*task, error) {
 	dir := r.spares.take()
 	ph.spare = dir != ""
-	if !ph.spare {
+	switch {
+	case ph.spare:
+	case sharedMountID(mountID):
+		dir = r.dir(sharedDirName(volume))
+	default:
 		dir = r.dir(mountID)
 	}
 	var o *identity
@@ -216,6 +236,10 @@ func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary,
 	if !r.tasks.claim(t) {
 		if ph.spare {
 			r.spares.putBack(dir)
+		}
+		if sharedMountID(mountID) {
+			return nil, fmt.Errorf("volume %s is already mounted for Podman, which mounts a volume once for all its containers: "+
+				"if no container of it runs, run 'podman volume unmount %s' and start again", volume, volume)
 		}
 		return nil, fmt.Errorf("mount ID %s is already mounted", mountID)
 	}
@@ -311,9 +335,9 @@ func (r *mountRoot) resyncWipe(m foundMount) error {
 	r.log.Debug("resync wipes a mount no live container holds", "mount", m.dir, "record_volume", m.rec.Volume,
 		"record_container", m.rec.ContainerID, "mount_id", m.rec.MountID, "in_table", m.task != nil)
 	if m.task == nil {
-		return r.wipe(m.dir, "")
+		return r.wipe(m.dir, taskView{volume: m.rec.Volume})
 	}
-	err := m.task.wipe(func(taskView) error { return r.wipe(m.dir, m.view.name) })
+	err := m.task.wipe(func(v taskView) error { return r.wipe(m.dir, v) })
 	if err == nil {
 		r.tasks.remove(m.task)
 	}

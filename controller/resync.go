@@ -135,6 +135,7 @@ const (
 	leaveForeign                   // not secretd's: left as it is, with a warning
 	adopt                          // a live container's, not in the table: adopted
 	claimIt                        // its task gets the container no event named
+	share                          // a shared mount its volume's live users keep: they are its members
 	keep                           // a live container's: nothing to change
 	keepStarting                   // a start in progress: looked at again later
 	wipeIt                         // no live container holds it: wiped
@@ -147,6 +148,9 @@ type resyncAction struct {
 	mount foundMount // for a task's drop, only its task and view
 	// owner is the live container that holds the mount (adopt, claimIt).
 	owner container.Summary
+	// users are the live containers of a shared mount's volume (adopt,
+	// share).
+	users []container.Summary
 	// after is when a start in progress is looked at again.
 	after time.Duration
 }
@@ -172,6 +176,9 @@ func planResync(found, before []foundMount, f fleet, now time.Time, grace time.D
 // planMount decides what a resync does with one mount.
 func planMount(m foundMount, f fleet, now time.Time, grace time.Duration) resyncAction {
 	a := resyncAction{mount: m}
+	if sharedMountID(m.rec.MountID) {
+		a.users = f.byVolume[m.rec.Volume]
+	}
 	switch owner, owned := findOwner(m.rec, f.byID, f.byVolume); {
 	case m.spare:
 		a.step = skipSpare
@@ -179,6 +186,8 @@ func planMount(m foundMount, f fleet, now time.Time, grace time.Duration) resync
 		a.step = leaveForeign
 	case owned && m.task == nil:
 		a.step, a.owner = adopt, owner
+	case owned && m.view.shared && m.view.live():
+		a.step = share
 	case owned && owner.ID != "" && m.view.containerID == "" && m.view.live():
 		// Its volume mount event was missed.
 		a.step, a.owner = claimIt, owner
@@ -216,12 +225,17 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 		case adopt:
 			n.kept++
 			n.adopted++
-			c.adopt(m.dir, m.rec, a.owner)
+			c.adopt(m.dir, m.rec, a.owner, a.users)
 		case claimIt:
 			n.kept++
 			if s, ok := m.task.claim(a.owner.ID); ok {
 				c.root.claimed(s)
 				c.identify(identityOf(a.owner))
+			}
+		case share:
+			n.kept++
+			for _, v := range m.task.setMembers(membersOf(a.users)) {
+				auditMount(c.cfg.Audit, v)
 			}
 		case keep:
 			n.kept++
@@ -254,10 +268,15 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 // record names, using the record's volume; or, when the record names no
 // container (its mount event was not seen), the volume's only live user.
 // A volume with several live users keeps the mount (owned) without an
-// owner: it is one of theirs, and guessing which would misname it.
+// owner: it is one of theirs, and guessing which would misname it. A
+// shared mount (Podman's) is every live user's: any keeps it, none owns
+// it.
 func findOwner(rec *taskRecord, byID map[string]container.Summary, byVolume map[string][]container.Summary) (container.Summary, bool) {
 	if rec.Volume == "" {
 		return container.Summary{}, false
+	}
+	if sharedMountID(rec.MountID) {
+		return container.Summary{}, len(byVolume[rec.Volume]) > 0
 	}
 	if rec.ContainerID != "" {
 		s, ok := byID[rec.ContainerID]
@@ -313,8 +332,9 @@ func (b *binding) bindListed(ctx context.Context, users map[string][]container.S
 }
 
 // adopt rebuilds the task of a mount made before a daemon restart, from the
-// volume's record; the versions are those the store says now.
-func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
+// volume's record; the versions are those the store says now. users are a
+// shared mount's live users, its members.
+func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary, users []container.Summary) {
 	v, ok := c.vols.get(rec.Volume)
 	var entries []declaration.Entry
 	var err error
@@ -325,17 +345,17 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 		// before the restart, and the refresh below rewrites it.
 		entries, err = v.Entries()
 	}
-	t := adoptedTask(rec, dir, identityOf(s), entries)
+	t := adoptedTask(rec, dir, identityOf(s), membersOf(users), entries)
 	if err != nil {
-		c.cfg.Log.Warn("adopted mount left as it is", "container", t.name, "mount", dir, "err", err)
+		c.cfg.Log.Warn("adopted mount left as it is", "container", t.view().who(), "mount", dir, "err", err)
 	}
 	if !c.tasks.claim(t) {
 		return
 	}
-	c.cfg.Log.Info("mount adopted", "container", t.name, "mount", dir)
+	c.cfg.Log.Info("mount adopted", "container", t.view().who(), "mount", dir)
 	if err == nil {
 		if _, _, err := c.refresh(t); err != nil {
-			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.name, "mount", dir, "err", err)
+			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.view().who(), "mount", dir, "err", err)
 		}
 	}
 }

@@ -134,7 +134,10 @@ func (r *rotation) one(ctx context.Context, t *task) {
 	}
 	s, changed, err := r.c.refresh(t)
 	if err != nil {
-		r.fail(RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Err: err})
+		// A shared mount (Podman's) fails every container that reads it.
+		for _, w := range s.containers() {
+			r.fail(RotationFailure{Container: w.label(), ContainerID: w.containerID, Mount: w.dir, Err: err})
+		}
 		return
 	}
 	if !changed {
@@ -143,9 +146,11 @@ func (r *rotation) one(ctx context.Context, t *task) {
 	r.mu.Lock()
 	r.count++
 	r.mu.Unlock()
-	r.c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: r.sec.Name, SecretID: r.sec.ID, Version: r.sec.Current,
-		Container: s.name, ContainerID: s.containerID, Mount: s.dir})
-	r.afterUpdate(ctx, s)
+	for _, w := range s.containers() {
+		r.c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: r.sec.Name, SecretID: r.sec.ID, Version: r.sec.Current,
+			Container: w.name, ContainerID: w.containerID, Mount: w.dir})
+		r.afterUpdate(ctx, w)
+	}
 }
 
 // result counts the mounts rewritten and names the containers not reached.
@@ -172,11 +177,12 @@ func (r *rotation) boundFile(t *task) bool {
 // for it with secretd.on-update=restart, restarts it so its next start
 // binds the new version.
 func (r *rotation) deferToRestart(ctx context.Context, t *task) {
-	s := t.view()
-	r.c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
-		"secret", r.sec.Name, "version", r.sec.Current, "container", s.label(), "mount", s.dir)
-	if s.onUpdate.Action == "restart" {
-		r.afterUpdate(ctx, s)
+	for _, s := range t.view().containers() {
+		r.c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
+			"secret", r.sec.Name, "version", r.sec.Current, "container", s.label(), "mount", s.dir)
+		if s.onUpdate.Action == "restart" {
+			r.afterUpdate(ctx, s)
+		}
 	}
 }
 

@@ -77,7 +77,18 @@ type taskView struct {
 	// from its start event or a resync.
 	containerID, name, image string
 	onUpdate                 OnUpdate
-	entries                  []declaration.Entry
+	// shared marks a mount that serves every container of its volume at
+	// once (Podman's, see PodmanMountID). Such a task never has a
+	// containerID: its containers are its members, the running users of
+	// its volume, as the start and die events and each resync say.
+	shared  bool
+	members []member
+	// joined: a member was ever named, so the audit trail has the mount;
+	// last is the member that left last, whom the trail names at the wipe
+	// when none is left (its die event came before the Unmount).
+	joined  bool
+	last    member
+	entries []declaration.Entry
 	// versions and ids hold what is mounted for each entry, by index; nil
 	// when the content may not match entries (adopted after a restart, or
 	// entries changed live), so the next refresh rewrites it.
@@ -97,9 +108,13 @@ type task struct {
 // newTask is the task of a Mount under way: mounting, and busy until its
 // fill. owner, when known, is the container the Mount is for.
 func newTask(mountID, volume, dir string, owner *identity) *task {
-	t := &task{busy: true, taskView: taskView{mountID: mountID, volume: volume, dir: dir, since: time.Now().UTC(), state: mounting}}
+	t := &task{busy: true, taskView: taskView{mountID: mountID, volume: volume, dir: dir, since: time.Now().UTC(), state: mounting,
+		shared: sharedMountID(mountID)}}
 	t.idle.L = &t.mu
-	if owner != nil {
+	switch {
+	case owner != nil && t.shared:
+		t.members, t.joined = []member{memberOf(*owner)}, true
+	case owner != nil:
 		t.containerID, t.name, t.image = owner.ID, owner.Name, owner.Image
 		t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
 	}
@@ -109,15 +124,21 @@ func newTask(mountID, volume, dir string, owner *identity) *task {
 // adoptedTask is the task of a mount made before a daemon restart, found
 // by a resync: mounted, with versions unknown until its first refresh.
 // owner.ID is "" when the mount is one of its volume's users' but which
-// is not known.
-func adoptedTask(rec *taskRecord, dir string, owner identity, entries []declaration.Entry) *task {
+// is not known. A shared mount takes users, its volume's running users,
+// as its members instead: they were audited when they joined, before the
+// restart.
+func adoptedTask(rec *taskRecord, dir string, owner identity, users []member, entries []declaration.Entry) *task {
 	since := rec.Since
 	if since.IsZero() {
 		since = time.Now().UTC()
 	}
-	t := &task{taskView: taskView{mountID: rec.MountID, volume: rec.Volume, dir: dir, since: since, state: mounted,
-		containerID: owner.ID, image: owner.Image, entries: entries}}
+	t := &task{taskView: taskView{mountID: rec.MountID, volume: rec.Volume, dir: dir, since: since, state: mounted, entries: entries}}
 	t.idle.L = &t.mu
+	if sharedMountID(rec.MountID) {
+		t.shared, t.members, t.joined = true, users, true
+		return t
+	}
+	t.containerID, t.image = owner.ID, owner.Image
 	t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
 	if owner.ID != "" {
 		t.name = owner.Name
@@ -310,7 +331,7 @@ func (t *task) drop() bool {
 func (t *task) claim(containerID string) (taskView, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.containerID != "" || t.state != mounted {
+	if t.shared || t.containerID != "" || t.state != mounted {
 		return taskView{}, false
 	}
 	t.containerID = containerID
@@ -337,6 +358,11 @@ func (t *task) rename(containerID, name string) {
 	if t.containerID == containerID {
 		t.name = name
 	}
+	if i := slices.IndexFunc(t.members, func(m member) bool { return m.id == containerID }); i >= 0 {
+		ms := slices.Clone(t.members)
+		ms[i].name = name
+		t.members = ms
+	}
 }
 
 // live reports whether the task holds files a container may read.
@@ -349,7 +375,8 @@ func (v taskView) named(id, name string) taskView {
 }
 
 // label names a task's container, or says which volume it mounts while
-// the container is not known yet.
+// the container is not known yet. A shared mount's view names its
+// container only once containers has split it.
 func (v taskView) label() string {
 	if v.name != "" {
 		return v.name

@@ -102,7 +102,9 @@ func (b *binding) listAll(ctx context.Context) ([]container.Summary, error) {
 // namedViews returns the views of the task table with their containers
 // named: a task whose container's name no event has brought yet (a start
 // under way) takes it from list, by its container ID, or, with none, from
-// the volume's only user, so in-use answers name it.
+// the volume's only user, so in-use answers name it. A shared mount
+// (Podman's) gives a view for each container that reads it: its members,
+// or, while no event or resync named them, its volume's running users.
 func namedViews(views []taskView, list []container.Summary, ours func(container.MountPoint) bool) []taskView {
 	users := map[string][]container.Summary{}
 	byID := map[string]container.Summary{}
@@ -114,7 +116,13 @@ func namedViews(views []taskView, list []container.Summary, ours func(container.
 			}
 		}
 	}
-	out := views
+	var out []taskView
+	for _, s := range views {
+		if s.shared && len(s.members) == 0 {
+			s.members = membersOf(users[s.volume])
+		}
+		out = append(out, s.containers()...)
+	}
 	for i, s := range out {
 		switch {
 		case s.name != "":
@@ -122,6 +130,8 @@ func namedViews(views []taskView, list []container.Summary, ours func(container.
 			if u, ok := byID[s.containerID]; ok {
 				out[i] = s.named(s.containerID, summaryName(u))
 			}
+		case s.shared:
+			// No container of its volume runs: it stays unnamed.
 		case len(users[s.volume]) == 1:
 			u := users[s.volume][0]
 			out[i] = s.named(u.ID, summaryName(u))

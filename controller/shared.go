@@ -1,0 +1,224 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+// Podman mounts a plugin volume once for all the containers that use it.
+// It counts them itself: Mount comes when the first one starts, Unmount
+// when the last one stops, both with one fixed mount ID for every volume
+// and container (measured on Podman 4.3; libpod calls it a placeholder).
+// Such a mount is shared: it is one task, found by its volume and that ID,
+// and lives from that Mount to that Unmount, whichever containers come and
+// go meanwhile. Its files are the volume's declaration, as for any mount;
+// only the names of its containers (its members) come from events and
+// resyncs. A resync keeps it while any container that mounts its volume
+// is alive, and wipes it when none is. Docker's mounts, one per container
+// start with an ID of their own, never share.
+
+// PodmanMountID is the mount ID Podman sends in every Mount and Unmount of
+// a plugin volume: the sha256 of "placeholder\n".
+const PodmanMountID = "2f73349cfc4630255319c6c8dfc1b46a8996ace9d14d8e07563b165915918ec2"
+
+// sharedMountID reports whether a mount ID is Podman's, whose mount every
+// container of its volume shares.
+func sharedMountID(id string) bool { return id == PodmanMountID }
+
+// sharedPrefix names the directory of a shared mount made on demand, which
+// its mount ID cannot name: every volume's is the same. It holds a dot,
+// which mount IDs never do, so it cannot collide with theirs.
+const sharedPrefix = "shared."
+
+// sharedDirName names the directory of a volume's shared mount made on
+// demand.
+func sharedDirName(volume string) string {
+	h := sha256.Sum256([]byte(volume))
+	return sharedPrefix + hex.EncodeToString(h[:16])
+}
+
+// member is a container that reads a shared mount.
+type member struct {
+	id, name, image string
+	onUpdate        OnUpdate
+}
+
+func memberOf(o identity) member {
+	on, _ := ParseOnUpdate(o.Labels[LabelOnUpdate])
+	return member{id: o.ID, name: o.Name, image: o.Image, onUpdate: on}
+}
+
+// join adds containers to the members of a mounted shared task. It returns
+// the task as each container new to it reads it, for the audit trail.
+func (t *task) join(ms ...member) []taskView {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.shared || t.state != mounted {
+		return nil
+	}
+	var added []member
+	for _, m := range ms {
+		if !slices.ContainsFunc(t.members, func(x member) bool { return x.id == m.id }) &&
+			!slices.ContainsFunc(added, func(x member) bool { return x.id == m.id }) {
+			added = append(added, m)
+		}
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	t.members = append(slices.Clone(t.members), added...)
+	t.joined = true
+	v := t.taskView
+	v.members = added
+	return v.containers()
+}
+
+// leave takes a container out of a shared task's members.
+func (t *task) leave(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i := slices.IndexFunc(t.members, func(m member) bool { return m.id == id }); i >= 0 {
+		t.last = t.members[i]
+		t.members = slices.Delete(slices.Clone(t.members), i, i+1)
+	}
+}
+
+// wiped returns the view as the audit trail names it at its wipe: a shared
+// mount whose members all left, by the last to leave.
+func (v taskView) wiped() taskView {
+	if v.shared && len(v.members) == 0 && v.last.id != "" {
+		v.members = []member{v.last}
+	}
+	return v
+}
+
+// setMembers makes ms the members of a mounted shared task, as a resync
+// finds them; it returns the task as each container new to it reads it.
+func (t *task) setMembers(ms []member) []taskView {
+	t.mu.Lock()
+	if t.shared && t.state == mounted {
+		t.members = slices.DeleteFunc(slices.Clone(t.members), func(m member) bool {
+			gone := !slices.ContainsFunc(ms, func(x member) bool { return x.id == m.id })
+			if gone {
+				t.last = m
+			}
+			return gone
+		})
+	}
+	t.mu.Unlock()
+	return t.join(ms...)
+}
+
+// containers returns the view once for each container that reads the
+// mount: a shared mount's members each as if the mount were theirs alone,
+// any other mount (or a shared one no container is known to read) as it
+// is.
+func (v taskView) containers() []taskView {
+	if !v.shared || len(v.members) == 0 {
+		return []taskView{v}
+	}
+	out := make([]taskView, len(v.members))
+	for i, m := range v.members {
+		w := v
+		w.containerID, w.name, w.image, w.onUpdate = m.id, m.name, m.image, m.onUpdate
+		out[i] = w
+	}
+	return out
+}
+
+// who names the containers that read the mount, for the log.
+func (v taskView) who() string {
+	views := v.containers()
+	names := make([]string, len(views))
+	for i, w := range views {
+		names[i] = w.name
+	}
+	return strings.Join(names, ",")
+}
+
+// reading reports whether a listed container reads a mount now: a shared
+// mount's members are the containers that run, not the ones only created
+// (which have not started, or are starting and will say so).
+func reading(state string) bool {
+	switch state {
+	case container.StateRunning, container.StatePaused, container.StateRestarting:
+		return true
+	}
+	return false
+}
+
+// membersOf are the listed containers that read a volume's shared mount.
+func membersOf(users []container.Summary) []member {
+	var out []member
+	for _, s := range users {
+		if reading(s.State) {
+			out = append(out, memberOf(identityOf(s)))
+		}
+	}
+	return out
+}
+
+// identityOfInspect is what an inspect says of a container.
+func identityOfInspect(s container.InspectResponse) identity {
+	o := identity{}
+	if s.ContainerJSONBase != nil {
+		o.ID, o.Name, o.Image = s.ID, strings.TrimPrefix(s.Name, "/"), s.Image
+	}
+	if s.Config != nil {
+		o.Labels = s.Config.Labels
+		if o.Image == "" {
+			o.Image = s.Config.Image
+		}
+	}
+	return o
+}
+
+// joinShared makes a container that started a member of the shared mounts
+// of the volumes it mounts. A start event does not say which volumes those
+// are, so the engine is asked, and only while a shared mount is live:
+// never on Docker. A lookup that fails asks for a resync, which names the
+// members from the container list.
+func (c *Controller) joinShared(ctx context.Context, id string) {
+	byVolume := map[string]*task{}
+	for _, t := range c.tasks.all() {
+		if v := t.view(); v.shared && v.live() {
+			byVolume[v.volume] = t
+		}
+	}
+	if len(byVolume) == 0 || c.cfg.Engine == nil {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, engineTimeout)
+	s, err := c.cfg.Engine.ContainerInspect(ictx, id)
+	cancel()
+	if err != nil {
+		c.cfg.Log.Warn("started container not looked up: the next resync names it", "container", shortID(id), "err", err)
+		c.resyncReq.ask()
+		return
+	}
+	m := memberOf(identityOfInspect(s))
+	if m.id == "" {
+		m.id = id
+	}
+	for _, mp := range s.Mounts {
+		if t := byVolume[mp.Name]; t != nil && c.binding.ourMount(mp) {
+			for _, v := range t.join(m) {
+				auditMount(c.cfg.Audit, v)
+			}
+		}
+	}
+}
+
+// leaveShared takes a container that stopped out of every shared mount's
+// members. The mount itself stays until Podman's Unmount, or a resync that
+// finds no container of its volume alive.
+func (c *Controller) leaveShared(id string) {
+	for _, t := range c.tasks.all() {
+		t.leave(id)
+	}
+}
