@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/secretd/secretd/secretdtest"
+)
+
+// podmanSetup starts Debian's Podman 4.3 with a configuration of the
+// test's own (see secretdtest.Podman) and a secretd that follows it
+// through its Docker-compatible API, with the driver named in Podman's
+// containers.conf. The test image is the suite's, imported into Podman.
+func podmanSetup(t *testing.T) (*secretdtest.Podman, *daemon) {
+	t.Helper()
+	p := secretdtest.NewPodman(t)
+	d := newDaemon(t, "--docker-host", p.Host)
+	p.Start(image, map[string]string{d.driver: filepath.Join("/run/docker/plugins", d.driver+".sock")})
+	d.start()
+	return p, d
+}
+
+// podmanRun starts a container of the test image on Podman, detached,
+// with no network and never pulling.
+func podmanRun(p *secretdtest.Podman, name string, args ...string) {
+	a := append([]string{"run", "-d", "--name", name, "--network", "none", "--pull", "never"}, args...)
+	p.Must(append(a, image, "sh", "-c", `trap 'echo hup >> /tmp/hups' HUP; while :; do sleep 0.1; done`)...)
+}
+
+// psRows is `secretd ps` as NAME@MOUNT lines, sorted.
+func psRows(d *daemon) []string {
+	out := d.mustCLI("", "ps", "--format", "{{.Name}}@{{.Mount}}")
+	rows := strings.Fields(out)
+	slices.Sort(rows)
+	return slices.Compact(rows)
+}
+
+// TestPodman: Podman 4.3 as the engine. A named volume declared with -o
+// secrets= delivers its secrets; two containers share its one mount,
+// which lives while either runs and is wiped after the last stops; a
+// rotation reaches both and signals the one that asks; `secret rm` is
+// refused naming both; a restart of secretd adopts the mount without
+// rewriting it; two volumes mount at once; ps and the audit trail name
+// the containers; no secret value leaks into logs, the trail or `podman
+// inspect`.
+func TestPodman(t *testing.T) {
+	t.Parallel()
+	p, d := podmanSetup(t)
+	dbValue, keyValue, rotated := canary(t), canary(t), canary(t)
+	d.mustCLI(dbValue, "secret", "create", "db", "-")
+	d.mustCLI(keyValue, "secret", "create", "api", "-")
+	p.Must("volume", "create", "--driver", d.driver, "-o", "secrets=db;source=api,target=conf/api.key,mode=0400", "web")
+	p.Must("volume", "create", "--driver", d.driver, "-o", "secrets=api", "other")
+
+	// A named volume: the container reads its declaration.
+	podmanRun(p, "c1", "--label", "secretd.on-update=signal:SIGHUP", "-v", "web:/run/secrets")
+	if got := p.Must("exec", "c1", "cat", "/run/secrets/db"); got != dbValue {
+		t.Fatalf("c1 reads db %q", got)
+	}
+	if got := p.Must("exec", "c1", "stat", "-c", "%a", "/run/secrets/conf/api.key"); got != "400" {
+		t.Errorf("api.key has mode %s, want 400", got)
+	}
+	mounts := d.mounts()
+	if len(mounts) != 1 {
+		t.Fatalf("mounts with c1 running: %v", mounts)
+	}
+	mount := mounts[0]
+
+	// A second container on the volume shares the mount: Podman mounts a
+	// volume once, and secretd names both containers.
+	podmanRun(p, "c2", "-v", "web:/run/secrets")
+	if got := p.Must("exec", "c2", "cat", "/run/secrets/db"); got != dbValue {
+		t.Fatalf("c2 reads db %q", got)
+	}
+	// Another volume mounts at the same time, under Podman's same mount ID.
+	podmanRun(p, "c3", "-v", "other:/run/secrets")
+	if got := p.Must("exec", "c3", "cat", "/run/secrets/api"); got != keyValue {
+		t.Fatalf("c3 reads api %q", got)
+	}
+	var other string
+	waitFor(t, 10*time.Second, "ps to name c1, c2 and c3", func() bool {
+		rows := psRows(d)
+		if len(rows) != 3 || rows[0] != "c1@"+mount || rows[1] != "c2@"+mount || !strings.HasPrefix(rows[2], "c3@") {
+			return false
+		}
+		other = strings.TrimPrefix(rows[2], "c3@")
+		return other != mount
+	})
+
+	// The in-use refusal names the containers.
+	r := d.cli("", "secret", "rm", "db")
+	if r.code == 0 || !strings.Contains(r.stderr, "c1") || !strings.Contains(r.stderr, "c2") || strings.Contains(r.stderr, "starting") {
+		t.Errorf("secret rm db while in use: %s", r)
+	}
+
+	// A rotation reaches both containers through the one mount, and the one
+	// that asks for it gets SIGHUP.
+	d.mustCLI(rotated, "secret", "update", "db", "-")
+	for _, c := range []string{"c1", "c2"} {
+		if got := p.Must("exec", c, "cat", "/run/secrets/db"); got != rotated {
+			t.Errorf("%s reads db %q after the rotation", c, got)
+		}
+	}
+	waitFor(t, 10*time.Second, "c1 to get SIGHUP", func() bool {
+		out, _, _ := p.Run("exec", "c1", "cat", "/tmp/hups")
+		return strings.TrimSpace(out) == "hup"
+	})
+	if out, _, _ := p.Run("exec", "c2", "cat", "/tmp/hups"); out != "" {
+		t.Errorf("c2, which asks for no on-update action, got a signal: %q", out)
+	}
+
+	// c1 stops: the mount stays for c2.
+	p.Must("stop", "-t", "0", "c1")
+	if !slices.Contains(d.mounts(), mount) {
+		t.Fatalf("the mount went with c1, while c2 runs: %v", d.mounts())
+	}
+	if got := p.Must("exec", "c2", "cat", "/run/secrets/db"); got != rotated {
+		t.Errorf("c2 reads db %q after c1 stopped", got)
+	}
+
+	// A restart of secretd adopts the mount, without rewriting it, and the
+	// resync names c2 alone.
+	data, err := os.Readlink(filepath.Join(mount, "..data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	d.start()
+	waitFor(t, 10*time.Second, "ps to name c2 and c3 after the restart", func() bool {
+		return slices.Equal(psRows(d), []string{"c2@" + mount, "c3@" + other})
+	})
+	if now, err := os.Readlink(filepath.Join(mount, "..data")); err != nil || now != data {
+		t.Errorf("the adopted mount was rewritten: ..data is %s, was %s (%v)", now, data, err)
+	}
+	if got := p.Must("exec", "c2", "cat", "/run/secrets/db"); got != rotated {
+		t.Errorf("c2 reads db %q after secretd restarted", got)
+	}
+
+	// The last container of the volume stops: the mount is wiped.
+	p.Must("stop", "-t", "0", "c2")
+	if slices.Contains(d.mounts(), mount) {
+		t.Errorf("the mount outlived the last container of its volume: %v", d.mounts())
+	}
+	if _, err := os.Lstat(mount); !os.IsNotExist(err) {
+		t.Errorf("the wiped mount's directory is still there: %v", err)
+	}
+	p.Must("rm", "-f", "-t", "0", "c3")
+	if got := d.mounts(); len(got) != 0 {
+		t.Errorf("mounts after every container stopped: %v", got)
+	}
+
+	// The trail names the containers, and no value is anywhere.
+	var trail []string
+	for _, e := range auditEvents(t, filepath.Join(d.dataRoot, "audit.log")) {
+		if ev, _ := e["event"].(string); strings.HasPrefix(ev, "container.") {
+			c, _ := e["container"].(string)
+			trail = append(trail, ev+":"+c)
+		}
+	}
+	for _, want := range []string{"container.mount:c1", "container.mount:c2", "container.mount:c3", "container.rotate:c1", "container.rotate:c2",
+		"container.wipe:c2", "container.wipe:c3"} {
+		if !slices.Contains(trail, want) {
+			t.Errorf("audit trail %v lacks %s", trail, want)
+		}
+	}
+	audit, _ := os.ReadFile(filepath.Join(d.dataRoot, "audit.log"))
+	inspect := p.Must("inspect", "c1", "c2")
+	vols := p.Must("volume", "inspect", "web", "other")
+	for _, v := range []string{dbValue, keyValue, rotated} {
+		for where, text := range map[string]string{"the daemon's log": d.log(), "the audit trail": string(audit), "podman inspect": inspect, "podman volume inspect": vols} {
+			if strings.Contains(text, v) {
+				t.Errorf("a secret value is in %s", where)
+			}
+		}
+	}
+}
