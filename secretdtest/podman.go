@@ -33,12 +33,12 @@ type Podman struct {
 	// Host is its API socket as a DOCKER_HOST (--docker-host) value.
 	Host string
 
-	tb     testing.TB
-	env    []string
-	mu     sync.Mutex
-	svc    *exec.Cmd
-	done   chan struct{}
-	logs   bytes.Buffer
+	tb   testing.TB
+	env  []string
+	mu   sync.Mutex
+	svc  *exec.Cmd
+	done chan struct{}
+	logs bytes.Buffer
 }
 
 // NewPodman prepares a Podman for tb without starting it; cleanup stops
