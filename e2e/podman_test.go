@@ -43,7 +43,9 @@ func psRows(d *daemon) []string {
 // secrets= delivers its secrets; two containers share its one mount,
 // which lives while either runs and is wiped after the last stops; a
 // rotation reaches both and signals the one that asks; `secret rm` is
-// refused naming both; a restart of secretd adopts the mount without
+// refused naming both; a container that asks for it is restarted at a
+// rotation; secretd follows a restart of Podman's API service; a restart
+// of secretd adopts the mount without
 // rewriting it; two volumes mount at once; ps and the audit trail name
 // the containers; no secret value leaks into logs, the trail or `podman
 // inspect`.
@@ -77,18 +79,13 @@ func TestPodman(t *testing.T) {
 		t.Fatalf("c2 reads db %q", got)
 	}
 	// Another volume mounts at the same time, under Podman's same mount ID.
-	podmanRun(p, "c3", "-v", "other:/run/secrets")
+	podmanRun(p, "c3", "--label", "secretd.on-update=restart", "-v", "other:/run/secrets")
 	if got := p.Must("exec", "c3", "cat", "/run/secrets/api"); got != keyValue {
 		t.Fatalf("c3 reads api %q", got)
 	}
-	var other string
 	waitFor(t, 10*time.Second, "ps to name c1, c2 and c3", func() bool {
 		rows := psRows(d)
-		if len(rows) != 3 || rows[0] != "c1@"+mount || rows[1] != "c2@"+mount || !strings.HasPrefix(rows[2], "c3@") {
-			return false
-		}
-		other = strings.TrimPrefix(rows[2], "c3@")
-		return other != mount
+		return len(rows) == 3 && rows[0] == "c1@"+mount && rows[1] == "c2@"+mount && strings.HasPrefix(rows[2], "c3@") && rows[2] != "c3@"+mount
 	})
 
 	// The in-use refusal names the containers.
@@ -113,6 +110,27 @@ func TestPodman(t *testing.T) {
 		t.Errorf("c2, which asks for no on-update action, got a signal: %q", out)
 	}
 
+	// A container that asks to be restarted at a rotation is, through
+	// Podman's API; it remounts its volume, alone on it, with the new value.
+	started := p.Must("inspect", "-f", "{{.State.StartedAt}}", "c3")
+	d.mustCLI(rotated, "secret", "update", "api", "-")
+	waitFor(t, 20*time.Second, "c3 to be restarted", func() bool {
+		out, _, _ := p.Run("inspect", "-f", "{{.State.StartedAt}} {{.State.Status}}", "c3")
+		return !strings.HasPrefix(out, started) && strings.Contains(out, "running")
+	})
+	if got := p.Must("exec", "c3", "cat", "/run/secrets/api"); got != rotated {
+		t.Errorf("c3 reads api %q after its restart", got)
+	}
+
+	// Podman's API service restarts (as podman.service does when idle):
+	// secretd reconnects and resyncs.
+	p.StopService()
+	p.StartService()
+	waitFor(t, 20*time.Second, "secretd to follow Podman again", func() bool {
+		out := d.mustCLI("", "status", "--format", "{{.EngineError}}")
+		return out == "" && strings.Contains(d.log(), "engine event stream broke")
+	})
+
 	// c1 stops: the mount stays for c2.
 	p.Must("stop", "-t", "0", "c1")
 	if !slices.Contains(d.mounts(), mount) {
@@ -131,7 +149,8 @@ func TestPodman(t *testing.T) {
 	d.stop()
 	d.start()
 	waitFor(t, 10*time.Second, "ps to name c2 and c3 after the restart", func() bool {
-		return slices.Equal(psRows(d), []string{"c2@" + mount, "c3@" + other})
+		rows := psRows(d)
+		return len(rows) == 2 && rows[0] == "c2@"+mount && strings.HasPrefix(rows[1], "c3@")
 	})
 	if now, err := os.Readlink(filepath.Join(mount, "..data")); err != nil || now != data {
 		t.Errorf("the adopted mount was rewritten: ..data is %s, was %s (%v)", now, data, err)
