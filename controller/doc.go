@@ -9,17 +9,21 @@
 // A file per lifecycle step: mount.go (Mount, seven numbered steps with
 // one deferred undo), unmount.go, rotate.go, grants.go (live grants and
 // revokes), resync.go, events.go and attribute.go (what events tell),
-// bind.go (a volume's declaration learned from its container's label).
-// task.go is the task and the only place its fields are written; table.go
-// the task table; spares.go the empty mounts kept ready; volumes.go and
+// bind.go (a volume's declaration learned from its container's label),
+// shared.go (Podman's mounts, one per volume for all its containers).
+// task.go is the task and the only place its fields are written (shared.go
+// adds its members); table.go the task table; spares.go the empty mounts kept ready; volumes.go and
 // register.go the volume registry; record.go the task records beside the
 // mounts.
 //
 // # The life of a task
 //
-// A task is one mount of secrets into one container start, by mount ID.
-// Its state moves only along these arrows (task.transition refuses any
-// other); beside each, who moves it.
+// A task is one mount of secrets, found by its volume and mount ID: on
+// Docker, one container start's; on Podman, which sends one fixed mount ID
+// (PodmanMountID) and mounts a volume once for all its containers, a
+// volume's while any of them runs (a shared task, whose containers are its
+// members). Its state moves only along these arrows (task.transition
+// refuses any other); beside each, who moves it.
 //
 //	            Mount (driver): claim, the task enters the table
 //	                   │
@@ -45,6 +49,10 @@
 // event or a resync gives it its container (claim), a start event or a
 // resync its name, image and on-update label (identify), a rename event
 // its name, and a rotation or a live grant rewrites its files (refresh).
+// A shared task never has one container: start events (with an inspect)
+// and resyncs add its members (join, setMembers), die and destroy events
+// take them out (leave), and a resync keeps it while any container of its
+// volume is alive.
 // Which files a mount holds never depends on events: only the names in
 // `secretd ps`, the audit trail, on-update actions and in-use answers do.
 //
