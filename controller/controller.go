@@ -76,6 +76,8 @@ type Controller struct {
 	engine engineStatus
 
 	rotations atomic.Uint64
+	// kind is the engineKind of the engine followed, learned at a resync.
+	kind atomic.Int32
 
 	// resyncReq asks Run for a resync; buffered so requests coalesce.
 	resyncReq resyncRequests

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/image"
@@ -55,6 +56,8 @@ type fakeEngine struct {
 	// podman: inspects answer from the container list, with its mounts,
 	// as Podman's compat API does (see podman_test.go).
 	podman bool
+	// version is what ServerVersion answers; nil fails it.
+	version *types.Version
 }
 
 type stream struct {

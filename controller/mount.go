@@ -42,9 +42,13 @@ type phases struct {
 func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir string, err error) {
 	start := time.Now()
 	var ph phases
-	// 1. validate: the mount ID becomes a directory name.
+	// 1. validate: the mount ID becomes a directory name, and comes from
+	// the engine secretd follows.
 	if !mountIDRE.MatchString(mountID) {
 		return "", fmt.Errorf("invalid mount ID %q", mountID)
+	}
+	if err := c.engineFits(volume, mountID); err != nil {
+		return "", err
 	}
 	// 2. bind: the volume's declaration is fixed once; only a volume not
 	// bound yet asks the engine, once in its life.

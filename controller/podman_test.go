@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 
@@ -305,5 +307,62 @@ func TestPodmanResyncKeepsSharedMount(t *testing.T) {
 	}
 	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"c2@" + podmanMountID}) {
 		t.Errorf("tasks: %v", got)
+	}
+}
+
+func (f *fakeEngine) ServerVersion(context.Context) (types.Version, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.version == nil {
+		return types.Version{}, errors.New("not told")
+	}
+	return *f.version, nil
+}
+
+// TestMountFromAnotherEngineRefused: once the engine said which it is, a
+// Mount that another engine sends fails closed, with what to run instead:
+// the resync would find none of that engine's containers and wipe the
+// mount under them. Before the engine answers, Mounts go on.
+func TestMountFromAnotherEngineRefused(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.secret(t, "a", "secret-a")
+	e.vols.set("va", "a")
+	ctx := context.Background()
+
+	// Not told yet: both kinds of Mount go on.
+	if err := e.ctrl.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.mount(t, "va", "m1")
+	e.mount(t, "va", podmanMountID)
+
+	docker := newEnv(t, time.Hour)
+	docker.secret(t, "a", "secret-a")
+	docker.vols.set("va", "a")
+	docker.engine.version = &types.Version{Components: []types.ComponentVersion{{Name: "Engine", Version: "20.10.24"}}}
+	if err := docker.ctrl.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := docker.ctrl.Mount(ctx, "va", podmanMountID); err == nil || !strings.Contains(err.Error(), "secretd follows the Docker Engine at fake://engine") ||
+		!strings.Contains(err.Error(), "--docker-host unix:///run/podman/podman.sock") {
+		t.Errorf("Podman's Mount on a secretd following Docker: %v", err)
+	}
+	docker.mount(t, "va", "m1")
+
+	podman := newEnv(t, time.Hour)
+	podman.secret(t, "a", "secret-a")
+	podman.vols.set("va", "a")
+	podman.engine.version = &types.Version{Components: []types.ComponentVersion{{Name: "Podman Engine", Version: "4.3.1"}}}
+	if err := podman.ctrl.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := podman.ctrl.Mount(ctx, "va", "m1"); err == nil || !strings.Contains(err.Error(), "secretd follows Podman at fake://engine") {
+		t.Errorf("Docker's Mount on a secretd following Podman: %v", err)
+	}
+	podman.mount(t, "va", podmanMountID)
+	for _, env := range []*env{e, docker, podman} {
+		if got := mountsUnder(t, env.root); len(got) != len(env.ctrl.Tasks()) {
+			t.Errorf("mounts %v for tasks %v: a refused Mount left one", got, env.ctrl.Tasks())
+		}
 	}
 }

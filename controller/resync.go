@@ -30,6 +30,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("resync: list containers: %w", err)
 	}
+	c.learnEngine(ctx)
 	f := survey(list, c.binding.ourMount)
 	c.binding.learnFromList(ctx, list, f)
 	c.legacy.migrate(list, c.binding.ourMount, c.vols, c.rewriteVolume, c.cfg.Log)

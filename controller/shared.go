@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 )
 
@@ -221,4 +223,65 @@ func (c *Controller) leaveShared(id string) {
 	for _, t := range c.tasks.all() {
 		t.leave(id)
 	}
+}
+
+// engineKind is which engine secretd follows, as its version says: a
+// Docker Engine never sends Podman's mount ID, and Podman sends nothing
+// else.
+type engineKind int32
+
+const (
+	kindUnknown engineKind = iota // not told yet
+	kindDocker
+	kindPodman
+)
+
+// versioner is an Engine that tells its version (the daemon's does; the
+// simulator and the unit tests' fakes need not).
+type versioner interface {
+	ServerVersion(ctx context.Context) (types.Version, error)
+}
+
+// podmanComponent names Podman among the components of its /version.
+const podmanComponent = "Podman Engine"
+
+// learnEngine asks the engine which it is, once it answers: a resync calls
+// it after its container list.
+func (c *Controller) learnEngine(ctx context.Context) {
+	v, ok := c.cfg.Engine.(versioner)
+	if !ok || engineKind(c.kind.Load()) != kindUnknown {
+		return
+	}
+	vctx, cancel := context.WithTimeout(ctx, engineTimeout)
+	sv, err := v.ServerVersion(vctx)
+	cancel()
+	if err != nil {
+		c.cfg.Log.Debug("the engine did not tell its version: asked again at the next resync", "err", err)
+		return
+	}
+	kind := kindDocker
+	if slices.ContainsFunc(sv.Components, func(cv types.ComponentVersion) bool { return cv.Name == podmanComponent }) {
+		kind = kindPodman
+	}
+	c.kind.Store(int32(kind))
+}
+
+// engineFits refuses a Mount that another engine than the one secretd
+// follows sends: a resync would find none of that engine's containers and
+// wipe the mount under them. Before the engine has said which it is (at
+// boot, before it answers) every Mount goes on.
+func (c *Controller) engineFits(volume, mountID string) error {
+	switch engineKind(c.kind.Load()) {
+	case kindDocker:
+		if sharedMountID(mountID) {
+			return fmt.Errorf("volume %s: this Mount comes from Podman, but secretd follows the Docker Engine at %s and would not see Podman's containers: "+
+				"run a secretd for Podman (secretd daemon --docker-host unix:///run/podman/podman.sock with a --driver-name of its own; see docs/podman.md)", volume, c.cfg.EngineHost)
+		}
+	case kindPodman:
+		if !sharedMountID(mountID) {
+			return fmt.Errorf("volume %s: this Mount is not Podman's, but secretd follows Podman at %s and would not see the other engine's containers: "+
+				"run a secretd of its own for that engine, with a --driver-name of its own (see docs/podman.md)", volume, c.cfg.EngineHost)
+		}
+	}
+	return nil
 }

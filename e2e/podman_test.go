@@ -94,6 +94,16 @@ func TestPodman(t *testing.T) {
 		t.Errorf("secret rm db while in use: %s", r)
 	}
 
+	// The suite's dockerd finds the same driver socket, but this secretd
+	// follows Podman and would wipe a Docker container's mount at its next
+	// resync: the Mount fails closed, saying what to run instead.
+	mustDocker(t, "volume", "create", "-d", d.driver, "-o", "secrets=db", "dockervol")
+	t.Cleanup(func() { docker(t, "volume", "rm", "-f", "dockervol") })
+	r = docker(t, "run", "--rm", "--network", "none", "--pull", "never", "-v", "dockervol:/run/secrets", image, "true")
+	if r.code == 0 || !strings.Contains(r.stderr, "secretd follows Podman at "+p.Host) {
+		t.Errorf("a Docker container on the Podman secretd's volume: %s", r)
+	}
+
 	// A rotation reaches both containers through the one mount, and the one
 	// that asks for it gets SIGHUP.
 	d.mustCLI(rotated, "secret", "update", "db", "-")

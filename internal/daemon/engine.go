@@ -341,3 +341,9 @@ func (e *Engine) Events(ctx context.Context, opts events.ListOptions) (<-chan ev
 	}()
 	return msgs, errs
 }
+
+// ServerVersion asks the engine's version, which says whether it is Docker
+// or Podman (controller).
+func (e *Engine) ServerVersion(ctx context.Context) (types.Version, error) {
+	return call(e, ctx, func(c *dockerclient.Client) (types.Version, error) { return c.ServerVersion(ctx) })
+}
