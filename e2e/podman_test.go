@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -205,5 +206,47 @@ func TestPodman(t *testing.T) {
 				t.Errorf("a secret value is in %s", where)
 			}
 		}
+	}
+}
+
+// TestMakeInstallPodman: `make install ENGINE=podman` adds the unit's
+// drop-in that follows Podman's API socket, after podman.socket, with
+// ExecStart at the installed binary; `make uninstall` removes it and the
+// directory it made; any other ENGINE is refused and installs nothing.
+func TestMakeInstallPodman(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/bin/make"); err != nil {
+		t.Skip("make not installed")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, root)
+	args := []string{"DESTDIR=" + root, "MANSRC=" + filepath.Join(dir, "man"), "BINDIR=/opt/secretd/bin"}
+	deployMake(t, dir, append(args, "ENGINE=podman", "install")...)
+	b, err := os.ReadFile(filepath.Join(root, "usr/local/lib/systemd/system/secretd.service.d/podman.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nWants=podman.socket\n", "\nAfter=podman.socket\n", "\nBefore=podman-restart.service\n",
+		"\nExecStart=\nExecStart=/opt/secretd/bin/secretd daemon --docker-host unix:///run/podman/podman.sock\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the drop-in lacks %q:\n%s", want, b)
+		}
+	}
+	deployMake(t, dir, append(args, "uninstall")...)
+	if after := tree(t, root); !slices.Equal(after, before) {
+		t.Errorf("after install and uninstall the tree is\n%s\nwant as before\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+	}
+
+	cmd := exec.Command("make", append([]string{"-C", deployRoot(t), "BIN=" + filepath.Join(dir, "bin", "secretd"), "ENGINE=podmn", "install"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "ENGINE=podmn: use ENGINE=docker (the default) or ENGINE=podman") {
+		t.Errorf("make install ENGINE=podmn: %v\n%s", err, out)
+	}
+	if after := tree(t, root); !slices.Equal(after, before) {
+		t.Errorf("a refused install changed the tree:\n%s", strings.Join(after, "\n"))
 	}
 }
