@@ -1,8 +1,8 @@
 package etcd_test
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
