@@ -321,3 +321,22 @@ func TestSecretCreateTemplate(t *testing.T) {
 		t.Errorf("template with a driver: %+v", r)
 	}
 }
+
+// --config-add and --config-rm go in the same request as the secrets'; the
+// answer names configs as such.
+func TestContainerUpdateConfigs(t *testing.T) {
+	var gotReq api.ContainerUpdateRequest
+	fc := &fakeclient.Client{ContainerUpdateFunc: func(_ context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error) {
+		gotReq = req
+		return api.Task{ContainerName: "web", Secrets: []api.TaskSecret{
+			{Name: "db_password", Target: "db_password"},
+			{Kind: "config", Name: "app.ini", Target: "conf/app.ini"},
+		}}, nil
+	}}
+	r := run(t, fc, "", "container", "update", "--config-add", "source=app.ini,target=conf/app.ini", "--config-rm", "old.ini", "web")
+	want := api.ContainerUpdateRequest{ConfigAdd: []string{"source=app.ini,target=conf/app.ini"}, ConfigRm: []string{"old.ini"}}
+	if !reflect.DeepEqual(gotReq, want) {
+		t.Errorf("sent %+v, want %+v", gotReq, want)
+	}
+	golden.Assert(t, "container-update-configs.golden", r.transcript())
+}

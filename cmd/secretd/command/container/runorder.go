@@ -11,8 +11,8 @@ import (
 	"github.com/secretd/secretd/cmd/secretd/command/completion"
 )
 
-// errNoSecret is dockerArgs' refusal of a run with no --secret.
-var errNoSecret = errors.New("secretd run needs at least one --secret: without one, use docker run")
+// errNoSecret is dockerArgs' refusal of a run with no --secret or --config.
+var errNoSecret = errors.New("secretd run needs at least one --secret or --config: without one, use docker run")
 
 // flagOrderHint explains errNoSecret when the --secret flags sit among
 // docker's arguments, where secretd run does not look for them, and shows
@@ -57,7 +57,7 @@ func moveOwnFlags(cmd *cobra.Command, rest []string) (moved, left []string) {
 
 func hasSecretFlag(args []string) bool {
 	for _, a := range args {
-		if a == "--secret" || strings.HasPrefix(a, "--secret=") {
+		if a == "--secret" || strings.HasPrefix(a, "--secret=") || a == "--config" || strings.HasPrefix(a, "--config=") {
 			return true
 		}
 	}
