@@ -27,6 +27,10 @@ import (
 // Driver is the one template driver, Swarm's: Go's text/template.
 const Driver = "golang"
 
+// SecretsDir is where a secret with a relative target is: a template may
+// name it by either path.
+const SecretsDir = "/run/secrets"
+
 // Kind is what a file holds: "secret" or "config".
 type Kind string
 
@@ -291,6 +295,15 @@ func (r *Renderer) find(kind Kind, target string) int {
 	for j, f := range r.Files {
 		if f.Kind == kind && f.Target == target {
 			return j
+		}
+	}
+	if kind == Secret {
+		// A secret in /run/secrets is declared by either spelling.
+		rel := strings.TrimPrefix(target, SecretsDir+"/")
+		for j, f := range r.Files {
+			if f.Kind == kind && strings.TrimPrefix(f.Target, SecretsDir+"/") == rel {
+				return j
+			}
 		}
 	}
 	if kind == Config {
