@@ -23,13 +23,15 @@ run: build
 # Everything the build and the tests need that Go modules do not bring: a
 # static busybox for the test image (no registry is reachable); pass, gnupg
 # and age for the shell secret driver's tests; RootlessKit with
-# newuidmap/newgidmap for the rootless engine of the rootless e2e test.
+# newuidmap/newgidmap for the rootless engine of the rootless e2e test;
+# bash-completion, without which the installed bash completion cannot run.
 deps:
 	@command -v busybox >/dev/null 2>&1 && command -v file >/dev/null 2>&1 && \
 		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 && \
 		command -v pass >/dev/null 2>&1 && command -v gpg >/dev/null 2>&1 && command -v age >/dev/null 2>&1 && \
-		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap; }
+		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 && \
+		test -f /usr/share/bash-completion/bash_completion || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap bash-completion; }
 	$(GO) mod download
 
 vet:

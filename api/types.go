@@ -314,6 +314,10 @@ type Status struct {
 	// SwapOn reports whether the host has an active swap area
 	// (/proc/swaps): without Noswap, secrets may then reach the swap device.
 	SwapOn bool
+	// VolumeDriver is the volume driver the daemon serves (its
+	// --driver-name), the name containers give as volume-driver=. Empty
+	// from a daemon that predates it.
+	VolumeDriver string `json:",omitempty"`
 }
 
 // ErrorResponse is the Docker Engine's error body.

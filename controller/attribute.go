@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	"github.com/docker/docker/api/types/container"
 )
 
@@ -20,46 +22,25 @@ func (c *Controller) attribute(volume, containerID string) {
 	if containerID == "" {
 		return
 	}
-	c.mu.Lock()
 	var t *task
-	for _, x := range c.tasks {
-		if x.volume != volume || x.state != mounted {
+	var since time.Time
+	for _, x := range c.tasks.all() {
+		v := x.view()
+		if v.volume != volume || !v.live() {
 			continue
 		}
-		if x.containerID == containerID {
-			c.mu.Unlock()
+		if v.containerID == containerID {
 			return
 		}
-		if x.containerID == "" && (t == nil || x.since.Before(t.since)) {
-			t = x
+		if v.containerID == "" && (t == nil || v.since.Before(since)) {
+			t, since = x, v.since
 		}
 	}
 	if t == nil {
-		c.mu.Unlock()
 		return
 	}
-	t.containerID = containerID
-	s := t.snap()
-	c.mu.Unlock()
-	c.claimed(s)
-}
-
-// claim gives a task without a container this one; false if it has one.
-func (c *Controller) claim(t *task, containerID string) (snapshot, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.containerID != "" || t.state != mounted {
-		return snapshot{}, false
-	}
-	t.containerID = containerID
-	return t.snap(), true
-}
-
-// claimed saves the record of a task that just learned its container, so
-// a resync after a crash finds it.
-func (c *Controller) claimed(s snapshot) {
-	if err := c.saveRecord(s); err != nil {
-		c.cfg.Log.Warn("task record not updated", "mount", s.dir, "err", err)
+	if v, ok := t.claim(containerID); ok {
+		c.root.claimed(v)
 	}
 }
 
@@ -88,16 +69,13 @@ func (c *Controller) identify(o identity) {
 	if err != nil {
 		c.cfg.Log.Warn("on-update label ignored", "container", o.Name, "err", err)
 	}
-	var named []snapshot
-	c.mu.Lock()
-	for _, t := range c.tasks {
-		if t.containerID == o.ID && t.name == "" {
-			t.name, t.image, t.onUpdate = o.Name, o.Image, onUpdate
-			named = append(named, t.snap())
+	var named []taskView
+	for _, t := range c.tasks.all() {
+		if v, ok := t.identify(o, onUpdate); ok {
+			named = append(named, v)
 		}
 	}
-	c.mu.Unlock()
 	for _, s := range named {
-		c.auditMount(s)
+		auditMount(c.cfg.Audit, s)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // A volume without a secrets option takes its declaration from the
@@ -31,6 +33,38 @@ const bindTimeout = 2 * time.Second
 
 // createLookupTimeout bounds the lookup of a new container's mounts.
 const createLookupTimeout = 5 * time.Second
+
+// binding learns what the engine says about the driver's volumes and
+// their containers, off the start path where it can: the declaration a
+// volume binds to (by the rule above), the containers that use a volume,
+// the hostnames and identities a secret driver is told. It holds the
+// engine, the volume registry, the image-label cache and the single flight
+// of each volume's binding.
+type binding struct {
+	engine  Engine // nil only in tests whose volumes carry their declaration
+	vols    *registry
+	driver  string
+	log     *slog.Logger
+	store   *store.Store
+	sources Sources
+
+	flight binder
+	// imageCache holds the secretd labels of images by ID (see imageLabels).
+	imageMu    sync.Mutex
+	imageCache map[string]map[string]string
+	// learning counts the lookups of created containers under way.
+	learning sync.WaitGroup
+	// hostnames are the hostnames of containers that declare secrets,
+	// learned at their create event, for secret-driver plugins.
+	hostnames hostnames
+}
+
+func newBinding(cfg Config, vols *registry) *binding {
+	return &binding{
+		engine: cfg.Engine, vols: vols, driver: cfg.DriverName, log: cfg.Log, store: cfg.Store, sources: cfg.Sources,
+		flight: binder{running: map[string]chan struct{}{}},
+	}
+}
 
 // binder lets one binding of a volume run at a time, so concurrent Mounts
 // and create events of one volume ask the engine once.
@@ -76,14 +110,14 @@ func (b *binder) release(names []string) {
 
 // bind returns the volume bound, asking the engine if it is not yet.
 // users are the containers the engine named when this call asked it.
-func (c *Controller) bind(ctx context.Context, name string) (v Volume, users []container.Summary, err error) {
+func (b *binding) bind(ctx context.Context, name string) (v Volume, users []container.Summary, err error) {
 	for {
-		if v, ok := c.vols.get(name); ok && v.Bound() {
+		if v, ok := b.vols.get(name); ok && v.Bound() {
 			return v, users, nil
 		}
-		c.binder.mu.Lock()
-		if wait, busy := c.binder.running[name]; busy {
-			c.binder.mu.Unlock()
+		b.flight.mu.Lock()
+		if wait, busy := b.flight.running[name]; busy {
+			b.flight.mu.Unlock()
 			select {
 			case <-wait:
 				continue
@@ -92,45 +126,45 @@ func (c *Controller) bind(ctx context.Context, name string) (v Volume, users []c
 			}
 		}
 		done := make(chan struct{})
-		c.binder.running[name] = done
-		c.binder.mu.Unlock()
-		v, users, err = c.bindByEngine(ctx, name)
+		b.flight.running[name] = done
+		b.flight.mu.Unlock()
+		v, users, err = b.bindByEngine(ctx, name)
 		if users == nil {
 			users = []container.Summary{} // asked, whatever the answer
 		}
-		c.binder.mu.Lock()
-		delete(c.binder.running, name)
+		b.flight.mu.Lock()
+		delete(b.flight.running, name)
 		close(done)
-		c.binder.mu.Unlock()
+		b.flight.mu.Unlock()
 		return v, users, err
 	}
 }
 
 // bindByEngine asks the engine which containers use the volume and binds
 // it to their label if they agree; any doubt is an error.
-func (c *Controller) bindByEngine(ctx context.Context, name string) (Volume, []container.Summary, error) {
-	if c.cfg.Engine == nil {
+func (b *binding) bindByEngine(ctx context.Context, name string) (Volume, []container.Summary, error) {
+	if b.engine == nil {
 		return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and no engine is connected to read the container's %s label: create the volume with -o %s=...", name, LabelSecrets, OptionSecrets)
 	}
 	lctx, cancel := context.WithTimeout(ctx, bindTimeout)
 	defer cancel()
-	users, _, err := c.usersOf(lctx, []string{name})
+	users, _, err := b.usersOf(lctx, []string{name})
 	if err != nil {
 		return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and the Docker Engine did not answer which container uses it (%w): try again, or create the volume with -o %s=...", name, err, OptionSecrets)
 	}
-	v, err := c.bindTo(lctx, name, users[name])
+	v, err := b.bindTo(lctx, name, users[name])
 	return v, users[name], err
 }
 
 // usersOf asks the engine, in one call, which containers use each of the
 // volumes: all of them, as a list filtered by one volume would name.
 // list is the engine's whole answer.
-func (c *Controller) usersOf(ctx context.Context, volumes []string) (users map[string][]container.Summary, list []container.Summary, err error) {
+func (b *binding) usersOf(ctx context.Context, volumes []string) (users map[string][]container.Summary, list []container.Summary, err error) {
 	f := filters.NewArgs()
 	for _, v := range volumes {
 		f.Add("volume", v)
 	}
-	list, err = c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	list, err = b.engine.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -151,18 +185,18 @@ func (c *Controller) usersOf(ctx context.Context, volumes []string) (users map[s
 }
 
 // bindTo binds the volume to the label its users agree on.
-func (c *Controller) bindTo(ctx context.Context, name string, users []container.Summary) (Volume, error) {
-	decl, owner, err := c.agreedLabel(ctx, name, users)
+func (b *binding) bindTo(ctx context.Context, name string, users []container.Summary) (Volume, error) {
+	decl, owner, err := b.agreedLabel(ctx, name, users)
 	if err != nil {
 		return Volume{}, err
 	}
-	return c.bindLabel(name, decl, owner)
+	return b.bindLabel(name, decl, owner)
 }
 
 // agreedLabel applies the binding rule to the containers that use volume:
 // at least one, all with the same non-empty label, none from an image only.
 // owner is the oldest of them, the one created with the volume.
-func (c *Controller) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, owner string, err error) {
+func (b *binding) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, owner string, err error) {
 	if len(users) == 0 {
 		return "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
 			"if dockerd is copying the image's content into it at create, mount it with volume-nocopy "+
@@ -188,12 +222,12 @@ func (c *Controller) agreedLabel(ctx context.Context, volume string, users []con
 	// it is bound for good. Each container takes the label's part for
 	// this volume, which is the same unless they mount it at different
 	// places.
-	_, decl, err = c.labelShare(first, volume)
+	_, decl, err = b.labelShare(first, volume)
 	if err != nil {
 		return "", "", err
 	}
 	for _, s := range users[1:] {
-		_, d, err := c.labelShare(s, volume)
+		_, d, err := b.labelShare(s, volume)
 		if err != nil {
 			return "", "", err
 		}
@@ -206,7 +240,7 @@ func (c *Controller) agreedLabel(ctx context.Context, volume string, users []con
 		if _, err := ParseOnUpdate(s.Labels[LabelOnUpdate]); err != nil {
 			return "", "", fmt.Errorf("container %s: %w", summaryName(s), err)
 		}
-		if err := c.notFromImage(ctx, s); err != nil {
+		if err := b.notFromImage(ctx, s); err != nil {
 			return "", "", err
 		}
 	}
@@ -216,12 +250,12 @@ func (c *Controller) agreedLabel(ctx context.Context, volume string, users []con
 // notFromImage refuses labels that come only from the container's image:
 // docker merges an image's LABELs into its containers' labels, and an image
 // must not choose which secrets it gets, or restarts on rotation.
-func (c *Controller) notFromImage(ctx context.Context, s container.Summary) error {
+func (b *binding) notFromImage(ctx context.Context, s container.Summary) error {
 	ref := s.ImageID
 	if ref == "" {
 		ref = s.Image
 	}
-	imgLabels, err := c.imageLabels(ctx, ref)
+	imgLabels, err := b.imageLabels(ctx, ref)
 	if err != nil {
 		return fmt.Errorf("cannot check the image labels of container %s: the Docker Engine did not answer (%w): try again", summaryName(s), err)
 	}
@@ -240,17 +274,17 @@ const imageLabelsKept = 256
 // imageLabels returns the secretd labels of an image. An image ID names its
 // content, labels included, so what an ID answered once holds for good and
 // a binding asks the engine about each image once.
-func (c *Controller) imageLabels(ctx context.Context, ref string) (map[string]string, error) {
+func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]string, error) {
 	byID := strings.HasPrefix(ref, "sha256:")
 	if byID {
-		c.imageMu.Lock()
-		l, ok := c.imageCache[ref]
-		c.imageMu.Unlock()
+		b.imageMu.Lock()
+		l, ok := b.imageCache[ref]
+		b.imageMu.Unlock()
 		if ok {
 			return l, nil
 		}
 	}
-	img, err := c.cfg.Engine.ImageInspect(ctx, ref)
+	img, err := b.engine.ImageInspect(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -263,12 +297,12 @@ func (c *Controller) imageLabels(ctx context.Context, ref string) (map[string]st
 		}
 	}
 	if byID {
-		c.imageMu.Lock()
-		if c.imageCache == nil || len(c.imageCache) >= imageLabelsKept {
-			c.imageCache = map[string]map[string]string{}
+		b.imageMu.Lock()
+		if b.imageCache == nil || len(b.imageCache) >= imageLabelsKept {
+			b.imageCache = map[string]map[string]string{}
 		}
-		c.imageCache[ref] = l
-		c.imageMu.Unlock()
+		b.imageCache[ref] = l
+		b.imageMu.Unlock()
 	}
 	return l, nil
 }
@@ -276,8 +310,8 @@ func (c *Controller) imageLabels(ctx context.Context, ref string) (map[string]st
 // bindLabel fixes a volume's declaration to a container's label, unless it
 // was bound meanwhile: the first binding stands. It is saved behind the
 // Mount that waits for it: after a crash the same rule binds it again.
-func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
-	v, err := c.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
+func (b *binding) bindLabel(name, decl, containerID string) (Volume, error) {
+	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
 			*v = Volume{Name: name, Created: time.Now().UTC()}
 		}
@@ -287,12 +321,12 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 		v.Declaration, v.BoundBy, v.BoundTo = decl, BoundByLabel, containerID
 		return false, nil
 	}, func(err error) {
-		c.cfg.Log.Warn("volume binding not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
+		b.log.Warn("volume binding not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
 	})
 	if err != nil {
 		return Volume{}, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
 	}
-	c.cfg.Log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID))
+	b.log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID))
 	return v, nil
 }
 
@@ -300,20 +334,20 @@ func (c *Controller) bindLabel(name, decl, containerID string) (Volume, error) {
 // and warns about a container that declares secrets but mounts no secretd
 // volume, without holding up the event loop. labels are the create
 // event's attributes, which carry the container's labels.
-func (c *Controller) created(ctx context.Context, id string, labels map[string]string) {
+func (b *binding) created(ctx context.Context, id string, labels map[string]string) {
 	// Only a container that declares can bind a volume: one without the
 	// label would fail its binding anyway, at the Mount, where the rule
 	// sees every user of the volume. Skipping it saves engine calls while
 	// many containers start.
-	if _, declares := labels[LabelSecrets]; c.cfg.Engine == nil || !declares {
+	if _, declares := labels[LabelSecrets]; b.engine == nil || !declares {
 		return
 	}
-	c.learning.Add(1)
+	b.learning.Add(1)
 	go func() {
-		defer c.learning.Done()
+		defer b.learning.Done()
 		lctx, cancel := context.WithTimeout(ctx, createLookupTimeout)
 		defer cancel()
-		c.learnCreated(lctx, id)
+		b.learnCreated(lctx, id)
 	}()
 }
 
@@ -326,13 +360,13 @@ const maxBatch = 64
 // is among them, and its Mount finds it bound without a second call. The
 // container itself is looked up only when it is not in that list, to warn
 // if it mounts no secretd volume.
-func (c *Controller) learnCreated(ctx context.Context, id string) {
+func (b *binding) learnCreated(ctx context.Context, id string) {
 	// Bindings already under way may hold this container's volume, if
 	// they claimed it before the container existed: they are waited for
 	// and the volume asked about again only when they leave it unbound.
-	busy := c.binder.busy()
-	self, found := c.learnBatch(ctx, id)
-	if len(busy) > 0 && (!found || c.unboundMounts(self)) {
+	busy := b.flight.busy()
+	self, found := b.learnBatch(ctx, id)
+	if len(busy) > 0 && (!found || b.unboundMounts(self)) {
 		for _, wait := range busy {
 			select {
 			case <-wait:
@@ -340,10 +374,10 @@ func (c *Controller) learnCreated(ctx context.Context, id string) {
 				return
 			}
 		}
-		self, found = c.learnBatch(ctx, id)
+		self, found = b.learnBatch(ctx, id)
 	}
 	if !found {
-		l, err := c.cfg.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+		l, err := b.engine.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
 		if err != nil {
 			return
 		}
@@ -353,35 +387,35 @@ func (c *Controller) learnCreated(ctx context.Context, id string) {
 		}
 		self = l[i]
 	}
-	declaration.WarnUnserved(c.cfg.Log, self, func(driver string) bool { return c.ours(driver) })
+	declaration.WarnUnserved(b.log, self, func(driver string) bool { return b.ours(driver) })
 }
 
 // learnBatch claims up to maxBatch unbound volumes no one is binding, asks
 // the engine once for their users, and binds each volume that has some.
 // It returns container id when the engine named it.
-func (c *Controller) learnBatch(ctx context.Context, id string) (container.Summary, bool) {
-	names := c.binder.claim(c.vols.unbound(maxBatch))
-	defer c.binder.release(names)
+func (b *binding) learnBatch(ctx context.Context, id string) (container.Summary, bool) {
+	names := b.flight.claim(b.vols.unbound(maxBatch))
+	defer b.flight.release(names)
 	if len(names) == 0 {
 		return container.Summary{}, false
 	}
-	users, list, err := c.usersOf(ctx, names)
+	users, list, err := b.usersOf(ctx, names)
 	if err != nil {
-		c.cfg.Log.Debug("new container not looked up: its volumes bind at their Mount", "container", id, "err", err)
+		b.log.Debug("new container not looked up: its volumes bind at their Mount", "container", id, "err", err)
 		return container.Summary{}, false
 	}
 	for _, name := range names {
 		if len(users[name]) == 0 {
 			continue // its container is not created yet
 		}
-		if _, err := c.bindTo(ctx, name, users[name]); err != nil {
+		if _, err := b.bindTo(ctx, name, users[name]); err != nil {
 			// Said once, at the create of a container that uses it: the
 			// volume is asked about again at every create while unbound.
 			lvl := slog.LevelDebug
 			if slices.ContainsFunc(users[name], func(s container.Summary) bool { return s.ID == id }) {
 				lvl = slog.LevelInfo
 			}
-			c.cfg.Log.Log(ctx, lvl, "volume not bound at its container's create", "volume", name, "container", summaryName(users[name][0]), "err", err)
+			b.log.Log(ctx, lvl, "volume not bound at its container's create", "volume", name, "container", summaryName(users[name][0]), "err", err)
 		}
 	}
 	i := slices.IndexFunc(list, func(s container.Summary) bool { return s.ID == id })
@@ -393,10 +427,10 @@ func (c *Controller) learnBatch(ctx context.Context, id string) (container.Summa
 
 // unboundMounts reports whether a container mounts a volume of this
 // driver that is still unbound.
-func (c *Controller) unboundMounts(s container.Summary) bool {
+func (b *binding) unboundMounts(s container.Summary) bool {
 	for _, m := range s.Mounts {
-		if c.ourMount(m) {
-			if v, ok := c.vols.get(m.Name); ok && !v.Bound() {
+		if b.ourMount(m) {
+			if v, ok := b.vols.get(m.Name); ok && !v.Bound() {
 				return true
 			}
 		}
@@ -406,7 +440,7 @@ func (c *Controller) unboundMounts(s container.Summary) bool {
 
 // WaitLearning waits until the lookups of created containers are done and
 // the bindings they learned are saved.
-func (c *Controller) WaitLearning() { c.saveLearned() }
+func (c *Controller) WaitLearning() { c.binding.saveLearned() }
 
 func summaryName(s container.Summary) string {
 	if len(s.Names) > 0 {
@@ -420,4 +454,93 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// ours reports whether a driver name the engine reports is this driver: a
+// managed plugin shows as NAME:TAG.
+func (b *binding) ours(driver string) bool {
+	return driver == b.driver || strings.HasPrefix(driver, b.driver+":")
+}
+
+// ourMount reports whether a container's mount is a volume of this
+// driver: by the driver's name, or by the volume's name, which the engine
+// keeps unique across drivers. A managed plugin is known to the engine by
+// the name it was installed under, which may not be the one it was given.
+func (b *binding) ourMount(m container.MountPoint) bool {
+	return m.Type == "volume" && (b.ours(m.Driver) || b.vols.has(m.Name))
+}
+
+// ensureVolume returns the record of a volume dockerd uses, creating an
+// unbound one when dockerd created it before secretd's state was lost.
+func (b *binding) ensureVolume(name string) (Volume, error) {
+	if v, ok := b.vols.get(name); ok {
+		return v, nil
+	}
+	v, err := b.vols.change(name, func(v *Volume, ok bool) (bool, error) {
+		if !ok {
+			*v = Volume{Name: name, Created: time.Now().UTC()}
+		}
+		return false, nil
+	})
+	if err = keptInMemory(b.log, name, err); err != nil {
+		return Volume{}, err
+	}
+	if v.Name == "" {
+		v, _ = b.vols.get(name)
+	}
+	return v, nil
+}
+
+// bindVolume is step 2 of a Mount: the volume bound, and the container
+// the Mount is for when the engine lookup that bound it named only one.
+func (b *binding) bindVolume(ctx context.Context, volume string, ph *phases) (Volume, *container.Summary, error) {
+	v, err := b.ensureVolume(volume)
+	if err != nil {
+		return Volume{}, nil, err
+	}
+	var users []container.Summary
+	if !v.Bound() {
+		if v, users, err = b.bind(ctx, volume); err != nil {
+			return Volume{}, nil, err
+		}
+		ph.engine = users != nil
+	}
+	ph.declared = v.BoundBy
+	if len(users) == 1 {
+		// The lookup that bound the volume named its only user: this
+		// Mount is for it, as surely as a volume mount event would say.
+		return v, &users[0], nil
+	}
+	return v, nil, nil
+}
+
+// findContainer resolves a container name or ID prefix through the engine;
+// it returns the whole list too, for the volumes' other users.
+func (b *binding) findContainer(ctx context.Context, ref string) ([]container.Summary, container.Summary, error) {
+	if b.engine == nil {
+		return nil, container.Summary{}, errNoEngine
+	}
+	lctx, cancel := context.WithTimeout(ctx, engineTimeout)
+	defer cancel()
+	list, err := b.engine.ContainerList(lctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrUnavailable, "the Docker Engine did not answer: %v", err)
+	}
+	var byPrefix []container.Summary
+	for _, s := range list {
+		if s.ID == ref || slices.ContainsFunc(s.Names, func(n string) bool { return trimSlash(n) == ref }) {
+			return list, s, nil
+		}
+		if len(ref) >= 3 && strings.HasPrefix(s.ID, ref) {
+			byPrefix = append(byPrefix, s)
+		}
+	}
+	switch len(byPrefix) {
+	case 1:
+		return list, byPrefix[0], nil
+	case 0:
+		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrNotFound, "no such container: %s", ref)
+	default:
+		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrInvalid, "container ID prefix %s is ambiguous", ref)
+	}
 }

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/docker/docker/api/types/container"
-
 	"github.com/secretd/secretd/declaration"
 )
 
@@ -61,17 +59,11 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 			}
 		}
 	}
-	var list []container.Summary
-	if c.cfg.Engine != nil {
-		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
-		var err error
-		list, err = c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("list this host's containers: the Docker Engine did not answer: %w", err)
-		}
+	list, err := c.binding.listAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list this host's containers: the Docker Engine did not answer: %w", err)
 	}
-	for _, s := range c.taskSnapshots(list) {
+	for _, s := range namedViews(c.tasks.views(), list, c.binding.ourMount) {
 		key := s.containerID
 		if key == "" {
 			key = "mount-" + s.mountID
@@ -79,7 +71,7 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 		add(key, key, s.label(), s.entries)
 	}
 	for _, s := range list {
-		for _, entries := range c.declarations(s) {
+		for _, entries := range c.binding.declarations(s) {
 			add(s.ID, s.ID, summaryName(s), entries)
 		}
 	}

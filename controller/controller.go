@@ -3,15 +3,12 @@ package controller
 import (
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/internal/audit"
@@ -64,43 +61,36 @@ type Config struct {
 type Controller struct {
 	cfg Config
 
-	vols   *registry
-	binder binder
-	// imageCache holds the secretd labels of images by ID (see imageLabels).
-	imageMu    sync.Mutex
-	imageCache map[string]map[string]string
-	// learning counts the lookups of created containers under way.
-	learning sync.WaitGroup
-	legacy   *legacyGrants
-	// hostnames are the hostnames of containers that declare secrets,
-	// learned at their create event, for secret-driver plugins.
-	hostnames hostnames
+	vols    *registry
+	binding *binding
+	legacy  *legacyGrants
 
-	mu     sync.Mutex
-	tasks  map[string]*task // by mount ID
-	spares spares
+	root     *mountRoot
+	contents *contents
+	tasks    *taskTable
+	spares   *spares
 
 	mountTimes latencies
 	eventLag   latencies
 
-	engineMu  sync.Mutex
-	engineErr error
-	resyncs   uint64
+	engine engineStatus
 
 	rotations atomic.Uint64
 
 	// resyncReq asks Run for a resync; buffered so requests coalesce.
-	resyncReq chan struct{}
+	resyncReq resyncRequests
 }
 
-// resyncAfter asks for a resync once d has passed.
-func (c *Controller) resyncAfter(d time.Duration) {
-	time.AfterFunc(d, func() {
-		select {
-		case c.resyncReq <- struct{}{}:
-		default:
-		}
-	})
+// resyncRequests carry requests for a resync to Run; buffered so that
+// requests coalesce.
+type resyncRequests chan struct{}
+
+// ask asks for a resync, unless one is asked already.
+func (r resyncRequests) ask() {
+	select {
+	case r <- struct{}{}:
+	default:
+	}
 }
 
 // New returns a Controller; call Resync before serving Mounts and Run to
@@ -123,11 +113,14 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	tasks, spares := newTaskTable(), newSpares(cfg.MountRoot)
 	return &Controller{
-		cfg: cfg, vols: vols, legacy: legacy, tasks: map[string]*task{},
-		binder:    binder{running: map[string]chan struct{}{}},
-		spares:    spares{owned: map[string]bool{}, kick: make(chan struct{}, 1)},
-		resyncReq: make(chan struct{}, 1),
+		cfg: cfg, vols: vols, legacy: legacy, tasks: tasks,
+		binding:   newBinding(cfg, vols),
+		contents:  &contents{store: cfg.Store, sources: cfg.Sources, maxSize: cfg.MaxMountSize},
+		root:      &mountRoot{path: cfg.MountRoot, log: cfg.Log, metrics: cfg.Metrics, audit: cfg.Audit, tasks: tasks, spares: spares},
+		spares:    spares,
+		resyncReq: make(resyncRequests, 1),
 	}, nil
 }
 
@@ -135,75 +128,78 @@ func New(cfg Config) (*Controller, error) {
 // directory name under the mount root, so no separators and no dots.
 var mountIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
 
-func (c *Controller) dir(mountID string) string { return filepath.Join(c.cfg.MountRoot, mountID) }
-
 // Tasks returns the task table, sorted by container name.
 func (c *Controller) Tasks() []api.Task {
-	c.mu.Lock()
-	out := make([]api.Task, 0, len(c.tasks))
-	for _, t := range c.tasks {
-		if t.state == mounted {
-			out = append(out, t.snap().apiTask())
+	out := []api.Task{}
+	for _, v := range c.tasks.views() {
+		if v.live() {
+			out = append(out, v.apiTask())
 		}
 	}
-	c.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerName < out[j].ContainerName })
 	return out
 }
 
 // Stats fills the controller's part of `secretd status`.
 func (c *Controller) Stats(st *api.Status) {
-	c.mu.Lock()
-	st.Mounts = len(c.tasks)
-	st.SpareMounts = len(c.spares.free)
-	c.mu.Unlock()
+	st.Mounts = c.tasks.len()
+	st.SpareMounts = c.spares.ready()
 	p50, p99, n := c.mountTimes.quantiles()
 	st.MountP50, st.MountP99, st.MountsServed = p50, p99, n
 	st.EventLagP50, st.EventLagP99, st.EventsHandled = c.eventLag.quantiles()
 	st.Engine = c.cfg.EngineHost
-	c.engineMu.Lock()
-	if c.engineErr != nil {
-		st.EngineError = c.engineErr.Error()
-	}
-	st.Resyncs = c.resyncs
-	c.engineMu.Unlock()
+	st.EngineError, st.Resyncs = c.engine.status()
 	st.Rotations = c.rotations.Load()
 }
 
-func (c *Controller) setEngineErr(err error) {
-	c.engineMu.Lock()
-	c.engineErr = err
-	c.engineMu.Unlock()
+// engineStatus is what the controller knows of its link to the engine.
+type engineStatus struct {
+	mu sync.Mutex
+	// err is why the last attempt to follow the engine failed; nil while
+	// it works.
+	err     error
+	resyncs uint64
+}
+
+func (e *engineStatus) set(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.err = err
+}
+
+func (e *engineStatus) up() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err == nil
+}
+
+// resynced counts a resync done.
+func (e *engineStatus) resynced() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.resyncs++
+}
+
+// status returns the last error's message ("" while up) and the resyncs
+// done.
+func (e *engineStatus) status() (string, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return e.err.Error(), e.resyncs
+	}
+	return "", e.resyncs
 }
 
 var errNoEngine = errors.New("no engine configured")
 
-// ours reports whether a driver name the engine reports is this driver: a
-// managed plugin shows as NAME:TAG.
-func (c *Controller) ours(driver string) bool {
-	return driver == c.cfg.DriverName || strings.HasPrefix(driver, c.cfg.DriverName+":")
-}
-
-// ourMount reports whether a container's mount is a volume of this
-// driver: by the driver's name, or by the volume's name, which the engine
-// keeps unique across drivers. A managed plugin is known to the engine by
-// the name it was installed under, which may not be the one it was given.
-func (c *Controller) ourMount(m container.MountPoint) bool {
-	return m.Type == "volume" && (c.ours(m.Driver) || c.vols.has(m.Name))
-}
-
 // MountPoint returns the newest mounted directory of a volume, "" when none.
 func (c *Controller) MountPoint(volume string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var best *task
-	for _, t := range c.tasks {
-		if t.volume == volume && t.state == mounted && (best == nil || t.since.After(best.since)) {
-			best = t
+	var best taskView
+	for _, v := range c.tasks.views() {
+		if v.volume == volume && v.live() && (best.dir == "" || v.since.After(best.since)) {
+			best = v
 		}
-	}
-	if best == nil {
-		return ""
 	}
 	return best.dir
 }

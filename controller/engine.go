@@ -1,8 +1,3 @@
-// Package controller delivers secrets into containers and keeps track of
-// them: it keeps the registry of the driver's volumes and their bound
-// declarations, serves the volume driver's Mount and Unmount, keeps the
-// task table, follows the Docker Engine's event stream and resyncs with the
-// engine after any break, wiping mounts that no running container owns.
 package controller
 
 import (

@@ -18,14 +18,14 @@ const resyncInterval = 5 * time.Minute
 func (c *Controller) Run(ctx context.Context) {
 	// Lookups of created containers end, and the bindings they learned
 	// are saved, before the daemon exits.
-	defer c.saveLearned()
+	defer c.binding.saveLearned()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := c.follow(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		c.setEngineErr(err)
+		c.engine.set(err)
 		c.cfg.Metrics.Error("engine", err)
 		c.cfg.Log.Warn("engine event stream broke: reconnecting", "err", err, "backoff", backoff)
 		select {
@@ -34,21 +34,16 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
-		if c.connected(ctx) {
+		// The engine answers a list again: back off from the start.
+		if _, err := c.cfg.Engine.ContainerList(ctx, listNone); err == nil {
 			backoff = 100 * time.Millisecond
 		}
 	}
 }
 
-func (c *Controller) saveLearned() {
-	c.learning.Wait()
-	c.vols.flush()
-}
-
-// connected reports whether the engine answers a list, for backoff reset.
-func (c *Controller) connected(ctx context.Context) bool {
-	_, err := c.cfg.Engine.ContainerList(ctx, listNone)
-	return err == nil
+func (b *binding) saveLearned() {
+	b.learning.Wait()
+	b.vols.flush()
 }
 
 // follow subscribes first and resyncs second, so nothing that happens
@@ -73,7 +68,7 @@ func (c *Controller) follow(ctx context.Context) error {
 		c.cfg.Log.Warn("resync incomplete", "err", err)
 		// A failed list means the engine is gone: let the stream tell.
 	} else {
-		c.setEngineErr(nil)
+		c.engine.set(nil)
 	}
 	// A periodic resync is the safety net for anything the events and
 	// Unmounts missed; it costs one container list.
@@ -106,43 +101,36 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	c.cfg.Metrics.Event(string(m.Action))
 	id := m.Actor.ID
 	if m.Type == events.VolumeEventType {
-		if m.Action == events.ActionMount && (c.ours(m.Actor.Attributes["driver"]) || c.vols.has(id)) {
+		if m.Action == events.ActionMount && (c.binding.ours(m.Actor.Attributes["driver"]) || c.vols.has(id)) {
 			c.attribute(id, m.Actor.Attributes["container"])
 		}
 		return
 	}
 	switch m.Action {
 	case events.ActionCreate:
-		c.created(ctx, id, m.Actor.Attributes)
-		if c.declaresSourced(m.Actor.Attributes[LabelSecrets]) {
-			c.learnHostnames(ctx, id)
+		c.binding.created(ctx, id, m.Actor.Attributes)
+		if c.binding.declaresSourced(m.Actor.Attributes[LabelSecrets]) {
+			c.binding.learnHostnames(ctx, id)
 		}
 	case events.ActionStart:
 		// Container events carry the labels and the name as attributes.
 		c.identify(identity{ID: id, Name: m.Actor.Attributes["name"], Image: m.Actor.Attributes["image"], Labels: m.Actor.Attributes})
 	case events.ActionRename:
-		name := m.Actor.Attributes["name"]
-		c.mu.Lock()
-		for _, t := range c.tasks {
-			if t.containerID == id {
-				t.name = name
-			}
+		for _, t := range c.tasks.all() {
+			t.rename(id, m.Actor.Attributes["name"])
 		}
-		c.mu.Unlock()
 	case events.ActionDestroy:
 		// dockerd unmounts before it destroys; a task still here lost its
 		// Unmount (driver timeout, crash) and must not outlive the
 		// container. Live grants and revokes belong to the volumes and go
 		// with them, not with a container.
-		c.hostnames.drop(id)
-		c.mu.Lock()
-		var stale []snapshot
-		for _, t := range c.tasks {
-			if t.containerID == id && t.state == mounted {
-				stale = append(stale, t.snap())
+		c.binding.hostnames.drop(id)
+		var stale []taskView
+		for _, v := range c.tasks.views() {
+			if v.containerID == id && v.live() {
+				stale = append(stale, v)
 			}
 		}
-		c.mu.Unlock()
 		for _, t := range stale {
 			if err := c.Unmount(t.volume, t.mountID); err != nil {
 				c.cfg.Log.Error("wipe after destroy failed", "container", t.name, "mount", t.dir, "err", err)

@@ -24,113 +24,28 @@ const defaultTarget = "/run/secrets"
 // volume that other containers also use is refused unless Shared is set,
 // since they see the change too. Running mounts of the volume are rewritten
 // at once, and the change holds until the volume is removed.
+//
+// It finds the container and its volumes, has planGrants decide every
+// change (checked before any is saved), then saves each volume's and
+// rewrites its mounts.
 func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error) {
 	if len(req.SecretAdd) == 0 && len(req.SecretRm) == 0 {
 		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "nothing to change: give --secret-add or --secret-rm")
 	}
-	list, s, err := c.findContainer(ctx, ref)
+	list, s, err := c.binding.findContainer(ctx, ref)
 	if err != nil {
 		return api.Task{}, err
 	}
-	name := summaryName(s)
-	// The container's volumes of this driver, bound.
-	var mine []Volume
-	var dests []string
-	for _, m := range s.Mounts {
-		if !c.ourMount(m) {
-			continue
-		}
-		if _, err := c.ensureVolume(m.Name); err != nil {
-			return api.Task{}, err
-		}
-		v, _, err := c.bind(ctx, m.Name)
-		if err != nil {
-			return api.Task{}, err
-		}
-		mine = append(mine, v)
-		dests = append(dests, m.Destination)
+	mine, err := c.binding.volumesOf(ctx, s)
+	if err != nil {
+		return api.Task{}, err
 	}
-	if len(mine) == 0 {
-		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s has no %s volume: start it with one to manage its secrets", name, c.cfg.DriverName)
-	}
-	if req.Volume != "" && !slices.ContainsFunc(mine, func(v Volume) bool { return v.Name == req.Volume }) {
-		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s does not mount volume %s", name, req.Volume)
-	}
-	next := map[string]*Volume{}
-	edit := func(i int) *Volume {
-		if v := next[mine[i].Name]; v != nil {
-			return v
-		}
-		v := mine[i].clone()
-		next[v.Name] = &v
-		return &v
-	}
-	for _, src := range req.SecretRm {
-		held := false
-		for i, v := range mine {
-			if req.Volume != "" && v.Name != req.Volume {
-				continue
-			}
-			cur := v
-			if w := next[v.Name]; w != nil {
-				cur = *w
-			}
-			eff, err := cur.Entries()
-			if err != nil {
-				return api.Task{}, err
-			}
-			if !slices.ContainsFunc(eff, func(e declaration.Entry) bool { return e.Source == src }) {
-				continue
-			}
-			held = true
-			revoke(edit(i), src)
-		}
-		if !held {
-			return api.Task{}, errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' is not granted to container %s", src, name)
-		}
-	}
-	if len(req.SecretAdd) > 0 {
-		i := slices.IndexFunc(mine, func(v Volume) bool { return v.Name == req.Volume })
-		if req.Volume == "" {
-			if i = slices.Index(dests, defaultTarget); i < 0 && len(mine) == 1 {
-				i = 0
-			}
-		}
-		if i < 0 {
-			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s has %d %s volumes and none at %s: name the one to grant to with --volume (%s)",
-				name, len(mine), c.cfg.DriverName, defaultTarget, strings.Join(volumeNames(mine), ", "))
-		}
-		w := edit(i)
-		for _, spec := range req.SecretAdd {
-			entries, err := declaration.Parse(spec)
-			if err != nil {
-				return api.Task{}, err
-			}
-			for _, e := range entries {
-				if err := c.grantable(e); err != nil {
-					return api.Task{}, err
-				}
-				if err := grant(w, e); err != nil {
-					return api.Task{}, err
-				}
-			}
-		}
-	}
-	// Check every change before saving any.
-	for _, v := range next {
-		if f := v.Options[declaration.OptionFile]; f != "" {
-			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "volume %s holds the one file %s (option %s): grants and revokes do not apply to it", v.Name, f, declaration.OptionFile)
-		}
-		if _, err := v.Entries(); err != nil {
-			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "volume %s: %v", v.Name, err)
-		}
-		if others := otherUsers(list, s.ID, v.Name); len(others) > 0 && !req.Shared {
-			return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "volume %s is shared with container%s %s, which would see the change too: give --shared to change it for all of them",
-				v.Name, plural(others), strings.Join(others, ", "))
-		}
+	plan, err := planGrants(req, grantInput{self: s, list: list, mine: mine, driver: c.cfg.DriverName, grantable: c.contents.grantable})
+	if err != nil {
+		return api.Task{}, err
 	}
 	var errs []error
-	for _, v := range next {
+	for _, v := range plan.changes {
 		grants, revokes := v.Grants, v.Revokes
 		if _, err := c.vols.change(v.Name, func(cur *Volume, ok bool) (bool, error) {
 			if !ok {
@@ -143,18 +58,197 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 		}
 		errs = append(errs, c.rewriteVolume(v.Name))
 	}
-	c.cfg.Log.Info("container secrets changed", "container", name, "added", len(req.SecretAdd), "removed", len(req.SecretRm), "volumes", len(next))
-	out := api.Task{ContainerID: s.ID, ContainerName: name}
-	for _, v := range mine {
-		if w := next[v.Name]; w != nil {
-			v = *w
+	c.cfg.Log.Info("container secrets changed", "container", plan.task.ContainerName, "added", len(req.SecretAdd), "removed", len(req.SecretRm), "volumes", len(plan.changes))
+	return plan.task, errors.Join(errs...)
+}
+
+// mountedVolume is a volume of this driver a container mounts, bound.
+type mountedVolume struct {
+	Volume
+	dest string // where the container mounts it
+}
+
+// volumesOf returns the container's volumes of this driver, bound.
+func (b *binding) volumesOf(ctx context.Context, s container.Summary) ([]mountedVolume, error) {
+	var mine []mountedVolume
+	for _, m := range s.Mounts {
+		if !b.ourMount(m) {
+			continue
 		}
-		entries, _ := v.Entries()
-		for _, e := range entries {
-			out.Secrets = append(out.Secrets, api.TaskSecret{Name: e.Source, Target: e.Target, Version: e.Version, Pinned: e.Version != 0})
+		if _, err := b.ensureVolume(m.Name); err != nil {
+			return nil, err
+		}
+		v, _, err := b.bind(ctx, m.Name)
+		if err != nil {
+			return nil, err
+		}
+		mine = append(mine, mountedVolume{v, m.Destination})
+	}
+	return mine, nil
+}
+
+// grantInput is what planGrants decides from.
+type grantInput struct {
+	self container.Summary   // the container
+	list []container.Summary // every container, for the volumes' other users
+	mine []mountedVolume     // its volumes of this driver
+	// driver names this driver, for messages.
+	driver string
+	// grantable checks that a granted entry names a secret, and a kept
+	// version when it pins one.
+	grantable func(declaration.Entry) error
+}
+
+// grantPlan is what UpdateContainer does: the volumes it changes, with
+// their new grants and revokes (sorted by name), and the container's
+// secrets afterwards.
+type grantPlan struct {
+	changes []Volume
+	task    api.Task
+}
+
+// planGrants decides a live grant and revoke: which volumes change and
+// how, every change checked before any is saved. It reads nothing but its
+// arguments.
+func planGrants(req api.ContainerUpdateRequest, in grantInput) (grantPlan, error) {
+	d := grantDraft{name: summaryName(in.self), in: in, next: map[string]*Volume{}}
+	if len(in.mine) == 0 {
+		return grantPlan{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s has no %s volume: start it with one to manage its secrets", d.name, in.driver)
+	}
+	if req.Volume != "" && !slices.ContainsFunc(in.mine, func(v mountedVolume) bool { return v.Name == req.Volume }) {
+		return grantPlan{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s does not mount volume %s", d.name, req.Volume)
+	}
+	for _, src := range req.SecretRm {
+		if err := d.revoke(src, req.Volume); err != nil {
+			return grantPlan{}, err
 		}
 	}
-	return out, errors.Join(errs...)
+	if len(req.SecretAdd) > 0 {
+		if err := d.grant(req.SecretAdd, req.Volume); err != nil {
+			return grantPlan{}, err
+		}
+	}
+	if err := d.check(req.Shared); err != nil {
+		return grantPlan{}, err
+	}
+	return d.plan(), nil
+}
+
+// grantDraft is planGrants' work: the volumes changed so far.
+type grantDraft struct {
+	name string // the container's
+	in   grantInput
+	next map[string]*Volume
+}
+
+// edit returns the draft of volume i, made on first use.
+func (d *grantDraft) edit(i int) *Volume {
+	if v := d.next[d.in.mine[i].Name]; v != nil {
+		return v
+	}
+	v := d.in.mine[i].clone()
+	d.next[v.Name] = &v
+	return &v
+}
+
+// current is volume i as the draft has it now.
+func (d *grantDraft) current(i int) Volume {
+	if w := d.next[d.in.mine[i].Name]; w != nil {
+		return *w
+	}
+	return d.in.mine[i].Volume
+}
+
+// revoke takes src from every volume (or the one named) that holds it.
+func (d *grantDraft) revoke(src, only string) error {
+	held := false
+	for i, v := range d.in.mine {
+		if only != "" && v.Name != only {
+			continue
+		}
+		eff, err := d.current(i).Entries()
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(eff, func(e declaration.Entry) bool { return e.Source == src }) {
+			continue
+		}
+		held = true
+		revoke(d.edit(i), src)
+	}
+	if !held {
+		return errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' is not granted to container %s", src, d.name)
+	}
+	return nil
+}
+
+// grant adds every entry of specs to the volume named, or else to the one
+// at /run/secrets, or else to the container's only one.
+func (d *grantDraft) grant(specs []string, only string) error {
+	mine := d.in.mine
+	i := slices.IndexFunc(mine, func(v mountedVolume) bool { return v.Name == only })
+	if only == "" {
+		if i = slices.IndexFunc(mine, func(v mountedVolume) bool { return v.dest == defaultTarget }); i < 0 && len(mine) == 1 {
+			i = 0
+		}
+	}
+	if i < 0 {
+		names := make([]string, len(mine))
+		for j, v := range mine {
+			names[j] = v.Name
+		}
+		return errdefs.Errorf(errdefs.ErrInvalid, "container %s has %d %s volumes and none at %s: name the one to grant to with --volume (%s)",
+			d.name, len(mine), d.in.driver, defaultTarget, strings.Join(names, ", "))
+	}
+	w := d.edit(i)
+	for _, spec := range specs {
+		entries, err := declaration.Parse(spec)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := d.in.grantable(e); err != nil {
+				return err
+			}
+			if err := grant(w, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// check refuses the draft unless every changed volume may change so.
+func (d *grantDraft) check(shared bool) error {
+	for _, v := range d.next {
+		if f := v.Options[declaration.OptionFile]; f != "" {
+			return errdefs.Errorf(errdefs.ErrInvalid, "volume %s holds the one file %s (option %s): grants and revokes do not apply to it", v.Name, f, declaration.OptionFile)
+		}
+		if _, err := v.Entries(); err != nil {
+			return errdefs.Errorf(errdefs.ErrInvalid, "volume %s: %v", v.Name, err)
+		}
+		if others := otherUsers(d.in.list, d.in.self.ID, v.Name); len(others) > 0 && !shared {
+			return errdefs.Errorf(errdefs.ErrInvalid, "volume %s is shared with container%s %s, which would see the change too: give --shared to change it for all of them",
+				v.Name, plural(others), strings.Join(others, ", "))
+		}
+	}
+	return nil
+}
+
+// plan is the draft's outcome.
+func (d *grantDraft) plan() grantPlan {
+	p := grantPlan{task: api.Task{ContainerID: d.in.self.ID, ContainerName: d.name}}
+	for _, v := range d.next {
+		p.changes = append(p.changes, *v)
+	}
+	slices.SortFunc(p.changes, func(a, b Volume) int { return strings.Compare(a.Name, b.Name) })
+	for i := range d.in.mine {
+		entries, _ := d.current(i).Entries()
+		for _, e := range entries {
+			p.task.Secrets = append(p.task.Secrets, api.TaskSecret{Name: e.Source, Target: e.Target, Version: e.Version, Pinned: e.Version != 0})
+		}
+	}
+	return p
 }
 
 // revoke takes src out of a volume's set: grants of it go, and a declared
@@ -196,24 +290,6 @@ func grant(v *Volume, e declaration.Entry) error {
 	return nil
 }
 
-// grantable checks that a grant names a secret by its name, and a kept
-// version when it pins one.
-func (c *Controller) grantable(e declaration.Entry) error {
-	sec, err := c.cfg.Store.Get(e.Source)
-	if err == nil && sec.Name != e.Source {
-		// Mounts resolve declarations by name only: an ID or ID prefix
-		// would be saved here and then never mount.
-		err = errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' not found", e.Source)
-	}
-	if err != nil {
-		return err
-	}
-	if e.Version != 0 && !sec.HasVersion(e.Version) {
-		return errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' has no version %d", e.Source, e.Version)
-	}
-	return nil
-}
-
 // rewriteVolume brings every running mount of a volume to its record.
 func (c *Controller) rewriteVolume(volume string) error {
 	v, ok := c.vols.get(volume)
@@ -224,32 +300,17 @@ func (c *Controller) rewriteVolume(volume string) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	var ts []*task
-	for _, t := range c.tasks {
-		if t.volume == volume {
-			ts = append(ts, t)
-		}
-	}
-	c.mu.Unlock()
 	var errs []error
-	for _, t := range ts {
-		if err := c.setEntries(t, entries); err != nil {
+	for _, t := range c.tasks.all() {
+		if t.volume != volume {
+			continue
+		}
+		t.redeclare(entries)
+		if _, _, err := c.refresh(t); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// setEntries changes what a running mount holds and rewrites it.
-func (c *Controller) setEntries(t *task, entries []declaration.Entry) error {
-	t.mu.Lock()
-	c.mu.Lock()
-	t.entries, t.versions, t.ids = slices.Clone(entries), nil, nil
-	c.mu.Unlock()
-	t.mu.Unlock()
-	_, _, err := c.refresh(t)
-	return err
 }
 
 // otherUsers names the containers other than self that mount volume.
@@ -267,48 +328,9 @@ func otherUsers(list []container.Summary, self, volume string) []string {
 	return out
 }
 
-func volumeNames(vs []Volume) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = v.Name
-	}
-	return out
-}
-
 func plural(names []string) string {
 	if len(names) > 1 {
 		return "s"
 	}
 	return ""
-}
-
-// findContainer resolves a container name or ID prefix through the engine;
-// it returns the whole list too, for the volumes' other users.
-func (c *Controller) findContainer(ctx context.Context, ref string) ([]container.Summary, container.Summary, error) {
-	if c.cfg.Engine == nil {
-		return nil, container.Summary{}, errNoEngine
-	}
-	lctx, cancel := context.WithTimeout(ctx, engineTimeout)
-	defer cancel()
-	list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true})
-	if err != nil {
-		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrUnavailable, "the Docker Engine did not answer: %v", err)
-	}
-	var byPrefix []container.Summary
-	for _, s := range list {
-		if s.ID == ref || slices.ContainsFunc(s.Names, func(n string) bool { return trimSlash(n) == ref }) {
-			return list, s, nil
-		}
-		if len(ref) >= 3 && strings.HasPrefix(s.ID, ref) {
-			byPrefix = append(byPrefix, s)
-		}
-	}
-	switch len(byPrefix) {
-	case 1:
-		return list, byPrefix[0], nil
-	case 0:
-		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrNotFound, "no such container: %s", ref)
-	default:
-		return nil, container.Summary{}, errdefs.Errorf(errdefs.ErrInvalid, "container ID prefix %s is ambiguous", ref)
-	}
 }

@@ -90,15 +90,15 @@ func (h *hostnames) drop(id string) {
 // declaresSourced reports whether a container's label names a secret whose
 // value a source gives at Mount: only those need its hostname, and the
 // inspect that learns it contends with the container's start for its lock.
-func (c *Controller) declaresSourced(decl string) bool {
-	return c.declaresSourcedBy(decl, func(e declaration.Entry) bool {
-		sec, err := c.cfg.Store.Get(e.Source)
+func (b *binding) declaresSourced(decl string) bool {
+	return b.declaresSourcedBy(decl, func(e declaration.Entry) bool {
+		sec, err := b.store.Get(e.Source)
 		return err == nil && fromSource(sec, e.Version)
 	})
 }
 
-func (c *Controller) declaresSourcedBy(decl string, sourced func(declaration.Entry) bool) bool {
-	if decl == "" || c.cfg.Sources == nil {
+func (b *binding) declaresSourcedBy(decl string, sourced func(declaration.Entry) bool) bool {
+	if decl == "" || b.sources == nil {
 		return false
 	}
 	entries, err := declaration.ParseLabel(decl)
@@ -112,10 +112,10 @@ func (c *Controller) declaresSourcedBy(decl string, sourced func(declaration.Ent
 // of the store: a resync checks thousands of labels, and a Get for each
 // entry of each cost more than the rest of the resync. Empty when the list
 // fails: nothing is learned then, as when the engine does not answer.
-func (c *Controller) sourcedSecrets() map[string]bool {
-	list, err := c.cfg.Store.List(store.Filter{})
+func (b *binding) sourcedSecrets() map[string]bool {
+	list, err := b.store.List(store.Filter{})
 	if err != nil {
-		c.cfg.Log.Warn("resync: secrets not listed: hostnames of containers created while secretd was away are not learned", "err", err)
+		b.log.Warn("resync: secrets not listed: hostnames of containers created while secretd was away are not learned", "err", err)
 		return map[string]bool{}
 	}
 	names := map[string]bool{}
@@ -138,30 +138,30 @@ const hostnameLookups = 4
 // Mounts. When a container's start took its lock first, the inspect
 // answers after the start, and only later Mounts (a restart, a live grant)
 // send the hostname.
-func (c *Controller) learnHostnames(ctx context.Context, ids ...string) {
-	if len(ids) == 0 || c.cfg.Engine == nil || c.cfg.Sources == nil {
+func (b *binding) learnHostnames(ctx context.Context, ids ...string) {
+	if len(ids) == 0 || b.engine == nil || b.sources == nil {
 		return
 	}
-	c.learning.Add(1)
+	b.learning.Add(1)
 	go func() {
-		defer c.learning.Done()
+		defer b.learning.Done()
 		var g errgroup.Group
 		g.SetLimit(hostnameLookups)
 		for _, id := range ids {
-			g.Go(func() error { c.inspectHostname(ctx, id); return nil })
+			g.Go(func() error { b.inspectHostname(ctx, id); return nil })
 		}
 		g.Wait()
 	}()
 }
 
-func (c *Controller) inspectHostname(ctx context.Context, id string) {
+func (b *binding) inspectHostname(ctx context.Context, id string) {
 	ictx, cancel := context.WithTimeout(ctx, createLookupTimeout)
 	defer cancel()
-	ctr, err := c.cfg.Engine.ContainerInspect(ictx, id)
+	ctr, err := b.engine.ContainerInspect(ictx, id)
 	if err != nil || ctr.Config == nil {
-		c.cfg.Log.Debug("new container's hostname not learned: secret drivers get none", "container", shortID(id), "err", err)
+		b.log.Debug("new container's hostname not learned: secret drivers get none", "container", shortID(id), "err", err)
 		return
 	}
-	c.hostnames.set(id, ctr.Config.Hostname)
-	c.cfg.Log.Debug("container hostname learned", "container", shortID(id), "hostname", ctr.Config.Hostname)
+	b.hostnames.set(id, ctr.Config.Hostname)
+	b.log.Debug("container hostname learned", "container", shortID(id), "hostname", ctr.Config.Hostname)
 }

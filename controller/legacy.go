@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -46,9 +47,10 @@ func loadLegacyGrants(path string) (*legacyGrants, error) {
 }
 
 // migrate moves the legacy grants of the listed containers onto their
-// volumes; list holds every container the engine knows.
-func (c *Controller) migrateLegacy(list []container.Summary) {
-	l := c.legacy
+// volumes in vols; list holds every container the engine knows, ours says
+// which mounts are this driver's, rewrite brings a volume's running mounts
+// to its record.
+func (l *legacyGrants) migrate(list []container.Summary, ours func(container.MountPoint) bool, vols *registry, rewrite func(string) error, log *slog.Logger) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.m) == 0 {
@@ -67,7 +69,7 @@ func (c *Controller) migrateLegacy(list []container.Summary) {
 		var target string
 		var n int
 		for _, m := range s.Mounts {
-			if !c.ourMount(m) {
+			if !ours(m) {
 				continue
 			}
 			n++
@@ -79,14 +81,14 @@ func (c *Controller) migrateLegacy(list []container.Summary) {
 			delete(l.m, id)
 			continue
 		}
-		v, ok := c.vols.get(target)
+		v, ok := vols.get(target)
 		if !ok || !v.Bound() {
 			continue // retried at the next resync, once the volume is bound
 		}
 		if n > 1 {
-			c.cfg.Log.Warn("container has several secretd volumes: its earlier grants move to one", "container", summaryName(s), "volume", target)
+			log.Warn("container has several secretd volumes: its earlier grants move to one", "container", summaryName(s), "volume", target)
 		}
-		_, err := c.vols.change(target, func(v *Volume, ok bool) (bool, error) {
+		_, err := vols.change(target, func(v *Volume, ok bool) (bool, error) {
 			for _, g := range ov.Add {
 				if !slices.Contains(v.Grants, g) {
 					v.Grants = append(v.Grants, g)
@@ -100,13 +102,13 @@ func (c *Controller) migrateLegacy(list []container.Summary) {
 			return false, nil
 		})
 		if err != nil {
-			c.cfg.Log.Warn("earlier grants not moved to the volume", "volume", target, "err", err)
+			log.Warn("earlier grants not moved to the volume", "volume", target, "err", err)
 			continue
 		}
 		delete(l.m, id)
-		c.cfg.Log.Info("earlier grants moved to the volume", "container", summaryName(s), "volume", target)
-		if err := c.rewriteVolume(target); err != nil {
-			c.cfg.Log.Warn("moved grants not applied to the running mounts", "volume", target, "err", err)
+		log.Info("earlier grants moved to the volume", "container", summaryName(s), "volume", target)
+		if err := rewrite(target); err != nil {
+			log.Warn("moved grants not applied to the running mounts", "volume", target, "err", err)
 		}
 	}
 	if l.path == "" {

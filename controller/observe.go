@@ -38,22 +38,18 @@ func (noMetrics) Error(string, error)        {}
 // ActiveMounts counts the mounts in the task table, for the
 // secretd_mounts_active gauge.
 func (c *Controller) ActiveMounts() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.tasks)
+	return c.tasks.len()
 }
 
 // EngineUp reports whether the last attempt to follow the engine worked.
 func (c *Controller) EngineUp() bool {
-	c.engineMu.Lock()
-	defer c.engineMu.Unlock()
-	return c.engineErr == nil
+	return c.engine.up()
 }
 
 // auditMount records what a mount delivered, names, versions and
 // targets; callers call it once per task (see identify and Unmount).
-func (c *Controller) auditMount(s snapshot) {
-	if c.cfg.Audit == nil {
+func auditMount(a *audit.Logger, s taskView) {
+	if a == nil {
 		return
 	}
 	e := audit.Event{Event: audit.ContainerMount, Container: s.name, ContainerID: s.containerID, Volume: s.volume, Mount: s.dir}
@@ -64,5 +60,5 @@ func (c *Controller) auditMount(s snapshot) {
 		}
 		e.Secrets = append(e.Secrets, ref)
 	}
-	c.cfg.Audit.Log(e)
+	a.Log(e)
 }

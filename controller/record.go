@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/secretd/secretd/internal/atomicfile"
+	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/mountroot"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // taskRecord is what secretd writes next to each mount, before filling it:
@@ -30,8 +34,21 @@ type taskRecord struct {
 
 const recordSuffix = mountroot.RecordSuffix
 
-func (c *Controller) recordPath(dirName string) string {
-	return filepath.Join(c.cfg.MountRoot, dirName+recordSuffix)
+// mountRoot is the directory that holds every mount, each beside its task
+// record, and what is done to them on disk: records written, read and
+// removed, mounts wiped, leftovers cleaned.
+type mountRoot struct {
+	path    string
+	log     *slog.Logger
+	metrics Metrics
+	audit   *audit.Logger
+	// tasks and spares hold the mounts under it.
+	tasks  *taskTable
+	spares *spares
+}
+
+func (r *mountRoot) recordPath(dirName string) string {
+	return filepath.Join(r.path, dirName+recordSuffix)
 }
 
 // saveRecord writes the record atomically. It does not fsync: a record
@@ -40,43 +57,43 @@ func (c *Controller) recordPath(dirName string) string {
 // for a record to describe (resync wipes records it cannot read). The
 // mount root is normally on tmpfs under /run, where a sync is free, but
 // not everywhere, and this is on the Mount path.
-func (c *Controller) saveRecord(t snapshot) error {
+func (r *mountRoot) saveRecord(t taskView) error {
 	b, err := json.Marshal(taskRecord{MountID: t.mountID, Volume: t.volume, ContainerID: t.containerID, Since: t.since})
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.cfg.MountRoot, 0o700); err != nil {
+	if err := os.MkdirAll(r.path, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.WriteUnsynced(c.recordPath(dirBase(t.dir)), b)
+	return atomicfile.WriteUnsynced(r.recordPath(dirBase(t.dir)), b)
 }
 
 // loadRecord reads the record of the mount at MOUNT-ROOT/dirName. Records
 // written before spares existed carry the mount ID that is also their name.
-func (c *Controller) loadRecord(dirName string) (*taskRecord, error) {
-	b, err := os.ReadFile(c.recordPath(dirName))
+func (r *mountRoot) loadRecord(dirName string) (*taskRecord, error) {
+	b, err := os.ReadFile(r.recordPath(dirName))
 	if err != nil {
 		return nil, err
 	}
-	var r taskRecord
-	if err := json.Unmarshal(b, &r); err != nil {
+	var rec taskRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, err
 	}
-	if !mountIDRE.MatchString(r.MountID) {
+	if !mountIDRE.MatchString(rec.MountID) {
 		return nil, fmt.Errorf("task record %s names no valid mount ID", dirName)
 	}
-	return &r, nil
+	return &rec, nil
 }
 
 // hasRecord reports whether a task record lies beside MOUNT-ROOT/dirName,
 // readable or not.
-func (c *Controller) hasRecord(dirName string) bool {
-	_, err := os.Lstat(c.recordPath(dirName))
+func (r *mountRoot) hasRecord(dirName string) bool {
+	_, err := os.Lstat(r.recordPath(dirName))
 	return err == nil
 }
 
-func (c *Controller) removeRecord(dirName string) error {
-	err := os.Remove(c.recordPath(dirName))
+func (r *mountRoot) removeRecord(dirName string) error {
+	err := os.Remove(r.recordPath(dirName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -86,8 +103,8 @@ func (c *Controller) removeRecord(dirName string) error {
 // removeTemps deletes half-written records a crash left behind. Before
 // the first resync no Mount can be under way (the plugin socket is not
 // served yet), so all go; later a young one may be a Mount's write.
-func (c *Controller) removeTemps(all bool) {
-	tmps, _ := filepath.Glob(filepath.Join(c.cfg.MountRoot, "*"+recordSuffix+".tmp"))
+func (r *mountRoot) removeTemps(all bool) {
+	tmps, _ := filepath.Glob(filepath.Join(r.path, "*"+recordSuffix+".tmp"))
 	for _, t := range tmps {
 		if st, err := os.Stat(t); err == nil && (all || time.Since(st.ModTime()) > 10*time.Second) {
 			os.Remove(t)
@@ -96,8 +113,8 @@ func (c *Controller) removeTemps(all bool) {
 }
 
 // records lists the names of the mount directories that have a record.
-func (c *Controller) records() []string {
-	entries, _ := os.ReadDir(c.cfg.MountRoot)
+func (r *mountRoot) records() []string {
+	entries, _ := os.ReadDir(r.path)
 	var out []string
 	for _, e := range entries {
 		if id, ok := strings.CutSuffix(e.Name(), recordSuffix); ok && !e.IsDir() {
@@ -105,4 +122,199 @@ func (c *Controller) records() []string {
 		}
 	}
 	return out
+}
+
+func (r *mountRoot) dir(mountID string) string { return filepath.Join(r.path, mountID) }
+
+// recordedDir returns the directory of the mount with this ID from the
+// records on disk, or the directory named for the ID when none names it.
+func (r *mountRoot) recordedDir(mountID string) string {
+	if rec, err := r.loadRecord(mountID); err == nil && rec.MountID == mountID {
+		return r.dir(mountID)
+	}
+	for _, name := range r.records() {
+		if rec, err := r.loadRecord(name); err == nil && rec.MountID == mountID {
+			return r.dir(name)
+		}
+	}
+	return r.dir(mountID)
+}
+
+func (r *mountRoot) wipe(dir, container string) error {
+	res, err := tmpfs.Wipe(dir)
+	if err != nil {
+		r.metrics.Error("unmount", err)
+		r.log.Error("wipe failed", "container", container, "mount", dir, "err", err)
+		return fmt.Errorf("wipe secrets at %s: %w", dir, err)
+	}
+	if res.Lazy {
+		r.log.Warn("mount was busy: detached lazily after zeroing", "container", container, "mount", dir)
+	}
+	r.log.Info("secrets wiped", "container", container, "mount", dir)
+	r.audit.Log(audit.Event{Event: audit.ContainerWipe, Container: container, Mount: dir})
+	return nil
+}
+
+// removeStrayDirs deletes directories under the mount root that are
+// secretd's mounts but hold no container's (left by a crash between mkdir
+// and mount, or after a lazy detach). A directory that is not secretd's
+// own, by its name or a task record beside it, is left alone: the daemon
+// checked the mount root at start, and whatever appeared since is someone
+// else's.
+func (r *mountRoot) removeStrayDirs(live, inUse map[string]bool) error {
+	entries, err := os.ReadDir(r.path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	var errs []error
+	for _, e := range entries {
+		n := e.Name()
+		if !e.IsDir() || live[n] || inUse[n] {
+			continue
+		}
+		if !mountroot.MountDir(n, names[n+mountroot.RecordSuffix]) {
+			r.log.Warn("directory under the mount root is not secretd's: left as it is", "dir", r.dir(n))
+			continue
+		}
+		if _, err := tmpfs.Wipe(r.dir(e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// claimed saves the record of a task that just learned its container, so
+// a resync after a crash finds it.
+func (r *mountRoot) claimed(s taskView) {
+	if err := r.saveRecord(s); err != nil {
+		r.log.Warn("task record not updated", "mount", s.dir, "err", err)
+	}
+}
+
+// claimMount is step 3 of a Mount: a task for the mount ID enters the
+// table, with a spare's directory when one is ready.
+func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary, ph *phases) (*task, error) {
+	dir := r.spares.take()
+	ph.spare = dir != ""
+	if !ph.spare {
+		dir = r.dir(mountID)
+	}
+	var o *identity
+	if owner != nil {
+		id := identityOf(*owner)
+		o = &id
+	}
+	t := newTask(mountID, volume, dir, o)
+	if !r.tasks.claim(t) {
+		if ph.spare {
+			r.spares.putBack(dir)
+		}
+		return nil, fmt.Errorf("mount ID %s is already mounted", mountID)
+	}
+	if ph.spare {
+		r.spares.release(dir) // the task holds it now
+	}
+	return t, nil
+}
+
+// undoMount takes back a failed Mount's steps: the spare it filled, its
+// place in the table, its record.
+func (r *mountRoot) undoMount(t *task, spare bool, err error) error {
+	if spare {
+		// A spare Fill refused (or never saw) is still mounted, and its
+		// directory is not named for this mount: nothing else would ever
+		// remove it.
+		if _, werr := tmpfs.Wipe(t.dir); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	r.tasks.remove(t)
+	r.removeRecord(dirBase(t.dir))
+	t.abandon()
+	return err
+}
+
+// found describes each mount: the spares are read before the task table,
+// as a spare passing to a task is always in one of them (see spares), and
+// both after the mounts were listed, so a mount listed is a spare's or a
+// task's (Mount claims its task before it mounts or fills anything).
+func (r *mountRoot) found(mounts []string) []foundMount {
+	spare := r.spares.ownedNames()
+	byDir := map[string]*task{}
+	for _, t := range r.tasks.all() {
+		byDir[dirBase(t.dir)] = t
+	}
+	out := make([]foundMount, 0, len(mounts))
+	for _, dir := range mounts {
+		m := foundMount{dir: dir, name: dirBase(dir), rec: &taskRecord{}}
+		m.spare, m.task = spare[m.name], byDir[m.name]
+		if m.task != nil {
+			m.view, m.mine = m.task.view(), true
+			m.rec = &taskRecord{MountID: m.view.mountID, Volume: m.view.volume, ContainerID: m.view.containerID, Since: m.view.since}
+		} else if !m.spare {
+			m.mine = mountroot.MountDir(m.name, r.hasRecord(m.name))
+			if r, err := r.loadRecord(m.name); err == nil {
+				m.rec = r
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// tableNow is the task table as found mounts, for the tasks' drop.
+func (r *mountRoot) tableNow() []foundMount {
+	var out []foundMount
+	for _, t := range r.tasks.all() {
+		v := t.view()
+		out = append(out, foundMount{dir: v.dir, name: dirBase(v.dir), mine: true, task: t, view: v})
+	}
+	return out
+}
+
+// dirsInUse names the mount root's directories that a task or a spare
+// holds: one may be between its mkdir and its mount, or its record and
+// its mount, and must not be taken for a leftover.
+func (r *mountRoot) dirsInUse() map[string]bool {
+	in := r.spares.ownedNames() // before the tasks, as in Resync
+	for _, t := range r.tasks.all() {
+		in[dirBase(t.dir)] = true
+	}
+	return in
+}
+
+// cleanMountRoot removes what no mount in live needs: stray directories,
+// half-written records, and the records of mounts gone.
+func (r *mountRoot) cleanMountRoot(live map[string]bool, first bool) []error {
+	inUse := r.dirsInUse()
+	errs := []error{r.removeStrayDirs(live, inUse)}
+	r.removeTemps(first)
+	for _, name := range r.records() {
+		if !live[name] && !inUse[name] {
+			errs = append(errs, r.removeRecord(name))
+		}
+	}
+	return errs
+}
+
+// resyncWipe wipes a mount no live container holds, and its task; it waits
+// for a rotation writing the task.
+func (r *mountRoot) resyncWipe(m foundMount) error {
+	r.log.Debug("resync wipes a mount no live container holds", "mount", m.dir, "record_volume", m.rec.Volume,
+		"record_container", m.rec.ContainerID, "mount_id", m.rec.MountID, "in_table", m.task != nil)
+	if m.task == nil {
+		return r.wipe(m.dir, "")
+	}
+	err := m.task.wipe(func(taskView) error { return r.wipe(m.dir, m.view.name) })
+	if err == nil {
+		r.tasks.remove(m.task)
+	}
+	return err
 }

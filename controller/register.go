@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/secretd/secretd/declaration"
@@ -44,7 +45,7 @@ func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 		}
 		return false, nil
 	})
-	return c.keptInMemory(name, err)
+	return keptInMemory(c.cfg.Log, name, err)
 }
 
 // checkFileOption checks the file option of a one-file volume (an
@@ -64,10 +65,10 @@ func checkFileOption(entries []declaration.Entry, opts map[string]string) error 
 
 // keptInMemory logs rather than fails a record that only could not be
 // saved yet.
-func (c *Controller) keptInMemory(name string, err error) error {
+func keptInMemory(log *slog.Logger, name string, err error) error {
 	var mem errKeptInMemory
 	if errors.As(err, &mem) {
-		c.cfg.Log.Warn("volume record not saved: kept in memory", "volume", name, "err", mem.err)
+		log.Warn("volume record not saved: kept in memory", "volume", name, "err", mem.err)
 		return nil
 	}
 	return err
@@ -85,24 +86,3 @@ func (c *Controller) Volume(name string) (Volume, bool) { return c.vols.get(name
 
 // Volumes returns every volume, sorted by name.
 func (c *Controller) Volumes() []Volume { return c.vols.list() }
-
-// ensureVolume returns the record of a volume dockerd uses, creating an
-// unbound one when dockerd created it before secretd's state was lost.
-func (c *Controller) ensureVolume(name string) (Volume, error) {
-	if v, ok := c.vols.get(name); ok {
-		return v, nil
-	}
-	v, err := c.vols.change(name, func(v *Volume, ok bool) (bool, error) {
-		if !ok {
-			*v = Volume{Name: name, Created: time.Now().UTC()}
-		}
-		return false, nil
-	})
-	if err = c.keptInMemory(name, err); err != nil {
-		return Volume{}, err
-	}
-	if v.Name == "" {
-		v, _ = c.vols.get(name)
-	}
-	return v, nil
-}

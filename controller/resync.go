@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/declaration"
-	"github.com/secretd/secretd/internal/mountroot"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -19,6 +17,9 @@ import (
 // whose container is alive is kept (and adopted after a daemon restart),
 // any other mount is wiped. It runs at start and after every break of the
 // event stream, because Unmounts sent while secretd was down are lost.
+//
+// It gathers what the engine, the mount root and the table say, has
+// planResync decide what to do with each mount, and then does it.
 func (c *Controller) Resync(ctx context.Context) (err error) {
 	defer func() { c.cfg.Metrics.Error("resync", err) }()
 	if c.cfg.Engine == nil {
@@ -29,149 +30,224 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("resync: list containers: %w", err)
 	}
-	// Live containers that mount a volume of this driver, by ID and by
-	// volume name.
-	byID := map[string]container.Summary{}
-	byVolume := map[string][]container.Summary{}
-	users := map[string][]container.Summary{} // alive or not
-	listed := make(map[string]bool, len(list))
-	var learn []string        // containers whose hostname a source needs
-	var names map[string]bool // sourcedSecrets, listed once when needed
-	for _, s := range list {
-		listed[s.ID] = true
-		mountsOurs := false
-		for _, m := range s.Mounts {
-			if !c.ourMount(m) {
-				continue
-			}
-			mountsOurs = true
-			users[m.Name] = append(users[m.Name], s)
-			if alive(s.State) {
-				byID[s.ID] = s
-				byVolume[m.Name] = append(byVolume[m.Name], s)
-			}
-		}
-		if decl, declares := s.Labels[LabelSecrets]; declares && mountsOurs && !c.hostnames.known(s.ID) {
-			// Created while secretd was away: learned now, for its next
-			// start, if a source needs it (as at a create event).
-			if names == nil {
-				names = c.sourcedSecrets()
-			}
-			if c.declaresSourcedBy(decl, func(e declaration.Entry) bool { return e.Version == 0 && names[e.Source] }) {
-				learn = append(learn, s.ID)
-			}
-		}
-	}
-	c.learnHostnames(ctx, learn...)
-	c.hostnames.keepOnly(listed) // destroy events lost while away
-	c.bindListed(ctx, users)
-	c.migrateLegacy(list)
+	f := survey(list, c.binding.ourMount)
+	c.binding.learnFromList(ctx, list, f)
+	c.legacy.migrate(list, c.binding.ourMount, c.vols, c.rewriteVolume, c.cfg.Log)
+	// Tasks mounted before the mount root is listed: one whose tmpfs is
+	// not listed has lost it. A Mount that fills its task after the
+	// listing is not among them.
+	before := c.root.tableNow()
 	mounts, err := tmpfs.Mounts(c.cfg.MountRoot)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("resync: %w", err)
 	}
-	// Taken after the list: a mount listed there was either a spare
-	// still owned here or already a task's (Mount records a task before
-	// it mounts or fills anything).
-	c.mu.Lock()
-	byDir := make(map[string]*task, len(c.tasks))
-	snaps := make(map[*task]snapshot, len(c.tasks))
-	for _, t := range c.tasks {
-		byDir[dirBase(t.dir)] = t
-		snaps[t] = t.snap()
+	plan := planResync(c.root.found(mounts), before, f, time.Now(), c.cfg.Grace)
+	n, live, errs := c.applyResync(plan)
+	_, done := c.engine.status()
+	errs = append(errs, c.root.cleanMountRoot(live, done == 0)...)
+	c.engine.resynced()
+	c.cfg.Metrics.Resync()
+	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", n.kept, "mounts_wiped", n.wiped, "adopted", n.adopted, "duration", time.Since(start))
+	return errors.Join(errs...)
+}
+
+// fleet is what a resync's container list says about this driver's
+// volumes.
+type fleet struct {
+	// byID and byVolume are the live containers that mount a volume of
+	// this driver, by ID and by volume name; users are all of them, alive
+	// or not, by volume name.
+	byID     map[string]container.Summary
+	byVolume map[string][]container.Summary
+	users    map[string][]container.Summary
+	// listed holds every container's ID; mountsOurs those that mount a
+	// volume of this driver.
+	listed, mountsOurs map[string]bool
+}
+
+// survey sorts the engine's container list by volume; ours says which
+// mounts are volumes of this driver.
+func survey(list []container.Summary, ours func(container.MountPoint) bool) fleet {
+	f := fleet{
+		byID: map[string]container.Summary{}, byVolume: map[string][]container.Summary{}, users: map[string][]container.Summary{},
+		listed: make(map[string]bool, len(list)), mountsOurs: map[string]bool{},
 	}
-	spare := maps.Clone(c.spares.owned)
-	c.mu.Unlock()
-	var errs []error
-	kept, wiped, adopted := 0, 0, 0
-	live := map[string]bool{}
-	for _, dir := range mounts {
-		name := dirBase(dir)
-		live[name] = true
-		if spare[name] {
+	for _, s := range list {
+		f.listed[s.ID] = true
+		for _, m := range s.Mounts {
+			if !ours(m) {
+				continue
+			}
+			f.mountsOurs[s.ID] = true
+			f.users[m.Name] = append(f.users[m.Name], s)
+			if alive(s.State) {
+				f.byID[s.ID] = s
+				f.byVolume[m.Name] = append(f.byVolume[m.Name], s)
+			}
+		}
+	}
+	return f
+}
+
+// learnFromList learns what the list tells beside the mounts: the
+// hostnames of containers created while secretd was away (for their next
+// start, if a source needs them, as at a create event), which containers
+// are gone, and the declarations of volumes in use.
+func (b *binding) learnFromList(ctx context.Context, list []container.Summary, f fleet) {
+	var learn []string        // containers whose hostname a source needs
+	var names map[string]bool // sourcedSecrets, listed once when needed
+	for _, s := range list {
+		decl, declares := s.Labels[LabelSecrets]
+		if !declares || !f.mountsOurs[s.ID] || b.hostnames.known(s.ID) {
 			continue
 		}
-		t := byDir[name]
-		if t == nil && !mountroot.MountDir(name, c.hasRecord(name)) {
-			c.cfg.Log.Warn("mount under the mount root is not secretd's: left as it is", "dir", dir)
-			continue
+		if names == nil {
+			names = b.sourcedSecrets()
 		}
-		rec := &taskRecord{}
-		if t != nil {
-			s := snaps[t]
-			rec = &taskRecord{MountID: s.mountID, Volume: s.volume, ContainerID: s.containerID, Since: s.since}
-		} else if r, err := c.loadRecord(name); err == nil {
-			rec = r
+		if b.declaresSourcedBy(decl, func(e declaration.Entry) bool { return e.Version == 0 && names[e.Source] }) {
+			learn = append(learn, s.ID)
 		}
-		owner, owned := findOwner(rec, byID, byVolume)
-		switch {
-		case owned:
-			kept++
-			if t == nil {
-				c.adopt(dir, rec, owner)
-				adopted++
-			} else if owner.ID == "" {
-				// A live container uses the volume, but which of its users
-				// this mount is for, no event said: it stays unnamed.
-			} else if s, ok := c.claim(t, owner.ID); ok {
-				// Its volume mount event was missed.
-				c.claimed(s)
-				c.identify(identityOf(owner))
+	}
+	b.learnHostnames(ctx, learn...)
+	b.hostnames.keepOnly(f.listed) // destroy events lost while away
+	b.bindListed(ctx, f.users)
+}
+
+// foundMount is one mount under the mount root as a resync finds it.
+type foundMount struct {
+	dir, name string
+	// spare: a spare owned here; mine: secretd's own, by its name or a
+	// task record beside it.
+	spare, mine bool
+	// task is the task that holds it, with its view; nil when none.
+	task *task
+	view taskView
+	// rec is the task's record, or the one on disk (empty when there is
+	// none or it does not read).
+	rec *taskRecord
+}
+
+// resyncStep is what a resync does with one mount, or one task.
+type resyncStep int
+
+const (
+	skipSpare    resyncStep = iota // a spare: not a container's
+	leaveForeign                   // not secretd's: left as it is, with a warning
+	adopt                          // a live container's, not in the table: adopted
+	claimIt                        // its task gets the container no event named
+	keep                           // a live container's: nothing to change
+	keepStarting                   // a start in progress: looked at again later
+	wipeIt                         // no live container holds it: wiped
+	dropTask                       // the task's tmpfs is gone: it leaves the table
+)
+
+// resyncAction is one step of a resync's plan.
+type resyncAction struct {
+	step  resyncStep
+	mount foundMount // for a task's drop, only its task and view
+	// owner is the live container that holds the mount (adopt, claimIt).
+	owner container.Summary
+	// after is when a start in progress is looked at again.
+	after time.Duration
+}
+
+// planResync decides what a resync does with each mount found, and with
+// each task mounted before the listing whose tmpfs is not among them. It
+// reads nothing but its arguments.
+func planResync(found, before []foundMount, f fleet, now time.Time, grace time.Duration) []resyncAction {
+	var plan []resyncAction
+	listed := map[string]bool{}
+	for _, m := range found {
+		listed[m.name] = true
+		plan = append(plan, planMount(m, f, now, grace))
+	}
+	for _, m := range before {
+		if m.view.live() && !listed[m.name] {
+			plan = append(plan, resyncAction{step: dropTask, mount: m})
+		}
+	}
+	return plan
+}
+
+// planMount decides what a resync does with one mount.
+func planMount(m foundMount, f fleet, now time.Time, grace time.Duration) resyncAction {
+	a := resyncAction{mount: m}
+	switch owner, owned := findOwner(m.rec, f.byID, f.byVolume); {
+	case m.spare:
+		a.step = skipSpare
+	case !m.mine:
+		a.step = leaveForeign
+	case owned && m.task == nil:
+		a.step, a.owner = adopt, owner
+	case owned && owner.ID != "" && m.view.containerID == "" && m.view.live():
+		// Its volume mount event was missed.
+		a.step, a.owner = claimIt, owner
+	case owned:
+		// Named already, or a live container uses the volume but which
+		// of its users this mount is for, no event said: it stays
+		// unnamed.
+		a.step = keep
+	case m.task != nil && m.view.state == mounting, !m.rec.Since.IsZero() && now.Sub(m.rec.Since) < grace:
+		// dockerd mounts before the container runs. If that start never
+		// completes (the container failed, or stopped while secretd was
+		// down) nobody else will look again.
+		a.step, a.after = keepStarting, grace-now.Sub(m.rec.Since)+100*time.Millisecond
+	default:
+		a.step = wipeIt
+	}
+	return a
+}
+
+// resyncCounts are what a resync did, for its log line.
+type resyncCounts struct{ kept, wiped, adopted int }
+
+// applyResync carries out a plan. It returns the names of the mounts still
+// mounted.
+func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[string]bool, errs []error) {
+	live = map[string]bool{}
+	for _, a := range plan {
+		m := a.mount
+		if a.step != dropTask {
+			live[m.name] = true
+		}
+		switch a.step {
+		case leaveForeign:
+			c.cfg.Log.Warn("mount under the mount root is not secretd's: left as it is", "dir", m.dir)
+		case adopt:
+			n.kept++
+			n.adopted++
+			c.adopt(m.dir, m.rec, a.owner)
+		case claimIt:
+			n.kept++
+			if s, ok := m.task.claim(a.owner.ID); ok {
+				c.root.claimed(s)
+				c.identify(identityOf(a.owner))
 			}
-		case t != nil && snaps[t].state == mounting, !rec.Since.IsZero() && time.Since(rec.Since) < c.cfg.Grace:
-			kept++ // a start in progress: dockerd mounts before the container runs
-			// If that start never completes (the container failed, or
-			// stopped while secretd was down) nobody else will look again.
-			c.resyncAfter(c.cfg.Grace - time.Since(rec.Since) + 100*time.Millisecond)
-		default:
-			who := ""
-			if t != nil {
-				who = snaps[t].name
+		case keep:
+			n.kept++
+		case keepStarting:
+			n.kept++
+			time.AfterFunc(a.after, c.resyncReq.ask)
+		case wipeIt:
+			err := c.root.resyncWipe(m)
+			if errors.Is(err, errNotLive) {
+				continue // an Unmount wiped it meanwhile
 			}
-			c.cfg.Log.Debug("resync wipes a mount no live container holds", "mount", dir, "record_volume", rec.Volume,
-				"record_container", rec.ContainerID, "mount_id", rec.MountID, "in_table", t != nil)
-			if err := c.wipe(dir, who); err != nil {
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			delete(live, name)
-			if t != nil {
-				c.mu.Lock()
-				if c.tasks[t.mountID] == t {
-					delete(c.tasks, t.mountID)
-				}
-				c.mu.Unlock()
+			delete(live, m.name)
+			errs = append(errs, c.root.removeRecord(m.name))
+			n.wiped++
+		case dropTask:
+			// Wiped by hand, or by a failed Unmount that still unmounted.
+			if m.task.drop() {
+				c.tasks.remove(m.task)
 			}
-			errs = append(errs, c.removeRecord(name))
-			wiped++
 		}
 	}
-	// Tasks whose tmpfs is gone (wiped by hand, or a failed Unmount that
-	// still unmounted) leave the table.
-	c.mu.Lock()
-	for id, t := range c.tasks {
-		if t.state == mounted && !live[dirBase(t.dir)] {
-			delete(c.tasks, id)
-		}
-	}
-	c.mu.Unlock()
-	errs = append(errs, c.removeStrayDirs(live))
-	c.engineMu.Lock()
-	first := c.resyncs == 0
-	c.engineMu.Unlock()
-	c.removeTemps(first)
-	inUse := c.dirsInUse()
-	for _, name := range c.records() {
-		if !live[name] && !inUse[name] {
-			errs = append(errs, c.removeRecord(name))
-		}
-	}
-	c.engineMu.Lock()
-	c.resyncs++
-	c.engineMu.Unlock()
-	c.cfg.Metrics.Resync()
-	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", kept, "mounts_wiped", wiped, "adopted", adopted, "duration", time.Since(start))
-	return errors.Join(errs...)
+	return n, live, errs
 }
 
 // findOwner finds the live container a mount belongs to: the one its
@@ -217,21 +293,21 @@ func alive(state string) bool {
 // rule as a Mount's lookup. Volumes recorded before declarations were
 // bound (and those whose create event was missed) bind here, so their next
 // Mount asks the engine nothing.
-func (c *Controller) bindListed(ctx context.Context, users map[string][]container.Summary) {
+func (b *binding) bindListed(ctx context.Context, users map[string][]container.Summary) {
 	for name, us := range users {
-		v, ok := c.vols.get(name)
+		v, ok := b.vols.get(name)
 		if ok && v.Bound() {
 			continue
 		}
 		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-		decl, owner, err := c.agreedLabel(bctx, name, us)
+		decl, owner, err := b.agreedLabel(bctx, name, us)
 		cancel()
 		if err != nil {
-			c.cfg.Log.Debug("volume not bound at resync", "volume", name, "err", err)
+			b.log.Debug("volume not bound at resync", "volume", name, "err", err)
 			continue
 		}
-		if _, err := c.bindLabel(name, decl, owner); err != nil {
-			c.cfg.Log.Warn("volume not bound at resync", "volume", name, "err", err)
+		if _, err := b.bindLabel(name, decl, owner); err != nil {
+			b.log.Warn("volume not bound at resync", "volume", name, "err", err)
 		}
 	}
 }
@@ -239,94 +315,29 @@ func (c *Controller) bindListed(ctx context.Context, users map[string][]containe
 // adopt rebuilds the task of a mount made before a daemon restart, from the
 // volume's record; the versions are those the store says now.
 func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
-	mountID := rec.MountID
-	o := identityOf(s)
-	since := rec.Since
-	if since.IsZero() {
-		since = time.Now().UTC()
-	}
-	t := &task{mountID: mountID, dir: dir, volume: rec.Volume, containerID: s.ID, name: o.Name, image: o.Image, since: since, state: mounted}
-	t.onUpdate, _ = ParseOnUpdate(s.Labels[LabelOnUpdate])
-	if s.ID == "" {
-		t.name = "" // one of the volume's users, unknown which
-	}
 	v, ok := c.vols.get(rec.Volume)
+	var entries []declaration.Entry
 	var err error
 	if !ok || !v.Bound() {
 		err = fmt.Errorf("volume %s has no bound declaration", rec.Volume)
 	} else {
 		// versions stay nil: the mount's content is whatever was current
 		// before the restart, and the refresh below rewrites it.
-		t.entries, err = v.Entries()
+		entries, err = v.Entries()
 	}
+	t := adoptedTask(rec, dir, identityOf(s), entries)
 	if err != nil {
 		c.cfg.Log.Warn("adopted mount left as it is", "container", t.name, "mount", dir, "err", err)
 	}
-	c.mu.Lock()
-	if _, ok := c.tasks[mountID]; ok {
-		c.mu.Unlock()
+	if !c.tasks.claim(t) {
 		return
 	}
-	c.tasks[mountID] = t
-	c.mu.Unlock()
 	c.cfg.Log.Info("mount adopted", "container", t.name, "mount", dir)
 	if err == nil {
 		if _, _, err := c.refresh(t); err != nil {
 			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.name, "mount", dir, "err", err)
 		}
 	}
-}
-
-// removeStrayDirs deletes directories under the mount root that are
-// secretd's mounts but hold no container's (left by a crash between mkdir
-// and mount, or after a lazy detach). A directory that is not secretd's
-// own, by its name or a task record beside it, is left alone: the daemon
-// checked the mount root at start, and whatever appeared since is someone
-// else's.
-func (c *Controller) removeStrayDirs(live map[string]bool) error {
-	entries, err := os.ReadDir(c.cfg.MountRoot)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	names := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		names[e.Name()] = true
-	}
-	inUse := c.dirsInUse()
-	var errs []error
-	for _, e := range entries {
-		n := e.Name()
-		if !e.IsDir() || live[n] || inUse[n] {
-			continue
-		}
-		if !mountroot.MountDir(n, names[n+mountroot.RecordSuffix]) {
-			c.cfg.Log.Warn("directory under the mount root is not secretd's: left as it is", "dir", c.dir(n))
-			continue
-		}
-		if _, err := tmpfs.Wipe(c.dir(e.Name())); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// dirsInUse names the mount root's directories that a task or a spare
-// holds: one may be between its mkdir and its mount, or its record and
-// its mount, and must not be taken for a leftover.
-func (c *Controller) dirsInUse() map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	in := maps.Clone(c.spares.owned)
-	if in == nil {
-		in = map[string]bool{}
-	}
-	for _, t := range c.tasks {
-		in[dirBase(t.dir)] = true
-	}
-	return in
 }
 
 func dirBase(dir string) string {

@@ -14,7 +14,6 @@ import (
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
-	"github.com/secretd/secretd/tmpfs"
 )
 
 // Actions are the engine calls a rotation's on-update label may ask for.
@@ -90,49 +89,21 @@ func pronoun(n int) string {
 // in the background. A container it could not update is logged, audited,
 // counted, and named in the *RotationError it returns.
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) {
-	c.mu.Lock()
 	var todo []*task
-	for _, t := range c.tasks {
-		if slices.ContainsFunc(t.entries, func(e declaration.Entry) bool { return e.Source == sec.Name && e.Version == 0 }) {
+	for _, t := range c.tasks.all() {
+		if slices.ContainsFunc(t.view().entries, func(e declaration.Entry) bool { return e.Source == sec.Name && e.Version == 0 }) {
 			todo = append(todo, t)
 		}
 	}
-	c.mu.Unlock()
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		failed []RotationFailure
-		count  int
-		next   = make(chan *task)
-	)
+	r := &rotation{c: c, sec: sec}
+	next := make(chan *task)
+	var wg sync.WaitGroup
 	for range min(rotateWorkers, len(todo)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				if c.boundFile(t) {
-					c.deferToRestart(ctx, t, sec)
-					continue
-				}
-				s, changed, err := c.refresh(t)
-				if err != nil {
-					f := RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Err: err}
-					c.rotationFailed(sec, f)
-					mu.Lock()
-					failed = append(failed, f)
-					mu.Unlock()
-					continue
-				}
-				if changed {
-					mu.Lock()
-					count++
-					mu.Unlock()
-				}
-				if err == nil && changed {
-					c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
-						Container: s.name, ContainerID: s.containerID, Mount: s.dir})
-					c.afterUpdate(ctx, s, sec)
-				}
+				r.one(ctx, t)
 			}
 		}()
 	}
@@ -141,114 +112,105 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) 
 	}
 	close(next)
 	wg.Wait()
-	c.rotations.Add(uint64(count))
-	c.cfg.Metrics.Rotated(count)
-	if len(failed) == 0 {
-		return count, nil
+	return r.result()
+}
+
+// rotation is one Rotate under way: the version pushed, and what its
+// workers did.
+type rotation struct {
+	c   *Controller
+	sec store.Secret
+
+	mu     sync.Mutex
+	failed []RotationFailure
+	count  int
+}
+
+// one pushes the version into one mount, then runs its on-update action.
+func (r *rotation) one(ctx context.Context, t *task) {
+	if r.boundFile(t) {
+		r.deferToRestart(ctx, t)
+		return
 	}
-	slices.SortFunc(failed, func(a, b RotationFailure) int { return strings.Compare(a.Container, b.Container) })
-	return count, &RotationError{Secret: sec.Name, Version: sec.Current, Failed: failed}
+	s, changed, err := r.c.refresh(t)
+	if err != nil {
+		r.fail(RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Err: err})
+		return
+	}
+	if !changed {
+		return
+	}
+	r.mu.Lock()
+	r.count++
+	r.mu.Unlock()
+	r.c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: r.sec.Name, SecretID: r.sec.ID, Version: r.sec.Current,
+		Container: s.name, ContainerID: s.containerID, Mount: s.dir})
+	r.afterUpdate(ctx, s)
+}
+
+// result counts the mounts rewritten and names the containers not reached.
+func (r *rotation) result() (int, error) {
+	r.c.rotations.Add(uint64(r.count))
+	r.c.cfg.Metrics.Rotated(r.count)
+	if len(r.failed) == 0 {
+		return r.count, nil
+	}
+	slices.SortFunc(r.failed, func(a, b RotationFailure) int { return strings.Compare(a.Container, b.Container) })
+	return r.count, &RotationError{Secret: r.sec.Name, Version: r.sec.Current, Failed: r.failed}
 }
 
 // boundFile reports whether the task mounts a one-file volume (an
 // absolute target): the engine bind-mounted that file's inode, which an
 // atomic update replaces, and zeroing the retired inode would empty the
 // container's file. Such a mount keeps its version until the next start.
-func (c *Controller) boundFile(t *task) bool {
-	v, ok := c.vols.get(t.snapUnlocked(c).volume)
+func (r *rotation) boundFile(t *task) bool {
+	v, ok := r.c.vols.get(t.volume)
 	return ok && v.Options[declaration.OptionFile] != ""
 }
 
 // deferToRestart leaves a bound file as it is and, when the container asks
 // for it with secretd.on-update=restart, restarts it so its next start
 // binds the new version.
-func (c *Controller) deferToRestart(ctx context.Context, t *task, sec store.Secret) {
-	s := t.snapUnlocked(c)
-	c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
-		"secret", sec.Name, "version", sec.Current, "container", s.label(), "mount", s.dir)
+func (r *rotation) deferToRestart(ctx context.Context, t *task) {
+	s := t.view()
+	r.c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
+		"secret", r.sec.Name, "version", r.sec.Current, "container", s.label(), "mount", s.dir)
 	if s.onUpdate.Action == "restart" {
-		c.afterUpdate(ctx, s, sec)
+		r.afterUpdate(ctx, s)
 	}
 }
 
-// rotationFailed records one container a rotation did not reach: the log,
-// the audit trail and the metrics each hear of it.
-func (c *Controller) rotationFailed(sec store.Secret, f RotationFailure) {
-	c.cfg.Log.Error("rotation did not reach a container: it keeps the previous version",
+// fail records one container the rotation did not reach: the log, the
+// audit trail and the metrics each hear of it, and so does the caller.
+func (r *rotation) fail(f RotationFailure) {
+	sec, cfg := r.sec, r.c.cfg
+	cfg.Log.Error("rotation did not reach a container: it keeps the previous version",
 		"secret", sec.Name, "version", sec.Current, "container", f.Container, "mount", f.Mount, "err", f.Err)
-	c.cfg.Metrics.Error("rotate", f.Err)
-	c.cfg.Metrics.RotationFailed(1)
-	c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotateFailed, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
+	cfg.Metrics.Error("rotate", f.Err)
+	cfg.Metrics.RotationFailed(1)
+	cfg.Audit.Log(audit.Event{Event: audit.ContainerRotateFailed, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
 		Container: f.Container, ContainerID: f.ContainerID, Mount: f.Mount, Reason: f.Err.Error()})
-}
-
-// label names a task's container, or says which volume it mounts while
-// the container is not known yet.
-func (s snapshot) label() string {
-	if s.name != "" {
-		return s.name
-	}
-	if s.containerID != "" {
-		return shortID(s.containerID)
-	}
-	return "(starting, volume " + s.volume + ")"
+	r.mu.Lock()
+	r.failed = append(r.failed, f)
+	r.mu.Unlock()
 }
 
 // refresh rewrites a task's mount with the versions its entries resolve to
-// now, if any differs from what is mounted. The task's lock serialises it
-// with Mount, Unmount and other rotations, so an older set never lands
-// last. It returns the task as it was written.
-func (c *Controller) refresh(t *task) (snapshot, bool, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c.mu.Lock()
-	s := t.snap()
-	live := c.tasks[t.mountID] == t
-	c.mu.Unlock()
-	if s.state != mounted || !live {
-		return s, false, nil // Mount failed or the container stopped meanwhile
-	}
-	// A driver secret among the entries keeps the value mounted; one
-	// granted live is fetched, bounded by its source's own deadline.
-	who := knownContainer(source.Container{ID: s.containerID, Name: s.name, Image: s.image, Hostname: c.hostnames.get(s.containerID)})
-	files, versions, ids, err := c.files(context.Background(), s.entries, who, s.dir)
-	defer wipeFiles(files)
-	if err != nil {
-		return s, false, err
-	}
-	if s.versions != nil && slices.Equal(versions, s.versions) && slices.Equal(ids, s.ids) {
-		return s, false, nil
-	}
-	if s.versions == nil {
-		// Adopted after a restart, its versions unknown: a mount that
-		// already shows these files is left alone, as rewriting it would
-		// zero the files its container may be reading.
-		if same, err := tmpfs.Holds(s.dir, files); same {
-			c.mu.Lock()
-			t.versions, t.ids = versions, ids
-			s = t.snap()
-			c.mu.Unlock()
-			return s, false, nil
-		} else if err != nil {
-			c.cfg.Log.Debug("adopted mount not readable as laid out: rewriting it", "mount", s.dir, "err", err)
-		}
-	}
-	start := time.Now()
-	if err := tmpfs.Update(s.dir, files); err != nil {
-		return s, false, err
-	}
-	c.mu.Lock()
-	t.versions, t.ids = versions, ids
-	s = t.snap()
-	c.mu.Unlock()
-	c.cfg.Log.Info("secrets updated in place", "container", s.name, "mount", s.dir, "duration", time.Since(start))
-	return s, true, nil
+// now, if any differs from what is mounted (see task.refresh). A driver
+// secret among the entries keeps the value mounted; one granted live is
+// fetched, bounded by its source's own deadline.
+func (c *Controller) refresh(t *task) (taskView, bool, error) {
+	return t.refresh(func(v taskView) (content, error) {
+		who := knownContainer(source.Container{ID: v.containerID, Name: v.name, Image: v.image, Hostname: c.binding.hostnames.get(v.containerID)})
+		return c.contents.files(context.Background(), v.entries, who, v.dir)
+	}, c.cfg.Log)
 }
 
 // afterUpdate runs the container's secretd.on-update action, unless the
 // action comes from the container's image only: an image may not choose
 // to be restarted or signalled.
-func (c *Controller) afterUpdate(ctx context.Context, s snapshot, sec store.Secret) {
+func (r *rotation) afterUpdate(ctx context.Context, s taskView) {
+	c, sec := r.c, r.sec
 	if c.cfg.Actions == nil || s.containerID == "" || s.onUpdate.Action == "" || s.onUpdate.Action == "none" {
 		return
 	}

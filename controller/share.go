@@ -19,7 +19,7 @@ import (
 // with its target made relative to that volume. An entry that no volume
 // of the container holds, or a volume the label gives nothing, is an
 // error: the label says something other than what the mounts can serve.
-func (c *Controller) labelShare(s container.Summary, volume string) ([]declaration.Entry, string, error) {
+func (b *binding) labelShare(s container.Summary, volume string) ([]declaration.Entry, string, error) {
 	label := s.Labels[LabelSecrets]
 	entries, err := declaration.ParseLabel(label)
 	if err != nil {
@@ -28,7 +28,7 @@ func (c *Controller) labelShare(s container.Summary, volume string) ([]declarati
 	var ours []container.MountPoint
 	self := -1
 	for _, m := range s.Mounts {
-		if c.ourMount(m) {
+		if b.ourMount(m) {
 			if m.Name == volume {
 				self = len(ours)
 			}

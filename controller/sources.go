@@ -14,6 +14,7 @@ import (
 	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // Sources fetches the value of secrets created with a driver, for one
@@ -23,6 +24,15 @@ type Sources interface {
 	// from its source or, for a cached secret whose source failed, from
 	// the cache. The error names the secret and the source's failure.
 	Fetch(ctx context.Context, sec store.Secret, who source.Container) ([]byte, error)
+}
+
+// contents reads what a mount holds: each entry's value, from the store
+// or from its secret's source.
+type contents struct {
+	store   *store.Store
+	sources Sources
+	// maxSize caps the plaintext bytes of one mount; zero means no cap.
+	maxSize int64
 }
 
 // fromSource reports whether an entry's value must be asked from the
@@ -39,8 +49,8 @@ func fromSource(sec store.Secret, version int) bool {
 // secret's source. A container keeps the value its start fetched: a
 // rotation of another of its secrets neither asks the source again nor
 // replaces a DoNotReuse value.
-func (c *Controller) reveal(ctx context.Context, e declaration.Entry, who func() source.Container, mounted string) ([]byte, store.Secret, error) {
-	d, sec, err := c.cfg.Store.RevealName(e.Source, e.Version)
+func (s *contents) reveal(ctx context.Context, e declaration.Entry, who func() source.Container, mounted string) ([]byte, store.Secret, error) {
+	d, sec, err := s.store.RevealName(e.Source, e.Version)
 	if sec.Source == nil || !fromSource(sec, e.Version) || (err != nil && !errors.Is(err, errdefs.ErrNotFound)) {
 		return d, sec, err
 	}
@@ -51,10 +61,10 @@ func (c *Controller) reveal(ctx context.Context, e declaration.Entry, who func()
 		}
 		// Not mounted yet (a live grant): fetched below.
 	}
-	if c.cfg.Sources == nil {
+	if s.sources == nil {
 		return nil, store.Secret{}, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", e.Source, sec.Source.Driver)
 	}
-	d, err = c.cfg.Sources.Fetch(ctx, sec, who())
+	d, err = s.sources.Fetch(ctx, sec, who())
 	return d, sec, err
 }
 
@@ -70,20 +80,29 @@ func knownContainer(who source.Container) func() source.Container {
 // lock, which the start holds. The hostname is the one learned at the
 // container's create event, if that lookup answered before this Mount. A
 // failed lookup leaves the fields empty.
-func (c *Controller) boundContainer(ctx context.Context, known source.Container, id string) func() source.Container {
+func (b *binding) boundContainer(ctx context.Context, owner *container.Summary, id string) func() source.Container {
 	return sync.OnceValue(func() source.Container {
-		if known.ID != "" || id == "" || c.cfg.Engine == nil {
-			return known
+		if owner != nil {
+			return b.sourceContainer(*owner)
+		}
+		if id == "" || b.engine == nil {
+			return source.Container{}
 		}
 		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
 		defer cancel()
-		list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+		list, err := b.engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
 		if err != nil || len(list) != 1 {
-			return source.Container{ID: id, Hostname: c.hostnames.get(id)}
+			return source.Container{ID: id, Hostname: b.hostnames.get(id)}
 		}
-		o := identityOf(list[0])
-		return source.Container{ID: o.ID, Name: o.Name, Image: list[0].Image, Labels: o.Labels, Hostname: c.hostnames.get(o.ID)}
+		return b.sourceContainer(list[0])
 	})
+}
+
+// sourceContainer is what a secret driver is told of a listed container:
+// the image as given at create, as Swarm tells the task's.
+func (b *binding) sourceContainer(s container.Summary) source.Container {
+	o := identityOf(s)
+	return source.Container{ID: o.ID, Name: o.Name, Image: s.Image, Labels: o.Labels, Hostname: b.hostnames.get(o.ID)}
 }
 
 // readMounted reads the file a mount holds at target; a target that is
@@ -93,4 +112,71 @@ func readMounted(dir, target string) ([]byte, error) {
 		return nil, os.ErrNotExist
 	}
 	return os.ReadFile(filepath.Join(dir, target))
+}
+
+// files decrypts every entry, or fetches it from its source for container
+// who (see reveal for mounted). Each secret is revealed once even when it
+// is declared at several targets.
+func (s *contents) files(ctx context.Context, entries []declaration.Entry, who func() source.Container, mounted string) (content, error) {
+	type key struct {
+		name    string
+		version int
+	}
+	type revealed struct {
+		data    []byte
+		version int
+		id      string
+	}
+	plain := map[key]revealed{}
+	var total int64
+	var files []tmpfs.File
+	versions := make([]int, len(entries))
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		k := key{e.Source, e.Version}
+		r, ok := plain[k]
+		if !ok {
+			d, sec, err := s.reveal(ctx, e, who, mounted)
+			if err != nil {
+				for _, b := range plain {
+					clear(b.data)
+				}
+				return content{}, err
+			}
+			r = revealed{data: d, version: e.Version, id: sec.ID}
+			if e.Version == 0 {
+				r.version = sec.Current
+			}
+			plain[k] = r
+		}
+		versions[i], ids[i] = r.version, r.id
+		// Every file counts, a secret at two targets twice: the cap
+		// bounds what one Mount puts in memory.
+		if total += int64(len(r.data)); s.maxSize > 0 && total > s.maxSize {
+			for _, b := range plain {
+				clear(b.data)
+			}
+			return content{}, errdefs.Errorf(errdefs.ErrInvalid, "the secrets declared for this mount hold more than %d bytes (secretd daemon --max-mount-size): declare fewer or smaller secrets", s.maxSize)
+		}
+		files = append(files, tmpfs.File{Path: e.Target, Data: r.data, UID: e.UID, GID: e.GID, Mode: e.Mode})
+	}
+	return content{files, versions, ids}, nil
+}
+
+// grantable checks that a grant names a secret by its name, and a kept
+// version when it pins one.
+func (s *contents) grantable(e declaration.Entry) error {
+	sec, err := s.store.Get(e.Source)
+	if err == nil && sec.Name != e.Source {
+		// Mounts resolve declarations by name only: an ID or ID prefix
+		// would be saved here and then never mount.
+		err = errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' not found", e.Source)
+	}
+	if err != nil {
+		return err
+	}
+	if e.Version != 0 && !sec.HasVersion(e.Version) {
+		return errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' has no version %d", e.Source, e.Version)
+	}
+	return nil
 }

@@ -1,10 +1,8 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
-
-	"github.com/secretd/secretd/internal/audit"
-	"github.com/secretd/secretd/tmpfs"
 )
 
 // Unmount wipes the tmpfs of one container stop and forgets the task. The
@@ -15,70 +13,30 @@ func (c *Controller) Unmount(volume, mountID string) error {
 	if !mountIDRE.MatchString(mountID) {
 		return fmt.Errorf("invalid mount ID %q", mountID)
 	}
-	c.mu.Lock()
-	t := c.tasks[mountID]
-	c.mu.Unlock()
-	if t != nil {
+	if t := c.tasks.get(mountID); t != nil {
 		// Waits for a Mount still building it, or a rotation writing it.
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		c.mu.Lock()
-		live := c.tasks[mountID] == t
-		if live {
-			t.state = unmounting
-		}
-		s := t.snap()
-		c.mu.Unlock()
-		if live {
-			if s.name == "" {
+		var dir string
+		err := t.wipe(func(v taskView) error {
+			dir = v.dir
+			if v.name == "" {
 				// Its container was never learned: the trail gets the
 				// mount now, anonymous.
-				c.auditMount(s)
+				auditMount(c.cfg.Audit, v)
 			}
-			if err := c.wipe(s.dir, s.name); err != nil {
+			return c.root.wipe(v.dir, v.name)
+		})
+		if !errors.Is(err, errNotLive) {
+			if err != nil {
 				return err
 			}
-			c.mu.Lock()
-			if c.tasks[mountID] == t {
-				delete(c.tasks, mountID)
-			}
-			c.mu.Unlock()
-			return c.removeRecord(dirBase(s.dir))
+			c.tasks.remove(t)
+			return c.root.removeRecord(dirBase(dir))
 		}
 		// The Mount failed and cleaned up; look at the disk as below.
 	}
-	dir := c.recordedDir(mountID)
-	if err := c.wipe(dir, ""); err != nil {
+	dir := c.root.recordedDir(mountID)
+	if err := c.root.wipe(dir, ""); err != nil {
 		return err
 	}
-	return c.removeRecord(dirBase(dir))
-}
-
-// recordedDir returns the directory of the mount with this ID from the
-// records on disk, or the directory named for the ID when none names it.
-func (c *Controller) recordedDir(mountID string) string {
-	if r, err := c.loadRecord(mountID); err == nil && r.MountID == mountID {
-		return c.dir(mountID)
-	}
-	for _, name := range c.records() {
-		if r, err := c.loadRecord(name); err == nil && r.MountID == mountID {
-			return c.dir(name)
-		}
-	}
-	return c.dir(mountID)
-}
-
-func (c *Controller) wipe(dir, container string) error {
-	res, err := tmpfs.Wipe(dir)
-	if err != nil {
-		c.cfg.Metrics.Error("unmount", err)
-		c.cfg.Log.Error("wipe failed", "container", container, "mount", dir, "err", err)
-		return fmt.Errorf("wipe secrets at %s: %w", dir, err)
-	}
-	if res.Lazy {
-		c.cfg.Log.Warn("mount was busy: detached lazily after zeroing", "container", container, "mount", dir)
-	}
-	c.cfg.Log.Info("secrets wiped", "container", container, "mount", dir)
-	c.cfg.Audit.Log(audit.Event{Event: audit.ContainerWipe, Container: container, Mount: dir})
-	return nil
+	return c.root.removeRecord(dirBase(dir))
 }

@@ -17,10 +17,11 @@ import (
 // again), and every mount in the task table. It asks the engine with a
 // deadline, and must be called outside any store transaction.
 func (c *Controller) Users(ctx context.Context, sec store.Secret) ([]string, error) {
-	claims, err := c.claims(ctx, sec)
+	list, err := c.binding.listAll(ctx)
 	if err != nil {
-		return nil, err
+		return nil, inUseUnknown(sec, err)
 	}
+	claims := claimsOf(sec.Name, namedViews(c.tasks.views(), list, c.binding.ourMount), list, c.binding.declarations)
 	seen := map[string]bool{}
 	for _, cl := range claims {
 		seen[cl.container] = true
@@ -36,10 +37,11 @@ func (c *Controller) Users(ctx context.Context, sec store.Secret) ([]string, err
 // Pins maps each version of the secret that a container pins to the names
 // of those containers; like Users, it asks the engine with a deadline.
 func (c *Controller) Pins(ctx context.Context, sec store.Secret) (map[int][]string, error) {
-	claims, err := c.claims(ctx, sec)
+	list, err := c.binding.listAll(ctx)
 	if err != nil {
-		return nil, err
+		return nil, inUseUnknown(sec, err)
 	}
+	claims := claimsOf(sec.Name, namedViews(c.tasks.views(), list, c.binding.ourMount), list, c.binding.declarations)
 	out := map[int][]string{}
 	for _, cl := range claims {
 		if cl.version != 0 && !slices.Contains(out[cl.version], cl.container) {
@@ -52,75 +54,77 @@ func (c *Controller) Pins(ctx context.Context, sec store.Secret) (map[int][]stri
 	return out, nil
 }
 
+// inUseUnknown is the error of an in-use answer the engine did not give.
+func inUseUnknown(sec store.Secret, err error) error {
+	return errdefs.Errorf(errdefs.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
+}
+
 // claim is one container's use of a secret; version 0 follows the current.
 type claim struct {
 	container string
 	version   int
 }
 
-// claims lists every use of sec by the task table and, through the engine,
-// by existing containers' volumes.
-func (c *Controller) claims(ctx context.Context, sec store.Secret) ([]claim, error) {
-	var list []container.Summary
-	if c.cfg.Engine != nil {
-		lctx, cancel := context.WithTimeout(ctx, engineTimeout)
-		defer cancel()
-		var err error
-		if list, err = c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true}); err != nil {
-			return nil, errdefs.Errorf(errdefs.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
-		}
-	}
+// claimsOf lists every use of secret name: by the mounts in the task table
+// (views) and by the volumes of every container the engine listed, as
+// declarations says they declare.
+func claimsOf(name string, views []taskView, list []container.Summary, declarations func(container.Summary) [][]declaration.Entry) []claim {
 	var out []claim
-	for _, s := range c.taskSnapshots(list) {
+	for _, s := range views {
 		for _, e := range s.entries {
-			if e.Source == sec.Name {
+			if e.Source == name {
 				out = append(out, claim{s.label(), e.Version})
 			}
 		}
 	}
 	for _, s := range list {
-		for _, entries := range c.declarations(s) {
+		for _, entries := range declarations(s) {
 			for _, e := range entries {
-				if e.Source == sec.Name {
+				if e.Source == name {
 					out = append(out, claim{summaryName(s), e.Version})
 				}
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
-// taskSnapshots copies the task table. A task whose container's name no
-// event has brought yet (a start under way) takes it from list: by its
-// container ID, or, with none, from the volume's only user, so in-use
-// answers name it.
-func (c *Controller) taskSnapshots(list []container.Summary) []snapshot {
+// listAll lists every container, with a deadline; none without an engine.
+func (b *binding) listAll(ctx context.Context) ([]container.Summary, error) {
+	if b.engine == nil {
+		return nil, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, engineTimeout)
+	defer cancel()
+	return b.engine.ContainerList(lctx, container.ListOptions{All: true})
+}
+
+// namedViews returns the views of the task table with their containers
+// named: a task whose container's name no event has brought yet (a start
+// under way) takes it from list, by its container ID, or, with none, from
+// the volume's only user, so in-use answers name it.
+func namedViews(views []taskView, list []container.Summary, ours func(container.MountPoint) bool) []taskView {
 	users := map[string][]container.Summary{}
 	byID := map[string]container.Summary{}
 	for _, s := range list {
 		byID[s.ID] = s
 		for _, m := range s.Mounts {
-			if c.ourMount(m) {
+			if ours(m) {
 				users[m.Name] = append(users[m.Name], s)
 			}
 		}
 	}
-	c.mu.Lock()
-	out := make([]snapshot, 0, len(c.tasks))
-	for _, t := range c.tasks {
-		out = append(out, t.snap())
-	}
-	c.mu.Unlock()
+	out := views
 	for i, s := range out {
 		switch {
 		case s.name != "":
 		case s.containerID != "":
 			if u, ok := byID[s.containerID]; ok {
-				out[i].name = summaryName(u)
+				out[i] = s.named(s.containerID, summaryName(u))
 			}
 		case len(users[s.volume]) == 1:
 			u := users[s.volume][0]
-			out[i].containerID, out[i].name = u.ID, summaryName(u)
+			out[i] = s.named(u.ID, summaryName(u))
 		}
 	}
 	return out
@@ -130,18 +134,18 @@ func (c *Controller) taskSnapshots(list []container.Summary) []snapshot {
 // mounts holds: the volume's bound declaration with its live grants and
 // revokes, or, for a volume not bound yet, the container's label, which
 // it will bind to.
-func (c *Controller) declarations(s container.Summary) [][]declaration.Entry {
+func (b *binding) declarations(s container.Summary) [][]declaration.Entry {
 	var out [][]declaration.Entry
 	for _, m := range s.Mounts {
-		if !c.ourMount(m) {
+		if !b.ourMount(m) {
 			continue
 		}
 		var entries []declaration.Entry
 		var err error
-		if v, ok := c.vols.get(m.Name); ok && v.Bound() {
+		if v, ok := b.vols.get(m.Name); ok && v.Bound() {
 			entries, err = v.Entries()
 		} else {
-			entries, _, err = c.labelShare(s, m.Name)
+			entries, _, err = b.labelShare(s, m.Name)
 		}
 		if err == nil && len(entries) > 0 {
 			out = append(out, entries)

@@ -385,3 +385,13 @@ func (r *registry) sync(name string) error {
 	}
 	return nil
 }
+
+// mountEntries is what a volume holds now for step 4 of a Mount: its
+// declaration with its live grants and revokes.
+func (r *registry) mountEntries(volume string) ([]declaration.Entry, error) {
+	v, ok := r.get(volume)
+	if !ok {
+		return nil, fmt.Errorf("volume %s was removed while it was being mounted", volume)
+	}
+	return v.Entries()
+}

@@ -5,6 +5,7 @@
 #   make install   binary, systemd unit, man pages and shell completions
 #                  under DESTDIR/PREFIX: what `make` built, built first only
 #                  when missing
+#   make uninstall all of that, and the directories install created
 #   make image     container image FROM scratch, built locally
 #   make plugin    managed Docker plugin (docker plugin create + enable)
 #
@@ -26,6 +27,11 @@ MANPAGES  ?= $(MANSRC)/*.[1-8]
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# The bash-completion package's loader: bash completion needs it.
+BASHCOMPLETION ?= /usr/share/bash-completion/bash_completion
+# install records here the directories it had to create, so uninstall
+# removes those once empty and no directory that was there before.
+DIRLIST   ?= $(PREFIX)/share/secretd/installed-dirs
 DOCKER    ?= docker
 
 IMAGE     ?= secretd:$(VERSION)
@@ -46,6 +52,13 @@ $(MANSRC)/secretd.1:
 	$(MAKE) docs
 
 install: $(BIN) $(MANSRC)/secretd.1
+	@for d in $(BINDIR) $(UNITDIR) $(USERUNITDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(dir $(DIRLIST)) \
+		$$(for m in $(MANPAGES); do echo $(MANDIR)/man$${m##*.}; done); do \
+		d=$${d%/}; while [ -n "$$d" ] && [ ! -d "$(DESTDIR)$$d" ]; do echo "$$d"; d=$${d%/*}; done; \
+	done > $(BIN).dirs && \
+	{ test ! -f "$(DESTDIR)$(DIRLIST)" || cat "$(DESTDIR)$(DIRLIST)" >> $(BIN).dirs; } && \
+	sort -u $(BIN).dirs > $(BIN).dirs.new && rm -f $(BIN).dirs && \
+	install -D -m 0644 $(BIN).dirs.new "$(DESTDIR)$(DIRLIST)" && rm -f $(BIN).dirs.new
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/secretd
 	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/secretd.service > $(BIN).service
 	install -D -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/secretd.service
@@ -60,12 +73,21 @@ install: $(BIN) $(MANSRC)/secretd.1
 	$(BIN) completion bash > $(DESTDIR)$(BASHCOMPDIR)/secretd
 	$(BIN) completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_secretd
 	$(BIN) completion fish > $(DESTDIR)$(FISHCOMPDIR)/secretd.fish
+	@test -f $(BASHCOMPLETION) || echo 'bash completion needs the bash-completion package: apt-get install bash-completion (zsh and fish need nothing more)'
 	@test -n "$(DESTDIR)" || echo 'installed $(BINDIR)/secretd; now: systemctl daemon-reload && systemctl enable --now secretd'
 
+# Removes what install installed, then the directories install created
+# (deepest first) that are empty now: one that holds anything else stays.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service $(DESTDIR)$(USERUNITDIR)/secretd.service
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/secretd $(DESTDIR)$(ZSHCOMPDIR)/_secretd $(DESTDIR)$(FISHCOMPDIR)/secretd.fish
-	@for m in $(MANPAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+	rm -f $(DESTDIR)$(MANDIR)/man[1-8]/secretd.[1-8] $(DESTDIR)$(MANDIR)/man[1-8]/secretd-*.[1-8]
+	@if [ -f "$(DESTDIR)$(DIRLIST)" ]; then \
+		dirs=$$(sort -r "$(DESTDIR)$(DIRLIST)") && rm -f "$(DESTDIR)$(DIRLIST)" && \
+		printf '%s\n' "$$dirs" | while IFS= read -r d; do \
+			rmdir "$(DESTDIR)$$d" 2>/dev/null && echo "rmdir $(DESTDIR)$$d"; \
+		done; \
+	fi; true
 
 # The image holds the static binary only; its build context holds nothing
 # else, so nothing of the work tree reaches the engine.

@@ -230,7 +230,8 @@ func TestBadInput(t *testing.T) {
 		api("name with @", "POST", create, js, spec("alpha@2"), 400, "invalid name, only 64 [a-zA-Z0-9-_.] characters allowed"),
 		api("name with a path", "POST", create, js, spec("../etc/passwd"), 400, "invalid name"),
 		api("duplicate name", "POST", create, js, spec("alpha"), 409, "secret alpha already exists"),
-		api("secret driver with data", "POST", create, js, `{"Name":"x","Data":"eA==","Driver":{"Name":"vault"}}`, 400, "a plugin keeps its own secrets"),
+		// No plugin "vault" here: that is the cause named, not the data.
+		api("missing secret driver with data", "POST", create, js, `{"Name":"x","Data":"eA==","Driver":{"Name":"vault"}}`, 400, `unknown secret driver: no plugin "vault"`),
 		api("templating", "POST", create, js, `{"Name":"x","Data":"eA==","Templating":{"Name":"golang"}}`, 400, "secret templating is not supported by secretd"),
 		// Labels through the API.
 		api("empty label key", "POST", create, js, `{"Name":"x","Data":"eA==","Labels":{"":"v"}}`, 400, "label key must not be empty"),
@@ -239,7 +240,8 @@ func TestBadInput(t *testing.T) {
 		api("label key too long", "POST", create, js, `{"Name":"x","Data":"eA==","Labels":{"`+strings.Repeat("k", 300)+`":"v"}}`, 400, "is longer than 256 bytes"),
 		api("too many labels", "POST", create, js, string(manyLabelsJSON), 400, "too many labels (65): at most 64 allowed"),
 		// Endpoints and methods.
-		api("unknown endpoint", "GET", "/v1.41/nodes", "", "", 404, "page not found"),
+		api("unknown endpoint", "GET", "/v1.41/nothing", "", "", 404, "page not found"),
+		api("an Engine endpoint", "GET", "/v1.41/containers/json", "", "", 421, "this is secretd, which serves secrets only (docker secret ...), not containers"),
 		api("unknown secretd endpoint", "POST", "/secretd/lock", js, "{}", 404, "page not found"),
 		api("wrong method on create", "PUT", create, js, spec("x"), 404, "page not found"),
 		api("wrong method on the list", "DELETE", "/secrets", "", "", 404, "page not found"),

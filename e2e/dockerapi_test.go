@@ -32,6 +32,16 @@ func TestDockerContextRecipe(t *testing.T) {
 	if ls := d.mustCLI("", "secret", "ls", "--format", "{{.Name}} {{.Labels}}"); ls != "via_context team=web" {
 		t.Errorf("secretd secret ls: %q", ls)
 	}
+	// The engine's commands in secretd's context say where they belong
+	// instead of "page not found"; docker run does not take that for a
+	// missing image.
+	for _, args := range [][]string{{"ps"}, {"images"}, {"run", "--pull", "never", "--network", "none", image, "true"}} {
+		r := dockerCtx("", append([]string{"--context", "secretd"}, args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, "Error response from daemon: this is secretd, which serves secrets only (docker secret ...), not ") ||
+			!strings.Contains(r.stderr, "docker --context default") || strings.Contains(r.stderr, "Unable to find image") {
+			t.Errorf("docker --context secretd %s: %s", strings.Join(args, " "), r)
+		}
+	}
 	// The context is the CLI's: the engine's own commands still go to the
 	// default context.
 	if r := dockerCtx("", "secret", "ls"); r.code == 0 && strings.Contains(r.stdout, "via_context") {

@@ -516,6 +516,9 @@ func TestSourceBadInput(t *testing.T) {
 	writeFile(t, data, "x")
 	refusedCreate(t, d, "", "unknown secret driver", "--driver", "nosuchdriver", "s1")
 	refusedCreate(t, d, "", "cannot store a value", "--driver", "shell", "--driver-opt", "lookup=echo x", "s2", data)
+	// A mistyped driver with data is named as missing, with the built-in it is a typo of.
+	refusedCreate(t, d, "x", `no plugin "shel"`, "--driver", "shel", "s2", "-")
+	refusedCreate(t, d, "x", "did you mean --driver shell?", "--driver", "shel", "s2", "-")
 	refusedCreate(t, d, "", "lookup option is empty", "--driver", "shell", "--driver-opt", "lookup=", "s3")
 	refusedCreate(t, d, "", "timed out", "--driver", "shell", "--driver-opt", "lookup=sleep 60", "--driver-opt", "timeout=1s", "s4")
 	refusedCreate(t, d, "", "500 KiB", "--driver", "shell", "--driver-opt", "lookup=head -c 600000 /dev/zero", "s5")

@@ -169,6 +169,7 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1.41/secretd/secrets?filters=%7B%22label%22%3A%7B%22k%22%3Atrue%7D%7D", ""},
 		{"PUT", "/v1.41/secrets", "{}"},
 		{"POST", "/v1.41/secretd/containers/web/update", `{"SecretAdd":["seeded"],"SecretRm":["x"]}`},
+		{"POST", "/v1.41/containers/create", `{"Image":"busybox"}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.target, []byte(s.body))

@@ -159,9 +159,7 @@ func (s *Server) routes() {
 	h("GET /secretd/configs", s.configTable)
 	h("GET /secretd/tasks", s.tasks)
 	h("GET /secretd/status", s.status)
-	h("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "page not found")
-	})
+	h("/", s.notServed)
 }
 
 // bigBodies are the routes that carry a config's data, which may be twice

@@ -785,7 +785,6 @@ func TestUnknownEndpoints(t *testing.T) {
 		{"PATCH", "/v1.41/secrets/exists"},
 		{"GET", "/v1.41/secretd/unlock"},
 		{"POST", "/v1.41/secretd/status"},
-		{"GET", "/v1.41/containers/json"},
 		{"GET", "/v1.41/secrets/"},
 		{"GET", "/"},
 	} {

@@ -12,11 +12,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
+	dockerclient "github.com/docker/docker/client"
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
 	"github.com/secretd/secretd/controller"
@@ -79,10 +81,61 @@ const DefaultMaxMountSize = 4 << 20
 
 // Run serves until ctx ends. It fails before serving anything if the store
 // cannot be opened as it is: a daemon never repairs or replaces a store.
+//
+// It runs in three steps: open the store, build the controller (and what
+// feeds it), serve (the controller, the plugin socket, the API and the
+// metrics, under one errgroup that stops them all when one fails).
 func Run(ctx context.Context, cfg Config) error {
 	if os.Geteuid() != 0 {
 		return errors.New("secretd daemon must run as root: it mounts tmpfs filesystems and serves Docker's plugin socket (run it with sudo, or with --rootless as the user of a rootless Docker engine)")
 	}
+	cfg, err := prepare(cfg)
+	if err != nil {
+		return err
+	}
+	d := &daemon{cfg: cfg, log: cfg.Log}
+	d.trail, err = audit.Open(cfg.AuditLog, cfg.DataRoot, cfg.Out, func(err error) {
+		cfg.Log.Error("audit trail write failed", "err", err)
+	})
+	if err != nil {
+		return err
+	}
+	defer d.trail.Close()
+	// 1. Open the store.
+	if err := d.openStore(); err != nil {
+		return err
+	}
+	defer d.st.Close()
+	// 2. Build the controller.
+	if err := d.build(ctx); err != nil {
+		return err
+	}
+	defer d.engine.Close()
+	// 3. Serve.
+	return d.serve(ctx)
+}
+
+// daemon is what Run builds, step by step.
+type daemon struct {
+	cfg Config
+	log *slog.Logger
+
+	trail     *audit.Logger
+	backend   *Backend
+	st        *store.Store
+	rollbacks prometheus.Counter
+
+	engine     *dockerclient.Client
+	engineHost string
+	metrics    *metrics.Metrics
+	sources    *sourced.Service
+	ctrl       *controller.Controller
+	shared     *cluster
+	rotated    rotations
+}
+
+// prepare fills cfg's defaults and makes the data root, private.
+func prepare(cfg Config) (Config, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -93,24 +146,20 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.KeyFile = filepath.Join(cfg.DataRoot, "key")
 	}
 	if err := os.MkdirAll(cfg.DataRoot, 0o700); err != nil {
-		return fmt.Errorf("data root: %w", err)
+		return cfg, fmt.Errorf("data root: %w", err)
 	}
-	if err := privateDir("--data-root", cfg.DataRoot, cfg.Log); err != nil {
-		return err
-	}
-	trail, err := audit.Open(cfg.AuditLog, cfg.DataRoot, cfg.Out, func(err error) {
-		cfg.Log.Error("audit trail write failed", "err", err)
-	})
-	if err != nil {
-		return err
-	}
-	defer trail.Close()
+	return cfg, privateDir("--data-root", cfg.DataRoot, cfg.Log)
+}
+
+// openStore opens the backend and the store in it, as they are.
+func (d *daemon) openStore() error {
+	cfg := d.cfg
 	backend, err := OpenBackend(cfg.Store, cfg.DataRoot)
 	if err != nil {
 		return err
 	}
 	// Created here so a rollback refused while the store opens is counted.
-	rollbacks := prometheus.NewCounter(prometheus.CounterOpts{
+	d.rollbacks = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "rollbacks_refused_total",
 		Help: "Reads refused because a secret's record was older than one this host had seen (a rolled-back store).",
 	})
@@ -118,7 +167,7 @@ func Run(ctx context.Context, cfg Config) error {
 		KeyFile: cfg.KeyFile, Autolock: cfg.Autolock,
 		HighWaterFile: filepath.Join(cfg.DataRoot, "versions.json"),
 		OnRollback: func(ev store.RollbackEvent) {
-			rollbacks.Inc()
+			d.rollbacks.Inc()
 			cfg.Log.Error("store rollback refused: a secret's record is older than one this host has seen",
 				"secret", ev.Name, "id", ev.ID, "version", ev.Current, "seen", ev.Seen)
 		},
@@ -127,7 +176,7 @@ func Run(ctx context.Context, cfg Config) error {
 		backend.Close()
 		return err
 	}
-	defer st.Close()
+	d.backend, d.st = backend, st
 	if unlockKey != "" {
 		// The key never goes to stdout or the log, which end up in
 		// journald or in Docker's JSON log on disk: the operator fetches it
@@ -138,12 +187,58 @@ func Run(ctx context.Context, cfg Config) error {
 	if st.Locked() {
 		cfg.Log.Warn("store is locked: run 'secretd unlock'")
 	}
+	return nil
+}
 
-	engine, engineHost, err := newEngine(ctx, cfg.DockerHost, engineVersionTimeout, cfg.Log)
-	if err != nil {
+// build connects the engine, checks the mount root, and makes the
+// controller with its metrics, secret sources, rotation hook and cluster;
+// it resyncs once before anything is served.
+func (d *daemon) build(ctx context.Context) error {
+	cfg := d.cfg
+	var err error
+	if d.engine, d.engineHost, err = newEngine(ctx, cfg.DockerHost, engineVersionTimeout, cfg.Log); err != nil {
 		return err
 	}
-	defer engine.Close()
+	if err := prepareMountRoot(cfg); err != nil {
+		d.engine.Close()
+		return err
+	}
+	if err := d.newController(); err != nil {
+		d.engine.Close()
+		return err
+	}
+	// A new version reaches every running container before `secret update`
+	// returns, and the update fails when it did not.
+	d.st.OnUpdate(func(sec store.Secret) {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		n, err := d.ctrl.Rotate(rctx, sec)
+		d.rotated.record(sec, err)
+		if err != nil {
+			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "containers", n, "err", err)
+			return
+		}
+		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
+	})
+	if d.shared, err = newCluster(d.backend, cfg.Store.HostID, cfg.Log); err != nil {
+		d.engine.Close()
+		return err
+	}
+	// Wipe what containers that stopped while secretd was down left behind,
+	// before dockerd can send the first Mount.
+	// Bounded: at boot dockerd answers nothing until it has restarted its
+	// containers, which needs this daemon's plugin socket up first.
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer rcancel()
+	if err := d.ctrl.Resync(rctx); err != nil {
+		cfg.Log.Warn("initial resync incomplete: will resync when the engine answers", "err", err)
+	}
+	return nil
+}
+
+// prepareMountRoot makes the mount root, private, and checks it holds
+// nothing secretd would take for its own.
+func prepareMountRoot(cfg Config) error {
 	if err := os.MkdirAll(cfg.MountRoot, 0o700); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
@@ -154,21 +249,26 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	logNoswap(cfg.Log, cfg.MountRoot)
+	return nil
+}
+
+// newController makes the metrics, the secret sources and the controller.
+func (d *daemon) newController() error {
+	cfg := d.cfg
 	// The gauges read the controller at scrape time; nothing scrapes before
 	// it exists, because the metrics listener opens after it.
-	var ctrl *controller.Controller
-	m := metrics.New(metrics.State{
-		Mounts: func() int { return ctrl.ActiveMounts() }, EngineUp: func() bool { return ctrl.EngineUp() },
-		Locked: st.Locked, Version: cfg.Version,
+	d.metrics = metrics.New(metrics.State{
+		Mounts: func() int { return d.ctrl.ActiveMounts() }, EngineUp: func() bool { return d.ctrl.EngineUp() },
+		Locked: d.st.Locked, Version: cfg.Version,
 	})
-	m.Registry().MustRegister(rollbacks)
+	d.metrics.Registry().MustRegister(d.rollbacks)
 	drivers, err := newDrivers(cfg)
 	if err != nil {
 		return err
 	}
-	sources := &sourced.Service{Store: st, Drivers: drivers, Log: cfg.Log, Metrics: m, Audit: trail}
-	ctrl, err = controller.New(controller.Config{
-		Store: st, Sources: sources, Engine: engine, EngineHost: engineHost, Actions: engine,
+	d.sources = &sourced.Service{Store: d.st, Drivers: drivers, Log: cfg.Log, Metrics: d.metrics, Audit: d.trail}
+	d.ctrl, err = controller.New(controller.Config{
+		Store: d.st, Sources: d.sources, Engine: d.engine, EngineHost: d.engineHost, Actions: d.engine,
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
 		VolumesDir:        filepath.Join(cfg.DataRoot, "volumes"),
 		LegacyVolumesFile: filepath.Join(cfg.DataRoot, "volumes.json"),
@@ -176,61 +276,49 @@ func Run(ctx context.Context, cfg Config) error {
 		Grace:             cfg.MountGrace,
 		Spares:            cfg.SpareMounts,
 		MaxMountSize:      cmp.Or(cfg.MaxMountSize, DefaultMaxMountSize),
-		Metrics:           m, Audit: trail,
+		Metrics:           d.metrics, Audit: d.trail,
 	})
-	if err != nil {
-		return err
-	}
-	// A new version reaches every running container before `secret update`
-	// returns, and the update fails when it did not.
-	var rotated rotations
-	st.OnUpdate(func(sec store.Secret) {
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		n, err := ctrl.Rotate(rctx, sec)
-		rotated.record(sec, err)
-		if err != nil {
-			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "containers", n, "err", err)
-			return
-		}
-		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
-	})
-	shared, err := newCluster(backend, cfg.Store.HostID, cfg.Log)
-	if err != nil {
-		return err
-	}
-	drv := driver.New(ctrl)
-	// Wipe what containers that stopped while secretd was down left behind,
-	// before dockerd can send the first Mount.
-	// Bounded: at boot dockerd answers nothing until it has restarted its
-	// containers, which needs this daemon's plugin socket up first.
-	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := ctrl.Resync(rctx); err != nil {
-		cfg.Log.Warn("initial resync incomplete: will resync when the engine answers", "err", err)
-	}
-	rcancel()
+	return err
+}
 
-	listeners, err := listen(cfg.Hosts, cfg.Group, cfg.TLS)
+// listeners are the sockets Run serves.
+type listeners struct {
+	api     []net.Listener
+	plugin  net.Listener
+	metrics net.Listener // nil without --metrics-addr
+}
+
+// listen opens every socket, or none.
+func (d *daemon) listen() (*listeners, error) {
+	cfg := d.cfg
+	api, err := listen(cfg.Hosts, cfg.Group, cfg.TLS)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	pluginL, err := driver.Listen(cfg.PluginDir, cfg.DriverName)
+	l := &listeners{api: api}
+	if l.plugin, err = driver.Listen(cfg.PluginDir, cfg.DriverName); err == nil {
+		l.metrics, err = listenMetrics(cfg.MetricsAddr, cfg.Log)
+	}
 	if err != nil {
-		for _, l := range listeners {
-			l.Close()
+		l.close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *listeners) close() {
+	for _, x := range append(slices.Clone(l.api), l.plugin, l.metrics) {
+		if x != nil {
+			x.Close()
 		}
-		return err
 	}
-	metricsL, err := listenMetrics(cfg.MetricsAddr, cfg.Log)
-	if err != nil {
-		for _, l := range listeners {
-			l.Close()
-		}
-		pluginL.Close()
-		return err
-	}
-	apiCtrl := inUse(ctrl, shared)
-	sources.Pins = func(ctx context.Context, sec store.Secret) ([]int, error) {
+}
+
+// server is the API server over the store, the sources and the controller
+// (with the other hosts' claims when the store is shared).
+func (d *daemon) server() *server.Server {
+	apiCtrl := inUse(d.ctrl, d.shared)
+	d.sources.Pins = func(ctx context.Context, sec store.Secret) ([]int, error) {
 		pins, err := apiCtrl.Pins(ctx, sec)
 		out := make([]int, 0, len(pins))
 		for v := range pins {
@@ -238,85 +326,75 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return out, err
 	}
-	srv := server.New(server.Config{
-		Store:      st,
-		Sources:    sources,
-		KeyFile:    cfg.KeyFile,
-		Tasks:      inUse(ctrl, shared),
-		Containers: inUse(ctrl, shared),
-		Version:    cfg.Version,
-		Log:        cfg.Log,
-		Audit:      trail,
-		Metrics:    m,
-		Rotations:  &rotated,
+	return server.New(server.Config{
+		Store:      d.st,
+		Sources:    d.sources,
+		KeyFile:    d.cfg.KeyFile,
+		Tasks:      apiCtrl,
+		Containers: apiCtrl,
+		Version:    d.cfg.Version,
+		Log:        d.cfg.Log,
+		Audit:      d.trail,
+		Metrics:    d.metrics,
+		Rotations:  &d.rotated,
 		Status: func(s *api.Status) {
-			s.Store = backend.URL
-			ctrl.Stats(s)
-			s.Noswap, _ = tmpfs.ProbeNoswap(cfg.MountRoot)
+			s.Store = d.backend.URL
+			s.VolumeDriver = d.cfg.DriverName
+			d.ctrl.Stats(s)
+			s.Noswap, _ = tmpfs.ProbeNoswap(d.cfg.MountRoot)
 			s.SwapOn, _ = tmpfs.SwapActive()
 		},
 	})
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(listeners)+2)
-	wg.Add(5)
-	go func() {
-		defer wg.Done()
-		ctrl.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		sources.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		ctrl.KeepSpares(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		runShared(ctx, st, shared, cfg.Log)
-	}()
-	go func() {
-		defer wg.Done()
-		go func() { <-ctx.Done(); pluginL.Close() }()
-		if err := drv.Serve(pluginL); err != nil {
-			errc <- fmt.Errorf("serve plugin socket: %w", err)
-			cancel()
+}
+
+// serve runs the controller, the secret sources, the spares, the shared
+// store's watch and every listener until ctx ends or one of them fails.
+func (d *daemon) serve(ctx context.Context) error {
+	cfg := d.cfg
+	l, err := d.listen()
+	if err != nil {
+		return err
+	}
+	srv := d.server()
+	drv := driver.New(d.ctrl)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { d.ctrl.Run(ctx); return nil })
+	g.Go(func() error { d.sources.Run(ctx); return nil })
+	g.Go(func() error { d.ctrl.KeepSpares(ctx); return nil })
+	g.Go(func() error { runShared(ctx, d.st, d.shared, cfg.Log); return nil })
+	g.Go(func() error { <-ctx.Done(); l.plugin.Close(); return nil })
+	g.Go(func() error {
+		if err := drv.Serve(l.plugin); err != nil {
+			return fmt.Errorf("serve plugin socket: %w", err)
 		}
-	}()
-	cfg.Log.Info("volume driver listening", "driver", cfg.DriverName, "socket", pluginL.Addr().String())
-	if metricsL != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.Serve(ctx, metricsL); err != nil {
-				errc <- fmt.Errorf("serve metrics: %w", err)
-				cancel()
+		return nil
+	})
+	cfg.Log.Info("volume driver listening", "driver", cfg.DriverName, "socket", l.plugin.Addr().String())
+	if l.metrics != nil {
+		g.Go(func() error {
+			if err := d.metrics.Serve(ctx, l.metrics); err != nil {
+				return fmt.Errorf("serve metrics: %w", err)
 			}
-		}()
-		cfg.Log.Info("metrics listening", "addr", "http://"+metricsL.Addr().String()+"/metrics")
+			return nil
+		})
+		cfg.Log.Info("metrics listening", "addr", "http://"+l.metrics.Addr().String()+"/metrics")
 	}
-	for _, l := range listeners {
-		wg.Add(1)
-		go func(l net.Listener) {
-			defer wg.Done()
-			if err := srv.Serve(ctx, l); err != nil {
-				errc <- fmt.Errorf("serve %s: %w", l.Addr(), err)
-				cancel()
+	for _, a := range l.api {
+		g.Go(func() error {
+			if err := srv.Serve(ctx, a); err != nil {
+				return fmt.Errorf("serve %s: %w", a.Addr(), err)
 			}
-		}(l)
-		cfg.Log.Info("api listening", "addr", l.Addr().String())
+			return nil
+		})
+		cfg.Log.Info("api listening", "addr", a.Addr().String())
 	}
-	cfg.Log.Info("secretd started", "version", cfg.Version, "data_root", cfg.DataRoot, "locked", st.Locked(), "engine", engineHost)
-	<-ctx.Done()
-	wg.Wait()
-	close(errc)
+	cfg.Log.Info("secretd started", "version", cfg.Version, "data_root", cfg.DataRoot, "locked", d.st.Locked(), "engine", d.engineHost)
+	err = g.Wait()
 	// The plugin socket goes away with the daemon, so dockerd reports
 	// "plugin not found" (fail closed) instead of hanging on a dead socket.
 	os.Remove(filepath.Join(cfg.PluginDir, cfg.DriverName+".sock"))
 	cfg.Log.Info("secretd stopped")
-	return <-errc
+	return err
 }
 
 // newDrivers is the built-in shell driver, with the host's configuration,

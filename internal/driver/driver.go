@@ -31,10 +31,31 @@ const DefaultPluginDir = "/run/docker/plugins"
 // start, so a stuck store must turn into an error, not a hang.
 const mountTimeout = 30 * time.Second
 
+// Backend is what the driver needs of the controller: its volume registry
+// and the mounts of its volumes.
+type Backend interface {
+	// CreateVolume records a volume dockerd creates, with its options.
+	CreateVolume(name string, opts map[string]string) error
+	// RemoveVolume forgets a volume.
+	RemoveVolume(name string) error
+	// Volume returns the record of one volume.
+	Volume(name string) (controller.Volume, bool)
+	// Volumes returns every volume, sorted by name.
+	Volumes() []controller.Volume
+	// MountPoint returns the newest mounted directory of a volume.
+	MountPoint(volume string) string
+	// Mount builds the tmpfs of one container start and returns its path.
+	Mount(ctx context.Context, volume, mountID string) (string, error)
+	// Unmount wipes the tmpfs of one container stop.
+	Unmount(volume, mountID string) error
+}
+
+var _ Backend = (*controller.Controller)(nil)
+
 // Driver is the secretd volume driver: a thin adapter from the plugin
 // protocol to the controller, which keeps the volumes.
 type Driver struct {
-	ctrl *controller.Controller
+	ctrl Backend
 }
 
 var _ volume.Driver = (*Driver)(nil)
@@ -46,7 +67,7 @@ func region(call string) *trace.Region {
 }
 
 // New returns the driver of ctrl.
-func New(ctrl *controller.Controller) *Driver { return &Driver{ctrl: ctrl} }
+func New(ctrl Backend) *Driver { return &Driver{ctrl: ctrl} }
 
 // Create records a volume and binds a secrets option to it.
 func (d *Driver) Create(req *volume.CreateRequest) error {

@@ -87,14 +87,22 @@ func (s *Service) Check(ctx context.Context, name string, spec store.SourceSpec)
 		return invalid(fmt.Errorf("--refresh %s: the interval must be at least %s", spec.Refresh, MinRefresh))
 	}
 	if err := s.Drivers.Validate(ctx, name, spec.Driver, spec.Options); err != nil {
-		return invalid(err)
+		return invalid(s.didYouMean(err, spec.Driver))
 	}
 	return nil
 }
 
 // CheckStore refuses a value given at create for a driver that cannot keep
-// it: a plugin, or a shell driver without store and delete commands.
+// it: a plugin, or a shell driver without store and delete commands. A
+// driver that does not exist is refused as such.
 func (s *Service) CheckStore(ctx context.Context, name string, spec store.SourceSpec) error {
+	// A driver that does not exist is named as the cause first: whether it
+	// could keep a value means nothing then. Options are Check's.
+	if _, builtin := s.Drivers.Builtin[spec.Driver]; !builtin {
+		if err := s.Drivers.Validate(ctx, name, spec.Driver, nil); err != nil {
+			return invalid(s.didYouMean(err, spec.Driver))
+		}
+	}
 	if err := s.Drivers.CheckStore(ctx, name, spec.Driver, spec.Options); err != nil {
 		return invalid(err)
 	}

@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/secretd/secretd/api"
@@ -175,6 +177,16 @@ func TestContainerUpdateFlags(t *testing.T) {
 	}
 }
 
+// A revoke of the last secret says the container holds none, rather than
+// printing the name and nothing after it.
+func TestContainerUpdateNoneLeft(t *testing.T) {
+	fc := &fakeclient.Client{ContainerUpdateFunc: func(context.Context, string, api.ContainerUpdateRequest) (api.Task, error) {
+		return api.Task{ContainerName: "web"}, nil
+	}}
+	r := run(t, fc, "", "container", "update", "web", "--secret-rm", "x")
+	golden.Assert(t, "container-update-none-left.golden", r.transcript())
+}
+
 func TestContainerUpdateRefused(t *testing.T) {
 	fc := &fakeclient.Client{ContainerUpdateFunc: func(context.Context, string, api.ContainerUpdateRequest) (api.Task, error) {
 		return api.Task{}, daemonError(409, "volume 'shared' is also used by container other: give --shared to change it for both")
@@ -239,7 +251,7 @@ func TestStatus(t *testing.T) {
 	st := api.Status{
 		Version: "1.2.3", Locked: true, Autolock: true, Store: "bolt /var/lib/secretd/secrets.db",
 		Engine: "unix:///var/run/docker.sock", EngineError: "connection refused",
-		Secrets: 12, Mounts: 3, SpareMounts: 1, Goroutines: 40, OpenFDs: 17, SwapOn: true,
+		Secrets: 12, Mounts: 3, SpareMounts: 1, Goroutines: 40, OpenFDs: 17, SwapOn: true, VolumeDriver: "secretd",
 	}
 	fc := &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) { return st, nil }}
 	golden.Assert(t, "status-locked.golden", run(t, fc, "", "status").transcript())
@@ -339,4 +351,44 @@ func TestContainerUpdateConfigs(t *testing.T) {
 		t.Errorf("sent %+v, want %+v", gotReq, want)
 	}
 	golden.Assert(t, "container-update-configs.golden", r.transcript())
+}
+
+// standInDocker puts a docker on $PATH that records that it ran; ran
+// reports whether it did.
+func standInDocker(t *testing.T) (ran func() bool) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte("#!/bin/sh\ntouch \"$0.ran\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return func() bool {
+		_, err := os.Stat(filepath.Join(dir, "docker.ran"))
+		return err == nil
+	}
+}
+
+// `secretd run` asks the daemon before docker: stopped, it fails at once
+// with the words `secret ls` uses; a driver it does not serve is named.
+func TestRunChecksTheDaemonFirst(t *testing.T) {
+	down := fmt.Errorf("cannot connect to secretd at unix:///run/secretd/secretd.sock: is the daemon running? (%w)", os.ErrNotExist)
+	fc := &fakeclient.Client{
+		StatusFunc:      func(context.Context) (api.Status, error) { return api.Status{}, down },
+		SecretTableFunc: func(context.Context, filters.Args) (api.SecretTable, error) { return api.SecretTable{}, down },
+	}
+	ran := standInDocker(t)
+	r := run(t, fc, "", "run", "--secret", "db_password", "--", "--rm", "busybox", "true")
+	golden.Assert(t, "run-daemon-down.golden", r.transcript())
+	if ls := run(t, fc, "", "secret", "ls"); ls.errOut != r.errOut {
+		t.Errorf("secret ls says %q, run says %q: want the same words", ls.errOut, r.errOut)
+	}
+
+	fc = &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) {
+		return api.Status{VolumeDriver: "secretd"}, nil
+	}}
+	r = run(t, fc, "", "run", "--driver", "secretdd", "--secret", "db_password", "--", "--rm", "busybox", "true")
+	golden.Assert(t, "run-wrong-driver.golden", r.transcript())
+	if ran() {
+		t.Error("docker ran")
+	}
 }

@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/internal/fakeclient"
 )
 
 // TestEveryCommandHasExamples walks the whole tree, cobra's help and
@@ -54,7 +57,9 @@ func TestExecuteSilentStatus(t *testing.T) {
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var out, errb bytes.Buffer
-	c := cli.NewCli(strings.NewReader(""), &out, &errb)
+	c := cli.NewCli(strings.NewReader(""), &out, &errb).WithClient(&fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) {
+		return api.Status{VolumeDriver: "secretd"}, nil
+	}})
 	old := os.Args
 	defer func() { os.Args = old }()
 	os.Args = []string{"secretd", "run", "--secret", "a", "img"}

@@ -3,6 +3,7 @@
 package compose
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/compose"
 )
 
@@ -68,7 +70,7 @@ the exit status is compose's.
 	f := cmd.Flags()
 	// Compose's own commands and their flags follow COMMAND: stop there.
 	f.SetInterspersed(false)
-	f.StringVar(&o.driver, "driver", "secretd", "volume driver name of the secretd daemon (its --driver-name)")
+	f.StringVar(&o.driver, "driver", "", "volume driver name of the secretd daemon, checked with it (default: the one it serves, its --driver-name; \"secretd\" for config)")
 	f.StringArrayVarP(&o.files, "file", "f", nil, "compose configuration files, repeatable (default compose.yaml, docker-compose.yml, ...)")
 	f.StringVarP(&o.name, "project-name", "p", "", "project name")
 	f.StringVar(&o.projectDir, "project-directory", "", "working directory (default: the directory of the first compose file)")
@@ -81,6 +83,35 @@ the exit status is compose's.
 // its secrets must be in secretd before they run.
 var startsContainers = []string{"up", "create", "run", "start", "restart"}
 
+// stopsContainers are the compose commands that may stop a container,
+// which has dockerd call the volume driver to wipe its secrets.
+var stopsContainers = []string{"down", "stop", "kill", "rm"}
+
+// volumeDriver checks the daemon before compose runs a command that
+// starts containers, and returns the volume driver to translate with: the
+// one the daemon serves, or --driver once the daemon confirms it. A
+// command that stops containers runs without the daemon, with a warning of
+// what that costs. Other commands (config, ps, logs) need no daemon.
+func (o options) volumeDriver(ctx context.Context, c *cli.Cli, command string) (string, error) {
+	fallback := cmp.Or(o.driver, cli.DefaultVolumeDriver)
+	switch {
+	case slices.Contains(startsContainers, command):
+		return c.VolumeDriver(ctx, o.driver)
+	case slices.Contains(stopsContainers, command):
+		d, err := c.VolumeDriver(ctx, o.driver)
+		switch {
+		case err == nil:
+			return d, nil
+		case errors.Is(err, errdefs.ErrLocked):
+			// Stopping needs no key: the wipe works while locked.
+		default:
+			fmt.Fprintf(c.Err, "WARNING: %v\nWARNING: without secretd, dockerd waits about 15 s on its volume driver for each container it stops, "+
+				"and their secrets stay in memory on this host until secretd runs again and wipes them: start secretd first\n", err)
+		}
+	}
+	return fallback, nil
+}
+
 func (o options) run(ctx context.Context, c *cli.Cli, command string, args []string) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -92,13 +123,18 @@ func (o options) run(ctx context.Context, c *cli.Cli, command string, args []str
 			args = slices.Delete(slices.Clone(args), i, i+1)
 		}
 	}
+	quietVersionAdvice()
 	project, err := compose.Load(ctx, compose.Options{
 		Files: o.files, Name: o.name, WorkingDir: o.projectDir, EnvFiles: o.envFiles, Profiles: o.profiles,
 	})
 	if err != nil {
+		return o.noFileHint(err)
+	}
+	driver, err := o.volumeDriver(ctx, c, command)
+	if err != nil {
 		return err
 	}
-	t, err := compose.Translate(project, o.driver)
+	t, err := compose.Translate(project, driver)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,9 @@ starts only once its secrets are mounted, and they are wiped when it stops.
 secretd's own options come first; the first argument that is not one of
 them, or everything after '--', is passed to 'docker run' unchanged, so
 every docker run option works. The exit status is docker's. The --secret
-entries are checked before anything starts.
+entries are checked before anything starts, and so is the daemon: it must
+answer, be unlocked and serve the volume driver given (by default the one
+it serves), or nothing is started.
 
 As in Swarm, a target may be an absolute path, such as
 target=/etc/nginx/conf.d/site.conf: that secret gets a volume of its own,
@@ -72,9 +74,23 @@ variables are honoured as docker honours them.`,
 			if err := cmd.Flags().Parse(ours); err != nil {
 				return &cli.StatusError{Status: 125, Err: fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())}
 			}
+			if cmd.Flags().Changed("driver") && o.driver == "" {
+				return &cli.StatusError{Status: 125, Err: errors.New("--driver must not be empty: leave it out to use the daemon's")}
+			}
+			// What the user typed is checked first; then the daemon, which
+			// names the driver, before docker waits on a plugin that is
+			// not there.
+			if _, err := o.dockerArgs(rest); err != nil {
+				return &cli.StatusError{Status: 125, Err: flagOrderHint(cmd, ours, rest, err)}
+			}
+			driver, err := c.VolumeDriver(cmd.Context(), o.driver)
+			if err != nil {
+				return &cli.StatusError{Status: 125, Err: err}
+			}
+			o.driver = driver
 			dockerArgs, err := o.dockerArgs(rest)
 			if err != nil {
-				return &cli.StatusError{Status: 125, Err: flagOrderHint(cmd, ours, rest, err)}
+				return &cli.StatusError{Status: 125, Err: err}
 			}
 			return runDocker(c, dockerArgs)
 		},
@@ -82,7 +98,7 @@ variables are honoured as docker honours them.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&o.secrets, "secret", nil, "give the container a secret (`SPEC`: NAME or source=NAME[@VERSION],target=PATH,uid=N,gid=N,mode=0NNN), repeatable")
 	f.StringArrayVar(&o.configs, "config", nil, "give the container a config (`SPEC`, as --secret; default target /NAME), repeatable")
-	f.StringVar(&o.driver, "driver", "secretd", "volume driver name of the secretd daemon (its --driver-name)")
+	f.StringVar(&o.driver, "driver", "", "volume driver name of the secretd daemon, checked with it (default: the one it serves, its --driver-name)")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker Engine to run the container on (default $DOCKER_HOST or the docker CLI's default)")
 	f.StringVar(&o.targetDir, "secret-target-dir", "/run/secrets", "where the secrets appear in the container")
 	return cmd
@@ -173,9 +189,6 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		if err := add("config", spec, declaration.ParseConfigEntry); err != nil {
 			return nil, err
 		}
-	}
-	if o.driver == "" {
-		return nil, errors.New("--driver must not be empty")
 	}
 	if len(user) == 0 {
 		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")

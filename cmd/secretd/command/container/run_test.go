@@ -2,17 +2,34 @@ package container
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
+	"github.com/secretd/secretd/cmd/secretd/internal/fakeclient"
 )
 
-// runWith runs `secretd run args...` with docker stubbed out and returns
-// the docker arguments it would have run (nil when it ran nothing).
+// runWith runs `secretd run args...` with docker stubbed out, against a
+// daemon that serves the driver "secretd", and returns the docker arguments
+// it would have run (nil when it ran nothing).
 func runWith(t *testing.T, code int, args ...string) ([]string, string, error) {
+	t.Helper()
+	return runAgainst(t, serving("secretd"), code, args...)
+}
+
+// serving is a daemon that answers, unlocked, serving volume driver name.
+func serving(name string) *fakeclient.Client {
+	return &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) {
+		return api.Status{VolumeDriver: name}, nil
+	}}
+}
+
+// runAgainst is runWith against the daemon fc.
+func runAgainst(t *testing.T, fc *fakeclient.Client, code int, args ...string) ([]string, string, error) {
 	t.Helper()
 	var got []string
 	ran := false
@@ -23,7 +40,7 @@ func runWith(t *testing.T, code int, args ...string) ([]string, string, error) {
 	}
 	t.Cleanup(func() { execDocker = old })
 	var out bytes.Buffer
-	c := cli.NewCli(strings.NewReader(""), &out, &out)
+	c := cli.NewCli(strings.NewReader(""), &out, &out).WithClient(fc)
 	cmd := NewRunCommand(c)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
@@ -45,8 +62,8 @@ func TestRunBuildsDockerRun(t *testing.T) {
 		{"double dash", []string{"--secret", "a", "--secret", "source=b,target=x/b", "--", "--rm", "--network", "none", "img", "cat", "/run/secrets/a"},
 			[]string{"run", "--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=a;source=b,target=x/b"`,
 				"--rm", "--network", "none", "img", "cat", "/run/secrets/a"}},
-		{"docker flags without --, ours with =", []string{"--secret=a", "--driver=sd2", "-d", "--name", "web", "img", "sh", "-c", "x --secret y"},
-			[]string{"run", "--mount", "type=volume,volume-driver=sd2,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
+		{"docker flags without --, ours with =", []string{"--secret=a", "--driver=secretd", "-d", "--name", "web", "img", "sh", "-c", "x --secret y"},
+			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
 				"-d", "--name", "web", "img", "sh", "-c", "x --secret y"}},
 		{"image first stops our parsing", []string{"--secret", "a", "img", "--secret", "b"},
 			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
@@ -135,5 +152,53 @@ func TestRunHelp(t *testing.T) {
 	got, out, err := runWith(t, 0, "--help")
 	if err != nil || got != nil || !strings.Contains(out, "--secret-target-dir") {
 		t.Errorf("help: %v %q\n%s", err, got, out)
+	}
+}
+
+// TestRunAsksTheDaemonFirst: the daemon names the driver when --driver is
+// left out, and one that is down, locked or serves another driver stops
+// the run before docker is called, with exit status 125 as docker run's
+// own failures have.
+func TestRunAsksTheDaemonFirst(t *testing.T) {
+	got, out, err := runAgainst(t, serving("sd2"), 0, "--secret", "a", "img")
+	if err != nil || len(got) < 3 || got[2] != "type=volume,volume-driver=sd2,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a" {
+		t.Errorf("driver from the daemon: %v %q\n%s", err, got, out)
+	}
+	// A managed plugin's NAME:TAG is the daemon's driver too.
+	if got, _, err := runAgainst(t, serving("sd2"), 0, "--driver", "sd2:latest", "--secret", "a", "img"); err != nil || !strings.Contains(strings.Join(got, " "), "volume-driver=sd2:latest,") {
+		t.Errorf("--driver sd2:latest against sd2: %v %q", err, got)
+	}
+	// A daemon that predates VolumeDriver: the name given, or the default.
+	if got, _, err := runAgainst(t, serving(""), 0, "--secret", "a", "img"); err != nil || !strings.Contains(strings.Join(got, " "), "volume-driver=secretd,") {
+		t.Errorf("old daemon: %v %q", err, got)
+	}
+
+	down := &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) {
+		return api.Status{}, errors.New("cannot connect to secretd at unix:///run/secretd/secretd.sock: is the daemon running? (dial unix /run/secretd/secretd.sock: connect: no such file or directory)")
+	}}
+	locked := &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) {
+		return api.Status{Locked: true, VolumeDriver: "secretd"}, nil
+	}}
+	for _, tc := range []struct {
+		name string
+		fc   *fakeclient.Client
+		args []string
+		msg  string
+	}{
+		{"daemon down", down, []string{"--secret", "a", "img"}, "cannot connect to secretd at unix:///run/secretd/secretd.sock: is the daemon running?"},
+		{"locked", locked, []string{"--secret", "a", "img"}, "secretd is locked: run 'secretd unlock' first; nothing was started"},
+		{"mistyped driver", serving("secretd"), []string{"--driver", "secretdd", "--secret", "a", "img"},
+			`volume driver "secretdd" is not the one secretd serves: the daemon serves "secretd"; leave out --driver to use it`},
+		{"empty driver", serving("secretd"), []string{"--driver", "", "--secret", "a", "img"}, "--driver must not be empty"},
+	} {
+		got, _, err := runAgainst(t, tc.fc, 0, tc.args...)
+		var se *cli.StatusError
+		if got != nil || !errors.As(err, &se) || se.Status != 125 || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: ran %q, error %v; want status 125 with %q and no docker", tc.name, got, err, tc.msg)
+		}
+	}
+	// Bad input is the user's to fix first, whatever the daemon's state.
+	if _, _, err := runAgainst(t, down, 0, "--secret", "source=x,mode=999", "img"); err == nil || !strings.Contains(err.Error(), `mode "999"`) {
+		t.Errorf("bad --secret with the daemon down: %v", err)
 	}
 }

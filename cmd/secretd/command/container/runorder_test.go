@@ -22,7 +22,7 @@ func TestRunFlagOrder(t *testing.T) {
 	run := func(args ...string) error {
 		var out bytes.Buffer
 		root := &cobra.Command{Use: "secretd", SilenceErrors: true, SilenceUsage: true}
-		root.AddCommand(NewRunCommand(cli.NewCli(strings.NewReader(""), &out, &out)))
+		root.AddCommand(NewRunCommand(cli.NewCli(strings.NewReader(""), &out, &out).WithClient(serving("secretd"))))
 		root.SetArgs(append([]string{"run"}, args...))
 		root.SetOut(&out)
 		root.SetErr(&out)

@@ -42,7 +42,10 @@ revoke acts on the volume that holds the secret, a grant on the volume
 mounted at /run/secrets or the one given with --volume. It holds across the
 container's restarts and is dropped when the volume is removed. A volume
 other containers also use is refused unless --shared is given, since they
-see the change too.`,
+see the change too.
+
+It prints what the container holds afterwards, each secret as NAME→TARGET,
+or "none".`,
 		Example: `  secretd container update web --secret-add api_key
   secretd container update web --secret-add source=tls,target=certs/tls.key,mode=0400
   secretd container update web --secret-rm old_password
@@ -59,15 +62,7 @@ see the change too.`,
 			if err != nil {
 				return err
 			}
-			var names []string
-			for _, s := range task.Secrets {
-				kind := ""
-				if s.Kind == "config" {
-					kind = "config "
-				}
-				names = append(names, kind+s.Name+"→"+s.Target)
-			}
-			fmt.Fprintf(c.Out, "%s: %s\n", task.ContainerName, strings.Join(names, ", "))
+			fmt.Fprintf(c.Out, "%s now holds: %s\n", task.ContainerName, holds(task))
 			return nil
 		},
 	}
@@ -82,4 +77,21 @@ see the change too.`,
 	cmd.RegisterFlagCompletionFunc("config-add", completion.ConfigFlag(c))
 	cmd.RegisterFlagCompletionFunc("config-rm", completion.ConfigFlag(c))
 	return cmd
+}
+
+// holds says which secrets a container holds after a change, each as
+// NAME→TARGET, or "none" when it holds no secret any more.
+func holds(task api.Task) string {
+	if len(task.Secrets) == 0 {
+		return "none"
+	}
+	names := make([]string, len(task.Secrets))
+	for i, s := range task.Secrets {
+		kind := ""
+		if s.Kind == "config" {
+			kind = "config "
+		}
+		names[i] = kind + s.Name + "→" + s.Target
+	}
+	return strings.Join(names, ", ")
 }

@@ -15,7 +15,7 @@ func NewStatusCommand(c *cli.Cli) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show whether the daemon is locked, its store, its engine connection, noswap and its counts",
+		Short: "Show whether the daemon is locked, its store, engine connection, volume driver, noswap and counts",
 		Example: `  secretd status
   secretd status --format '{{.Locked}}'
   secretd status --format '{{.Goroutines}} {{.OpenFDs}}'
@@ -49,8 +49,13 @@ func writeStatus(c *cli.Cli, format string, st api.Status) error {
 	if st.EngineError != "" {
 		engine += " (" + st.EngineError + ")"
 	}
-	fmt.Fprintf(c.Out, "Version:    %s\nLocked:     %s\nAutolock:   %t\nStore:      %s\nEngine:     %s\nSecrets:    %d\nMounts:     %d (%d spare)\nNoswap:     %s\nGoroutines: %d\nOpen FDs:   %d\n",
-		st.Version, locked, st.Autolock, st.Store, engine, st.Secrets, st.Mounts, st.SpareMounts, noswapLine(st), st.Goroutines, st.OpenFDs)
+	fmt.Fprintf(c.Out, "Version:    %s\nLocked:     %s\nAutolock:   %t\nStore:      %s\nEngine:     %s\n",
+		st.Version, locked, st.Autolock, st.Store, engine)
+	if st.VolumeDriver != "" {
+		fmt.Fprintf(c.Out, "Driver:     %s (volume-driver=%s)\n", st.VolumeDriver, st.VolumeDriver)
+	}
+	fmt.Fprintf(c.Out, "Secrets:    %d\nMounts:     %d (%d spare)\nNoswap:     %s\nGoroutines: %d\nOpen FDs:   %d\n",
+		st.Secrets, st.Mounts, st.SpareMounts, noswapLine(st), st.Goroutines, st.OpenFDs)
 	return nil
 }
 

@@ -1,0 +1,71 @@
+// Package controller delivers secrets into containers and keeps track of
+// them: it keeps the registry of the driver's volumes and their bound
+// declarations, serves the volume driver's Mount and Unmount, keeps the
+// task table, follows the Docker Engine's event stream and resyncs with the
+// engine after any break, wiping mounts that no running container owns.
+//
+// # Where things are
+//
+// A file per lifecycle step: mount.go (Mount, seven numbered steps with
+// one deferred undo), unmount.go, rotate.go, grants.go (live grants and
+// revokes), resync.go, events.go and attribute.go (what events tell),
+// bind.go (a volume's declaration learned from its container's label).
+// task.go is the task and the only place its fields are written; table.go
+// the task table; spares.go the empty mounts kept ready; volumes.go and
+// register.go the volume registry; record.go the task records beside the
+// mounts.
+//
+// # The life of a task
+//
+// A task is one mount of secrets into one container start, by mount ID.
+// Its state moves only along these arrows (task.transition refuses any
+// other); beside each, who moves it.
+//
+//	            Mount (driver): claim, the task enters the table
+//	                   │
+//	                   ▼
+//	             ┌──────────┐   a step fails: the one undo     ┌──────┐
+//	             │ mounting │─────────────────────────────────▶│ gone │
+//	             └────┬─────┘                                  └──────┘
+//	                  │ fill (Mount's last step)                  ▲  ▲
+//	                  ▼                                           │  │
+//	             ┌──────────┐   resync: its tmpfs vanished        │  │
+//	adoption ───▶│ mounted  │─────────────────────────────────────┘  │
+//	(resync)     └────┬─────┘                                        │
+//	                  │ Unmount (driver), a destroy event, or a      │
+//	                  │ resync that finds no live owner: wipe        │
+//	                  ▼                                              │
+//	             ┌────────────┐   wiped                              │
+//	             │ unmounting │──────────────────────────────────────┘
+//	             └────────────┘
+//	               a failed wipe stays here; the next Unmount or
+//	               resync tries again
+//
+// While mounted, a task changes without changing state: a volume mount
+// event or a resync gives it its container (claim), a start event or a
+// resync its name, image and on-update label (identify), a rename event
+// its name, and a rotation or a live grant rewrites its files (refresh).
+// Which files a mount holds never depends on events: only the names in
+// `secretd ps`, the audit trail, on-update actions and in-use answers do.
+//
+// # Locks
+//
+// Every lock of the package is a leaf (nothing else is taken while it is
+// held) except legacyGrants.mu, held while a resync moves earlier grants
+// onto volumes:
+//
+//	legacyGrants.mu → registry.writing[name] → registry.mu
+//	legacyGrants.mu → a task's content step (below) → task.mu
+//
+// A task's mutex guards its fields only and is never held across I/O. A
+// content step (fill, refresh, wipe) marks the task busy instead, does its
+// I/O without the mutex, and a second content step waits for it; readers
+// (views, claim, identify, rename) never wait for one. A goroutine has at
+// most one task busy at a time and waits for no other task while it does.
+// A busy task's step may read the store (its key lock, for reading); the
+// store runs its OnUpdate hooks, and so Rotate, outside that lock, so a
+// rotation waiting for a busy task never holds it. The task table's lock
+// guards its map only; spares have their own; the registry's, the
+// binder's, the image cache's, the hostnames' and the engine status's are
+// leaves.
+package controller

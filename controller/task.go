@@ -1,0 +1,387 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/tmpfs"
+)
+
+// A task is one mount of secrets into one container start. It owns its
+// state: every field is written here, by the methods below, under the
+// task's one mutex. A step that changes the mount's content (fill,
+// refresh, wipe) marks the task busy for its duration and does its I/O
+// without holding the mutex, so a reader (ps, an event, a resync) never
+// waits on a disk or a secret source, while a second content step waits
+// for the first: an older file set never lands after a newer one, and
+// nothing writes a mount being wiped. See doc.go for the life of a task.
+
+// taskState is where a task is in its life.
+type taskState int
+
+const (
+	// mounting: Mount claimed the mount ID and is building the tmpfs; the
+	// claim comes first so `secret rm` cannot slip in between.
+	mounting taskState = iota
+	// mounted: the tmpfs holds the task's files.
+	mounted
+	// unmounting: Unmount (or a resync) is wiping it, or a wipe failed and
+	// may be tried again; nothing writes it any more.
+	unmounting
+	// gone: the task left the table; its mount was wiped, or never built.
+	gone
+)
+
+func (s taskState) String() string {
+	switch s {
+	case mounting:
+		return "mounting"
+	case mounted:
+		return "mounted"
+	case unmounting:
+		return "unmounting"
+	case gone:
+		return "gone"
+	}
+	return "unknown"
+}
+
+// moves are the legal transitions of a task's state.
+var moves = map[taskState][]taskState{
+	mounting:   {mounted, gone},    // filled, or the Mount failed
+	mounted:    {unmounting, gone}, // a wipe began, or the tmpfs vanished
+	unmounting: {unmounting, gone}, // a failed wipe is tried again
+	gone:       nil,                // final
+}
+
+// errNotLive reports a task that left the table before a step could run.
+var errNotLive = errors.New("the mount is no longer in the task table")
+
+// taskView is a task's fields: the task holds one, and readers get a copy
+// (view). Slices are replaced, never changed in place, so a copy shares
+// them safely.
+type taskView struct {
+	// mountID, volume, dir and since are fixed when the task is made.
+	mountID, volume, dir string
+	since                time.Time
+
+	state taskState
+	// containerID is "" until the engine's volume mount event, a resync
+	// or an adoption names the container; name, image and onUpdate come
+	// from its start event or a resync.
+	containerID, name, image string
+	onUpdate                 OnUpdate
+	entries                  []declaration.Entry
+	// versions and ids hold what is mounted for each entry, by index; nil
+	// when the content may not match entries (adopted after a restart, or
+	// entries changed live), so the next refresh rewrites it.
+	versions []int
+	ids      []string
+}
+
+// task is one mount; see above.
+type task struct {
+	mu sync.Mutex
+	// idle is signalled (with mu) when a content step ends.
+	idle sync.Cond
+	busy bool
+	taskView
+}
+
+// newTask is the task of a Mount under way: mounting, and busy until its
+// fill. owner, when known, is the container the Mount is for.
+func newTask(mountID, volume, dir string, owner *identity) *task {
+	t := &task{busy: true, taskView: taskView{mountID: mountID, volume: volume, dir: dir, since: time.Now().UTC(), state: mounting}}
+	t.idle.L = &t.mu
+	if owner != nil {
+		t.containerID, t.name, t.image = owner.ID, owner.Name, owner.Image
+		t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
+	}
+	return t
+}
+
+// adoptedTask is the task of a mount made before a daemon restart, found
+// by a resync: mounted, with versions unknown until its first refresh.
+// owner.ID is "" when the mount is one of its volume's users' but which
+// is not known.
+func adoptedTask(rec *taskRecord, dir string, owner identity, entries []declaration.Entry) *task {
+	since := rec.Since
+	if since.IsZero() {
+		since = time.Now().UTC()
+	}
+	t := &task{taskView: taskView{mountID: rec.MountID, volume: rec.Volume, dir: dir, since: since, state: mounted,
+		containerID: owner.ID, image: owner.Image, entries: entries}}
+	t.idle.L = &t.mu
+	t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
+	if owner.ID != "" {
+		t.name = owner.Name
+	}
+	return t
+}
+
+// view returns a copy of the task's fields.
+func (t *task) view() taskView {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.taskView
+}
+
+// transition moves the task from one state to another; t.mu held. It
+// refuses a task not in from, and a move the life of a task does not have.
+func (t *task) transition(from, to taskState) error {
+	if t.state != from {
+		return fmt.Errorf("mount %s is %s, not %s", t.mountID, t.state, from)
+	}
+	if !slices.Contains(moves[from], to) {
+		return fmt.Errorf("mount %s cannot go from %s to %s", t.mountID, from, to)
+	}
+	t.state = to
+	return nil
+}
+
+// acquire waits until no content step is under way, then begins one if
+// the task is in state want; it returns the task as it is then.
+func (t *task) acquire(want ...taskState) (taskView, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for t.busy {
+		t.idle.Wait()
+	}
+	if !slices.Contains(want, t.state) {
+		return t.taskView, false
+	}
+	t.busy = true
+	return t.taskView, true
+}
+
+// release ends a content step, after moving the task from one state to
+// another when from differs from to, and applying set (which may be nil).
+func (t *task) release(from, to taskState, set func(*taskView)) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	defer t.idle.Broadcast()
+	t.busy = false
+	if set != nil {
+		set(&t.taskView)
+	}
+	if from == to {
+		return nil
+	}
+	return t.transition(from, to)
+}
+
+// declare gives a Mount's task its entries, read after its claim; the
+// Mount owns the task, which is busy.
+func (t *task) declare(entries []declaration.Entry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.entries = slices.Clone(entries)
+}
+
+// fill mounts files as the task's tmpfs (into its spare, when it has
+// one), records what it holds and ends the Mount: the task is mounted
+// and no longer busy.
+func (t *task) fill(files []tmpfs.File, versions []int, ids []string, spare bool) error {
+	var err error
+	if spare {
+		err = tmpfs.Fill(t.dir, files, tmpfs.Options{})
+	} else {
+		err = tmpfs.Mount(t.dir, files, tmpfs.Options{})
+	}
+	if err != nil {
+		return fmt.Errorf("mount secrets: %w", err)
+	}
+	return t.release(mounting, mounted, func(v *taskView) { v.versions, v.ids = versions, ids })
+}
+
+// abandon ends a Mount that failed: the task leaves the table's life.
+func (t *task) abandon() {
+	t.release(mounting, gone, nil)
+}
+
+// content is what a task's entries resolve to now: the files with their
+// versions and secret IDs by entry.
+type content struct {
+	files    []tmpfs.File
+	versions []int
+	ids      []string
+}
+
+// refresh rewrites the mount with what read returns for it, if any
+// version differs from what is mounted. It waits for a content step under
+// way, and does nothing to a task that is not mounted (the Mount failed or
+// the container stopped meanwhile). It returns the task as written and
+// whether the files changed.
+func (t *task) refresh(read func(taskView) (content, error), log *slog.Logger) (taskView, bool, error) {
+	v, ok := t.acquire(mounted)
+	if !ok {
+		return v, false, nil
+	}
+	set, changed, err := t.rewrite(v, read, log)
+	if rerr := t.release(mounted, mounted, set); rerr != nil && err == nil {
+		err = rerr
+	}
+	return t.view(), changed, err
+}
+
+// rewrite is refresh's work on a busy task; set records what was mounted.
+func (t *task) rewrite(v taskView, read func(taskView) (content, error), log *slog.Logger) (set func(*taskView), changed bool, err error) {
+	c, err := read(v)
+	defer wipeFiles(c.files)
+	if err != nil {
+		return nil, false, err
+	}
+	set = func(w *taskView) { w.versions, w.ids = c.versions, c.ids }
+	if v.versions != nil && slices.Equal(c.versions, v.versions) && slices.Equal(c.ids, v.ids) {
+		return nil, false, nil
+	}
+	if v.versions == nil {
+		// Adopted after a restart, its versions unknown: a mount that
+		// already shows these files is left alone, as rewriting it would
+		// zero the files its container may be reading.
+		same, err := tmpfs.Holds(v.dir, c.files)
+		if same {
+			return set, false, nil
+		}
+		if err != nil {
+			log.Debug("adopted mount not readable as laid out: rewriting it", "mount", v.dir, "err", err)
+		}
+	}
+	start := time.Now()
+	if err := tmpfs.Update(v.dir, c.files); err != nil {
+		return nil, false, err
+	}
+	log.Info("secrets updated in place", "container", v.name, "mount", v.dir, "duration", time.Since(start))
+	return set, true, nil
+}
+
+// redeclare changes what a running mount holds, for a live grant or
+// revoke; the refresh that follows rewrites it.
+func (t *task) redeclare(entries []declaration.Entry) {
+	v, ok := t.acquire(mounted, unmounting)
+	if !ok {
+		return // gone: nothing to change
+	}
+	t.release(v.state, v.state, func(v *taskView) {
+		v.entries, v.versions, v.ids = slices.Clone(entries), nil, nil
+	})
+}
+
+// wipe runs do (which wipes the mount) once no content step is under way,
+// and marks the task gone when it succeeds; a failed wipe leaves it
+// unmounting, to be tried again. It returns errNotLive, having done
+// nothing, for a task already gone.
+func (t *task) wipe(do func(taskView) error) error {
+	v, ok := t.acquire(mounted, unmounting)
+	if !ok {
+		return errNotLive
+	}
+	t.mu.Lock()
+	err := t.transition(v.state, unmounting)
+	v = t.taskView
+	t.mu.Unlock()
+	if err == nil {
+		err = do(v)
+	}
+	if err != nil {
+		t.release(unmounting, unmounting, nil)
+		return err
+	}
+	return t.release(unmounting, gone, nil)
+}
+
+// drop marks gone a mounted task whose tmpfs vanished (wiped by hand, or
+// by a failed Unmount that still unmounted), unless a step is under way:
+// the next resync looks again. It reports whether it did.
+func (t *task) drop() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.busy && t.transition(mounted, gone) == nil
+}
+
+// claim gives a mounted task without a container this one; false if it
+// has one.
+func (t *task) claim(containerID string) (taskView, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.containerID != "" || t.state != mounted {
+		return taskView{}, false
+	}
+	t.containerID = containerID
+	return t.taskView, true
+}
+
+// identify gives the container's name, image and on-update label to a
+// task of that container that has no name yet, and reports whether it did:
+// a task is named once.
+func (t *task) identify(o identity, onUpdate OnUpdate) (taskView, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.containerID != o.ID || t.name != "" {
+		return taskView{}, false
+	}
+	t.name, t.image, t.onUpdate = o.Name, o.Image, onUpdate
+	return t.taskView, true
+}
+
+// rename follows a rename of the task's container.
+func (t *task) rename(containerID, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.containerID == containerID {
+		t.name = name
+	}
+}
+
+// live reports whether the task holds files a container may read.
+func (v taskView) live() bool { return v.state == mounted }
+
+// named returns v with the container it is for, when no event has named it.
+func (v taskView) named(id, name string) taskView {
+	v.containerID, v.name = id, name
+	return v
+}
+
+// label names a task's container, or says which volume it mounts while
+// the container is not known yet.
+func (v taskView) label() string {
+	if v.name != "" {
+		return v.name
+	}
+	if v.containerID != "" {
+		return shortID(v.containerID)
+	}
+	return "(starting, volume " + v.volume + ")"
+}
+
+// apiTask is the task as `secretd ps` shows it.
+func (v taskView) apiTask() api.Task {
+	out := api.Task{
+		ContainerID: v.containerID, ContainerName: v.name, Volume: v.volume, MountID: v.mountID,
+		Mount: v.dir, Since: v.since,
+	}
+	for i, e := range v.entries {
+		ts := api.TaskSecret{Name: e.Source, Target: e.Target, Pinned: e.Version != 0}
+		if i < len(v.versions) {
+			ts.Version = v.versions[i]
+		}
+		if i < len(v.ids) {
+			ts.ID = v.ids[i]
+		}
+		out.Secrets = append(out.Secrets, ts)
+	}
+	return out
+}
+
+// wipeFiles zeroes decrypted files once they are written.
+func wipeFiles(files []tmpfs.File) {
+	for _, f := range files {
+		clear(f.Data)
+	}
+}
