@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types"
 	dockerclient "github.com/docker/docker/client"
+
+	"github.com/secretd/secretd/controller"
 )
 
 // minAPIVersion is the API version of Docker Engine 20.10, the oldest
@@ -50,4 +53,32 @@ func newEngine(ctx context.Context, host string, timeout time.Duration, log *slo
 		c.NegotiateAPIVersionPing(p)
 	}
 	return c, c.DaemonHost(), nil
+}
+
+// nodeInfo is what templates see of the host (.Node), from the engine's
+// information, asked once: the engine's ID and name, and its OS type and
+// architecture as `docker info` shows them.
+type nodeInfo struct {
+	engine *dockerclient.Client
+
+	mu   sync.Mutex
+	node *controller.Node
+}
+
+func (n *nodeInfo) get(ctx context.Context) (controller.Node, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.node != nil {
+		return *n.node, nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	info, err := n.engine.Info(ictx)
+	if err != nil {
+		return controller.Node{}, fmt.Errorf("a template reads the node, and the Docker Engine did not answer what it is (%w): try again", err)
+	}
+	node := controller.Node{ID: info.ID, Hostname: info.Name}
+	node.Platform.OS, node.Platform.Architecture = info.OSType, info.Architecture
+	n.node = &node
+	return node, nil
 }

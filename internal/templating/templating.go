@@ -61,6 +61,9 @@ type Identity struct {
 	Context Context
 	// Env is the container's environment, KEY=VALUE.
 	Env []string
+	// EnvErr, when set, says why Env is not known: a template that reads
+	// the environment fails with it.
+	EnvErr error
 }
 
 // Renderer renders the templates of one container. It is not safe for
@@ -223,6 +226,9 @@ func (r *Renderer) render(i int) (*Result, error) {
 		"env": func(name string) (string, error) {
 			if !envRead {
 				id, err := r.who(i)
+				if err == nil && id.EnvErr != nil {
+					err = fmt.Errorf("template %s reads the container's environment (env %q): %w", r.describe(i), name, id.EnvErr)
+				}
 				if err != nil {
 					return "", funcError{err}
 				}

@@ -107,7 +107,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"container", "update", "web", "--secret-add", ""}, all, noFile},
 		{[]string{"container", "update", "web", "--secret-rm", ""}, []string{"api_key", "db_password"}, noFile},
 		{[]string{"ps", "w"}, []string{"web", "worker"}, noFile},
-		{[]string{"ps", "--filter", ""}, []string{"container=", "secret=", "volume="}, noFile | cobra.ShellCompDirectiveNoSpace},
+		{[]string{"ps", "--filter", ""}, []string{"config=", "container=", "secret=", "volume="}, noFile | cobra.ShellCompDirectiveNoSpace},
 		{[]string{"status", ""}, nil, noFile},
 		{[]string{"daemon", ""}, nil, noFile},
 		{[]string{"daemon", "--data-root", ""}, nil, files},
