@@ -3,8 +3,8 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/secretd/secretd/declaration"
