@@ -241,7 +241,7 @@ func TestBadInput(t *testing.T) {
 		api("too many labels", "POST", create, js, string(manyLabelsJSON), 400, "too many labels (65): at most 64 allowed"),
 		// Endpoints and methods.
 		api("unknown endpoint", "GET", "/v1.41/nothing", "", "", 404, "page not found"),
-		api("an Engine endpoint", "GET", "/v1.41/containers/json", "", "", 421, "this is secretd, which serves secrets only (docker secret ...), not containers"),
+		api("an Engine endpoint", "GET", "/v1.41/containers/json", "", "", 421, "this is secretd, which serves secrets and configs only (docker secret ..., docker config ...), not containers"),
 		api("unknown secretd endpoint", "POST", "/secretd/lock", js, "{}", 404, "page not found"),
 		api("wrong method on create", "PUT", create, js, spec("x"), 404, "page not found"),
 		api("wrong method on the list", "DELETE", "/secrets", "", "", 404, "page not found"),
