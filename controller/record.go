@@ -127,17 +127,18 @@ func (r *mountRoot) records() []string {
 func (r *mountRoot) dir(mountID string) string { return filepath.Join(r.path, mountID) }
 
 // recordedDir returns the directory of the mount with this ID from the
-// records on disk, or the directory named for the ID when none names it.
-func (r *mountRoot) recordedDir(mountID string) string {
+// records on disk, and the volume the record names; or the directory named
+// for the ID and no volume when no record names it.
+func (r *mountRoot) recordedDir(mountID string) (dir, volume string) {
 	if rec, err := r.loadRecord(mountID); err == nil && rec.MountID == mountID {
-		return r.dir(mountID)
+		return r.dir(mountID), rec.Volume
 	}
 	for _, name := range r.records() {
 		if rec, err := r.loadRecord(name); err == nil && rec.MountID == mountID {
-			return r.dir(name)
+			return r.dir(name), rec.Volume
 		}
 	}
-	return r.dir(mountID)
+	return r.dir(mountID), ""
 }
 
 func (r *mountRoot) wipe(dir, container string) error {

@@ -8,12 +8,19 @@ import (
 // Unmount wipes the tmpfs of one container stop and forgets the task. The
 // mount is found by its mount ID wherever it lives: a task's directory, or,
 // for a mount this run of the daemon has not adopted yet, the directory
-// its record names (a spare's, for a mount that filled one).
+// its record names (a spare's, for a mount that filled one). A mount ID
+// that belongs to another volume is refused and nothing is wiped: an
+// Unmount names both, and a mix-up must not stop another container's
+// secrets.
 func (c *Controller) Unmount(volume, mountID string) error {
 	if !mountIDRE.MatchString(mountID) {
 		return fmt.Errorf("invalid mount ID %q", mountID)
 	}
 	if t := c.tasks.get(mountID); t != nil {
+		// volume is fixed when the task is made: no lock needed to read it.
+		if t.volume != volume {
+			return fmt.Errorf("mount ID %s belongs to volume %q, not %q: nothing was unmounted", mountID, t.volume, volume)
+		}
 		// Waits for a Mount still building it, or a rotation writing it.
 		var dir string
 		err := t.wipe(func(v taskView) error {
@@ -34,7 +41,10 @@ func (c *Controller) Unmount(volume, mountID string) error {
 		}
 		// The Mount failed and cleaned up; look at the disk as below.
 	}
-	dir := c.root.recordedDir(mountID)
+	dir, owner := c.root.recordedDir(mountID)
+	if owner != "" && owner != volume {
+		return fmt.Errorf("mount ID %s belongs to volume %q, not %q: nothing was unmounted", mountID, owner, volume)
+	}
 	if err := c.root.wipe(dir, ""); err != nil {
 		return err
 	}

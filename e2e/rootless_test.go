@@ -55,6 +55,10 @@ func TestRootless(t *testing.T) {
 	// not root.
 	u.mustCLI(t, "canary-rootless-9f3c1", "secret", "create", "db", "-")
 	u.mustCLI(t, "v1-of-rot", "secret", "create", "rot", "-")
+	// The directory of the API socket is the user's alone.
+	if fi, err := os.Stat(filepath.Join(u.runtime, "secretd")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("$XDG_RUNTIME_DIR/secretd: %v, %v; want mode 0700", fi.Mode(), err)
+	}
 
 	t.Run("read-only tmpfs", func(t *testing.T) {
 		out := u.mustDocker(t, "run", "--rm", "--network", "none", "--label", "secretd.secrets=db",
@@ -343,7 +347,21 @@ func TestRootless(t *testing.T) {
 			t.Errorf("stale docker.pid: %s", r)
 		}
 		os.Remove(pidFile)
-		for _, d := range []string{empty, data} {
+		// A runtime directory others may write to could hold anyone's
+		// sockets: the daemon and the CLI refuse it.
+		open := filepath.Join(u.home, "open-runtime")
+		if err := os.Mkdir(open, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(open, 0o777)
+		os.Chown(open, u.uid, u.gid)
+		openEnv := []string{"XDG_RUNTIME_DIR=" + open, "XDG_DATA_HOME=" + data}
+		for _, args := range [][]string{{"daemon", "--rootless"}, {"secret", "ls"}} {
+			if r := u.run(t, openEnv, "", binary, args...); r.code == 0 || !strings.Contains(r.stderr, "has mode 0777: others may write to it") {
+				t.Errorf("secretd %s with a world-writable XDG_RUNTIME_DIR: %s", strings.Join(args, " "), r)
+			}
+		}
+		for _, d := range []string{empty, data, open} {
 			if ents, _ := os.ReadDir(d); len(ents) > 0 {
 				t.Errorf("a refused start left %s in %s", ents[0].Name(), d)
 			}

@@ -412,8 +412,12 @@ func TestSourceDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := docker(t, d.runArgs("plain", nil, "cat /run/secrets/plain")...)
-	if r.code == 0 || !strings.Contains(r.stderr, "secret 'plain'") || !strings.Contains(r.stderr, "No such file or directory") {
-		t.Errorf("docker run with its source down: want a failure naming the secret and the source's error, got %s", r)
+	// The command's stderr goes to the daemon's log, not into the error.
+	if r.code == 0 || !strings.Contains(r.stderr, "secret 'plain'") || !strings.Contains(r.stderr, "the source failed (exit status 1): see the daemon log") {
+		t.Errorf("docker run with its source down: want a failure naming the secret and pointing at the log, got %s", r)
+	}
+	if !strings.Contains(d.log(), "No such file or directory") {
+		t.Errorf("the daemon's log lacks the source's error")
 	}
 	if got := mustDocker(t, d.runArgs("cached", nil, "cat /run/secrets/cached")...); got != first {
 		t.Errorf("with --cache and the source down, the container reads %q, want the cached value", got)

@@ -31,6 +31,9 @@ var (
 	ErrBadKey = errors.New("wrong key")
 	// ErrCorrupt marks a record that fails authentication: tampered or moved (500).
 	ErrCorrupt = errors.New("record failed authentication")
+	// ErrForbidden marks a request the caller may not make, whatever its
+	// content: a non-root API user naming a command for the daemon to run (403).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // kindError carries a message of its own and a kind for errors.Is, so the
@@ -64,6 +67,7 @@ var kinds = []struct {
 	{ErrUnavailable, "unavailable", http.StatusServiceUnavailable},
 	{ErrBadKey, "bad_key", http.StatusBadRequest},
 	{ErrCorrupt, "corrupt", http.StatusInternalServerError},
+	{ErrForbidden, "forbidden", http.StatusForbidden},
 }
 
 // Name labels err for metrics and logs: its kind ("not_found", "in_use", ...),
@@ -89,7 +93,7 @@ func Name(err error) string {
 
 // statusOrder is the order HTTPStatus tries the kinds in: a request error
 // that is also of another kind is the caller's to fix, so it answers 400.
-var statusOrder = []error{ErrInvalid, ErrBadKey, ErrNotFound, ErrExists, ErrInUse, ErrLocked, ErrUnavailable, ErrCorrupt}
+var statusOrder = []error{ErrForbidden, ErrInvalid, ErrBadKey, ErrNotFound, ErrExists, ErrInUse, ErrLocked, ErrUnavailable, ErrCorrupt}
 
 // HTTPStatus is the status code the Docker Engine would answer err with, and
 // false when err is of no kind: the caller decides (its message may name

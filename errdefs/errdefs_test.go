@@ -41,6 +41,7 @@ func TestNameAndHTTPStatus(t *testing.T) {
 		{errdefs.ErrUnavailable, "unavailable", http.StatusServiceUnavailable},
 		{errdefs.ErrBadKey, "bad_key", http.StatusBadRequest},
 		{errdefs.ErrCorrupt, "corrupt", http.StatusInternalServerError},
+		{errdefs.Errorf(errdefs.ErrForbidden, "only root names commands"), "forbidden", http.StatusForbidden},
 		{fmt.Errorf("get: %w", context.DeadlineExceeded), "timeout", 0},
 		{context.Canceled, "canceled", 0},
 		{errors.New("disk on fire"), "other", 0},

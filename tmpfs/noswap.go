@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -15,7 +16,15 @@ var noswap struct {
 	sync.Mutex
 	probed bool
 	ok     bool
+	// lastErr is why the last probe could not run; nil once one ran.
+	lastErr error
+	// onProbeError hears of each Mount that went without noswap because
+	// its probe could not run.
+	onProbeError func(dir string, err error)
 }
+
+// probeMount is the probe's mount call; tests make it fail.
+var probeMount = unix.Mount
 
 // ProbeNoswap reports whether the kernel's tmpfs accepts "noswap" (Linux
 // 6.4+), which keeps secrets out of swap. It mounts a throwaway read-only
@@ -33,10 +42,44 @@ func ProbeNoswap(root string) (bool, error) {
 	}
 	ok, err := probeNoswap(root)
 	if err != nil {
+		noswap.lastErr = err
 		return false, err
 	}
-	noswap.probed, noswap.ok = true, ok
+	noswap.probed, noswap.ok, noswap.lastErr = true, ok, nil
 	return ok, nil
+}
+
+// NoswapProbeError is why the last probe for noswap could not run, or nil
+// when one ran (its answer is then kept): while it is set, mounts go
+// without noswap although the kernel may have it.
+func NoswapProbeError() error {
+	noswap.Lock()
+	defer noswap.Unlock()
+	return noswap.lastErr
+}
+
+// OnNoswapProbeError sets fn to hear of every Mount that goes without
+// noswap because the probe for it could not run, so the daemon says so
+// rather than leave the option out quietly.
+func OnNoswapProbeError(fn func(dir string, err error)) {
+	noswap.Lock()
+	noswap.onProbeError = fn
+	noswap.Unlock()
+}
+
+// noswapFor is ProbeNoswap for a Mount at dir: a probe that cannot run is
+// reported to the OnNoswapProbeError hook, and the Mount goes without.
+func noswapFor(dir string) bool {
+	ok, err := ProbeNoswap(filepath.Dir(dir))
+	if err != nil {
+		noswap.Lock()
+		fn := noswap.onProbeError
+		noswap.Unlock()
+		if fn != nil {
+			fn(dir, err)
+		}
+	}
+	return ok
 }
 
 // NoswapSupported reports the answer ProbeNoswap keeps. Before any probe
@@ -54,7 +97,7 @@ func probeNoswap(root string) (bool, error) {
 		return false, fmt.Errorf("probe for tmpfs noswap: %w", err)
 	}
 	defer os.Remove(dir)
-	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags|unix.MS_RDONLY, "size=4k,noswap"); err != nil {
+	if err := probeMount("tmpfs", dir, "tmpfs", mountFlags|unix.MS_RDONLY, "size=4k,noswap"); err != nil {
 		if errors.Is(err, unix.EINVAL) {
 			return false, nil // the kernel does not know the option
 		}

@@ -222,7 +222,7 @@ func newMount(dir string, size int64, flags uintptr) (_ string, unlock func(), e
 		return "", nil, fmt.Errorf("chmod mount point %s: %w", dir, err)
 	}
 	data := fmt.Sprintf("size=%d,mode=0755", size)
-	if ok, _ := ProbeNoswap(filepath.Dir(dir)); ok {
+	if noswapFor(dir) {
 		data += ",noswap"
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", mountFlags|flags, data); err != nil {

@@ -56,7 +56,8 @@ func statusIs(err error, code int) bool {
 }
 
 // New returns a client for host ("unix:///path" or "tcp://addr"); an empty
-// host means $SECRETD_HOST, else DefaultHost. tlsConfig is required for tcp.
+// host means $SECRETD_HOST, else DefaultHost. tlsConfig is required for
+// tcp, with RootCAs: the daemon is never checked against the system's CAs.
 func New(host string, tlsConfig *tls.Config) (*Client, error) {
 	if host == "" {
 		host = os.Getenv(HostEnv)
@@ -75,6 +76,11 @@ func New(host string, tlsConfig *tls.Config) (*Client, error) {
 	case "tcp":
 		if tlsConfig == nil {
 			return nil, fmt.Errorf("host %s: tcp needs TLS: pass --tlscacert, --tlscert and --tlskey", host)
+		}
+		if tlsConfig.RootCAs == nil {
+			// A nil pool means the system's CAs: any server one of them
+			// vouches for would receive the requests and their secrets.
+			return nil, fmt.Errorf("host %s: the TLS configuration names no CA to check the daemon with: pass --tlscacert (set RootCAs)", host)
 		}
 		tr.TLSClientConfig = tlsConfig
 		base = "https://" + addr

@@ -104,8 +104,8 @@ func (s *Server) audit(r *http.Request, e audit.Event) {
 }
 
 // observeFailure counts a failed request and records a refusal in the
-// trail: a secret in use or pinned, a locked store, a wrong key, or any
-// failed unlock.
+// trail: a secret in use or pinned, a locked store, a wrong key, a request
+// the caller may not make, or any failed unlock.
 func (s *Server) observeFailure(r *http.Request, err error) {
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics.Error("api", err)
@@ -114,7 +114,8 @@ func (s *Server) observeFailure(r *http.Request, err error) {
 	if a == "" || s.cfg.Audit == nil {
 		return
 	}
-	denied := errors.Is(err, errdefs.ErrInUse) || errors.Is(err, errdefs.ErrLocked) || errors.Is(err, errdefs.ErrBadKey) || a == audit.StoreUnlock
+	denied := errors.Is(err, errdefs.ErrInUse) || errors.Is(err, errdefs.ErrLocked) || errors.Is(err, errdefs.ErrBadKey) ||
+		errors.Is(err, errdefs.ErrForbidden) || a == audit.StoreUnlock
 	if !denied {
 		return
 	}

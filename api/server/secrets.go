@@ -138,7 +138,7 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	src, err := s.sourceSpec(r.Context(), req)
+	src, err := s.sourceSpec(r.Context(), req, actor(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -153,7 +153,11 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if src != nil {
+		id := sec.ID
 		if sec, err = s.primeSource(r.Context(), sec, spec.Data); err != nil {
+			// The source ran (a command as root, or a plugin) and the
+			// create was undone: the trail keeps that it happened.
+			s.audit(r, audit.Event{Event: audit.SecretCreateFailed, Secret: spec.Name, SecretID: id, Reason: err.Error()})
 			s.fail(w, r, err)
 			return
 		}
@@ -218,7 +222,12 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 		if deleted || sec.Source == nil || !sec.Source.Stored || s.cfg.Sources == nil {
 			return nil
 		}
-		if err := s.cfg.Sources.DeleteValue(r.Context(), sec); err != nil {
+		if err := s.cfg.Sources.DeleteValue(r.Context(), sec); errors.Is(err, errdefs.ErrForbidden) {
+			// A delete command this host does not run (another host's
+			// root named it, or nobody is recorded as naming it) stays
+			// unrun; the secret still goes, or it could never be removed.
+			s.cfg.Log.Warn("secret removed without running its delete command, which this host does not run: delete its value from the source by hand", "secret", sec.Name, "id", sec.ID, "err", err)
+		} else if err != nil {
 			return errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' not removed: its value could not be deleted from its source: %v: fix the source and try again", sec.Name, err)
 		}
 		deleted = true
@@ -459,6 +468,12 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, view *store.Stor
 		same := err == nil && subtle.ConstantTimeCompare(cur, req.Data) == 1
 		clear(cur)
 		if same && (want == 0 || want == sec.Index) {
+			// Nothing new to store, but the current version may not have
+			// reached every container: run again (compose up), the caller
+			// must hear so, as the update that stored it did.
+			if s.rotationFailed(w, sec) {
+				return
+			}
 			s.writeRotated(w, sec)
 			return
 		}
@@ -503,14 +518,8 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, view *store.Stor
 	s.audit(r, e)
 	// The version is stored either way; a user who gets 200 must be able to
 	// trust that every container reads it.
-	if s.cfg.Rotations != nil {
-		if err := s.cfg.Rotations.RotationError(sec.ID, sec.Current); err != nil {
-			if s.cfg.Metrics != nil {
-				s.cfg.Metrics.Error("api", err)
-			}
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
+	if s.rotationFailed(w, sec) {
+		return
 	}
 	s.writeRotated(w, sec)
 }
@@ -550,4 +559,21 @@ func sameTemplating(t *swarm.Driver, stored string) bool {
 		return stored == ""
 	}
 	return t.Name == stored && len(t.Options) == 0
+}
+
+// rotationFailed answers with the error of sec's current version if it did
+// not reach every container on this host, and reports whether it did.
+func (s *Server) rotationFailed(w http.ResponseWriter, sec store.Secret) bool {
+	if s.cfg.Rotations == nil {
+		return false
+	}
+	err := s.cfg.Rotations.RotationError(sec.ID, sec.Current)
+	if err == nil {
+		return false
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Error("api", err)
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
+	return true
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -102,7 +103,10 @@ type env struct {
 	unlockKey string
 	tasks     *fakeTasks
 	srv       *server.Server
-	hs        *httptest.Server
+	// url and hc reach srv over a unix socket, as the CLI does, so the
+	// server knows the peer: this test process, root.
+	url string
+	hc  *http.Client
 
 	// sent holds every secret payload the test sent, so every response
 	// body can be checked for it.
@@ -142,8 +146,28 @@ func newEnv(t *testing.T, o envOpts) *env {
 			Drivers: &source.Drivers{Builtin: map[string]source.Provider{shell.Name: shell.New(shell.Config{})}}}
 	}
 	e.srv = server.New(cfg)
-	e.hs = httptest.NewServer(e.srv)
-	t.Cleanup(e.hs.Close)
+	sockDir, err := os.MkdirTemp("", "sd") // short: a socket path must fit in 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(sockDir, "api.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Serve(ctx, l) }()
+	e.url = "http://secretd"
+	e.hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	t.Cleanup(func() {
+		e.hc.CloseIdleConnections()
+		cancel()
+		<-done
+		os.RemoveAll(sockDir)
+	})
 	return e
 }
 
@@ -198,7 +222,7 @@ func (e *env) do(method, path string, body any, contentType ...string) response 
 			rd = bytes.NewReader(j)
 		}
 	}
-	req, err := http.NewRequest(method, e.hs.URL+path, rd)
+	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -209,7 +233,7 @@ func (e *env) do(method, path string, body any, contentType ...string) response 
 	if body != nil && ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	resp, err := e.hs.Client().Do(req)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -325,20 +349,24 @@ func (e *env) reveal(ref string, version int) string {
 	return string(b)
 }
 
+// TestPing: /_ping and /version answer as an Engine of API 1.55 does, at
+// every version a client may put in the path, with the Engine's headers.
 func TestPing(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	for _, m := range []string{"GET", "HEAD"} {
-		for _, p := range []string{"/_ping", "/v1.41/_ping", "/v1.25/_ping"} {
+		for _, p := range []string{"/_ping", "/v1.55/_ping", "/v1.44/_ping", "/v1.41/_ping", "/v1.24/_ping"} {
 			r := e.do(m, p, nil)
 			if r.code != http.StatusOK {
 				t.Errorf("%s %s: %d", m, p, r.code)
 			}
-			if got := r.hdr.Get("Api-Version"); got != "1.41" {
-				t.Errorf("%s %s: Api-Version %q", m, p, got)
-			}
-			// The docker CLI hides `docker secret` unless this says manager.
-			if got := r.hdr.Get("Swarm"); got != "active/manager" {
-				t.Errorf("%s %s: Swarm %q", m, p, got)
+			for h, want := range map[string]string{
+				"Api-Version": "1.55", "Ostype": "linux", "Docker-Experimental": "false", "Server": "secretd/test (linux)",
+				// The docker CLI hides `docker secret` unless this says manager.
+				"Swarm": "active/manager",
+			} {
+				if got := r.hdr.Get(h); got != want {
+					t.Errorf("%s %s: %s %q, want %q", m, p, h, got, want)
+				}
 			}
 			want := "OK"
 			if m == "HEAD" {
@@ -349,28 +377,66 @@ func TestPing(t *testing.T) {
 			}
 		}
 	}
-	r := e.do("GET", "/v1.41/version", nil)
-	var v struct{ APIVersion, MinAPIVersion, Version string }
-	r.decode(t, &v)
-	if r.code != 200 || v.APIVersion != "1.41" || v.MinAPIVersion != "1.25" || v.Version != "test" {
-		t.Errorf("version: %d %+v", r.code, v)
+	for _, p := range []string{"/version", "/v1.55/version", "/v1.24/version"} {
+		r := e.do("GET", p, nil)
+		var v struct{ APIVersion, MinAPIVersion, Version string }
+		r.decode(t, &v)
+		if r.code != 200 || v.APIVersion != "1.55" || v.MinAPIVersion != "1.24" || v.Version != "test" {
+			t.Errorf("GET %s: %d %+v", p, r.code, v)
+		}
 	}
 }
 
 func TestVersionPrefixes(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	id := e.create("prefixed", nil, e.canary("p"))
-	for _, p := range []string{"/v1.41/secrets", "/v1.25/secrets", "/secrets"} {
+	for _, p := range []string{"/v1.55/secrets", "/v1.44/secrets", "/v1.41/secrets", "/v1.25/secrets", "/v1.24/secrets", "/secrets"} {
 		r := e.do("GET", p, nil)
 		var list []api.Secret
 		r.decode(t, &list)
 		if r.code != 200 || len(list) != 1 || list[0].ID != id {
 			t.Errorf("GET %s: %d %s", p, r.code, r.body)
 		}
+		if got := r.hdr.Get("Api-Version"); got != "1.55" {
+			t.Errorf("GET %s: Api-Version %q", p, got)
+		}
 	}
-	r := e.do("POST", "/v1.25/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "old-client"}, Data: e.canary("o")})
+	r := e.do("POST", "/v1.24/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "old-client"}, Data: e.canary("o")})
 	if r.code != http.StatusCreated {
-		t.Errorf("create through /v1.25: %d %s", r.code, r.body)
+		t.Errorf("create through /v1.24: %d %s", r.code, r.body)
+	}
+}
+
+// TestVersionRefused: a path at a version above the advertised one, or
+// below the minimum, is refused as the Engine refuses it (400, its words)
+// and changes nothing.
+func TestVersionRefused(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create("kept", nil, e.canary("k"))
+	tooNew := func(v string) string {
+		return "client version " + v + " is too new. Maximum supported API version is 1.55"
+	}
+	tooOld := func(v string) string {
+		return "client version " + v + " is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"
+	}
+	spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: "refused"}, Data: e.canary("r")}
+	for _, c := range []struct {
+		method, path string
+		body         any
+		msg          string
+	}{
+		{"GET", "/v1.56/_ping", nil, tooNew("1.56")},
+		{"GET", "/v1.56/secrets", nil, tooNew("1.56")},
+		{"POST", "/v2.0/secrets/create", spec, tooNew("2.0")},
+		{"POST", "/v1.100/secrets/create", spec, tooNew("1.100")},
+		{"POST", "/v1.23/secrets/create", spec, tooOld("1.23")},
+		{"DELETE", "/v1.12/secrets/kept", nil, tooOld("1.12")},
+		{"GET", "/v1/secrets", nil, tooOld("1")},
+	} {
+		r := e.refused(c.method, c.path, c.body, http.StatusBadRequest, c.msg)
+		if got := r.hdr.Get("Api-Version"); got != "1.55" {
+			t.Errorf("%s %s: Api-Version %q on the refusal", c.method, c.path, got)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/sourced"
 	"github.com/secretd/secretd/internal/store"
 )
@@ -13,6 +14,9 @@ import (
 // Sources is the driver-secret runtime the API checks new driver secrets
 // with; *sourced.Service implements it.
 type Sources interface {
+	// Authorize refuses a spec who may not create (a command named by
+	// someone other than root) and stamps an allowed one.
+	Authorize(spec store.SourceSpec, who *audit.Actor) (store.SourceSpec, error)
 	// Check refuses a driver, options or refresh interval that cannot work.
 	Check(ctx context.Context, name string, spec store.SourceSpec) error
 	// Prime fetches a new secret's value once, keeping it when it is cached.
@@ -30,8 +34,8 @@ type Sources interface {
 }
 
 // sourceSpec reads and checks the driver part of a create: nil for a
-// stored secret. Every refusal happens before anything is stored.
-func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest) (*store.SourceSpec, error) {
+// stored secret. Every refusal happens before anything is stored or run.
+func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest, who *audit.Actor) (*store.SourceSpec, error) {
 	spec := req.SecretSpec
 	if spec.Driver == nil {
 		switch {
@@ -61,6 +65,11 @@ func (s *Server) sourceSpec(ctx context.Context, req api.SecretCreateRequest) (*
 		}
 		src.Refresh = d
 	}
+	authorized, err := s.cfg.Sources.Authorize(*src, who)
+	if err != nil {
+		return nil, err
+	}
+	src = &authorized
 	if len(spec.Data) > 0 {
 		// Podman's shell driver: the value goes to the source through its
 		// store command, and is read back through lookup.

@@ -53,7 +53,7 @@ func TestCreateFromSource(t *testing.T) {
 		body any
 		msg  string
 	}{
-		{"failing lookup", driverSpec("bad1", map[string]string{"lookup": "echo nope >&2; exit 3"}, false, ""), "~exited with status 3: nope"},
+		{"failing lookup", driverSpec("bad1", map[string]string{"lookup": "echo nope >&2; exit 3"}, false, ""), "~the source failed (exit status 3): see the daemon log"},
 		{"unknown option", driverSpec("bad2", map[string]string{"lookup": "printf v", "looup": "x"}, false, ""), "~unknown shell driver option \"looup\""},
 		{"refresh too short", driverSpec("bad3", map[string]string{"lookup": "printf v"}, false, "10ms"), "~must be at least 1s"},
 		{"refresh not a duration", driverSpec("bad4", map[string]string{"lookup": "printf v"}, false, "often"), "~invalid --refresh"},
@@ -116,8 +116,8 @@ func TestCreateStoredInSource(t *testing.T) {
 		msg  string
 	}{
 		{"no store command", map[string]string{"lookup": "printf v"}, "~cannot store a value"},
-		{"store fails", map[string]string{"lookup": "printf v", "store": "echo full >&2; exit 4", "delete": "true"}, "~exited with status 4: full"},
-		{"does not read back", podman("echo gone >&2; exit 5"), "~exited with status 5: gone"},
+		{"store fails", map[string]string{"lookup": "printf v", "store": "echo full >&2; exit 4", "delete": "true"}, "~the source failed (exit status 4): see the daemon log"},
+		{"does not read back", podman("echo gone >&2; exit 5"), "~the source failed (exit status 5): see the daemon log"},
 	} {
 		t.Logf("case: %s", c.name)
 		req := driverSpec("bad", c.opts, false, "")

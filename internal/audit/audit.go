@@ -22,6 +22,10 @@ import (
 const (
 	// SecretCreate is a new secret.
 	SecretCreate = "secret.create"
+	// SecretCreateFailed is a driver secret's create that ran its source
+	// (the shell driver's store or lookup command, a plugin) and failed:
+	// nothing was kept; Reason says why.
+	SecretCreateFailed = "secret.create.failed"
 	// SecretUpdate is a new version of a secret's data.
 	SecretUpdate = "secret.update"
 	// SecretLabels is a secret's labels replaced (Swarm's secret update).

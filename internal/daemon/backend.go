@@ -111,6 +111,12 @@ func OpenBackend(cfg StoreConfig, dataRoot string) (*Backend, error) {
 		if (cfg.EtcdCert == "") != (cfg.EtcdKey == "") {
 			return nil, fmt.Errorf("--etcd-cert and --etcd-key go together: give both, or neither to authenticate by CA only")
 		}
+		if cfg.EtcdCACert == "" {
+			// Without it the members would be checked against the system's
+			// CAs: any server one of them vouches for could feed this host
+			// records and read what it writes.
+			return nil, fmt.Errorf("--etcd-cert and --etcd-key need --etcd-cacert, the CA that signed the etcd members' certificates: secretd never trusts the system's CAs for its store")
+		}
 		opts.TLS, err = tlsconfig.Client(tlsconfig.Options{
 			CAFile: cfg.EtcdCACert, CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey,
 			// With --etcd-cacert, only that CA vouches for the members: any

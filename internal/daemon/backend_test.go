@@ -35,3 +35,13 @@ func TestParseStoreURL(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdClientCertNeedsCA: a client certificate for etcd without the CA
+// of the members is refused before anything is dialled: the system's CAs
+// must never vouch for the store.
+func TestEtcdClientCertNeedsCA(t *testing.T) {
+	_, err := OpenBackend(StoreConfig{URL: "etcd://127.0.0.1:1", EtcdCert: "c.pem", EtcdKey: "k.pem"}, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--etcd-cert and --etcd-key need --etcd-cacert") {
+		t.Errorf("a client certificate without --etcd-cacert: %v", err)
+	}
+}

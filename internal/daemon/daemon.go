@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	dockerclient "github.com/docker/docker/client"
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
 	"github.com/secretd/secretd/controller"
@@ -30,7 +29,6 @@ import (
 	"github.com/secretd/secretd/internal/source/shell"
 	"github.com/secretd/secretd/internal/sourced"
 	"github.com/secretd/secretd/internal/store"
-	"github.com/secretd/secretd/tmpfs"
 )
 
 // Config is everything `secretd daemon` takes from its flags.
@@ -71,6 +69,12 @@ type Config struct {
 	SecretDriverDir string
 	// ShellConfig is the shell driver's host-wide configuration file.
 	ShellConfig string
+	// TLSSecretCommands lets TLS clients name a shell driver secret's own
+	// commands, as root may on the unix socket.
+	TLSSecretCommands bool
+	// TrustCommandsFrom names the other hosts of a shared store whose
+	// root's per-secret commands this host runs; "*" names them all.
+	TrustCommandsFrom []string
 	// Out receives the audit trail with --audit-log -; never a key.
 	Out io.Writer
 }
@@ -125,7 +129,7 @@ type daemon struct {
 	st        *store.Store
 	rollbacks prometheus.Counter
 
-	engine     *dockerclient.Client
+	engine     *Engine
 	engineHost string
 	metrics    *metrics.Metrics
 	sources    *sourced.Service
@@ -166,6 +170,7 @@ func (d *daemon) openStore() error {
 	st, unlockKey, err := store.Open(backend.Backend, store.Config{
 		KeyFile: cfg.KeyFile, Autolock: cfg.Autolock,
 		HighWaterFile: filepath.Join(cfg.DataRoot, "versions.json"),
+		KeyStateFile:  filepath.Join(cfg.DataRoot, "keyring.json"),
 		OnRollback: func(ev store.RollbackEvent) {
 			d.rollbacks.Inc()
 			cfg.Log.Error("store rollback refused: a secret's record is older than one this host has seen",
@@ -263,11 +268,12 @@ func (d *daemon) newController() error {
 		Locked: d.st.Locked, Version: cfg.Version,
 	})
 	d.metrics.Registry().MustRegister(d.rollbacks)
-	drivers, err := newDrivers(cfg)
+	drivers, err := newDrivers(cfg, d.backend.Etcd != nil)
 	if err != nil {
 		return err
 	}
-	d.sources = &sourced.Service{Store: d.st, Drivers: drivers, Log: cfg.Log, Metrics: d.metrics, Audit: d.trail}
+	d.sources = &sourced.Service{Store: d.st, Drivers: drivers, Log: cfg.Log, Metrics: d.metrics, Audit: d.trail,
+		Host: thisHost(cfg.Store.HostID), TLSCommands: cfg.TLSSecretCommands}
 	node := &nodeInfo{engine: d.engine}
 	d.ctrl, err = controller.New(controller.Config{
 		Store: d.st, Sources: d.sources, Engine: d.engine, EngineHost: d.engineHost, Actions: d.engine, Node: node.get,
@@ -344,8 +350,7 @@ func (d *daemon) server() *server.Server {
 			s.Store = d.backend.URL
 			s.VolumeDriver = d.cfg.DriverName
 			d.ctrl.Stats(s)
-			s.Noswap, _ = tmpfs.ProbeNoswap(d.cfg.MountRoot)
-			s.SwapOn, _ = tmpfs.SwapActive()
+			noswapStatus(s, d.cfg.MountRoot)
 		},
 	})
 }
@@ -400,17 +405,35 @@ func (d *daemon) serve(ctx context.Context) error {
 	return err
 }
 
-// newDrivers is the built-in shell driver, with the host's configuration,
-// and the secret-driver plugins found where dockerd finds them (or in
-// --secret-driver-dir).
-func newDrivers(cfg Config) (*source.Drivers, error) {
+// newDrivers is the built-in shell driver, with the host's configuration
+// and whose per-secret commands it runs, and the secret-driver plugins
+// found where dockerd finds them (or in --secret-driver-dir).
+func newDrivers(cfg Config, shared bool) (*source.Drivers, error) {
 	shellCfg, err := shell.LoadConfig(cmp.Or(cfg.ShellConfig, shell.DefaultConfigPath))
 	if err != nil {
 		return nil, fmt.Errorf("--shell-driver-config: %w", err)
 	}
+	if len(cfg.TrustCommandsFrom) > 0 && !shared {
+		return nil, errors.New("--trust-commands-from applies only to a store several hosts share (--store etcd://...): on a store of its own a host runs the commands its root named")
+	}
+	sh := shell.New(shellCfg)
+	sh.Trust = shell.Trust{Host: thisHost(cfg.Store.HostID), Shared: shared, Hosts: cfg.TrustCommandsFrom}
+	sh.Log = cfg.Log
 	reg := &plugin.Registry{}
 	if cfg.SecretDriverDir != "" {
 		reg.SocketsDir, reg.SpecsDirs = cfg.SecretDriverDir, []string{cfg.SecretDriverDir}
 	}
-	return &source.Drivers{Builtin: map[string]source.Provider{shell.Name: shell.New(shellCfg)}, Plugins: reg}, nil
+	return &source.Drivers{Builtin: map[string]source.Provider{shell.Name: sh}, Plugins: reg}, nil
+}
+
+// thisHost names this host among those sharing a store: --host-id, or the
+// hostname.
+func thisHost(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "localhost"
 }

@@ -4,13 +4,18 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/tmpfs"
 )
 
 // logNoswap probes, under the mount root, whether secrets mounts can use
 // noswap, and says so at start: a secret written to a swap device outlives
-// the container and the host's reboot.
+// the container and the host's reboot. Every later Mount whose probe could
+// not run, and so goes without noswap, is logged too.
 func logNoswap(log *slog.Logger, mountRoot string) {
+	tmpfs.OnNoswapProbeError(func(dir string, err error) {
+		log.Warn("secrets mount made without noswap: the probe for it could not run, so whether the kernel has noswap is unknown", "mount", dir, "err", err)
+	})
 	ok, err := tmpfs.ProbeNoswap(mountRoot)
 	swap, serr := tmpfs.SwapActive()
 	level, msg, attrs := noswapReport(ok, err, swap, serr)
@@ -35,4 +40,15 @@ func noswapReport(ok bool, err error, swap bool, serr error) (slog.Level, string
 		return slog.LevelWarn, "secrets mounts cannot use noswap (it needs Linux 6.4 or later) and swap is on: secrets may be written to the swap device; turn swap off (swapoff -a) or upgrade the kernel", nil
 	}
 	return slog.LevelInfo, "secrets mounts cannot use noswap (it needs Linux 6.4 or later); swap is off, so secrets stay in memory", nil
+}
+
+// noswapStatus fills the noswap fields of `secretd status`: whether mounts
+// use noswap, whether swap is on, and why the probe could not run.
+func noswapStatus(s *api.Status, mountRoot string) {
+	var err error
+	s.Noswap, err = tmpfs.ProbeNoswap(mountRoot)
+	if err != nil {
+		s.NoswapError = err.Error()
+	}
+	s.SwapOn, _ = tmpfs.SwapActive()
 }

@@ -129,3 +129,49 @@ func TestSupervisorRefusesRoot(t *testing.T) {
 		t.Errorf("a refused start left %s behind", ents[0].Name())
 	}
 }
+
+// TestRuntimeDirChecked: a $XDG_RUNTIME_DIR another user owns, or that
+// group or others may write to, is refused; secretd's directory in it is
+// made 0700, an older one with a wider mode is tightened, and one another
+// user owns is refused.
+func TestRuntimeDirChecked(t *testing.T) {
+	rt := t.TempDir()
+	if err := PrepareRuntimeDir(rt); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(rt, "secretd")
+	if fi, err := os.Stat(own); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("secretd's runtime directory: %v, %v; want 0700", fi.Mode(), err)
+	}
+	if err := os.Chmod(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareRuntimeDir(rt); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(own); fi.Mode().Perm() != 0o700 {
+		t.Errorf("a 0755 directory left by an older secretd is %v, want tightened to 0700", fi.Mode())
+	}
+	for _, mode := range []os.FileMode{0o777, 0o770, 0o1777} {
+		os.Chmod(rt, mode)
+		if err := PrepareRuntimeDir(rt); err == nil || !strings.Contains(err.Error(), "others may write to it") {
+			t.Errorf("runtime dir mode %v: %v", mode, err)
+		}
+	}
+	os.Chmod(rt, 0o700)
+	if os.Geteuid() != 0 {
+		return
+	}
+	if err := os.Chown(own, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareRuntimeDir(rt); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("secretd's directory owned by another user: %v", err)
+	}
+	if err := os.Chown(rt, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckRuntimeDir(rt); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("a runtime dir owned by another user: %v", err)
+	}
+}

@@ -67,6 +67,9 @@ type Request struct {
 	Options map[string]string
 	// Container is the container the value is for; zero during refresh.
 	Container Container
+	// CommandsBy names the host whose root named the commands in Options,
+	// as the store recorded it; empty when nobody did (see shell.Trust).
+	CommandsBy string
 }
 
 // Container is what a source is told about the container asking, the
@@ -132,11 +135,13 @@ func CheckValue(data []byte) error {
 
 // Detail makes a source's own error text fit for an error message: control
 // characters become spaces, runs of space collapse, and it is cut to a few
-// hundred bytes. Any occurrence of secret (when at least 4 bytes long) is
-// replaced first, for commands that echo what they read.
-func Detail(text []byte, secret []byte) string {
-	if len(secret) >= 4 {
-		text = bytes.ReplaceAll(text, secret, []byte("[redacted]"))
+// hundred bytes. Any occurrence of a secret (when at least 4 bytes long)
+// is replaced first, for commands that echo what they read or print.
+func Detail(text []byte, secrets ...[]byte) string {
+	for _, secret := range secrets {
+		if len(secret) >= 4 {
+			text = bytes.ReplaceAll(text, secret, []byte("[redacted]"))
+		}
 	}
 	s := strings.ToValidUTF8(string(text), "?")
 	s = strings.Map(func(r rune) rune {

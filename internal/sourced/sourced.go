@@ -5,10 +5,12 @@
 package sourced
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -22,6 +24,10 @@ import (
 // MinRefresh is the shortest --refresh accepted: a poll runs a command or
 // calls a plugin, and a rotation rewrites every container's files.
 const MinRefresh = time.Second
+
+// DefaultHost is the stamp of a Service given no Host: a host of a store
+// of its own, where any stamp runs.
+const DefaultHost = "local"
 
 // syncEvery is how often the refreshers are matched to the store, for
 // secrets created or removed by another host of a shared store.
@@ -57,6 +63,12 @@ type Service struct {
 	Audit *audit.Logger
 	// Pins lists the versions containers pin, kept by a refresh's update; nil pins none.
 	Pins func(ctx context.Context, sec store.Secret) ([]int, error)
+	// Host is this host's ID: Authorize stamps it on the commands root
+	// names here.
+	Host string
+	// TLSCommands lets TLS clients name commands, as root on the unix
+	// socket may (--tls-secret-commands).
+	TLSCommands bool
 
 	mu         sync.Mutex
 	status     map[string]Status
@@ -90,6 +102,32 @@ func (s *Service) Check(ctx context.Context, name string, spec store.SourceSpec)
 		return invalid(s.didYouMean(err, spec.Driver))
 	}
 	return nil
+}
+
+// Authorize decides whether who may create a secret with spec. A shell
+// driver secret whose options name commands of their own (lookup, store,
+// list, delete) makes secretd run them as root, at create and at every
+// Mount: only root may name them, that is a peer of the unix socket with
+// the daemon's own uid (0, or the rootless user), or a TLS client when
+// TLSCommands is on. Anyone else gets ErrForbidden, before anything runs.
+// An allowed spec comes back stamped with this host's ID (CommandsBy),
+// which the shell driver checks at every run; any stamp the caller sent
+// is dropped. Commands of the host's configuration file need no stamp.
+func (s *Service) Authorize(spec store.SourceSpec, who *audit.Actor) (store.SourceSpec, error) {
+	spec.CommandsBy = ""
+	if spec.Driver != shell.Name || !shell.NamesCommands(spec.Options) {
+		return spec, nil
+	}
+	switch {
+	case who != nil && who.Cred && int64(who.UID) == int64(os.Geteuid()):
+	case who != nil && who.CN != "" && s.TLSCommands:
+	case who != nil && who.CN != "":
+		return spec, errdefs.Errorf(errdefs.ErrForbidden, "a shell driver secret's own lookup, store, list or delete command runs as root, and this daemon takes none from TLS clients: use the commands of the host's %s (omit those --driver-opt), or have root start the daemon with --tls-secret-commands", shell.DefaultConfigPath)
+	default:
+		return spec, errdefs.Errorf(errdefs.ErrForbidden, "a shell driver secret's own lookup, store, list or delete command runs as root, so only root may name one: use the commands of the host's %s (omit those --driver-opt), or ask root to create the secret", shell.DefaultConfigPath)
+	}
+	spec.CommandsBy = cmp.Or(s.Host, DefaultHost)
+	return spec, nil
 }
 
 // CheckStore refuses a value given at create for a driver that cannot keep
@@ -172,12 +210,19 @@ func (s *Service) fetch(ctx context.Context, sec store.Secret, who source.Contai
 	return s.Drivers.Fetch(ctx, sec.Source.Driver, req)
 }
 
+// request is what sec's source is asked, with the options and the stamp
+// of who named their commands as the store holds them now (authenticated
+// by the record's MAC), not as the caller's copy of sec says.
 func (s *Service) request(sec store.Secret, who source.Container) (source.Request, error) {
-	opts, _, err := s.Store.SourceOptions(sec.ID)
+	opts, cur, err := s.Store.SourceOptions(sec.ID)
 	if err != nil {
 		return source.Request{}, err
 	}
-	return source.Request{SecretID: sec.ID, SecretName: sec.Name, SecretLabels: sec.Labels, Options: opts, Container: who}, nil
+	req := source.Request{SecretID: sec.ID, SecretName: sec.Name, SecretLabels: sec.Labels, Options: opts, Container: who}
+	if cur.Source != nil {
+		req.CommandsBy = cur.Source.CommandsBy
+	}
+	return req, nil
 }
 
 // Fetch is a driver secret's value for a Mount: fetched for container who,

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/secretd/secretd/errdefs"
+	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/sourced"
 	"github.com/secretd/secretd/internal/store"
@@ -157,5 +160,44 @@ func TestRefresh(t *testing.T) {
 	s.Sync()
 	if s.Refreshing(sec.ID) {
 		t.Error("the refresher of a removed secret still runs")
+	}
+}
+
+// TestAuthorize: a shell secret naming its own command is root's to make:
+// a unix socket peer with the daemon's uid, or a TLS client when the daemon
+// allows it. Anyone else, or a caller nobody knows, is refused with
+// ErrForbidden. An allowed spec carries this host's stamp, and a stamp the
+// caller made up is dropped; specs without commands are anyone's.
+func TestAuthorize(t *testing.T) {
+	s, _, _ := newService(t)
+	s.Host = "host-a"
+	cmd := store.SourceSpec{Driver: "shell", Options: map[string]string{"lookup": "id"}, CommandsBy: "forged"}
+	self := uint32(os.Geteuid())
+	for _, c := range []struct {
+		name string
+		spec store.SourceSpec
+		who  *audit.Actor
+		tls  bool
+		want string // "" allowed; the stamp expected then is in stamp
+		by   string
+	}{
+		{"root peer", cmd, &audit.Actor{Cred: true, UID: self}, false, "", "host-a"},
+		{"group member", cmd, &audit.Actor{Cred: true, UID: self + 1000, GID: 999}, false, "only root may name one", ""},
+		{"unknown caller", cmd, nil, false, "only root may name one", ""},
+		{"TLS client", cmd, &audit.Actor{CN: "bot"}, false, "takes none from TLS clients", ""},
+		{"TLS client allowed", cmd, &audit.Actor{CN: "bot"}, true, "", "host-a"},
+		{"configured commands", store.SourceSpec{Driver: "shell", Options: map[string]string{"timeout": "5s"}, CommandsBy: "forged"}, &audit.Actor{Cred: true, UID: self + 1000}, false, "", ""},
+		{"a plugin", store.SourceSpec{Driver: "vault", Options: map[string]string{"lookup": "x"}}, nil, false, "", ""},
+	} {
+		s.TLSCommands = c.tls
+		got, err := s.Authorize(c.spec, c.who)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (!errors.Is(err, errdefs.ErrForbidden) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want forbidden: %q", c.name, err, c.want)
+		case c.want == "" && got.CommandsBy != c.by:
+			t.Errorf("%s: stamped %q, want %q", c.name, got.CommandsBy, c.by)
+		}
 	}
 }

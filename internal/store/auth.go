@@ -65,6 +65,9 @@ type macSource struct {
 	// Stored is left out when false, so the tags of records from before
 	// it still verify.
 	Stored bool `json:"stored,omitempty"`
+	// CommandsBy is left out when empty, for the same reason: it says
+	// whose root named the commands a host runs for this secret.
+	CommandsBy string `json:"commands_by,omitempty"`
 }
 
 type macVersion struct {
@@ -118,7 +121,7 @@ func macMessage(r *record) []byte {
 	}
 	in.Current = r.current()
 	if src := r.Source; src != nil {
-		in.Source = &macSource{Driver: src.Driver, Keys: src.Keys, Options: src.Options != nil, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored}
+		in.Source = &macSource{Driver: src.Driver, Keys: src.Keys, Options: src.Options != nil, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored, CommandsBy: src.CommandsBy}
 	}
 	b, err := json.Marshal(in)
 	if err != nil {
@@ -321,9 +324,41 @@ func (s *Store) dropKEK() {
 	s.kek, s.macKey = nil, nil
 }
 
+// bindKeyRecord moves a key record of the format that did not bind its
+// mode, generation and epoch to the current one: the same KEK, wrapped
+// under the same root key, with those fields in its associated data.
+// Another host may have done it meanwhile. The caller holds s.mu for
+// writing, or owns s alone.
+func (s *Store) bindKeyRecord(root []byte) error {
+	err := s.b.Update(func(tx Tx) error {
+		rec, err := getKEKRecord(tx)
+		if err != nil {
+			return err
+		}
+		if err := s.sameKEK(rec); err != nil {
+			return err
+		}
+		kek, format, err := rec.unwrap(root)
+		kek.Wipe()
+		if err != nil || format == kekFormat {
+			return err
+		}
+		next, err := wrapKEK(root, rec.Mode, rec.Generation, rec.Epoch, s.kek)
+		if err != nil {
+			return err
+		}
+		return putKEKRecord(tx, next)
+	})
+	if err != nil {
+		return fmt.Errorf("bind the key record's mode, generation and epoch: %w", err)
+	}
+	return nil
+}
+
 // migrateMACs gives every record of a store from before record MACs its
-// MAC, then re-wraps the KEK under the key record version that says every
-// record carries one, so a record stripped of its MAC later is refused.
+// MAC, then re-wraps the KEK under the current key record format, which
+// says every record carries one, so a record stripped of its MAC later is
+// refused.
 // Records are done one transaction each (etcd bounds a transaction's
 // operations); a host that stops halfway does the rest next time.
 func (s *Store) migrateMACs(root []byte) error {
@@ -365,17 +400,15 @@ func (s *Store) migrateMACs(root []byte) error {
 		if err := s.sameKEK(rec); err != nil {
 			return err
 		}
-		kek, legacy, err := rec.unwrap(root)
-		if err != nil || !legacy {
-			kek.Wipe()
+		kek, format, err := rec.unwrap(root)
+		kek.Wipe()
+		if err != nil || format == kekFormat {
 			return err // done meanwhile by another host
 		}
-		kek.Wipe()
-		next, err := wrapKEK(root, rec.Mode, rec.Generation, s.kek)
+		next, err := wrapKEK(root, rec.Mode, rec.Generation, rec.Epoch, s.kek)
 		if err != nil {
 			return err
 		}
-		next.Epoch = rec.Epoch
 		return putKEKRecord(tx, next)
 	})
 	if err != nil {

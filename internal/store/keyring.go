@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/secretd/secretd/internal/store/envelope"
@@ -36,24 +37,14 @@ func (s *Store) Unlock(key string) error {
 	if err != nil {
 		return err
 	}
-	kek, legacy, err := rec.unwrap(raw)
-	if err != nil {
+	if err := s.takeUp(rec, raw); err != nil {
 		clear(raw)
-		return Errorf(ErrBadKey, "invalid unlock key: it does not open this store")
-	}
-	if err := s.setKEK(kek); err != nil {
-		clear(raw)
+		if errors.Is(err, ErrBadKey) {
+			return Errorf(ErrBadKey, "invalid unlock key: it does not open this store")
+		}
 		return err
 	}
-	s.unlockKey, s.gen, s.epoch, s.macOn = raw, rec.Generation, rec.Epoch, !legacy
-	if legacy {
-		if err := s.migrateMACs(raw); err != nil {
-			s.dropKEK()
-			clear(s.unlockKey)
-			s.unlockKey = nil
-			return err
-		}
-	}
+	s.unlockKey = raw
 	return nil
 }
 
@@ -103,11 +94,10 @@ func (s *Store) rotateUnlockKey() (string, error) {
 		if err := s.rootOpens(old, s.unlockKey); err != nil {
 			return err
 		}
-		rec, err := wrapKEK(raw, modeAutolock, old.Generation, s.kek)
+		rec, err := wrapKEK(raw, modeAutolock, old.Generation, old.Epoch+1, s.kek)
 		if err != nil {
 			return err
 		}
-		rec.Epoch = old.Epoch + 1
 		epoch = rec.Epoch
 		return putKEKRecord(tx, rec)
 	})
@@ -165,11 +155,10 @@ func (s *Store) rotateKEK(keyFile string) (generation int, err error) {
 			return err
 		}
 		generation = old.Generation + 1
-		rec, err := wrapKEK(root, s.mode, generation, next)
+		rec, err := wrapKEK(root, s.mode, generation, old.Epoch, next)
 		if err != nil {
 			return err
 		}
-		rec.Epoch = old.Epoch
 		return putKEKRecord(tx, rec)
 	})
 	if err != nil {

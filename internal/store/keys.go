@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -24,13 +25,32 @@ const (
 	modeAutolock = "autolock"
 
 	kekPurpose = "secretd kek wrap v1"
-	// kekAAD marks a key record of a store whose records all carry a MAC
-	// (auth.go); kekAADv1 one from before, migrated when it is opened.
-	// Only the root key can move a store from one to the other.
-	kekAAD          = "secretd/kek/v2"
+	// kekAAD starts the associated data of a key record of the current
+	// format (kekAD): a store whose records all carry a MAC (auth.go),
+	// with the record's mode, generation and epoch bound to the wrapped
+	// KEK. kekAADv2 marks one that binds neither, kekAADv1 one from before
+	// record MACs; both are moved to the current format when opened.
+	// Only the root key can move a store from one format to another.
+	kekAAD          = "secretd/kek/v3"
+	kekAADv2        = "secretd/kek/v2"
 	kekAADv1        = "secretd/kek/v1"
 	unlockKeyPrefix = "SECDKEY-1-"
 )
+
+// The formats of a key record, by the associated data it is sealed with.
+const (
+	kekFormatV1 = 1 // before record MACs
+	kekFormatV2 = 2 // records carry MACs; mode, generation and epoch not bound
+	kekFormat   = 3 // the current one
+)
+
+// kekAD is the associated data of a current key record: editing its mode
+// (key file or autolock), generation (KEK rotations) or epoch (unlock-key
+// rotations) makes it fail to open, instead of making hosts reload, lock
+// themselves or refuse to start on a lie.
+func kekAD(mode string, gen, epoch int) []byte {
+	return []byte(kekAAD + "\x00" + mode + "\x00" + strconv.Itoa(gen) + "\x00" + strconv.Itoa(epoch))
+}
 
 // kekRecord is the wrapped KEK kept in the meta bucket.
 type kekRecord struct {
@@ -43,7 +63,8 @@ type kekRecord struct {
 	Epoch int `json:"epoch,omitempty"`
 }
 
-func wrapKEK(root []byte, mode string, gen int, kek *envelope.Key) (kekRecord, error) {
+// wrapKEK seals kek under root in a key record of the current format.
+func wrapKEK(root []byte, mode string, gen, epoch int, kek *envelope.Key) (kekRecord, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return kekRecord{}, err
@@ -55,31 +76,38 @@ func wrapKEK(root []byte, mode string, gen int, kek *envelope.Key) (kekRecord, e
 	defer wk.Wipe()
 	raw := kek.Bytes()
 	defer clear(raw)
-	sealed, err := envelope.Seal(wk, raw, []byte(kekAAD))
+	sealed, err := envelope.Seal(wk, raw, kekAD(mode, gen, epoch))
 	if err != nil {
 		return kekRecord{}, err
 	}
-	return kekRecord{Mode: mode, Salt: salt, Wrapped: sealed, Generation: gen}, nil
+	return kekRecord{Mode: mode, Salt: salt, Wrapped: sealed, Generation: gen, Epoch: epoch}, nil
 }
 
-// unwrap opens the KEK with root; legacy reports a key record from before
-// record MACs.
-func (r kekRecord) unwrap(root []byte) (kek *envelope.Key, legacy bool, err error) {
+// unwrap opens the KEK with root and says which format the record is of
+// (kekFormat, kekFormatV2 or kekFormatV1).
+func (r kekRecord) unwrap(root []byte) (kek *envelope.Key, format int, err error) {
 	wk, err := envelope.DeriveKey(root, r.Salt, kekPurpose)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	defer wk.Wipe()
-	raw, err := envelope.Open(wk, r.Wrapped, []byte(kekAAD))
-	if err != nil {
-		if raw, err = envelope.Open(wk, r.Wrapped, []byte(kekAADv1)); err != nil {
-			return nil, false, ErrBadKey
+	for _, f := range []struct {
+		ad     []byte
+		format int
+	}{
+		{kekAD(r.Mode, r.Generation, r.Epoch), kekFormat},
+		{[]byte(kekAADv2), kekFormatV2},
+		{[]byte(kekAADv1), kekFormatV1},
+	} {
+		raw, err := envelope.Open(wk, r.Wrapped, f.ad)
+		if err != nil {
+			continue
 		}
-		legacy = true
+		kek, err = envelope.KeyFromBytes(raw)
+		clear(raw)
+		return kek, f.format, err
 	}
-	defer clear(raw)
-	kek, err = envelope.KeyFromBytes(raw)
-	return kek, legacy, err
+	return nil, 0, ErrBadKey
 }
 
 func getKEKRecord(tx Tx) (*kekRecord, error) {

@@ -67,8 +67,8 @@ func TestMigrateRecordMACs(t *testing.T) {
 		r.MAC = nil
 		stripped, _ = json.Marshal(r)
 		rec, _ := getKEKRecord(tx)
-		if _, legacy, err := rec.unwrap(root); err != nil || legacy {
-			t.Errorf("key record after migration: legacy %v, %v", legacy, err)
+		if _, format, err := rec.unwrap(root); err != nil || format != kekFormat {
+			t.Errorf("key record after migration: format %d, %v", format, err)
 		}
 		return nil
 	})

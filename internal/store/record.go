@@ -52,6 +52,8 @@ type Source struct {
 	// Stored says secretd put the value into the source at create (the
 	// shell driver's store command), so secret rm removes it there too.
 	Stored bool
+	// CommandsBy is the host whose root named the commands in the options.
+	CommandsBy string
 }
 
 // Version describes one stored version of a secret's data.
@@ -99,6 +101,8 @@ type sourceRecord struct {
 	Cache   bool               `json:"cache,omitempty"`
 	Refresh time.Duration      `json:"refresh,omitempty"`
 	Stored  bool               `json:"stored,omitempty"`
+	// CommandsBy is the host whose root named the options' commands.
+	CommandsBy string `json:"commands_by,omitempty"`
 }
 
 // valid reports whether r holds what every record must: a version, or a
@@ -157,7 +161,7 @@ func (r *record) secret() Secret {
 	}
 	s.Current = r.current()
 	if r.Source != nil {
-		s.Source = &Source{Driver: r.Source.Driver, OptionKeys: slices.Clone(r.Source.Keys), Cache: r.Source.Cache, Refresh: r.Source.Refresh, Stored: r.Source.Stored}
+		s.Source = &Source{Driver: r.Source.Driver, OptionKeys: slices.Clone(r.Source.Keys), Cache: r.Source.Cache, Refresh: r.Source.Refresh, Stored: r.Source.Stored, CommandsBy: r.Source.CommandsBy}
 	}
 	return s
 }

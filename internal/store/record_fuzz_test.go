@@ -61,7 +61,7 @@ func FuzzRecord(f *testing.F) {
 		b.put("names", "other", []byte(fuzzOtherID))
 		b.put("meta", "index", []byte("7"))
 		unlock := bytes.Repeat([]byte{0x24}, envelope.KeySize)
-		rec, err := wrapKEK(unlock, modeAutolock, 1, k)
+		rec, err := wrapKEK(unlock, modeAutolock, 1, 0, k)
 		if err != nil {
 			t.Fatal(err)
 		}

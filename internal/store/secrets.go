@@ -35,6 +35,10 @@ type SourceSpec struct {
 	// source by the caller (the shell driver's store command); the store
 	// keeps no copy of it.
 	Stored bool
+	// CommandsBy names the host whose root named the commands in Options
+	// (the shell driver's lookup, store...); empty when Options name none.
+	// The record's MAC covers it, so only a holder of the KEK can set it.
+	CommandsBy string
 }
 
 // create is Create with the KEK this store holds now.
@@ -81,7 +85,7 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		r.Versions = []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}}
 	}
 	if src := spec.Source; src != nil {
-		r.Source = &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored}
+		r.Source = &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored, CommandsBy: src.CommandsBy}
 		if len(src.Options) > 0 {
 			r.Source.Keys = sortedKeys(src.Options)
 			plain, err := json.Marshal(src.Options)

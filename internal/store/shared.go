@@ -95,7 +95,13 @@ func (s *Store) reloadKEK() (bool, error) {
 		}
 		defer clear(root)
 	}
-	kek, _, err := rec.unwrap(root)
+	kek, format, err := rec.unwrap(root)
+	if err == nil {
+		if err := s.ks.check(format); err != nil {
+			kek.Wipe()
+			return false, err
+		}
+	}
 	if err != nil {
 		if s.mode == modeAutolock {
 			// Another host rotated the unlock key: only the new one opens

@@ -89,3 +89,32 @@ func TestDriverSecretValidation(t *testing.T) {
 		t.Errorf("refused creates stored %d secrets", len(list))
 	}
 }
+
+// TestCommandsByAuthenticated: the host that named a driver secret's
+// commands is kept, read back, and covered by the record's MAC, so whoever
+// can write the backend cannot claim a command came from another host's
+// root (a host trusts only its own, see the shell driver).
+func TestCommandsByAuthenticated(t *testing.T) {
+	e := newEnv(t)
+	s, _ := e.open(t, store.Config{})
+	sec, err := s.Create(store.Spec{Name: "db", Source: &store.SourceSpec{
+		Driver: "shell", Options: map[string]string{"lookup": "printf v"}, CommandsBy: "host-a",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.Source.CommandsBy != "host-a" {
+		t.Fatalf("created: CommandsBy %q, want host-a", sec.Source.CommandsBy)
+	}
+	if _, got, err := s.SourceOptions("db"); err != nil || got.Source.CommandsBy != "host-a" {
+		t.Fatalf("read back: %+v, %v", got.Source, err)
+	}
+	s.Close()
+	tamper(t, e.db, sec.ID, func(rec map[string]any) {
+		rec["source"].(map[string]any)["commands_by"] = "host-b"
+	})
+	s2, _ := e.open(t, store.Config{})
+	if _, err := s2.Get("db"); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("a forged CommandsBy: %v, want ErrCorrupt", err)
+	}
+}

@@ -36,6 +36,11 @@ type Config struct {
 	HighWaterFile string
 	// OnRollback, when set, hears of every rollback refused.
 	OnRollback func(RollbackEvent)
+	// KeyStateFile keeps the newest key record format this host has
+	// opened the store in, so an older key record written back is refused
+	// (keystate.go); it belongs in the host's data root. Empty keeps it in
+	// memory only.
+	KeyStateFile string
 }
 
 // Store is an encrypted store of secrets and configs, seen through one
@@ -75,6 +80,7 @@ type core struct {
 
 	hw         *highWater
 	onRollback func(RollbackEvent)
+	ks         *keyState
 
 	watchMu  sync.Mutex
 	watchers []func(Secret)
@@ -108,7 +114,11 @@ func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s = &Store{kind: KindSecret, core: &core{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }, list: newListCache(), hw: hw, onRollback: cfg.OnRollback}}
+	ks, err := loadKeyState(cfg.KeyStateFile)
+	if err != nil {
+		return nil, "", err
+	}
+	s = &Store{kind: KindSecret, core: &core{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }, list: newListCache(), hw: hw, onRollback: cfg.OnRollback, ks: ks}}
 	var rec *kekRecord
 	if err := b.View(func(tx Tx) error {
 		rec, err = getKEKRecord(tx)
@@ -140,21 +150,47 @@ func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
 		return nil, "", err
 	}
 	defer clear(root)
-	kek, legacy, err := rec.unwrap(root)
-	if err != nil {
-		return nil, "", fmt.Errorf("wrong key file %s: it does not open this store", cfg.KeyFile)
-	}
-	if err := s.setKEK(kek); err != nil {
+	if err := s.takeUp(rec, root); err != nil {
+		if errors.Is(err, ErrBadKey) {
+			return nil, "", fmt.Errorf("wrong key file %s: it does not open this store (if it is the right one, the store's key record was altered: restore it from a backup)", cfg.KeyFile)
+		}
 		return nil, "", err
 	}
-	s.gen, s.epoch, s.macOn = rec.Generation, rec.Epoch, !legacy
-	if legacy {
-		if err := s.migrateMACs(root); err != nil {
-			s.dropKEK()
-			return nil, "", err
-		}
-	}
 	return s, "", nil
+}
+
+// takeUp opens the key record rec with root and installs its KEK. A
+// record of a format older than this host has seen is refused (keystate.go);
+// an older one this host may still take up is moved to the current format:
+// record MACs first (migrateMACs), then a key record that binds its mode,
+// generation and epoch. A root that does not open rec is ErrBadKey. The
+// caller holds s.mu for writing, or owns s alone.
+func (s *Store) takeUp(rec *kekRecord, root []byte) error {
+	kek, format, err := rec.unwrap(root)
+	if err != nil {
+		return ErrBadKey
+	}
+	if err := s.ks.check(format); err != nil {
+		kek.Wipe()
+		return err
+	}
+	if err := s.setKEK(kek); err != nil {
+		return err
+	}
+	s.gen, s.epoch, s.macOn = rec.Generation, rec.Epoch, format >= kekFormatV2
+	switch format {
+	case kekFormatV1:
+		err = s.migrateMACs(root)
+	case kekFormatV2:
+		err = s.bindKeyRecord(root)
+	}
+	if err == nil {
+		err = s.ks.raise(kekFormat)
+	}
+	if err != nil {
+		s.dropKEK()
+	}
+	return err
 }
 
 func (s *Store) initialise(cfg Config) (string, error) {
@@ -182,7 +218,7 @@ func (s *Store) initialise(cfg Config) (string, error) {
 		}
 		defer clear(root)
 	}
-	rec, err := wrapKEK(root, s.mode, 1, kek)
+	rec, err := wrapKEK(root, s.mode, 1, 0, kek)
 	if err != nil {
 		return "", err
 	}
@@ -200,6 +236,9 @@ func (s *Store) initialise(cfg Config) (string, error) {
 		return "", err
 	}
 	s.gen, s.macOn = 1, true
+	if err := s.ks.raise(kekFormat); err != nil {
+		return "", err
+	}
 	return shown, nil
 }
 

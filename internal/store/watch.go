@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
+
+	"github.com/secretd/secretd/internal/store/envelope"
 )
 
 // Shared reports whether other hosts write to this store's backend too.
@@ -48,6 +51,11 @@ func (s *Store) Watch(ctx context.Context, broke func(err error, retry time.Dura
 		if json.Unmarshal(v, &r) != nil || r.ID != id || len(r.Versions) == 0 {
 			return // Reveal reports such a record to whoever needs it
 		}
+		// Anyone who can write the backend could otherwise start rotations
+		// (and record their failures) with a record of their own making.
+		if !s.authentic(&r) {
+			return // Reveal reports it too; a good record later is announced
+		}
 		sec := r.secret()
 		if seen[id] == sec.Current {
 			return
@@ -56,6 +64,37 @@ func (s *Store) Watch(ctx context.Context, broke func(err error, retry time.Dura
 		s.notify(sec)
 	}, broke)
 	<-done
+}
+
+// authentic reports whether r, as the watch delivered it, carries a MAC
+// this store verifies, taking up once a KEK another host rotated to, and is
+// not older than what this host has seen. It raises no high-water mark: a
+// write of this host may still be reading the previous version in its
+// transaction, which must then conflict and retry, not find a rollback.
+// A locked store cannot tell, so it acts on nothing.
+func (s *Store) authentic(r *record) bool {
+	check := func() error {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		switch {
+		case s.macKey == nil:
+			return ErrLocked
+		case len(r.MAC) == 0:
+			return Errorf(ErrCorrupt, "secret %s carries no authentication tag", r.ID)
+		case !envelope.VerifyMAC(s.macKey, macMessage(r), r.MAC):
+			return Errorf(ErrCorrupt, "secret %s fails authentication", r.ID)
+		case !r.valid():
+			return Errorf(ErrCorrupt, "secret %s: record holds no version", r.ID)
+		}
+		return s.hw.check(r, false, nil)
+	}
+	err := check()
+	if errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
+		if moved, _ := s.reloadKEK(); moved {
+			err = check()
+		}
+	}
+	return err == nil
 }
 
 // follow watches one bucket until ctx ends, watching again with backoff

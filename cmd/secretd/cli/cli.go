@@ -60,7 +60,16 @@ func (c *Cli) Client() (APIClient, error) {
 		host = hosts[0]
 	}
 	if host == "" && os.Getenv(client.HostEnv) == "" {
-		host = defaultHost(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
+		var err error
+		if host, err = checkedDefaultHost(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR")); err != nil {
+			return nil, err
+		}
+	}
+	if (c.TLSCert != "" || c.TLSKey != "") && c.TLSCACert == "" {
+		// Without a CA file the daemon's certificate would be checked
+		// against the system's CAs: any server one of them vouches for
+		// would receive the request, and the secret in it.
+		return nil, errors.New("--tlscert and --tlskey need --tlscacert, the CA that signed the daemon's certificate: secretd never trusts the system's CAs for its API")
 	}
 	var tlsOpts *tlsconfig.Options
 	if c.TLSCACert != "" || c.TLSCert != "" || c.TLSKey != "" {
@@ -101,6 +110,19 @@ func defaultHost(euid int, runtimeDir string) string {
 		}
 	}
 	return "unix://" + own
+}
+
+// checkedDefaultHost is defaultHost, refusing the user's own socket in a
+// runtime directory someone else owns or may write to: it could be anyone's
+// socket, and the CLI would send it the secrets.
+func checkedDefaultHost(euid int, runtimeDir string) (string, error) {
+	host := defaultHost(euid, runtimeDir)
+	if runtimeDir != "" && host == "unix://"+rootless.SocketPath(runtimeDir) {
+		if err := rootless.CheckRuntimeDir(runtimeDir); err != nil {
+			return "", err
+		}
+	}
+	return host, nil
 }
 
 // StatusError carries an exit status other than 1 out of a command. A nil

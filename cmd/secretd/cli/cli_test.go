@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,5 +30,38 @@ func TestDefaultHost(t *testing.T) {
 	}
 	if got := defaultHost(1000, rt); got != own {
 		t.Errorf("user with a rootless daemon: got %s, want %s", got, own)
+	}
+}
+
+// TestClientCertNeedsCA: --tlscert and --tlskey without --tlscacert would
+// trust the system's CAs for the daemon: refused before any connection.
+func TestClientCertNeedsCA(t *testing.T) {
+	c := NewCli(nil, nil, nil)
+	c.Hosts = []string{"tcp://127.0.0.1:1"}
+	c.TLSCert, c.TLSKey = "cert.pem", "key.pem"
+	if _, err := c.Client(); err == nil || !strings.Contains(err.Error(), "--tlscert and --tlskey need --tlscacert") {
+		t.Errorf("a client certificate without a CA: %v", err)
+	}
+	// The Go client refuses a TLS configuration without a CA pool too.
+	if _, err := client.New("tcp://127.0.0.1:1", &tls.Config{}); err == nil || !strings.Contains(err.Error(), "names no CA") {
+		t.Errorf("client.New with no RootCAs: %v", err)
+	}
+}
+
+// TestDefaultHostRefusesOpenRuntimeDir: the user's own socket is not used
+// from an $XDG_RUNTIME_DIR that others may write to.
+func TestDefaultHostRefusesOpenRuntimeDir(t *testing.T) {
+	rt := t.TempDir()
+	if _, err := checkedDefaultHost(1000, rt); err != nil {
+		t.Fatalf("a private runtime dir: %v", err)
+	}
+	if err := os.Chmod(rt, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkedDefaultHost(1000, rt); err == nil || !strings.Contains(err.Error(), "has mode 0777: others may write to it") {
+		t.Errorf("a world-writable runtime dir: %v", err)
+	}
+	if got, err := checkedDefaultHost(0, rt); err != nil || got != client.DefaultHost {
+		t.Errorf("root does not use the runtime dir: %s, %v", got, err)
 	}
 }

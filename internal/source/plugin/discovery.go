@@ -3,11 +3,13 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/docker/go-connections/tlsconfig"
 
@@ -48,6 +50,9 @@ func (r *Registry) Locate(name string) (Address, error) {
 	}
 	for _, p := range pluginPaths(sockets, name, ".sock") {
 		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if err := rootOnly(sockets, p, fi); err != nil {
+				return Address{}, err
+			}
 			return Address{Addr: "unix://" + p, From: p}, nil
 		}
 	}
@@ -60,9 +65,13 @@ func (r *Registry) Locate(name string) (Address, error) {
 		paths = append(paths, pluginPaths(dir, name, ".spec")...)
 		paths = append(paths, pluginPaths(dir, name, ".json")...)
 	}
-	for _, p := range paths {
-		if _, err := os.Stat(p); err != nil {
+	for i, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
 			continue
+		}
+		if err := rootOnly(specs[i/4], p, fi); err != nil {
+			return Address{}, err
 		}
 		if strings.HasSuffix(p, ".json") {
 			return readJSONSpec(p)
@@ -80,6 +89,43 @@ func pluginPaths(base, name, ext string) []string {
 	}
 }
 
+// rootOnly refuses a plugin socket or spec file, or a directory between
+// base and it, that someone other than root (or the daemon's user) owns or
+// may write: whoever could replace it would receive every secret asked of
+// that plugin, or answer with values of their own. A group may write only
+// when it is root's, as go-plugins-helpers makes its sockets (0660 root:root).
+func rootOnly(base, path string, fi fs.FileInfo) error {
+	check := func(p string, fi fs.FileInfo) error {
+		sys, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%w: %s: cannot read its owner", source.ErrUnavailable, p)
+		}
+		if sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+			return fmt.Errorf("%w: %s is owned by uid %d: a secret driver's socket, spec file and their directories must belong to root (chown root %s)", source.ErrUnavailable, p, sys.Uid, p)
+		}
+		perm := fi.Mode().Perm()
+		if perm&0o002 != 0 || (perm&0o020 != 0 && sys.Gid != 0) {
+			return fmt.Errorf("%w: %s has mode %04o (group %d): a secret driver's socket, spec file and their directories must be writable by root only (chmod go-w %s)", source.ErrUnavailable, p, perm, sys.Gid, p)
+		}
+		return nil
+	}
+	if err := check(path, fi); err != nil {
+		return err
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("%w: %w", source.ErrUnavailable, err)
+		}
+		if err := check(dir, di); err != nil {
+			return err
+		}
+		if dir == filepath.Clean(base) || dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
+}
+
 // readSpec reads a .spec file: one URL.
 func readSpec(path string) (Address, error) {
 	b, err := os.ReadFile(path)
@@ -90,11 +136,15 @@ func readSpec(path string) (Address, error) {
 	if err := checkAddr(addr); err != nil {
 		return Address{}, fmt.Errorf("%w: plugin spec %s: %w", source.ErrUnavailable, path, err)
 	}
+	if strings.HasPrefix(addr, "https://") {
+		return Address{}, fmt.Errorf("%w: plugin spec %s: an https address needs a .json spec whose TLSConfig names the CA that signed the plugin's certificate: secretd never checks a plugin against the system's CAs", source.ErrUnavailable, path)
+	}
 	return Address{Addr: addr, From: path}, nil
 }
 
-// readJSONSpec reads a .json spec: {"Name", "Addr", "TLSConfig"}. As in
-// dockerd, a TLS setup without a CA file does not verify the server.
+// readJSONSpec reads a .json spec: {"Name", "Addr", "TLSConfig"}. Unlike
+// dockerd, a TLS setup always means TLS (tcp:// too), and only with a CA
+// file, which is then the one CA that may vouch for the plugin.
 func readJSONSpec(path string) (Address, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -110,10 +160,21 @@ func readJSONSpec(path string) (Address, error) {
 	if err := checkAddr(spec.Addr); err != nil {
 		return Address{}, fmt.Errorf("%w: plugin spec %s: %w", source.ErrUnavailable, path, err)
 	}
-	if spec.TLSConfig != nil && spec.TLSConfig.CAFile == "" {
-		spec.TLSConfig.InsecureSkipVerify = true
+	tc := spec.TLSConfig
+	switch {
+	case tc == nil && strings.HasPrefix(spec.Addr, "https://"):
+		return Address{}, fmt.Errorf("%w: plugin spec %s: an https address needs a TLSConfig naming the CA that signed the plugin's certificate (CAFile): secretd never checks a plugin against the system's CAs", source.ErrUnavailable, path)
+	case tc == nil:
+	case strings.HasPrefix(spec.Addr, "unix://"):
+		return Address{}, fmt.Errorf("%w: plugin spec %s: TLS over a unix socket is not supported: drop TLSConfig, or give a tcp:// address", source.ErrUnavailable, path)
+	case tc.InsecureSkipVerify:
+		return Address{}, fmt.Errorf("%w: plugin spec %s: InsecureSkipVerify would send secrets to any server: remove it and name the plugin's CA in CAFile", source.ErrUnavailable, path)
+	case tc.CAFile == "":
+		return Address{}, fmt.Errorf("%w: plugin spec %s: its TLSConfig names no CAFile: name the CA that signed the plugin's certificate (secretd never turns verification off nor uses the system's CAs)", source.ErrUnavailable, path)
+	default:
+		tc.ExclusiveRootPools = true
 	}
-	return Address{Addr: spec.Addr, TLSConfig: spec.TLSConfig, From: path}, nil
+	return Address{Addr: spec.Addr, TLSConfig: tc, From: path}, nil
 }
 
 func checkAddr(addr string) error {

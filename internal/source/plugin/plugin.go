@@ -144,7 +144,9 @@ func newPlugin(name string, addr Address, timeout time.Duration) (*Plugin, error
 		base.Host = dummyHost
 	default:
 		tr.DialContext = dialer.DialContext
-		if u.Scheme == "https" {
+		// A TLS setup means TLS, whatever the scheme: dockerd sends a
+		// tcp:// plugin plain HTTP even then, and a secret with it.
+		if u.Scheme == "https" || addr.TLSConfig != nil {
 			base.Scheme = "https"
 		}
 	}

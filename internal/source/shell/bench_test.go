@@ -12,7 +12,7 @@ import (
 // the shell driver itself (fork, exec of /bin/sh, the process-group dance).
 func BenchmarkShellFetch(b *testing.B) {
 	d := shell.New(shell.Config{})
-	req := source.Request{SecretID: "id", SecretName: "db", Options: map[string]string{"lookup": "printf value"}}
+	req := source.Request{SecretID: "id", SecretName: "db", Options: map[string]string{"lookup": "printf value"}, CommandsBy: "bench"}
 	ctx := context.Background()
 	for b.Loop() {
 		v, err := d.Fetch(ctx, req)

@@ -7,9 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -50,7 +52,9 @@ type Config struct {
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // LoadConfig reads the configuration file at path. A missing file is an
-// empty configuration: secrets then give their own lookup command.
+// empty configuration: secrets then give their own lookup command. Its
+// commands run as root for every API user, so the file and its directory
+// must be root's (or the daemon user's) and writable by nobody else.
 func LoadConfig(path string) (Config, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -60,6 +64,25 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("shell driver configuration: %w", err)
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Config{}, fmt.Errorf("shell driver configuration: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return Config{}, fmt.Errorf("shell driver configuration %s is not a regular file", path)
+	}
+	if err := rootOnly("shell driver configuration", path, st); err != nil {
+		return Config{}, err
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("shell driver configuration: %w", err)
+	}
+	if dst, err := os.Stat(filepath.Dir(real)); err != nil {
+		return Config{}, fmt.Errorf("shell driver configuration: %w", err)
+	} else if err := rootOnly("the directory of the shell driver configuration", filepath.Dir(real), dst); err != nil {
+		return Config{}, err
+	}
 	cfg, err := ParseConfig(f)
 	if err != nil {
 		return Config{}, fmt.Errorf("shell driver configuration %s: %w", path, err)
@@ -131,6 +154,23 @@ func ParseConfig(r io.Reader) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// rootOnly refuses a file or directory that someone other than root (or
+// the daemon's own user) owns or may write: whoever can change the
+// configuration chooses the commands root runs.
+func rootOnly(what, path string, st fs.FileInfo) error {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s %s: cannot read its owner", what, path)
+	}
+	if sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s %s is owned by uid %d: its commands run as root, so it must belong to root (chown root %s)", what, path, sys.Uid, path)
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("%s %s has mode %04o: its commands run as root, so only root may write it (chmod go-w %s)", what, path, perm, path)
+	}
+	return nil
 }
 
 func parseTimeout(s string) (time.Duration, error) {

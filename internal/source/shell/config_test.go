@@ -77,3 +77,46 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("the error shows a command: %v", err)
 	}
 }
+
+// TestLoadConfigRootOnly: the configuration's commands run as root for
+// every API user, so a file or directory another user owns or may write
+// is refused: whoever could change it would choose what root runs.
+func TestLoadConfigRootOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file away")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shell-driver.conf")
+	if err := os.WriteFile(path, []byte("lookup = printf x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shell.LoadConfig(path); err != nil {
+		t.Fatalf("a root-owned 0644 file: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		prep func() error
+		want string
+	}{
+		{"group-writable", func() error { return os.Chmod(path, 0o664) }, "has mode 0664: its commands run as root, so only root may write it"},
+		{"world-writable", func() error { return os.Chmod(path, 0o646) }, "has mode 0646"},
+		{"another user's", func() error { return os.Chown(path, 65534, 0) }, "is owned by uid 65534"},
+		{"in a world-writable directory", func() error { return os.Chmod(dir, 0o777) }, "the directory of the shell driver configuration " + dir + " has mode 0777"},
+		{"in another user's directory", func() error { return os.Chown(dir, 65534, 65534) }, "is owned by uid 65534"},
+	} {
+		if err := c.prep(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := shell.LoadConfig(path)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+		os.Chmod(path, 0o644)
+		os.Chown(path, 0, 0)
+		os.Chmod(dir, 0o700)
+		os.Chown(dir, 0, 0)
+	}
+	if _, err := shell.LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("a directory: %v", err)
+	}
+}

@@ -5,6 +5,10 @@
 // their own process group that is killed as a whole at the timeout. The
 // command text is handed to the shell through its environment, not its
 // arguments, so a token written in a lookup never shows in ps.
+//
+// Commands run as the daemon's user, so only root names them (see Trust),
+// and what a command prints on stderr goes to the daemon's log, never into
+// an error an API client reads.
 package shell
 
 import (
@@ -12,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
@@ -40,7 +45,7 @@ const (
 // Path is the PATH every command gets.
 const Path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// maxStderr is how much of a command's stderr is kept for its error.
+// maxStderr is how much of a command's stderr is kept for the log.
 const maxStderr = 4096
 
 // commandVar carries the command text from the daemon to /bin/sh; the shell
@@ -60,6 +65,11 @@ type Driver struct {
 	// LookupEnv reads the daemon's environment for Config.Env entries that
 	// pass a variable through; os.LookupEnv by default.
 	LookupEnv func(string) (string, bool)
+	// Trust says whose per-secret commands run; its zero value runs none.
+	Trust Trust
+	// Log receives what a failed command printed on stderr, clipped; nil
+	// discards it.
+	Log *slog.Logger
 }
 
 // New returns a driver with cfg and the daemon user's home directory.
@@ -249,12 +259,18 @@ func (d *Driver) Env(req source.Request) []string {
 }
 
 // run runs op's command and returns its stdout, at most source.MaxSize-1
-// bytes. The error says how the command failed, with its stderr, never the
-// command text (it may hold a token) nor stdout.
+// bytes. A command the secret's options name runs only when Trust accepts
+// who named it. The error says how the command failed, never its stderr
+// (logged, clipped), the command text (it may hold a token) nor stdout.
 func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin []byte) ([]byte, error) {
 	command, timeout, err := d.resolve(req.Options, op)
 	if err != nil {
 		return nil, err
+	}
+	if _, own := req.Options[op]; own {
+		if err := d.Trust.check(req, op); err != nil {
+			return nil, err
+		}
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -296,13 +312,15 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	werr := cmd.Wait()
-	detail := source.Detail(stderr.Bytes(), out)
+	// The command's stderr may say anything it can read as root (a key
+	// file, another user's token): it goes to the daemon's log only, with
+	// the value it printed or was given cut out.
+	detail := source.Detail(stderr.Bytes(), out, stdin)
 	stderr.wipe()
-	withDetail := func(msg string) string {
-		if detail != "" {
-			return msg + ": " + detail
-		}
-		return msg
+	failed := func(kind error, what string) error {
+		clear(out)
+		d.logFailure(req, op, what, detail)
+		return fmt.Errorf("%w: %s: see the daemon log", kind, what)
 	}
 
 	switch {
@@ -310,26 +328,34 @@ func (d *Driver) run(ctx context.Context, req source.Request, op string, stdin [
 		clear(out)
 		return nil, fmt.Errorf("%w: the %s command printed %d bytes or more, the limit is less than %d bytes (500 KiB)", source.ErrInvalidValue, op, source.MaxSize, source.MaxSize)
 	case errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
-		clear(out)
-		return nil, fmt.Errorf("%w: %s", source.ErrTimeout, withDetail(fmt.Sprintf("the %s command did not finish within %s and was killed (a slow source may need --driver-opt timeout=30s)", op, timeout)))
+		return nil, failed(source.ErrTimeout, fmt.Sprintf("the %s command did not finish within %s and was killed (a slow source may need --driver-opt timeout=30s)", op, timeout))
 	case ctx.Err() != nil:
 		clear(out)
 		return nil, fmt.Errorf("%w: the %s command was stopped: %w", source.ErrUnavailable, op, ctx.Err())
 	case werr != nil:
-		clear(out)
 		var ee *exec.ExitError
 		if errors.As(werr, &ee) {
 			if ee.Exited() {
-				return nil, fmt.Errorf("%w: %s", source.ErrUnavailable, withDetail(fmt.Sprintf("the %s command exited with status %d", op, ee.ExitCode())))
+				return nil, failed(source.ErrUnavailable, fmt.Sprintf("the source failed (exit status %d)", ee.ExitCode()))
 			}
-			return nil, fmt.Errorf("%w: %s", source.ErrUnavailable, withDetail(fmt.Sprintf("the %s command was killed by %s", op, ee.ProcessState.String())))
+			return nil, failed(source.ErrUnavailable, fmt.Sprintf("the source failed (killed by %s)", ee.ProcessState.String()))
 		}
+		clear(out)
 		return nil, fmt.Errorf("%w: the %s command: %w", source.ErrUnavailable, op, werr)
 	case rerr != nil:
 		clear(out)
 		return nil, fmt.Errorf("%w: reading the %s command's output: %w", source.ErrUnavailable, op, rerr)
 	}
 	return out, nil
+}
+
+// logFailure puts a failed command's stderr, clipped and with its value cut
+// out, in the daemon's log: the one place it goes.
+func (d *Driver) logFailure(req source.Request, op, what, stderr string) {
+	if d.Log == nil {
+		return
+	}
+	d.Log.Warn("shell driver command failed", "secret", req.SecretName, "op", op, "reason", what, "stderr", stderr)
 }
 
 // cappedBuffer keeps the first max bytes written and drops the rest, so a

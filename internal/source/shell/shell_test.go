@@ -1,8 +1,10 @@
 package shell_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,19 +15,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/source/shell"
 )
+
+// testHost is the host ID of the drivers the tests make: the requests
+// carry it, as the API stamps the commands root names on this host.
+const testHost = "host-a"
 
 func newDriver(t *testing.T, cfg shell.Config) *shell.Driver {
 	t.Helper()
 	d := shell.New(cfg)
 	d.Home = t.TempDir()
+	d.Trust = shell.Trust{Host: testHost}
 	return d
 }
 
 func req(opts map[string]string) source.Request {
-	return source.Request{SecretID: "sid123", SecretName: "db_password", Options: opts}
+	return source.Request{SecretID: "sid123", SecretName: "db_password", Options: opts, CommandsBy: testHost}
 }
 
 func fetch(t *testing.T, d *shell.Driver, opts map[string]string) (string, error) {
@@ -151,9 +159,14 @@ func TestPass(t *testing.T) {
 		t.Errorf("configured pass lookup: %q, %v", v.Data, err)
 	}
 
-	// A missing entry: pass's own message reaches the error.
+	// A missing entry: pass's own message reaches the daemon's log.
+	var logged bytes.Buffer
+	d.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	_, err = fetch(t, d, map[string]string{"lookup": "pass show db/nothing"})
-	wantErr(t, err, source.ErrUnavailable, []string{"exited with status 1", "db/nothing is not in the password store"})
+	wantErr(t, err, source.ErrUnavailable, []string{"the source failed (exit status 1): see the daemon log"})
+	if !strings.Contains(logged.String(), "db/nothing is not in the password store") {
+		t.Errorf("log: %s", logged.String())
+	}
 }
 
 // TestAge decrypts an age-encrypted file through the lookup command.
@@ -176,11 +189,16 @@ func TestAge(t *testing.T) {
 	if got != canary {
 		t.Errorf("age -d gave %q, want the value encrypted", got)
 	}
-	// The wrong key: age's complaint is in the error.
+	// The wrong key: age's complaint is in the daemon's log.
 	other := filepath.Join(dir, "other.txt")
 	run(t, nil, "", "age-keygen", "-o", other)
+	var logged bytes.Buffer
+	d.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	_, err := fetch(t, d, map[string]string{"lookup": "age -d -i " + other + " " + enc})
-	wantErr(t, err, source.ErrUnavailable, []string{"exited with status 1", "no identity matched"}, canary)
+	wantErr(t, err, source.ErrUnavailable, []string{"the source failed (exit status 1)"}, canary)
+	if !strings.Contains(logged.String(), "no identity matched") || strings.Contains(logged.String(), canary) {
+		t.Errorf("log: %s", logged.String())
+	}
 }
 
 // TestPodmanContract drives the four commands of a host-wide configuration
@@ -232,7 +250,7 @@ env = STORE_DIR=` + dir + "\n"
 		t.Errorf("id1 still stored after delete: %v", err)
 	}
 	// A secret's own lookup overrides the configuration's.
-	v, err = d.Fetch(ctx, source.Request{SecretID: "id2", SecretName: "n-id2", Options: map[string]string{"lookup": "printf override"}})
+	v, err = d.Fetch(ctx, source.Request{SecretID: "id2", SecretName: "n-id2", Options: map[string]string{"lookup": "printf override"}, CommandsBy: testHost})
 	if err != nil || string(v.Data) != "override" {
 		t.Errorf("per-secret lookup: %q, %v", v.Data, err)
 	}
@@ -321,24 +339,106 @@ func TestBadOptions(t *testing.T) {
 	}
 }
 
+// TestCommandFails: a failed command's stderr goes to the daemon's log,
+// clipped and with the value cut out, and never into the error, which an
+// API client reads: a lookup may print what only root can read.
 func TestCommandFails(t *testing.T) {
 	d := newDriver(t, shell.Config{})
-	_, err := fetch(t, d, map[string]string{"lookup": "echo 'vault: permission denied' >&2; exit 3 # CANARY-token-a1"})
-	wantErr(t, err, source.ErrUnavailable, []string{"the lookup command exited with status 3: vault: permission denied"}, "CANARY")
+	var logged bytes.Buffer
+	d.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	_, err := fetch(t, d, map[string]string{"lookup": "echo 'vault: permission denied CANARY-stderr-a0' >&2; exit 3 # CANARY-token-a1"})
+	wantErr(t, err, source.ErrUnavailable, []string{"the source failed (exit status 3): see the daemon log"}, "CANARY", "permission denied")
+	if !strings.Contains(logged.String(), "vault: permission denied CANARY-stderr-a0") || !strings.Contains(logged.String(), "op=lookup") ||
+		!strings.Contains(logged.String(), "secret=db_password") || strings.Contains(logged.String(), "CANARY-token") {
+		t.Errorf("the log should hold the command's stderr, the op and the secret, never the command: %s", logged.String())
+	}
 
-	// A command that echoes the value to stderr too: the value is redacted.
+	// A command that echoes the value to stderr too: the value is redacted
+	// in the log as well.
+	logged.Reset()
 	_, err = fetch(t, d, map[string]string{"lookup": "echo CANARY-value-b2; echo got CANARY-value-b2 >&2; exit 1"})
-	wantErr(t, err, source.ErrUnavailable, []string{"got [redacted]"}, "CANARY")
+	wantErr(t, err, source.ErrUnavailable, []string{"see the daemon log"}, "CANARY", "got")
+	if !strings.Contains(logged.String(), "got [redacted]") || strings.Contains(logged.String(), "CANARY") {
+		t.Errorf("log: %s", logged.String())
+	}
+	// So is a value a store command was given on stdin.
+	logged.Reset()
+	err = d.Store(context.Background(), req(map[string]string{"lookup": "true", "store": "echo stored; cat >&2; exit 1", "delete": "true"}), []byte("CANARY-stdin-c3"))
+	wantErr(t, err, source.ErrUnavailable, []string{"the source failed (exit status 1)"}, "CANARY")
+	if strings.Contains(logged.String(), "CANARY") || !strings.Contains(logged.String(), "[redacted]") {
+		t.Errorf("the stored value reached the log: %s", logged.String())
+	}
 
-	// stderr is cut short in the error.
+	// stderr is cut short in the log.
+	logged.Reset()
 	_, err = fetch(t, d, map[string]string{"lookup": "head -c 100000 /dev/zero | tr '\\0' e >&2; exit 1"})
-	wantErr(t, err, source.ErrUnavailable, []string{"eee..."})
-	if len(err.Error()) > 1024 {
-		t.Errorf("error is %d bytes long", len(err.Error()))
+	wantErr(t, err, source.ErrUnavailable, nil, "eee")
+	if !strings.Contains(logged.String(), "eee...") || logged.Len() > 2048 {
+		t.Errorf("log of a command with 100000 bytes of stderr: %d bytes", logged.Len())
 	}
 
 	_, err = fetch(t, d, map[string]string{"lookup": "kill -9 $$"})
-	wantErr(t, err, source.ErrUnavailable, []string{"the lookup command was killed by signal: killed"})
+	wantErr(t, err, source.ErrUnavailable, []string{"the source failed (killed by signal: killed): see the daemon log"})
+}
+
+// TestOnlyTrustedCommandsRun: a per-secret command runs only when the host
+// that stamped it is trusted: this host, on a store of its own any stamp;
+// on a shared store this host or a host --trust-commands-from names. A
+// command nobody stamped (a secret from before the stamp) never runs. The
+// configuration's commands run whoever created the secret.
+func TestOnlyTrustedCommandsRun(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	cmd := map[string]string{"lookup": "touch " + ran + "; printf v"}
+	ctx := context.Background()
+	try := func(trust shell.Trust, by string) error {
+		d := newDriver(t, shell.Config{})
+		d.Trust = trust
+		v, err := d.Fetch(ctx, source.Request{SecretID: "sid", SecretName: "db_password", Options: cmd, CommandsBy: by})
+		v.Wipe()
+		_, serr := os.Stat(ran)
+		if (err == nil) != (serr == nil) {
+			t.Errorf("trust %+v, stamp %q: fetch %v, but the command ran: %v", trust, by, err, serr == nil)
+		}
+		os.Remove(ran)
+		return err
+	}
+	local := shell.Trust{Host: "a"}
+	shared := shell.Trust{Host: "a", Shared: true}
+	for _, c := range []struct {
+		trust shell.Trust
+		by    string
+		want  string // "" runs
+	}{
+		{local, "a", ""},
+		{local, "b", ""},
+		{local, "", "no host's root is recorded as having named it"},
+		{shared, "a", ""},
+		{shared, "b", `was named on host "b"`},
+		{shared, "", "recreate the secret as root"},
+		{shell.Trust{Host: "a", Shared: true, Hosts: []string{"b"}}, "b", ""},
+		{shell.Trust{Host: "a", Shared: true, Hosts: []string{"c"}}, "b", "--trust-commands-from b"},
+		{shell.Trust{Host: "a", Shared: true, Hosts: []string{shell.TrustAll}}, "b", ""},
+		{shell.Trust{}, "", "recreate the secret as root"},
+	} {
+		err := try(c.trust, c.by)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("trust %+v, stamp %q: %v", c.trust, c.by, err)
+			}
+			continue
+		}
+		wantErr(t, err, errdefs.ErrForbidden, []string{c.want})
+	}
+	// The host's configuration is root's: its commands run for anyone.
+	d := newDriver(t, shell.Config{Lookup: "printf conf"})
+	d.Trust = shared
+	if v, err := d.Fetch(ctx, source.Request{SecretID: "sid", SecretName: "x", Options: map[string]string{"timeout": "5s"}}); err != nil || string(v.Data) != "conf" {
+		t.Errorf("configured lookup on an unstamped secret: %q, %v", v.Data, err)
+	}
+	if shell.NamesCommands(map[string]string{"timeout": "5s"}) || !shell.NamesCommands(map[string]string{"delete": "x"}) {
+		t.Error("NamesCommands: only lookup, list, store and delete are commands")
+	}
 }
 
 func TestValueLimits(t *testing.T) {
@@ -364,7 +464,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	dir := t.TempDir()
 	d := newDriver(t, shell.Config{Timeout: time.Second, Env: []string{"DIR=" + dir}})
 	_, err := fetch(t, d, map[string]string{"lookup": `sleep 1000 & echo $! > "$DIR/pid"; echo waiting >&2; wait`})
-	wantErr(t, err, source.ErrTimeout, []string{"the lookup command did not finish within 1s and was killed (a slow source may need --driver-opt timeout=30s): waiting"})
+	wantErr(t, err, source.ErrTimeout, []string{"the lookup command did not finish within 1s and was killed (a slow source may need --driver-opt timeout=30s): see the daemon log"}, "waiting")
 
 	b, rerr := os.ReadFile(filepath.Join(dir, "pid"))
 	if rerr != nil {

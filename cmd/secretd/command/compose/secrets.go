@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"strings"
 
 	"github.com/secretd/secretd/api"
@@ -99,7 +98,7 @@ func (o options) provide(ctx context.Context, c *cli.Cli, t *compose.Translation
 func read(s compose.Secret, env map[string]string) ([]byte, error) {
 	noun := s.Kind.Noun()
 	if s.File != "" {
-		d, err := os.ReadFile(s.File)
+		d, err := compose.ReadSecretFile(s.File)
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: %w", noun, s.Key, err)
 		}

@@ -23,6 +23,8 @@ func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {
 	f.DurationVar(&cfg.MountGrace, "mount-grace", 30*time.Second, "how long a new mount whose container is not running yet is kept by a resync")
 	f.StringVar(&cfg.SecretDriverDir, "secret-driver-dir", "", "where secret-driver plugins are found: NAME.sock, NAME.spec and NAME.json in this directory (default: Docker's /run/docker/plugins, /etc/docker/plugins and /usr/lib/docker/plugins)")
 	f.StringVar(&cfg.ShellConfig, "shell-driver-config", shell.DefaultConfigPath, "host-wide configuration of the built-in shell secret driver (a missing file is an empty one)")
+	f.BoolVar(&cfg.TLSSecretCommands, "tls-secret-commands", false, "let TLS clients name a shell driver secret's own commands, which run as root (default: only root on the unix socket may)")
+	f.StringSliceVar(&cfg.TrustCommandsFrom, "trust-commands-from", nil, "on a shared etcd store, also run the per-secret shell commands the root of these hosts (--host-id) named; '*' trusts every host (default: only this host's)")
 	cfg.MaxMountSize = daemon.DefaultMaxMountSize
 	f.Var((*sizeValue)(&cfg.MaxMountSize), "max-mount-size", "largest total of plaintext one container mount may hold (e.g. 4MiB, 512KiB); a Mount asking for more fails")
 }

@@ -89,6 +89,8 @@ func TestStatusFormats(t *testing.T) {
 	noSwapOff, noSwapOn := base, base
 	noSwapOff.Noswap = false
 	noSwapOn.Noswap, noSwapOn.SwapOn = false, true
+	probeFailed := noSwapOn
+	probeFailed.NoswapError = "probe for tmpfs noswap: mount at /run/secretd/mounts/.secretd-noswap-probe-1: operation not permitted"
 	for _, c := range []struct {
 		golden, format string
 		st             api.Status
@@ -96,6 +98,7 @@ func TestStatusFormats(t *testing.T) {
 		{"status-noswap.golden", "", base},
 		{"status-swapoff.golden", "", noSwapOff},
 		{"status-swapon.golden", "", noSwapOn},
+		{"status-noswap-unknown.golden", "", probeFailed},
 		{"status-template.golden", "{{.Noswap}} {{.SwapOn}}", noSwapOn},
 	} {
 		t.Run(c.golden, func(t *testing.T) {

@@ -45,6 +45,9 @@ func runRootless(ctx context.Context, cmd *cobra.Command, c *cli.Cli, o *daemonO
 	if err != nil {
 		return err
 	}
+	if err := rootless.CheckRuntimeDir(paths.RuntimeDir); err != nil {
+		return err
+	}
 	f := cmd.Flags()
 	if !f.Changed("data-root") {
 		o.cfg.DataRoot = paths.DataRoot
@@ -70,6 +73,11 @@ func runRootless(ctx context.Context, cmd *cobra.Command, c *cli.Cli, o *daemonO
 			Stderr:     c.Err,
 			StateDir:   o.cfg.DataRoot,
 		}.Run(ctx)
+	}
+	// The daemon proper makes the socket's directory, 0700: only this
+	// user reaches the API.
+	if err := rootless.PrepareRuntimeDir(paths.RuntimeDir); err != nil {
+		return err
 	}
 	return runInEngine(ctx, o.cfg, o.rootless.enginePID)
 }

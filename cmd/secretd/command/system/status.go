@@ -62,6 +62,8 @@ func writeStatus(c *cli.Cli, format string, st api.Status) error {
 // noswapLine says whether secrets can reach swap, warning only when they can.
 func noswapLine(st api.Status) string {
 	switch {
+	case st.NoswapError != "":
+		return "unknown: WARNING the probe for noswap failed (" + st.NoswapError + "), so mounts go without it; see the daemon log"
 	case st.Noswap:
 		return "yes: secrets never reach swap"
 	case st.SwapOn:
