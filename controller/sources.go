@@ -168,6 +168,7 @@ func (s *contents) files(ctx context.Context, entries []declaration.Entry, in co
 		version int
 	}
 	plain := map[key]revealed{}
+	used := map[key]bool{}
 	wipe := func() {
 		for _, b := range plain {
 			clear(b.data)
@@ -221,12 +222,18 @@ func (s *contents) files(ctx context.Context, entries []declaration.Entry, in co
 			return content{}, errdefs.Errorf(errdefs.ErrInvalid, "the secrets declared for this mount hold more than %d bytes (secretd daemon --max-mount-size): declare fewer or smaller secrets", s.maxSize)
 		}
 		if !r.template {
-			// The file owns its bytes: a value read twice is copied.
-			data = bytes.Clone(data)
+			// A file shares the value with the others of its secret; the
+			// caller wipes them all.
+			used[key{e.Kind, e.Source, e.Version}] = true
 		}
 		files = append(files, tmpfs.File{Path: e.Target, Data: data, UID: e.UID, GID: e.GID, Mode: e.Mode})
 	}
-	wipe()
+	// What only templates read is wiped here; the rest goes with the files.
+	for k, b := range plain {
+		if !used[k] {
+			clear(b.data)
+		}
+	}
 	c.files = files
 	return c, nil
 }
