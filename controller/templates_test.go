@@ -339,3 +339,43 @@ func TestLiveConfigGrant(t *testing.T) {
 		t.Errorf("revoking it again: %v", err)
 	}
 }
+
+// TestConfigsLabel: the secretd.configs label declares configs beside the
+// secretd.secrets label, and the volume binds to both; a container with
+// only the configs label declares too.
+func TestConfigsLabel(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "db", "secret-db")
+	e.config(t, "app.ini", "[app]", false)
+	e.vols.anon("vol")
+	c := ctr("id-a", "a", container.StateCreated, 1, "db", "vol")
+	c.Labels[controller.LabelConfigs] = "source=app.ini,target=conf/app.ini"
+	e.engine.set(c)
+	dir := e.mount(t, "vol", "m1")
+	if got := readFile(t, filepath.Join(dir, "db")); got != "secret-db" {
+		t.Errorf("db: %q", got)
+	}
+	if got := readFile(t, filepath.Join(dir, "conf/app.ini")); got != "[app]" {
+		t.Errorf("app.ini: %q", got)
+	}
+	v, _ := e.ctrl.Volume("vol")
+	if v.BoundBy != controller.BoundByLabel || !strings.Contains(v.Declaration, "config=app.ini,target=conf/app.ini") {
+		t.Errorf("bound %+v", v)
+	}
+	e.vols.anon("vol2")
+	only := ctr("id-b", "b", container.StateCreated, 2, "", "vol2")
+	only.Labels[controller.LabelConfigs] = "app.ini"
+	e.engine.set(c, only)
+	dir = e.mount(t, "vol2", "m2")
+	if got := readFile(t, filepath.Join(dir, "app.ini")); got != "[app]" {
+		t.Errorf("configs label alone: %q", got)
+	}
+	// Labels that put a secret and a config at one target are refused.
+	e.vols.anon("vol3")
+	bad := ctr("id-c", "c", container.StateCreated, 3, "db", "vol3")
+	bad.Labels[controller.LabelConfigs] = "source=app.ini,target=db"
+	e.engine.set(c, only, bad)
+	if _, err := e.ctrl.Mount(context.Background(), "vol3", "m3"); err == nil || !strings.Contains(err.Error(), `duplicate target "db"`) {
+		t.Errorf("a secret and a config at one target: %v", err)
+	}
+}
