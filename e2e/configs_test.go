@@ -115,6 +115,7 @@ func TestRenderedDSN(t *testing.T) {
 	if r := d.dockerSecret(`dsn=app:{{ secret "db_password" }}@db`, "create", "--template-driver", "golang", "dsn", "-"); r.code != 0 {
 		t.Fatalf("docker secret create --template-driver golang: %s", r)
 	}
+	d.mustCLI(`I am {{ .Task.Name }}`, "config", "create", "--template-driver", "golang", "who", "-")
 	ctr := d.ctrName("dsn")
 	run := func(name string, specs ...string) result {
 		args := []string{"run", "--driver", d.driver}
@@ -133,11 +134,26 @@ func TestRenderedDSN(t *testing.T) {
 	if got := execSh(t, ctr, "grep ' /run/secrets ' /proc/mounts | cut -d' ' -f3"); got != "tmpfs" {
 		t.Errorf("the rendering is on %q, want tmpfs", got)
 	}
-	// The rendering follows the rotation, in place, while it runs.
+	// A container declaring by labels, secrets and a config, whose
+	// on-update action is a signal.
+	sig := d.ctrName("dsn-sig")
+	mustDocker(t, "run", "-d", "--name", sig, "--network", "none", "--label", d.label(),
+		"--label", "secretd.secrets=db_password;dsn", "--label", "secretd.configs=source=who,target=who",
+		"--label", "secretd.on-update=signal:SIGHUP", "--mount", "type=volume,volume-driver="+d.driver+",dst=/run/secrets,volume-nocopy",
+		image, "sh", "-c", `trap 'echo "HUP $(cat /run/secrets/dsn)"' HUP; echo "ready $(cat /run/secrets/who)"; while true; do sleep 0.05; done`)
+	waitFor(t, 10*time.Second, "the signalled container ready", func() bool {
+		return strings.Contains(docker(t, "logs", sig).stdout, "ready I am "+sig)
+	})
+	// The rendering follows the rotation, in place, while it runs, and
+	// the container's on-update action runs.
 	d.mustCLI("s3cret", "secret", "update", "db_password", "-")
 	if got := execSh(t, ctr, "cat /run/secrets/dsn"); got != "dsn=app:s3cret@db" {
 		t.Errorf("after the rotation: %q", got)
 	}
+	waitFor(t, 10*time.Second, "SIGHUP after the rotation, with the new rendering", func() bool {
+		return strings.Contains(docker(t, "logs", sig).stdout, "HUP dsn=app:s3cret@db")
+	})
+	mustDocker(t, "rm", "-f", "-v", sig)
 	if ps := d.mustCLI("", "ps", "--format", "{{.Secret}} {{.Reads}}", "--filter", "secret=dsn", ctr); ps != "dsn secret:db_password@2" {
 		t.Errorf("secretd ps: %q", ps)
 	}
