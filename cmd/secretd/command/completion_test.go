@@ -112,6 +112,8 @@ func TestCompletion(t *testing.T) {
 		{[]string{"daemon", ""}, nil, noFile},
 		{[]string{"daemon", "--data-root", ""}, nil, files},
 		{[]string{"run", "--secret", ""}, all, noFile},
+		{[]string{"run", "--config", "s"}, []string{"site.conf"}, noFile},
+		{[]string{"run", "--config=a"}, []string{"--config=app.ini"}, noFile},
 		{[]string{"run", "--secret=db"}, []string{"--secret=db_password", "--secret=db_root_password"}, noFile},
 		{[]string{"run", "--secret", "a", "--secret-t"}, []string{"--secret-target-dir"}, noFile},
 		// From docker's first argument on, the shell completes as for docker.
