@@ -57,6 +57,8 @@ type binding struct {
 	// hostnames are the hostnames of containers that declare secrets,
 	// learned at their create event, for secret-driver plugins.
 	hostnames hostnames
+	// envs are the environments of containers whose templates read them.
+	envs envs
 }
 
 func newBinding(cfg Config, vols *registry) *binding {
@@ -186,34 +188,34 @@ func (b *binding) usersOf(ctx context.Context, volumes []string) (users map[stri
 
 // bindTo binds the volume to the label its users agree on.
 func (b *binding) bindTo(ctx context.Context, name string, users []container.Summary) (Volume, error) {
-	decl, owner, err := b.agreedLabel(ctx, name, users)
+	decl, scope, owner, err := b.agreedLabel(ctx, name, users)
 	if err != nil {
 		return Volume{}, err
 	}
-	return b.bindLabel(name, decl, owner)
+	return b.bindLabel(name, decl, scope, owner)
 }
 
 // agreedLabel applies the binding rule to the containers that use volume:
 // at least one, all with the same non-empty label, none from an image only.
 // owner is the oldest of them, the one created with the volume.
-func (b *binding) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, owner string, err error) {
+func (b *binding) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, scope, owner string, err error) {
 	if len(users) == 0 {
-		return "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
+		return "", "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
 			"if dockerd is copying the image's content into it at create, mount it with volume-nocopy "+
 			"(--mount type=volume,volume-driver=secretd,volume-nocopy,dst=...), or create the volume with -o %s=...", volume, OptionSecrets)
 	}
 	users = slices.Clone(users)
 	slices.SortFunc(users, func(a, b container.Summary) int { return int(a.Created - b.Created) })
 	first := users[0]
-	decl = first.Labels[LabelSecrets]
+	decl = labelText(first.Labels)
 	for _, s := range users {
-		d := s.Labels[LabelSecrets]
+		d := labelText(s.Labels)
 		if d == "" {
-			return "", "", fmt.Errorf("volume %s declares no secrets and container %s using it has no %s label: add --label %s='NAME[;...]' or create the volume with -o %s=...",
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and container %s using it has no %s label: add --label %s='NAME[;...]' or create the volume with -o %s=...",
 				volume, summaryName(s), LabelSecrets, LabelSecrets, OptionSecrets)
 		}
 		if d != decl {
-			return "", "", fmt.Errorf("volume %s declares no secrets and the containers using it declare different ones (%s and %s): give the volume its own declaration with -o %s=...",
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and the containers using it declare different ones (%s and %s): give the volume its own declaration with -o %s=...",
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
@@ -222,29 +224,29 @@ func (b *binding) agreedLabel(ctx context.Context, volume string, users []contai
 	// it is bound for good. Each container takes the label's part for
 	// this volume, which is the same unless they mount it at different
 	// places.
-	_, decl, err = b.labelShare(first, volume)
+	_, decl, scope, err = b.labelShare(first, volume)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	for _, s := range users[1:] {
-		_, d, err := b.labelShare(s, volume)
+		_, d, sc, err := b.labelShare(s, volume)
 		if err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
-		if d != decl {
-			return "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
+		if d != decl || sc != scope {
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
 	for _, s := range users {
 		if _, err := ParseOnUpdate(s.Labels[LabelOnUpdate]); err != nil {
-			return "", "", fmt.Errorf("container %s: %w", summaryName(s), err)
+			return "", "", "", fmt.Errorf("container %s: %w", summaryName(s), err)
 		}
 		if err := b.notFromImage(ctx, s); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 	}
-	return decl, first.ID, nil
+	return decl, scope, first.ID, nil
 }
 
 // notFromImage refuses labels that come only from the container's image:
@@ -259,7 +261,7 @@ func (b *binding) notFromImage(ctx context.Context, s container.Summary) error {
 	if err != nil {
 		return fmt.Errorf("cannot check the image labels of container %s: the Docker Engine did not answer (%w): try again", summaryName(s), err)
 	}
-	for _, k := range []string{LabelSecrets, LabelOnUpdate} {
+	for _, k := range []string{LabelSecrets, LabelConfigs, LabelOnUpdate} {
 		if v := s.Labels[k]; v != "" && imgLabels[k] == v {
 			return fmt.Errorf("container %s: label %s comes from its image, and an image may not declare secrets: "+
 				"declare them on the container (--label %s=...) or on the volume (-o %s=...)", summaryName(s), k, k, OptionSecrets)
@@ -290,7 +292,7 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 	}
 	l := map[string]string{}
 	if img.Config != nil {
-		for _, k := range []string{LabelSecrets, LabelOnUpdate} {
+		for _, k := range []string{LabelSecrets, LabelConfigs, LabelOnUpdate} {
 			if v, ok := img.Config.Labels[k]; ok {
 				l[k] = v
 			}
@@ -310,7 +312,7 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 // bindLabel fixes a volume's declaration to a container's label, unless it
 // was bound meanwhile: the first binding stands. It is saved behind the
 // Mount that waits for it: after a crash the same rule binds it again.
-func (b *binding) bindLabel(name, decl, containerID string) (Volume, error) {
+func (b *binding) bindLabel(name, decl, scope, containerID string) (Volume, error) {
 	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
 			*v = Volume{Name: name, Created: time.Now().UTC()}
@@ -318,7 +320,7 @@ func (b *binding) bindLabel(name, decl, containerID string) (Volume, error) {
 		if v.Bound() {
 			return false, nil
 		}
-		v.Declaration, v.BoundBy, v.BoundTo = decl, BoundByLabel, containerID
+		v.Declaration, v.BoundBy, v.BoundTo, v.Scope = decl, BoundByLabel, containerID, scope
 		return false, nil
 	}, func(err error) {
 		b.log.Warn("volume binding not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
@@ -339,7 +341,7 @@ func (b *binding) created(ctx context.Context, id string, labels map[string]stri
 	// label would fail its binding anyway, at the Mount, where the rule
 	// sees every user of the volume. Skipping it saves engine calls while
 	// many containers start.
-	if _, declares := labels[LabelSecrets]; b.engine == nil || !declares {
+	if b.engine == nil || !declares(labels) {
 		return
 	}
 	b.learning.Add(1)

@@ -58,6 +58,8 @@ type fakeEngine struct {
 	podman bool
 	// version is what ServerVersion answers; nil fails it.
 	version *types.Version
+	// envs maps a container ID to its environment, for inspects.
+	envs map[string][]string
 }
 
 type stream struct {
@@ -132,7 +134,7 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 	if !ok {
 		return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
 	}
-	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h}}, nil
+	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h, Env: f.envs[id]}}, nil
 }
 
 func (f *fakeEngine) inspectCount() int {

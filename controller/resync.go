@@ -320,13 +320,13 @@ func (b *binding) bindListed(ctx context.Context, users map[string][]container.S
 			continue
 		}
 		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-		decl, owner, err := b.agreedLabel(bctx, name, us)
+		decl, scope, owner, err := b.agreedLabel(bctx, name, us)
 		cancel()
 		if err != nil {
 			b.log.Debug("volume not bound at resync", "volume", name, "err", err)
 			continue
 		}
-		if _, err := b.bindLabel(name, decl, owner); err != nil {
+		if _, err := b.bindLabel(name, decl, scope, owner); err != nil {
 			b.log.Warn("volume not bound at resync", "volume", name, "err", err)
 		}
 	}

@@ -73,8 +73,19 @@ func TestRunBuildsDockerRun(t *testing.T) {
 		{"absolute target", []string{"--secret", "site.key", "--secret", "src=site.conf,target=/etc/nginx/conf.d/site.conf,mode=0400",
 			"--secret", "source=c,target=/run/secrets/c.pem", "img"},
 			[]string{"run",
-				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=site.key;source=c,target=c.pem,uid=0,gid=0,mode=0444"`,
-				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=secrets=source=site.conf,target=site.conf,uid=0,gid=0,mode=0400",volume-opt=file=site.conf`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=site.key;source=c,target=c.pem,uid=0,gid=0,mode=0444","volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;source=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0400;source=c,target=/run/secrets/c.pem,uid=0,gid=0,mode=0444"`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=secrets=source=site.conf,target=site.conf,uid=0,gid=0,mode=0400",volume-opt=file=site.conf,"volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;source=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0400;source=c,target=/run/secrets/c.pem,uid=0,gid=0,mode=0444"`,
+				"img"}},
+		// Seed 004's nginx walkthrough with site.conf as a config: its
+		// default target is /NAME; one under the target dir joins the
+		// secrets; several volumes share the whole declaration (scope).
+		{"config", []string{"--config", "site.conf", "img"},
+			[]string{"run", "--mount", `type=volume,volume-driver=secretd,dst=/site.conf,volume-nocopy,"volume-opt=configs=source=site.conf,target=site.conf,uid=0,gid=0,mode=0444",volume-opt=file=site.conf`, "img"}},
+		{"configs and secrets", []string{"--secret", "site.key", "--config", "src=site.conf,target=/etc/nginx/conf.d/site.conf",
+			"--config", "source=app.ini,target=/run/secrets/app.ini,mode=0400", "img"},
+			[]string{"run",
+				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=site.key,"volume-opt=configs=source=app.ini,target=app.ini,uid=0,gid=0,mode=0400","volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;config=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0444;config=app.ini,target=/run/secrets/app.ini,uid=0,gid=0,mode=0400"`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=configs=source=site.conf,target=site.conf,uid=0,gid=0,mode=0444",volume-opt=file=site.conf,"volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;config=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0444;config=app.ini,target=/run/secrets/app.ini,uid=0,gid=0,mode=0400"`,
 				"img"}},
 		{"engine and target dir", []string{"--docker-host", "unix:///tmp/d.sock", "--secret-target-dir", "/etc/app,conf", "--secret", "a@2", "img"},
 			[]string{"--host", "unix:///tmp/d.sock", "run", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy,volume-opt=secrets=a@2`, "img"}},
@@ -96,7 +107,11 @@ func TestRunRefusesBeforeStarting(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"--", "img"}, "at least one --secret"},
+		{[]string{"--", "img"}, "at least one --secret or --config"},
+		{[]string{"--config", "a;b", "img"}, "one config per --config"},
+		{[]string{"--config", "source=x,target=/a", "--secret", "source=y,target=/a", "img"}, "a secret and a config both have target /a"},
+		{[]string{"--config", "source=x,target=/run/secrets/a", "--secret", "a", "img"}, `duplicate target "a"`},
+		{[]string{"--config", "source=x,uid=nope", "img"}, `uid "nope" is not a number`},
 		{[]string{"--secret", "a"}, "needs an image"},
 		{[]string{"--secret", "a;b", "img"}, "one secret per --secret"},
 		{[]string{"--secret", "source=x,mode=999", "img"}, `mode "999" is not an octal number`},
