@@ -22,7 +22,8 @@ import (
 // ulimits, cgroupfs, events in a file), storage and run roots of its own
 // on vfs, and the Docker-compatible API of `podman system service` on
 // Dir/podman.sock, which the test's secretd follows. The host's Podman
-// (/var/lib/containers, /run/containers, /run/podman) is never touched.
+// (/var/lib/containers, /run/containers, /run/podman, /etc/cni) is never
+// touched.
 //
 // Podman finds volume plugins only through containers.conf
 // ([engine.volume_plugins]), never by discovery; and on these machines runc
@@ -78,7 +79,13 @@ func (p *Podman) Start(tag string, plugins map[string]string) {
 		p.tb.Fatalf("secretdtest: podman configuration: %v", err)
 	}
 	p.tb.Cleanup(p.removeAll)
-	if err := BusyboxImage(append([]string{"env"}, append(p.env, "podman")...), tag, nil); err != nil {
+	// An image copy writes Podman's blob-info cache to
+	// /var/lib/containers/cache whatever the storage root (Podman 4.3, as
+	// root): the import runs in a mount namespace of its own with a tmpfs
+	// over /var/lib, which it does not otherwise read.
+	importer := append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs -o size=64m,mode=0755 secretd-podman-import /var/lib && exec env "$@"`, "sh"}, append(p.env, "podman")...)
+	if err := BusyboxImage(importer, tag, nil); err != nil {
 		p.tb.Fatalf("secretdtest: test image for podman: %v", err)
 	}
 	p.serve()
@@ -103,13 +110,29 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = %q
 tmp_dir = %q
+image_copy_tmp_dir = %q
 volume_path = %q
+
+[engine.runtimes]
+runc = [%q]
 
 [engine.volume_plugins]
 %s
 [network]
 network_config_dir = %q
-`, filepath.Join(p.Dir, "events.log"), filepath.Join(p.Dir, "tmp"), filepath.Join(p.Dir, "storage", "volumes"), vp.String(), filepath.Join(p.Dir, "net"))
+`, filepath.Join(p.Dir, "events.log"), filepath.Join(p.Dir, "tmp"), filepath.Join(p.Dir, "tmp"), filepath.Join(p.Dir, "storage", "volumes"),
+		filepath.Join(p.Dir, "runc"), vp.String(), filepath.Join(p.Dir, "net"))
+	// runc keeps its state in /run/runc unless told otherwise, and Podman
+	// (4.3, as root) does not tell it: every runtime call, from any podman
+	// process, goes through this wrapper, which does.
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		return fmt.Errorf("runc not found: %w", err)
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec %s --root %s \"$@\"\n", runc, filepath.Join(p.Dir, "runc-state"))
+	if err := os.WriteFile(filepath.Join(p.Dir, "runc"), []byte(wrapper), 0o755); err != nil {
+		return err
+	}
 	storage := fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n", filepath.Join(p.Dir, "run"), filepath.Join(p.Dir, "storage"))
 	for _, d := range []string{"tmp", "net"} {
 		if err := os.MkdirAll(filepath.Join(p.Dir, d), 0o700); err != nil {
