@@ -366,3 +366,51 @@ func TestMountFromAnotherEngineRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPodmanInUseBeforeEvents: before any event or resync named a shared
+// mount's containers, the in-use answer names every running container of
+// its volume from the engine's list, not an anonymous mount.
+func TestPodmanInUseBeforeEvents(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	sec := e.secret(t, "db", "one")
+	e.vols.set("v", "db")
+	dir := e.mount(t, "v", podmanMountID)
+	e.engine.set(podmanCtr("id-1", "c1", container.StateRunning, "v", dir, ""),
+		podmanCtr("id-2", "c2", container.StateRunning, "v", dir, ""))
+	users, err := e.ctrl.Users(context.Background(), sec)
+	if err != nil || !slices.Equal(users, []string{"c1", "c2"}) {
+		t.Errorf("users of db: %v, %v", users, err)
+	}
+}
+
+// TestPodmanEventNames: the event filter asks for Podman's names of die
+// and destroy ("died", "remove"), and a container Podman removes leaves
+// the shared mount's members.
+func TestPodmanEventNames(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.engine.podman = true
+	e.secret(t, "db", "one")
+	e.vols.set("v", "db")
+	s := e.run(t)
+	for _, want := range []string{"died", "remove", "die", "destroy", "start"} {
+		if !slices.Contains(s.opts.Filters.Get("event"), want) {
+			t.Errorf("event filter lacks %s: %v", want, s.opts.Filters.Get("event"))
+		}
+	}
+	dir := e.mount(t, "v", podmanMountID)
+	c1 := podmanCtr("id-1", "c1", container.StateRunning, "v", dir, "")
+	e.engine.set(c1)
+	s.send(t, containerStart("id-1", "c1", nil))
+	s.sync(t)
+	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"c1@" + podmanMountID}) {
+		t.Fatalf("tasks: %v", got)
+	}
+	s.send(t, events.Message{Type: events.ContainerEventType, Action: "remove", Actor: events.Actor{ID: "id-1"}})
+	s.sync(t)
+	if got := taskNames(e.ctrl); !slices.Equal(got, []string{"@" + podmanMountID}) {
+		t.Errorf("tasks after c1 was removed: %v", got)
+	}
+	if got := readFiles(t, dir); got["db"] != "one" {
+		t.Errorf("the remove event changed the mount: %v", got)
+	}
+}
