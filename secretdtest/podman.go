@@ -107,6 +107,7 @@ netns = "none"
 
 [engine]
 cgroup_manager = "cgroupfs"
+runtime = "runc"
 events_logger = "file"
 events_logfile_path = %q
 tmp_dir = %q
