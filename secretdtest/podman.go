@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -40,7 +41,14 @@ type Podman struct {
 	svc  *exec.Cmd
 	done chan struct{}
 	logs bytes.Buffer
+	// cgroups are the cgroup directories Podman makes its own (see
+	// podmanCgroups) that were there before this one started.
+	cgroups []string
 }
+
+// podmanCgroups matches the cgroup directories Podman makes with the
+// cgroupfs manager, under which it puts conmon and each container.
+const podmanCgroups = "/sys/fs/cgroup/*/libpod_parent"
 
 // NewPodman prepares a Podman for tb without starting it; cleanup stops
 // its API service and removes everything it left. Paths stay short: the
@@ -55,6 +63,7 @@ func NewPodman(tb testing.TB) *Podman {
 		tb.Fatal(err)
 	}
 	p := &Podman{Dir: dir, Host: "unix://" + filepath.Join(dir, "podman.sock"), tb: tb}
+	p.cgroups, _ = filepath.Glob(podmanCgroups)
 	p.env = []string{"CONTAINERS_CONF=" + filepath.Join(dir, "containers.conf"), "CONTAINERS_STORAGE_CONF=" + filepath.Join(dir, "storage.conf")}
 	tb.Cleanup(func() {
 		p.stopService()
@@ -64,8 +73,28 @@ func NewPodman(tb testing.TB) *Podman {
 		if err := RemoveTree(dir, tb.Logf); err != nil {
 			tb.Error(err)
 		}
+		p.removeCgroups()
 	})
 	return p
+}
+
+// removeCgroups removes the cgroup directories Podman made for this run,
+// once empty: a directory another Podman still uses (another run's, or the
+// host's) is busy and stays, as does one that was there before.
+func (p *Podman) removeCgroups() {
+	now, _ := filepath.Glob(podmanCgroups)
+	for _, d := range now {
+		if slices.Contains(p.cgroups, d) {
+			continue
+		}
+		subs, _ := os.ReadDir(d)
+		for _, s := range subs {
+			if s.IsDir() {
+				os.Remove(filepath.Join(d, s.Name()))
+			}
+		}
+		os.Remove(d)
+	}
 }
 
 // Start writes the configuration with plugins (driver name → plugin socket
