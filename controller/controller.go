@@ -133,7 +133,8 @@ func (c *Controller) Tasks() []api.Task {
 	out := []api.Task{}
 	for _, v := range c.tasks.views() {
 		if v.live() {
-			out = append(out, v.apiTask())
+			vol, _ := c.vols.get(v.volume)
+			out = append(out, v.apiTask(vol.oneFile()))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerName < out[j].ContainerName })

@@ -13,12 +13,23 @@ import (
 // the volume to it now, checked for syntax so a typo fails `docker volume
 // create`; the secrets themselves are looked up at Mount, because they may
 // be created later. A volume without one is bound later, to the label of
-// the container created with it.
+// the container created with it. An on-update option is checked and fixed
+// the same way; without one, the volume's on-update is learned from the
+// label of the container created with it, before its first Mount ends.
 func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 	for k := range opts {
-		if k != OptionSecrets && k != declaration.OptionFile {
-			return fmt.Errorf("unknown option %q: the options are %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]' and %s=TARGET", k, OptionSecrets, declaration.OptionFile)
+		if k != OptionSecrets && k != declaration.OptionFile && k != OptionOnUpdate {
+			return fmt.Errorf("unknown option %q: the options are %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]', %s=TARGET and %s=none|signal:SIGNAME|restart",
+				k, OptionSecrets, declaration.OptionFile, OptionOnUpdate)
 		}
+	}
+	var onUpdate string
+	if opt, ok := opts[OptionOnUpdate]; ok {
+		o, err := declaration.ParseOnUpdateOption(opt)
+		if err != nil {
+			return err
+		}
+		onUpdate = o.String()
 	}
 	decl, hasDecl := opts[OptionSecrets]
 	if hasDecl {
@@ -34,12 +45,13 @@ func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 	}
 	_, err := c.vols.change(name, func(v *Volume, ok bool) (bool, error) {
 		if ok {
-			if v.Options[OptionSecrets] == decl && v.Options[declaration.OptionFile] == opts[declaration.OptionFile] {
+			if v.Options[OptionSecrets] == decl && v.Options[declaration.OptionFile] == opts[declaration.OptionFile] &&
+				v.Options[OptionOnUpdate] == opts[OptionOnUpdate] {
 				return false, nil
 			}
 			return false, fmt.Errorf("volume %s already exists with other options", name)
 		}
-		*v = Volume{Name: name, Options: opts, Created: time.Now().UTC()}
+		*v = Volume{Name: name, Options: opts, Created: time.Now().UTC(), OnUpdate: onUpdate, Format: formatOnUpdate}
 		if decl != "" {
 			v.Declaration, v.BoundBy = decl, BoundByOption
 		}

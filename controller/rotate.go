@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
@@ -28,13 +29,16 @@ const rotateWorkers = 8
 
 // RotationError lists the containers a rotation did not reach: each keeps
 // the files it had. Its message names them all, for the user of `secret
-// update`.
+// update`, and the containers that get the version only later.
 type RotationError struct {
 	// Secret and Version are what was being pushed.
 	Secret  string
 	Version int
 	// Failed is sorted by container name.
 	Failed []RotationFailure
+	// Later are the containers the rotation did not fail but that get the
+	// version only later (see api.Rotation), sorted by name.
+	Later []api.ContainerRotation
 }
 
 // RotationFailure is one container a rotation did not reach, and why.
@@ -42,7 +46,9 @@ type RotationFailure struct {
 	Container   string
 	ContainerID string
 	Mount       string
-	Err         error
+	// Targets are where the container reads the secret, in its volume.
+	Targets []string
+	Err     error
 }
 
 // Error names every container and its reason on one line.
@@ -56,8 +62,12 @@ func (e *RotationError) Error() string {
 	if n > 1 {
 		them = "they still read"
 	}
-	return fmt.Sprintf("version %d of secret '%s' is stored but did not reach %d container%s, %s the previous version: %s; fix the cause and update the secret again, or restart %s",
+	msg := fmt.Sprintf("version %d of secret '%s' is stored but did not reach %d container%s, %s the previous version: %s; fix the cause and update the secret again, or restart %s",
 		e.Version, e.Secret, n, pluralS(n), them, strings.Join(parts, ", "), pronoun(n))
+	for _, l := range e.Later {
+		msg += "; " + l.Notice("it", e.Version)
+	}
+	return msg
 }
 
 // Unwrap gives the per-container errors, so errors.Is sees their kinds.
@@ -84,11 +94,13 @@ func pronoun(n int) string {
 }
 
 // Rotate pushes the current version of sec into every mount that follows
-// it (entries without a pin), then runs each container's on-update action.
+// it (entries without a pin), then runs each volume's on-update action.
 // It returns once every mount holds the new files; restarts it asks for run
-// in the background. A container it could not update is logged, audited,
-// counted, and named in the *RotationError it returns.
-func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (int, error) {
+// in the background. The report counts the mounts rewritten and lists the
+// containers that get the version only later (a file bound at an absolute
+// target) or not at all. A container it could not update is logged,
+// audited, counted, and named in the *RotationError it returns.
+func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation, error) {
 	var todo []*task
 	for _, t := range c.tasks.all() {
 		if slices.ContainsFunc(t.view().entries, func(e declaration.Entry) bool { return e.Source == sec.Name && e.Version == 0 }) {
@@ -123,18 +135,21 @@ type rotation struct {
 
 	mu     sync.Mutex
 	failed []RotationFailure
+	later  []api.ContainerRotation
 	count  int
 }
 
-// one pushes the version into one mount, then runs its on-update action.
+// one pushes the version into one mount, then runs its volume's on-update
+// action.
 func (r *rotation) one(ctx context.Context, t *task) {
-	if r.boundFile(t) {
-		r.deferToRestart(ctx, t)
+	vol, _ := r.c.vols.get(t.volume)
+	if vol.oneFile() {
+		r.deferToRestart(ctx, t, vol.onUpdate())
 		return
 	}
 	s, changed, err := r.c.refresh(t)
 	if err != nil {
-		r.fail(RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Err: err})
+		r.fail(RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Targets: s.targets(r.sec.Name, false), Err: err})
 		return
 	}
 	if !changed {
@@ -145,39 +160,84 @@ func (r *rotation) one(ctx context.Context, t *task) {
 	r.mu.Unlock()
 	r.c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: r.sec.Name, SecretID: r.sec.ID, Version: r.sec.Current,
 		Container: s.name, ContainerID: s.containerID, Mount: s.dir})
-	r.afterUpdate(ctx, s)
+	r.afterUpdate(ctx, s, vol.onUpdate())
 }
 
-// result counts the mounts rewritten and names the containers not reached.
-func (r *rotation) result() (int, error) {
+// result counts the mounts rewritten and names the containers not reached
+// and those reached only later.
+func (r *rotation) result() (api.Rotation, error) {
 	r.c.rotations.Add(uint64(r.count))
 	r.c.cfg.Metrics.Rotated(r.count)
+	slices.SortFunc(r.later, func(a, b api.ContainerRotation) int { return strings.Compare(a.ContainerName, b.ContainerName) })
+	rot := api.Rotation{Version: r.sec.Current, Updated: r.count}
+	for _, f := range r.failed {
+		rot.Containers = append(rot.Containers, api.ContainerRotation{ContainerID: f.ContainerID, ContainerName: f.Container,
+			Targets: f.Targets, Gets: api.RotationKept, Reason: f.Err.Error()})
+	}
+	rot.Containers = append(rot.Containers, r.later...)
+	slices.SortStableFunc(rot.Containers, func(a, b api.ContainerRotation) int { return strings.Compare(a.ContainerName, b.ContainerName) })
 	if len(r.failed) == 0 {
-		return r.count, nil
+		return rot, nil
 	}
 	slices.SortFunc(r.failed, func(a, b RotationFailure) int { return strings.Compare(a.Container, b.Container) })
-	return r.count, &RotationError{Secret: r.sec.Name, Version: r.sec.Current, Failed: r.failed}
+	return rot, &RotationError{Secret: r.sec.Name, Version: r.sec.Current, Failed: r.failed, Later: r.later}
 }
 
-// boundFile reports whether the task mounts a one-file volume (an
-// absolute target): the engine bind-mounted that file's inode, which an
-// atomic update replaces, and zeroing the retired inode would empty the
-// container's file. Such a mount keeps its version until the next start.
-func (r *rotation) boundFile(t *task) bool {
-	v, ok := r.c.vols.get(t.volume)
-	return ok && v.Options[declaration.OptionFile] != ""
-}
-
-// deferToRestart leaves a bound file as it is and, when the container asks
-// for it with secretd.on-update=restart, restarts it so its next start
-// binds the new version.
-func (r *rotation) deferToRestart(ctx context.Context, t *task) {
+// deferToRestart leaves a one-file volume's mount as it is: the engine
+// bind-mounted that file's inode over a path of the container, an atomic
+// update would link a new inode that the container never sees, and
+// zeroing the retired one would empty the container's file. The container
+// gets the version at its next start, which a volume whose on-update is
+// restart asks for now. Either way the caller hears of it, naming the
+// container and the file.
+func (r *rotation) deferToRestart(ctx context.Context, t *task, o OnUpdate) {
 	s := t.view()
-	r.c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
-		"secret", r.sec.Name, "version", r.sec.Current, "container", s.label(), "mount", s.dir)
-	if s.onUpdate.Action == "restart" {
-		r.afterUpdate(ctx, s)
+	if s.holds(r.sec.Name, r.sec.Current) {
+		return // it started after the update was stored
 	}
+	targets := s.targets(r.sec.Name, true)
+	later := api.ContainerRotation{ContainerID: s.containerID, ContainerName: s.label(), Targets: targets, Gets: api.RotationNextStart,
+		Reason: fmt.Sprintf("%s is a file bound at an absolute target, which a running container keeps as it was; restart it, or run it with the label %s=restart",
+			strings.Join(targets, ", "), LabelOnUpdate)}
+	if o.Action == "restart" && s.containerID != "" && r.c.cfg.Actions != nil {
+		later.Gets = api.RotationRestarting
+		later.Reason = fmt.Sprintf("%s is a file bound at an absolute target, which a running container keeps as it was; its on-update, restart, is restarting it",
+			strings.Join(targets, ", "))
+	}
+	r.c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
+		"secret", r.sec.Name, "version", r.sec.Current, "container", s.label(), "mount", s.dir, "target", strings.Join(targets, ","), "restart", later.Gets == api.RotationRestarting)
+	r.mu.Lock()
+	r.later = append(r.later, later)
+	r.mu.Unlock()
+	if later.Gets == api.RotationRestarting {
+		r.afterUpdate(ctx, s, o)
+	}
+}
+
+// holds reports whether every entry of the task that follows secret name
+// is mounted at version; false when what is mounted is not known.
+func (v taskView) holds(name string, version int) bool {
+	for i, e := range v.entries {
+		if e.Source != name || e.Version != 0 {
+			continue
+		}
+		if i >= len(v.versions) || v.versions[i] != version {
+			return false
+		}
+	}
+	return true
+}
+
+// targets lists where the container reads the secret name through the
+// task (see taskView.target).
+func (v taskView) targets(name string, oneFile bool) []string {
+	var out []string
+	for _, e := range v.entries {
+		if e.Source == name {
+			out = append(out, v.target(e, oneFile))
+		}
+	}
+	return out
 }
 
 // fail records one container the rotation did not reach: the log, the
@@ -206,40 +266,23 @@ func (c *Controller) refresh(t *task) (taskView, bool, error) {
 	}, c.cfg.Log)
 }
 
-// afterUpdate runs the container's secretd.on-update action, unless the
-// action comes from the container's image only: an image may not choose
-// to be restarted or signalled.
-func (r *rotation) afterUpdate(ctx context.Context, s taskView) {
+// afterUpdate runs the volume's on-update action o on the container. The
+// binding that fixed o refused one that came from an image's labels only:
+// an image may not choose to be restarted or signalled.
+func (r *rotation) afterUpdate(ctx context.Context, s taskView, o OnUpdate) {
 	c, sec := r.c, r.sec
-	if c.cfg.Actions == nil || s.containerID == "" || s.onUpdate.Action == "" || s.onUpdate.Action == "none" {
+	if c.cfg.Actions == nil || s.containerID == "" || o.Action == "" || o.Action == "none" {
 		return
 	}
-	if c.cfg.Engine != nil && s.image != "" {
-		ictx, cancel := context.WithTimeout(ctx, engineTimeout)
-		img, err := c.cfg.Engine.ImageInspect(ictx, s.image)
-		cancel()
-		if err != nil {
-			c.cfg.Log.Warn("on-update action skipped: the image's labels could not be read", "container", s.name, "err", err)
-			return
-		}
-		if img.Config != nil {
-			if v := img.Config.Labels[LabelOnUpdate]; v != "" {
-				if fromImage, err := ParseOnUpdate(v); err == nil && fromImage == s.onUpdate {
-					c.cfg.Log.Warn("on-update action skipped: it comes from the image's labels; set it on the container with --label "+LabelOnUpdate+"=...", "container", s.name)
-					return
-				}
-			}
-		}
-	}
-	switch s.onUpdate.Action {
+	switch o.Action {
 	case "signal":
 		ktx, cancel := context.WithTimeout(ctx, engineTimeout)
 		defer cancel()
-		if err := c.cfg.Actions.ContainerKill(ktx, s.containerID, s.onUpdate.Signal); err != nil {
-			c.cfg.Log.Warn("on-update signal failed", "container", s.name, "signal", s.onUpdate.Signal, "err", err)
+		if err := c.cfg.Actions.ContainerKill(ktx, s.containerID, o.Signal); err != nil {
+			c.cfg.Log.Warn("on-update signal failed", "container", s.name, "signal", o.Signal, "err", err)
 			return
 		}
-		c.cfg.Log.Info("on-update signal sent", "container", s.name, "secret", sec.Name, "version", sec.Current, "signal", s.onUpdate.Signal)
+		c.cfg.Log.Info("on-update signal sent", "container", s.name, "secret", sec.Name, "version", sec.Current, "signal", o.Signal)
 	case "restart":
 		id, name := s.containerID, s.name
 		go func() {

@@ -483,11 +483,16 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Log.Info("secret updated", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
 	s.audit(r, audit.Event{Event: audit.SecretUpdate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
 	// The version is stored either way; a user who gets 200 must be able to
-	// trust that every container reads it.
+	// trust that every container reads it, or hear which ones read it only
+	// from their next start.
 	if s.rotationFailed(w, sec) {
 		return
 	}
-	writeJSON(w, http.StatusOK, toAPI(sec))
+	out := toAPI(sec)
+	if s.cfg.Rotations != nil {
+		out.Rotation = s.cfg.Rotations.Rotated(sec.ID, sec.Current)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // rotationFailed answers with the error of sec's current version if it did
