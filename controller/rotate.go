@@ -197,12 +197,12 @@ func (r *rotation) deferToRestart(ctx context.Context, t *task, o OnUpdate) {
 	}
 	targets := s.targets(r.sec.Name, true)
 	later := api.ContainerRotation{ContainerID: s.containerID, ContainerName: s.label(), Targets: targets, Gets: api.RotationNextStart,
-		Reason: fmt.Sprintf("%s is a file bound at an absolute target, which a running container keeps as it was; restart it, or run it with the label %s=restart",
+		Reason: fmt.Sprintf("%s is a file bound at an absolute target, which a running container keeps as it was: restart the container to give it the new version, or run it with the label %s=restart",
 			strings.Join(targets, ", "), LabelOnUpdate)}
 	if o.Action == "restart" && s.containerID != "" && r.c.cfg.Actions != nil {
 		later.Gets = api.RotationRestarting
-		later.Reason = fmt.Sprintf("%s is a file bound at an absolute target, which a running container keeps as it was; its on-update, restart, is restarting it",
-			strings.Join(targets, ", "))
+		later.Reason = fmt.Sprintf("%s is a file bound at an absolute target, which a running container keeps as it was: secretd is restarting it, as %s=restart asks",
+			strings.Join(targets, ", "), LabelOnUpdate)
 	}
 	r.c.cfg.Log.Info("rotation reaches a file bound at an absolute target at the container's next start",
 		"secret", r.sec.Name, "version", r.sec.Current, "container", s.label(), "mount", s.dir, "target", strings.Join(targets, ","), "restart", later.Gets == api.RotationRestarting)

@@ -119,6 +119,7 @@ func importSecret(ctx context.Context, c *cli.Cli, cl cli.APIClient, s compose.S
 	}
 	if after.CurrentVersion != cur.CurrentVersion {
 		fmt.Fprintf(c.Err, "Updating secret %s to version %d\n", s.Name, after.CurrentVersion)
+		c.PrintRotation(fmt.Sprintf("secret '%s'", s.Name), after.Rotation)
 	}
 	return nil
 }
