@@ -183,6 +183,23 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 		if len(entries)+len(files) == 0 {
 			continue
 		}
+		// What happens after a rotation belongs to the service's volumes,
+		// as its secrets do; a label that means nothing fails here, before
+		// anything starts.
+		opts := map[string]string{}
+		if label, ok := svc.Labels[declaration.LabelOnUpdate]; ok {
+			o, err := declaration.ParseOnUpdate(label)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+				continue
+			}
+			opts[declaration.OptionOnUpdate] = o.String()
+		}
+		with := func(more map[string]string) map[string]string {
+			out := maps.Clone(opts)
+			maps.Copy(out, more)
+			return out
+		}
 		// The paths secretd mounts must be free: compose would refuse two
 		// mounts at one path with a message that does not say why.
 		taken := map[string]string{}
@@ -199,7 +216,7 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src))
 				continue
 			}
-			addVolume(p, &svc, driver, name, SecretsDir, map[string]string{"secrets": decl})
+			addVolume(p, &svc, driver, name, SecretsDir, with(map[string]string{"secrets": decl}))
 		}
 		for _, e := range files {
 			if src, ok := taken[e.Target]; ok {
@@ -208,7 +225,7 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 			}
 			taken[e.Target] = "secretd"
 			decl, file := declaration.FileVolume(e)
-			addVolume(p, &svc, driver, name, e.Target, map[string]string{"secrets": decl, declaration.OptionFile: file})
+			addVolume(p, &svc, driver, name, e.Target, with(map[string]string{"secrets": decl, declaration.OptionFile: file}))
 		}
 		svc.Secrets = nil
 		p.Services[name] = svc
@@ -264,8 +281,15 @@ func (t *Translation) checkConsistency() error {
 }
 
 // addVolume gives svc a secretd volume of driver with opts, mounted at dst.
+// Its name covers its options: a volume's options are fixed when it is
+// created. The on-update option counts only when set, so the volumes of
+// services without the label keep the names earlier versions gave them.
 func addVolume(p *types.Project, svc *types.ServiceConfig, driver, service, dst string, opts map[string]string) {
-	key := volumeKey(service, dst+"\n"+opts["secrets"])
+	fixed := dst + "\n" + opts["secrets"]
+	if o, ok := opts[declaration.OptionOnUpdate]; ok {
+		fixed += "\n" + declaration.OptionOnUpdate + "=" + o
+	}
+	key := volumeKey(service, fixed)
 	if p.Volumes == nil {
 		p.Volumes = types.Volumes{}
 	}
@@ -287,6 +311,9 @@ type Volume struct {
 	Declaration string
 	// File is the `file` option of a one-file volume (an absolute target).
 	File string
+	// OnUpdate is the `on-update` option, from the service's
+	// secretd.on-update label; empty when it has none.
+	OnUpdate string
 }
 
 // Volumes lists the secretd volumes of the translated project, by key.
@@ -295,7 +322,8 @@ func (t *Translation) Volumes() []Volume {
 	for _, key := range slices.Sorted(maps.Keys(t.Project.Volumes)) {
 		v := t.Project.Volumes[key]
 		if decl, ok := v.DriverOpts["secrets"]; ok && strings.HasPrefix(key, "secretd-") {
-			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Declaration: decl, File: v.DriverOpts[declaration.OptionFile]})
+			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Declaration: decl, File: v.DriverOpts[declaration.OptionFile],
+				OnUpdate: v.DriverOpts[declaration.OptionOnUpdate]})
 		}
 	}
 	return out

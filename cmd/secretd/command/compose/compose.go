@@ -234,6 +234,9 @@ func createVolumes(c *cli.Cli, t *compose.Translation) error {
 		if v.File != "" {
 			args = append(args, "--opt", declaration.OptionFile+"="+v.File)
 		}
+		if v.OnUpdate != "" {
+			args = append(args, "--opt", declaration.OptionOnUpdate+"="+v.OnUpdate)
+		}
 		args = append(args, "--label", "com.docker.compose.project="+t.Project.Name, "--label", "com.docker.compose.volume="+v.Key, v.Name)
 		cmd := exec.Command(docker, args...)
 		cmd.Stderr = c.Err
