@@ -24,15 +24,20 @@ run: build
 # static busybox for the test image (no registry is reachable); pass, gnupg
 # and age for the shell secret driver's tests; RootlessKit with
 # newuidmap/newgidmap for the rootless engine of the rootless e2e test;
-# bash-completion, without which the installed bash completion cannot run.
+# bash-completion, without which the installed bash completion cannot run;
+# xz to unpack Docker Engine 29.7.2 for the e2e engine matrix (its dockerd
+# comes from ../shared/engines, beside the clone).
 deps:
 	@command -v busybox >/dev/null 2>&1 && command -v file >/dev/null 2>&1 && \
 		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 && \
 		command -v pass >/dev/null 2>&1 && command -v gpg >/dev/null 2>&1 && command -v age >/dev/null 2>&1 && \
-		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 && \
+		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 && command -v xz >/dev/null 2>&1 && \
 		test -f /usr/share/bash-completion/bash_completion || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap bash-completion; }
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap bash-completion xz-utils; }
 	$(GO) mod download
+	# The Go clients of docker CLI 29 that api/server's tests build, in a
+	# module of their own (two versions of one module).
+	cd api/server/testdata/mobyclient && $(GO) mod download && $(GO) mod download -modfile=client-v0.2.2.mod
 
 vet:
 	$(GO) vet ./...

@@ -11,12 +11,15 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 )
 
-// APIVersion is the Docker Engine API version secretd speaks: the one the
-// secrets endpoints were last changed in that Debian's Engine 20.10 also has.
-const APIVersion = "1.41"
+// APIVersion is the Docker Engine API version secretd advertises: Engine
+// 29.7's. The secret endpoints last changed in 1.37 (Templating), and
+// secretd serves them exactly up to here; the Go client of docker CLI
+// 29.0-29.2 refuses any server below 1.44.
+const APIVersion = "1.55"
 
-// MinAPIVersion is the oldest client API version with secrets (Docker 1.13).
-const MinAPIVersion = "1.25"
+// MinAPIVersion is the oldest client API version secretd answers, as
+// Engines from 25.0 on say it.
+const MinAPIVersion = "1.24"
 
 // MaxBodyBytes caps request bodies: a 500 KiB secret is about 683 KiB of
 // base64, so 1 MiB leaves room for JSON and labels and no more.

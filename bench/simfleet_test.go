@@ -35,9 +35,17 @@ import (
 // start`: the startup resync, Mount latency against an engine that size,
 // event lag under 1,000 events/s for 10 s
 // (SECRETD_SIM_RATE, SECRETD_SIM_SECONDS), resident memory, and the resync
-// after the event stream breaks. The simulator shows scale only; behaviour
-// is the end-to-end suite's to prove against the real engine.
+// after the event stream breaks. It runs once per engine profile (Engine
+// 20.10, Engine 29.0 with its API 1.52 events). The simulator shows scale
+// only; behaviour is the end-to-end suite's to prove against the real
+// engine.
 func BenchmarkSimulatedFleet(b *testing.B) {
+	for _, p := range enginesim.Profiles {
+		b.Run(strings.ReplaceAll(p.Name, " ", "-"), func(b *testing.B) { simulatedFleet(b, p) })
+	}
+}
+
+func simulatedFleet(b *testing.B, profile enginesim.Profile) {
 	nContainers := envInt(b, "SECRETD_SIM_CONTAINERS", 10000)
 	nMounts := min(envInt(b, "SECRETD_SIM_MOUNTS", 500), nContainers)
 	nSecrets := envInt(b, "SECRETD_SIM_SECRETS", 10000)
@@ -69,7 +77,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 		holds[i] = &simHold{run: true, volume: randomHex(), id: randomHex()}
 	}
 	sim, err := enginesim.Start(filepath.Join(simDir, "engine.sock"), enginesim.Options{
-		Containers: nContainers - nRun, Driver: d.Driver, Secrets: names, PerContainer: 5,
+		Containers: nContainers - nRun, Driver: d.Driver, Secrets: names, PerContainer: 5, Profile: profile,
 		// On this project's machine, a `docker run`'s volume mount event
 		// came 12.6–20.6 ms after its create event (20 runs, quiet);
 		// a third of the smallest stands in for that.
@@ -243,7 +251,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 		b.ReportMetric(ms(startP99), "mount-p99-start-ms")
 		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
 		b.ReportMetric(float64(hwm)/(1<<20), "rss-peak-MiB")
-		t := table{title: fmt.Sprintf("Simulated engine: %d running containers, %d of them with a secretd mount, %d secrets", nContainers, nMounts, nSecrets)}
+		t := table{title: fmt.Sprintf("Simulated %s (API %s): %d running containers, %d of them with a secretd mount, %d secrets", profile.Name, profile.APIVersion, nContainers, nMounts, nSecrets)}
 		t.time(fmt.Sprintf("startup resync, %d containers, no mounts yet", startup[0].containers), startup[0].duration, goalResync)
 		t.time(fmt.Sprintf("resync after an event stream break, %d containers, %d mounts kept (median of %d)", last.containers, last.kept, breaks), resyncMedian, goalResync)
 		t.time(fmt.Sprintf("event lag p50, %d events/s for %d s", rate, seconds), after.EventLagP50, 0)

@@ -97,6 +97,9 @@ func (c *Controller) follow(ctx context.Context) error {
 	}
 }
 
+// handle reads only an event's Type, Action and Actor (and its time, in
+// follow): API 1.52 (Engine 29) no longer sends the legacy status, id and
+// from, and Engine 20.10 never sent them for volume events.
 func (c *Controller) handle(ctx context.Context, m events.Message) {
 	c.cfg.Metrics.Event(string(m.Action))
 	id := m.Actor.ID

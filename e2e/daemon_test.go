@@ -24,15 +24,25 @@ type daemon struct {
 	mountRoot string
 	sock      string
 	driver    string
+	// eng is the engine of the matrix the daemon follows; nil when the
+	// test gave it a private engine (--docker-host) and cleans up itself.
+	eng *suiteEngine
 }
 
 // newDaemon prepares (but does not start) a daemon.
 func newDaemon(t testing.TB, extra ...string) *daemon {
 	t.Helper()
+	var eng *suiteEngine
+	if !slices.Contains(extra, "--docker-host") {
+		eng = engineOf(t)
+		if eng.host != "" {
+			extra = append(slices.Clip(extra), "--docker-host", eng.host)
+		}
+	}
 	sd := secretdtest.New(t, secretdtest.Options{Binary: binary, Args: extra})
 	d := &daemon{
 		Daemon: sd, args: extra, t: t, dir: sd.Dir, dataRoot: sd.DataRoot, mountRoot: sd.MountRoot,
-		sock: sd.Socket, driver: sd.Driver,
+		sock: sd.Socket, driver: sd.Driver, eng: eng,
 	}
 	// Registered after secretdtest's own cleanup, so it runs first:
 	// containers go while the driver can still answer their Unmounts (with
@@ -63,10 +73,29 @@ func (d *daemon) pid() int       { return d.Pid() }
 func (d *daemon) log() string    { return d.Log() }
 func (d *daemon) stdout() string { return d.Stdout() }
 
-// cli runs the secretd CLI against this daemon.
+// cli runs the secretd CLI against this daemon, and against its engine
+// for the commands that run docker.
 func (d *daemon) cli(stdin string, args ...string) result {
 	d.t.Helper()
-	return runCmd(d.t, []string{"SECRETD_HOST=unix://" + d.sock}, stdin, binary, args...)
+	return runCmd(d.t, append(d.engineEnv(), "SECRETD_HOST=unix://"+d.sock), stdin, binary, args...)
+}
+
+// nocopy is the engine's nocopy (see suiteEngine.nocopy); a daemon on a
+// private engine takes the one of the test's engine of the matrix, of
+// whose version the private engine is.
+func (d *daemon) nocopy(sep string) string {
+	if d.eng == nil {
+		return engineOf(d.t).nocopy(sep)
+	}
+	return d.eng.nocopy(sep)
+}
+
+// engineEnv reaches the daemon's engine of the matrix.
+func (d *daemon) engineEnv() []string {
+	if d.eng == nil {
+		return nil
+	}
+	return d.eng.env()
 }
 
 // mustCLI runs the CLI and fails the test unless it succeeds.
@@ -106,7 +135,7 @@ func (d *daemon) runArgs(decl string, extra []string, cmd string) []string {
 	args := []string{"run", "--network", "none", "--label", d.label()}
 	if decl != "" {
 		args = append(args, "--label", "secretd.secrets="+decl,
-			"--mount", "type=volume,volume-driver="+d.driver+",dst=/run/secrets")
+			"--mount", "type=volume,volume-driver="+d.driver+",dst=/run/secrets"+d.nocopy(","))
 	}
 	args = append(args, extra...)
 	return append(args, image, "sh", "-c", cmd)
@@ -117,21 +146,25 @@ func (d *daemon) runArgs(decl string, extra []string, cmd string) []string {
 func (d *daemon) cleanupContainers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// A daemon following a private engine has nothing on the shared one;
+	// A daemon following a private engine has nothing on the matrix's;
 	// its test removes the private engine's containers (removeContainers).
-	if slices.Contains(d.args, "--docker-host") {
+	if d.eng == nil {
 		return
 	}
-	out, _ := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", "label="+d.label()).Output()
+	dockerCmd := func(args ...string) *exec.Cmd {
+		a := d.eng.dockerArgs()
+		return exec.CommandContext(ctx, a[0], append(a[1:], args...)...)
+	}
+	out, _ := dockerCmd("ps", "-aq", "--filter", "label="+d.label()).Output()
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		exec.CommandContext(ctx, "docker", append([]string{"rm", "-f", "-v"}, ids...)...).Run()
+		dockerCmd(append([]string{"rm", "-f", "-v"}, ids...)...).Run()
 	}
 	// Filtered by driver, the list asks only this driver; names dockerd
 	// does not know must never reach `volume rm`, which would ask every
 	// driver dockerd ever knew, dead ones included, for each.
-	out, _ = exec.CommandContext(ctx, "docker", "volume", "ls", "-q", "--filter", "driver="+d.driver).Output()
+	out, _ = dockerCmd("volume", "ls", "-q", "--filter", "driver="+d.driver).Output()
 	if vs := strings.Fields(string(out)); len(vs) > 0 {
-		exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, vs...)...).Run()
+		dockerCmd(append([]string{"volume", "rm", "-f"}, vs...)...).Run()
 	}
 	if ctx.Err() != nil {
 		d.t.Errorf("cleanup of the test's containers timed out")

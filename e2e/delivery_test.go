@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -131,7 +130,7 @@ func mountDev(t *testing.T, pid, dir string) string {
 // secretsDev returns the device of /run/secrets inside a running container.
 func secretsDev(t *testing.T, dockerArgs []string, ctr string) string {
 	t.Helper()
-	r := runCmd(t, nil, "", "docker", append(dockerArgs, "inspect", "-f", "{{.State.Pid}}", ctr)...)
+	r := runCmd(t, engineOf(t).env(), "", "docker", append(dockerArgs, "inspect", "-f", "{{.State.Pid}}", ctr)...)
 	pid := strings.TrimSpace(r.stdout)
 	if r.code != 0 || pid == "" || pid == "0" {
 		t.Fatalf("pid of container %s: %s", ctr, r)
@@ -170,6 +169,11 @@ func randomHex(t *testing.T, n int) string {
 // with secretd standing in for Swarm.
 func TestWalkthrough(t *testing.T) {
 	t.Parallel()
+	onEngines(t, testWalkthrough)
+}
+
+// testWalkthrough is TestWalkthrough on one engine of the matrix.
+func testWalkthrough(t *testing.T) {
 	d := startTestDaemon(t)
 	const value = "This is a secret"
 	d.mustCLI(value, "secret", "create", "my_secret_data", "-")
@@ -233,13 +237,14 @@ func TestWalkthrough(t *testing.T) {
 	// The secret must not travel with an image made from the container.
 	tag := "secretd-e2e-commit:" + strings.TrimPrefix(d.driver, "secretd-e2e-")
 	mustDocker(t, "commit", name, tag)
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
+	eng := engineOf(t)
+	t.Cleanup(func() { eng.command("rmi", "-f", tag).Run() })
 	out := mustDocker(t, "run", "--rm", "--network", "none", "--label", d.label(), tag, "sh", "-c",
 		"if test -e /run/secrets/my_secret_data; then echo PRESENT; else echo ABSENT; fi; ls -A /run/secrets")
 	if out != "ABSENT" {
 		t.Errorf("container of the committed image sees in /run/secrets: %q, want nothing", out)
 	}
-	save := exec.Command("docker", "save", tag)
+	save := eng.command("save", tag)
 	img, err := save.Output()
 	if err != nil {
 		t.Fatalf("docker save %s: %v", tag, err)
@@ -466,6 +471,11 @@ func TestIsolation(t *testing.T) {
 // what running containers use.
 func TestDaemonCrash(t *testing.T) {
 	t.Parallel()
+	onEngines(t, testDaemonCrash)
+}
+
+// testDaemonCrash is TestDaemonCrash on one engine of the matrix.
+func testDaemonCrash(t *testing.T) {
 	d := startTestDaemon(t)
 	d.mustCLI("survivor-value", "secret", "create", "keep", "-")
 	d.mustCLI("stopped-value", "secret", "create", "gone", "-")

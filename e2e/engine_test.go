@@ -24,26 +24,35 @@ type engine struct {
 	host string
 }
 
-// startEngine starts one more private dockerd for a test and loads the test
+// startEngine starts one more private dockerd for a test, of the version
+// of the test's engine of the matrix (see onEngines), and loads the test
 // image into it from the suite's engine. Its cleanup stops it and removes
 // everything it left, mounts included.
 func startEngine(t *testing.T) *engine {
+	t.Helper()
+	e := newEngine(t)
+	e.start()
+	if err := e.loadImage(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// newEngine prepares a private dockerd as startEngine does, without
+// starting it or loading the image.
+func newEngine(t *testing.T) *engine {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "de-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	se, err := secretdtest.NewEngine(dir, nil)
+	se, err := secretdtest.NewEngineOf(engineOf(t).version, dir, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
 	}
 	e := &engine{Engine: se, t: t, dir: se.Dir, host: se.Host}
 	t.Cleanup(e.cleanup)
-	e.start()
-	if err := e.loadImage(); err != nil {
-		t.Fatal(err)
-	}
 	return e
 }
 
@@ -157,6 +166,11 @@ func (e *engine) cleanup() {
 // serving new containers.
 func TestEngineRestart(t *testing.T) {
 	t.Parallel()
+	onEngines(t, testEngineRestart)
+}
+
+// testEngineRestart is TestEngineRestart on one engine of the matrix.
+func testEngineRestart(t *testing.T) {
 	e := startEngine(t)
 	// A short grace keeps the test short; what matters is that a mount the
 	// grace protected is looked at again once it ends.

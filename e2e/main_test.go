@@ -1,7 +1,8 @@
 // Package e2e tests the built secretd binary against a real Docker Engine:
 // no fakes. The suite starts a dockerd of its own and runs every test
 // against it (DOCKER_HOST), so the host's engine never sees a test
-// container, volume or volume driver. Tests that kill or restart an engine
+// container, volume or volume driver; a chosen set runs on Docker Engine
+// 29.7.2 too (see engines_test.go). Tests that kill or restart an engine
 // start one more private dockerd each.
 package e2e
 
@@ -24,6 +25,9 @@ var (
 	binary string
 	// runEngine is the run's dockerd, the one DOCKER_HOST names.
 	runEngine *secretdtest.Engine
+	// versions are the engine versions a test may start private engines
+	// of, the run's own first.
+	versions []secretdtest.EngineVersion
 	// image is the test image: a static busybox imported from a rootfs,
 	// because no registry can be reached.
 	image = fmt.Sprintf("secretd-e2e:%d", os.Getpid())
@@ -37,10 +41,16 @@ func TestMain(m *testing.M) {
 	os.Exit(secretdtest.Isolate(m, secretdtest.IsolateOptions{
 		Name:   "e2e",
 		Module: filepath.Dir(filepath.Dir(self)),
+		// The engine matrix (see engines_test.go): the run fails, loudly,
+		// when Engine 29.7.2 cannot be found.
+		Docker29: true,
 		Setup: func(r *secretdtest.Isolated) error {
-			binary, runEngine = r.Binary, r.Engine
-			if err := secretdtest.BusyboxImage([]string{"docker", "-H", r.Engine.Host}, image, nil); err != nil {
-				return fmt.Errorf("build test image: %w", err)
+			binary, runEngine, versions = r.Binary, r.Engine, r.Versions
+			matrix = []*suiteEngine{{version: r.Engine.Version, bindsAtCopyUp: true}, {version: r.Docker29.Version, host: r.Docker29.Host}}
+			for _, e := range []*secretdtest.Engine{r.Engine, r.Docker29} {
+				if err := secretdtest.BusyboxImage([]string{"docker", "-H", e.Host}, image, nil); err != nil {
+					return fmt.Errorf("build test image on engine %s: %w", e.Version.Name, err)
+				}
 			}
 			return nil
 		},
@@ -91,10 +101,11 @@ func runWith(t testing.TB, env []string, stdin string, attr *syscall.SysProcAttr
 	return r
 }
 
-// docker runs the docker CLI against the shared engine.
+// docker runs the docker CLI against the test's engine of the matrix (see
+// onEngines), the run's own unless it runs on another.
 func docker(t testing.TB, args ...string) result {
 	t.Helper()
-	return runCmd(t, nil, "", "docker", args...)
+	return runCmd(t, engineOf(t).env(), "", "docker", args...)
 }
 
 // mustDocker runs docker and fails the test unless it succeeds.

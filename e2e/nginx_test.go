@@ -16,7 +16,7 @@ func nginxImage(t *testing.T, d *daemon) string {
 	t.Helper()
 	img := "secretd-e2e-nginx:" + strings.TrimPrefix(d.driver, "secretd-e2e-")
 	t.Cleanup(func() { removeImage(t, img) })
-	if err := secretdtest.BusyboxImage([]string{"docker"}, img, map[string][]byte{"etc/nginx/conf.d/default.conf": []byte("server { listen 80; }\n")}); err != nil {
+	if err := secretdtest.BusyboxImage(engineOf(t).dockerArgs(), img, map[string][]byte{"etc/nginx/conf.d/default.conf": []byte("server { listen 80; }\n")}); err != nil {
 		t.Fatal(err)
 	}
 	return img
@@ -31,13 +31,18 @@ func nginxImage(t *testing.T, d *daemon) string {
 // while /run/secrets gets it at once.
 func TestNginxAbsoluteTarget(t *testing.T) {
 	t.Parallel()
+	onEngines(t, testNginxAbsoluteTarget)
+}
+
+// testNginxAbsoluteTarget is TestNginxAbsoluteTarget on one engine of the matrix.
+func testNginxAbsoluteTarget(t *testing.T) {
 	d := startTestDaemon(t)
 	img := nginxImage(t, d)
 	d.mustCLI("KEY-1", "secret", "create", "site.key", "-")
 	d.mustCLI("CRT-1", "secret", "create", "site.crt", "-")
 	d.mustCLI("server { listen 443 ssl; }", "secret", "create", "site.conf", "-")
 	ctr := d.ctrName("nginx")
-	r := runCmd(t, []string{"SECRETD_HOST=unix://" + d.sock}, "", binary, "run", "--driver", d.driver,
+	r := runCmd(t, append(d.engineEnv(), "SECRETD_HOST=unix://"+d.sock), "", binary, "run", "--driver", d.driver,
 		"--secret", "site.key", "--secret", "site.crt", "--secret", "src=site.conf,target=/etc/nginx/conf.d/site.conf,mode=0440",
 		"--", "-d", "--name", ctr, "--network", "none", "--label", d.label(), img, "sleep", "3600")
 	if r.code != 0 {
@@ -59,7 +64,7 @@ func TestNginxAbsoluteTarget(t *testing.T) {
 	if got := execSh(t, ctr, "grep ' /etc/nginx/conf.d/site.conf ' /proc/mounts | cut -d' ' -f3,4 | cut -d, -f1"); got != "tmpfs ro" {
 		t.Errorf("site.conf is mounted %q, want a read-only tmpfs file", got)
 	}
-	if r := runCmd(t, nil, "", "docker", "exec", ctr, "sh", "-c", "echo x > /etc/nginx/conf.d/site.conf"); r.code == 0 {
+	if r := docker(t, "exec", ctr, "sh", "-c", "echo x > /etc/nginx/conf.d/site.conf"); r.code == 0 {
 		t.Errorf("site.conf is writable in the container")
 	}
 
@@ -80,7 +85,7 @@ func TestNginxAbsoluteTarget(t *testing.T) {
 	// With secretd.on-update=restart, the rotation restarts the container,
 	// which then binds the new file.
 	ctr2 := d.ctrName("nginx-restart")
-	r = runCmd(t, []string{"SECRETD_HOST=unix://" + d.sock}, "", binary, "run", "--driver", d.driver,
+	r = runCmd(t, append(d.engineEnv(), "SECRETD_HOST=unix://"+d.sock), "", binary, "run", "--driver", d.driver,
 		"--secret", "source=site.conf,target=/etc/nginx/conf.d/site.conf",
 		"--", "-d", "--name", ctr2, "--network", "none", "--label", d.label(), "--label", "secretd.on-update=restart", img, "sleep", "3600")
 	if r.code != 0 {

@@ -100,6 +100,11 @@ done`
 
 // TestOnUpdateActions checks the signal and restart actions and the pin.
 func TestOnUpdateActions(t *testing.T) {
+	onEngines(t, testOnUpdateActions)
+}
+
+// testOnUpdateActions is TestOnUpdateActions on one engine of the matrix.
+func testOnUpdateActions(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("one", "secret", "create", "cfg", "-")
 	sig := "sig-" + d.driver

@@ -29,8 +29,10 @@ type Engine struct {
 	Dir string
 	// Host is its socket as a DOCKER_HOST value.
 	Host string
-	// StorageDriver is dockerd's --storage-driver; empty means vfs, which
-	// works on any file system.
+	// Version is the engine it runs.
+	Version EngineVersion
+	// StorageDriver is dockerd's --storage-driver, Version's by default;
+	// empty keeps dockerd's own default.
 	StorageDriver string
 
 	mu   sync.Mutex
@@ -40,17 +42,22 @@ type Engine struct {
 	buf  *bytes.Buffer
 }
 
-// NewEngine prepares an engine in dir, logging to logs (nil: kept in
-// memory, see Log), without starting it.
+// NewEngine prepares an engine of the dockerd on $PATH in dir, logging to
+// logs (nil: kept in memory, see Log), without starting it.
 func NewEngine(dir string, logs io.Writer) (*Engine, error) {
-	e := &Engine{Dir: dir, Host: "unix://" + filepath.Join(dir, "docker.sock"), logs: logs}
+	return NewEngineOf(HostDockerd, dir, logs)
+}
+
+// NewEngineOf prepares an engine of version v in dir, as NewEngine does.
+func NewEngineOf(v EngineVersion, dir string, logs io.Writer) (*Engine, error) {
+	e := &Engine{Dir: dir, Host: "unix://" + filepath.Join(dir, "docker.sock"), Version: v, StorageDriver: v.StorageDriver, logs: logs}
 	if logs == nil {
 		e.buf = &bytes.Buffer{}
 		e.logs = e.buf
 	}
-	// An empty config file keeps the host's daemon.json (which names the
-	// host engine's data root) out of this engine.
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o644); err != nil {
+	// A config file of its own keeps the host's daemon.json (which names
+	// the host engine's data root) out of this engine.
+	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte(cmp.Or(v.Config, "{}")), 0o644); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -85,20 +92,27 @@ func StartEngine(tb testing.TB, tag string) *Engine {
 }
 
 func (e *Engine) args() []string {
-	return []string{
+	args := []string{
 		"--data-root", filepath.Join(e.Dir, "root"),
 		"--exec-root", filepath.Join(e.Dir, "exec"),
 		"--pidfile", filepath.Join(e.Dir, "pid"),
 		"--config-file", filepath.Join(e.Dir, "daemon.json"),
 		"-H", e.Host,
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--storage-driver", cmp.Or(e.StorageDriver, "vfs"),
+		"--bridge=none", "--iptables=false", "--ip6tables=false",
 	}
+	if e.StorageDriver != "" {
+		args = append(args, "--storage-driver", e.StorageDriver)
+	}
+	return args
 }
 
 // Boot runs dockerd and waits until it answers.
 func (e *Engine) Boot() error {
 	e.mu.Lock()
-	cmd := exec.Command("dockerd", e.args()...)
+	cmd := exec.Command(cmp.Or(e.Version.Dockerd, "dockerd"), e.args()...)
+	if len(e.Version.Env) > 0 {
+		cmd.Env = append(os.Environ(), e.Version.Env...)
+	}
 	w := writerFunc(func(p []byte) (int, error) { e.mu.Lock(); defer e.mu.Unlock(); return e.logs.Write(p) })
 	cmd.Stdout, cmd.Stderr = w, w
 	// A killed test process takes its engines with it; what they leave
@@ -116,7 +130,7 @@ func (e *Engine) Boot() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("private dockerd exited at start:\n%s", e.Log())
+			return fmt.Errorf("private dockerd %s exited at start:\n%s", e.Version.Name, e.Log())
 		default:
 		}
 		if exec.Command("docker", "-H", e.Host, "version", "--format", "{{.Server.Version}}").Run() == nil {
@@ -124,7 +138,7 @@ func (e *Engine) Boot() error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("private dockerd did not answer within 60s:\n%s", e.Log())
+	return fmt.Errorf("private dockerd %s did not answer within 60s:\n%s", e.Version.Name, e.Log())
 }
 
 // Signal sends sig to dockerd and waits for it to exit, killing it if it

@@ -57,8 +57,11 @@ type IsolateOptions struct {
 	// driver instead of vfs, so that benchmarks measure container starts
 	// as the host makes them.
 	HostStorageDriver bool
-	// Setup runs in the child once the run's engine answers (DOCKER_HOST
-	// names it), before the tests: build images there.
+	// Docker29 starts Docker Engine 29.7.2 too (see Docker29), beside the
+	// run's own; the run fails when its binary cannot be found.
+	Docker29 bool
+	// Setup runs in the child once the run's engines answer (DOCKER_HOST
+	// names the run's own), before the tests: build images there.
 	Setup func(*Isolated) error
 }
 
@@ -70,6 +73,11 @@ type Isolated struct {
 	Binary string
 	// Engine is the run's dockerd, which DOCKER_HOST names.
 	Engine *Engine
+	// Docker29 is the run's Engine 29.7.2 when IsolateOptions asked for it.
+	Docker29 *Engine
+	// Versions are the engine versions the run found, its own first: a
+	// test may start more engines of them.
+	Versions []EngineVersion
 }
 
 // storageEnv carries the run engine's storage driver to the child.
@@ -242,6 +250,8 @@ func inside(m *testing.M, dir string, o IsolateOptions) int {
 	os.Chmod(tmp, 0o1777)
 	os.Setenv("TMPDIR", tmp)
 
+	// code is the tests' exit status, which the deferred teardowns read.
+	code := 1
 	binary := filepath.Join(bin, "secretd")
 	build := exec.Command("go", "build", "-o", binary, "./cmd/secretd")
 	build.Dir = o.Module
@@ -263,8 +273,11 @@ func inside(m *testing.M, dir string, o IsolateOptions) int {
 		return 1
 	}
 	e, err := NewEngine(edir, logFile)
-	if err == nil {
+	if err == nil && os.Getenv(storageEnv) != "" {
 		e.StorageDriver = os.Getenv(storageEnv)
+	}
+	if err == nil {
+		e.Version.Name = dockerdRelease("dockerd", e.Version.Name)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, runName+":", err)
@@ -290,19 +303,70 @@ func inside(m *testing.M, dir string, o IsolateOptions) int {
 		fmt.Fprintln(os.Stderr, runName+":", err)
 		return 1
 	}
+	run := &Isolated{Dir: dir, Binary: binary, Engine: e, Versions: []EngineVersion{e.Version}}
+	if o.Docker29 {
+		v, err := Docker29(o.Module, bin)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", runName, err)
+			return 1
+		}
+		e29, stop, err := bootEngine(v, filepath.Join(dir, "engine-"+v.Name), filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-dockerd-"+v.Name+".log"))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: start the suite's Docker Engine %s: %v\n", runName, v.Name, err)
+			return 1
+		}
+		defer stop(&code)
+		run.Docker29, run.Versions = e29, append(run.Versions, v)
+	}
 	if o.Setup != nil {
-		if err := o.Setup(&Isolated{Dir: dir, Binary: binary, Engine: e}); err != nil {
+		if err := o.Setup(run); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", runName, err)
 			return 1
 		}
 	}
-	code := m.Run()
+	code = m.Run()
 	if code == 0 {
 		os.Remove(logPath)
 	} else {
 		fmt.Fprintf(os.Stderr, runName+": the suite's dockerd logged to %s\n", logPath)
 	}
 	return code
+}
+
+// bootEngine starts one more engine of the run, of version v, in dir,
+// logging to logPath. stop tears it down and keeps the log only when the
+// tests failed (code != 0).
+func bootEngine(v EngineVersion, dir, logPath string) (*Engine, func(code *int), error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	e, err := NewEngineOf(v, dir, logFile)
+	if err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	stop := func(code *int) {
+		if err := e.Teardown(logStderr); err != nil {
+			fmt.Fprintln(os.Stderr, runName+":", err)
+		}
+		logFile.Close()
+		if *code == 0 {
+			os.Remove(logPath)
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: the suite's dockerd %s logged to %s\n", runName, v.Name, logPath)
+		}
+	}
+	if err := e.Boot(); err != nil {
+		code := 1
+		stop(&code)
+		return nil, nil, fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	return e, stop, nil
 }
 
 // bindDefaultSocket puts sock over the engine's default socket, in this

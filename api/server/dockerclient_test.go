@@ -52,6 +52,17 @@ func TestDockerGoClient(t *testing.T) {
 	c := dockerClient(t, e.srv)
 	ctx := context.Background()
 
+	// Ping with negotiation: the client speaks the lower of its own 1.51
+	// and secretd's 1.55, and sees a Swarm manager.
+	p, err := c.Ping(ctx)
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	c.NegotiateAPIVersionPing(p)
+	if p.APIVersion != "1.55" || c.ClientVersion() != "1.51" || p.SwarmStatus == nil || !p.SwarmStatus.ControlAvailable || p.OSType != "linux" {
+		t.Errorf("ping: %+v, negotiated %s; want API 1.55, 1.51, a manager on linux", p, c.ClientVersion())
+	}
+
 	spec := func(name string, labels map[string]string, data []byte) swarm.SecretSpec {
 		return swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Data: data}
 	}

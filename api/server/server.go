@@ -14,9 +14,12 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/docker/docker/api/types/versions"
 
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/errdefs"
@@ -147,25 +150,32 @@ func (s *Server) routes() {
 	h("/", s.notServed)
 }
 
-// versionPrefix matches the /v1.41 a Docker client puts before every path.
-var versionPrefix = regexp.MustCompile(`^/v[0-9]+\.[0-9]+/`)
+// versionPrefix matches the /v1.55 a Docker client puts before every path,
+// as the Engine's router does (any digits and dots).
+var versionPrefix = regexp.MustCompile(`^/v([0-9][0-9.]*)/`)
 
 // ServeHTTP strips the API version prefix, caps the body and logs the
 // request without its body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if loc := versionPrefix.FindStringIndex(r.URL.Path); loc != nil {
-		r.URL.Path = r.URL.Path[loc[1]-1:]
+	version := ""
+	if m := versionPrefix.FindStringSubmatchIndex(r.URL.Path); m != nil {
+		version = r.URL.Path[m[2]:m[3]]
+		r.URL.Path = r.URL.Path[m[1]-1:]
 		r.URL.RawPath = ""
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, api.MaxBodyBytes)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	// The headers the Engine's version middleware puts on every answer.
 	rec.Header().Set("Api-Version", api.APIVersion)
-	rec.Header().Set("Server", "secretd/"+s.cfg.Version)
+	rec.Header().Set("Ostype", runtime.GOOS)
+	rec.Header().Set("Server", "secretd/"+s.cfg.Version+" ("+runtime.GOOS+")")
 	// Anything the mux would answer itself (a redirect, a 405) gets the
 	// Engine's JSON 404 instead of net/http's text body.
 	if _, pattern := s.mux.Handler(r); pattern == "" || !clean(r) {
 		writeError(rec, http.StatusNotFound, "page not found")
+	} else if err := checkVersion(version); err != nil {
+		writeError(rec, http.StatusBadRequest, err.Error())
 	} else {
 		// Each request has a deadline of its own: whatever it waits on
 		// (the engine, another host, a lock) gives up with it, and the
@@ -177,6 +187,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(rec, r.WithContext(ctx))
 	}
 	s.cfg.Log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+}
+
+// checkVersion refuses a path's API version outside MinAPIVersion to
+// APIVersion with the Engine's own words, which clients recognise; no
+// version (an unversioned path) means the newest.
+func checkVersion(v string) error {
+	switch {
+	case v == "":
+		return nil
+	case versions.LessThan(v, api.MinAPIVersion):
+		return fmt.Errorf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", v, api.MinAPIVersion)
+	case versions.GreaterThan(v, api.APIVersion):
+		return fmt.Errorf("client version %s is too new. Maximum supported API version is %s", v, api.APIVersion)
+	}
+	return nil
 }
 
 // clean reports whether the mux would serve the path as it is rather than

@@ -342,20 +342,24 @@ func (e *env) reveal(ref string, version int) string {
 	return string(b)
 }
 
+// TestPing: /_ping and /version answer as an Engine of API 1.55 does, at
+// every version a client may put in the path, with the Engine's headers.
 func TestPing(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	for _, m := range []string{"GET", "HEAD"} {
-		for _, p := range []string{"/_ping", "/v1.41/_ping", "/v1.25/_ping"} {
+		for _, p := range []string{"/_ping", "/v1.55/_ping", "/v1.44/_ping", "/v1.41/_ping", "/v1.24/_ping"} {
 			r := e.do(m, p, nil)
 			if r.code != http.StatusOK {
 				t.Errorf("%s %s: %d", m, p, r.code)
 			}
-			if got := r.hdr.Get("Api-Version"); got != "1.41" {
-				t.Errorf("%s %s: Api-Version %q", m, p, got)
-			}
-			// The docker CLI hides `docker secret` unless this says manager.
-			if got := r.hdr.Get("Swarm"); got != "active/manager" {
-				t.Errorf("%s %s: Swarm %q", m, p, got)
+			for h, want := range map[string]string{
+				"Api-Version": "1.55", "Ostype": "linux", "Docker-Experimental": "false", "Server": "secretd/test (linux)",
+				// The docker CLI hides `docker secret` unless this says manager.
+				"Swarm": "active/manager",
+			} {
+				if got := r.hdr.Get(h); got != want {
+					t.Errorf("%s %s: %s %q, want %q", m, p, h, got, want)
+				}
 			}
 			want := "OK"
 			if m == "HEAD" {
@@ -366,28 +370,66 @@ func TestPing(t *testing.T) {
 			}
 		}
 	}
-	r := e.do("GET", "/v1.41/version", nil)
-	var v struct{ APIVersion, MinAPIVersion, Version string }
-	r.decode(t, &v)
-	if r.code != 200 || v.APIVersion != "1.41" || v.MinAPIVersion != "1.25" || v.Version != "test" {
-		t.Errorf("version: %d %+v", r.code, v)
+	for _, p := range []string{"/version", "/v1.55/version", "/v1.24/version"} {
+		r := e.do("GET", p, nil)
+		var v struct{ APIVersion, MinAPIVersion, Version string }
+		r.decode(t, &v)
+		if r.code != 200 || v.APIVersion != "1.55" || v.MinAPIVersion != "1.24" || v.Version != "test" {
+			t.Errorf("GET %s: %d %+v", p, r.code, v)
+		}
 	}
 }
 
 func TestVersionPrefixes(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	id := e.create("prefixed", nil, e.canary("p"))
-	for _, p := range []string{"/v1.41/secrets", "/v1.25/secrets", "/secrets"} {
+	for _, p := range []string{"/v1.55/secrets", "/v1.44/secrets", "/v1.41/secrets", "/v1.25/secrets", "/v1.24/secrets", "/secrets"} {
 		r := e.do("GET", p, nil)
 		var list []api.Secret
 		r.decode(t, &list)
 		if r.code != 200 || len(list) != 1 || list[0].ID != id {
 			t.Errorf("GET %s: %d %s", p, r.code, r.body)
 		}
+		if got := r.hdr.Get("Api-Version"); got != "1.55" {
+			t.Errorf("GET %s: Api-Version %q", p, got)
+		}
 	}
-	r := e.do("POST", "/v1.25/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "old-client"}, Data: e.canary("o")})
+	r := e.do("POST", "/v1.24/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "old-client"}, Data: e.canary("o")})
 	if r.code != http.StatusCreated {
-		t.Errorf("create through /v1.25: %d %s", r.code, r.body)
+		t.Errorf("create through /v1.24: %d %s", r.code, r.body)
+	}
+}
+
+// TestVersionRefused: a path at a version above the advertised one, or
+// below the minimum, is refused as the Engine refuses it (400, its words)
+// and changes nothing.
+func TestVersionRefused(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create("kept", nil, e.canary("k"))
+	tooNew := func(v string) string {
+		return "client version " + v + " is too new. Maximum supported API version is 1.55"
+	}
+	tooOld := func(v string) string {
+		return "client version " + v + " is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"
+	}
+	spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: "refused"}, Data: e.canary("r")}
+	for _, c := range []struct {
+		method, path string
+		body         any
+		msg          string
+	}{
+		{"GET", "/v1.56/_ping", nil, tooNew("1.56")},
+		{"GET", "/v1.56/secrets", nil, tooNew("1.56")},
+		{"POST", "/v2.0/secrets/create", spec, tooNew("2.0")},
+		{"POST", "/v1.100/secrets/create", spec, tooNew("1.100")},
+		{"POST", "/v1.23/secrets/create", spec, tooOld("1.23")},
+		{"DELETE", "/v1.12/secrets/kept", nil, tooOld("1.12")},
+		{"GET", "/v1/secrets", nil, tooOld("1")},
+	} {
+		r := e.refused(c.method, c.path, c.body, http.StatusBadRequest, c.msg)
+		if got := r.hdr.Get("Api-Version"); got != "1.55" {
+			t.Errorf("%s %s: Api-Version %q on the refusal", c.method, c.path, got)
+		}
 	}
 }
 

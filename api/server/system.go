@@ -16,7 +16,6 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Swarm", "active/manager")
 	h.Set("Docker-Experimental", "false")
-	h.Set("Ostype", runtime.GOOS)
 	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	h.Set("Pragma", "no-cache")
 	if r.Method == http.MethodHead {

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	dockerclient "github.com/docker/docker/client"
 	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/server"
 	"github.com/secretd/secretd/controller"
@@ -130,7 +129,7 @@ type daemon struct {
 	st        *store.Store
 	rollbacks prometheus.Counter
 
-	engine     *dockerclient.Client
+	engine     *Engine
 	engineHost string
 	metrics    *metrics.Metrics
 	sources    *sourced.Service

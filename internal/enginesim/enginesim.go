@@ -30,11 +30,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/versions"
 )
 
 // Options describe the simulated fleet.
@@ -59,6 +59,9 @@ type Options struct {
 	// mounts the volumes (the root filesystem's mount, the network, the
 	// runtime spec): the start waits this long before calling Start.
 	StartWork time.Duration
+	// Profile is the engine version simulated; the zero Profile is
+	// Docker29.
+	Profile Profile
 }
 
 // Sim is a running simulated engine.
@@ -79,6 +82,9 @@ type Sim struct {
 	subs    map[*sub]struct{}
 	dropped int
 	rng     *mrand.Rand
+	// held, while not nil, is closed by Release: until then every request
+	// waits, as with a dockerd that is still restoring its containers.
+	held chan struct{}
 }
 
 type ctr struct {
@@ -89,10 +95,6 @@ type ctr struct {
 	labels   map[string]string
 	mounts   []container.MountPoint
 }
-
-// APIVersion is what the simulator announces; the client's own default, so
-// the docker client never downgrades.
-const APIVersion = api.DefaultVersion
 
 // Start listens on socket (removed first when stale) and serves until
 // Close.
@@ -105,6 +107,9 @@ func Start(socket string, opts Options) (*Sim, error) {
 	}
 	if opts.Driver == "" {
 		return nil, errors.New("enginesim: Options.Driver is empty")
+	}
+	if opts.Profile == (Profile{}) {
+		opts.Profile = Docker29
 	}
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -202,9 +207,60 @@ func (s *Sim) Dropped() int {
 	return s.dropped
 }
 
-// serve routes like dockerd: every path may carry a /vX.Y version prefix.
+// Profile is the engine version the simulator shows.
+func (s *Sim) Profile() Profile { return s.opts.Profile }
+
+// Hold makes every request wait, unanswered, until Release or until its
+// client gives up: a dockerd restoring its containers at boot answers
+// nothing, /_ping included.
+func (s *Sim) Hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = make(chan struct{})
+	}
+}
+
+// Release answers the requests Hold kept waiting, and every one after.
+func (s *Sim) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held != nil {
+		close(s.held)
+		s.held = nil
+	}
+}
+
+// serve routes like dockerd: every path may carry a /vX.Y version prefix,
+// which must lie within the profile's versions.
 func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
-	path := versionPrefix.ReplaceAllString(r.URL.Path, "")
+	s.mu.Lock()
+	held := s.held
+	s.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	p := s.opts.Profile
+	h := w.Header()
+	h.Set("Api-Version", p.APIVersion)
+	h.Set("Ostype", runtime.GOOS)
+	h.Set("Server", "Docker/enginesim ("+runtime.GOOS+")")
+	path := r.URL.Path
+	if m := versionPrefix.FindStringSubmatch(path); m != nil {
+		path = path[len(m[0]):]
+		switch v := m[1]; {
+		case versions.LessThan(v, p.MinAPIVersion):
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", v, p.MinAPIVersion))
+			return
+		case versions.GreaterThan(v, p.APIVersion):
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("client version %s is too new. Maximum supported API version is %s", v, p.APIVersion))
+			return
+		}
+	}
 	switch {
 	case path == "/_ping" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		s.ping(w, r)
@@ -214,7 +270,7 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "page not found")
 	case path == "/version":
 		writeJSON(w, types.Version{
-			Version: "enginesim", APIVersion: APIVersion, MinAPIVersion: api.MinSupportedAPIVersion,
+			Version: "enginesim", APIVersion: s.opts.Profile.APIVersion, MinAPIVersion: s.opts.Profile.MinAPIVersion,
 			Os: runtime.GOOS, Arch: runtime.GOARCH, GoVersion: runtime.Version(),
 		})
 	case path == "/containers/json":
@@ -230,12 +286,10 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var versionPrefix = regexp.MustCompile(`^/v[0-9]+\.[0-9]+`)
+var versionPrefix = regexp.MustCompile(`^/v([0-9][0-9.]*)`)
 
 func (s *Sim) ping(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Api-Version", APIVersion)
-	h.Set("Ostype", runtime.GOOS)
 	h.Set("Docker-Experimental", "false")
 	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -2,17 +2,22 @@ package enginesim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	dockerapi "github.com/docker/docker/api"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 
@@ -24,9 +29,14 @@ import (
 
 func start(t *testing.T, n int) (*Sim, *client.Client) {
 	t.Helper()
+	return startProfile(t, n, Profile{})
+}
+
+func startProfile(t *testing.T, n int, p Profile) (*Sim, *client.Client) {
+	t.Helper()
 	sim, err := Start(filepath.Join(t.TempDir(), "sim.sock"), Options{
 		Containers: n, Driver: "secretd-sim", Secrets: []string{"a", "b", "c", "d", "e", "f", "g"},
-		Labels: map[string]string{"fleet": "sim"},
+		Labels: map[string]string{"fleet": "sim"}, Profile: p,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -41,14 +51,123 @@ func start(t *testing.T, n int) (*Sim, *client.Client) {
 	return sim, cl
 }
 
+// TestNegotiation: the docker client speaks the lower of its own newest
+// version and the profile's, and /version says the profile's range.
 func TestNegotiation(t *testing.T) {
-	_, cl := start(t, 1)
-	v, err := cl.ServerVersion(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	for _, p := range Profiles {
+		t.Run(p.Name, func(t *testing.T) {
+			_, cl := startProfile(t, 1, p)
+			v, err := cl.ServerVersion(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := dockerapi.DefaultVersion
+			if versions.LessThan(p.APIVersion, want) {
+				want = p.APIVersion
+			}
+			if v.APIVersion != p.APIVersion || v.MinAPIVersion != p.MinAPIVersion || cl.ClientVersion() != want {
+				t.Fatalf("server %s (minimum %s), client %s; want %s (minimum %s), %s", v.APIVersion, v.MinAPIVersion, cl.ClientVersion(), p.APIVersion, p.MinAPIVersion, want)
+			}
+		})
 	}
-	if v.APIVersion != APIVersion || cl.ClientVersion() != APIVersion {
-		t.Fatalf("server %s, client %s, want %s", v.APIVersion, cl.ClientVersion(), APIVersion)
+}
+
+// TestVersionRefused: a request outside the profile's versions gets
+// dockerd's 400 and its words, which secretd looks for to renegotiate.
+func TestVersionRefused(t *testing.T) {
+	sim, _ := startProfile(t, 1, Docker29)
+	for v, want := range map[string]string{
+		"1.41": "client version 1.41 is too old. Minimum supported API version is 1.44, please upgrade your client to a newer version",
+		"1.53": "client version 1.53 is too new. Maximum supported API version is 1.52",
+	} {
+		cl, err := client.NewClientWithOpts(client.WithHost(sim.Host), client.WithVersion(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cl.ContainerList(context.Background(), container.ListOptions{})
+		cl.Close()
+		if !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("list at %s: %v, want a 400 with %q", v, err, want)
+		}
+	}
+	for _, v := range []string{"1.44", "1.52"} {
+		cl, err := client.NewClientWithOpts(client.WithHost(sim.Host), client.WithVersion(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.ContainerList(context.Background(), container.ListOptions{}); err != nil {
+			t.Errorf("list at %s: %v", v, err)
+		}
+		cl.Close()
+	}
+}
+
+// TestHold: while held, nothing is answered, a ping with a deadline
+// included; after Release, the requests that waited are answered.
+func TestHold(t *testing.T) {
+	sim, cl := start(t, 1)
+	sim.Hold()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err := cl.Ping(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ping while held: %v, want its deadline", err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := cl.Ping(context.Background())
+		waited <- err
+	}()
+	select {
+	case err := <-waited:
+		t.Fatalf("a ping was answered while held: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	sim.Release()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("the ping that waited: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Release did not answer the ping that waited")
+	}
+}
+
+// TestEventFields: the legacy status, id and from are on the wire for
+// Engine 20.10 and absent for Engine 29, as its API 1.52 sends events.
+func TestEventFields(t *testing.T) {
+	for _, p := range Profiles {
+		t.Run(p.Name, func(t *testing.T) {
+			sim, _ := startProfile(t, 1, p)
+			hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sim.Socket)
+			}}}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://sim/v"+p.APIVersion+"/events", nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			waitFor(t, func() bool { return sim.Subscribers() == 1 })
+			c := sim.Containers()[0]
+			must(t, sim.Die(c.ID, 0))
+			var raw map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+				t.Fatal(err)
+			}
+			actor, _ := raw["Actor"].(map[string]any)
+			if raw["Type"] != "container" || raw["Action"] != "die" || actor["ID"] != c.ID {
+				t.Errorf("event %v: want a container die of %s", raw, c.ID)
+			}
+			for _, f := range []string{"status", "id", "from"} {
+				if _, ok := raw[f]; ok != p.LegacyEventFields {
+					t.Errorf("field %q present %v, want %v: %v", f, ok, p.LegacyEventFields, raw)
+				}
+			}
+		})
 	}
 }
 
@@ -417,7 +536,13 @@ func must(t *testing.T, err error) {
 // it follows the stream, times every event, and resyncs after a break.
 // No tmpfs is mounted, so it needs no root.
 func TestDrivesController(t *testing.T) {
-	sim, cl := start(t, 100)
+	for _, p := range Profiles {
+		t.Run(p.Name, func(t *testing.T) { drivesController(t, p) })
+	}
+}
+
+func drivesController(t *testing.T, p Profile) {
+	sim, cl := startProfile(t, 100, p)
 	dir := t.TempDir()
 	b, err := bolt.Open(filepath.Join(dir, "secrets.db"))
 	if err != nil {

@@ -131,13 +131,7 @@ func (s *Sim) emitLocked(action events.Action, c *ctr, extra map[string]string) 
 	for k, v := range extra {
 		attrs[k] = v
 	}
-	now := time.Now()
-	m := events.Message{
-		Status: string(action), ID: c.id, From: "busybox",
-		Type: events.ContainerEventType, Action: action,
-		Actor: events.Actor{ID: c.id, Attributes: attrs},
-		Scope: "local", Time: now.Unix(), TimeNano: now.UnixNano(),
-	}
+	m := s.opts.Profile.Message(events.ContainerEventType, action, events.Actor{ID: c.id, Attributes: attrs})
 	for sb := range s.subs {
 		if !sb.matches(m) {
 			continue

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/cmd/secretd/cli"
 )
 
@@ -28,7 +29,7 @@ func NewVersionCommand(c *cli.Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.Out, "\nServer:\n Version:     %s\n API version: 1.41 (Docker Engine API shape)\n", st.Version)
+			fmt.Fprintf(c.Out, "\nServer:\n Version:     %s\n API version: %s (Docker Engine API shape, minimum %s)\n", st.Version, api.APIVersion, api.MinAPIVersion)
 			return nil
 		},
 	}
