@@ -68,6 +68,8 @@ type binding struct {
 	// hostnames are the hostnames of containers that declare secrets,
 	// learned at their create event, for secret-driver plugins.
 	hostnames hostnames
+	// envs are the environments of containers whose templates read them.
+	envs envs
 }
 
 func newBinding(cfg Config, vols *registry) *binding {
@@ -222,7 +224,7 @@ func (b *binding) bindTo(ctx context.Context, name string, users []container.Sum
 		}
 		return b.learnOnUpdate(name, onUpdate)
 	}
-	decl, owner, err := b.agreedLabel(ctx, name, users)
+	decl, scope, owner, err := b.agreedLabel(ctx, name, users)
 	if err != nil {
 		return Volume{}, err
 	}
@@ -232,7 +234,7 @@ func (b *binding) bindTo(ctx context.Context, name string, users []container.Sum
 			return Volume{}, err
 		}
 	}
-	return b.bindLabel(name, decl, owner, onUpdate)
+	return b.bindLabel(name, decl, scope, owner, onUpdate)
 }
 
 // agreedOnUpdate applies the binding rule to the on-update labels of the
@@ -272,24 +274,24 @@ func (b *binding) agreedOnUpdate(ctx context.Context, volume string, users []con
 // agreedLabel applies the binding rule to the containers that use volume:
 // at least one, all with the same non-empty label, none from an image only.
 // owner is the oldest of them, the one created with the volume.
-func (b *binding) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, owner string, err error) {
+func (b *binding) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, scope, owner string, err error) {
 	if len(users) == 0 {
-		return "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
+		return "", "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
 			"if dockerd is copying the image's content into it at create, mount it with volume-nocopy "+
 			"(--mount type=volume,volume-driver=secretd,volume-nocopy,dst=...), or create the volume with -o %s=...", volume, OptionSecrets)
 	}
 	users = slices.Clone(users)
 	slices.SortFunc(users, func(a, b container.Summary) int { return int(a.Created - b.Created) })
 	first := users[0]
-	decl = first.Labels[LabelSecrets]
+	decl = labelText(first.Labels)
 	for _, s := range users {
-		d := s.Labels[LabelSecrets]
+		d := labelText(s.Labels)
 		if d == "" {
-			return "", "", fmt.Errorf("volume %s declares no secrets and container %s using it has no %s label: add --label %s='NAME[;...]' or create the volume with -o %s=...",
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and container %s using it has no %s label: add --label %s='NAME[;...]' or create the volume with -o %s=...",
 				volume, summaryName(s), LabelSecrets, LabelSecrets, OptionSecrets)
 		}
 		if d != decl {
-			return "", "", fmt.Errorf("volume %s declares no secrets and the containers using it declare different ones (%s and %s): give the volume its own declaration with -o %s=...",
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and the containers using it declare different ones (%s and %s): give the volume its own declaration with -o %s=...",
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
@@ -297,26 +299,26 @@ func (b *binding) agreedLabel(ctx context.Context, volume string, users []contai
 	// mounts is refused before it is bound for good. Each container takes
 	// the label's part for this volume, which is the same unless they
 	// mount it at different places.
-	_, decl, err = b.labelShare(first, volume)
+	_, decl, scope, err = b.labelShare(first, volume)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	for _, s := range users[1:] {
-		_, d, err := b.labelShare(s, volume)
+		_, d, sc, err := b.labelShare(s, volume)
 		if err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
-		if d != decl {
-			return "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
+		if d != decl || sc != scope {
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
 	for _, s := range users {
-		if err := b.notFromImage(ctx, s, LabelSecrets); err != nil {
-			return "", "", err
+		if err := b.notFromImage(ctx, s, LabelSecrets, LabelConfigs); err != nil {
+			return "", "", "", err
 		}
 	}
-	return decl, first.ID, nil
+	return decl, scope, first.ID, nil
 }
 
 // notFromImage refuses labels (of keys) that come only from the
@@ -367,7 +369,7 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 	}
 	l := map[string]string{}
 	if img.Config != nil {
-		for _, k := range []string{LabelSecrets, LabelOnUpdate} {
+		for _, k := range []string{LabelSecrets, LabelConfigs, LabelOnUpdate} {
 			if v, ok := img.Config.Labels[k]; ok {
 				l[k] = v
 			}
@@ -388,7 +390,7 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 // on-update, unless it was bound meanwhile: the first binding stands. It
 // is saved behind the Mount that waits for it: after a crash the same
 // rule binds it again.
-func (b *binding) bindLabel(name, decl, containerID, onUpdate string) (Volume, error) {
+func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Volume, error) {
 	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
 			*v = Volume{Name: name, Created: time.Now().UTC(), Format: formatOnUpdate}
@@ -396,7 +398,7 @@ func (b *binding) bindLabel(name, decl, containerID, onUpdate string) (Volume, e
 		if v.Bound() {
 			return false, nil
 		}
-		v.Declaration, v.BoundBy, v.BoundTo = decl, BoundByLabel, containerID
+		v.Declaration, v.BoundBy, v.BoundTo, v.Scope = decl, BoundByLabel, containerID, scope
 		if v.OnUpdate == "" {
 			v.OnUpdate = onUpdate
 		}
@@ -442,8 +444,8 @@ func (b *binding) created(ctx context.Context, id string, labels map[string]stri
 	// any container may be the one a volume learns its on-update from.
 	// With nothing to learn, a container that does not declare costs no
 	// engine call, which matters while many containers start.
-	_, declares := labels[LabelSecrets]
-	if b.engine == nil || (!declares && len(b.vols.unbound(1)) == 0) {
+	declaring := declares(labels)
+	if b.engine == nil || (!declaring && len(b.vols.unbound(1)) == 0) {
 		return
 	}
 	b.learning.Add(1)
@@ -451,7 +453,7 @@ func (b *binding) created(ctx context.Context, id string, labels map[string]stri
 		defer b.learning.Done()
 		lctx, cancel := context.WithTimeout(ctx, createLookupTimeout)
 		defer cancel()
-		b.learnCreated(lctx, id, declares)
+		b.learnCreated(lctx, id, declaring)
 	}()
 }
 

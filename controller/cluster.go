@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // Claim is one container's declared use of secrets, as a host publishes it
@@ -22,17 +23,23 @@ type Claim struct {
 	Entries     []ClaimEntry `json:"entries"`
 }
 
-// ClaimEntry is one secret a Claim holds; Version 0 follows the current one.
+// ClaimEntry is one secret (or config) a Claim holds; Version 0 follows
+// the current one.
 type ClaimEntry struct {
+	// Kind is "config" for a config; empty for a secret, as claims from
+	// before configs say.
+	Kind    string `json:"kind,omitempty"`
 	Source  string `json:"source"`
 	Version int    `json:"version,omitempty"`
 }
 
-// Uses lists the versions of secret name the claim holds (0: the current).
-func (c Claim) Uses(name string) []int {
+// Uses lists the versions of the secret or config kind/name the claim
+// holds (0: the current).
+func (c Claim) Uses(kind store.Kind, name string) []int {
 	var out []int
+	want := string(declKind(kind))
 	for _, e := range c.Entries {
-		if e.Source == name && !slices.Contains(out, e.Version) {
+		if e.Kind == want && e.Source == name && !slices.Contains(out, e.Version) {
 			out = append(out, e.Version)
 		}
 	}
@@ -53,7 +60,7 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 			byKey[key] = cl
 		}
 		for _, e := range entries {
-			ce := ClaimEntry{Source: e.Source, Version: e.Version}
+			ce := ClaimEntry{Kind: string(e.Kind), Source: e.Source, Version: e.Version}
 			if !slices.Contains(cl.Entries, ce) {
 				cl.Entries = append(cl.Entries, ce)
 			}
@@ -82,6 +89,9 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 		}
 		sort.Slice(cl.Entries, func(i, j int) bool {
 			a, b := cl.Entries[i], cl.Entries[j]
+			if a.Kind != b.Kind {
+				return a.Kind < b.Kind
+			}
 			return a.Source < b.Source || a.Source == b.Source && a.Version < b.Version
 		})
 		out = append(out, *cl)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"regexp"
@@ -18,6 +19,9 @@ import (
 // Config is what a Controller works with.
 type Config struct {
 	Store *store.Store
+	// Node is the host as templates see it (.Node); nil refuses a
+	// template that reads it.
+	Node func(ctx context.Context) (Node, error)
 	// Sources fetches driver secrets' values; nil refuses them at Mount.
 	Sources Sources
 	// Engine may be nil only in tests whose volumes carry their

@@ -52,6 +52,8 @@ type fakeEngine struct {
 	// not in it is not found. inspects counts them.
 	hostnames map[string]string
 	inspects  int
+	// envs maps a container ID to its environment, for inspects.
+	envs map[string][]string
 }
 
 type stream struct {
@@ -123,7 +125,7 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 	if !ok {
 		return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
 	}
-	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h}}, nil
+	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h, Env: f.envs[id]}}, nil
 }
 
 func (f *fakeEngine) inspectCount() int {

@@ -26,6 +26,9 @@ const (
 	// LabelSecrets declares the secrets of a volume created with the
 	// container that carries no secrets option of its own.
 	LabelSecrets = "secretd.secrets"
+	// LabelConfigs declares the configs of such a volume, in the same
+	// syntax.
+	LabelConfigs = "secretd.configs"
 	// LabelOnUpdate says what happens when a mounted secret rotates.
 	LabelOnUpdate = declaration.LabelOnUpdate
 )

@@ -128,6 +128,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 		// container. Live grants and revokes belong to the volumes and go
 		// with them, not with a container.
 		c.binding.hostnames.drop(id)
+		c.binding.envs.drop(id)
 		var stale []taskView
 		for _, v := range c.tasks.views() {
 			if v.containerID == id && v.live() {

@@ -83,7 +83,16 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	// 6. reveal: decrypt the declared versions, or fetch them from their
 	// sources; each secret once, however many targets it has.
 	step = time.Now()
-	got, err := c.contents.files(ctx, entries, c.binding.boundContainer(ctx, owner, v.BoundTo), "")
+	// Templates are rendered here, from the volume's scope.
+	in := contentInput{who: c.binding.boundContainer(ctx, owner, v.BoundTo), identity: c.templateIdentity(ctx, volume, owner, v.BoundTo)}
+	if v.Scope != "" {
+		if in.scope, err = v.ScopeEntries(); err != nil {
+			return "", err
+		}
+	} else {
+		in.scope = entries
+	}
+	got, err := c.contents.files(ctx, entries, in)
 	defer wipeFiles(got.files)
 	ph.decrypt = time.Since(step)
 	if err != nil {
@@ -92,7 +101,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	// 7. fill: mount the files (into the spare, or a new tmpfs), read-only;
 	// the task is mounted.
 	step = time.Now()
-	if err = t.fill(got.files, got.versions, got.ids, ph.spare); err != nil {
+	if err = t.fill(got.files, got.versions, got.ids, got.reads, got.rendered, ph.spare); err != nil {
 		return "", err
 	}
 	ph.tmpfs = time.Since(step)

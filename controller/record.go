@@ -162,14 +162,7 @@ func (r *mountRoot) wipe(dir, container string) error {
 // own, by its name or a task record beside it, is left alone: the daemon
 // checked the mount root at start, and whatever appeared since is someone
 // else's.
-func (r *mountRoot) removeStrayDirs(live, inUse map[string]bool) error {
-	entries, err := os.ReadDir(r.path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
+func (r *mountRoot) removeStrayDirs(entries []os.DirEntry, live, inUse map[string]bool) error {
 	names := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		names[e.Name()] = true
@@ -293,11 +286,20 @@ func (r *mountRoot) dirsInUse() map[string]bool {
 
 // cleanMountRoot removes what no mount in live needs: stray directories,
 // half-written records, and the records of mounts gone.
+//
+// The directory is read before the spares and the table, as in Resync: a
+// spare made or a Mount claimed after the read is not in it, and one made
+// before is in use by the time it is asked.
 func (r *mountRoot) cleanMountRoot(live map[string]bool, first bool) []error {
+	entries, err := os.ReadDir(r.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return []error{err}
+	}
+	records := r.records()
 	inUse := r.dirsInUse()
-	errs := []error{r.removeStrayDirs(live, inUse)}
+	errs := []error{r.removeStrayDirs(entries, live, inUse)}
 	r.removeTemps(first)
-	for _, name := range r.records() {
+	for _, name := range records {
 		if !live[name] && !inUse[name] {
 			errs = append(errs, r.removeRecord(name))
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/declaration"
-	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -360,9 +359,10 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 func (c *Controller) adoptFile(t *task) {
 	v := t.view()
 	ctx := context.Background()
-	who := knownContainer(source.Container{ID: v.containerID, Name: v.name, Image: v.image, Hostname: c.binding.hostnames.get(v.containerID)})
 	for _, entries := range c.fileCandidates(v.entries) {
-		got, err := c.contents.files(ctx, entries, who, v.dir)
+		cv := v
+		cv.entries = entries
+		got, err := c.contents.files(ctx, entries, c.contentFor(ctx, cv, nil))
 		same := false
 		if err == nil {
 			same, _ = tmpfs.Holds(v.dir, got.files)
@@ -378,14 +378,15 @@ func (c *Controller) adoptFile(t *task) {
 }
 
 // fileCandidates are the entries a one-file mount may have been filled
-// from: as declared, then, for a stored secret it follows, each older
-// version kept, newest first.
+// from: as declared, then, for a stored secret or config it follows, each
+// older version kept, newest first. A rendered template is tried as it
+// renders now only: what it read then is not known.
 func (c *Controller) fileCandidates(entries []declaration.Entry) [][]declaration.Entry {
 	out := [][]declaration.Entry{entries}
 	if len(entries) != 1 || entries[0].Version != 0 {
 		return out
 	}
-	sec, err := c.cfg.Store.Get(entries[0].Source)
+	sec, err := c.contents.view(entries[0].Kind).Get(entries[0].Source)
 	if err != nil || sec.Source != nil {
 		return out
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/api"
-	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
@@ -31,7 +30,9 @@ const rotateWorkers = 8
 // the files it had. Its message names them all, for the user of `secret
 // update`, and the containers that get the version only later.
 type RotationError struct {
-	// Secret and Version are what was being pushed.
+	// Kind, Secret and Version are what was being pushed: a secret or a
+	// config, its name and version.
+	Kind    store.Kind
 	Secret  string
 	Version int
 	// Failed is sorted by container name.
@@ -62,8 +63,12 @@ func (e *RotationError) Error() string {
 	if n > 1 {
 		them = "they still read"
 	}
-	msg := fmt.Sprintf("version %d of secret '%s' is stored but did not reach %d container%s, %s the previous version: %s; fix the cause and update the secret again, or restart %s",
-		e.Version, e.Secret, n, pluralS(n), them, strings.Join(parts, ", "), pronoun(n))
+	kind := e.Kind
+	if kind == "" {
+		kind = store.KindSecret
+	}
+	msg := fmt.Sprintf("version %d of %s '%s' is stored but did not reach %d container%s, %s the previous version: %s; fix the cause and update the %s again, or restart %s",
+		e.Version, kind, e.Secret, n, pluralS(n), them, strings.Join(parts, ", "), kind, pronoun(n))
 	for _, l := range e.Later {
 		msg += "; " + l.Notice("it", e.Version)
 	}
@@ -101,12 +106,7 @@ func pronoun(n int) string {
 // target) or not at all. A container it could not update is logged,
 // audited, counted, and named in the *RotationError it returns.
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation, error) {
-	var todo []*task
-	for _, t := range c.tasks.all() {
-		if slices.ContainsFunc(t.view().entries, func(e declaration.Entry) bool { return e.Source == sec.Name && e.Version == 0 }) {
-			todo = append(todo, t)
-		}
-	}
+	todo := c.affected(sec)
 	r := &rotation{c: c, sec: sec}
 	next := make(chan *task)
 	var wg sync.WaitGroup
@@ -158,9 +158,19 @@ func (r *rotation) one(ctx context.Context, t *task) {
 	r.mu.Lock()
 	r.count++
 	r.mu.Unlock()
-	r.c.cfg.Audit.Log(audit.Event{Event: audit.ContainerRotate, Secret: r.sec.Name, SecretID: r.sec.ID, Version: r.sec.Current,
-		Container: s.name, ContainerID: s.containerID, Mount: s.dir})
+	r.c.cfg.Audit.Log(r.event(audit.Event{Event: audit.ContainerRotate, Version: r.sec.Current,
+		Container: s.name, ContainerID: s.containerID, Mount: s.dir}))
 	r.afterUpdate(ctx, s, vol.onUpdate())
+}
+
+// event is e naming the secret or config pushed.
+func (r *rotation) event(e audit.Event) audit.Event {
+	if r.sec.Kind == store.KindConfig {
+		e.Config, e.ConfigID = r.sec.Name, r.sec.ID
+	} else {
+		e.Secret, e.SecretID = r.sec.Name, r.sec.ID
+	}
+	return e
 }
 
 // result counts the mounts rewritten and names the containers not reached
@@ -180,7 +190,7 @@ func (r *rotation) result() (api.Rotation, error) {
 		return rot, nil
 	}
 	slices.SortFunc(r.failed, func(a, b RotationFailure) int { return strings.Compare(a.Container, b.Container) })
-	return rot, &RotationError{Secret: r.sec.Name, Version: r.sec.Current, Failed: r.failed, Later: r.later}
+	return rot, &RotationError{Kind: r.sec.Kind, Secret: r.sec.Name, Version: r.sec.Current, Failed: r.failed, Later: r.later}
 }
 
 // deferToRestart leaves a one-file volume's mount as it is: the engine
@@ -248,8 +258,8 @@ func (r *rotation) fail(f RotationFailure) {
 		"secret", sec.Name, "version", sec.Current, "container", f.Container, "mount", f.Mount, "err", f.Err)
 	cfg.Metrics.Error("rotate", f.Err)
 	cfg.Metrics.RotationFailed(1)
-	cfg.Audit.Log(audit.Event{Event: audit.ContainerRotateFailed, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current,
-		Container: f.Container, ContainerID: f.ContainerID, Mount: f.Mount, Reason: f.Err.Error()})
+	cfg.Audit.Log(r.event(audit.Event{Event: audit.ContainerRotateFailed, Version: sec.Current,
+		Container: f.Container, ContainerID: f.ContainerID, Mount: f.Mount, Reason: f.Err.Error()}))
 	r.mu.Lock()
 	r.failed = append(r.failed, f)
 	r.mu.Unlock()
@@ -261,9 +271,14 @@ func (r *rotation) fail(f RotationFailure) {
 // fetched, bounded by its source's own deadline.
 func (c *Controller) refresh(t *task) (taskView, bool, error) {
 	return t.refresh(func(v taskView) (content, error) {
-		who := knownContainer(source.Container{ID: v.containerID, Name: v.name, Image: v.image, Hostname: c.binding.hostnames.get(v.containerID)})
-		return c.contents.files(context.Background(), v.entries, who, v.dir)
+		ctx := context.Background()
+		return c.contents.files(ctx, v.entries, c.contentFor(ctx, v, nil))
 	}, c.cfg.Log)
+}
+
+// knownSource is a running task's container, for a driver secret's source.
+func knownSource(b *binding, v taskView) func() source.Container {
+	return knownContainer(source.Container{ID: v.containerID, Name: v.name, Image: v.image, Hostname: b.hostnames.get(v.containerID)})
 }
 
 // afterUpdate runs the volume's on-update action o on the container. The

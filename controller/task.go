@@ -84,6 +84,11 @@ type taskView struct {
 	// entries changed live), so the next refresh rewrites it.
 	versions []int
 	ids      []string
+	// reads holds, for each entry rendered from a template, what the
+	// rendering read (rendered says which entries are templates); a
+	// rotation of any of those renders it again.
+	reads    [][]readRef
+	rendered []bool
 }
 
 // task is one mount; see above.
@@ -187,7 +192,7 @@ func (t *task) declare(entries []declaration.Entry) {
 // fill mounts files as the task's tmpfs (into its spare, when it has
 // one), records what it holds and ends the Mount: the task is mounted
 // and no longer busy.
-func (t *task) fill(files []tmpfs.File, versions []int, ids []string, spare bool) error {
+func (t *task) fill(files []tmpfs.File, versions []int, ids []string, reads [][]readRef, rendered []bool, spare bool) error {
 	var err error
 	if spare {
 		err = tmpfs.Fill(t.dir, files, tmpfs.Options{})
@@ -197,7 +202,7 @@ func (t *task) fill(files []tmpfs.File, versions []int, ids []string, spare bool
 	if err != nil {
 		return fmt.Errorf("mount secrets: %w", err)
 	}
-	return t.release(mounting, mounted, func(v *taskView) { v.versions, v.ids = versions, ids })
+	return t.release(mounting, mounted, func(v *taskView) { v.versions, v.ids, v.reads, v.rendered = versions, ids, reads, rendered })
 }
 
 // abandon ends a Mount that failed: the task leaves the table's life.
@@ -206,11 +211,13 @@ func (t *task) abandon() {
 }
 
 // content is what a task's entries resolve to now: the files with their
-// versions and secret IDs by entry.
+// versions and secret IDs by entry, and what each rendering read.
 type content struct {
 	files    []tmpfs.File
 	versions []int
 	ids      []string
+	reads    [][]readRef
+	rendered []bool
 }
 
 // refresh rewrites the mount with what read returns for it, if any
@@ -237,8 +244,8 @@ func (t *task) rewrite(v taskView, read func(taskView) (content, error), log *sl
 	if err != nil {
 		return nil, false, err
 	}
-	set = func(w *taskView) { w.versions, w.ids = c.versions, c.ids }
-	if v.versions != nil && slices.Equal(c.versions, v.versions) && slices.Equal(c.ids, v.ids) {
+	set = func(w *taskView) { w.versions, w.ids, w.reads, w.rendered = c.versions, c.ids, c.reads, c.rendered }
+	if v.versions != nil && slices.Equal(c.versions, v.versions) && slices.Equal(c.ids, v.ids) && sameReads(c.reads, v.reads) {
 		return nil, false, nil
 	}
 	if v.versions == nil {
@@ -269,7 +276,7 @@ func (t *task) redeclare(entries []declaration.Entry) {
 		return // gone: nothing to change
 	}
 	t.release(v.state, v.state, func(v *taskView) {
-		v.entries, v.versions, v.ids = slices.Clone(entries), nil, nil
+		v.entries, v.versions, v.ids, v.reads, v.rendered = slices.Clone(entries), nil, nil, nil, nil
 	})
 }
 
@@ -343,7 +350,7 @@ func (t *task) held(c content) {
 	if !ok {
 		return
 	}
-	t.release(v.state, v.state, func(w *taskView) { w.versions, w.ids = c.versions, c.ids })
+	t.release(v.state, v.state, func(w *taskView) { w.versions, w.ids, w.reads, w.rendered = c.versions, c.ids, c.reads, c.rendered })
 }
 
 // rename follows a rename of the task's container.
@@ -394,12 +401,17 @@ func (v taskView) apiTask(oneFile bool) api.Task {
 		Mount: v.dir, Since: v.since,
 	}
 	for i, e := range v.entries {
-		ts := api.TaskSecret{Name: e.Source, Target: v.target(e, oneFile), Pinned: e.Version != 0}
+		ts := api.TaskSecret{Kind: string(e.Kind), Name: e.Source, Target: v.target(e, oneFile), Pinned: e.Version != 0}
 		if i < len(v.versions) {
 			ts.Version = v.versions[i]
 		}
 		if i < len(v.ids) {
 			ts.ID = v.ids[i]
+		}
+		if i < len(v.reads) {
+			for _, r := range v.reads[i] {
+				ts.Reads = append(ts.Reads, r.String())
+			}
 		}
 		out.Secrets = append(out.Secrets, ts)
 	}
@@ -411,4 +423,9 @@ func wipeFiles(files []tmpfs.File) {
 	for _, f := range files {
 		clear(f.Data)
 	}
+}
+
+// sameReads reports whether two mounts' renderings read the same versions.
+func sameReads(a, b [][]readRef) bool {
+	return slices.EqualFunc(a, b, func(x, y []readRef) bool { return slices.Equal(x, y) })
 }

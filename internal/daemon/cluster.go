@@ -188,7 +188,7 @@ func (c clusterController) Users(ctx context.Context, sec store.Secret) ([]strin
 		return nil, err
 	}
 	for _, r := range remote {
-		if n := r.Host + "/" + r.Name; len(r.Uses(sec.Name)) > 0 && !slices.Contains(users, n) {
+		if n := r.Host + "/" + r.Name; len(r.Uses(sec.Kind, sec.Name)) > 0 && !slices.Contains(users, n) {
 			users = append(users, n)
 		}
 	}
@@ -208,7 +208,7 @@ func (c clusterController) Pins(ctx context.Context, sec store.Secret) (map[int]
 	}
 	for _, r := range remote {
 		n := r.Host + "/" + r.Name
-		for _, v := range r.Uses(sec.Name) {
+		for _, v := range r.Uses(sec.Kind, sec.Name) {
 			if v != 0 && !slices.Contains(pins[v], n) {
 				if pins == nil {
 					pins = map[int][]string{}

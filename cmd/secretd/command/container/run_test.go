@@ -73,19 +73,33 @@ func TestRunBuildsDockerRun(t *testing.T) {
 		{"absolute target", []string{"--secret", "site.key", "--secret", "src=site.conf,target=/etc/nginx/conf.d/site.conf,mode=0400",
 			"--secret", "source=c,target=/run/secrets/c.pem", "img"},
 			[]string{"run",
-				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=site.key;source=c,target=c.pem,uid=0,gid=0,mode=0444",volume-opt=on-update=none`,
-				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=secrets=source=site.conf,target=site.conf,uid=0,gid=0,mode=0400",volume-opt=file=site.conf,volume-opt=on-update=none`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=site.key;source=c,target=c.pem,uid=0,gid=0,mode=0444","volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;source=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0400;source=c,target=/run/secrets/c.pem,uid=0,gid=0,mode=0444",volume-opt=on-update=none`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=secrets=source=site.conf,target=site.conf,uid=0,gid=0,mode=0400",volume-opt=file=site.conf,"volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;source=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0400;source=c,target=/run/secrets/c.pem,uid=0,gid=0,mode=0444",volume-opt=on-update=none`,
+				"img"}},
+		// Seed 004's nginx walkthrough with site.conf as a config: its
+		// default target is /NAME; one under the target dir joins the
+		// secrets; several volumes share the whole declaration (scope).
+		{"config", []string{"--config", "site.conf", "img"},
+			[]string{"run", "--mount", `type=volume,volume-driver=secretd,dst=/site.conf,volume-nocopy,"volume-opt=configs=source=site.conf,target=site.conf,uid=0,gid=0,mode=0444",volume-opt=file=site.conf,volume-opt=on-update=none`, "img"}},
+		{"configs and secrets", []string{"--secret", "site.key", "--config", "src=site.conf,target=/etc/nginx/conf.d/site.conf",
+			"--config", "source=app.ini,target=/run/secrets/app.ini,mode=0400", "img"},
+			[]string{"run",
+				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=site.key,"volume-opt=configs=source=app.ini,target=app.ini,uid=0,gid=0,mode=0400","volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;config=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0444;config=app.ini,target=/run/secrets/app.ini,uid=0,gid=0,mode=0400",volume-opt=on-update=none`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=configs=source=site.conf,target=site.conf,uid=0,gid=0,mode=0444",volume-opt=file=site.conf,"volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;config=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0444;config=app.ini,target=/run/secrets/app.ini,uid=0,gid=0,mode=0400",volume-opt=on-update=none`,
 				"img"}},
 		{"engine and target dir", []string{"--docker-host", "unix:///tmp/d.sock", "--secret-target-dir", "/etc/app,conf", "--secret", "a@2", "img"},
 			[]string{"--host", "unix:///tmp/d.sock", "run", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy,volume-opt=secrets=a@2,volume-opt=on-update=none`, "img"}},
 		// The container's on-update label goes to every volume, checked
 		// and in its canonical form; docker's last one wins.
-		{"on-update label", []string{"--secret", "a", "--secret", "src=b,target=/etc/b.conf", "--", "-d", "--label", "secretd.on-update=restart",
+		{"on-update label", []string{"--secret", "a", "--", "-d", "--label", "secretd.on-update=restart",
 			"-l", "secretd.on-update=signal:hup", "img"},
 			[]string{"run",
 				"--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a,volume-opt=on-update=signal:SIGHUP",
-				"--mount", `type=volume,volume-driver=secretd,dst=/etc/b.conf,volume-nocopy,"volume-opt=secrets=source=b,target=b.conf,uid=0,gid=0,mode=0444",volume-opt=file=b.conf,volume-opt=on-update=signal:SIGHUP`,
 				"-d", "--label", "secretd.on-update=restart", "-l", "secretd.on-update=signal:hup", "img"}},
+		{"on-update label, one file", []string{"--secret", "src=b,target=/etc/b.conf", "--", "-l", "secretd.on-update=restart", "img"},
+			[]string{"run",
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/b.conf,volume-nocopy,"volume-opt=secrets=source=b,target=b.conf,uid=0,gid=0,mode=0444",volume-opt=file=b.conf,volume-opt=on-update=restart`,
+				"-l", "secretd.on-update=restart", "img"}},
 		// A label file may set it: the daemon learns it from the container.
 		{"label file", []string{"--secret", "a", "--label-file", "labels", "img"},
 			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
@@ -108,7 +122,11 @@ func TestRunRefusesBeforeStarting(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"--", "img"}, "at least one --secret"},
+		{[]string{"--", "img"}, "at least one --secret or --config"},
+		{[]string{"--config", "a;b", "img"}, "one config per --config"},
+		{[]string{"--config", "source=x,target=/a", "--secret", "source=y,target=/a", "img"}, "a secret and a config both have target /a"},
+		{[]string{"--config", "source=x,target=/run/secrets/a", "--secret", "a", "img"}, `duplicate target "a"`},
+		{[]string{"--config", "source=x,uid=nope", "img"}, `uid "nope" is not a number`},
 		{[]string{"--secret", "a"}, "needs an image"},
 		{[]string{"--secret", "a;b", "img"}, "one secret per --secret"},
 		{[]string{"--secret", "source=x,mode=999", "img"}, `mode "999" is not an octal number`},
