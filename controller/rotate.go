@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/api"
+	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
@@ -149,7 +150,7 @@ func (r *rotation) one(ctx context.Context, t *task) {
 	}
 	s, changed, err := r.c.refresh(t)
 	if err != nil {
-		r.fail(RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Targets: s.targets(r.sec.Name, false), Err: err})
+		r.fail(RotationFailure{Container: s.label(), ContainerID: s.containerID, Mount: s.dir, Targets: s.targets(declKind(r.sec.Kind), r.sec.Name, false), Err: err})
 		return
 	}
 	if !changed {
@@ -202,10 +203,11 @@ func (r *rotation) result() (api.Rotation, error) {
 // container and the file.
 func (r *rotation) deferToRestart(ctx context.Context, t *task, o OnUpdate) {
 	s := t.view()
-	if s.holds(r.sec.Name, r.sec.Current) {
+	kind := declKind(r.sec.Kind)
+	if s.holds(kind, r.sec.Name, r.sec.Current) {
 		return // it started after the update was stored
 	}
-	targets := s.targets(r.sec.Name, true)
+	targets := s.targets(kind, r.sec.Name, true)
 	later := api.ContainerRotation{ContainerID: s.containerID, ContainerName: s.label(), Targets: targets, Gets: api.RotationNextStart,
 		Reason: fmt.Sprintf("%s is a file bound at an absolute target, which a running container keeps as it was: restart the container to give it the new version, or run it with the label %s=restart",
 			strings.Join(targets, ", "), LabelOnUpdate)}
@@ -224,26 +226,33 @@ func (r *rotation) deferToRestart(ctx context.Context, t *task, o OnUpdate) {
 	}
 }
 
-// holds reports whether every entry of the task that follows secret name
-// is mounted at version; false when what is mounted is not known.
-func (v taskView) holds(name string, version int) bool {
+// holds reports whether every file of the task that follows the secret
+// or config kind/name (as its entry or as what its template read) holds
+// version; false when what is mounted is not known.
+func (v taskView) holds(kind declaration.Kind, name string, version int) bool {
 	for i, e := range v.entries {
-		if e.Source != name || e.Version != 0 {
-			continue
-		}
-		if i >= len(v.versions) || v.versions[i] != version {
+		if e.Kind == kind && e.Source == name && e.Version == 0 && (i >= len(v.versions) || v.versions[i] != version) {
 			return false
 		}
+		if i < len(v.reads) {
+			for _, r := range v.reads[i] {
+				if r.kind == kind && r.name == name && !r.pinned && r.version != version {
+					return false
+				}
+			}
+		}
 	}
-	return true
+	return v.versions != nil
 }
 
-// targets lists where the container reads the secret name through the
-// task (see taskView.target).
-func (v taskView) targets(name string, oneFile bool) []string {
+// targets lists where the container reads the secret or config
+// kind/name through the task, or a rendering that read it (see
+// taskView.target).
+func (v taskView) targets(kind declaration.Kind, name string, oneFile bool) []string {
 	var out []string
-	for _, e := range v.entries {
-		if e.Source == name {
+	for i, e := range v.entries {
+		reads := i < len(v.reads) && slices.ContainsFunc(v.reads[i], func(r readRef) bool { return r.kind == kind && r.name == name })
+		if (e.Kind == kind && e.Source == name) || reads {
 			out = append(out, v.target(e, oneFile))
 		}
 	}

@@ -163,3 +163,38 @@ func TestAdoptedBoundFileIsLeftWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A bound file rendered from a template that reads the rotated secret is
+// left for its next start too, and named: the secret is not its entry, but
+// what its rendering read.
+func TestRotationReportsRenderedBoundFile(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "db_password", "hunter2")
+	e.config(t, "app.ini", "password = {{ secret \"db_password\" }}\n", true)
+	scope := "source=db_password,target=db_password,uid=0,gid=0,mode=0444;config=app.ini,target=/etc/app/app.ini,uid=0,gid=0,mode=0444"
+	e.volume(t, "file", map[string]string{controller.OptionConfigs: "source=app.ini,target=app.ini", "file": "app.ini",
+		controller.OptionScope: scope, controller.OptionOnUpdate: "none"})
+	dir := e.mount(t, "file", "m1")
+	app := ctr("id-app", "app", container.StateRunning, 1, "", "file="+dir)
+	app.Mounts[0].Destination = "/etc/app/app.ini"
+	e.engine.set(app)
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := e.store.Update("db_password", []byte("hunter3"), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot, err := e.ctrl.Rotate(context.Background(), sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rot.Containers) != 1 || rot.Containers[0].ContainerName != "app" || rot.Containers[0].Gets != api.RotationNextStart ||
+		!slices.Equal(rot.Containers[0].Targets, []string{"/etc/app/app.ini"}) {
+		t.Errorf("report %+v, want app at its next start at /etc/app/app.ini", rot)
+	}
+	if got := readFiles(t, dir); got["app.ini"] != "password = hunter2\n" {
+		t.Errorf("the bound rendering was rewritten: %v", got)
+	}
+	e.ctrl.Unmount("file", "m1")
+}
