@@ -4,6 +4,7 @@
 package api
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -38,6 +39,63 @@ type Secret struct {
 	Versions []SecretVersion `json:",omitempty"`
 	// Source is set for a secret created with a driver.
 	Source *SecretSource `json:",omitempty"`
+	// Rotation is set in the answer to secretd's update (POST
+	// /secretd/secrets/{ref}/update): what the new version did to the
+	// containers that use it on this host.
+	Rotation *Rotation `json:",omitempty"`
+}
+
+// Rotation is what one new version of a secret or config did on this
+// host: how many mounts it rewrote in place, and each container that did
+// not get it in place, with what that container gets and why. Docker's
+// own update path changes labels only and has no rotation to report.
+type Rotation struct {
+	// Version is the version rotated to.
+	Version int
+	// Updated counts the mounts rewritten in place.
+	Updated int
+	// Containers are those that did not get Version in place, sorted by
+	// name.
+	Containers []ContainerRotation `json:",omitempty"`
+}
+
+// What a container listed in a Rotation gets (ContainerRotation.Gets).
+const (
+	// RotationNextStart: the new version, from the container's next start.
+	RotationNextStart = "next-start"
+	// RotationRestarting: the new version, once the restart its
+	// on-update asked for is done.
+	RotationRestarting = "restarting"
+	// RotationKept: the previous version; the rotation failed there.
+	RotationKept = "kept"
+)
+
+// ContainerRotation is one container a rotation did not update in place.
+type ContainerRotation struct {
+	ContainerID string `json:",omitempty"`
+	// ContainerName names the container, or says which volume it mounts
+	// while its start is under way and its name not known yet.
+	ContainerName string
+	// Targets are where the container reads the secret or config: the
+	// full path of a file bound at an absolute target.
+	Targets []string `json:",omitempty"`
+	// Gets is RotationNextStart, RotationRestarting or RotationKept.
+	Gets string
+	// Reason says why, and what to do.
+	Reason string
+}
+
+// Notice says on one line what the container gets of version of what (as
+// "secret 'db'"), and why.
+func (c ContainerRotation) Notice(what string, version int) string {
+	switch c.Gets {
+	case RotationRestarting:
+		return fmt.Sprintf("%s gets version %d of %s once restarted: %s", c.ContainerName, version, what, c.Reason)
+	case RotationKept:
+		return fmt.Sprintf("%s keeps the previous version of %s: %s", c.ContainerName, what, c.Reason)
+	default:
+		return fmt.Sprintf("%s gets version %d of %s at its next start: %s", c.ContainerName, version, what, c.Reason)
+	}
 }
 
 // Config is a config as the API shows it: Docker's swarm.Config, whose
@@ -49,6 +107,8 @@ type Config struct {
 	CurrentVersion int `json:",omitempty"`
 	// Versions lists the kept versions, oldest first (inspect only).
 	Versions []SecretVersion `json:",omitempty"`
+	// Rotation is set in the answer to secretd's update, as for a secret.
+	Rotation *Rotation `json:",omitempty"`
 }
 
 // ConfigUpdateRequest carries a new version of a config's data; Swarm

@@ -45,12 +45,13 @@ func containerStart(id, name string, labels map[string]string) events.Message {
 }
 
 // TestVolumeDeclarationNeedsNoEngine: a volume that carries its
-// declaration mounts without asking the engine; the volume mount event and
-// the start event that follow name the container.
+// declaration and its on-update (as `secretd run` makes them) mounts
+// without asking the engine; the volume mount event and the start event
+// that follow name the container.
 func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.secret(t, "a", "secret-a")
-	e.vols.set("optvol", "source=a,target=db")
+	e.vols.full("optvol", "source=a,target=db", "signal:SIGHUP")
 	s := e.run(t)
 	e.engine.set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol"))
 

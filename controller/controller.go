@@ -142,8 +142,9 @@ func (c *Controller) Tasks() []api.Task {
 		if !v.live() {
 			continue
 		}
+		vol, _ := c.vols.get(v.volume)
 		for _, w := range v.containers() {
-			out = append(out, w.apiTask())
+			out = append(out, w.apiTask(vol.oneFile()))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerName < out[j].ContainerName })

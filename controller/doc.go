@@ -46,15 +46,20 @@
 //	               resync tries again
 //
 // While mounted, a task changes without changing state: a volume mount
-// event or a resync gives it its container (claim), a start event or a
-// resync its name, image and on-update label (identify), a rename event
-// its name, and a rotation or a live grant rewrites its files (refresh).
+// event or a resync gives it its container and where that container
+// mounts it (claim), a start event or a resync its name and image
+// (identify), a rename event its name, and a rotation or a live grant
+// rewrites its files (refresh). Which files a mount holds, and what a
+// rotation does to its container (the volume's on-update, bound with its
+// declaration), never depend on events: only the names and paths in
+// `secretd ps`, the audit trail, which container an on-update action
+// reaches and in-use answers do. A one-file volume's mount is never
+// rewritten: its container has the file bound, and gets a new version at
+// its next start (rotate.go's deferToRestart, resync.go's adoptFile).
 // A shared task never has one container: start events (with an inspect)
 // and resyncs add its members (join, setMembers), die and destroy events
 // take them out (leave), and a resync keeps it while any container of its
 // volume is alive.
-// Which files a mount holds never depends on events: only the names in
-// `secretd ps`, the audit trail, on-update actions and in-use answers do.
 //
 // # Locks
 //

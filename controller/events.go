@@ -117,7 +117,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	id := m.Actor.ID
 	if m.Type == events.VolumeEventType {
 		if m.Action == events.ActionMount && (c.binding.ours(m.Actor.Attributes["driver"]) || c.vols.has(id)) {
-			c.attribute(id, m.Actor.Attributes["container"])
+			c.attribute(id, m.Actor.Attributes["container"], m.Actor.Attributes["destination"])
 		}
 		return
 	}

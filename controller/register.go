@@ -14,14 +14,26 @@ import (
 // option binds the volume to it now, checked for syntax so a typo fails
 // `docker volume create`; the secrets and configs themselves are looked up
 // at Mount, because they may be created later. A volume without one is
-// bound later, to the labels of the container created with it.
+// bound later, to the labels of the container created with it. An
+// on-update option is checked and fixed the same way; without one, the
+// volume's on-update is learned from the label of the container created
+// with it, before its first Mount ends.
 func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 	for k := range opts {
 		switch k {
-		case OptionSecrets, OptionConfigs, OptionScope, declaration.OptionFile:
+		case OptionSecrets, OptionConfigs, OptionScope, declaration.OptionFile, OptionOnUpdate:
 		default:
-			return fmt.Errorf("unknown option %q: the options are %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]', %s='...' (configs, the same syntax) and %s=TARGET", k, OptionSecrets, OptionConfigs, declaration.OptionFile)
+			return fmt.Errorf("unknown option %q: the options are %s='NAME[;source=NAME,target=PATH,uid=N,gid=N,mode=0NNN]', %s='...' (configs, the same syntax), %s=TARGET and %s=none|signal:SIGNAME|restart",
+				k, OptionSecrets, OptionConfigs, declaration.OptionFile, OptionOnUpdate)
 		}
+	}
+	var onUpdate string
+	if opt, ok := opts[OptionOnUpdate]; ok {
+		o, err := declaration.ParseOnUpdateOption(opt)
+		if err != nil {
+			return err
+		}
+		onUpdate = o.String()
 	}
 	_, hasSecrets := opts[OptionSecrets]
 	_, hasConfigs := opts[OptionConfigs]
@@ -53,7 +65,7 @@ func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 			}
 			return false, fmt.Errorf("volume %s already exists with other options", name)
 		}
-		*v = Volume{Name: name, Options: opts, Created: time.Now().UTC()}
+		*v = Volume{Name: name, Options: opts, Created: time.Now().UTC(), OnUpdate: onUpdate, Format: formatOnUpdate}
 		if decl != "" {
 			v.Declaration, v.BoundBy, v.Scope = decl, BoundByOption, opts[OptionScope]
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -229,13 +230,13 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 			c.adopt(m.dir, m.rec, a.owner, a.users)
 		case claimIt:
 			n.kept++
-			if s, ok := m.task.claim(a.owner.ID); ok {
+			if s, ok := m.task.claim(a.owner.ID, identityOf(a.owner).dest(m.view.volume)); ok {
 				c.root.claimed(s)
 				c.identify(identityOf(a.owner))
 			}
 		case share:
 			n.kept++
-			for _, v := range m.task.setMembers(membersOf(a.users)) {
+			for _, v := range m.task.setMembers(membersOf(m.rec.Volume, a.users)) {
 				auditMount(c.cfg.Audit, v)
 			}
 		case keep:
@@ -309,25 +310,30 @@ func alive(state string) bool {
 	return false
 }
 
-// bindListed binds the unbound volumes the list shows in use, by the same
-// rule as a Mount's lookup. Volumes recorded before declarations were
-// bound (and those whose create event was missed) bind here, so their next
-// Mount asks the engine nothing.
+// bindListed binds the unsettled volumes the list shows in use, by the
+// same rule as a Mount's lookup. Volumes recorded before declarations (or
+// on-update) were bound, and those whose create event was missed, bind
+// here, so their next Mount asks the engine nothing.
 func (b *binding) bindListed(ctx context.Context, users map[string][]container.Summary) {
 	for name, us := range users {
 		v, ok := b.vols.get(name)
-		if ok && v.Bound() {
+		if ok && v.Settled() {
 			continue
+		}
+		if !ok {
+			v = Volume{Name: name}
 		}
 		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-		decl, scope, owner, err := b.agreedLabel(bctx, name, us)
+		_, err := b.bindTo(bctx, name, us)
 		cancel()
 		if err != nil {
-			b.log.Debug("volume not bound at resync", "volume", name, "err", err)
-			continue
-		}
-		if _, err := b.bindLabel(name, decl, scope, owner); err != nil {
-			b.log.Warn("volume not bound at resync", "volume", name, "err", err)
+			// A volume its Mount binds says why there; one bound by an
+			// earlier version may never be mounted again to say it.
+			lvl := slog.LevelDebug
+			if v.mountable() {
+				lvl = slog.LevelWarn
+			}
+			b.log.Log(ctx, lvl, "volume not bound at resync", "volume", name, "err", err)
 		}
 	}
 }
@@ -346,7 +352,7 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary, use
 		// before the restart, and the refresh below rewrites it.
 		entries, err = v.Entries()
 	}
-	t := adoptedTask(rec, dir, identityOf(s), membersOf(users), entries)
+	t := adoptedTask(rec, dir, identityOf(s), membersOf(rec.Volume, users), entries)
 	if err != nil {
 		c.cfg.Log.Warn("adopted mount left as it is", "container", t.view().who(), "mount", dir, "err", err)
 	}
@@ -354,11 +360,65 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary, use
 		return
 	}
 	c.cfg.Log.Info("mount adopted", "container", t.view().who(), "mount", dir)
+	if err == nil && v.oneFile() {
+		c.adoptFile(t)
+		return
+	}
 	if err == nil {
 		if _, _, err := c.refresh(t); err != nil {
 			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.view().who(), "mount", dir, "err", err)
 		}
 	}
+}
+
+// adoptFile learns which version an adopted one-file mount holds, without
+// rewriting it: its container has the file's inode bound, and a rewrite
+// would link a new one the container never sees and zero the one it
+// reads (see deferToRestart). The version its entry resolves to now is
+// tried first, then the older ones kept, newest first. A mount that holds
+// none of them keeps its version unknown.
+func (c *Controller) adoptFile(t *task) {
+	v := t.view()
+	ctx := context.Background()
+	for _, entries := range c.fileCandidates(v.entries) {
+		cv := v
+		cv.entries = entries
+		got, err := c.contents.files(ctx, entries, c.contentFor(ctx, cv, nil))
+		same := false
+		if err == nil {
+			same, _ = tmpfs.Holds(v.dir, got.files)
+		}
+		wipeFiles(got.files)
+		if same {
+			t.held(got)
+			return
+		}
+	}
+	c.cfg.Log.Warn("adopted file bound at an absolute target holds no version kept: left as it is, its version unknown until its container restarts",
+		"container", v.label(), "mount", v.dir)
+}
+
+// fileCandidates are the entries a one-file mount may have been filled
+// from: as declared, then, for a stored secret or config it follows, each
+// older version kept, newest first. A rendered template is tried as it
+// renders now only: what it read then is not known.
+func (c *Controller) fileCandidates(entries []declaration.Entry) [][]declaration.Entry {
+	out := [][]declaration.Entry{entries}
+	if len(entries) != 1 || entries[0].Version != 0 {
+		return out
+	}
+	sec, err := c.contents.view(entries[0].Kind).Get(entries[0].Source)
+	if err != nil || sec.Source != nil {
+		return out
+	}
+	for i := len(sec.Versions) - 1; i >= 0; i-- {
+		if ver := sec.Versions[i].Version; ver != sec.Current {
+			e := entries[0]
+			e.Version = ver
+			out = append(out, []declaration.Entry{e})
+		}
+	}
+	return out
 }
 
 func dirBase(dir string) string {

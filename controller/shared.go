@@ -44,15 +44,14 @@ func sharedDirName(volume string) string {
 	return sharedPrefix + hex.EncodeToString(h[:16])
 }
 
-// member is a container that reads a shared mount.
+// member is a container that reads a shared mount, and where it mounts
+// the volume ("" when not known).
 type member struct {
-	id, name, image string
-	onUpdate        OnUpdate
+	id, name, image, dest string
 }
 
-func memberOf(o identity) member {
-	on, _ := ParseOnUpdate(o.Labels[LabelOnUpdate])
-	return member{id: o.ID, name: o.Name, image: o.Image, onUpdate: on}
+func memberOf(o identity, volume string) member {
+	return member{id: o.ID, name: o.Name, image: o.Image, dest: o.dest(volume)}
 }
 
 // join adds containers to the members of a mounted shared task. It returns
@@ -127,7 +126,7 @@ func (v taskView) containers() []taskView {
 	out := make([]taskView, len(v.members))
 	for i, m := range v.members {
 		w := v
-		w.containerID, w.name, w.image, w.onUpdate = m.id, m.name, m.image, m.onUpdate
+		w.containerID, w.name, w.image, w.dest = m.id, m.name, m.image, m.dest
 		out[i] = w
 	}
 	return out
@@ -155,11 +154,11 @@ func reading(state string) bool {
 }
 
 // membersOf are the listed containers that read a volume's shared mount.
-func membersOf(users []container.Summary) []member {
+func membersOf(volume string, users []container.Summary) []member {
 	var out []member
 	for _, s := range users {
 		if reading(s.State) {
-			out = append(out, memberOf(identityOf(s)))
+			out = append(out, memberOf(identityOf(s), volume))
 		}
 	}
 	return out
@@ -167,7 +166,7 @@ func membersOf(users []container.Summary) []member {
 
 // identityOfInspect is what an inspect says of a container.
 func identityOfInspect(s container.InspectResponse) identity {
-	o := identity{}
+	o := identity{Mounts: s.Mounts}
 	if s.ContainerJSONBase != nil {
 		o.ID, o.Name, o.Image = s.ID, strings.TrimPrefix(s.Name, "/"), s.Image
 	}
@@ -203,13 +202,13 @@ func (c *Controller) joinShared(ctx context.Context, id string) {
 		c.resyncReq.ask()
 		return
 	}
-	m := memberOf(identityOfInspect(s))
-	if m.id == "" {
-		m.id = id
+	o := identityOfInspect(s)
+	if o.ID == "" {
+		o.ID = id
 	}
 	for _, mp := range s.Mounts {
 		if t := byVolume[mp.Name]; t != nil && c.binding.ourMount(mp) {
-			for _, v := range t.join(m) {
+			for _, v := range t.join(memberOf(o, mp.Name)) {
 				auditMount(c.cfg.Audit, v)
 			}
 		}

@@ -73,10 +73,11 @@ type taskView struct {
 
 	state taskState
 	// containerID is "" until the engine's volume mount event, a resync
-	// or an adoption names the container; name, image and onUpdate come
-	// from its start event or a resync.
+	// or an adoption names the container; name and image come from its
+	// start event or a resync. dest is where the container mounts the
+	// volume, from the same mount event, lookup or resync; "" until then.
 	containerID, name, image string
-	onUpdate                 OnUpdate
+	dest                     string
 	// shared marks a mount that serves every container of its volume at
 	// once (Podman's, see PodmanMountID). Such a task never has a
 	// containerID: its containers are its members, the running users of
@@ -118,10 +119,10 @@ func newTask(mountID, volume, dir string, owner *identity) *task {
 	t.idle.L = &t.mu
 	switch {
 	case owner != nil && t.shared:
-		t.members, t.joined = []member{memberOf(*owner)}, true
+		t.members, t.joined = []member{memberOf(*owner, volume)}, true
 	case owner != nil:
 		t.containerID, t.name, t.image = owner.ID, owner.Name, owner.Image
-		t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
+		t.dest = owner.dest(volume)
 	}
 	return t
 }
@@ -144,9 +145,8 @@ func adoptedTask(rec *taskRecord, dir string, owner identity, users []member, en
 		return t
 	}
 	t.containerID, t.image = owner.ID, owner.Image
-	t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
 	if owner.ID != "" {
-		t.name = owner.Name
+		t.name, t.dest = owner.Name, owner.dest(rec.Volume)
 	}
 	return t
 }
@@ -333,29 +333,45 @@ func (t *task) drop() bool {
 	return !t.busy && t.transition(mounted, gone) == nil
 }
 
-// claim gives a mounted task without a container this one; false if it
-// has one.
-func (t *task) claim(containerID string) (taskView, bool) {
+// claim gives a mounted task without a container this one, which mounts
+// its volume at dest ("" when not known); false if it has one.
+func (t *task) claim(containerID, dest string) (taskView, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.shared || t.containerID != "" || t.state != mounted {
 		return taskView{}, false
 	}
 	t.containerID = containerID
+	if dest != "" {
+		t.dest = dest
+	}
 	return t.taskView, true
 }
 
-// identify gives the container's name, image and on-update label to a
-// task of that container that has no name yet, and reports whether it did:
-// a task is named once.
-func (t *task) identify(o identity, onUpdate OnUpdate) (taskView, bool) {
+// identify gives the container's name and image to a task of that
+// container that has no name yet, and reports whether it did: a task is
+// named once.
+func (t *task) identify(o identity) (taskView, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.containerID != o.ID || t.name != "" {
 		return taskView{}, false
 	}
-	t.name, t.image, t.onUpdate = o.Name, o.Image, onUpdate
+	t.name, t.image = o.Name, o.Image
+	if d := o.dest(t.volume); d != "" {
+		t.dest = d
+	}
 	return t.taskView, true
+}
+
+// held records which versions a mount holds when a refresh could not be
+// used to learn them (see adoptFile).
+func (t *task) held(c content) {
+	v, ok := t.acquire(mounted)
+	if !ok {
+		return
+	}
+	t.release(v.state, v.state, func(w *taskView) { w.versions, w.ids, w.reads, w.rendered = c.versions, c.ids, c.reads, c.rendered })
 }
 
 // rename follows a rename of the task's container.
@@ -394,14 +410,25 @@ func (v taskView) label() string {
 	return "(starting, volume " + v.volume + ")"
 }
 
-// apiTask is the task as `secretd ps` shows it.
-func (v taskView) apiTask() api.Task {
+// target is where the container reads entry e of the task: its target
+// in the volume, or, for a one-file volume, where the container mounts
+// that file, the absolute path its declaration gave.
+func (v taskView) target(e declaration.Entry, oneFile bool) string {
+	if oneFile && v.dest != "" {
+		return v.dest
+	}
+	return e.Target
+}
+
+// apiTask is the task as `secretd ps` shows it; oneFile tells a one-file
+// volume.
+func (v taskView) apiTask(oneFile bool) api.Task {
 	out := api.Task{
 		ContainerID: v.containerID, ContainerName: v.name, Volume: v.volume, MountID: v.mountID,
 		Mount: v.dir, Since: v.since,
 	}
 	for i, e := range v.entries {
-		ts := api.TaskSecret{Kind: string(e.Kind), Name: e.Source, Target: e.Target, Pinned: e.Version != 0}
+		ts := api.TaskSecret{Kind: string(e.Kind), Name: e.Source, Target: v.target(e, oneFile), Pinned: e.Version != 0}
 		if i < len(v.versions) {
 			ts.Version = v.versions[i]
 		}

@@ -69,7 +69,8 @@ func (e *env) rotate(t testing.TB, view *store.Store, name, data string) (int, e
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.ctrl.Rotate(context.Background(), sec)
+	rot, err := e.ctrl.Rotate(context.Background(), sec)
+	return rot.Updated, err
 }
 
 // TestConfigsMount: a volume's configs option mounts configs, which share

@@ -62,10 +62,50 @@ type Volume struct {
 	// the volume.
 	Grants  []string `json:"grants,omitempty"`
 	Revokes []string `json:"revokes,omitempty"`
+	// OnUpdate is what happens to the volume's containers after a
+	// rotation, a canonical secretd.on-update value. Like the declaration
+	// it is fixed once: the volume's on-update option, or the label of
+	// the container created with the volume, learned with the binding
+	// (see bind.go). "" while not learned.
+	OnUpdate string `json:"on_update,omitempty"`
+	// Format is formatOnUpdate for records made since a volume's on-update
+	// is learned before its first Mount; 0 for earlier records.
+	Format int `json:"format,omitempty"`
 }
+
+// formatOnUpdate marks a record whose on-update is learned before its
+// first Mount. An earlier record, bound before on-update belonged to the
+// volume, learns it off the start path: its containers ran before the
+// upgrade, and at the engine's boot a Mount that asked the engine would
+// wait for an answer that comes only after the Mount.
+const formatOnUpdate = 1
 
 // Bound reports whether the volume's declaration is fixed.
 func (v Volume) Bound() bool { return v.BoundBy != "" }
+
+// Settled reports whether the volume's declaration and on-update are
+// both fixed: nothing is left to learn from its containers.
+func (v Volume) Settled() bool { return v.Bound() && v.OnUpdate != "" }
+
+// mountable reports whether a Mount can be built from the record alone:
+// settled, or bound by an earlier version, whose on-update is learned off
+// the start path.
+func (v Volume) mountable() bool {
+	return v.Settled() || (v.Bound() && v.Format < formatOnUpdate)
+}
+
+// onUpdate is the volume's on-update action; none while not learned.
+func (v Volume) onUpdate() OnUpdate {
+	o, err := ParseOnUpdate(v.OnUpdate)
+	if err != nil {
+		return OnUpdate{Action: "none"}
+	}
+	return o
+}
+
+// oneFile reports whether the volume is one file, bound at an absolute
+// target of its container (the file option).
+func (v Volume) oneFile() bool { return v.Options[declaration.OptionFile] != "" }
 
 // Entries is the volume's declaration with its live grants and revokes.
 // An empty result is valid: every secret was revoked.
@@ -260,9 +300,16 @@ func (r *registry) migrate(legacy string) error {
 	return nil
 }
 
+// bindOption binds what a record's options fix: its declaration and its
+// on-update.
 func bindOption(v Volume) Volume {
 	if decl := optionDeclaration(v.Options); decl != "" && !v.Bound() {
 		v.Declaration, v.BoundBy, v.Scope = decl, BoundByOption, v.Options[OptionScope]
+	}
+	if opt, ok := v.Options[OptionOnUpdate]; ok && v.OnUpdate == "" {
+		if o, err := declaration.ParseOnUpdateOption(opt); err == nil {
+			v.OnUpdate = o.String()
+		}
 	}
 	return v
 }
@@ -309,13 +356,14 @@ func (r *registry) has(name string) bool {
 	return ok
 }
 
-// unbound returns up to n volumes that wait for their declaration,
-// newest first: a container is created with a volume just made.
+// unbound returns up to n volumes that wait for their declaration or
+// their on-update, newest first: a container is created with a volume
+// just made.
 func (r *registry) unbound(n int) []string {
 	r.mu.RLock()
 	var vs []Volume
 	for _, v := range r.m {
-		if !v.Bound() {
+		if !v.Settled() {
 			vs = append(vs, v)
 		}
 	}

@@ -474,7 +474,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, view *store.Stor
 			if s.rotationFailed(w, sec) {
 				return
 			}
-			s.writeRotated(w, sec)
+			s.writeRotated(w, sec, nil)
 			return
 		}
 	}
@@ -517,21 +517,32 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, view *store.Stor
 	}
 	s.audit(r, e)
 	// The version is stored either way; a user who gets 200 must be able to
-	// trust that every container reads it.
+	// trust that every container reads it, or hear which ones read it only
+	// from their next start.
 	if s.rotationFailed(w, sec) {
 		return
 	}
-	s.writeRotated(w, sec)
+	var rot *api.Rotation
+	if s.cfg.Rotations != nil {
+		rot = s.cfg.Rotations.Rotated(sec.ID, sec.Current)
+	}
+	s.writeRotated(w, sec, rot)
 }
 
-// writeRotated answers a rotation with the secret or config as stored.
-func (s *Server) writeRotated(w http.ResponseWriter, sec store.Secret) {
+// writeRotated answers a rotation with the secret or config as stored, and
+// what its new version did to the containers that use it (nil when the
+// answer has nothing to tell).
+func (s *Server) writeRotated(w http.ResponseWriter, sec store.Secret, rot *api.Rotation) {
 	if sec.Kind == store.KindConfig {
 		// Without the data: the answer of secretd's own path, not Docker's.
-		writeJSON(w, http.StatusOK, toAPIConfig(sec, nil))
+		out := toAPIConfig(sec, nil)
+		out.Rotation = rot
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAPI(sec))
+	out := toAPI(sec)
+	out.Rotation = rot
+	writeJSON(w, http.StatusOK, out)
 }
 
 // templateDriver checks a create's Templating: the one driver is Swarm's

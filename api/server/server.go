@@ -51,6 +51,10 @@ type Rotations interface {
 	// RotationError returns why version of the secret with id did not
 	// reach every container, naming them, or nil.
 	RotationError(id string, version int) error
+	// Rotated returns what version of the secret with id did when it left
+	// containers for later (a file bound at an absolute target gets it at
+	// its next start); nil when it has nothing to tell.
+	Rotated(id string, version int) *api.Rotation
 }
 
 // Renders checks, before a new version of a secret or config is stored,

@@ -768,6 +768,8 @@ func TestUpdate(t *testing.T) {
 // record of its rotation hook would.
 type failingRotations struct{ version int }
 
+func (f failingRotations) Rotated(string, int) *api.Rotation { return nil }
+
 func (f failingRotations) RotationError(_ string, version int) error {
 	if version == f.version {
 		return errors.New("version 2 of secret 'rotated' is stored but did not reach 1 container, it still reads the previous version: web (no space left on device)")

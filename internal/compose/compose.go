@@ -218,17 +218,35 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
 			continue
 		}
-		// The paths secretd mounts must be free: compose would refuse two
-		// mounts at one path with a message that does not say why.
-		taken := map[string]string{}
-		for _, v := range svc.Volumes {
-			taken[path.Clean(v.Target)] = v.Source
-		}
 		// Templates read the service's secrets and configs by target: a
 		// service spread over several volumes gives each the whole list.
 		scope := ""
 		if len(files) > 1 || (len(files) == 1 && len(rel) > 0) {
 			scope = declaration.Format(all)
+		}
+		// What happens after a rotation belongs to the service's volumes,
+		// as its secrets do; a label that means nothing fails here, before
+		// anything starts.
+		onUpdate := ""
+		if label, ok := svc.Labels[declaration.LabelOnUpdate]; ok {
+			o, err := declaration.ParseOnUpdate(label)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+				continue
+			}
+			onUpdate = o.String()
+		}
+		with := func(opts map[string]string) map[string]string {
+			if onUpdate != "" {
+				opts[declaration.OptionOnUpdate] = onUpdate
+			}
+			return withScope(opts, scope)
+		}
+		// The paths secretd mounts must be free: compose would refuse two
+		// mounts at one path with a message that does not say why.
+		taken := map[string]string{}
+		for _, v := range svc.Volumes {
+			taken[path.Clean(v.Target)] = v.Source
 		}
 		if len(rel) > 0 {
 			opts := map[string]string{}
@@ -247,7 +265,7 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src))
 				continue
 			}
-			addVolume(p, &svc, driver, name, SecretsDir, withScope(opts, scope))
+			addVolume(p, &svc, driver, name, SecretsDir, with(opts))
 		}
 		for _, e := range files {
 			if src, ok := taken[e.Target]; ok {
@@ -260,7 +278,7 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 			if e.Kind == declaration.Config {
 				option = "configs"
 			}
-			addVolume(p, &svc, driver, name, e.Target, withScope(map[string]string{option: decl, declaration.OptionFile: file}, scope))
+			addVolume(p, &svc, driver, name, e.Target, with(map[string]string{option: decl, declaration.OptionFile: file}))
 		}
 		svc.Secrets, svc.Configs = nil, nil
 		p.Services[name] = svc
@@ -348,12 +366,18 @@ func (t *Translation) checkConsistency() error {
 }
 
 // addVolume gives svc a secretd volume of driver with opts, mounted at dst.
+// Its name covers its options: a volume's options are fixed when it is
+// created. The on-update option counts only when set, so the volumes of
+// services without the label keep the names earlier versions gave them.
 func addVolume(p *types.Project, svc *types.ServiceConfig, driver, service, dst string, opts map[string]string) {
 	decl := dst + "\n" + opts["secrets"]
 	if opts["configs"] != "" || opts[declaration.OptionScope] != "" {
 		// Added only when set, so the volumes of a project without
 		// configs or several volumes keep their names.
 		decl += "\n" + opts["configs"] + "\n" + opts[declaration.OptionScope]
+	}
+	if o, ok := opts[declaration.OptionOnUpdate]; ok {
+		decl += "\n" + declaration.OptionOnUpdate + "=" + o
 	}
 	key := volumeKey(service, decl)
 	if p.Volumes == nil {
@@ -373,8 +397,8 @@ type Volume struct {
 	// Key is the volume's key in the compose file; Name the engine's name.
 	Key, Name string
 	Driver    string
-	// Options are the volume's driver options: secrets, configs, and file
-	// and scope when set.
+	// Options are the volume's driver options: secrets, configs, and file,
+	// scope and on-update when set.
 	Options map[string]string
 }
 

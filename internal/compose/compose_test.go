@@ -163,6 +163,10 @@ func TestTranslateRefuses(t *testing.T) {
 		{"driver secret for a build", "services:\n  web:\n    build:\n      context: .\n      secrets: [s]\nsecrets:\n  s:\n    driver: vault\n", `secret "s" must declare either`},
 		{"no source at all", svc("      - s\n", "  s:\n    labels: {a: b}\n"), `one of file|environment must be set`},
 		{"bad yaml", "services:\n  web:\n    image: [\n", "yaml"},
+		{"mistyped on-update", "services:\n  web:\n    image: busybox\n    labels: {secretd.on-update: restart-always}\n    secrets: [s]\nsecrets:\n" + ext,
+			`service "web": label secretd.on-update="restart-always": use none, signal:SIGNAME`},
+		{"unknown on-update signal", "services:\n  web:\n    image: busybox\n    labels: [\"secretd.on-update=signal:SIGHUPP\"]\n    secrets: [s]\nsecrets:\n" + ext,
+			`service "web": label secretd.on-update="signal:SIGHUPP": unknown signal "SIGHUPP"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.yml)
@@ -235,6 +239,65 @@ func TestBuildSecretsStay(t *testing.T) {
 	}
 	if len(tr.Secrets) != 1 || tr.Secrets[0].Key != "db" {
 		t.Errorf("secretd serves %+v, want db only", tr.Secrets)
+	}
+}
+
+// TestTranslateOnUpdate: a service's secretd.on-update label becomes the
+// on-update option of each of its secretd volumes, canonical, and part of
+// their names; a service without it keeps the names it had.
+func TestTranslateOnUpdate(t *testing.T) {
+	const yml = `
+secrets:
+  s:
+    external: true
+services:
+  web:
+    image: busybox
+    labels: {secretd.on-update: "signal:hup"}
+    secrets:
+      - s
+      - source: s
+        target: /etc/web/s.conf
+  plain:
+    image: busybox
+    secrets: [s]
+`
+	tr, err := load(t, yml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]Volume{}
+	for _, v := range tr.Volumes() {
+		byKey[v.Key] = v
+	}
+	var web, plain []Volume
+	for _, v := range tr.Volumes() {
+		if strings.HasPrefix(v.Key, "secretd-web-") {
+			web = append(web, v)
+		}
+		if strings.HasPrefix(v.Key, "secretd-plain-") {
+			plain = append(plain, v)
+		}
+	}
+	if len(plain) != 1 {
+		t.Fatalf("plain's volumes: %+v", plain)
+	}
+	if len(web) != 2 || web[0].Options["on-update"] != "signal:SIGHUP" || web[1].Options["on-update"] != "signal:SIGHUP" {
+		t.Errorf("web's volumes %+v, want both with on-update signal:SIGHUP", web)
+	}
+	// The key of plain's volume is the one earlier versions gave it.
+	if v, ok := byKey[volumeKey("plain", SecretsDir+"\n"+plain[0].Options["secrets"])]; !ok || v.Options["on-update"] != "" {
+		t.Errorf("plain's volume is not the one it had: %+v", tr.Volumes())
+	}
+	for _, v := range web {
+		o := v.Options
+		without := volumeKey("web", SecretsDir+"\n"+o["secrets"]+"\n"+o["configs"]+"\n"+o["scope"])
+		if o["file"] != "" {
+			without = volumeKey("web", "/etc/web/s.conf\n"+o["secrets"]+"\n"+o["configs"]+"\n"+o["scope"])
+		}
+		if v.Key == without {
+			t.Errorf("web's volume %s with an on-update has the name of one without", v.Key)
+		}
 	}
 }
 

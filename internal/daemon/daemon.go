@@ -217,14 +217,14 @@ func (d *daemon) build(ctx context.Context) error {
 	d.st.OnUpdate(func(sec store.Secret) {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		n, err := d.ctrl.Rotate(rctx, sec)
-		d.rotated.record(sec, err)
+		rot, err := d.ctrl.Rotate(rctx, sec)
+		d.rotated.record(sec, rot, err)
 		kind := sec.Kind.String()
 		if err != nil {
-			cfg.Log.Error("rotation incomplete", kind, sec.Name, "version", sec.Current, "containers", n, "err", err)
+			cfg.Log.Error("rotation incomplete", kind, sec.Name, "version", sec.Current, "containers", rot.Updated, "err", err)
 			return
 		}
-		cfg.Log.Info(kind+" rotated", kind, sec.Name, "version", sec.Current, "containers", n)
+		cfg.Log.Info(kind+" rotated", kind, sec.Name, "version", sec.Current, "containers", rot.Updated, "later", len(rot.Containers))
 	})
 	if d.shared, err = newCluster(d.backend, cfg.Store.HostID, cfg.Log); err != nil {
 		d.engine.Close()

@@ -130,6 +130,23 @@ func TestSecretUpdateRotationFailure(t *testing.T) {
 	golden.Assert(t, "secret-update-rotation-failure.golden", r.transcript())
 }
 
+// A version that reaches a container only at its next start (a file bound
+// at an absolute target) is a success that says so: stdout as always, and
+// on stderr one line per such container, naming it and its file.
+func TestSecretUpdateNamesContainersForLater(t *testing.T) {
+	fc := &fakeclient.Client{SecretUpdateFunc: func(context.Context, string, []byte, int) (api.Secret, error) {
+		return api.Secret{Secret: swarm.Secret{ID: "2gvsi464mvdldnjpr6qjwsrjk", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "site.conf"}}}, CurrentVersion: 2,
+			Rotation: &api.Rotation{Version: 2, Updated: 1, Containers: []api.ContainerRotation{
+				{ContainerID: "4f1c2a3b5d6e", ContainerName: "nginx", Targets: []string{"/etc/nginx/conf.d/site.conf"}, Gets: api.RotationNextStart,
+					Reason: "/etc/nginx/conf.d/site.conf is a file bound at an absolute target, which a running container keeps as it was: restart the container to give it the new version, or run it with the label secretd.on-update=restart"},
+				{ContainerID: "9a8b7c6d5e4f", ContainerName: "nginx-reload", Targets: []string{"/etc/nginx/conf.d/site.conf"}, Gets: api.RotationRestarting,
+					Reason: "/etc/nginx/conf.d/site.conf is a file bound at an absolute target, which a running container keeps as it was: secretd is restarting it, as secretd.on-update=restart asks"},
+			}}}, nil
+	}}
+	r := run(t, fc, "server { listen 8443 ssl; }", "secret", "update", "2gvsi", "-")
+	golden.Assert(t, "secret-update-next-start.golden", r.transcript())
+}
+
 // Bad input is refused before the daemon is asked: the fake fails any call.
 func TestSecretUpdateNoData(t *testing.T) {
 	for _, args := range [][]string{
@@ -388,6 +405,21 @@ func TestRunChecksTheDaemonFirst(t *testing.T) {
 	}}
 	r = run(t, fc, "", "run", "--driver", "secretdd", "--secret", "db_password", "--", "--rm", "busybox", "true")
 	golden.Assert(t, "run-wrong-driver.golden", r.transcript())
+	if ran() {
+		t.Error("docker ran")
+	}
+}
+
+// A mistyped secretd.on-update label fails `secretd run` before docker
+// runs, naming the label and its value, as a bad --secret does: the
+// container would otherwise start and never be signalled.
+func TestRunRefusesBadOnUpdate(t *testing.T) {
+	fc := &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) {
+		return api.Status{VolumeDriver: "secretd"}, nil
+	}}
+	ran := standInDocker(t)
+	r := run(t, fc, "", "run", "--secret", "site.conf", "--", "-d", "--label", "secretd.on-update=signal:SIGHUPP", "nginx")
+	golden.Assert(t, "run-bad-on-update.golden", r.transcript())
 	if ran() {
 		t.Error("docker ran")
 	}

@@ -122,8 +122,9 @@ type objects struct {
 	inspect func(ctx context.Context, name string) (object, error)
 	create  func(ctx context.Context, name string, labels map[string]string, data []byte, template string) error
 	// updateIfChanged stores data as a new version unless it is the
-	// current one, and returns the current version after.
-	updateIfChanged func(ctx context.Context, name string, data []byte) (int, error)
+	// current one, and returns the current version after, with what a new
+	// version did to the containers that use it.
+	updateIfChanged func(ctx context.Context, name string, data []byte) (int, *api.Rotation, error)
 	remove          func(ctx context.Context, id string) error
 }
 
@@ -159,9 +160,9 @@ func secretObjects(cl cli.APIClient) objects {
 			}
 			return err
 		},
-		updateIfChanged: func(ctx context.Context, name string, data []byte) (int, error) {
+		updateIfChanged: func(ctx context.Context, name string, data []byte) (int, *api.Rotation, error) {
 			s, err := cl.SecretUpdateIfChanged(ctx, name, data)
-			return s.CurrentVersion, err
+			return s.CurrentVersion, s.Rotation, err
 		},
 		remove: func(ctx context.Context, id string) error { return cl.SecretRemove(ctx, id) },
 	}
@@ -183,9 +184,9 @@ func configObjects(cl cli.APIClient) objects {
 			_, err := cl.ConfigCreate(ctx, name, labels, data, template)
 			return err
 		},
-		updateIfChanged: func(ctx context.Context, name string, data []byte) (int, error) {
+		updateIfChanged: func(ctx context.Context, name string, data []byte) (int, *api.Rotation, error) {
 			c, err := cl.ConfigUpdateIfChanged(ctx, name, data)
-			return c.CurrentVersion, err
+			return c.CurrentVersion, c.Rotation, err
 		},
 		remove: func(ctx context.Context, id string) error { return cl.ConfigRemove(ctx, id) },
 	}
@@ -221,12 +222,13 @@ func importObject(ctx context.Context, c *cli.Cli, objs objects, s compose.Secre
 		}
 		return fmt.Errorf("%s %q: %s %s was created %s: remove it (down --remove-secrets) to create it as the file says", objs.noun, s.Key, objs.noun, s.Name, was)
 	}
-	after, err := objs.updateIfChanged(ctx, s.Name, data)
+	after, rot, err := objs.updateIfChanged(ctx, s.Name, data)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", objs.noun, s.Key, err)
 	}
 	if after != cur.Version {
 		fmt.Fprintf(c.Err, "Updating %s %s to version %d\n", objs.noun, s.Name, after)
+		c.PrintRotation(fmt.Sprintf("%s '%s'", objs.noun, s.Name), rot)
 	}
 	return nil
 }

@@ -18,7 +18,10 @@ func newUpdateCommand(c *cli.Cli) *cobra.Command {
 for a secret: every running container that uses it, or whose template reads
 it, gets the new file (or rendering) before this returns, and its
 secretd.on-update action runs. A container that pins CONFIG@V keeps version
-V. The update fails, naming them, when a container kept the old file.`,
+V. The update fails, naming them, when a container kept the old file. A
+container that holds the config in a file bound at an absolute target
+(/etc/nginx/conf.d/site.conf) keeps that file until its next start: each
+such container is named on stderr, with when it gets the version.`,
 		Example: `  secretd config update site.conf ./site.conf
   secretd config update --keep 3 app.ini - < app.ini.tmpl`,
 		Args:              cobra.ExactArgs(2),
@@ -37,6 +40,11 @@ V. The update fails, naming them, when a container kept the old file.`,
 				return err
 			}
 			fmt.Fprintf(c.Out, "%s version %d\n", cfg.ID, cfg.CurrentVersion)
+			name := cfg.Spec.Name
+			if name == "" {
+				name = args[0]
+			}
+			c.PrintRotation(fmt.Sprintf("config '%s'", name), cfg.Rotation)
 			return nil
 		},
 	}

@@ -55,6 +55,11 @@ config at a path under --secret-target-dir joins the secrets there.
 Templates (--template-driver golang) read the secrets and configs this
 container declares, by target.
 
+A secretd.on-update label among the docker run options (--label, -l) is
+checked before docker runs, and given to the volumes as their on-update
+option: what happens to the container after a rotation belongs to its
+volumes, as its secrets do.
+
 Requires the docker CLI on $PATH. ` + "`DOCKER_HOST`" + ` and the other ` + "`DOCKER_*`" + `
 variables are honoured as docker honours them.`,
 		Example: `  secretd run --secret db_password -- --rm alpine cat /run/secrets/db_password
@@ -193,9 +198,20 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if len(user) == 0 {
 		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
 	}
-	var scope []string
+	// opts go to every volume: the scope of templates, the on-update.
+	var opts []string
 	if n := len(files); n > 1 || (n == 1 && len(relSecrets)+len(relConfigs) > 0) {
-		scope = []string{"volume-opt=" + declaration.OptionScope + "=" + declaration.Format(all)}
+		opts = []string{"volume-opt=" + declaration.OptionScope + "=" + declaration.Format(all)}
+	}
+	// The volumes carry the container's on-update, so that no Mount has
+	// to ask the engine for its label; a label file leaves it to the
+	// daemon, which learns it from the container before the Mount ends.
+	if label, known := onUpdateOf(user); known {
+		o, err := declaration.ParseOnUpdate(label)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, "volume-opt="+declaration.OptionOnUpdate+"="+o.String())
 	}
 	var mounts []string
 	if len(relSecrets)+len(relConfigs) > 0 {
@@ -212,7 +228,7 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		if cfgs != "" {
 			fields = append(fields, "volume-opt=configs="+cfgs)
 		}
-		m, err := csvField(append(fields, scope...)...)
+		m, err := csvField(append(fields, opts...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -235,7 +251,7 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 			return nil, fmt.Errorf("--%s: %w", e.Kind.Noun(), err)
 		}
 		m, err := csvField(append([]string{"type=volume", "volume-driver=" + o.driver, "dst=" + e.Target, "volume-nocopy",
-			"volume-opt=" + option + "=" + decl, "volume-opt=" + declaration.OptionFile + "=" + file}, scope...)...)
+			"volume-opt=" + option + "=" + decl, "volume-opt=" + declaration.OptionFile + "=" + file}, opts...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -250,6 +266,61 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		args = append(args, "--mount", m)
 	}
 	return append(args, user...), nil
+}
+
+// runShortBools are docker run's one-letter flags that take no value:
+// in a group (-dit) the letters after them are flags too.
+const runShortBools = "dtiPq"
+
+// onUpdateOf returns the secretd.on-update label that docker run's
+// arguments give the container, as docker reads them: --label, -l, with
+// the value joined (--label=, -lVALUE, -l=VALUE) or next, -l at the end
+// of a group of one-letter flags; the last one wins. A --label-file is
+// read before the --label flags: with one and no such flag, the label is
+// not known here. No label at all is none.
+func onUpdateOf(args []string) (label string, known bool) {
+	const key = declaration.LabelOnUpdate
+	found, files := false, false
+	take := func(v string) {
+		if k, val, _ := strings.Cut(v, "="); k == key {
+			label, found = val, true
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() string {
+			if i+1 < len(args) {
+				i++
+				return args[i]
+			}
+			return ""
+		}
+		switch {
+		case a == "--label":
+			take(next())
+		case strings.HasPrefix(a, "--label="):
+			take(strings.TrimPrefix(a, "--label="))
+		case a == "--label-file" || strings.HasPrefix(a, "--label-file="):
+			files = true
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(a) > 1:
+			for j := 1; j < len(a); j++ {
+				if strings.IndexByte(runShortBools, a[j]) >= 0 {
+					continue
+				}
+				// This letter takes a value: the rest of the group, or
+				// the next argument.
+				v := strings.TrimPrefix(a[j+1:], "=")
+				if j+1 == len(a) {
+					v = next()
+				}
+				if a[j] == 'l' {
+					take(v)
+				}
+				break
+			}
+		}
+	}
+	return label, found || !files
 }
 
 // csvField joins fields the way docker's --mount reads them, quoting any
