@@ -43,12 +43,17 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	start := time.Now()
 	var ph phases
 	// 1. validate: the mount ID becomes a directory name, and comes from
-	// the engine secretd follows.
+	// the engine secretd follows; a Podman Mount needs no engine lookup.
 	if !mountIDRE.MatchString(mountID) {
 		return "", fmt.Errorf("invalid mount ID %q", mountID)
 	}
 	if err := c.engineFits(volume, mountID); err != nil {
 		return "", err
+	}
+	if sharedMountID(mountID) {
+		if err := c.binding.podmanMountable(volume); err != nil {
+			return "", err
+		}
 	}
 	// 2. bind: the volume's declaration is fixed once; only a volume not
 	// bound yet asks the engine, once in its life.

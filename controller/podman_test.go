@@ -40,6 +40,15 @@ func (f *fakeEngine) inspectListed(id string) (container.InspectResponse, error)
 	return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
 }
 
+// podmanVolume creates a volume as Podman users do: its declaration and
+// its on-update as options (a Podman Mount cannot learn them from labels).
+func podmanVolume(t *testing.T, e *env, name, decl string) {
+	t.Helper()
+	if err := e.ctrl.CreateVolume(name, map[string]string{controller.OptionSecrets: decl, controller.OptionOnUpdate: "none"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // podmanCtr is a container of Podman's: its volume's mount point is the
 // shared mount, and it may ask for an on-update action.
 func podmanCtr(id, name string, state container.ContainerState, volume, dir, onUpdate string) container.Summary {
@@ -106,8 +115,8 @@ func TestPodmanVolumesMountAtOnce(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.secret(t, "a", "secret-a")
 	e.secret(t, "b", "secret-b")
-	e.vols.set("va", "a")
-	e.vols.set("vb", "b")
+	podmanVolume(t, e, "va", "a")
+	podmanVolume(t, e, "vb", "b")
 	da := e.mount(t, "va", podmanMountID)
 	db := e.mount(t, "vb", podmanMountID)
 	if da == db {
@@ -249,7 +258,7 @@ func TestPodmanSharedMountAdopted(t *testing.T) {
 	e := newEnv(t, time.Nanosecond)
 	e.engine.podman = true
 	e.secret(t, "db", "one")
-	e.vols.set("v", "db")
+	podmanVolume(t, e, "v", "db")
 	dir := e.mount(t, "v", podmanMountID)
 	if base := filepath.Base(dir); !strings.HasPrefix(base, "shared.") {
 		t.Errorf("a shared mount made on demand is at %s", dir)
@@ -295,7 +304,7 @@ func TestPodmanSharedMountAdopted(t *testing.T) {
 func TestPodmanResyncKeepsSharedMount(t *testing.T) {
 	e := newEnv(t, time.Nanosecond)
 	e.secret(t, "db", "one")
-	e.vols.set("v", "db")
+	podmanVolume(t, e, "v", "db")
 	dir := e.mount(t, "v", podmanMountID)
 	ctx := context.Background()
 	e.engine.set(podmanCtr("id-1", "c1", container.StateRunning, "v", dir, ""))
@@ -331,7 +340,7 @@ func (f *fakeEngine) ServerVersion(context.Context) (types.Version, error) {
 func TestMountFromAnotherEngineRefused(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.secret(t, "a", "secret-a")
-	e.vols.set("va", "a")
+	podmanVolume(t, e, "va", "a")
 	ctx := context.Background()
 
 	// Not told yet: both kinds of Mount go on.
@@ -343,7 +352,7 @@ func TestMountFromAnotherEngineRefused(t *testing.T) {
 
 	docker := newEnv(t, time.Hour)
 	docker.secret(t, "a", "secret-a")
-	docker.vols.set("va", "a")
+	podmanVolume(t, docker, "va", "a")
 	docker.engine.version = &types.Version{Components: []types.ComponentVersion{{Name: "Engine", Version: "20.10.24"}}}
 	if err := docker.ctrl.Resync(ctx); err != nil {
 		t.Fatal(err)
@@ -356,7 +365,7 @@ func TestMountFromAnotherEngineRefused(t *testing.T) {
 
 	podman := newEnv(t, time.Hour)
 	podman.secret(t, "a", "secret-a")
-	podman.vols.set("va", "a")
+	podmanVolume(t, podman, "va", "a")
 	podman.engine.version = &types.Version{Components: []types.ComponentVersion{{Name: "Podman Engine", Version: "4.3.1"}}}
 	if err := podman.ctrl.Resync(ctx); err != nil {
 		t.Fatal(err)
@@ -378,7 +387,7 @@ func TestMountFromAnotherEngineRefused(t *testing.T) {
 func TestPodmanInUseBeforeEvents(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	sec := e.secret(t, "db", "one")
-	e.vols.set("v", "db")
+	podmanVolume(t, e, "v", "db")
 	dir := e.mount(t, "v", podmanMountID)
 	e.engine.set(podmanCtr("id-1", "c1", container.StateRunning, "v", dir, ""),
 		podmanCtr("id-2", "c2", container.StateRunning, "v", dir, ""))
@@ -395,7 +404,7 @@ func TestPodmanEventNames(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.engine.podman = true
 	e.secret(t, "db", "one")
-	e.vols.set("v", "db")
+	podmanVolume(t, e, "v", "db")
 	s := e.run(t)
 	for _, want := range []string{"died", "remove", "die", "destroy", "start"} {
 		if !slices.Contains(s.opts.Filters.Get("event"), want) {
@@ -418,4 +427,38 @@ func TestPodmanEventNames(t *testing.T) {
 	if got := readFiles(t, dir); got["db"] != "one" {
 		t.Errorf("the remove event changed the mount: %v", got)
 	}
+}
+
+// TestPodmanMountAsksNoEngine: a Podman Mount never waits on an engine
+// lookup, which Podman's locks would hold until it timed out: a volume
+// whose declaration or on-update is still to be learned from labels is
+// refused at once, saying which options to give it.
+func TestPodmanMountAsksNoEngine(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.secret(t, "db", "one")
+	e.vols.set("noupdate", "db")
+	e.vols.anon("nodecl")
+	e.engine.set(podmanCtr("id-1", "c1", container.StateCreated, "noupdate", "", "signal:SIGHUP"),
+		podmanCtr("id-2", "c2", container.StateCreated, "nodecl", "", ""))
+	before := e.engine.lookups()
+	for vol, want := range map[string]string{
+		"noupdate": "volume noupdate has no on-update option, and Podman cannot say during a Mount which container uses it, to read its secretd.on-update label: create the volume with -o on-update=none",
+		"nodecl":   "volume nodecl declares no secrets, and Podman cannot say during a Mount which container uses it, to read its secretd.secrets label: create the volume with -o secrets=... and -o on-update=...",
+	} {
+		if _, err := e.ctrl.Mount(context.Background(), vol, podmanMountID); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Mount of %s: %v", vol, err)
+		}
+	}
+	if n := e.engine.lookups() - before; n != 0 {
+		t.Errorf("the Mounts asked the engine %d times", n)
+	}
+	if got := mountsUnder(t, e.root); len(got) != 0 {
+		t.Errorf("refused Mounts left %v", got)
+	}
+	// Learned from the labels meanwhile (a resync here; a create event
+	// too), the volume mounts.
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.mount(t, "noupdate", podmanMountID)
 }

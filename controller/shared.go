@@ -284,3 +284,23 @@ func (c *Controller) engineFits(volume, mountID string) error {
 	}
 	return nil
 }
+
+// podmanMountable refuses at once a Podman Mount that would have to ask the
+// engine which container it is for (to learn a declaration or an
+// on-update from labels): Podman holds the starting container's lock
+// through the Mount, so its API answers no container list until the Mount
+// returns, and the lookup could only time out. A volume learned before
+// (at its container's create event, or a resync) mounts.
+func (b *binding) podmanMountable(volume string) error {
+	v, ok := b.vols.get(volume)
+	switch {
+	case ok && v.mountable():
+		return nil
+	case ok && v.Bound():
+		return fmt.Errorf("volume %s has no %s option, and Podman cannot say during a Mount which container uses it, to read its %s label: "+
+			"create the volume with -o %s=none (or signal:SIGNAL, or restart)", volume, OptionOnUpdate, LabelOnUpdate, OptionOnUpdate)
+	default:
+		return fmt.Errorf("volume %s declares no secrets, and Podman cannot say during a Mount which container uses it, to read its %s label: "+
+			"create the volume with -o %s=... and -o %s=... (see docs/podman.md)", volume, LabelSecrets, OptionSecrets, OptionOnUpdate)
+	}
+}

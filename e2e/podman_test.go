@@ -41,26 +41,39 @@ func psRows(d *daemon) []string {
 }
 
 // TestPodman: Podman 4.3 as the engine. A named volume declared with -o
-// secrets= delivers its secrets; two containers share its one mount,
-// which lives while either runs and is wiped after the last stops; a
-// rotation reaches both and signals the one that asks; `secret rm` is
-// refused naming both; a container that asks for it is restarted at a
-// rotation; secretd follows a restart of Podman's API service; a restart
-// of secretd adopts the mount without
-// rewriting it; two volumes mount at once; ps and the audit trail name
-// the containers; no secret value leaks into logs, the trail or `podman
-// inspect`.
+// secrets= and -o on-update= delivers its secrets; one without its
+// on-update is refused at once. Two containers share the volume's one
+// mount, which lives while either runs and is wiped after the last stops;
+// a rotation reaches both and signals each, as the volume asks, and
+// restarts a container whose volume asks for that; `secret rm` is refused
+// naming them; a Docker container on the same driver is refused; secretd
+// follows a restart of Podman's API service; a restart of secretd adopts
+// the mount without rewriting it; two volumes mount at once; ps and the
+// audit trail name the containers; no secret value leaks into the log,
+// the trail or `podman inspect`.
 func TestPodman(t *testing.T) {
 	t.Parallel()
 	p, d := podmanSetup(t)
 	dbValue, keyValue, rotated := canary(t), canary(t), canary(t)
 	d.mustCLI(dbValue, "secret", "create", "db", "-")
 	d.mustCLI(keyValue, "secret", "create", "api", "-")
-	p.Must("volume", "create", "--driver", d.driver, "-o", "secrets=db;source=api,target=conf/api.key,mode=0400", "web")
-	p.Must("volume", "create", "--driver", d.driver, "-o", "secrets=api", "other")
+	p.Must("volume", "create", "--driver", d.driver, "-o", "secrets=db;source=api,target=conf/api.key,mode=0400", "-o", "on-update=signal:SIGHUP", "web")
+	p.Must("volume", "create", "--driver", d.driver, "-o", "secrets=api", "-o", "on-update=restart", "other")
+
+	// A volume without its on-update is refused at once: during a Mount,
+	// Podman's API cannot say which container it is for.
+	p.Must("volume", "create", "--driver", d.driver, "-o", "secrets=db", "bare")
+	start := time.Now()
+	_, stderr, code := p.Run("run", "--rm", "--network", "none", "--pull", "never", "-v", "bare:/run/secrets", image, "true")
+	if code == 0 || !strings.Contains(stderr, "volume bare has no on-update option, and Podman cannot say during a Mount which container uses it") {
+		t.Errorf("a volume without on-update: exit %d: %s", code, stderr)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the refusal took %s", d)
+	}
 
 	// A named volume: the container reads its declaration.
-	podmanRun(p, "c1", "--label", "secretd.on-update=signal:SIGHUP", "-v", "web:/run/secrets")
+	podmanRun(p, "c1", "-v", "web:/run/secrets")
 	if got := p.Must("exec", "c1", "cat", "/run/secrets/db"); got != dbValue {
 		t.Fatalf("c1 reads db %q", got)
 	}
@@ -80,7 +93,7 @@ func TestPodman(t *testing.T) {
 		t.Fatalf("c2 reads db %q", got)
 	}
 	// Another volume mounts at the same time, under Podman's same mount ID.
-	podmanRun(p, "c3", "--label", "secretd.on-update=restart", "-v", "other:/run/secrets")
+	podmanRun(p, "c3", "-v", "other:/run/secrets")
 	if got := p.Must("exec", "c3", "cat", "/run/secrets/api"); got != keyValue {
 		t.Fatalf("c3 reads api %q", got)
 	}
@@ -105,24 +118,27 @@ func TestPodman(t *testing.T) {
 		t.Errorf("a Docker container on the Podman secretd's volume: %s", r)
 	}
 
-	// A rotation reaches both containers through the one mount, and the one
-	// that asks for it gets SIGHUP.
+	// A rotation reaches both containers through the one mount, and each
+	// gets SIGHUP, as their volume's on-update asks.
 	d.mustCLI(rotated, "secret", "update", "db", "-")
 	for _, c := range []string{"c1", "c2"} {
 		if got := p.Must("exec", c, "cat", "/run/secrets/db"); got != rotated {
 			t.Errorf("%s reads db %q after the rotation", c, got)
 		}
 	}
-	waitFor(t, 10*time.Second, "c1 to get SIGHUP", func() bool {
-		out, _, _ := p.Run("exec", "c1", "cat", "/tmp/hups")
-		return strings.TrimSpace(out) == "hup"
-	})
-	if out, _, _ := p.Run("exec", "c2", "cat", "/tmp/hups"); out != "" {
-		t.Errorf("c2, which asks for no on-update action, got a signal: %q", out)
+	for _, c := range []string{"c1", "c2"} {
+		waitFor(t, 10*time.Second, c+" to get SIGHUP", func() bool {
+			out, _, _ := p.Run("exec", c, "cat", "/tmp/hups")
+			return strings.TrimSpace(out) == "hup"
+		})
+	}
+	if out, _, _ := p.Run("exec", "c3", "cat", "/tmp/hups"); out != "" {
+		t.Errorf("c3, on a volume the rotation did not touch, got a signal: %q", out)
 	}
 
-	// A container that asks to be restarted at a rotation is, through
-	// Podman's API; it remounts its volume, alone on it, with the new value.
+	// A container whose volume's on-update is restart is restarted at a
+	// rotation, through Podman's API; it remounts its volume, alone on it,
+	// with the new value.
 	started := p.Must("inspect", "-f", "{{.State.StartedAt}}", "c3")
 	d.mustCLI(rotated, "secret", "update", "api", "-")
 	waitFor(t, 20*time.Second, "c3 to be restarted", func() bool {
