@@ -398,8 +398,8 @@ func (v taskView) named(id, name string) taskView {
 }
 
 // label names a task's container, or says which volume it mounts while
-// the container is not known yet. A shared mount's view names its
-// container only once containers has split it.
+// the container is not known yet. A shared mount's view names a
+// container only once containers() has split it, a view per container.
 func (v taskView) label() string {
 	if v.name != "" {
 		return v.name
