@@ -26,14 +26,17 @@ run: build
 # newuidmap/newgidmap for the rootless engine of the rootless e2e test;
 # bash-completion, without which the installed bash completion cannot run;
 # xz to unpack Docker Engine 29.7.2 for the e2e engine matrix (its dockerd
-# comes from ../shared/engines, beside the clone).
+# comes from ../shared/engines, beside the clone); Debian's Podman 4.3 for
+# the Podman e2e, without its recommends (it runs on the runc docker.io
+# brings, with no network).
 deps:
 	@command -v busybox >/dev/null 2>&1 && command -v file >/dev/null 2>&1 && \
 		file -L "$$(command -v busybox)" | grep -q static && command -v docker-compose >/dev/null 2>&1 && \
 		command -v pass >/dev/null 2>&1 && command -v gpg >/dev/null 2>&1 && command -v age >/dev/null 2>&1 && \
 		command -v rootlesskit >/dev/null 2>&1 && command -v newuidmap >/dev/null 2>&1 && command -v xz >/dev/null 2>&1 && \
-		test -f /usr/share/bash-completion/bash_completion || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap bash-completion xz-utils; }
+		command -v podman >/dev/null 2>&1 && test -f /usr/share/bash-completion/bash_completion || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file docker-compose pass gnupg age rootlesskit uidmap bash-completion xz-utils && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman; }
 	$(GO) mod download
 	# The Go clients of docker CLI 29 that api/server's tests build, in a
 	# module of their own (two versions of one module).

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ const MinAPIVersion = "1.24"
 // base64, so 1 MiB leaves room for JSON and labels and no more.
 const MaxBodyBytes = 1 << 20
 
+// MaxConfigBodyBytes caps the bodies that carry a config's data: a config
+// of just under 1000 KiB is about 1.3 MiB of base64.
+const MaxConfigBodyBytes = 3 << 19
+
 // Secret is a secret as the API shows it: Docker's swarm.Secret, which the
 // stock CLI decodes, plus the versions secretd keeps. Data is never set.
 type Secret struct {
@@ -34,7 +39,81 @@ type Secret struct {
 	Versions []SecretVersion `json:",omitempty"`
 	// Source is set for a secret created with a driver.
 	Source *SecretSource `json:",omitempty"`
+	// Rotation is set in the answer to secretd's update (POST
+	// /secretd/secrets/{ref}/update): what the new version did to the
+	// containers that use it on this host.
+	Rotation *Rotation `json:",omitempty"`
 }
+
+// Rotation is what one new version of a secret or config did on this
+// host: how many mounts it rewrote in place, and each container that did
+// not get it in place, with what that container gets and why. Docker's
+// own update path changes labels only and has no rotation to report.
+type Rotation struct {
+	// Version is the version rotated to.
+	Version int
+	// Updated counts the mounts rewritten in place.
+	Updated int
+	// Containers are those that did not get Version in place, sorted by
+	// name.
+	Containers []ContainerRotation `json:",omitempty"`
+}
+
+// What a container listed in a Rotation gets (ContainerRotation.Gets).
+const (
+	// RotationNextStart: the new version, from the container's next start.
+	RotationNextStart = "next-start"
+	// RotationRestarting: the new version, once the restart its
+	// on-update asked for is done.
+	RotationRestarting = "restarting"
+	// RotationKept: the previous version; the rotation failed there.
+	RotationKept = "kept"
+)
+
+// ContainerRotation is one container a rotation did not update in place.
+type ContainerRotation struct {
+	ContainerID string `json:",omitempty"`
+	// ContainerName names the container, or says which volume it mounts
+	// while its start is under way and its name not known yet.
+	ContainerName string
+	// Targets are where the container reads the secret or config: the
+	// full path of a file bound at an absolute target.
+	Targets []string `json:",omitempty"`
+	// Gets is RotationNextStart, RotationRestarting or RotationKept.
+	Gets string
+	// Reason says why, and what to do.
+	Reason string
+}
+
+// Notice says on one line what the container gets of version of what (as
+// "secret 'db'"), and why.
+func (c ContainerRotation) Notice(what string, version int) string {
+	switch c.Gets {
+	case RotationRestarting:
+		return fmt.Sprintf("%s gets version %d of %s once restarted: %s", c.ContainerName, version, what, c.Reason)
+	case RotationKept:
+		return fmt.Sprintf("%s keeps the previous version of %s: %s", c.ContainerName, what, c.Reason)
+	default:
+		return fmt.Sprintf("%s gets version %d of %s at its next start: %s", c.ContainerName, version, what, c.Reason)
+	}
+}
+
+// Config is a config as the API shows it: Docker's swarm.Config, whose
+// Spec.Data holds the data as Swarm shows it (a template's text for a
+// template), plus the versions secretd keeps.
+type Config struct {
+	swarm.Config
+	// CurrentVersion is the version containers get unless they pin one.
+	CurrentVersion int `json:",omitempty"`
+	// Versions lists the kept versions, oldest first (inspect only).
+	Versions []SecretVersion `json:",omitempty"`
+	// Rotation is set in the answer to secretd's update, as for a secret.
+	Rotation *Rotation `json:",omitempty"`
+}
+
+// ConfigUpdateRequest carries a new version of a config's data; Swarm
+// refuses data in an update, secretd rotates it in place.
+type ConfigUpdateRequest = SecretUpdateRequest
 
 // SecretSource says where a driver secret's value comes from. It names the
 // driver's options, never their values, which may hold credentials.
@@ -70,8 +149,9 @@ type SecretCreateRequest struct {
 	Refresh string `json:",omitempty"`
 }
 
-// SecretTable is a list of secrets by column, what `secretd secret ls`
-// asks for (GET /secretd/secrets, with the filters of GET /secrets): at
+// SecretTable is a list of secrets (or configs) by column, what `secretd
+// secret ls` asks for (GET /secretd/secrets, with the filters of GET
+// /secrets; GET /secretd/configs for configs): at
 // 10,000 secrets it measured 0.84 MB against the Docker-shaped list's
 // 2.2 MB, and decoded about three times faster. Row i of every column is
 // one secret.
@@ -86,6 +166,19 @@ type SecretTable struct {
 	Labels map[string]map[string]string `json:",omitempty"`
 	// Drivers describes the driver secrets' sources, by ID (see SecretSource.Describe).
 	Drivers map[string]string `json:",omitempty"`
+	// Templates names the template driver of the templated ones, by ID.
+	Templates map[string]string `json:",omitempty"`
+}
+
+// SetTemplate records the template driver of the secret or config id.
+func (t *SecretTable) SetTemplate(id, driver string) {
+	if driver == "" {
+		return
+	}
+	if t.Templates == nil {
+		t.Templates = map[string]string{}
+	}
+	t.Templates[id] = driver
 }
 
 // Describe is a source on one line, for `secret ls`: the driver, its
@@ -118,6 +211,21 @@ func NewSecretTable(secrets []Secret) SecretTable {
 	for _, s := range secrets {
 		t.Append(s.ID, s.Spec.Name, s.CurrentVersion, s.CreatedAt, s.UpdatedAt, s.Spec.Labels)
 		t.SetDriver(s.ID, s.Source)
+		if s.Spec.Templating != nil {
+			t.SetTemplate(s.ID, s.Spec.Templating.Name)
+		}
+	}
+	return t
+}
+
+// NewConfigTable is configs by column.
+func NewConfigTable(configs []Config) SecretTable {
+	t := MakeSecretTable(len(configs))
+	for _, c := range configs {
+		t.Append(c.ID, c.Spec.Name, c.CurrentVersion, c.CreatedAt, c.UpdatedAt, c.Spec.Labels)
+		if c.Spec.Templating != nil {
+			t.SetTemplate(c.ID, c.Spec.Templating.Name)
+		}
 	}
 	return t
 }
@@ -168,13 +276,18 @@ type SecretUpdateRequest struct {
 	IfChanged bool `json:",omitempty"`
 }
 
-// ContainerUpdateRequest grants and revokes secrets of one container live,
-// as `docker service update --secret-add/--secret-rm` does for a service.
+// ContainerUpdateRequest grants and revokes secrets and configs of one
+// container live, as `docker service update --secret-add/--secret-rm
+// --config-add/--config-rm` does for a service.
 type ContainerUpdateRequest struct {
 	// SecretAdd are declaration entries (NAME or source=NAME,target=...).
 	SecretAdd []string `json:",omitempty"`
 	// SecretRm are secret names.
 	SecretRm []string `json:",omitempty"`
+	// ConfigAdd are declaration entries of configs, in the same syntax.
+	ConfigAdd []string `json:",omitempty"`
+	// ConfigRm are config names.
+	ConfigRm []string `json:",omitempty"`
 	// Volume names the container's volume to change; empty means the
 	// volumes that hold each revoked secret, and the one at /run/secrets
 	// for grants.
@@ -211,13 +324,18 @@ type Task struct {
 	Secrets []TaskSecret
 }
 
-// TaskSecret is one secret mounted into a container.
+// TaskSecret is one secret (or config) mounted into a container.
 type TaskSecret struct {
+	// Kind is "config" for a config; empty for a secret.
+	Kind    string `json:",omitempty"`
 	ID      string
 	Name    string
 	Version int
 	Pinned  bool `json:",omitempty"`
 	Target  string
+	// Template is set for a rendered template: the secrets and configs
+	// it read, as KIND:NAME@VERSION.
+	Reads []string `json:",omitempty"`
 }
 
 // Status is the daemon's state, for `secretd status`.
@@ -229,6 +347,7 @@ type Status struct {
 	Engine      string
 	EngineError string `json:",omitempty"`
 	Secrets     int
+	Configs     int `json:",omitempty"`
 	Mounts      int
 	// SpareMounts counts the empty mounts made ahead of time that no
 	// container holds yet; Mounts does not include them.

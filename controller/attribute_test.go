@@ -34,8 +34,9 @@ func volumeMount(volume, containerID string) events.Message {
 var containerStart = enginetest.ContainerStart
 
 // TestVolumeDeclarationNeedsNoEngine: a volume that carries its
-// declaration mounts without asking the engine; the volume mount event and
-// the start event that follow name the container.
+// declaration and its on-update (as `secretd run` makes them) mounts
+// without asking the engine; the volume mount event and the start event
+// that follow name the container.
 func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
 	eachProfile(t, testVolumeDeclarationNeedsNoEngine)
 }
@@ -43,7 +44,7 @@ func TestVolumeDeclarationNeedsNoEngine(t *testing.T) {
 func testVolumeDeclarationNeedsNoEngine(t *testing.T, p *enginesim.Profile) {
 	e := newEnvOn(t, p, time.Hour)
 	e.secret(t, "a", "secret-a")
-	e.vols.set("optvol", "source=a,target=db")
+	e.vols.full("optvol", "source=a,target=db", "signal:SIGHUP")
 	s := e.run(t)
 	e.engine.Set(ctr("id-opt", "opt", container.StateCreated, 1, "", "optvol"))
 

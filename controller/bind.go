@@ -25,6 +25,17 @@ import (
 // the same everywhere and depends on no timing: the volume binds only when
 // every container that uses it carries the same non-empty label, set on
 // the container and not inherited from its image.
+//
+// A volume's on-update (what happens to its containers after a rotation)
+// is bound the same way, with the declaration or, for a volume that has
+// its own secrets option, by itself: the volume's on-update option, or
+// else the secretd.on-update label every container using it agrees on. A
+// label that means nothing, differs between them or comes from the image
+// fails the binding, and so the Mount, naming the label and its value.
+// Only a Mount that finds no container using the volume yet (dockerd
+// copying the image's files into it inside `docker create`, before the
+// container is listed) goes on without it: nothing runs in that
+// container yet, and its start's Mount asks again.
 
 // bindTimeout bounds each engine call of a binding. At boot dockerd
 // restarts its containers before it answers API calls, and waits on Mount
@@ -57,6 +68,8 @@ type binding struct {
 	// hostnames are the hostnames of containers that declare secrets,
 	// learned at their create event, for secret-driver plugins.
 	hostnames hostnames
+	// envs are the environments of containers whose templates read them.
+	envs envs
 }
 
 func newBinding(cfg Config, vols *registry) *binding {
@@ -112,7 +125,7 @@ func (b *binder) release(names []string) {
 // users are the containers the engine named when this call asked it.
 func (b *binding) bind(ctx context.Context, name string) (v Volume, users []container.Summary, err error) {
 	for {
-		if v, ok := b.vols.get(name); ok && v.Bound() {
+		if v, ok := b.vols.get(name); ok && v.mountable() {
 			return v, users, nil
 		}
 		b.flight.mu.Lock()
@@ -143,14 +156,25 @@ func (b *binding) bind(ctx context.Context, name string) (v Volume, users []cont
 // bindByEngine asks the engine which containers use the volume and binds
 // it to their label if they agree; any doubt is an error.
 func (b *binding) bindByEngine(ctx context.Context, name string) (Volume, []container.Summary, error) {
+	label, opt := LabelSecrets, OptionSecrets
+	what := "declares no secrets"
+	if v, ok := b.vols.get(name); ok && v.Bound() {
+		if b.engine == nil {
+			// Without an engine no container is known, and none can be
+			// signalled or restarted either.
+			return v, nil, nil
+		}
+		label, opt = LabelOnUpdate, OptionOnUpdate
+		what = "has no " + OptionOnUpdate + " option"
+	}
 	if b.engine == nil {
-		return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and no engine is connected to read the container's %s label: create the volume with -o %s=...", name, LabelSecrets, OptionSecrets)
+		return Volume{}, nil, fmt.Errorf("volume %s %s and no engine is connected to read the container's %s label: create the volume with -o %s=...", name, what, label, opt)
 	}
 	lctx, cancel := context.WithTimeout(ctx, bindTimeout)
 	defer cancel()
 	users, _, err := b.usersOf(lctx, []string{name})
 	if err != nil {
-		return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and the Docker Engine did not answer which container uses it (%w): try again, or create the volume with -o %s=...", name, err, OptionSecrets)
+		return Volume{}, nil, fmt.Errorf("volume %s %s and the Docker Engine did not answer which container uses it, to read its %s label (%w): try again, or create the volume with -o %s=...", name, what, label, err, opt)
 	}
 	v, err := b.bindTo(lctx, name, users[name])
 	return v, users[name], err
@@ -184,73 +208,124 @@ func (b *binding) usersOf(ctx context.Context, volumes []string) (users map[stri
 	return users, list, nil
 }
 
-// bindTo binds the volume to the label its users agree on.
+// bindTo binds the volume to what its users agree on: the declaration of
+// their label, unless the volume has its own, and their on-update label,
+// unless the volume has an on-update option. A bound volume that no
+// container uses yet is returned as it is.
 func (b *binding) bindTo(ctx context.Context, name string, users []container.Summary) (Volume, error) {
-	decl, owner, err := b.agreedLabel(ctx, name, users)
+	v, _ := b.vols.get(name)
+	if v.Bound() {
+		if v.OnUpdate != "" || len(users) == 0 {
+			return v, nil
+		}
+		onUpdate, err := b.agreedOnUpdate(ctx, name, users)
+		if err != nil {
+			return Volume{}, err
+		}
+		return b.learnOnUpdate(name, onUpdate)
+	}
+	decl, scope, owner, err := b.agreedLabel(ctx, name, users)
 	if err != nil {
 		return Volume{}, err
 	}
-	return b.bindLabel(name, decl, owner)
+	onUpdate := v.OnUpdate
+	if onUpdate == "" {
+		if onUpdate, err = b.agreedOnUpdate(ctx, name, users); err != nil {
+			return Volume{}, err
+		}
+	}
+	return b.bindLabel(name, decl, scope, owner, onUpdate)
+}
+
+// agreedOnUpdate applies the binding rule to the on-update labels of the
+// containers that use volume (at least one): each means something, none
+// comes from the image only, and all mean the same. It returns their
+// canonical value.
+func (b *binding) agreedOnUpdate(ctx context.Context, volume string, users []container.Summary) (string, error) {
+	var agreed string
+	var first container.Summary
+	for _, s := range users {
+		label := s.Labels[LabelOnUpdate]
+		o, err := ParseOnUpdate(label)
+		if err != nil {
+			return "", fmt.Errorf("container %s: %w: fix the label, or give volume %s its own -o %s=...", summaryName(s), err, volume, OptionOnUpdate)
+		}
+		if label != "" {
+			if err := b.notFromImage(ctx, s, LabelOnUpdate); err != nil {
+				return "", err
+			}
+		}
+		if agreed == "" {
+			agreed, first = o.String(), s
+			continue
+		}
+		if o.String() != agreed {
+			return "", fmt.Errorf("containers %s and %s using volume %s carry different %s labels (%q and %q), and a volume has one: "+
+				"give them the same label, give each its own volume, or give the volume its own -o %s=...",
+				summaryName(first), summaryName(s), volume, LabelOnUpdate, first.Labels[LabelOnUpdate], label, OptionOnUpdate)
+		}
+	}
+	if agreed == "" {
+		return "", fmt.Errorf("volume %s: no container uses it yet to learn its %s label from", volume, LabelOnUpdate)
+	}
+	return agreed, nil
 }
 
 // agreedLabel applies the binding rule to the containers that use volume:
 // at least one, all with the same non-empty label, none from an image only.
 // owner is the oldest of them, the one created with the volume.
-func (b *binding) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, owner string, err error) {
+func (b *binding) agreedLabel(ctx context.Context, volume string, users []container.Summary) (decl, scope, owner string, err error) {
 	if len(users) == 0 {
-		return "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
+		return "", "", "", fmt.Errorf("volume %s declares no secrets and no container uses it yet: "+
 			"if dockerd is copying the image's content into it at create, mount it with volume-nocopy "+
 			"(--mount type=volume,volume-driver=secretd,volume-nocopy,dst=...), or create the volume with -o %s=...", volume, OptionSecrets)
 	}
 	users = slices.Clone(users)
 	slices.SortFunc(users, func(a, b container.Summary) int { return int(a.Created - b.Created) })
 	first := users[0]
-	decl = first.Labels[LabelSecrets]
+	decl = labelText(first.Labels)
 	for _, s := range users {
-		d := s.Labels[LabelSecrets]
+		d := labelText(s.Labels)
 		if d == "" {
-			return "", "", fmt.Errorf("volume %s declares no secrets and container %s using it has no %s label: add --label %s='NAME[;...]' or create the volume with -o %s=...",
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and container %s using it has no %s label: add --label %s='NAME[;...]' or create the volume with -o %s=...",
 				volume, summaryName(s), LabelSecrets, LabelSecrets, OptionSecrets)
 		}
 		if d != decl {
-			return "", "", fmt.Errorf("volume %s declares no secrets and the containers using it declare different ones (%s and %s): give the volume its own declaration with -o %s=...",
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and the containers using it declare different ones (%s and %s): give the volume its own declaration with -o %s=...",
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
 	// A declaration that does not parse or does not fit the containers'
-	// mounts, or an on-update label that means nothing, is refused before
-	// it is bound for good. Each container takes the label's part for
-	// this volume, which is the same unless they mount it at different
-	// places.
-	_, decl, err = b.labelShare(first, volume)
+	// mounts is refused before it is bound for good. Each container takes
+	// the label's part for this volume, which is the same unless they
+	// mount it at different places.
+	_, decl, scope, err = b.labelShare(first, volume)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	for _, s := range users[1:] {
-		_, d, err := b.labelShare(s, volume)
+		_, d, sc, err := b.labelShare(s, volume)
 		if err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
-		if d != decl {
-			return "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
+		if d != decl || sc != scope {
+			return "", "", "", fmt.Errorf("volume %s declares no secrets and the label of containers %s and %s gives it different secrets, since they mount it at different places: give the volume its own declaration with -o %s=...",
 				volume, summaryName(first), summaryName(s), OptionSecrets)
 		}
 	}
 	for _, s := range users {
-		if _, err := ParseOnUpdate(s.Labels[LabelOnUpdate]); err != nil {
-			return "", "", fmt.Errorf("container %s: %w", summaryName(s), err)
-		}
-		if err := b.notFromImage(ctx, s); err != nil {
-			return "", "", err
+		if err := b.notFromImage(ctx, s, LabelSecrets, LabelConfigs); err != nil {
+			return "", "", "", err
 		}
 	}
-	return decl, first.ID, nil
+	return decl, scope, first.ID, nil
 }
 
-// notFromImage refuses labels that come only from the container's image:
-// docker merges an image's LABELs into its containers' labels, and an image
-// must not choose which secrets it gets, or restarts on rotation.
-func (b *binding) notFromImage(ctx context.Context, s container.Summary) error {
+// notFromImage refuses labels (of keys) that come only from the
+// container's image: docker merges an image's LABELs into its containers'
+// labels, and an image must not choose which secrets it gets, or restarts
+// on rotation.
+func (b *binding) notFromImage(ctx context.Context, s container.Summary, keys ...string) error {
 	ref := s.ImageID
 	if ref == "" {
 		ref = s.Image
@@ -259,10 +334,14 @@ func (b *binding) notFromImage(ctx context.Context, s container.Summary) error {
 	if err != nil {
 		return fmt.Errorf("cannot check the image labels of container %s: the Docker Engine did not answer (%w): try again", summaryName(s), err)
 	}
-	for _, k := range []string{LabelSecrets, LabelOnUpdate} {
+	for _, k := range keys {
 		if v := s.Labels[k]; v != "" && imgLabels[k] == v {
-			return fmt.Errorf("container %s: label %s comes from its image, and an image may not declare secrets: "+
-				"declare them on the container (--label %s=...) or on the volume (-o %s=...)", summaryName(s), k, k, OptionSecrets)
+			opt := OptionSecrets
+			if k == LabelOnUpdate {
+				opt = OptionOnUpdate
+			}
+			return fmt.Errorf("container %s: label %s=%q comes from its image, and an image may not declare secrets or their on-update: "+
+				"set it on the container (--label %s=...) or on the volume (-o %s=...)", summaryName(s), k, v, k, opt)
 		}
 	}
 	return nil
@@ -290,7 +369,7 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 	}
 	l := map[string]string{}
 	if img.Config != nil {
-		for _, k := range []string{LabelSecrets, LabelOnUpdate} {
+		for _, k := range []string{LabelSecrets, LabelConfigs, LabelOnUpdate} {
 			if v, ok := img.Config.Labels[k]; ok {
 				l[k] = v
 			}
@@ -307,18 +386,22 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 	return l, nil
 }
 
-// bindLabel fixes a volume's declaration to a container's label, unless it
-// was bound meanwhile: the first binding stands. It is saved behind the
-// Mount that waits for it: after a crash the same rule binds it again.
-func (b *binding) bindLabel(name, decl, containerID string) (Volume, error) {
+// bindLabel fixes a volume's declaration to a container's label, and its
+// on-update, unless it was bound meanwhile: the first binding stands. It
+// is saved behind the Mount that waits for it: after a crash the same
+// rule binds it again.
+func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Volume, error) {
 	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
-			*v = Volume{Name: name, Created: time.Now().UTC()}
+			*v = Volume{Name: name, Created: time.Now().UTC(), Format: formatOnUpdate}
 		}
 		if v.Bound() {
 			return false, nil
 		}
-		v.Declaration, v.BoundBy, v.BoundTo = decl, BoundByLabel, containerID
+		v.Declaration, v.BoundBy, v.BoundTo, v.Scope = decl, BoundByLabel, containerID, scope
+		if v.OnUpdate == "" {
+			v.OnUpdate = onUpdate
+		}
 		return false, nil
 	}, func(err error) {
 		b.log.Warn("volume binding not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
@@ -326,7 +409,29 @@ func (b *binding) bindLabel(name, decl, containerID string) (Volume, error) {
 	if err != nil {
 		return Volume{}, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
 	}
-	b.log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID))
+	b.log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID), "on_update", v.OnUpdate)
+	return v, nil
+}
+
+// learnOnUpdate fixes the on-update of a volume bound by its own option,
+// unless it was learned meanwhile: the first stands. It is saved as
+// bindLabel saves.
+func (b *binding) learnOnUpdate(name, onUpdate string) (Volume, error) {
+	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
+		if !ok {
+			return false, fmt.Errorf("volume %s was removed while its %s label was learned", name, LabelOnUpdate)
+		}
+		if v.OnUpdate == "" {
+			v.OnUpdate = onUpdate
+		}
+		return false, nil
+	}, func(err error) {
+		b.log.Warn("volume on-update not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
+	})
+	if err != nil {
+		return Volume{}, err
+	}
+	b.log.Info("volume on-update learned from its container", "volume", name, "on_update", v.OnUpdate)
 	return v, nil
 }
 
@@ -335,11 +440,12 @@ func (b *binding) bindLabel(name, decl, containerID string) (Volume, error) {
 // volume, without holding up the event loop. labels are the create
 // event's attributes, which carry the container's labels.
 func (b *binding) created(ctx context.Context, id string, labels map[string]string) {
-	// Only a container that declares can bind a volume: one without the
-	// label would fail its binding anyway, at the Mount, where the rule
-	// sees every user of the volume. Skipping it saves engine calls while
-	// many containers start.
-	if _, declares := labels[LabelSecrets]; b.engine == nil || !declares {
+	// Only a container that declares can bind a volume's declaration, but
+	// any container may be the one a volume learns its on-update from.
+	// With nothing to learn, a container that does not declare costs no
+	// engine call, which matters while many containers start.
+	declaring := declares(labels)
+	if b.engine == nil || (!declaring && len(b.vols.unbound(1)) == 0) {
 		return
 	}
 	b.learning.Add(1)
@@ -347,7 +453,7 @@ func (b *binding) created(ctx context.Context, id string, labels map[string]stri
 		defer b.learning.Done()
 		lctx, cancel := context.WithTimeout(ctx, createLookupTimeout)
 		defer cancel()
-		b.learnCreated(lctx, id)
+		b.learnCreated(lctx, id, declaring)
 	}()
 }
 
@@ -360,7 +466,7 @@ const maxBatch = 64
 // is among them, and its Mount finds it bound without a second call. The
 // container itself is looked up only when it is not in that list, to warn
 // if it mounts no secretd volume.
-func (b *binding) learnCreated(ctx context.Context, id string) {
+func (b *binding) learnCreated(ctx context.Context, id string, declares bool) {
 	// Bindings already under way may hold this container's volume, if
 	// they claimed it before the container existed: they are waited for
 	// and the volume asked about again only when they leave it unbound.
@@ -375,6 +481,9 @@ func (b *binding) learnCreated(ctx context.Context, id string) {
 			}
 		}
 		self, found = b.learnBatch(ctx, id)
+	}
+	if !declares {
+		return
 	}
 	if !found {
 		l, err := b.engine.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
@@ -478,7 +587,7 @@ func (b *binding) ensureVolume(name string) (Volume, error) {
 	}
 	v, err := b.vols.change(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
-			*v = Volume{Name: name, Created: time.Now().UTC()}
+			*v = Volume{Name: name, Created: time.Now().UTC(), Format: formatOnUpdate}
 		}
 		return false, nil
 	})
@@ -489,6 +598,29 @@ func (b *binding) ensureVolume(name string) (Volume, error) {
 		v, _ = b.vols.get(name)
 	}
 	return v, nil
+}
+
+// bindVolume is step 2 of a Mount: the volume bound, and the container
+// the Mount is for when the engine lookup that bound it named only one.
+func (b *binding) bindVolume(ctx context.Context, volume string, ph *phases) (Volume, *container.Summary, error) {
+	v, err := b.ensureVolume(volume)
+	if err != nil {
+		return Volume{}, nil, err
+	}
+	var users []container.Summary
+	if !v.mountable() {
+		if v, users, err = b.bind(ctx, volume); err != nil {
+			return Volume{}, nil, err
+		}
+		ph.engine = users != nil
+	}
+	ph.declared = v.BoundBy
+	if len(users) == 1 {
+		// The lookup that bound the volume named its only user: this
+		// Mount is for it, as surely as a volume mount event would say.
+		return v, &users[0], nil
+	}
+	return v, nil, nil
 }
 
 // findContainer resolves a container name or ID prefix through the engine;

@@ -8,31 +8,39 @@ import (
 	"strings"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // Claim is one container's declared use of secrets, as a host publishes it
 // for the other hosts sharing its store: `secret rm` on any host is refused
 // while a container anywhere claims the secret.
 type Claim struct {
-	// ContainerID is the container's ID, or mount-MOUNTID for a mount
-	// whose container was not known; it is unique among a host's claims.
+	// ContainerID is the container's ID, or mount-MOUNTID (for Podman's
+	// shared mounts mount-MOUNTID-VOLUME) for a mount whose container was
+	// not known; it is unique among a host's claims.
 	ContainerID string       `json:"id"`
 	Name        string       `json:"name"`
 	Host        string       `json:"host,omitempty"`
 	Entries     []ClaimEntry `json:"entries"`
 }
 
-// ClaimEntry is one secret a Claim holds; Version 0 follows the current one.
+// ClaimEntry is one secret (or config) a Claim holds; Version 0 follows
+// the current one.
 type ClaimEntry struct {
+	// Kind is "config" for a config; empty for a secret, as claims from
+	// before configs say.
+	Kind    string `json:"kind,omitempty"`
 	Source  string `json:"source"`
 	Version int    `json:"version,omitempty"`
 }
 
-// Uses lists the versions of secret name the claim holds (0: the current).
-func (c Claim) Uses(name string) []int {
+// Uses lists the versions of the secret or config kind/name the claim
+// holds (0: the current).
+func (c Claim) Uses(kind store.Kind, name string) []int {
 	var out []int
+	want := string(declKind(kind))
 	for _, e := range c.Entries {
-		if e.Source == name && !slices.Contains(out, e.Version) {
+		if e.Kind == want && e.Source == name && !slices.Contains(out, e.Version) {
 			out = append(out, e.Version)
 		}
 	}
@@ -53,7 +61,7 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 			byKey[key] = cl
 		}
 		for _, e := range entries {
-			ce := ClaimEntry{Source: e.Source, Version: e.Version}
+			ce := ClaimEntry{Kind: string(e.Kind), Source: e.Source, Version: e.Version}
 			if !slices.Contains(cl.Entries, ce) {
 				cl.Entries = append(cl.Entries, ce)
 			}
@@ -65,7 +73,12 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 	}
 	for _, s := range namedViews(c.tasks.views(), list, c.binding.ourMount) {
 		key := s.containerID
-		if key == "" {
+		switch {
+		case key != "":
+		case s.shared:
+			// Podman's one mount ID is every volume's.
+			key = "mount-" + s.mountID + "-" + s.volume
+		default:
 			key = "mount-" + s.mountID
 		}
 		add(key, key, s.label(), s.entries)
@@ -82,6 +95,9 @@ func (c *Controller) LocalClaims(ctx context.Context) ([]Claim, error) {
 		}
 		sort.Slice(cl.Entries, func(i, j int) bool {
 			a, b := cl.Entries[i], cl.Entries[j]
+			if a.Kind != b.Kind {
+				return a.Kind < b.Kind
+			}
 			return a.Source < b.Source || a.Source == b.Source && a.Version < b.Version
 		})
 		out = append(out, *cl)

@@ -8,6 +8,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/secretd/secretd/controller"
+	"github.com/secretd/secretd/internal/store"
 )
 
 // TestLocalClaims: what a host publishes for the others is what its own
@@ -41,13 +42,13 @@ func TestLocalClaims(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("claims %+v, want web, stopped and volopt", claims)
 	}
-	if c := got["id-web"]; c.Name != "web" || len(c.Entries) != 1 || c.Uses("shared")[0] != 0 {
+	if c := got["id-web"]; c.Name != "web" || len(c.Entries) != 1 || c.Uses(store.KindSecret, "shared")[0] != 0 {
 		t.Errorf("web: %+v", c)
 	}
-	if c := got["id-stopped"]; c.Name != "stopped" || len(c.Uses("other")) != 1 || c.Uses("shared")[0] != 1 {
+	if c := got["id-stopped"]; c.Name != "stopped" || len(c.Uses(store.KindSecret, "other")) != 1 || c.Uses(store.KindSecret, "shared")[0] != 1 {
 		t.Errorf("stopped (pins shared@1): %+v", c)
 	}
-	if c := got["id-opt"]; len(c.Uses("shared")) != 1 {
+	if c := got["id-opt"]; len(c.Uses(store.KindSecret, "shared")) != 1 {
 		t.Errorf("volopt (declared on its volume): %+v", c)
 	}
 

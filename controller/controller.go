@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"regexp"
@@ -18,6 +19,9 @@ import (
 // Config is what a Controller works with.
 type Config struct {
 	Store *store.Store
+	// Node is the host as templates see it (.Node); nil refuses a
+	// template that reads it.
+	Node func(ctx context.Context) (Node, error)
 	// Sources fetches driver secrets' values; nil refuses them at Mount.
 	Sources Sources
 	// Engine may be nil only in tests whose volumes carry their
@@ -76,6 +80,8 @@ type Controller struct {
 	engine engineStatus
 
 	rotations atomic.Uint64
+	// kind is the engineKind of the engine followed, learned at a resync.
+	kind atomic.Int32
 
 	// resyncReq asks Run for a resync; buffered so requests coalesce.
 	resyncReq resyncRequests
@@ -128,12 +134,17 @@ func New(cfg Config) (*Controller, error) {
 // directory name under the mount root, so no separators and no dots.
 var mountIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
 
-// Tasks returns the task table, sorted by container name.
+// Tasks returns the task table, sorted by container name: a mount that
+// several containers share (Podman's) once for each of them.
 func (c *Controller) Tasks() []api.Task {
 	out := []api.Task{}
 	for _, v := range c.tasks.views() {
-		if v.live() {
-			out = append(out, v.apiTask())
+		if !v.live() {
+			continue
+		}
+		vol, _ := c.vols.get(v.volume)
+		for _, w := range v.containers() {
+			out = append(out, w.apiTask(vol.oneFile()))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerName < out[j].ContainerName })

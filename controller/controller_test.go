@@ -57,6 +57,15 @@ func (v *volumes) set(name, decl string) {
 	}
 }
 
+// full creates a volume with a secrets and an on-update option, as
+// `secretd run` does: its Mounts need nothing from the engine.
+func (v *volumes) full(name, decl, onUpdate string) {
+	v.t.Helper()
+	if err := v.ctrl().CreateVolume(name, map[string]string{controller.OptionSecrets: decl, controller.OptionOnUpdate: onUpdate}); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
 // anon creates a volume without options, as `docker run --mount` does.
 func (v *volumes) anon(name string) {
 	v.t.Helper()
@@ -205,14 +214,23 @@ func TestBindErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Docker Engine did not answer") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("engine down, label declaration: %v", err)
 	}
-	// A volume option does not need the engine.
-	e.vols.set("optvol", "source=a,target=from-option")
+	// Volume options for the declaration and the on-update do not need
+	// the engine.
+	e.vols.full("optvol", "source=a,target=from-option", "none")
 	dir, err := e.ctrl.Mount(context.Background(), "optvol", "m4")
 	if err != nil {
 		t.Fatalf("engine down, volume declaration: %v", err)
 	}
 	if got := readFiles(t, dir); got["from-option"] != "x" {
 		t.Errorf("mounted %v", got)
+	}
+	// Without an on-update option, the first Mount must learn it from the
+	// container: with the engine down, it fails closed and says why.
+	e.vols.set("optvol2", "source=a,target=from-option")
+	_, err = e.ctrl.Mount(context.Background(), "optvol2", "m6")
+	if err == nil || !strings.Contains(err.Error(), "Docker Engine did not answer") || !strings.Contains(err.Error(), controller.LabelOnUpdate) ||
+		!strings.Contains(err.Error(), "-o on-update=") {
+		t.Errorf("engine down, volume declaration without on-update: %v", err)
 	}
 	e.engine.SetListErr(nil)
 	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "a", "vol"), ctr("id-two", "two", container.StateCreated, 2, "a;b", "vol"))
@@ -469,10 +487,8 @@ func resyncs(c *controller.Controller) uint64 {
 	return st.Resyncs
 }
 
-func TestRun(t *testing.T) { eachProfile(t, testRun) }
-
-func testRun(t *testing.T, p *enginesim.Profile) {
-	e := newEnvOn(t, p, time.Nanosecond)
+func TestRun(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
 	e.secret(t, "s1", "one")
 	e.engine.Set(ctr("id-web", "web", container.StateCreated, 1, "s1", "vweb"))
 	webDir := e.mount(t, "vweb", "mweb")
@@ -550,10 +566,8 @@ func (e *env) start(t *testing.T) {
 
 // TestRunEngineDown reports the stream's error while the engine is away
 // and retries until it answers again.
-func TestRunEngineDown(t *testing.T) { eachProfile(t, testRunEngineDown) }
-
-func testRunEngineDown(t *testing.T, p *enginesim.Profile) {
-	e := newEnvOn(t, p, time.Nanosecond)
+func TestRunEngineDown(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
 	e.start(t)
 	s := e.engine.Next(t)
 	waitFor(t, "the first resync", func() bool { return resyncs(e.ctrl) == 1 })

@@ -8,6 +8,8 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/secretd/secretd/declaration"
 )
 
 // Engine is the part of the Docker Engine API the controller uses; the
@@ -24,8 +26,11 @@ const (
 	// LabelSecrets declares the secrets of a volume created with the
 	// container that carries no secrets option of its own.
 	LabelSecrets = "secretd.secrets"
+	// LabelConfigs declares the configs of such a volume, in the same
+	// syntax.
+	LabelConfigs = "secretd.configs"
 	// LabelOnUpdate says what happens when a mounted secret rotates.
-	LabelOnUpdate = "secretd.on-update"
+	LabelOnUpdate = declaration.LabelOnUpdate
 )
 
 // engineTimeout bounds every engine call made off the Mount path (in-use

@@ -52,13 +52,17 @@ func (c *Controller) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Types and actions filter independently: volume destroys and the
-	// like come through too, and handle tells them apart.
+	// like come through too, and handle tells them apart. Podman filters
+	// by its own names, "died" for die and "remove" for destroy (and
+	// sends die as "die"); Docker matches neither.
 	f := filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("type", string(events.VolumeEventType)),
 		filters.Arg("event", string(events.ActionDestroy)),
+		filters.Arg("event", string(actionRemove)),
 		filters.Arg("event", string(events.ActionRename)),
 		filters.Arg("event", string(events.ActionDie)),
+		filters.Arg("event", podmanDied),
 		filters.Arg("event", string(events.ActionStart)),
 		filters.Arg("event", string(events.ActionMount)),
 		filters.Arg("event", string(events.ActionCreate)),
@@ -97,6 +101,14 @@ func (c *Controller) follow(ctx context.Context) error {
 	}
 }
 
+// Podman's names for container actions that Docker calls otherwise:
+// Podman's compat API sends destroy as "remove", and filters die by
+// "died".
+const (
+	actionRemove = events.Action("remove")
+	podmanDied   = "died"
+)
+
 // handle reads only an event's Type, Action and Actor (and its time, in
 // follow): API 1.52 (Engine 29) no longer sends the legacy status, id and
 // from, and Engine 20.10 never sent them for volume events.
@@ -105,7 +117,7 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	id := m.Actor.ID
 	if m.Type == events.VolumeEventType {
 		if m.Action == events.ActionMount && (c.binding.ours(m.Actor.Attributes["driver"]) || c.vols.has(id)) {
-			c.attribute(id, m.Actor.Attributes["container"])
+			c.attribute(id, m.Actor.Attributes["container"], m.Actor.Attributes["destination"])
 		}
 		return
 	}
@@ -118,16 +130,21 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 	case events.ActionStart:
 		// Container events carry the labels and the name as attributes.
 		c.identify(identity{ID: id, Name: m.Actor.Attributes["name"], Image: m.Actor.Attributes["image"], Labels: m.Actor.Attributes})
+		c.joinShared(ctx, id)
 	case events.ActionRename:
 		for _, t := range c.tasks.all() {
 			t.rename(id, m.Actor.Attributes["name"])
 		}
-	case events.ActionDestroy:
+	case events.ActionDie, podmanDied:
+		c.leaveShared(id)
+	case events.ActionDestroy, actionRemove:
+		c.leaveShared(id)
 		// dockerd unmounts before it destroys; a task still here lost its
 		// Unmount (driver timeout, crash) and must not outlive the
 		// container. Live grants and revokes belong to the volumes and go
 		// with them, not with a container.
 		c.binding.hostnames.drop(id)
+		c.binding.envs.drop(id)
 		var stale []taskView
 		for _, v := range c.tasks.views() {
 			if v.containerID == id && v.live() {

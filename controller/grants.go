@@ -29,8 +29,8 @@ const defaultTarget = "/run/secrets"
 // change (checked before any is saved), then saves each volume's and
 // rewrites its mounts.
 func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error) {
-	if len(req.SecretAdd) == 0 && len(req.SecretRm) == 0 {
-		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "nothing to change: give --secret-add or --secret-rm")
+	if len(req.SecretAdd)+len(req.SecretRm)+len(req.ConfigAdd)+len(req.ConfigRm) == 0 {
+		return api.Task{}, errdefs.Errorf(errdefs.ErrInvalid, "nothing to change: give --secret-add, --secret-rm, --config-add or --config-rm")
 	}
 	list, s, err := c.binding.findContainer(ctx, ref)
 	if err != nil {
@@ -58,7 +58,7 @@ func (c *Controller) UpdateContainer(ctx context.Context, ref string, req api.Co
 		}
 		errs = append(errs, c.rewriteVolume(v.Name))
 	}
-	c.cfg.Log.Info("container secrets changed", "container", plan.task.ContainerName, "added", len(req.SecretAdd), "removed", len(req.SecretRm), "volumes", len(plan.changes))
+	c.cfg.Log.Info("container secrets changed", "container", plan.task.ContainerName, "added", len(req.SecretAdd)+len(req.ConfigAdd), "removed", len(req.SecretRm)+len(req.ConfigRm), "volumes", len(plan.changes))
 	return plan.task, errors.Join(errs...)
 }
 
@@ -119,12 +119,22 @@ func planGrants(req api.ContainerUpdateRequest, in grantInput) (grantPlan, error
 		return grantPlan{}, errdefs.Errorf(errdefs.ErrInvalid, "container %s does not mount volume %s", d.name, req.Volume)
 	}
 	for _, src := range req.SecretRm {
-		if err := d.revoke(src, req.Volume); err != nil {
+		if err := d.revoke(declaration.Secret, src, req.Volume); err != nil {
+			return grantPlan{}, err
+		}
+	}
+	for _, src := range req.ConfigRm {
+		if err := d.revoke(declaration.Config, src, req.Volume); err != nil {
 			return grantPlan{}, err
 		}
 	}
 	if len(req.SecretAdd) > 0 {
-		if err := d.grant(req.SecretAdd, req.Volume); err != nil {
+		if err := d.grant(req.SecretAdd, declaration.Parse, req.Volume); err != nil {
+			return grantPlan{}, err
+		}
+	}
+	if len(req.ConfigAdd) > 0 {
+		if err := d.grant(req.ConfigAdd, declaration.ParseConfigs, req.Volume); err != nil {
 			return grantPlan{}, err
 		}
 	}
@@ -159,8 +169,9 @@ func (d *grantDraft) current(i int) Volume {
 	return d.in.mine[i].Volume
 }
 
-// revoke takes src from every volume (or the one named) that holds it.
-func (d *grantDraft) revoke(src, only string) error {
+// revoke takes src, of kind, from every volume (or the one named) that
+// holds it.
+func (d *grantDraft) revoke(kind declaration.Kind, src, only string) error {
 	held := false
 	for i, v := range d.in.mine {
 		if only != "" && v.Name != only {
@@ -170,21 +181,22 @@ func (d *grantDraft) revoke(src, only string) error {
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(eff, func(e declaration.Entry) bool { return e.Source == src }) {
+		if !slices.ContainsFunc(eff, func(e declaration.Entry) bool { return e.Kind == kind && e.Source == src }) {
 			continue
 		}
 		held = true
-		revoke(d.edit(i), src)
+		revoke(d.edit(i), kind, src)
 	}
 	if !held {
-		return errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' is not granted to container %s", src, d.name)
+		return errdefs.Errorf(errdefs.ErrNotFound, "%s '%s' is not granted to container %s", kind.Noun(), src, d.name)
 	}
 	return nil
 }
 
-// grant adds every entry of specs to the volume named, or else to the one
-// at /run/secrets, or else to the container's only one.
-func (d *grantDraft) grant(specs []string, only string) error {
+// grant adds every entry of specs (read by parse: secrets or configs) to
+// the volume named, or else to the one at /run/secrets, or else to the
+// container's only one.
+func (d *grantDraft) grant(specs []string, parse func(string) ([]declaration.Entry, error), only string) error {
 	mine := d.in.mine
 	i := slices.IndexFunc(mine, func(v mountedVolume) bool { return v.Name == only })
 	if only == "" {
@@ -202,7 +214,7 @@ func (d *grantDraft) grant(specs []string, only string) error {
 	}
 	w := d.edit(i)
 	for _, spec := range specs {
-		entries, err := declaration.Parse(spec)
+		entries, err := parse(spec)
 		if err != nil {
 			return err
 		}
@@ -245,22 +257,23 @@ func (d *grantDraft) plan() grantPlan {
 	for i := range d.in.mine {
 		entries, _ := d.current(i).Entries()
 		for _, e := range entries {
-			p.task.Secrets = append(p.task.Secrets, api.TaskSecret{Name: e.Source, Target: e.Target, Version: e.Version, Pinned: e.Version != 0})
+			p.task.Secrets = append(p.task.Secrets, api.TaskSecret{Kind: string(e.Kind), Name: e.Source, Target: e.Target, Version: e.Version, Pinned: e.Version != 0})
 		}
 	}
 	return p
 }
 
-// revoke takes src out of a volume's set: grants of it go, and a declared
-// entry of it is revoked.
-func revoke(v *Volume, src string) {
+// revoke takes src, of kind, out of a volume's set: grants of it go, and
+// a declared entry of it is revoked.
+func revoke(v *Volume, kind declaration.Kind, src string) {
 	v.Grants = slices.DeleteFunc(v.Grants, func(g string) bool {
 		es, _ := declaration.Parse(g)
-		return len(es) == 1 && es[0].Source == src
+		return len(es) == 1 && es[0].Kind == kind && es[0].Source == src
 	})
+	key := revokeName(kind, src)
 	base, _ := declaration.Parse(v.Declaration)
-	if slices.ContainsFunc(base, func(e declaration.Entry) bool { return e.Source == src }) && !slices.Contains(v.Revokes, src) {
-		v.Revokes = append(v.Revokes, src)
+	if slices.ContainsFunc(base, func(e declaration.Entry) bool { return e.Kind == kind && e.Source == src }) && !slices.Contains(v.Revokes, key) {
+		v.Revokes = append(v.Revokes, key)
 	}
 }
 
@@ -279,8 +292,8 @@ func grant(v *Volume, e declaration.Entry) error {
 	if slices.ContainsFunc(eff, func(x declaration.Entry) bool { return x.String() == e.String() }) {
 		return nil // already there, exactly
 	}
-	if slices.Contains(v.Revokes, e.Source) && slices.ContainsFunc(base, func(x declaration.Entry) bool { return x.String() == e.String() }) {
-		v.Revokes = slices.DeleteFunc(v.Revokes, func(s string) bool { return s == e.Source })
+	if slices.Contains(v.Revokes, revokeKey(e)) && slices.ContainsFunc(base, func(x declaration.Entry) bool { return x.String() == e.String() }) {
+		v.Revokes = slices.DeleteFunc(v.Revokes, func(s string) bool { return s == revokeKey(e) })
 		// Other declared targets of the source stay revoked only if they
 		// were: a declaration may name one source at several targets.
 		return nil

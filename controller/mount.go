@@ -2,13 +2,10 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/secretd/secretd/internal/audit"
-	"github.com/secretd/secretd/tmpfs"
 )
 
 // Mount builds the tmpfs for one container start and returns its path. It
@@ -45,9 +42,18 @@ type phases struct {
 func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir string, err error) {
 	start := time.Now()
 	var ph phases
-	// 1. validate: the mount ID becomes a directory name.
+	// 1. validate: the mount ID becomes a directory name, and comes from
+	// the engine secretd follows; a Podman Mount needs no engine lookup.
 	if !mountIDRE.MatchString(mountID) {
 		return "", fmt.Errorf("invalid mount ID %q", mountID)
+	}
+	if err := c.engineFits(volume, mountID); err != nil {
+		return "", err
+	}
+	if sharedMountID(mountID) {
+		if err := c.binding.podmanMountable(volume); err != nil {
+			return "", err
+		}
 	}
 	// 2. bind: the volume's declaration is fixed once; only a volume not
 	// bound yet asks the engine, once in its life.
@@ -55,17 +61,20 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	if err != nil {
 		return "", err
 	}
-	// 3. claim: the task enters the table, busy until step 7, in a spare
-	// or a directory named for the mount ID. From here `secret rm` sees
-	// the mount, and a rotation, a live grant or an Unmount that finds it
-	// waits for the result.
-	t, err := c.root.claim(mountID, volume, owner, &ph)
+	// 3. claim: the task enters the table under its volume and mount ID,
+	// busy until step 7, in a spare or a directory named for the mount
+	// (see claimMount). From here `secret rm` sees the mount, and a
+	// rotation, a live grant or an Unmount that finds it waits for the
+	// result. A second Mount of a key the table holds is refused: Docker
+	// never repeats a mount ID, and Podman mounts a volume once until its
+	// Unmount (see PodmanMountID).
+	t, err := c.root.claimMount(mountID, volume, owner, &ph)
 	if err != nil {
 		return "", err
 	}
 	defer func() {
 		if err != nil {
-			err = c.root.undo(t, ph.spare, err)
+			err = c.root.undoMount(t, ph.spare, err)
 		}
 	}()
 	// 4. entries: read after the claim, so a live grant saved before it is
@@ -86,7 +95,16 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	// 6. reveal: decrypt the declared versions, or fetch them from their
 	// sources; each secret once, however many targets it has.
 	step = time.Now()
-	got, err := c.contents.files(ctx, entries, c.binding.boundContainer(ctx, owner, v.BoundTo), "")
+	// Templates are rendered here, from the volume's scope.
+	in := contentInput{who: c.binding.boundContainer(ctx, owner, v.BoundTo), identity: c.templateIdentity(ctx, volume, owner, v.BoundTo)}
+	if v.Scope != "" {
+		if in.scope, err = v.ScopeEntries(); err != nil {
+			return "", err
+		}
+	} else {
+		in.scope = entries
+	}
+	got, err := c.contents.files(ctx, entries, in)
 	defer wipeFiles(got.files)
 	ph.decrypt = time.Since(step)
 	if err != nil {
@@ -95,7 +113,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	// 7. fill: mount the files (into the spare, or a new tmpfs), read-only;
 	// the task is mounted.
 	step = time.Now()
-	if err = t.fill(got.files, got.versions, got.ids, ph.spare); err != nil {
+	if err = t.fill(got.files, got.versions, got.ids, got.reads, got.rendered, ph.spare); err != nil {
 		return "", err
 	}
 	ph.tmpfs = time.Since(step)
@@ -107,78 +125,14 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 // container is known (named now, so never again: see identify), the
 // latency ring and the log.
 func (c *Controller) mounted(v taskView, ph phases, start time.Time) {
-	if v.name != "" {
-		auditMount(c.cfg.Audit, v)
+	for _, w := range v.containers() {
+		if w.name != "" {
+			auditMount(c.cfg.Audit, w)
+		}
 	}
 	d := time.Since(start)
 	c.mountTimes.add(d)
 	c.cfg.Log.Info("secrets mounted", "volume", v.volume, "mount", v.dir, "secrets", len(v.entries), "duration", d,
 		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve,
 		"record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
-}
-
-// claim is step 3 of a Mount: a task for the mount ID enters the
-// table, with a spare's directory when one is ready.
-func (r *mountRoot) claim(mountID, volume string, owner *container.Summary, ph *phases) (*task, error) {
-	dir := r.spares.take()
-	ph.spare = dir != ""
-	if !ph.spare {
-		dir = r.dir(mountID)
-	}
-	var o *identity
-	if owner != nil {
-		id := identityOf(*owner)
-		o = &id
-	}
-	t := newTask(mountID, volume, dir, o)
-	if !r.tasks.claim(t) {
-		if ph.spare {
-			r.spares.putBack(dir)
-		}
-		return nil, fmt.Errorf("mount ID %s is already mounted", mountID)
-	}
-	if ph.spare {
-		r.spares.release(dir) // the task holds it now
-	}
-	return t, nil
-}
-
-// undo takes back a failed Mount's steps: the spare it filled, its
-// place in the table, its record.
-func (r *mountRoot) undo(t *task, spare bool, err error) error {
-	if spare {
-		// A spare Fill refused (or never saw) is still mounted, and its
-		// directory is not named for this mount: nothing else would ever
-		// remove it.
-		if _, werr := tmpfs.Wipe(t.dir); werr != nil {
-			err = errors.Join(err, werr)
-		}
-	}
-	r.tasks.remove(t)
-	r.removeRecord(dirBase(t.dir))
-	t.abandon()
-	return err
-}
-
-// bindVolume is step 2 of a Mount: the volume bound, and the container
-// the Mount is for when the engine lookup that bound it named only one.
-func (b *binding) bindVolume(ctx context.Context, volume string, ph *phases) (Volume, *container.Summary, error) {
-	v, err := b.ensureVolume(volume)
-	if err != nil {
-		return Volume{}, nil, err
-	}
-	var users []container.Summary
-	if !v.Bound() {
-		if v, users, err = b.bind(ctx, volume); err != nil {
-			return Volume{}, nil, err
-		}
-		ph.engine = users != nil
-	}
-	ph.declared = v.BoundBy
-	if len(users) == 1 {
-		// The lookup that bound the volume named its only user: this
-		// Mount is for it, as surely as a volume mount event would say.
-		return v, &users[0], nil
-	}
-	return v, nil, nil
 }

@@ -54,7 +54,7 @@ func auditMount(a *audit.Logger, s taskView) {
 	}
 	e := audit.Event{Event: audit.ContainerMount, Container: s.name, ContainerID: s.containerID, Volume: s.volume, Mount: s.dir}
 	for i, en := range s.entries {
-		ref := audit.SecretRef{Name: en.Source, Target: en.Target}
+		ref := audit.SecretRef{Kind: string(en.Kind), Name: en.Source, Target: en.Target}
 		if i < len(s.versions) {
 			ref.Version = s.versions[i]
 		}

@@ -115,8 +115,8 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := ctrl.Rotate(ctx, sec); err != nil || n != 1 {
-		t.Fatalf("rotate: %d %v", n, err)
+	if n, err := ctrl.Rotate(ctx, sec); err != nil || n.Updated != 1 {
+		t.Fatalf("rotate: %+v %v", n, err)
 	}
 	if err := ctrl.Unmount("vweb", "mweb"); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/secretd/secretd/internal/atomicfile"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/mountroot"
@@ -125,10 +126,20 @@ func (r *mountRoot) records() []string {
 
 func (r *mountRoot) dir(mountID string) string { return filepath.Join(r.path, mountID) }
 
-// recordedDir returns the directory of the mount with this ID from the
-// records on disk, and the volume the record names; or the directory named
-// for the ID and no volume when no record names it.
-func (r *mountRoot) recordedDir(mountID string) (dir, volume string) {
+// recordedDir returns the directory of the volume's mount with this ID
+// from the records on disk, and the volume the record names; or the
+// directory named for the mount and no volume when no record names it.
+// Podman's one mount ID is looked up with its volume, as every volume's
+// mount has it.
+func (r *mountRoot) recordedDir(volume, mountID string) (dir, recVolume string) {
+	if sharedMountID(mountID) {
+		for _, name := range r.records() {
+			if rec, err := r.loadRecord(name); err == nil && rec.MountID == mountID && rec.Volume == volume {
+				return r.dir(name), rec.Volume
+			}
+		}
+		return r.dir(sharedDirName(volume)), ""
+	}
 	if rec, err := r.loadRecord(mountID); err == nil && rec.MountID == mountID {
 		return r.dir(mountID), rec.Volume
 	}
@@ -140,7 +151,11 @@ func (r *mountRoot) recordedDir(mountID string) (dir, volume string) {
 	return r.dir(mountID), ""
 }
 
-func (r *mountRoot) wipe(dir, container string) error {
+// wipe wipes the mount at dir, of the task v (zero when no task holds
+// it): the trail gets a wipe for each container that read it.
+func (r *mountRoot) wipe(dir string, v taskView) error {
+	v = v.wiped()
+	container := v.who()
 	res, err := tmpfs.Wipe(dir)
 	if err != nil {
 		r.metrics.Error("unmount", err)
@@ -151,7 +166,9 @@ func (r *mountRoot) wipe(dir, container string) error {
 		r.log.Warn("mount was busy: detached lazily after zeroing", "container", container, "mount", dir)
 	}
 	r.log.Info("secrets wiped", "container", container, "mount", dir)
-	r.audit.Log(audit.Event{Event: audit.ContainerWipe, Container: container, Mount: dir})
+	for _, w := range v.containers() {
+		r.audit.Log(audit.Event{Event: audit.ContainerWipe, Container: w.name, ContainerID: w.containerID, Volume: w.volume, Mount: dir})
+	}
 	return nil
 }
 
@@ -161,14 +178,7 @@ func (r *mountRoot) wipe(dir, container string) error {
 // own, by its name or a task record beside it, is left alone: the daemon
 // checked the mount root at start, and whatever appeared since is someone
 // else's.
-func (r *mountRoot) removeStrayDirs(live, inUse map[string]bool) error {
-	entries, err := os.ReadDir(r.path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
+func (r *mountRoot) removeStrayDirs(entries []os.DirEntry, live, inUse map[string]bool) error {
 	names := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		names[e.Name()] = true
@@ -196,6 +206,57 @@ func (r *mountRoot) claimed(s taskView) {
 	if err := r.saveRecord(s); err != nil {
 		r.log.Warn("task record not updated", "mount", s.dir, "err", err)
 	}
+}
+
+// claimMount is step 3 of a Mount: a task for the mount ID enters the
+// table, with a spare's directory when one is ready.
+func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary, ph *phases) (*task, error) {
+	dir := r.spares.take()
+	ph.spare = dir != ""
+	switch {
+	case ph.spare:
+	case sharedMountID(mountID):
+		dir = r.dir(sharedDirName(volume))
+	default:
+		dir = r.dir(mountID)
+	}
+	var o *identity
+	if owner != nil {
+		id := identityOf(*owner)
+		o = &id
+	}
+	t := newTask(mountID, volume, dir, o)
+	if !r.tasks.claim(t) {
+		if ph.spare {
+			r.spares.putBack(dir)
+		}
+		if sharedMountID(mountID) {
+			return nil, fmt.Errorf("volume %s is already mounted for Podman, which mounts a volume once for all its containers: "+
+				"if no container of it runs, run 'podman volume unmount %s' and start again", volume, volume)
+		}
+		return nil, fmt.Errorf("mount ID %s is already mounted", mountID)
+	}
+	if ph.spare {
+		r.spares.release(dir) // the task holds it now
+	}
+	return t, nil
+}
+
+// undoMount takes back a failed Mount's steps: the spare it filled, its
+// place in the table, its record.
+func (r *mountRoot) undoMount(t *task, spare bool, err error) error {
+	if spare {
+		// A spare Fill refused (or never saw) is still mounted, and its
+		// directory is not named for this mount: nothing else would ever
+		// remove it.
+		if _, werr := tmpfs.Wipe(t.dir); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	r.tasks.remove(t)
+	r.removeRecord(dirBase(t.dir))
+	t.abandon()
+	return err
 }
 
 // found describes each mount: the spares are read before the task table,
@@ -249,11 +310,20 @@ func (r *mountRoot) dirsInUse() map[string]bool {
 
 // cleanMountRoot removes what no mount in live needs: stray directories,
 // half-written records, and the records of mounts gone.
+//
+// The directory is read before the spares and the table, as in Resync: a
+// spare made or a Mount claimed after the read is not in it, and one made
+// before is in use by the time it is asked.
 func (r *mountRoot) cleanMountRoot(live map[string]bool, first bool) []error {
+	entries, err := os.ReadDir(r.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return []error{err}
+	}
+	records := r.records()
 	inUse := r.dirsInUse()
-	errs := []error{r.removeStrayDirs(live, inUse)}
+	errs := []error{r.removeStrayDirs(entries, live, inUse)}
 	r.removeTemps(first)
-	for _, name := range r.records() {
+	for _, name := range records {
 		if !live[name] && !inUse[name] {
 			errs = append(errs, r.removeRecord(name))
 		}
@@ -267,9 +337,9 @@ func (r *mountRoot) resyncWipe(m foundMount) error {
 	r.log.Debug("resync wipes a mount no live container holds", "mount", m.dir, "record_volume", m.rec.Volume,
 		"record_container", m.rec.ContainerID, "mount_id", m.rec.MountID, "in_table", m.task != nil)
 	if m.task == nil {
-		return r.wipe(m.dir, "")
+		return r.wipe(m.dir, taskView{volume: m.rec.Volume})
 	}
-	err := m.task.wipe(func(taskView) error { return r.wipe(m.dir, m.view.name) })
+	err := m.task.wipe(func(v taskView) error { return r.wipe(m.dir, v) })
 	if err == nil {
 		r.tasks.remove(m.task)
 	}

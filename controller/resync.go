@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -30,6 +31,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("resync: list containers: %w", err)
 	}
+	c.learnEngine(ctx)
 	f := survey(list, c.binding.ourMount)
 	c.binding.learnFromList(ctx, list, f)
 	c.legacy.migrate(list, c.binding.ourMount, c.vols, c.rewriteVolume, c.cfg.Log)
@@ -135,6 +137,7 @@ const (
 	leaveForeign                   // not secretd's: left as it is, with a warning
 	adopt                          // a live container's, not in the table: adopted
 	claimIt                        // its task gets the container no event named
+	share                          // a shared mount its volume's live users keep: they are its members
 	keep                           // a live container's: nothing to change
 	keepStarting                   // a start in progress: looked at again later
 	wipeIt                         // no live container holds it: wiped
@@ -147,6 +150,9 @@ type resyncAction struct {
 	mount foundMount // for a task's drop, only its task and view
 	// owner is the live container that holds the mount (adopt, claimIt).
 	owner container.Summary
+	// users are the live containers of a shared mount's volume (adopt,
+	// share).
+	users []container.Summary
 	// after is when a start in progress is looked at again.
 	after time.Duration
 }
@@ -172,6 +178,9 @@ func planResync(found, before []foundMount, f fleet, now time.Time, grace time.D
 // planMount decides what a resync does with one mount.
 func planMount(m foundMount, f fleet, now time.Time, grace time.Duration) resyncAction {
 	a := resyncAction{mount: m}
+	if sharedMountID(m.rec.MountID) {
+		a.users = f.byVolume[m.rec.Volume]
+	}
 	switch owner, owned := findOwner(m.rec, f.byID, f.byVolume); {
 	case m.spare:
 		a.step = skipSpare
@@ -179,6 +188,8 @@ func planMount(m foundMount, f fleet, now time.Time, grace time.Duration) resync
 		a.step = leaveForeign
 	case owned && m.task == nil:
 		a.step, a.owner = adopt, owner
+	case owned && m.view.shared && m.view.live():
+		a.step = share
 	case owned && owner.ID != "" && m.view.containerID == "" && m.view.live():
 		// Its volume mount event was missed.
 		a.step, a.owner = claimIt, owner
@@ -216,12 +227,17 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 		case adopt:
 			n.kept++
 			n.adopted++
-			c.adopt(m.dir, m.rec, a.owner)
+			c.adopt(m.dir, m.rec, a.owner, a.users)
 		case claimIt:
 			n.kept++
-			if s, ok := m.task.claim(a.owner.ID); ok {
+			if s, ok := m.task.claim(a.owner.ID, identityOf(a.owner).dest(m.view.volume)); ok {
 				c.root.claimed(s)
 				c.identify(identityOf(a.owner))
+			}
+		case share:
+			n.kept++
+			for _, v := range m.task.setMembers(membersOf(m.rec.Volume, a.users)) {
+				auditMount(c.cfg.Audit, v)
 			}
 		case keep:
 			n.kept++
@@ -254,10 +270,15 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 // record names, using the record's volume; or, when the record names no
 // container (its mount event was not seen), the volume's only live user.
 // A volume with several live users keeps the mount (owned) without an
-// owner: it is one of theirs, and guessing which would misname it.
+// owner: it is one of theirs, and guessing which would misname it. A
+// shared mount (Podman's) is every live user's: any keeps it, none owns
+// it.
 func findOwner(rec *taskRecord, byID map[string]container.Summary, byVolume map[string][]container.Summary) (container.Summary, bool) {
 	if rec.Volume == "" {
 		return container.Summary{}, false
+	}
+	if sharedMountID(rec.MountID) {
+		return container.Summary{}, len(byVolume[rec.Volume]) > 0
 	}
 	if rec.ContainerID != "" {
 		s, ok := byID[rec.ContainerID]
@@ -289,32 +310,38 @@ func alive(state string) bool {
 	return false
 }
 
-// bindListed binds the unbound volumes the list shows in use, by the same
-// rule as a Mount's lookup. Volumes recorded before declarations were
-// bound (and those whose create event was missed) bind here, so their next
-// Mount asks the engine nothing.
+// bindListed binds the unsettled volumes the list shows in use, by the
+// same rule as a Mount's lookup. Volumes recorded before declarations (or
+// on-update) were bound, and those whose create event was missed, bind
+// here, so their next Mount asks the engine nothing.
 func (b *binding) bindListed(ctx context.Context, users map[string][]container.Summary) {
 	for name, us := range users {
 		v, ok := b.vols.get(name)
-		if ok && v.Bound() {
+		if ok && v.Settled() {
 			continue
+		}
+		if !ok {
+			v = Volume{Name: name}
 		}
 		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-		decl, owner, err := b.agreedLabel(bctx, name, us)
+		_, err := b.bindTo(bctx, name, us)
 		cancel()
 		if err != nil {
-			b.log.Debug("volume not bound at resync", "volume", name, "err", err)
-			continue
-		}
-		if _, err := b.bindLabel(name, decl, owner); err != nil {
-			b.log.Warn("volume not bound at resync", "volume", name, "err", err)
+			// A volume its Mount binds says why there; one bound by an
+			// earlier version may never be mounted again to say it.
+			lvl := slog.LevelDebug
+			if v.mountable() {
+				lvl = slog.LevelWarn
+			}
+			b.log.Log(ctx, lvl, "volume not bound at resync", "volume", name, "err", err)
 		}
 	}
 }
 
 // adopt rebuilds the task of a mount made before a daemon restart, from the
-// volume's record; the versions are those the store says now.
-func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
+// volume's record; the versions are those the store says now. users are a
+// shared mount's live users, its members.
+func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary, users []container.Summary) {
 	v, ok := c.vols.get(rec.Volume)
 	var entries []declaration.Entry
 	var err error
@@ -325,20 +352,73 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary) {
 		// before the restart, and the refresh below rewrites it.
 		entries, err = v.Entries()
 	}
-	t := adoptedTask(rec, dir, identityOf(s), entries)
-	name := t.view().name
+	t := adoptedTask(rec, dir, identityOf(s), membersOf(rec.Volume, users), entries)
 	if err != nil {
-		c.cfg.Log.Warn("adopted mount left as it is", "container", name, "mount", dir, "err", err)
+		c.cfg.Log.Warn("adopted mount left as it is", "container", t.view().who(), "mount", dir, "err", err)
 	}
 	if !c.tasks.claim(t) {
 		return
 	}
-	c.cfg.Log.Info("mount adopted", "container", name, "mount", dir)
+	c.cfg.Log.Info("mount adopted", "container", t.view().who(), "mount", dir)
+	if err == nil && v.oneFile() {
+		c.adoptFile(t)
+		return
+	}
 	if err == nil {
 		if _, _, err := c.refresh(t); err != nil {
-			c.cfg.Log.Warn("adopted mount not refreshed", "container", name, "mount", dir, "err", err)
+			c.cfg.Log.Warn("adopted mount not refreshed", "container", t.view().who(), "mount", dir, "err", err)
 		}
 	}
+}
+
+// adoptFile learns which version an adopted one-file mount holds, without
+// rewriting it: its container has the file's inode bound, and a rewrite
+// would link a new one the container never sees and zero the one it
+// reads (see deferToRestart). The version its entry resolves to now is
+// tried first, then the older ones kept, newest first. A mount that holds
+// none of them keeps its version unknown.
+func (c *Controller) adoptFile(t *task) {
+	v := t.view()
+	ctx := context.Background()
+	for _, entries := range c.fileCandidates(v.entries) {
+		cv := v
+		cv.entries = entries
+		got, err := c.contents.files(ctx, entries, c.contentFor(ctx, cv, nil))
+		same := false
+		if err == nil {
+			same, _ = tmpfs.Holds(v.dir, got.files)
+		}
+		wipeFiles(got.files)
+		if same {
+			t.held(got)
+			return
+		}
+	}
+	c.cfg.Log.Warn("adopted file bound at an absolute target holds no version kept: left as it is, its version unknown until its container restarts",
+		"container", v.label(), "mount", v.dir)
+}
+
+// fileCandidates are the entries a one-file mount may have been filled
+// from: as declared, then, for a stored secret or config it follows, each
+// older version kept, newest first. A rendered template is tried as it
+// renders now only: what it read then is not known.
+func (c *Controller) fileCandidates(entries []declaration.Entry) [][]declaration.Entry {
+	out := [][]declaration.Entry{entries}
+	if len(entries) != 1 || entries[0].Version != 0 {
+		return out
+	}
+	sec, err := c.contents.view(entries[0].Kind).Get(entries[0].Source)
+	if err != nil || sec.Source != nil {
+		return out
+	}
+	for i := len(sec.Versions) - 1; i >= 0; i-- {
+		if ver := sec.Versions[i].Version; ver != sec.Current {
+			e := entries[0]
+			e.Version = ver
+			out = append(out, []declaration.Entry{e})
+		}
+	}
+	return out
 }
 
 func dirBase(dir string) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/controller"
 	"github.com/secretd/secretd/internal/audit"
 )
@@ -64,9 +65,13 @@ func TestRotateReportsContainersItDidNotReach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := ctrl.Rotate(ctx, sec)
-	if n != 1 {
-		t.Errorf("Rotate reached %d containers, want 1", n)
+	rot, err := ctrl.Rotate(ctx, sec)
+	if rot.Updated != 1 || rot.Version != 2 {
+		t.Errorf("Rotate reached %d containers with version %d, want 1 with 2", rot.Updated, rot.Version)
+	}
+	if len(rot.Containers) != 2 || rot.Containers[0].ContainerName != "broken1" || rot.Containers[0].Gets != api.RotationKept ||
+		rot.Containers[1].ContainerName != "broken2" || len(rot.Containers[1].Targets) != 1 || rot.Containers[1].Targets[0] != "db" {
+		t.Errorf("report %+v, want broken1 and broken2 kept at db", rot.Containers)
 	}
 	var rerr *controller.RotationError
 	if !errors.As(err, &rerr) {

@@ -10,20 +10,22 @@ import (
 	"github.com/secretd/secretd/declaration"
 )
 
-// labelShare returns the part of container s's secretd.secrets label that
-// goes to its volume named volume, and the declaration that volume binds
-// to. One label serves every secretd volume of a container: each entry
-// goes to the volume whose destination holds its target, a relative
-// target to the one at /run/secrets (or to the container's only one), an
-// absolute one to the volume mounted at the deepest directory above it,
-// with its target made relative to that volume. An entry that no volume
-// of the container holds, or a volume the label gives nothing, is an
-// error: the label says something other than what the mounts can serve.
-func (b *binding) labelShare(s container.Summary, volume string) ([]declaration.Entry, string, error) {
-	label := s.Labels[LabelSecrets]
-	entries, err := declaration.ParseLabel(label)
+// labelShare returns the part of container s's secretd.secrets and
+// secretd.configs labels that goes to its volume named volume, the
+// declaration that volume binds to, and its scope (the whole declaration,
+// when it is spread over several volumes; see Volume.Scope). One label
+// serves every secretd volume of a container: each entry goes to the
+// volume whose destination holds its target, a relative target to the one
+// at /run/secrets (or to the container's only one), an absolute one to the
+// volume mounted at the deepest directory above it, with its target made
+// relative to that volume. An entry that no volume of the container holds,
+// or a volume the label gives nothing, is an error: the label says
+// something other than what the mounts can serve.
+func (b *binding) labelShare(s container.Summary, volume string) (share []declaration.Entry, decl, scope string, err error) {
+	label, configs := s.Labels[LabelSecrets], s.Labels[LabelConfigs]
+	entries, err := declaration.ParseLabels(label, configs)
 	if err != nil {
-		return nil, "", fmt.Errorf("container %s: label %s: %w", summaryName(s), LabelSecrets, err)
+		return nil, "", "", fmt.Errorf("container %s: labels %s, %s: %w", summaryName(s), LabelSecrets, LabelConfigs, err)
 	}
 	var ours []container.MountPoint
 	self := -1
@@ -36,21 +38,20 @@ func (b *binding) labelShare(s container.Summary, volume string) ([]declaration.
 		}
 	}
 	if self < 0 {
-		return nil, "", fmt.Errorf("container %s does not mount volume %s", summaryName(s), volume)
+		return nil, "", "", fmt.Errorf("container %s does not mount volume %s", summaryName(s), volume)
 	}
-	var share []declaration.Entry
 	whole := true
 	for _, e := range entries {
 		i, rel, err := holder(ours, e)
 		if err != nil {
-			return nil, "", fmt.Errorf("container %s: label %s: %w", summaryName(s), LabelSecrets, err)
+			return nil, "", "", fmt.Errorf("container %s: label %s: %w", summaryName(s), LabelSecrets, err)
 		}
 		if i != self {
 			whole = false
 			continue
 		}
 		if rel == "" {
-			return nil, "", fmt.Errorf("container %s: label %s: target %s is where volume %s is mounted: give the secret a file path inside it", summaryName(s), LabelSecrets, e.Target, volume)
+			return nil, "", "", fmt.Errorf("container %s: label %s: target %s is where volume %s is mounted: give the secret a file path inside it", summaryName(s), LabelSecrets, e.Target, volume)
 		}
 		if rel != e.Target {
 			whole = false
@@ -59,19 +60,38 @@ func (b *binding) labelShare(s container.Summary, volume string) ([]declaration.
 		share = append(share, e)
 	}
 	if len(share) == 0 {
-		return nil, "", fmt.Errorf("container %s: label %s declares nothing for volume %s at %s: give an entry a target in it (target=%s/NAME), or remove the volume",
+		return nil, "", "", fmt.Errorf("container %s: label %s declares nothing for volume %s at %s: give an entry a target in it (target=%s/NAME), or remove the volume",
 			summaryName(s), LabelSecrets, volume, ours[self].Destination, path.Clean(ours[self].Destination))
 	}
-	// A label that goes whole to one volume is kept as written, as a
-	// volume option is.
-	decl := label
-	if !whole {
+	// A secrets label that goes whole to one volume is kept as written,
+	// as a volume option is.
+	decl = label
+	if !whole || configs != "" {
 		decl = declaration.Format(share)
 	}
-	if share, err = declaration.Parse(decl); err != nil {
-		return nil, "", fmt.Errorf("container %s: label %s, entries for volume %s: %w", summaryName(s), LabelSecrets, volume, err)
+	if !whole {
+		scope = declaration.Format(entries)
 	}
-	return share, decl, nil
+	if share, err = declaration.Parse(decl); err != nil {
+		return nil, "", "", fmt.Errorf("container %s: label %s, entries for volume %s: %w", summaryName(s), LabelSecrets, volume, err)
+	}
+	return share, decl, scope, nil
+}
+
+// labelText is a container's declaring labels as one text, to tell
+// containers that declare alike; "" when it has neither.
+func labelText(labels map[string]string) string {
+	if c := labels[LabelConfigs]; c != "" {
+		return labels[LabelSecrets] + "\n" + LabelConfigs + "=" + c
+	}
+	return labels[LabelSecrets]
+}
+
+// declares reports whether labels declare secrets or configs.
+func declares(labels map[string]string) bool {
+	_, s := labels[LabelSecrets]
+	_, c := labels[LabelConfigs]
+	return s || c
 }
 
 // holder finds which of a container's secretd mounts holds entry e, and

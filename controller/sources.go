@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/source"
 	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/templating"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -43,28 +45,35 @@ func fromSource(sec store.Secret, version int) bool {
 	return sec.Source != nil && sec.Source.Refresh == 0 && version == 0
 }
 
-// reveal returns an entry's value and the secret it belongs to: from the
-// store, or for a driver secret from the file already mounted (mounted is
-// the task's directory when its files are being rewritten) or else from the
-// secret's source. A container keeps the value its start fetched: a
-// rotation of another of its secrets neither asks the source again nor
-// replaces a DoNotReuse value.
-func (s *contents) reveal(ctx context.Context, e declaration.Entry, who func() source.Container, mounted string) ([]byte, store.Secret, error) {
-	d, sec, err := s.store.RevealName(e.Source, e.Version)
+// reveal returns an entry's value and the secret (or config) it belongs
+// to: from the store, or for a driver secret from the file already mounted
+// (mounted is the task's directory when its files are being rewritten) or
+// else from the secret's source. A container keeps the value its start
+// fetched: a rotation of another of its secrets neither asks the source
+// again nor replaces a DoNotReuse value. A template's value is its text.
+func (s *contents) reveal(ctx context.Context, e declaration.Entry, in contentInput) ([]byte, store.Secret, error) {
+	if o := in.next; o != nil && e.Version == 0 && e.Kind == o.kind && e.Source == o.sec.Name {
+		// CheckUpdate: the data an update would store, as the next version.
+		sec := o.sec
+		sec.Current++
+		return bytes.Clone(o.data), sec, nil
+	}
+	d, sec, err := s.view(e.Kind).RevealName(e.Source, e.Version)
 	if sec.Source == nil || !fromSource(sec, e.Version) || (err != nil && !errors.Is(err, errdefs.ErrNotFound)) {
 		return d, sec, err
 	}
 	clear(d)
-	if mounted != "" {
-		if d, err := readMounted(mounted, e.Target); err == nil {
+	if in.mounted != "" {
+		if d, err := readMounted(in.mounted, e.Target); err == nil {
 			return d, sec, nil
 		}
-		// Not mounted yet (a live grant): fetched below.
+		// Not mounted yet (a live grant, or read by a template): fetched
+		// below.
 	}
 	if s.sources == nil {
 		return nil, store.Secret{}, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' takes its value from secret driver %q, and this daemon has no secret drivers", e.Source, sec.Source.Driver)
 	}
-	d, err = s.sources.Fetch(ctx, sec, who())
+	d, err = s.sources.Fetch(ctx, sec, in.who())
 	return d, sec, err
 }
 
@@ -114,69 +123,148 @@ func readMounted(dir, target string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(dir, target))
 }
 
+// contentInput is what a mount's files are made from, beside its entries.
+type contentInput struct {
+	// scope is what the mount's templates read, by target; nil means the
+	// entries themselves.
+	scope []declaration.Entry
+	// who is the container, for a driver secret's source.
+	who func() source.Container
+	// identity is the container's template context, asked only when a
+	// template reads it; nil refuses such a template.
+	identity func() (templating.Identity, error)
+	// mounted is the task's directory when its files are rewritten (see
+	// reveal).
+	mounted string
+	// next, when set, is read in place of the current version of one
+	// secret or config: the data an update would store (CheckUpdate).
+	next *nextVersion
+}
+
+// nextVersion is the data an update of sec would store.
+type nextVersion struct {
+	kind declaration.Kind
+	sec  store.Secret
+	data []byte
+}
+
+// revealed is one version's value as a mount read it.
+type revealed struct {
+	data     []byte
+	version  int
+	id       string
+	template bool
+	sec      store.Secret
+}
+
 // files decrypts every entry, or fetches it from its source for container
-// who (see reveal for mounted). Each secret is revealed once even when it
-// is declared at several targets.
-func (s *contents) files(ctx context.Context, entries []declaration.Entry, who func() source.Container, mounted string) (content, error) {
+// in.who (see reveal), and renders the templates. Each secret is revealed
+// once even when it is declared at several targets or read by several
+// templates.
+func (s *contents) files(ctx context.Context, entries []declaration.Entry, in contentInput) (content, error) {
 	type key struct {
+		kind    declaration.Kind
 		name    string
 		version int
 	}
-	type revealed struct {
-		data    []byte
-		version int
-		id      string
-	}
 	plain := map[key]revealed{}
+	used := map[key]bool{}
+	wipe := func() {
+		for _, b := range plain {
+			clear(b.data)
+		}
+	}
+	get := func(e declaration.Entry) (revealed, error) {
+		k := key{e.Kind, e.Source, e.Version}
+		if r, ok := plain[k]; ok {
+			return r, nil
+		}
+		d, sec, err := s.reveal(ctx, e, in)
+		if err != nil {
+			return revealed{}, err
+		}
+		r := revealed{data: d, version: e.Version, id: sec.ID, template: sec.Template != "", sec: sec}
+		if e.Version == 0 {
+			r.version = sec.Current
+		}
+		plain[k] = r
+		return r, nil
+	}
 	var total int64
 	var files []tmpfs.File
-	versions := make([]int, len(entries))
-	ids := make([]string, len(entries))
+	c := content{versions: make([]int, len(entries)), ids: make([]string, len(entries)), reads: make([][]readRef, len(entries)), rendered: make([]bool, len(entries))}
 	for i, e := range entries {
-		k := key{e.Source, e.Version}
-		r, ok := plain[k]
-		if !ok {
-			d, sec, err := s.reveal(ctx, e, who, mounted)
+		r, err := get(e)
+		if err != nil {
+			wipe()
+			wipeFiles(files)
+			return content{}, err
+		}
+		c.versions[i], c.ids[i] = r.version, r.id
+		data := r.data
+		if r.template {
+			out, reads, err := s.render(e, in, get)
 			if err != nil {
-				for _, b := range plain {
-					clear(b.data)
-				}
+				wipe()
+				wipeFiles(files)
 				return content{}, err
 			}
-			r = revealed{data: d, version: e.Version, id: sec.ID}
-			if e.Version == 0 {
-				r.version = sec.Current
-			}
-			plain[k] = r
+			data, c.reads[i], c.rendered[i] = out, reads, true
 		}
-		versions[i], ids[i] = r.version, r.id
 		// Every file counts, a secret at two targets twice: the cap
 		// bounds what one Mount puts in memory.
-		if total += int64(len(r.data)); s.maxSize > 0 && total > s.maxSize {
-			for _, b := range plain {
-				clear(b.data)
+		if total += int64(len(data)); s.maxSize > 0 && total > s.maxSize {
+			if r.template {
+				clear(data)
 			}
+			wipe()
+			wipeFiles(files)
 			return content{}, errdefs.Errorf(errdefs.ErrInvalid, "the secrets declared for this mount hold more than %d bytes (secretd daemon --max-mount-size): declare fewer or smaller secrets", s.maxSize)
 		}
-		files = append(files, tmpfs.File{Path: e.Target, Data: r.data, UID: e.UID, GID: e.GID, Mode: e.Mode})
+		if !r.template {
+			// A file shares the value with the others of its secret; the
+			// caller wipes them all.
+			used[key{e.Kind, e.Source, e.Version}] = true
+		}
+		files = append(files, tmpfs.File{Path: e.Target, Data: data, UID: e.UID, GID: e.GID, Mode: e.Mode})
 	}
-	return content{files, versions, ids}, nil
+	// What only templates read is wiped here; the rest goes with the files.
+	for k, b := range plain {
+		if !used[k] {
+			clear(b.data)
+		}
+	}
+	c.files = files
+	return c, nil
 }
 
 // grantable checks that a grant names a secret by its name, and a kept
 // version when it pins one.
 func (s *contents) grantable(e declaration.Entry) error {
-	sec, err := s.store.Get(e.Source)
+	sec, err := s.view(e.Kind).Get(e.Source)
 	if err == nil && sec.Name != e.Source {
 		// Mounts resolve declarations by name only: an ID or ID prefix
 		// would be saved here and then never mount.
-		err = errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' not found", e.Source)
+		err = errdefs.Errorf(errdefs.ErrNotFound, "%s '%s' not found", e.Kind.Noun(), e.Source)
 	}
 	if err != nil {
 		return err
 	}
 	if e.Version != 0 && !sec.HasVersion(e.Version) {
-		return errdefs.Errorf(errdefs.ErrNotFound, "secret '%s' has no version %d", e.Source, e.Version)
+		return errdefs.Errorf(errdefs.ErrNotFound, "%s '%s' has no version %d", e.Kind.Noun(), e.Source, e.Version)
 	}
 	return nil
+}
+
+// view is the store's view of an entry's kind.
+func (s *contents) view(k declaration.Kind) *store.Store {
+	return s.store.Of(storeKind(k))
+}
+
+// storeKind is the store's kind of a declaration's.
+func storeKind(k declaration.Kind) store.Kind {
+	if k == declaration.Config {
+		return store.KindConfig
+	}
+	return store.KindSecret
 }

@@ -2,40 +2,60 @@ package controller
 
 import "sync"
 
-// taskTable is the task table: every task by its mount ID. Its lock
-// guards the map only, never a task: a task guards its own fields.
+// taskKey is what a task is found by: the volume and the mount ID an
+// engine names in Mount and Unmount. Docker's mount IDs are unique by
+// themselves; Podman sends one fixed ID for every volume (see
+// PodmanMountID), so the volume is part of the key.
+type taskKey struct{ volume, mountID string }
+
+// taskTable is the task table: every task by its volume and mount ID. Its
+// lock guards the map only, never a task: a task guards its own fields.
 type taskTable struct {
 	mu sync.Mutex
-	m  map[string]*task
+	m  map[taskKey]*task
 }
 
-func newTaskTable() *taskTable { return &taskTable{m: map[string]*task{}} }
+func newTaskTable() *taskTable { return &taskTable{m: map[taskKey]*task{}} }
 
-// claim puts t in the table under its mount ID, unless a task holds it.
+func (t *task) key() taskKey { return taskKey{t.volume, t.mountID} }
+
+// claim puts t in the table under its key, unless a task holds it.
 func (tt *taskTable) claim(t *task) bool {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	if _, dup := tt.m[t.mountID]; dup {
+	if _, dup := tt.m[t.key()]; dup {
 		return false
 	}
-	tt.m[t.mountID] = t
+	tt.m[t.key()] = t
 	return true
 }
 
-// get returns the task of a mount ID, or nil.
-func (tt *taskTable) get(mountID string) *task {
+// get returns the task of a volume's mount ID, or nil.
+func (tt *taskTable) get(volume, mountID string) *task {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	return tt.m[mountID]
+	return tt.m[taskKey{volume, mountID}]
 }
 
-// remove takes t out of the table, unless another task holds its mount
-// ID by now.
+// withMountID returns a task of the mount ID on any volume, or nil.
+func (tt *taskTable) withMountID(mountID string) *task {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	for k, t := range tt.m {
+		if k.mountID == mountID {
+			return t
+		}
+	}
+	return nil
+}
+
+// remove takes t out of the table, unless another task holds its key by
+// now.
 func (tt *taskTable) remove(t *task) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	if tt.m[t.mountID] == t {
-		delete(tt.m, t.mountID)
+	if tt.m[t.key()] == t {
+		delete(tt.m, t.key())
 	}
 }
 

@@ -73,16 +73,33 @@ type taskView struct {
 
 	state taskState
 	// containerID is "" until the engine's volume mount event, a resync
-	// or an adoption names the container; name, image and onUpdate come
-	// from its start event or a resync.
+	// or an adoption names the container; name and image come from its
+	// start event or a resync. dest is where the container mounts the
+	// volume, from the same mount event, lookup or resync; "" until then.
 	containerID, name, image string
-	onUpdate                 OnUpdate
-	entries                  []declaration.Entry
+	dest                     string
+	// shared marks a mount that serves every container of its volume at
+	// once (Podman's, see PodmanMountID). Such a task never has a
+	// containerID: its containers are its members, the running users of
+	// its volume, as the start and die events and each resync say.
+	shared  bool
+	members []member
+	// joined: a member was ever named, so the audit trail has the mount;
+	// last is the member that left last, whom the trail names at the wipe
+	// when none is left (its die event came before the Unmount).
+	joined  bool
+	last    member
+	entries []declaration.Entry
 	// versions and ids hold what is mounted for each entry, by index; nil
 	// when the content may not match entries (adopted after a restart, or
 	// entries changed live), so the next refresh rewrites it.
 	versions []int
 	ids      []string
+	// reads holds, for each entry rendered from a template, what the
+	// rendering read (rendered says which entries are templates); a
+	// rotation of any of those renders it again.
+	reads    [][]readRef
+	rendered []bool
 }
 
 // task is one mount; see above. Outside this file it is read through
@@ -98,11 +115,15 @@ type task struct {
 // newTask is the task of a Mount under way: mounting, and busy until its
 // fill. owner, when known, is the container the Mount is for.
 func newTask(mountID, volume, dir string, owner *identity) *task {
-	t := &task{busy: true, taskView: taskView{mountID: mountID, volume: volume, dir: dir, since: time.Now().UTC(), state: mounting}}
+	t := &task{busy: true, taskView: taskView{mountID: mountID, volume: volume, dir: dir, since: time.Now().UTC(), state: mounting,
+		shared: sharedMountID(mountID)}}
 	t.idle.L = &t.mu
-	if owner != nil {
+	switch {
+	case owner != nil && t.shared:
+		t.members, t.joined = []member{memberOf(*owner, volume)}, true
+	case owner != nil:
 		t.containerID, t.name, t.image = owner.ID, owner.Name, owner.Image
-		t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
+		t.dest = owner.dest(volume)
 	}
 	return t
 }
@@ -110,18 +131,23 @@ func newTask(mountID, volume, dir string, owner *identity) *task {
 // adoptedTask is the task of a mount made before a daemon restart, found
 // by a resync: mounted, with versions unknown until its first refresh.
 // owner.ID is "" when the mount is one of its volume's users' but which
-// is not known.
-func adoptedTask(rec *taskRecord, dir string, owner identity, entries []declaration.Entry) *task {
+// is not known. A shared mount takes users, its volume's running users,
+// as its members instead: they were audited when they joined, before the
+// restart.
+func adoptedTask(rec *taskRecord, dir string, owner identity, users []member, entries []declaration.Entry) *task {
 	since := rec.Since
 	if since.IsZero() {
 		since = time.Now().UTC()
 	}
-	t := &task{taskView: taskView{mountID: rec.MountID, volume: rec.Volume, dir: dir, since: since, state: mounted,
-		containerID: owner.ID, image: owner.Image, entries: entries}}
+	t := &task{taskView: taskView{mountID: rec.MountID, volume: rec.Volume, dir: dir, since: since, state: mounted, entries: entries}}
 	t.idle.L = &t.mu
-	t.onUpdate, _ = ParseOnUpdate(owner.Labels[LabelOnUpdate])
+	if sharedMountID(rec.MountID) {
+		t.shared, t.members, t.joined = true, users, true
+		return t
+	}
+	t.containerID, t.image = owner.ID, owner.Image
 	if owner.ID != "" {
-		t.name = owner.Name
+		t.name, t.dest = owner.Name, owner.dest(rec.Volume)
 	}
 	return t
 }
@@ -188,7 +214,7 @@ func (t *task) declare(entries []declaration.Entry) {
 // fill mounts files as the task's tmpfs (into its spare, when it has
 // one), records what it holds and ends the Mount: the task is mounted
 // and no longer busy.
-func (t *task) fill(files []tmpfs.File, versions []int, ids []string, spare bool) error {
+func (t *task) fill(files []tmpfs.File, versions []int, ids []string, reads [][]readRef, rendered []bool, spare bool) error {
 	var err error
 	if spare {
 		err = tmpfs.Fill(t.dir, files, tmpfs.Options{})
@@ -198,7 +224,7 @@ func (t *task) fill(files []tmpfs.File, versions []int, ids []string, spare bool
 	if err != nil {
 		return fmt.Errorf("mount secrets: %w", err)
 	}
-	return t.release(mounting, mounted, func(v *taskView) { v.versions, v.ids = versions, ids })
+	return t.release(mounting, mounted, func(v *taskView) { v.versions, v.ids, v.reads, v.rendered = versions, ids, reads, rendered })
 }
 
 // abandon ends a Mount that failed: the task leaves the table's life.
@@ -207,11 +233,13 @@ func (t *task) abandon() {
 }
 
 // content is what a task's entries resolve to now: the files with their
-// versions and secret IDs by entry.
+// versions and secret IDs by entry, and what each rendering read.
 type content struct {
 	files    []tmpfs.File
 	versions []int
 	ids      []string
+	reads    [][]readRef
+	rendered []bool
 }
 
 // refresh rewrites the mount with what read returns for it, if any
@@ -238,8 +266,8 @@ func (t *task) rewrite(v taskView, read func(taskView) (content, error), log *sl
 	if err != nil {
 		return nil, false, err
 	}
-	set = func(w *taskView) { w.versions, w.ids = c.versions, c.ids }
-	if v.versions != nil && slices.Equal(c.versions, v.versions) && slices.Equal(c.ids, v.ids) {
+	set = func(w *taskView) { w.versions, w.ids, w.reads, w.rendered = c.versions, c.ids, c.reads, c.rendered }
+	if v.versions != nil && slices.Equal(c.versions, v.versions) && slices.Equal(c.ids, v.ids) && sameReads(c.reads, v.reads) {
 		return nil, false, nil
 	}
 	if v.versions == nil {
@@ -270,7 +298,7 @@ func (t *task) redeclare(entries []declaration.Entry) {
 		return // gone: nothing to change
 	}
 	t.release(v.state, v.state, func(v *taskView) {
-		v.entries, v.versions, v.ids = slices.Clone(entries), nil, nil
+		v.entries, v.versions, v.ids, v.reads, v.rendered = slices.Clone(entries), nil, nil, nil, nil
 	})
 }
 
@@ -306,29 +334,45 @@ func (t *task) drop() bool {
 	return !t.busy && t.transition(mounted, gone) == nil
 }
 
-// claim gives a mounted task without a container this one; false if it
-// has one.
-func (t *task) claim(containerID string) (taskView, bool) {
+// claim gives a mounted task without a container this one, which mounts
+// its volume at dest ("" when not known); false if it has one.
+func (t *task) claim(containerID, dest string) (taskView, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.containerID != "" || t.state != mounted {
+	if t.shared || t.containerID != "" || t.state != mounted {
 		return taskView{}, false
 	}
 	t.containerID = containerID
+	if dest != "" {
+		t.dest = dest
+	}
 	return t.taskView, true
 }
 
-// identify gives the container's name, image and on-update label to a
-// task of that container that has no name yet, and reports whether it did:
-// a task is named once.
-func (t *task) identify(o identity, onUpdate OnUpdate) (taskView, bool) {
+// identify gives the container's name and image to a task of that
+// container that has no name yet, and reports whether it did: a task is
+// named once.
+func (t *task) identify(o identity) (taskView, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.containerID != o.ID || t.name != "" {
 		return taskView{}, false
 	}
-	t.name, t.image, t.onUpdate = o.Name, o.Image, onUpdate
+	t.name, t.image = o.Name, o.Image
+	if d := o.dest(t.volume); d != "" {
+		t.dest = d
+	}
 	return t.taskView, true
+}
+
+// held records which versions a mount holds when a refresh could not be
+// used to learn them (see adoptFile).
+func (t *task) held(c content) {
+	v, ok := t.acquire(mounted)
+	if !ok {
+		return
+	}
+	t.release(v.state, v.state, func(w *taskView) { w.versions, w.ids, w.reads, w.rendered = c.versions, c.ids, c.reads, c.rendered })
 }
 
 // rename follows a rename of the task's container.
@@ -337,6 +381,11 @@ func (t *task) rename(containerID, name string) {
 	defer t.mu.Unlock()
 	if t.containerID == containerID {
 		t.name = name
+	}
+	if i := slices.IndexFunc(t.members, func(m member) bool { return m.id == containerID }); i >= 0 {
+		ms := slices.Clone(t.members)
+		ms[i].name = name
+		t.members = ms
 	}
 }
 
@@ -350,7 +399,8 @@ func (v taskView) named(id, name string) taskView {
 }
 
 // label names a task's container, or says which volume it mounts while
-// the container is not known yet.
+// the container is not known yet. A shared mount's view names a
+// container only once containers() has split it, a view per container.
 func (v taskView) label() string {
 	if v.name != "" {
 		return v.name
@@ -361,19 +411,35 @@ func (v taskView) label() string {
 	return "(starting, volume " + v.volume + ")"
 }
 
-// apiTask is the task as `secretd ps` shows it.
-func (v taskView) apiTask() api.Task {
+// target is where the container reads entry e of the task: its target
+// in the volume, or, for a one-file volume, where the container mounts
+// that file, the absolute path its declaration gave.
+func (v taskView) target(e declaration.Entry, oneFile bool) string {
+	if oneFile && v.dest != "" {
+		return v.dest
+	}
+	return e.Target
+}
+
+// apiTask is the task as `secretd ps` shows it; oneFile tells a one-file
+// volume.
+func (v taskView) apiTask(oneFile bool) api.Task {
 	out := api.Task{
 		ContainerID: v.containerID, ContainerName: v.name, Volume: v.volume, MountID: v.mountID,
 		Mount: v.dir, Since: v.since,
 	}
 	for i, e := range v.entries {
-		ts := api.TaskSecret{Name: e.Source, Target: e.Target, Pinned: e.Version != 0}
+		ts := api.TaskSecret{Kind: string(e.Kind), Name: e.Source, Target: v.target(e, oneFile), Pinned: e.Version != 0}
 		if i < len(v.versions) {
 			ts.Version = v.versions[i]
 		}
 		if i < len(v.ids) {
 			ts.ID = v.ids[i]
+		}
+		if i < len(v.reads) {
+			for _, r := range v.reads[i] {
+				ts.Reads = append(ts.Reads, r.String())
+			}
 		}
 		out.Secrets = append(out.Secrets, ts)
 	}
@@ -385,4 +451,9 @@ func wipeFiles(files []tmpfs.File) {
 	for _, f := range files {
 		clear(f.Data)
 	}
+}
+
+// sameReads reports whether two mounts' renderings read the same versions.
+func sameReads(a, b [][]readRef) bool {
+	return slices.EqualFunc(a, b, func(x, y []readRef) bool { return slices.Equal(x, y) })
 }

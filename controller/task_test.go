@@ -49,7 +49,7 @@ func TestReadersDoNotWaitForContentSteps(t *testing.T) {
 		if v := tk.view(); v.state != mounting || v.live() {
 			t.Fatalf("new task: %s, live %v", v.state, v.live())
 		}
-		if _, ok := tk.claim("c1"); ok {
+		if _, ok := tk.claim("c1", ""); ok {
 			t.Fatal("a task still mounting was claimed by a container")
 		}
 		tk.rename("c1", "x") // answers at once, changes nothing
@@ -97,7 +97,7 @@ func TestFailedWipeCanBeRetried(t *testing.T) {
 	if v := tk.view(); v.state != unmounting || v.live() {
 		t.Fatalf("after a failed wipe: %s, live %v", v.state, v.live())
 	}
-	if _, ok := tk.claim("c1"); ok {
+	if _, ok := tk.claim("c1", ""); ok {
 		t.Fatal("a task being unmounted was claimed")
 	}
 	if err := tk.wipe(func(taskView) error { return nil }); err != nil || tk.view().state != gone {

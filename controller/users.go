@@ -21,7 +21,7 @@ func (c *Controller) Users(ctx context.Context, sec store.Secret) ([]string, err
 	if err != nil {
 		return nil, inUseUnknown(sec, err)
 	}
-	claims := claimsOf(sec.Name, namedViews(c.tasks.views(), list, c.binding.ourMount), list, c.binding.declarations)
+	claims := claimsOf(declKind(sec.Kind), sec.Name, namedViews(c.tasks.views(), list, c.binding.ourMount), list, c.binding.declarations)
 	seen := map[string]bool{}
 	for _, cl := range claims {
 		seen[cl.container] = true
@@ -41,7 +41,7 @@ func (c *Controller) Pins(ctx context.Context, sec store.Secret) (map[int][]stri
 	if err != nil {
 		return nil, inUseUnknown(sec, err)
 	}
-	claims := claimsOf(sec.Name, namedViews(c.tasks.views(), list, c.binding.ourMount), list, c.binding.declarations)
+	claims := claimsOf(declKind(sec.Kind), sec.Name, namedViews(c.tasks.views(), list, c.binding.ourMount), list, c.binding.declarations)
 	out := map[int][]string{}
 	for _, cl := range claims {
 		if cl.version != 0 && !slices.Contains(out[cl.version], cl.container) {
@@ -56,7 +56,7 @@ func (c *Controller) Pins(ctx context.Context, sec store.Secret) (map[int][]stri
 
 // inUseUnknown is the error of an in-use answer the engine did not give.
 func inUseUnknown(sec store.Secret, err error) error {
-	return errdefs.Errorf(errdefs.ErrUnavailable, "cannot tell whether secret '%s' is in use: the Docker Engine did not answer: %v", sec.Name, err)
+	return errdefs.Errorf(errdefs.ErrUnavailable, "cannot tell whether %s '%s' is in use: the Docker Engine did not answer: %v", sec.Kind, sec.Name, err)
 }
 
 // claim is one container's use of a secret; version 0 follows the current.
@@ -65,14 +65,16 @@ type claim struct {
 	version   int
 }
 
-// claimsOf lists every use of secret name: by the mounts in the task table
-// (views) and by the volumes of every container the engine listed, as
-// declarations says they declare.
-func claimsOf(name string, views []taskView, list []container.Summary, declarations func(container.Summary) [][]declaration.Entry) []claim {
+// claimsOf lists every use of the secret or config kind/name: by the
+// mounts in the task table (views) and by the volumes of every container
+// the engine listed, as declarations says they declare. What a template
+// reads is declared by the same container (its scope), so it is counted
+// there.
+func claimsOf(kind declaration.Kind, name string, views []taskView, list []container.Summary, declarations func(container.Summary) [][]declaration.Entry) []claim {
 	var out []claim
 	for _, s := range views {
 		for _, e := range s.entries {
-			if e.Source == name {
+			if e.Kind == kind && e.Source == name {
 				out = append(out, claim{s.label(), e.Version})
 			}
 		}
@@ -80,7 +82,7 @@ func claimsOf(name string, views []taskView, list []container.Summary, declarati
 	for _, s := range list {
 		for _, entries := range declarations(s) {
 			for _, e := range entries {
-				if e.Source == name {
+				if e.Kind == kind && e.Source == name {
 					out = append(out, claim{summaryName(s), e.Version})
 				}
 			}
@@ -102,7 +104,9 @@ func (b *binding) listAll(ctx context.Context) ([]container.Summary, error) {
 // namedViews returns the views of the task table with their containers
 // named: a task whose container's name no event has brought yet (a start
 // under way) takes it from list, by its container ID, or, with none, from
-// the volume's only user, so in-use answers name it.
+// the volume's only user, so in-use answers name it. A shared mount
+// (Podman's) gives a view for each container that reads it: its members,
+// or, while no event or resync named them, its volume's running users.
 func namedViews(views []taskView, list []container.Summary, ours func(container.MountPoint) bool) []taskView {
 	users := map[string][]container.Summary{}
 	byID := map[string]container.Summary{}
@@ -114,7 +118,13 @@ func namedViews(views []taskView, list []container.Summary, ours func(container.
 			}
 		}
 	}
-	out := views
+	var out []taskView
+	for _, s := range views {
+		if s.shared && len(s.members) == 0 {
+			s.members = membersOf(s.volume, users[s.volume])
+		}
+		out = append(out, s.containers()...)
+	}
 	for i, s := range out {
 		switch {
 		case s.name != "":
@@ -122,6 +132,8 @@ func namedViews(views []taskView, list []container.Summary, ours func(container.
 			if u, ok := byID[s.containerID]; ok {
 				out[i] = s.named(s.containerID, summaryName(u))
 			}
+		case s.shared:
+			// No container of its volume runs: it stays unnamed.
 		case len(users[s.volume]) == 1:
 			u := users[s.volume][0]
 			out[i] = s.named(u.ID, summaryName(u))
@@ -145,7 +157,7 @@ func (b *binding) declarations(s container.Summary) [][]declaration.Entry {
 		if v, ok := b.vols.get(m.Name); ok && v.Bound() {
 			entries, err = v.Entries()
 		} else {
-			entries, _, err = b.labelShare(s, m.Name)
+			entries, _, _, err = b.labelShare(s, m.Name)
 		}
 		if err == nil && len(entries) > 0 {
 			out = append(out, entries)

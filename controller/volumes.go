@@ -19,8 +19,14 @@ import (
 	"github.com/secretd/secretd/internal/atomicfile"
 )
 
-// OptionSecrets is the one volume option: the volume's declaration.
-const OptionSecrets = "secrets"
+// The volume options: the volume's declaration of secrets and of configs
+// (same syntax), the file of a one-file volume, and the container's whole
+// declaration for templates when it is spread over several volumes.
+const (
+	OptionSecrets = "secrets"
+	OptionConfigs = "configs"
+	OptionScope   = declaration.OptionScope
+)
 
 // Where a volume's declaration came from.
 const (
@@ -46,15 +52,60 @@ type Volume struct {
 	BoundBy string `json:"bound_by,omitempty"`
 	// BoundTo is the container whose label bound the volume.
 	BoundTo string `json:"bound_to,omitempty"`
+	// Scope is the whole declaration (canonical, targets as declared) of
+	// the container whose entries are spread over several volumes,
+	// this one among them: its templates read from it. "" when the
+	// volume's own entries are all the container declares.
+	Scope string `json:"scope,omitempty"`
 	// Grants are live grants (canonical entries) and Revokes live revokes
 	// (source names) of `secretd container update`; they live as long as
 	// the volume.
 	Grants  []string `json:"grants,omitempty"`
 	Revokes []string `json:"revokes,omitempty"`
+	// OnUpdate is what happens to the volume's containers after a
+	// rotation, a canonical secretd.on-update value. Like the declaration
+	// it is fixed once: the volume's on-update option, or the label of
+	// the container created with the volume, learned with the binding
+	// (see bind.go). "" while not learned.
+	OnUpdate string `json:"on_update,omitempty"`
+	// Format is formatOnUpdate for records made since a volume's on-update
+	// is learned before its first Mount; 0 for earlier records.
+	Format int `json:"format,omitempty"`
 }
+
+// formatOnUpdate marks a record whose on-update is learned before its
+// first Mount. An earlier record, bound before on-update belonged to the
+// volume, learns it off the start path: its containers ran before the
+// upgrade, and at the engine's boot a Mount that asked the engine would
+// wait for an answer that comes only after the Mount.
+const formatOnUpdate = 1
 
 // Bound reports whether the volume's declaration is fixed.
 func (v Volume) Bound() bool { return v.BoundBy != "" }
+
+// Settled reports whether the volume's declaration and on-update are
+// both fixed: nothing is left to learn from its containers.
+func (v Volume) Settled() bool { return v.Bound() && v.OnUpdate != "" }
+
+// mountable reports whether a Mount can be built from the record alone:
+// settled, or bound by an earlier version, whose on-update is learned off
+// the start path.
+func (v Volume) mountable() bool {
+	return v.Settled() || (v.Bound() && v.Format < formatOnUpdate)
+}
+
+// onUpdate is the volume's on-update action; none while not learned.
+func (v Volume) onUpdate() OnUpdate {
+	o, err := ParseOnUpdate(v.OnUpdate)
+	if err != nil {
+		return OnUpdate{Action: "none"}
+	}
+	return o
+}
+
+// oneFile reports whether the volume is one file, bound at an absolute
+// target of its container (the file option).
+func (v Volume) oneFile() bool { return v.Options[declaration.OptionFile] != "" }
 
 // Entries is the volume's declaration with its live grants and revokes.
 // An empty result is valid: every secret was revoked.
@@ -64,6 +115,41 @@ func (v Volume) Entries() ([]declaration.Entry, error) {
 		return nil, err
 	}
 	return applyGrants(base, v.Grants, v.Revokes)
+}
+
+// ScopeEntries is what the templates of the volume's mounts may read, by
+// target: the container's whole declaration when the volume has one (less
+// what was revoked from this volume), else the volume's own entries.
+func (v Volume) ScopeEntries() ([]declaration.Entry, error) {
+	entries, err := v.Entries()
+	if err != nil || v.Scope == "" {
+		return entries, err
+	}
+	scope, err := declaration.ParseLabel(v.Scope)
+	if err != nil {
+		return nil, err
+	}
+	scope = slices.DeleteFunc(scope, func(e declaration.Entry) bool { return slices.Contains(v.Revokes, revokeKey(e)) })
+	// Grants made live here are readable too.
+	for _, e := range entries {
+		if !slices.ContainsFunc(scope, func(x declaration.Entry) bool { return x.Kind == e.Kind && x.Source == e.Source }) {
+			scope = append(scope, e)
+		}
+	}
+	return scope, nil
+}
+
+// revokeKey is how a revoke names an entry's source in Volume.Revokes: a
+// secret by its name (as before configs), a config as config=NAME.
+func revokeKey(e declaration.Entry) string {
+	return revokeName(e.Kind, e.Source)
+}
+
+func revokeName(kind declaration.Kind, name string) string {
+	if kind == declaration.Config {
+		return "config=" + name
+	}
+	return name
 }
 
 func (v Volume) clone() Volume {
@@ -82,7 +168,7 @@ func applyGrants(base []declaration.Entry, grants, revokes []string) ([]declarat
 	}
 	var out []declaration.Entry
 	for _, e := range base {
-		if !slices.Contains(revokes, e.Source) {
+		if !slices.Contains(revokes, revokeKey(e)) {
 			out = append(out, e)
 		}
 	}
@@ -214,11 +300,34 @@ func (r *registry) migrate(legacy string) error {
 	return nil
 }
 
+// bindOption binds what a record's options fix: its declaration and its
+// on-update.
 func bindOption(v Volume) Volume {
-	if decl := v.Options[OptionSecrets]; decl != "" && !v.Bound() {
-		v.Declaration, v.BoundBy = decl, BoundByOption
+	if decl := optionDeclaration(v.Options); decl != "" && !v.Bound() {
+		v.Declaration, v.BoundBy, v.Scope = decl, BoundByOption, v.Options[OptionScope]
+	}
+	if opt, ok := v.Options[OptionOnUpdate]; ok && v.OnUpdate == "" {
+		if o, err := declaration.ParseOnUpdateOption(opt); err == nil {
+			v.OnUpdate = o.String()
+		}
 	}
 	return v
+}
+
+// optionDeclaration is the declaration a volume's options give: the
+// secrets option as written when it is the only one, else the canonical
+// form of both; "" when there is none (or it does not parse, which
+// CreateVolume refused).
+func optionDeclaration(opts map[string]string) string {
+	secrets, configs := opts[OptionSecrets], opts[OptionConfigs]
+	if configs == "" {
+		return secrets
+	}
+	entries, err := declaration.ParseVolume(secrets, configs)
+	if err != nil {
+		return ""
+	}
+	return declaration.Format(entries)
 }
 
 func (r *registry) get(name string) (Volume, bool) {
@@ -247,13 +356,14 @@ func (r *registry) has(name string) bool {
 	return ok
 }
 
-// unbound returns up to n volumes that wait for their declaration,
-// newest first: a container is created with a volume just made.
+// unbound returns up to n volumes that wait for their declaration or
+// their on-update, newest first: a container is created with a volume
+// just made.
 func (r *registry) unbound(n int) []string {
 	r.mu.RLock()
 	var vs []Volume
 	for _, v := range r.m {
-		if !v.Bound() {
+		if !v.Settled() {
 			vs = append(vs, v)
 		}
 	}

@@ -1,9 +1,15 @@
-// Package declaration parses the secrets a container asks for. The syntax is
-// that of `docker service create --secret`, so users can copy a service's
-// flags onto a standalone container: each entry is a bare secret name or
-// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN] (src= for source=,
-// as docker takes it), entries are joined by ";", and a source may be
-// pinned to a version with NAME@V.
+// Package declaration parses the secrets and configs a container asks for.
+// The syntax is that of `docker service create --secret` and `--config`, so
+// users can copy a service's flags onto a standalone container: each entry
+// is a bare name or source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0NNN]
+// (src= for source=, as docker takes it), entries are joined by ";", and a
+// source may be pinned to a version with NAME@V.
+//
+// Secrets and configs are declared apart (the volume options secrets= and
+// configs=, the labels secretd.secrets and secretd.configs) with the same
+// syntax, and share one volume's files. In the canonical form secretd
+// stores, which holds both, a config's entry starts config=NAME instead of
+// source=NAME.
 package declaration
 
 import (
@@ -34,9 +40,28 @@ const (
 	defaultMode os.FileMode = 0444
 )
 
-// Entry is one secret a container asks for.
+// Kind is what an entry names: a secret (the zero Kind) or a config.
+type Kind string
+
+const (
+	// Secret is a secret's entry.
+	Secret Kind = ""
+	// Config is a config's entry.
+	Config Kind = "config"
+)
+
+// Noun is the kind's name in messages: "secret" or "config".
+func (k Kind) Noun() string {
+	if k == Config {
+		return "config"
+	}
+	return "secret"
+}
+
+// Entry is one secret or config a container asks for.
 type Entry struct {
-	Source  string      // secret name
+	Kind    Kind        // Secret or Config
+	Source  string      // secret or config name
 	Version int         // 0 = follow the current version; >0 pinned
 	Target  string      // relative path inside the mount; defaults to Source
 	UID     int         // owner of the file; default 0
@@ -44,16 +69,95 @@ type Entry struct {
 	Mode    os.FileMode // permission bits; default 0444
 }
 
-// Parse parses a declaration; its errors wrap errdefs.ErrInvalid and name the offending entry.
-func Parse(s string) ([]Entry, error) { return parse(s, false) }
+// Parse parses a declaration of secrets (a volume's secrets option, or
+// the canonical form, whose config= entries are configs); its errors wrap
+// errdefs.ErrInvalid and name the offending entry.
+func Parse(s string) ([]Entry, error) { return parse(s, false, Secret) }
+
+// ParseConfigs parses a declaration of configs (a volume's configs option),
+// in the same syntax: a bare name or source= names a config.
+func ParseConfigs(s string) ([]Entry, error) { return parse(s, false, Config) }
 
 // ParseLabel parses the secretd.secrets label of a container, whose
 // entries may also have absolute targets, as `docker service create
 // --secret` allows: each entry goes to the container's secretd volume
 // that holds its target (a relative one to the volume at /run/secrets).
-func ParseLabel(s string) ([]Entry, error) { return parse(s, true) }
+func ParseLabel(s string) ([]Entry, error) { return parse(s, true, Secret) }
 
-func parse(s string, absolute bool) ([]Entry, error) {
+// ParseConfigLabel parses the secretd.configs label, as ParseLabel parses
+// secretd.secrets.
+func ParseConfigLabel(s string) ([]Entry, error) { return parse(s, true, Config) }
+
+// ParseVolume parses a volume's secrets and configs options (either may be
+// empty, not both) into one declaration, whose targets must not collide.
+func ParseVolume(secrets, configs string) ([]Entry, error) {
+	return parseBoth(secrets, configs, Parse, ParseConfigs)
+}
+
+// ParseLabels parses a container's secretd.secrets and secretd.configs
+// labels into one declaration, as ParseVolume does for a volume's options.
+func ParseLabels(secrets, configs string) ([]Entry, error) {
+	return parseBoth(secrets, configs, ParseLabel, ParseConfigLabel)
+}
+
+func parseBoth(secrets, configs string, ps, pc func(string) ([]Entry, error)) ([]Entry, error) {
+	var out []Entry
+	if strings.TrimSpace(secrets) != "" || strings.TrimSpace(configs) == "" {
+		es, err := ps(secrets)
+		if err != nil {
+			return nil, err
+		}
+		out = es
+	}
+	if strings.TrimSpace(configs) != "" {
+		es, err := pc(configs)
+		if err != nil {
+			return nil, fmt.Errorf("configs: %w", err)
+		}
+		out = append(out, es...)
+	}
+	if err := Check(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Check checks that entries, of both kinds, can share one volume: no two
+// have one target, and no target is inside another's file. An absolute
+// target is checked as the path it names.
+func Check(entries []Entry) error {
+	l := layout{files: map[string]int{}, dirs: map[string]int{}}
+	for i, e := range entries {
+		if err := l.add(i, e.Target); err != nil {
+			// The layout's message numbers entries; name them instead.
+			reason, _, _ := strings.Cut(err.Error(), " (entries")
+			return errdefs.Errorf(errdefs.ErrInvalid, "%s: %s and %s %s", reason, l.clashWith(entries, e.Target), e.Kind.Noun(), quote(e.Source))
+		}
+	}
+	return nil
+}
+
+// clashWith names the entry that first took target, or a directory above
+// or below it.
+func (l *layout) clashWith(entries []Entry, target string) string {
+	i, ok := l.files[target]
+	if !ok {
+		i, ok = l.dirs[target]
+	}
+	if !ok {
+		for p := parent(target); p != ""; p = parent(p) {
+			if i, ok = l.files[p]; ok {
+				break
+			}
+		}
+	}
+	if !ok || i >= len(entries) {
+		return "another entry"
+	}
+	return entries[i].Kind.Noun() + " " + quote(entries[i].Source)
+}
+
+func parse(s string, absolute bool, kind Kind) ([]Entry, error) {
 	// One trailing ";", as scripts and templates leave when they append
 	// "entry;" in a loop, ends the last entry rather than starting an empty
 	// one; an empty entry anywhere else stays an error.
@@ -61,7 +165,7 @@ func parse(s string, absolute bool) ([]Entry, error) {
 		s = t[:len(t)-1]
 	}
 	if strings.TrimSpace(s) == "" {
-		return nil, errdefs.Errorf(errdefs.ErrInvalid, "no secrets declared")
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "no %ss declared", kind.Noun())
 	}
 	// Count before splitting so a hostile label cannot make us allocate
 	// millions of strings only to refuse them.
@@ -73,7 +177,7 @@ func parse(s string, absolute bool) ([]Entry, error) {
 	l := layout{files: map[string]int{}, dirs: map[string]int{}}
 	for i, r := range raw {
 		text := strings.TrimSpace(r)
-		e, err := parseEntry(text, absolute)
+		e, err := parseEntry(text, absolute, kind)
 		if err == nil {
 			err = l.add(i, e.Target)
 		}
@@ -91,9 +195,24 @@ func parse(s string, absolute bool) ([]Entry, error) {
 // absolute target is served by a one-file volume of its own (FileVolume).
 func ParseEntry(text string) (Entry, error) {
 	text = strings.TrimSpace(text)
-	e, err := parseEntry(text, true)
+	e, err := parseEntry(text, true, Secret)
 	if err != nil {
 		return e, errdefs.Errorf(errdefs.ErrInvalid, "%q: %v", text, err)
+	}
+	return e, nil
+}
+
+// ParseConfigEntry parses one entry of `docker service create --config`.
+// As in Swarm, a config's target is a path in the container: the default
+// is /NAME, and a relative target is taken from "/".
+func ParseConfigEntry(text string) (Entry, error) {
+	text = strings.TrimSpace(text)
+	e, err := parseEntry(text, true, Config)
+	if err != nil {
+		return e, errdefs.Errorf(errdefs.ErrInvalid, "%q: %v", text, err)
+	}
+	if !e.Absolute() {
+		e.Target = "/" + e.Target
 	}
 	return e, nil
 }
@@ -107,19 +226,38 @@ func (e Entry) Absolute() bool { return path.IsAbs(e.Target) }
 // the image's other files in that directory stay visible.
 const OptionFile = "file"
 
-// FileVolume returns the declaration and the OptionFile value of the
-// one-file volume that serves e (with an absolute target) when mounted at
-// e.Target: the file is the target's base name.
+// OptionScope is the volume option that holds the whole declaration of
+// the container the volume belongs to (canonical, targets as declared),
+// when its entries are spread over several volumes: the templates of each
+// volume read the container's secrets and configs from it, by target.
+const OptionScope = "scope"
+
+// FileVolume returns the declaration (for the volume option of e's kind)
+// and the OptionFile value of the one-file volume that serves e (with an
+// absolute target) when mounted at e.Target: the file is the target's base
+// name.
 func FileVolume(e Entry) (decl, file string) {
 	file = path.Base(e.Target)
 	e.Target = file
-	return e.String(), file
+	return e.Option(), file
 }
 
-// String returns the canonical form of e, which Parse reads back unchanged.
+// Option is e as an entry of the volume option of its kind (secrets= or
+// configs=): the canonical form with source= for either kind.
+func (e Entry) Option() string {
+	e.Kind = Secret
+	return e.String()
+}
+
+// String returns the canonical form of e, which Parse reads back unchanged
+// (a config's entry as config=NAME).
 func (e Entry) String() string {
 	var b strings.Builder
-	b.WriteString("source=")
+	if e.Kind == Config {
+		b.WriteString("config=")
+	} else {
+		b.WriteString("source=")
+	}
 	b.WriteString(e.Source)
 	if e.Version > 0 {
 		b.WriteString("@")
@@ -142,12 +280,12 @@ func Format(entries []Entry) string {
 	return strings.Join(parts, ";")
 }
 
-func parseEntry(text string, absolute bool) (Entry, error) {
-	e := Entry{Mode: defaultMode}
+func parseEntry(text string, absolute bool, kind Kind) (Entry, error) {
+	e := Entry{Kind: kind, Mode: defaultMode}
 	if text == "" {
 		return e, errors.New("empty entry")
 	}
-	// Like docker, a lone field without "=" is the secret name.
+	// Like docker, a lone field without "=" is the secret (or config) name.
 	if !strings.ContainsAny(text, ",=") {
 		if err := e.setSource(text); err != nil {
 			return e, err
@@ -171,6 +309,13 @@ func parseEntry(text string, absolute bool) (Entry, error) {
 		if key == "src" {
 			// Docker's --secret takes src= for source= (docker/cli opts.SecretOpt).
 			key = "source"
+		}
+		if key == "config" {
+			// The canonical form of a config's entry.
+			if seen["source"] {
+				return e, errors.New("option \"source\" given twice (config= names the source of a config)")
+			}
+			key, e.Kind = "source", Config
 		}
 		switch key {
 		case "source", "target", "uid", "gid", "mode":

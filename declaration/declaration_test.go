@@ -308,3 +308,72 @@ func TestParseLabel(t *testing.T) {
 		}
 	}
 }
+
+// Configs are declared in the same syntax; the canonical form marks them
+// config=NAME, so one string holds both kinds and reads back unchanged.
+func TestConfigs(t *testing.T) {
+	cfg := func(name, target string) Entry { return Entry{Kind: Config, Source: name, Target: target, Mode: 0o444} }
+	got, err := ParseConfigs("site.conf;source=app.ini@2,target=etc/app.ini,uid=101,mode=0440")
+	want := []Entry{cfg("site.conf", "site.conf"), {Kind: Config, Source: "app.ini", Version: 2, Target: "etc/app.ini", UID: 101, Mode: 0o440}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseConfigs: %+v, %v", got, err)
+	}
+	mixed := append([]Entry{{Source: "db", Target: "db", Mode: 0o444}}, got...)
+	text := Format(mixed)
+	if text != "source=db,target=db,uid=0,gid=0,mode=0444;config=site.conf,target=site.conf,uid=0,gid=0,mode=0444;config=app.ini@2,target=etc/app.ini,uid=101,gid=0,mode=0440" {
+		t.Errorf("Format: %s", text)
+	}
+	back, err := Parse(text)
+	if err != nil || !reflect.DeepEqual(back, mixed) {
+		t.Errorf("canonical form read back: %+v, %v", back, err)
+	}
+	if _, err := Parse("config=a,source=b"); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("config= and source= in one entry: %v", err)
+	}
+	if _, err := ParseConfigs(""); err == nil || !strings.Contains(err.Error(), "no configs declared") {
+		t.Errorf("empty configs: %v", err)
+	}
+}
+
+// A volume's secrets and configs share its files: a target may be taken
+// once, whichever kind takes it, and the error names both.
+func TestParseVolume(t *testing.T) {
+	es, err := ParseVolume("db;source=tls,target=tls/key", "site.conf;source=app,target=conf/app.ini")
+	if err != nil || len(es) != 4 || es[0].Kind != Secret || es[2].Kind != Config || es[3].Target != "conf/app.ini" {
+		t.Fatalf("ParseVolume: %+v, %v", es, err)
+	}
+	if es, err := ParseVolume("", "site.conf"); err != nil || len(es) != 1 || es[0].Kind != Config {
+		t.Errorf("configs only: %+v, %v", es, err)
+	}
+	for _, c := range []struct{ secrets, configs, want string }{
+		{"db", "source=x,target=db", `duplicate target "db": secret "db" and config "x"`},
+		{"source=s,target=tls", "source=c,target=tls/ca.pem", `target "tls/ca.pem" is inside target "tls", which is a file: secret "s" and config "c"`},
+		{"", "", "no secrets declared"},
+		{"db", "bad name!", `configs: entry 1 "bad name!"`},
+	} {
+		if _, err := ParseVolume(c.secrets, c.configs); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("ParseVolume(%q, %q): %v, want %q", c.secrets, c.configs, err, c.want)
+		}
+	}
+	if es, err := ParseLabels("db", "source=site.conf,target=/etc/nginx/conf.d/site.conf"); err != nil || es[1].Target != "/etc/nginx/conf.d/site.conf" {
+		t.Errorf("ParseLabels: %+v, %v", es, err)
+	}
+}
+
+// `--config` follows Swarm: the default target is /NAME, a relative one is
+// taken from /.
+func TestParseConfigEntry(t *testing.T) {
+	for in, want := range map[string]Entry{
+		"site.conf": {Kind: Config, Source: "site.conf", Target: "/site.conf", Mode: 0o444},
+		"src=site.conf,target=/etc/nginx/conf.d/site.conf":      {Kind: Config, Source: "site.conf", Target: "/etc/nginx/conf.d/site.conf", Mode: 0o444},
+		"source=app@3,target=etc/app.ini,uid=1,gid=2,mode=0400": {Kind: Config, Source: "app", Version: 3, Target: "/etc/app.ini", UID: 1, GID: 2, Mode: 0o400},
+	} {
+		got, err := ParseConfigEntry(in)
+		if err != nil || got != want {
+			t.Errorf("ParseConfigEntry(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	if _, err := ParseConfigEntry("source=x,target=/"); err == nil {
+		t.Error("target / accepted")
+	}
+}

@@ -11,6 +11,9 @@ import (
 // (controller.LabelSecrets).
 const labelSecrets = "secretd.secrets"
 
+// labelConfigs declares its configs (controller.LabelConfigs).
+const labelConfigs = "secretd.configs"
+
 // WarnUnserved logs a warning naming the container when it declares
 // secrets with the secretd.secrets label but mounts no volume of a secretd
 // driver (ours tells a driver name), and reports whether it did. Such a
@@ -18,7 +21,9 @@ const labelSecrets = "secretd.secrets"
 // compose file run by docker-compose rather than `secretd compose` is the
 // usual way to get one.
 func WarnUnserved(log *slog.Logger, c container.Summary, ours func(driver string) bool) bool {
-	if _, ok := c.Labels[labelSecrets]; !ok {
+	_, secrets := c.Labels[labelSecrets]
+	_, configs := c.Labels[labelConfigs]
+	if !secrets && !configs {
 		return false
 	}
 	for _, m := range c.Mounts {

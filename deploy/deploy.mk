@@ -4,7 +4,8 @@
 #
 #   make install   binary, systemd unit, man pages and shell completions
 #                  under DESTDIR/PREFIX: what `make` built, built first only
-#                  when missing
+#                  when missing; ENGINE=podman adds the unit's drop-in that
+#                  follows Podman (deploy/systemd/podman.conf)
 #   make uninstall all of that, and the directories install created
 #   make image     container image FROM scratch, built locally
 #   make plugin    managed Docker plugin (docker plugin create + enable)
@@ -19,6 +20,10 @@ BINDIR    ?= $(PREFIX)/bin
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 # The user manager's units (secretd --rootless), read from here too.
 USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+# The engine secretd follows: docker, or podman, which installs the
+# drop-in of deploy/systemd/podman.conf in DROPINDIR.
+ENGINE    ?= docker
+DROPINDIR ?= $(UNITDIR)/secretd.service.d
 MANDIR    ?= $(PREFIX)/share/man
 # Man pages as `make docs` writes them (section from the file suffix): a
 # shell pattern, expanded once `make docs` has run.
@@ -52,7 +57,9 @@ $(MANSRC)/secretd.1:
 	$(MAKE) docs
 
 install: $(BIN) $(MANSRC)/secretd.1
+	@case "$(ENGINE)" in docker|podman) ;; *) echo 'ENGINE=$(ENGINE): use ENGINE=docker (the default) or ENGINE=podman'; exit 1;; esac
 	@for d in $(BINDIR) $(UNITDIR) $(USERUNITDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(dir $(DIRLIST)) \
+		$(if $(filter podman,$(ENGINE)),$(DROPINDIR)) \
 		$$(for m in $(MANPAGES); do echo $(MANDIR)/man$${m##*.}; done); do \
 		d=$${d%/}; while [ -n "$$d" ] && [ ! -d "$(DESTDIR)$$d" ]; do echo "$$d"; d=$${d%/*}; done; \
 	done > $(BIN).dirs && \
@@ -65,6 +72,11 @@ install: $(BIN) $(MANSRC)/secretd.1
 	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/user/secretd.service > $(BIN).service
 	install -D -m 0644 $(BIN).service $(DESTDIR)$(USERUNITDIR)/secretd.service
 	rm -f $(BIN).service
+	@if [ "$(ENGINE)" = podman ]; then \
+		sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/podman.conf > $(BIN).conf && \
+		echo "install -D -m 0644 deploy/systemd/podman.conf $(DESTDIR)$(DROPINDIR)/podman.conf" && \
+		install -D -m 0644 $(BIN).conf $(DESTDIR)$(DROPINDIR)/podman.conf && rm -f $(BIN).conf; \
+	fi
 	@for m in $(MANPAGES); do \
 		s=$${m##*.}; echo "install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
 		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; \
@@ -74,12 +86,14 @@ install: $(BIN) $(MANSRC)/secretd.1
 	$(BIN) completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_secretd
 	$(BIN) completion fish > $(DESTDIR)$(FISHCOMPDIR)/secretd.fish
 	@test -f $(BASHCOMPLETION) || echo 'bash completion needs the bash-completion package: apt-get install bash-completion (zsh and fish need nothing more)'
-	@test -n "$(DESTDIR)" || echo 'installed $(BINDIR)/secretd; now: systemctl daemon-reload && systemctl enable --now secretd'
+	@test -n "$(DESTDIR)" || test "$(ENGINE)" = podman || echo 'installed $(BINDIR)/secretd; now: systemctl daemon-reload && systemctl enable --now secretd'
+	@test -n "$(DESTDIR)" || test "$(ENGINE)" != podman || echo 'installed $(BINDIR)/secretd for Podman; name the driver in containers.conf (docs/podman.md), then: systemctl daemon-reload && systemctl enable --now podman.socket secretd'
 
 # Removes what install installed, then the directories install created
 # (deepest first) that are empty now: one that holds anything else stays.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service $(DESTDIR)$(USERUNITDIR)/secretd.service
+	rm -f $(DESTDIR)$(DROPINDIR)/podman.conf
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/secretd $(DESTDIR)$(ZSHCOMPDIR)/_secretd $(DESTDIR)$(FISHCOMPDIR)/secretd.fish
 	rm -f $(DESTDIR)$(MANDIR)/man[1-8]/secretd.[1-8] $(DESTDIR)$(MANDIR)/man[1-8]/secretd-*.[1-8]
 	@if [ -f "$(DESTDIR)$(DIRLIST)" ]; then \

@@ -232,7 +232,9 @@ func TestBadInput(t *testing.T) {
 		api("duplicate name", "POST", create, js, spec("alpha"), 409, "secret alpha already exists"),
 		// No plugin "vault" here: that is the cause named, not the data.
 		api("missing secret driver with data", "POST", create, js, `{"Name":"x","Data":"eA==","Driver":{"Name":"vault"}}`, 400, `unknown secret driver: no plugin "vault"`),
-		api("templating", "POST", create, js, `{"Name":"x","Data":"eA==","Templating":{"Name":"golang"}}`, 400, "secret templating is not supported by secretd"),
+		api("template that does not parse", "POST", create, js, `{"Name":"x","Data":"e3sgdmF1bHQgfX0=","Templating":{"Name":"golang"}}`, 400, `the secret's data is not a valid template: template: template:1: function "vault" not defined`),
+		api("unknown template driver", "POST", create, js, `{"Name":"x","Data":"eA==","Templating":{"Name":"jinja"}}`, 400, `unknown template driver "jinja": the only one is golang`),
+		api("empty config", "POST", "/v1.41/configs/create", js, `{"Name":"x","Data":""}`, 400, "config data must be larger than 0 and less than 1024000 bytes"),
 		// Labels through the API.
 		api("empty label key", "POST", create, js, `{"Name":"x","Data":"eA==","Labels":{"":"v"}}`, 400, "label key must not be empty"),
 		api("label key with a space", "POST", create, js, `{"Name":"x","Data":"eA==","Labels":{"a b":"v"}}`, 400, `label key "a b" must not contain '=', spaces or control characters`),
@@ -241,7 +243,7 @@ func TestBadInput(t *testing.T) {
 		api("too many labels", "POST", create, js, string(manyLabelsJSON), 400, "too many labels (65): at most 64 allowed"),
 		// Endpoints and methods.
 		api("unknown endpoint", "GET", "/v1.41/nothing", "", "", 404, "page not found"),
-		api("an Engine endpoint", "GET", "/v1.41/containers/json", "", "", 421, "this is secretd, which serves secrets only (docker secret ...), not containers"),
+		api("an Engine endpoint", "GET", "/v1.41/containers/json", "", "", 421, "this is secretd, which serves secrets and configs only (docker secret ..., docker config ...), not containers"),
 		api("unknown secretd endpoint", "POST", "/secretd/lock", js, "{}", 404, "page not found"),
 		api("wrong method on create", "PUT", create, js, spec("x"), 404, "page not found"),
 		api("wrong method on the list", "DELETE", "/secrets", "", "", 404, "page not found"),
@@ -280,7 +282,7 @@ func TestBadInput(t *testing.T) {
 		api("unlock key of a daemon without autolock", "GET", "/secretd/unlock-key", "", "", 400, "secretd was started without --autolock: it has no unlock key"),
 		api("unlock key rotation without autolock", "POST", "/secretd/unlock-key/rotate", "", "", 400, "started without --autolock"),
 		// Containers through the API.
-		api("container update with nothing", "POST", "/secretd/containers/"+app+"/update", js, `{}`, 400, "nothing to change: give --secret-add or --secret-rm"),
+		api("container update with nothing", "POST", "/secretd/containers/"+app+"/update", js, `{}`, 400, "nothing to change: give --secret-add, --secret-rm, --config-add or --config-rm"),
 		api("container update with a string for a list", "POST", "/secretd/containers/"+app+"/update", js, `{"SecretAdd":"gamma"}`, 400, "cannot unmarshal string into Go struct field"),
 		api("container update of a missing container", "POST", "/secretd/containers/nosuch-bi/update", js, `{"SecretAdd":["gamma"]}`, 404, "no such container: nosuch-bi"),
 
@@ -314,7 +316,7 @@ func TestBadInput(t *testing.T) {
 		cli("bad host", "", 1, `invalid host "bogus://x"`, "-H", "bogus://x", "secret", "ls"),
 
 		// secretd container update.
-		ctrUpdate("with nothing to change", "nothing to change: give --secret-add or --secret-rm", app),
+		ctrUpdate("with nothing to change", "nothing to change: give --secret-add, --secret-rm, --config-add or --config-rm", app),
 		ctrUpdate("without a container", "accepts 1 arg(s), received 0", "--secret-add", "gamma"),
 		ctrUpdate("of a missing container", "no such container: nosuch-bi", "nosuch-bi", "--secret-add", "gamma"),
 		ctrUpdate("adding a missing secret", "secret 'nope' not found", app, "--secret-add", "nope"),

@@ -56,7 +56,7 @@ func TestPs(t *testing.T) {
 	if r := d.cli("", "ps", "nosuch-ps"); r.code != 1 || !strings.Contains(r.stderr, "no container holding secretd secrets is named nosuch-ps") {
 		t.Errorf("secretd ps nosuch-ps: %s", r)
 	}
-	if r := d.cli("", "ps", "--filter", "image=x"); r.code != 1 || !strings.Contains(r.stderr, "invalid filter 'image': use container=, secret= or volume=") {
+	if r := d.cli("", "ps", "--filter", "image=x"); r.code != 1 || !strings.Contains(r.stderr, "invalid filter 'image': use container=, secret=, config= or volume=") {
 		t.Errorf("secretd ps --filter image=x: %s", r)
 	}
 

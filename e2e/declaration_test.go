@@ -91,15 +91,36 @@ func testDeclarationForms(t *testing.T) {
 	})
 
 	t.Run("volume option", func(t *testing.T) {
+		// With its on-update too, as secretd run makes it, no Mount asks
+		// the engine.
 		vol := d.ctrName("form-opt")
-		mustDocker(t, "volume", "create", "-d", d.driver, "-o", "secrets=opt", vol)
+		mustDocker(t, "volume", "create", "-d", d.driver, "-o", "secrets=opt", "-o", "on-update=none", vol)
 		c := d.ctrName("form-opt")
 		mustDocker(t, "run", "-d", "--network", "none", "--label", d.label(), "--name", c, "-v", vol+":/run/secrets", image, "sh", "-c", sleeper)
 		if got := secretsIn(t, c, "/run/secrets"); got != want(v, "opt") {
 			t.Errorf("option container reads %q", got)
 		}
-		if l := mountLookups(d.log())[vol]; len(l) == 0 || slices.Contains(l, true) {
+		mustDocker(t, "restart", "-t", "1", c)
+		if l := mountLookups(d.log())[vol]; len(l) < 2 || slices.Contains(l, true) {
 			t.Errorf("Mounts of the option volume asked the engine: %v", l)
+		}
+		// Without it, the volume learns its on-update from the container:
+		// at its create event, or once, at the first Mount that finds the
+		// container listed; never after.
+		vol2 := d.ctrName("form-opt2")
+		mustDocker(t, "volume", "create", "-d", d.driver, "-o", "secrets=opt", vol2)
+		c2 := d.ctrName("form-opt2")
+		mustDocker(t, "run", "-d", "--network", "none", "--label", d.label(), "--name", c2, "-v", vol2+":/run/secrets", image, "sh", "-c", sleeper)
+		mustDocker(t, "restart", "-t", "1", c2)
+		if got := secretsIn(t, c2, "/run/secrets"); got != want(v, "opt") {
+			t.Errorf("option container reads %q", got)
+		}
+		l := mountLookups(d.log())[vol2]
+		if len(l) < 2 || slices.Contains(l[1:], true) {
+			t.Errorf("Mounts of the option volume without on-update asked the engine: %v, want at most the first", l)
+		}
+		if got := mustDocker(t, "volume", "inspect", "-f", "{{.Status.on_update}}", vol2); got != "none" {
+			t.Errorf("the volume learned on-update %q, want none", got)
 		}
 	})
 

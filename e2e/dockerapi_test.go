@@ -37,7 +37,7 @@ func TestDockerContextRecipe(t *testing.T) {
 	// missing image.
 	for _, args := range [][]string{{"ps"}, {"images"}, {"run", "--pull", "never", "--network", "none", image, "true"}} {
 		r := dockerCtx("", append([]string{"--context", "secretd"}, args...)...)
-		if r.code == 0 || !strings.Contains(r.stderr, "Error response from daemon: this is secretd, which serves secrets only (docker secret ...), not ") ||
+		if r.code == 0 || !strings.Contains(r.stderr, "Error response from daemon: this is secretd, which serves secrets and configs only (docker secret ..., docker config ...), not ") ||
 			!strings.Contains(r.stderr, "docker --context default") || strings.Contains(r.stderr, "Unable to find image") {
 			t.Errorf("docker --context secretd %s: %s", strings.Join(args, " "), r)
 		}

@@ -68,18 +68,50 @@ func testNginxAbsoluteTarget(t *testing.T) {
 		t.Errorf("site.conf is writable in the container")
 	}
 
+	// ps shows the full path of the bound file, and the version in it.
+	psConf := func() string {
+		return d.mustCLI("", "ps", "--filter", "secret=site.conf", "--format", "{{.Name}} {{.Version}} {{.Target}}")
+	}
+	// The container's name and where it mounts the file come from the
+	// engine's events, right after its start.
+	waitFor(t, 10*time.Second, "secretd ps to show the bound file's full path", func() bool {
+		return psConf() == ctr+" 1 /etc/nginx/conf.d/site.conf"
+	})
+
 	d.mustCLI("KEY-2", "secret", "update", "site.key", "-")
-	d.mustCLI("server { listen 8443 ssl; }", "secret", "update", "site.conf", "-")
+	// The update stores the version and says that the container gets it
+	// only at its next start, naming it and the file: not an error, not
+	// silence.
+	r = d.cli("server { listen 8443 ssl; }", "secret", "update", "site.conf", "-")
+	if r.code != 0 || !strings.HasSuffix(strings.TrimSpace(r.stdout), "version 2") ||
+		!strings.Contains(r.stderr, ctr+" gets version 2 of secret 'site.conf' at its next start: /etc/nginx/conf.d/site.conf is a file bound at an absolute target") {
+		t.Errorf("secret update of the bound file: %s", r)
+	}
 	waitFor(t, 10*time.Second, "the rotated key in /run/secrets", func() bool {
 		return execSh(t, ctr, "cat /run/secrets/site.key") == "KEY-2"
 	})
 	if got := execSh(t, ctr, "cat /etc/nginx/conf.d/site.conf"); got != "server { listen 443 ssl; }" {
 		t.Errorf("before a restart, the bound site.conf holds %q, want the version it started with", got)
 	}
+	if got := psConf(); got != ctr+" 1 /etc/nginx/conf.d/site.conf" {
+		t.Errorf("before a restart secretd ps shows %q, want the version the file holds, 1", got)
+	}
+	// A restart of secretd adopts the mount and leaves the file whole.
+	d.stop()
+	d.start()
+	if got := execSh(t, ctr, "cat /etc/nginx/conf.d/site.conf"); got != "server { listen 443 ssl; }" {
+		t.Errorf("after secretd restarted, the bound site.conf holds %q, want the version it started with", got)
+	}
+	if got := psConf(); got != ctr+" 1 /etc/nginx/conf.d/site.conf" {
+		t.Errorf("after secretd restarted, secretd ps shows %q, want version 1", got)
+	}
 	mustDocker(t, "restart", "-t", "1", ctr)
 	if got := execSh(t, ctr, "cat /etc/nginx/conf.d/site.conf; echo; ls /etc/nginx/conf.d | tr '\\n' ' '"); got != "server { listen 8443 ssl; }\ndefault.conf site.conf" {
 		t.Errorf("after a restart, conf.d holds %q", got)
 	}
+	waitFor(t, 10*time.Second, "ps to show the restarted container's version", func() bool {
+		return psConf() == ctr+" 2 /etc/nginx/conf.d/site.conf"
+	})
 	mustDocker(t, "rm", "-f", "-v", ctr)
 
 	// With secretd.on-update=restart, the rotation restarts the container,
@@ -91,7 +123,13 @@ func testNginxAbsoluteTarget(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("secretd run: %s", r)
 	}
-	d.mustCLI("server { listen 9443 ssl; }", "secret", "update", "site.conf", "-")
+	waitFor(t, 10*time.Second, "secretd ps to name the container", func() bool {
+		return psConf() == ctr2+" 2 /etc/nginx/conf.d/site.conf"
+	})
+	r = d.cli("server { listen 9443 ssl; }", "secret", "update", "site.conf", "-")
+	if r.code != 0 || !strings.Contains(r.stderr, ctr2+" gets version 3 of secret 'site.conf' once restarted") {
+		t.Errorf("secret update of a bound file whose container restarts on update: %s", r)
+	}
 	waitFor(t, 20*time.Second, "the restarted container to bind the new site.conf", func() bool {
 		r := docker(t, "exec", ctr2, "cat", "/etc/nginx/conf.d/site.conf")
 		return r.code == 0 && r.stdout == "server { listen 9443 ssl; }"
@@ -142,6 +180,23 @@ secrets:
 	ctr := project + "_nginx_1"
 	if got := execSh(t, ctr, "ls /etc/nginx/conf.d | tr '\\n' ' '; cat /etc/nginx/conf.d/site.conf; echo; cat /run/secrets/site.key"); got != "default.conf site.conf server { listen 443 ssl; }\nKEY-1" {
 		t.Errorf("the nginx service sees %q", got)
+	}
+	// A changed site.conf is a new version at the next `up`, which says
+	// that the running container gets it only at its next start.
+	secret := project + "_site.conf"
+	psConf := func() string {
+		return d.mustCLI("", "ps", "--filter", "secret="+secret, "--format", "{{.Name}} {{.Version}} {{.Target}}")
+	}
+	waitFor(t, 10*time.Second, "secretd ps to name the container", func() bool { return psConf() == ctr+" 1 /etc/nginx/conf.d/site.conf" })
+	if err := os.WriteFile(filepath.Join(dir, "site.conf"), []byte("server { listen 8443 ssl; }"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := compose("up", "-d")
+	if r.code != 0 || !strings.Contains(r.stderr, ctr+" gets version 2 of secret '"+secret+"' at its next start: /etc/nginx/conf.d/site.conf is a file bound") {
+		t.Errorf("secretd compose up with a changed site.conf: %s", r)
+	}
+	if got := psConf(); got != ctr+" 1 /etc/nginx/conf.d/site.conf" {
+		t.Errorf("secretd ps after the update shows %q, want the version the file holds, 1", got)
 	}
 	if r := compose("down", "-v", "-t", "1", "--remove-secrets"); r.code != 0 {
 		t.Fatalf("down: %s", r)

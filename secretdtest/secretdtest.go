@@ -280,15 +280,15 @@ func (d *Daemon) RunArgs(declaration, dst string) []string {
 }
 
 // VolumeRunArgs are `docker run` flags that carry the declaration in the
-// volume's options instead of a label: the Mount then needs nothing from
-// the engine.
+// volume's options instead of a label, with the on-update option none, as
+// `secretd run` makes them: the Mount then needs nothing from the engine.
 func (d *Daemon) VolumeRunArgs(declaration, dst string) []string {
 	opt := "volume-opt=secrets=" + declaration
 	if strings.ContainsAny(opt, ",\"") {
 		// --mount is one CSV record.
 		opt = `"` + strings.ReplaceAll(opt, `"`, `""`) + `"`
 	}
-	return []string{"--mount", "type=volume,volume-driver=" + d.Driver + ",dst=" + dst + ",volume-nocopy," + opt}
+	return []string{"--mount", "type=volume,volume-driver=" + d.Driver + ",dst=" + dst + ",volume-nocopy," + opt + ",volume-opt=on-update=none"}
 }
 
 // Mount and Labels are the same for the Docker Go client's container

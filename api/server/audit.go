@@ -70,6 +70,10 @@ var actions = map[string]string{
 	"POST /secrets/{ref}/update":            audit.SecretLabels,
 	"POST /secretd/secrets/{ref}/update":    audit.SecretUpdate,
 	"DELETE /secrets/{ref}":                 audit.SecretRemove,
+	"POST /configs/create":                  audit.ConfigCreate,
+	"POST /configs/{ref}/update":            audit.ConfigLabels,
+	"POST /secretd/configs/{ref}/update":    audit.ConfigUpdate,
+	"DELETE /configs/{ref}":                 audit.ConfigRemove,
 	"POST /secretd/containers/{ref}/update": audit.ContainerUpdate,
 	"POST /secretd/unlock":                  audit.StoreUnlock,
 	"GET /secretd/unlock-key":               audit.UnlockKeyRead,
@@ -79,8 +83,13 @@ var actions = map[string]string{
 
 func action(r *http.Request) string {
 	a := actions[r.Pattern]
-	if a == audit.SecretRemove && strings.Contains(r.PathValue("ref"), "@") {
-		return audit.SecretVersionRemove
+	if strings.Contains(r.PathValue("ref"), "@") {
+		switch a {
+		case audit.SecretRemove:
+			return audit.SecretVersionRemove
+		case audit.ConfigRemove:
+			return audit.ConfigVersionRemove
+		}
 	}
 	return a
 }
@@ -114,10 +123,13 @@ func (s *Server) observeFailure(r *http.Request, err error) {
 	if a == audit.ContainerUpdate {
 		e.Secret, e.Container = "", r.PathValue("ref")
 	}
-	if a == audit.SecretVersionRemove {
+	if a == audit.SecretVersionRemove || a == audit.ConfigVersionRemove {
 		name, v, _ := strings.Cut(e.Secret, "@")
 		e.Secret = name
 		e.Version, _ = strconv.Atoi(v)
+	}
+	if strings.HasPrefix(a, "config.") {
+		e.Config, e.Secret = e.Secret, ""
 	}
 	s.cfg.Audit.Deny(a, actor(r), e, err)
 }

@@ -28,7 +28,7 @@ var engineOnly = map[string]string{
 	"events":       "the engine's events",
 }
 
-// swarmOnly are Swarm's endpoints other than secrets: secretd answers
+// swarmOnly are Swarm's endpoints other than secrets and configs: secretd answers
 // /_ping as a Swarm manager only so that the docker CLI shows its secret
 // commands.
 var swarmOnly = map[string]string{
@@ -36,7 +36,6 @@ var swarmOnly = map[string]string{
 	"nodes":    "Swarm nodes",
 	"services": "Swarm services",
 	"tasks":    "Swarm tasks",
-	"configs":  "configs",
 }
 
 // notServed answers every request no route takes. An Engine endpoint
@@ -49,14 +48,14 @@ var swarmOnly = map[string]string{
 func (s *Server) notServed(w http.ResponseWriter, r *http.Request) {
 	first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if what, ok := engineOnly[first]; ok {
-		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this is secretd, which serves secrets only (docker secret ...), not %s: "+
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this is secretd, which serves secrets and configs only (docker secret ..., docker config ...), not %s: "+
 			"run the command against the Docker Engine, in its own docker context (docker --context default ...) "+
 			"or without DOCKER_HOST set to secretd's socket", what))
 		return
 	}
 	if what, ok := swarmOnly[first]; ok {
-		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this is secretd, which serves secrets only (docker secret ...), not %s: "+
-			"it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands", what))
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this is secretd, which serves secrets and configs only (docker secret ..., docker config ...), not %s: "+
+			"it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret and config commands", what))
 		return
 	}
 	writeError(w, http.StatusNotFound, "page not found")

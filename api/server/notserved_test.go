@@ -17,7 +17,7 @@ import (
 // Paths that are no one's stay the Engine's 404.
 func TestEngineEndpointsSayWhereToGo(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	const engine = "this is secretd, which serves secrets only (docker secret ...), not "
+	const engine = "this is secretd, which serves secrets and configs only (docker secret ..., docker config ...), not "
 	const where = ": run the command against the Docker Engine, in its own docker context (docker --context default ...) or without DOCKER_HOST set to secretd's socket"
 	for _, c := range []struct{ method, path, what string }{
 		{"GET", "/v1.41/containers/json", "containers"},
@@ -31,8 +31,8 @@ func TestEngineEndpointsSayWhereToGo(t *testing.T) {
 	} {
 		e.refused(c.method, c.path, nil, 421, engine+c.what+where)
 	}
-	e.refused("GET", "/v1.41/services", nil, 421, engine+"Swarm services: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands")
-	e.refused("GET", "/v1.41/nodes", nil, 421, engine+"Swarm nodes: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret commands")
+	e.refused("GET", "/v1.41/services", nil, 421, engine+"Swarm services: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret and config commands")
+	e.refused("GET", "/v1.41/nodes", nil, 421, engine+"Swarm nodes: it is not a Swarm manager, and answers as one only so that the docker CLI offers its secret and config commands")
 	for _, p := range []string{"/v1.41/nothing", "/secretd/lock", "/containersx/json"} {
 		e.refused("GET", p, nil, 404, msgNoPage)
 	}

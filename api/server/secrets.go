@@ -18,6 +18,7 @@ import (
 	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/store"
+	"github.com/secretd/secretd/internal/templating"
 )
 
 var storeFilterAll = store.Filter{}
@@ -38,6 +39,9 @@ func toAPI(s store.Secret) api.Secret {
 	}
 	if out.Spec.Labels == nil {
 		out.Spec.Labels = map[string]string{}
+	}
+	if s.Template != "" {
+		out.Spec.Templating = &swarm.Driver{Name: s.Template}
 	}
 	if src := s.Source; src != nil {
 		// The stock CLI shows Spec.Driver; the options' values stay sealed.
@@ -97,6 +101,7 @@ func (s *Server) secretTable(w http.ResponseWriter, r *http.Request) {
 	t := api.MakeSecretTable(len(list))
 	for _, sec := range list {
 		t.Append(sec.ID, sec.Name, sec.Current, sec.CreatedAt, sec.UpdatedAt, sec.Labels)
+		t.SetTemplate(sec.ID, sec.Template)
 		if sec.Source != nil {
 			t.SetDriver(sec.ID, s.withLastMount(sec).Source)
 		}
@@ -127,11 +132,12 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	spec := req.SecretSpec
 	defer clear(spec.Data)
-	if spec.Templating != nil {
-		writeError(w, http.StatusBadRequest, "secret templating is not supported by secretd: omit --template-driver")
+	r.SetPathValue("ref", spec.Name) // names the secret in a refusal's audit line
+	tpl, err := templateDriver(store.KindSecret, spec.Templating, spec.Data)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	r.SetPathValue("ref", spec.Name) // names the secret in a refusal's audit line
 	src, err := s.sourceSpec(r.Context(), req, actor(r))
 	if err != nil {
 		s.fail(w, r, err)
@@ -141,7 +147,7 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) {
 	if src != nil {
 		data = nil // a driver secret's value goes to its source, not the store
 	}
-	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: data, Source: src})
+	sec, err := s.cfg.Store.Create(store.Spec{Name: spec.Name, Labels: spec.Labels, Data: data, Source: src, Template: tpl})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -191,7 +197,7 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid version %q in %q: use NAME@N with N a positive number", v, ref))
 			return
 		}
-		sec, err := s.checked(r.Context(), name,
+		sec, err := s.checked(r.Context(), s.cfg.Store, name,
 			func(ctx context.Context, sec store.Secret) error { return s.notPinned(ctx, sec, version) },
 			func(guard func(store.Secret) error) (store.Secret, error) {
 				return s.cfg.Store.RemoveVersion(name, version, guard)
@@ -227,7 +233,7 @@ func (s *Server) secretRemove(w http.ResponseWriter, r *http.Request) {
 		deleted = true
 		return nil
 	}
-	sec, err := s.checked(r.Context(), ref, check,
+	sec, err := s.checked(r.Context(), s.cfg.Store, ref, check,
 		func(guard func(store.Secret) error) (store.Secret, error) { return s.cfg.Store.Remove(ref, guard) })
 	if err != nil {
 		s.fail(w, r, err)
@@ -256,10 +262,10 @@ var errChanged = errors.New("secret changed during the check")
 // then commits with a guard that only verifies the secret is the one
 // checked, at the same index. A secret that changed meanwhile is checked
 // again.
-func (s *Server) checked(ctx context.Context, ref string, check func(context.Context, store.Secret) error,
+func (s *Server) checked(ctx context.Context, view *store.Store, ref string, check func(context.Context, store.Secret) error,
 	commit func(guard func(store.Secret) error) (store.Secret, error)) (store.Secret, error) {
 	for attempt := 1; ; attempt++ {
-		before, err := s.cfg.Store.Get(ref)
+		before, err := view.Get(ref)
 		if err != nil {
 			return store.Secret{}, err
 		}
@@ -274,7 +280,7 @@ func (s *Server) checked(ctx context.Context, ref string, check func(context.Con
 			if attempt < checkAttempts {
 				continue
 			}
-			return store.Secret{}, errdefs.Errorf(errdefs.ErrExists, "secret '%s' kept changing while its users were checked: try again", before.Name)
+			return store.Secret{}, errdefs.Errorf(errdefs.ErrExists, "%s '%s' kept changing while its users were checked: try again", before.Kind, before.Name)
 		}
 		return sec, err
 	}
@@ -290,8 +296,8 @@ func unchanged(before store.Secret) func(store.Secret) error {
 	}
 }
 
-// notInUse refuses to remove a secret a container holds, naming the
-// containers as Swarm names the services.
+// notInUse refuses to remove a secret (or config) a container holds,
+// naming the containers as Swarm names the services.
 func (s *Server) notInUse(ctx context.Context, sec store.Secret) error {
 	if s.cfg.Tasks == nil {
 		return nil
@@ -308,7 +314,7 @@ func (s *Server) notInUse(ctx context.Context, sec store.Secret) error {
 	if len(users) > 1 {
 		plural = "s"
 	}
-	return errdefs.Errorf(errdefs.ErrInUse, "secret '%s' is in use by the following container%s: %s", sec.Name, plural, strings.Join(users, ", "))
+	return errdefs.Errorf(errdefs.ErrInUse, "%s '%s' is in use by the following container%s: %s", sec.Kind, sec.Name, plural, strings.Join(users, ", "))
 }
 
 // notPinned refuses to remove a version a container pins.
@@ -321,7 +327,7 @@ func (s *Server) notPinned(ctx context.Context, sec store.Secret, version int) e
 		return err
 	}
 	if users := pins[version]; len(users) > 0 {
-		return errdefs.Errorf(errdefs.ErrInUse, "version %d of secret '%s' is pinned by the following container%s: %s", version, sec.Name, plural(users), strings.Join(users, ", "))
+		return errdefs.Errorf(errdefs.ErrInUse, "version %d of %s '%s' is pinned by the following container%s: %s", version, sec.Kind, sec.Name, plural(users), strings.Join(users, ", "))
 	}
 	return nil
 }
@@ -404,12 +410,14 @@ func (s *Server) secretLabels(w http.ResponseWriter, r *http.Request) {
 	// so that an update cannot be used to test a guess of the data.
 	hasData := len(spec.Data) > 0
 	clear(spec.Data)
-	if hasData || spec.Driver != nil || spec.Templating != nil {
+	if hasData || spec.Driver != nil {
 		s.fail(w, r, errLabelsOnly)
 		return
 	}
 	sec, err := s.cfg.Store.UpdateLabels(r.PathValue("ref"), want, spec.Labels, func(sec store.Secret) error {
-		if spec.Name != sec.Name {
+		// The Docker Go client sends back the spec it read: the stored
+		// template driver is no change.
+		if spec.Name != sec.Name || !sameTemplating(spec.Templating, sec.Template) {
 			return errLabelsOnly
 		}
 		return nil
@@ -444,50 +452,124 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' takes its value from secret driver %q: change the value at the source (with --refresh it reaches running containers), or create a secret without a driver", cur.Name, cur.Source.Driver))
 		return
 	}
+	s.rotate(w, r, s.cfg.Store, want, req)
+}
+
+// rotate stores req.Data as the next version of the secret or config of
+// r's reference, in view, and answers once every running container that
+// follows it holds the new files (renderings of templates that read it
+// included), or with the containers it did not reach.
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request, view *store.Store, want uint64, req api.SecretUpdateRequest) {
+	defer clear(req.Data)
+	ref := r.PathValue("ref")
+	kind := view.Kind()
 	if req.IfChanged {
-		cur, sec, err := s.cfg.Store.Reveal(ref, 0)
+		cur, sec, err := view.Reveal(ref, 0)
 		same := err == nil && subtle.ConstantTimeCompare(cur, req.Data) == 1
 		clear(cur)
 		if same && (want == 0 || want == sec.Index) {
-			clear(req.Data)
 			// Nothing new to store, but the current version may not have
 			// reached every container: run again (compose up), the caller
 			// must hear so, as the update that stored it did.
 			if s.rotationFailed(w, sec) {
 				return
 			}
-			writeJSON(w, http.StatusOK, toAPI(sec))
+			s.writeRotated(w, sec, nil)
 			return
 		}
 	}
-	// The pins are gathered before the store's transaction, as for rm.
+	// The pins, and whether every rendering that reads the secret still
+	// renders with the new data, are checked before the store's
+	// transaction, as for rm: a template that would no longer render
+	// leaves the secret as it was.
 	var pins []int
-	sec, err := s.checked(r.Context(), ref,
+	sec, err := s.checked(r.Context(), view, ref,
 		func(ctx context.Context, sec store.Secret) (err error) {
+			if sec.Template != "" {
+				if err := templating.Check(req.Data); err != nil {
+					return errdefs.Errorf(errdefs.ErrInvalid, "the new data of %s '%s' is not a valid template: %v", kind, sec.Name, err)
+				}
+			}
+			if s.cfg.Renders != nil {
+				if err := s.cfg.Renders.CheckUpdate(ctx, sec, req.Data); err != nil {
+					return err
+				}
+			}
 			pins, err = s.pinnedVersions(ctx, sec)
 			return err
 		},
 		func(guard func(store.Secret) error) (store.Secret, error) {
-			return s.cfg.Store.UpdateAt(ref, want, req.Data, req.Keep, func(cur store.Secret) ([]int, error) {
+			return view.UpdateAt(ref, want, req.Data, req.Keep, func(cur store.Secret) ([]int, error) {
 				if err := guard(cur); err != nil {
 					return nil, err
 				}
 				return pins, nil
 			})
 		})
-	clear(req.Data)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.cfg.Log.Info("secret updated", "secret", sec.Name, "id", sec.ID, "version", sec.Current)
-	s.audit(r, audit.Event{Event: audit.SecretUpdate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current})
+	s.cfg.Log.Info(kind.String()+" updated", kind.String(), sec.Name, "id", sec.ID, "version", sec.Current)
+	e := audit.Event{Event: audit.SecretUpdate, Secret: sec.Name, SecretID: sec.ID, Version: sec.Current}
+	if kind == store.KindConfig {
+		e = audit.Event{Event: audit.ConfigUpdate, Config: sec.Name, ConfigID: sec.ID, Version: sec.Current}
+	}
+	s.audit(r, e)
 	// The version is stored either way; a user who gets 200 must be able to
-	// trust that every container reads it.
+	// trust that every container reads it, or hear which ones read it only
+	// from their next start.
 	if s.rotationFailed(w, sec) {
 		return
 	}
-	writeJSON(w, http.StatusOK, toAPI(sec))
+	var rot *api.Rotation
+	if s.cfg.Rotations != nil {
+		rot = s.cfg.Rotations.Rotated(sec.ID, sec.Current)
+	}
+	s.writeRotated(w, sec, rot)
+}
+
+// writeRotated answers a rotation with the secret or config as stored, and
+// what its new version did to the containers that use it (nil when the
+// answer has nothing to tell).
+func (s *Server) writeRotated(w http.ResponseWriter, sec store.Secret, rot *api.Rotation) {
+	if sec.Kind == store.KindConfig {
+		// Without the data: the answer of secretd's own path, not Docker's.
+		out := toAPIConfig(sec, nil)
+		out.Rotation = rot
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	out := toAPI(sec)
+	out.Rotation = rot
+	writeJSON(w, http.StatusOK, out)
+}
+
+// templateDriver checks a create's Templating: the one driver is Swarm's
+// "golang", and the data must parse as a template.
+func templateDriver(kind store.Kind, t *swarm.Driver, data []byte) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	if t.Name != templating.Driver {
+		return "", errdefs.Errorf(errdefs.ErrInvalid, "unknown template driver %q: the only one is %s", t.Name, templating.Driver)
+	}
+	if len(t.Options) > 0 {
+		return "", errdefs.Errorf(errdefs.ErrInvalid, "template driver %s takes no options", t.Name)
+	}
+	if err := templating.Check(data); err != nil {
+		return "", errdefs.Errorf(errdefs.ErrInvalid, "the %s's data is not a valid template: %v", kind, err)
+	}
+	return t.Name, nil
+}
+
+// sameTemplating reports whether a spec's Templating names the stored
+// template driver.
+func sameTemplating(t *swarm.Driver, stored string) bool {
+	if t == nil {
+		return stored == ""
+	}
+	return t.Name == stored && len(t.Options) == 0
 }
 
 // rotationFailed answers with the error of sec's current version if it did

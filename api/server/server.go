@@ -51,6 +51,19 @@ type Rotations interface {
 	// RotationError returns why version of the secret with id did not
 	// reach every container, naming them, or nil.
 	RotationError(id string, version int) error
+	// Rotated returns what version of the secret with id did when it left
+	// containers for later (a file bound at an absolute target gets it at
+	// its next start); nil when it has nothing to tell.
+	Rotated(id string, version int) *api.Rotation
+}
+
+// Renders checks, before a new version of a secret or config is stored,
+// that every running container whose templates read it can render them
+// with the new data.
+type Renders interface {
+	// CheckUpdate fails, naming the containers and templates, when a
+	// rendering that reads sec would fail with data as its next version.
+	CheckUpdate(ctx context.Context, sec store.Secret, data []byte) error
 }
 
 // Config is what a Server serves.
@@ -74,6 +87,9 @@ type Config struct {
 	// Rotations fails a secret update that did not reach every container;
 	// nil reports none.
 	Rotations Rotations
+	// Renders refuses an update that a running container's template could
+	// not render; nil checks none.
+	Renders Renders
 	// ReadTimeout bounds reading a whole request, body included;
 	// IdleTimeout how long a kept-alive connection may sit unused;
 	// HandlerTimeout how long one request may take (key rotation gets
@@ -141,9 +157,24 @@ func (s *Server) routes() {
 	h("POST /secretd/unlock-key/rotate", s.unlockKeyRotate)
 	h("POST /secretd/key/rotate", s.keyRotate)
 	h("GET /secretd/secrets", s.secretTable)
+	h("GET /configs", s.configList)
+	h("POST /configs/create", s.configCreate)
+	h("GET /configs/{ref}", s.configInspect)
+	h("DELETE /configs/{ref}", s.configRemove)
+	h("POST /configs/{ref}/update", s.configLabels)
+	h("POST /secretd/configs/{ref}/update", s.configUpdate)
+	h("GET /secretd/configs", s.configTable)
 	h("GET /secretd/tasks", s.tasks)
 	h("GET /secretd/status", s.status)
 	h("/", s.notServed)
+}
+
+// bigBodies are the routes that carry a config's data, which may be twice
+// a secret's size.
+var bigBodies = map[string]bool{
+	"POST /configs/create":               true,
+	"POST /configs/{ref}/update":         true,
+	"POST /secretd/configs/{ref}/update": true,
 }
 
 // versionPrefix matches the /v1.55 a Docker client puts before every path,
@@ -160,7 +191,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.Path = r.URL.Path[m[1]-1:]
 		r.URL.RawPath = ""
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, api.MaxBodyBytes)
+	_, pattern := s.mux.Handler(r)
+	limit := int64(api.MaxBodyBytes)
+	if bigBodies[pattern] {
+		limit = api.MaxConfigBodyBytes
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	// The headers the Engine's version middleware puts on every answer.
 	rec.Header().Set("Api-Version", api.APIVersion)
@@ -168,7 +204,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set("Server", "secretd/"+s.cfg.Version+" ("+runtime.GOOS+")")
 	// Anything the mux would answer itself (a redirect, a 405) gets the
 	// Engine's JSON 404 instead of net/http's text body.
-	if _, pattern := s.mux.Handler(r); pattern == "" || !clean(r) {
+	if pattern == "" || !clean(r) {
 		writeError(rec, http.StatusNotFound, "page not found")
 	} else if err := checkVersion(version); err != nil {
 		writeError(rec, http.StatusBadRequest, err.Error())

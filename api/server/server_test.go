@@ -76,7 +76,11 @@ func (f *fakeTasks) Users(ctx context.Context, sec store.Secret) ([]string, erro
 	if f.err != nil {
 		return nil, f.err
 	}
-	return slices.Clone(f.users[sec.Name]), nil
+	key := sec.Name
+	if sec.Kind == store.KindConfig {
+		key = "config:" + sec.Name
+	}
+	return slices.Clone(f.users[key]), nil
 }
 
 func (f *fakeTasks) Tasks() []api.Task {
@@ -116,6 +120,7 @@ type envOpts struct {
 	rotations server.Rotations
 	// sources enables driver secrets with the built-in shell driver.
 	sources bool
+	renders server.Renders
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -134,7 +139,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { e.store.Close() })
 	cfg := server.Config{
 		Store: e.store, KeyFile: e.keyFile, Tasks: e.tasks, Status: o.status, Version: "test",
-		Rotations: o.rotations,
+		Rotations: o.rotations, Renders: o.renders,
 	}
 	if o.sources {
 		cfg.Sources = &sourced.Service{Store: e.store, Log: slog.New(slog.DiscardHandler),
@@ -275,23 +280,25 @@ type dumpEntry struct {
 
 func (e *env) dump() []dumpEntry {
 	e.t.Helper()
-	list, err := e.store.List(store.Filter{})
-	if err != nil {
-		e.t.Fatalf("dump: %v", err)
-	}
 	out := []dumpEntry{}
-	for _, s := range list {
-		d := dumpEntry{Secret: s, Data: map[int]string{}}
-		if !e.store.Locked() {
-			for _, v := range s.Versions {
-				b, _, err := e.store.Reveal(s.ID, v.Version)
-				if err != nil {
-					e.t.Fatalf("dump: reveal %s@%d: %v", s.Name, v.Version, err)
-				}
-				d.Data[v.Version] = string(b)
-			}
+	for _, view := range []*store.Store{e.store, e.store.Configs()} {
+		list, err := view.List(store.Filter{})
+		if err != nil {
+			e.t.Fatalf("dump: %v", err)
 		}
-		out = append(out, d)
+		for _, s := range list {
+			d := dumpEntry{Secret: s, Data: map[int]string{}}
+			if !e.store.Locked() {
+				for _, v := range s.Versions {
+					b, _, err := view.Reveal(s.ID, v.Version)
+					if err != nil {
+						e.t.Fatalf("dump: reveal %s@%d: %v", s.Name, v.Version, err)
+					}
+					d.Data[v.Version] = string(b)
+				}
+			}
+			out = append(out, d)
+		}
 	}
 	return out
 }
@@ -498,7 +505,10 @@ func TestCreate(t *testing.T) {
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("d"), Driver: &swarm.Driver{Name: "vault"}}, 400, "~runs without secret drivers")
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Driver: &swarm.Driver{Name: "vault"}}, 400, "~runs without secret drivers")
 	e.refused("POST", "/v1.41/secrets/create", api.SecretCreateRequest{SecretSpec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "drv"}, Data: e.canary("r")}, Refresh: "1s"}, 400, "~give --driver too")
-	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "tpl"}, Data: e.canary("t"), Templating: &swarm.Driver{Name: "golang"}}, 400, "~templating is not supported")
+	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "tpl"}, Data: e.canary("t"), Templating: &swarm.Driver{Name: "jinja"}}, 400, `unknown template driver "jinja": the only one is golang`)
+	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "tpl"}, Data: append(e.canary("t"), `{{ vault "x" }}`...), Templating: &swarm.Driver{Name: "golang"}}, 400, `~function "vault" not defined`)
+	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "tpl"}, Data: e.canary("t"), Templating: &swarm.Driver{Name: "golang", Options: map[string]string{"a": "b"}}}, 400, "template driver golang takes no options")
+	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "tpl"}, Templating: &swarm.Driver{Name: "golang"}, Driver: &swarm.Driver{Name: "vault"}}, 400, "~")
 	e.refused("POST", "/v1.41/secrets/create", swarm.SecretSpec{Annotations: swarm.Annotations{Name: "lbl", Labels: map[string]string{"a b": "c"}}, Data: e.canary("l")}, 400, "~must not contain")
 }
 
@@ -757,6 +767,8 @@ func TestUpdate(t *testing.T) {
 // failingRotations fails the rotation of one version, as the daemon's
 // record of its rotation hook would.
 type failingRotations struct{ version int }
+
+func (f failingRotations) Rotated(string, int) *api.Rotation { return nil }
 
 func (f failingRotations) RotationError(_ string, version int) error {
 	if version == f.version {

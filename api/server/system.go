@@ -106,6 +106,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.Secrets = len(list)
+	configs, err := s.configs().List(storeFilterAll)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st.Configs = len(configs)
 	st.Goroutines, st.OpenFDs = runtime.NumGoroutine(), openFDs()
 	if s.cfg.Status != nil {
 		s.cfg.Status(&st)

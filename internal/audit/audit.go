@@ -34,6 +34,16 @@ const (
 	SecretRemove = "secret.remove"
 	// SecretVersionRemove is one kept version removed.
 	SecretVersionRemove = "secret.version.remove"
+	// ConfigCreate is a new config.
+	ConfigCreate = "config.create"
+	// ConfigUpdate is a new version of a config's data.
+	ConfigUpdate = "config.update"
+	// ConfigLabels is a config's labels replaced (Swarm's config update).
+	ConfigLabels = "config.labels"
+	// ConfigRemove is a config removed with all its versions.
+	ConfigRemove = "config.remove"
+	// ConfigVersionRemove is one kept version of a config removed.
+	ConfigVersionRemove = "config.version.remove"
 	// ContainerMount is secrets delivered into a container's tmpfs.
 	ContainerMount = "container.mount"
 	// ContainerWipe is a container's tmpfs zeroed and unmounted.
@@ -101,8 +111,10 @@ func (a Actor) String() string {
 	return "secretd"
 }
 
-// SecretRef names one secret version delivered to a container.
+// SecretRef names one secret (or config) version delivered to a container.
 type SecretRef struct {
+	// Kind is "config" for a config, empty for a secret.
+	Kind    string `json:"kind,omitempty"`
 	Name    string `json:"name"`
 	Version int    `json:"version,omitempty"`
 	Target  string `json:"target,omitempty"`
@@ -117,8 +129,11 @@ type Event struct {
 	Action string `json:"action,omitempty"`
 	Actor  *Actor `json:"actor,omitempty"`
 	// Secret is a secret's name, or the reference a request gave.
-	Secret      string `json:"secret,omitempty"`
-	SecretID    string `json:"secret_id,omitempty"`
+	Secret   string `json:"secret,omitempty"`
+	SecretID string `json:"secret_id,omitempty"`
+	// Config is a config's name, or the reference a request gave.
+	Config      string `json:"config,omitempty"`
+	ConfigID    string `json:"config_id,omitempty"`
 	Version     int    `json:"version,omitempty"`
 	Container   string `json:"container,omitempty"`
 	ContainerID string `json:"container_id,omitempty"`

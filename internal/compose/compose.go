@@ -1,8 +1,9 @@
-// Package compose translates a compose project's secrets into secretd
-// volumes: each service's `secrets:` becomes a named volume of the secretd
-// driver whose `secrets` option carries the service's declaration, mounted
-// at /run/secrets, so that any compose tool (which knows nothing of
-// secretd) runs the project with its secrets served by secretd.
+// Package compose translates a compose project's secrets and configs into
+// secretd volumes: each service's `secrets:` and `configs:` become named
+// volumes of the secretd driver whose `secrets` and `configs` options carry
+// the service's declaration, one at /run/secrets and one per file
+// elsewhere, so that any compose tool (which knows nothing of secretd)
+// runs the project with its secrets and configs served by secretd.
 package compose
 
 import (
@@ -25,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/templating"
 )
 
 // SecretsDir is where Swarm, and so secretd, puts a service's secrets.
@@ -99,8 +101,11 @@ func loadProject(ctx context.Context, o Options, consistency bool) (*types.Proje
 	return po.LoadProject(ctx)
 }
 
-// Secret is one top-level secret that an enabled service uses.
+// Secret is one top-level secret (or config: Kind says which) that an
+// enabled service uses.
 type Secret struct {
+	// Kind is declaration.Secret or declaration.Config.
+	Kind declaration.Kind
 	// Key is the secret's key under the top-level `secrets:`.
 	Key string
 	// Name is the secretd secret's name: `name:` for an external secret
@@ -120,134 +125,171 @@ type Secret struct {
 	Driver string
 	// DriverOpts are the `driver_opts:` of a driver secret.
 	DriverOpts map[string]string
+	// Content is a config's `content:` (or its `environment:` variable's
+	// value, as the library resolved it).
+	Content string
+	// HasContent says Content is the data, even when empty.
+	HasContent bool
+	// Template is the `template_driver:` ("golang"), or empty.
+	Template string
 }
 
 // Imported reports whether secretd compose creates the secret (from a
 // file, a variable or a driver), rather than finding it in secretd.
 func (s Secret) Imported() bool { return !s.External }
 
-// Translation is a project whose secrets are secretd volumes.
+// Translation is a project whose secrets and configs are secretd volumes.
 type Translation struct {
-	// Project has no `secrets:` left (top-level or in services) and a
-	// secretd volume for each service that had some.
+	// Project has no `secrets:` or `configs:` left (top-level or in
+	// services) and secretd volumes for each service that had some.
 	Project *types.Project
 	// Secrets are the top-level secrets the enabled services use, by key.
 	Secrets []Secret
+	// Configs are the top-level configs the enabled services use, by key.
+	Configs []Secret
 }
 
-// Translate turns the project's secrets into secretd volumes of driver.
-// It changes p. Every error names the service or secret at fault; nothing
-// outside p is touched.
+// ConfigsDir is where a config with a relative target goes: "/", as in
+// Swarm (a config's default target is /KEY).
+const ConfigsDir = "/"
+
+// Translate turns the project's secrets and configs into secretd volumes
+// of driver. It changes p. Every error names the service, secret or config
+// at fault; nothing outside p is touched.
 func Translate(p *types.Project, driver string) (*Translation, error) {
 	if driver == "" {
 		return nil, errors.New("--driver must not be empty")
 	}
 	t := &Translation{Project: p}
 	drivers := hasDriverSecrets(p)
-	used := map[string]bool{}
+	used := map[declaration.Kind]map[string]bool{declaration.Secret: {}, declaration.Config: {}}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		svc := p.Services[name]
-		if len(svc.Secrets) == 0 {
+		if len(svc.Secrets)+len(svc.Configs) == 0 {
 			continue
 		}
-		entries, files, serrs := t.serviceEntries(name, svc, used)
-		errs = append(errs, serrs...)
-		if len(entries)+len(files) == 0 {
+		// all holds every entry with its target as declared (the
+		// container's scope for templates), rel those in /run/secrets.
+		var all, rel, files []declaration.Entry
+		take := func(kind declaration.Kind, key string, ref types.FileReferenceConfig) {
+			obj, ok := t.object(kind, key)
+			if !ok {
+				// The library checks this too; kept so a caller's project
+				// cannot reach the volume with one it did not define.
+				errs = append(errs, fmt.Errorf("service %q refers to undefined %s %s", name, kind.Noun(), key))
+				return
+			}
+			sec, err := objectOf(kind, key, obj)
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			e, declared, err := entryOf(kind, sec.Name, ref)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("service %q, %s %q: %w", name, kind.Noun(), key, err))
+				return
+			}
+			if !used[kind][key] {
+				used[kind][key] = true
+				if kind == declaration.Config {
+					t.Configs = append(t.Configs, sec)
+				} else {
+					t.Secrets = append(t.Secrets, sec)
+				}
+			}
+			all = append(all, declared)
+			if e.Absolute() {
+				files = append(files, e)
+			} else {
+				rel = append(rel, e)
+			}
+		}
+		for _, ref := range svc.Secrets {
+			take(declaration.Secret, ref.Source, types.FileReferenceConfig(ref))
+		}
+		for _, ref := range svc.Configs {
+			take(declaration.Config, ref.Source, types.FileReferenceConfig(ref))
+		}
+		if len(rel)+len(files) == 0 {
 			continue
 		}
-		merrs, done := mountSecrets(p, &svc, driver, name, entries, files)
-		errs = append(errs, merrs...)
-		if !done {
+		if err := declaration.Check(all); err != nil {
+			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
 			continue
 		}
-		svc.Secrets = nil
+		// Templates read the service's secrets and configs by target: a
+		// service spread over several volumes gives each the whole list.
+		scope := ""
+		if len(files) > 1 || (len(files) == 1 && len(rel) > 0) {
+			scope = declaration.Format(all)
+		}
+		// What happens after a rotation belongs to the service's volumes,
+		// as its secrets do; a label that means nothing fails here, before
+		// anything starts.
+		onUpdate := ""
+		if label, ok := svc.Labels[declaration.LabelOnUpdate]; ok {
+			o, err := declaration.ParseOnUpdate(label)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+				continue
+			}
+			onUpdate = o.String()
+		}
+		with := func(opts map[string]string) map[string]string {
+			if onUpdate != "" {
+				opts[declaration.OptionOnUpdate] = onUpdate
+			}
+			return withScope(opts, scope)
+		}
+		// The paths secretd mounts must be free: compose would refuse two
+		// mounts at one path with a message that does not say why.
+		taken := map[string]string{}
+		for _, v := range svc.Volumes {
+			taken[path.Clean(v.Target)] = v.Source
+		}
+		if len(rel) > 0 {
+			opts := map[string]string{}
+			secrets, configs := splitKinds(rel)
+			if secrets != "" {
+				opts["secrets"] = secrets
+			}
+			if configs != "" {
+				opts["configs"] = configs
+			}
+			if _, err := declaration.ParseVolume(secrets, configs); err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+				continue
+			}
+			if src, ok := taken[SecretsDir]; ok {
+				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src))
+				continue
+			}
+			addVolume(p, &svc, driver, name, SecretsDir, with(opts))
+		}
+		for _, e := range files {
+			if src, ok := taken[e.Target]; ok {
+				errs = append(errs, fmt.Errorf("service %q: target %s of %s %s is mounted already (volume %q)", name, e.Target, e.Kind.Noun(), e.Source, src))
+				continue
+			}
+			taken[e.Target] = "secretd"
+			decl, file := declaration.FileVolume(e)
+			option := "secrets"
+			if e.Kind == declaration.Config {
+				option = "configs"
+			}
+			addVolume(p, &svc, driver, name, e.Target, with(map[string]string{option: decl, declaration.OptionFile: file}))
+		}
+		svc.Secrets, svc.Configs = nil, nil
 		p.Services[name] = svc
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	slices.SortFunc(t.Secrets, func(a, b Secret) int { return strings.Compare(a.Key, b.Key) })
-	keepBuildSecrets(p)
-	if drivers {
-		if err := t.checkConsistency(); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
-}
-
-// serviceEntries turns a service's secrets into declaration entries: the
-// ones under /run/secrets, and the files at absolute targets. Each secret
-// the project uses joins t.Secrets once (used).
-func (t *Translation) serviceEntries(name string, svc types.ServiceConfig, used map[string]bool) (entries, files []declaration.Entry, errs []error) {
-	p := t.Project
-	for _, ref := range svc.Secrets {
-		top, ok := p.Secrets[ref.Source]
-		if !ok {
-			// The library checks this too; kept so a caller's project
-			// cannot reach the volume with a secret it did not define.
-			errs = append(errs, fmt.Errorf("service %q refers to undefined secret %s", name, ref.Source))
-			continue
-		}
-		sec, err := secretOf(ref.Source, top)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		e, err := entryOf(sec.Name, ref)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("service %q, secret %q: %w", name, ref.Source, err))
-			continue
-		}
-		if !used[ref.Source] {
-			used[ref.Source] = true
-			t.Secrets = append(t.Secrets, sec)
-		}
-		if e.Absolute() {
-			files = append(files, e)
-		} else {
-			entries = append(entries, e)
-		}
-	}
-	return entries, files, errs
-}
-
-// mountSecrets gives a service the secretd volumes that serve its entries:
-// one at /run/secrets, and one per file at an absolute target. It reports
-// false when the service is left as it is.
-func mountSecrets(p *types.Project, svc *types.ServiceConfig, driver, name string, entries, files []declaration.Entry) (errs []error, done bool) {
-	// The paths secretd mounts must be free: compose would refuse two
-	// mounts at one path with a message that does not say why.
-	taken := map[string]string{}
-	for _, v := range svc.Volumes {
-		taken[path.Clean(v.Target)] = v.Source
-	}
-	if len(entries) > 0 {
-		decl := declaration.Format(entries)
-		if _, err := declaration.Parse(decl); err != nil {
-			return []error{fmt.Errorf("service %q: %w", name, err)}, false
-		}
-		if src, ok := taken[SecretsDir]; ok {
-			return []error{fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src)}, false
-		}
-		addVolume(p, svc, driver, name, SecretsDir, map[string]string{"secrets": decl})
-	}
-	for _, e := range files {
-		if src, ok := taken[e.Target]; ok {
-			errs = append(errs, fmt.Errorf("service %q: target %s of secret %s is mounted already (volume %q)", name, e.Target, e.Source, src))
-			continue
-		}
-		taken[e.Target] = "secretd"
-		decl, file := declaration.FileVolume(e)
-		addVolume(p, svc, driver, name, e.Target, map[string]string{"secrets": decl, declaration.OptionFile: file})
-	}
-	return errs, true
-}
-
-// keepBuildSecrets leaves the project only the secrets a build uses: they
-// are compose's own (BuildKit's --secret), not secretd's.
-func keepBuildSecrets(p *types.Project) {
+	slices.SortFunc(t.Configs, func(a, b Secret) int { return strings.Compare(a.Key, b.Key) })
+	// Build secrets are compose's own (BuildKit's --secret), not secretd's:
+	// the ones a build uses stay as they are.
 	kept := types.Secrets{}
 	for _, svc := range p.Services {
 		if svc.Build == nil {
@@ -263,6 +305,43 @@ func keepBuildSecrets(p *types.Project) {
 	if len(kept) > 0 {
 		p.Secrets = kept
 	}
+	p.Configs = nil
+	if drivers {
+		if err := t.checkConsistency(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// object returns the top-level secret or config key, as one shape.
+func (t *Translation) object(kind declaration.Kind, key string) (types.FileObjectConfig, bool) {
+	if kind == declaration.Config {
+		c, ok := t.Project.Configs[key]
+		return types.FileObjectConfig(c), ok
+	}
+	c, ok := t.Project.Secrets[key]
+	return types.FileObjectConfig(c), ok
+}
+
+// splitKinds returns the volume options of entries: secrets= and configs=.
+func splitKinds(entries []declaration.Entry) (secrets, configs string) {
+	var s, c []string
+	for _, e := range entries {
+		if e.Kind == declaration.Config {
+			c = append(c, e.Option())
+		} else {
+			s = append(s, e.Option())
+		}
+	}
+	return strings.Join(s, ";"), strings.Join(c, ";")
+}
+
+func withScope(opts map[string]string, scope string) map[string]string {
+	if scope != "" {
+		opts[declaration.OptionScope] = scope
+	}
+	return opts
 }
 
 // checkConsistency runs the library's consistency checks, which Load
@@ -287,8 +366,20 @@ func (t *Translation) checkConsistency() error {
 }
 
 // addVolume gives svc a secretd volume of driver with opts, mounted at dst.
+// Its name covers its options: a volume's options are fixed when it is
+// created. The on-update option counts only when set, so the volumes of
+// services without the label keep the names earlier versions gave them.
 func addVolume(p *types.Project, svc *types.ServiceConfig, driver, service, dst string, opts map[string]string) {
-	key := volumeKey(service, dst+"\n"+opts["secrets"])
+	decl := dst + "\n" + opts["secrets"]
+	if opts["configs"] != "" || opts[declaration.OptionScope] != "" {
+		// Added only when set, so the volumes of a project without
+		// configs or several volumes keep their names.
+		decl += "\n" + opts["configs"] + "\n" + opts[declaration.OptionScope]
+	}
+	if o, ok := opts[declaration.OptionOnUpdate]; ok {
+		decl += "\n" + declaration.OptionOnUpdate + "=" + o
+	}
+	key := volumeKey(service, decl)
 	if p.Volumes == nil {
 		p.Volumes = types.Volumes{}
 	}
@@ -306,10 +397,9 @@ type Volume struct {
 	// Key is the volume's key in the compose file; Name the engine's name.
 	Key, Name string
 	Driver    string
-	// Declaration is the `secrets` option.
-	Declaration string
-	// File is the `file` option of a one-file volume (an absolute target).
-	File string
+	// Options are the volume's driver options: secrets, configs, and file,
+	// scope and on-update when set.
+	Options map[string]string
 }
 
 // Volumes lists the secretd volumes of the translated project, by key.
@@ -317,8 +407,10 @@ func (t *Translation) Volumes() []Volume {
 	var out []Volume
 	for _, key := range slices.Sorted(maps.Keys(t.Project.Volumes)) {
 		v := t.Project.Volumes[key]
-		if decl, ok := v.DriverOpts["secrets"]; ok && strings.HasPrefix(key, "secretd-") {
-			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Declaration: decl, File: v.DriverOpts[declaration.OptionFile]})
+		_, s := v.DriverOpts["secrets"]
+		_, c := v.DriverOpts["configs"]
+		if (s || c) && strings.HasPrefix(key, "secretd-") {
+			out = append(out, Volume{Key: key, Name: v.Name, Driver: v.Driver, Options: maps.Clone(v.DriverOpts)})
 		}
 	}
 	return out
@@ -332,62 +424,88 @@ func volumeKey(service, decl string) string {
 	return "secretd-" + service + "-" + hex.EncodeToString(sum[:4])
 }
 
-func secretOf(key string, c types.SecretConfig) (Secret, error) {
-	s := Secret{Key: key, Name: c.Name, Labels: c.Labels}
+// objectOf reads a top-level secret or config.
+func objectOf(kind declaration.Kind, key string, c types.FileObjectConfig) (Secret, error) {
+	s := Secret{Kind: kind, Key: key, Name: c.Name, Labels: c.Labels}
+	noun := kind.Noun()
+	switch c.TemplateDriver {
+	case "":
+	case templating.Driver:
+		s.Template = c.TemplateDriver
+	default:
+		return s, fmt.Errorf("%s %q: template_driver %q is not supported: secretd's is %s", noun, key, c.TemplateDriver, templating.Driver)
+	}
 	switch {
-	case c.TemplateDriver != "":
-		return s, fmt.Errorf("secret %q: template_driver is not supported by secretd: drop it, or create the secret with 'secretd secret create' and declare it external", key)
-	case c.Driver != "" && !isDriverSecret(c):
+	case kind == declaration.Config && (c.Driver != "" || len(c.DriverOpts) > 0):
+		return s, fmt.Errorf("config %q: driver: is not supported for configs: give file:, environment:, content: or external: true", key)
+	case c.Driver != "" && !isDriverSecret(types.SecretConfig(c)):
 		return s, fmt.Errorf("secret %q: driver: gives the secret's value, so it goes without file:, environment: and external:", key)
+	case c.Driver != "" && s.Template != "":
+		return s, fmt.Errorf("secret %q: template_driver: makes the data a template, and a driver: secret has no data of its own", key)
 	case c.Driver != "":
 		s.Driver, s.DriverOpts = c.Driver, maps.Clone(c.DriverOpts)
 	case len(c.DriverOpts) > 0:
 		return s, fmt.Errorf("secret %q: driver_opts: needs driver:", key)
+	case bool(c.External) && s.Template != "":
+		return s, fmt.Errorf("%s %q: template_driver: is set when a %s is created: an external one is a template if it was created as one", noun, key, noun)
 	case bool(c.External):
 		s.External = true
 	case c.File != "":
 		s.File = c.File
 	case c.Environment != "":
 		s.Env = c.Environment
+		if kind == declaration.Config {
+			// The library resolved it into content when it was set.
+			s.Content, s.HasContent = c.Content, c.Content != ""
+		}
+	case kind == declaration.Config && c.Content != "":
+		s.Content, s.HasContent = c.Content, true
 	default:
-		return s, fmt.Errorf("secret %q: give it file:, environment: or external: true", key)
+		return s, fmt.Errorf("%s %q: give it file:, environment:, %sor external: true", noun, key, map[bool]string{true: "content: ", false: ""}[kind == declaration.Config])
 	}
 	return s, nil
 }
 
-// entryOf turns a service's reference to a secret into a declaration entry.
-// Targets under /run/secrets (compose's default is /run/secrets/SOURCE)
-// become relative to the volume.
-func entryOf(name string, ref types.ServiceSecretConfig) (declaration.Entry, error) {
-	e := declaration.Entry{Source: name, Target: ref.Target, Mode: 0o444}
+// entryOf turns a service's reference to a secret or config into the
+// declaration entry of its volume, and the entry as declared (the target a
+// template reads it by). A secret's target under /run/secrets (compose's
+// default is /run/secrets/SOURCE) is relative to the secrets volume; a
+// config's relative target is taken from / (its default is /SOURCE, as in
+// Swarm); any other absolute target gets a one-file volume of its own.
+func entryOf(kind declaration.Kind, name string, ref types.FileReferenceConfig) (e, declared declaration.Entry, err error) {
+	e = declaration.Entry{Kind: kind, Source: name, Target: ref.Target, Mode: 0o444}
 	if e.Target == "" {
 		e.Target = ref.Source
 	}
-	// Under /run/secrets (compose's default is /run/secrets/SOURCE) a
-	// target is relative to the secrets volume; any other absolute target
-	// gets a one-file volume of its own, mounted at it.
+	if kind == declaration.Config && !path.IsAbs(e.Target) {
+		e.Target = ConfigsDir + e.Target
+	}
 	if rel, ok := strings.CutPrefix(e.Target, SecretsDir+"/"); ok {
 		e.Target = rel
 	}
-	var err error
 	if e.UID, err = id("uid", ref.UID); err != nil {
-		return e, err
+		return e, e, err
 	}
 	if e.GID, err = id("gid", ref.GID); err != nil {
-		return e, err
+		return e, e, err
 	}
 	if ref.Mode != nil {
 		m := int64(*ref.Mode)
 		if m < 0 || m > 0o777 {
-			return e, fmt.Errorf("mode %#o is not a permission mode: use 0000 to 0777, such as 0400", m)
+			return e, e, fmt.Errorf("mode %#o is not a permission mode: use 0000 to 0777, such as 0400", m)
 		}
 		e.Mode = os.FileMode(m)
 	}
 	// Parse the entry as the daemon will, for its checks of the target.
-	if _, err := declaration.ParseEntry(e.String()); err != nil {
-		return e, err
+	if _, err := declaration.ParseEntry(e.Option()); err != nil {
+		return e, e, err
 	}
-	return e, nil
+	declared = e
+	if kind == declaration.Config && !path.IsAbs(e.Target) {
+		// A config in /run/secrets is read by its path there.
+		declared.Target = SecretsDir + "/" + e.Target
+	}
+	return e, declared, nil
 }
 
 func id(what, v string) (int, error) {

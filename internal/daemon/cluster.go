@@ -226,7 +226,7 @@ func (c clusterController) eachRemote(ctx context.Context, sec store.Secret, fn 
 		return err
 	}
 	for _, r := range remote {
-		fn(r.Host+"/"+r.Name, r.Uses(sec.Name))
+		fn(r.Host+"/"+r.Name, r.Uses(sec.Kind, sec.Name))
 	}
 	return nil
 }

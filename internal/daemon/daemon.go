@@ -217,13 +217,14 @@ func (d *daemon) build(ctx context.Context) error {
 	d.st.OnUpdate(func(sec store.Secret) {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		n, err := d.ctrl.Rotate(rctx, sec)
-		d.rotated.record(sec, err)
+		rot, err := d.ctrl.Rotate(rctx, sec)
+		d.rotated.record(sec, rot, err)
+		kind := sec.Kind.String()
 		if err != nil {
-			cfg.Log.Error("rotation incomplete", "secret", sec.Name, "version", sec.Current, "containers", n, "err", err)
+			cfg.Log.Error("rotation incomplete", kind, sec.Name, "version", sec.Current, "containers", rot.Updated, "err", err)
 			return
 		}
-		cfg.Log.Info("secret rotated", "secret", sec.Name, "version", sec.Current, "containers", n)
+		cfg.Log.Info(kind+" rotated", kind, sec.Name, "version", sec.Current, "containers", rot.Updated, "later", len(rot.Containers))
 	})
 	if d.shared, err = newCluster(d.backend, cfg.Store.HostID, cfg.Log); err != nil {
 		d.engine.Close()
@@ -273,8 +274,9 @@ func (d *daemon) newController() error {
 	}
 	d.sources = &sourced.Service{Store: d.st, Drivers: drivers, Log: cfg.Log, Metrics: d.metrics, Audit: d.trail,
 		Host: thisHost(cfg.Store.HostID), TLSCommands: cfg.TLSSecretCommands}
+	node := &nodeInfo{engine: d.engine}
 	d.ctrl, err = controller.New(controller.Config{
-		Store: d.st, Sources: d.sources, Engine: d.engine, EngineHost: d.engineHost, Actions: d.engine,
+		Store: d.st, Sources: d.sources, Engine: d.engine, EngineHost: d.engineHost, Actions: d.engine, Node: node.get,
 		MountRoot: cfg.MountRoot, DriverName: cfg.DriverName, Log: cfg.Log,
 		VolumesDir:        filepath.Join(cfg.DataRoot, "volumes"),
 		LegacyVolumesFile: filepath.Join(cfg.DataRoot, "volumes.json"),
@@ -343,6 +345,7 @@ func (d *daemon) server() *server.Server {
 		Audit:      d.trail,
 		Metrics:    d.metrics,
 		Rotations:  &d.rotated,
+		Renders:    d.ctrl,
 		Status: func(s *api.Status) {
 			s.Store = d.backend.URL
 			s.VolumeDriver = d.cfg.DriverName

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/system"
 	dockerclient "github.com/docker/docker/client"
 
 	"github.com/secretd/secretd/controller"
@@ -340,4 +341,43 @@ func (e *Engine) Events(ctx context.Context, opts events.ListOptions) (<-chan ev
 		errs <- err
 	}()
 	return msgs, errs
+}
+
+// ServerVersion asks the engine's version, which says whether it is Docker
+// or Podman (controller).
+func (e *Engine) ServerVersion(ctx context.Context) (types.Version, error) {
+	return call(e, ctx, func(c *dockerclient.Client) (types.Version, error) { return c.ServerVersion(ctx) })
+}
+
+// Info returns the engine's information (for templates' .Node).
+func (e *Engine) Info(ctx context.Context) (system.Info, error) {
+	return call(e, ctx, func(c *dockerclient.Client) (system.Info, error) { return c.Info(ctx) })
+}
+
+// nodeInfo is what templates see of the host (.Node), from the engine's
+// information, asked once: the engine's ID and name, and its OS type and
+// architecture as `docker info` shows them.
+type nodeInfo struct {
+	engine *Engine
+
+	mu   sync.Mutex
+	node *controller.Node
+}
+
+func (n *nodeInfo) get(ctx context.Context) (controller.Node, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.node != nil {
+		return *n.node, nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	info, err := n.engine.Info(ictx)
+	if err != nil {
+		return controller.Node{}, fmt.Errorf("a template reads the node, and the Docker Engine did not answer what it is (%w): try again", err)
+	}
+	node := controller.Node{ID: info.ID, Hostname: info.Name}
+	node.Platform.OS, node.Platform.Architecture = info.OSType, info.Architecture
+	n.node = &node
+	return node, nil
 }

@@ -3,37 +3,41 @@ package daemon
 import (
 	"sync"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/internal/store"
 )
 
 // rotations keeps, per secret, how the last rotation on this host went,
 // so the API can answer `secret update` with the containers a new version
-// did not reach. The store runs the rotation in the updating goroutine,
-// before its Update returns; the API asks right after.
+// did not reach, or reaches only at their next start. The store runs the
+// rotation in the updating goroutine, before its Update returns; the API
+// asks right after.
 type rotations struct {
-	mu     sync.Mutex
-	failed map[string]failedRotation // by secret ID; only failures are kept
+	mu sync.Mutex
+	// last holds, by secret ID, only rotations that failed somewhere or
+	// left a container for later: the others have nothing to tell.
+	last map[string]rotationOutcome
 }
 
-type failedRotation struct {
+type rotationOutcome struct {
 	version int
+	rot     api.Rotation
 	err     error
 }
 
-// record keeps err as the outcome of pushing sec's current version; a
-// success forgets any earlier failure, so the map holds only secrets whose
-// last rotation failed.
-func (r *rotations) record(sec store.Secret, err error) {
+// record keeps rot and err as the outcome of pushing sec's current
+// version; one with nothing to tell forgets any earlier outcome.
+func (r *rotations) record(sec store.Secret, rot api.Rotation, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err == nil {
-		delete(r.failed, sec.ID)
+	if err == nil && len(rot.Containers) == 0 {
+		delete(r.last, sec.ID)
 		return
 	}
-	if r.failed == nil {
-		r.failed = make(map[string]failedRotation)
+	if r.last == nil {
+		r.last = make(map[string]rotationOutcome)
 	}
-	r.failed[sec.ID] = failedRotation{version: sec.Current, err: err}
+	r.last[sec.ID] = rotationOutcome{version: sec.Current, rot: rot, err: err}
 }
 
 // RotationError returns why version of the secret with id did not reach
@@ -43,8 +47,20 @@ func (r *rotations) record(sec store.Secret, err error) {
 func (r *rotations) RotationError(id string, version int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if f, ok := r.failed[id]; ok && f.version == version {
-		return f.err
+	if o, ok := r.last[id]; ok && o.version == version {
+		return o.err
+	}
+	return nil
+}
+
+// Rotated returns what version of the secret with id did on this host's
+// containers when it left some for later; nil when it has nothing to tell.
+func (r *rotations) Rotated(id string, version int) *api.Rotation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o, ok := r.last[id]; ok && o.version == version {
+		rot := o.rot
+		return &rot
 	}
 	return nil
 }

@@ -97,6 +97,9 @@ func (d *Driver) toVolume(r controller.Volume) *volume.Volume {
 		// Names and targets only, never data; shown by `docker volume
 		// inspect` under Status.
 		v.Status = map[string]interface{}{OptionSecrets: r.Declaration, "bound_by": r.BoundBy}
+		if r.OnUpdate != "" {
+			v.Status["on_update"] = r.OnUpdate
+		}
 	}
 	return v
 }

@@ -43,7 +43,7 @@ func TestFileVolume(t *testing.T) {
 		opts map[string]string
 		want string
 	}{
-		{map[string]string{declaration.OptionFile: "x"}, "option file needs a secrets option"},
+		{map[string]string{declaration.OptionFile: "x"}, "option file needs a secrets or configs option"},
 		{map[string]string{driver.OptionSecrets: "a", declaration.OptionFile: "b"}, `option file="b" must name the target of the only entry of secrets`},
 		{map[string]string{driver.OptionSecrets: "a;b", declaration.OptionFile: "a"}, `option file="a" must name the target of the only entry`},
 		{map[string]string{driver.OptionSecrets: "a", "color": "red"}, `unknown option "color"`},

@@ -13,6 +13,7 @@ package enginetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/image"
@@ -49,9 +51,15 @@ type Engine struct {
 	imageErr      error
 	imageInspects int
 	// hostnames maps a container ID to its hostname for inspects; an ID
-	// not in it is not found.
+	// not in it is not found. envs maps it to its environment.
 	hostnames map[string]string
+	envs      map[string][]string
 	inspects  int
+	// podman: inspects answer from the container list, with its mounts,
+	// as Podman's compat API does.
+	podman bool
+	// version is what ServerVersion answers; nil fails it.
+	version *types.Version
 	// kills and restarts record the on-update actions asked, as
 	// "ID SIGNAL" and "ID".
 	kills, restarts []string
@@ -116,17 +124,46 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 	return out, nil
 }
 
-// ContainerInspect answers with the container's hostname, set by
-// SetHostnames.
+// ContainerInspect answers with the container's hostname and
+// environment, set by SetHostnames and SetEnv; in Podman's mode, from the
+// container list, with its name, labels and mounts.
 func (e *Engine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.inspects++
+	if e.podman {
+		return e.inspectListedLocked(id)
+	}
 	h, ok := e.hostnames[id]
 	if !ok {
 		return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
 	}
-	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h}}, nil
+	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id}, Config: &container.Config{Hostname: h, Env: e.envs[id]}}, nil
+}
+
+// inspectListedLocked answers an inspect from the container list, as
+// Podman's compat API does; e.mu is held.
+func (e *Engine) inspectListedLocked(id string) (container.InspectResponse, error) {
+	for _, c := range e.containers {
+		if c.ID == id {
+			return container.InspectResponse{
+				ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: c.Names[0], Image: c.ImageID},
+				Config:            &container.Config{Labels: c.Labels, Image: c.Image},
+				Mounts:            slices.Clone(c.Mounts),
+			}, nil
+		}
+	}
+	return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
+}
+
+// ServerVersion answers what SetVersion set, or fails when nothing was.
+func (e *Engine) ServerVersion(context.Context) (types.Version, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.version == nil {
+		return types.Version{}, errors.New("not told")
+	}
+	return *e.version, nil
 }
 
 // ImageInspect answers with the image's labels, set by SetImageLabels.
@@ -235,6 +272,48 @@ func (e *Engine) SetHostnames(h map[string]string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.hostnames = maps.Clone(h)
+}
+
+// SetEnv sets the environment an inspect of container id answers.
+func (e *Engine) SetEnv(id string, env []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.envs == nil {
+		e.envs = map[string][]string{}
+	}
+	e.envs[id] = slices.Clone(env)
+}
+
+// SetLabel sets a label of container id, as a test that edits a container
+// in place wants.
+func (e *Engine) SetLabel(id, key, value string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range e.containers {
+		if e.containers[i].ID == id {
+			l := maps.Clone(e.containers[i].Labels)
+			if l == nil {
+				l = map[string]string{}
+			}
+			l[key] = value
+			e.containers[i].Labels = l
+		}
+	}
+}
+
+// SetPodman makes inspects answer from the container list, with its
+// mounts, as Podman's compat API does.
+func (e *Engine) SetPodman(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.podman = on
+}
+
+// SetVersion sets what ServerVersion answers; nil makes it fail.
+func (e *Engine) SetVersion(v *types.Version) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.version = v
 }
 
 // Counts are the calls an engine has answered.

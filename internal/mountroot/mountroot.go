@@ -17,9 +17,9 @@ const RecordSuffix = ".task"
 const MarkerPrefix = ".secretd-"
 
 // ownName matches the names secretd itself gives entries of the mount
-// root: dockerd's 64-hex mount IDs, spares, task records and their
-// temporaries.
-var ownName = regexp.MustCompile(`^([0-9a-f]{64}|spare\.[0-9a-f]+)(\.task(\.tmp)?)?$`)
+// root: dockerd's 64-hex mount IDs, spares, Podman's shared mounts made on
+// demand, task records and their temporaries.
+var ownName = regexp.MustCompile(`^([0-9a-f]{64}|spare\.[0-9a-f]+|shared\.[0-9a-f]+)(\.task(\.tmp)?)?$`)
 
 // OwnName reports whether name is one secretd gives an entry of the mount
 // root by itself (a mount ID, a spare, a task record or its temporary).

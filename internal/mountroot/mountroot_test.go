@@ -14,6 +14,8 @@ func TestMountDir(t *testing.T) {
 	}{
 		{id, false, true},
 		{"spare.0f3a", false, true},
+		{"shared.0f3a", false, true}, // Podman's shared mount made on demand
+		{"shared.", false, false},
 		{"m1", true, true}, // a mount ID of another shape, with its record
 		{"m1", false, false},
 		{"home", false, false},

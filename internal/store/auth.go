@@ -37,6 +37,10 @@ func macKeyOf(kek *envelope.Key) (*envelope.Key, error) {
 // macInput is what a record's MAC covers: everything but the envelopes,
 // which their own AEAD binds to the ID, name and version.
 type macInput struct {
+	// Kind and Template are omitted for a plain secret, so records from
+	// before configs and templates keep their MAC.
+	Kind     string            `json:"kind,omitempty"`
+	Template string            `json:"template,omitempty"`
 	ID       string            `json:"id"`
 	Name     string            `json:"name"`
 	Labels   map[string]string `json:"labels"`
@@ -83,11 +87,11 @@ func (s *Store) checkRecord(r *record) error {
 	switch {
 	case s.macKey == nil:
 	case len(r.MAC) == 0 && s.macOn:
-		return Errorf(ErrCorrupt, "secret '%s' (%s) carries no authentication tag: its record was replaced in the store; restore it from a backup", r.Name, r.ID)
+		return Errorf(ErrCorrupt, "%s '%s' (%s) carries no authentication tag: its record was replaced in the store; restore it from a backup", r.kind(), r.Name, r.ID)
 	case len(r.MAC) == 0:
 		verified = true // a store from before record MACs, migrated at unlock
 	case !envelope.VerifyMAC(s.macKey, macMessage(r), r.MAC):
-		return Errorf(ErrCorrupt, "secret '%s' (%s) fails authentication: its name, versions or index were altered in the store; restore it from a backup", r.Name, r.ID)
+		return Errorf(ErrCorrupt, "%s '%s' (%s) fails authentication: its name, versions or index were altered in the store; restore it from a backup", r.kind(), r.Name, r.ID)
 	default:
 		verified = true
 	}
@@ -108,7 +112,7 @@ func (s *Store) checkListed(r *record, verified bool) error {
 
 // macMessage is recordMAC's input, for verification.
 func macMessage(r *record) []byte {
-	in := macInput{ID: r.ID, Name: r.Name, Created: r.CreatedAt, Updated: r.UpdatedAt, Index: r.Index}
+	in := macInput{Kind: r.Kind, Template: r.Template, ID: r.ID, Name: r.Name, Created: r.CreatedAt, Updated: r.UpdatedAt, Index: r.Index}
 	if len(r.Labels) > 0 {
 		in.Labels = r.Labels // no labels and empty labels read back alike (omitempty)
 	}
@@ -179,13 +183,23 @@ func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent))
 		if onRollback != nil {
 			onRollback(RollbackEvent{ID: r.ID, Name: r.Name, Current: cur, Seen: seen})
 		}
-		return fmt.Errorf("%w: secret '%s' is at version %d in the store but this host has already seen version %d: the store was rolled back or its newest version removed; refusing it until the record is restored", ErrRollback, r.Name, cur, seen)
+		return fmt.Errorf("%w: %s '%s' is at version %d in the store but this host has already seen version %d: the store was rolled back or its newest version removed; refusing it until the record is restored", ErrRollback, r.kind(), r.Name, cur, seen)
 	}
 	if raise && cur > seen {
 		h.seen[r.ID] = cur
 		h.dirty = true
 	}
 	return nil
+}
+
+// raise raises id's mark to version, if it is higher.
+func (h *highWater) raise(id string, version int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if version > h.seen[id] {
+		h.seen[id] = version
+		h.dirty = true
+	}
 }
 
 // flush has the marks raised since the last save written behind the

@@ -215,7 +215,7 @@ func (s *Store) rewrapAll(tx Tx, next *envelope.Key) error {
 // rewrap moves r's envelopes from the KEK this store holds to next.
 func (s *Store) rewrap(r *record, next *envelope.Key) error {
 	for i, v := range r.Versions {
-		env, err := envelope.Rewrap(s.kek, next, v.Envelope, aad(r.ID, r.Name, v.Version))
+		env, err := envelope.Rewrap(s.kek, next, v.Envelope, aad(r.Kind, r.ID, r.Name, v.Version))
 		if err != nil {
 			return fmt.Errorf("%w: secret %s version %d", ErrCorrupt, r.Name, v.Version)
 		}

@@ -10,8 +10,11 @@ import (
 	"github.com/secretd/secretd/internal/store/envelope"
 )
 
-// Secret is a secret's metadata as the API shows it. It never carries data.
+// Secret is the metadata of a secret or a config (Kind says which), as the
+// API shows it. It never carries data.
 type Secret struct {
+	// Kind is KindSecret or KindConfig.
+	Kind      Kind
 	ID        string
 	Name      string
 	Labels    map[string]string
@@ -26,7 +29,13 @@ type Secret struct {
 	Versions []Version
 	// Source is set for a secret whose value comes from a secret driver.
 	Source *Source
+	// Template names the template driver (TemplateGolang) of a secret or
+	// config whose data is a template, rendered for each container.
+	Template string
 }
+
+// TemplateGolang is the one template driver, Swarm's: Go's text/template.
+const TemplateGolang = "golang"
 
 // Source says where a driver secret's value comes from. It never carries
 // the options' values, which may hold credentials: see SourceOptions.
@@ -66,6 +75,9 @@ func (s Secret) HasVersion(v int) bool {
 // record is the stored form of a secret: metadata in the clear (so `ls`
 // works while locked) and every version as an envelope.
 type record struct {
+	// Kind is "" for a secret (as every record from before configs) or
+	// "config" (Kind.recordKind).
+	Kind      string            `json:"kind,omitempty"`
 	ID        string            `json:"id"`
 	Name      string            `json:"name"`
 	Labels    map[string]string `json:"labels,omitempty"`
@@ -74,6 +86,8 @@ type record struct {
 	Index     uint64            `json:"index"`
 	Versions  []versionRecord   `json:"versions"`
 	Source    *sourceRecord     `json:"source,omitempty"`
+	// Template is the template driver of a templated record.
+	Template string `json:"template,omitempty"`
 	// MAC authenticates everything above but the envelopes (auth.go).
 	MAC []byte `json:"mac,omitempty"`
 }
@@ -112,6 +126,7 @@ type versionRecord struct {
 // recordMeta is a record without its envelopes: listing 10,000 secrets
 // decodes names and dates, not every version's wrapped key and ciphertext.
 type recordMeta struct {
+	Kind      string            `json:"kind,omitempty"`
 	ID        string            `json:"id"`
 	Name      string            `json:"name"`
 	Labels    map[string]string `json:"labels,omitempty"`
@@ -122,12 +137,13 @@ type recordMeta struct {
 		Version   int       `json:"version"`
 		CreatedAt time.Time `json:"created"`
 	} `json:"versions"`
-	Source *sourceRecord `json:"source,omitempty"`
-	MAC    []byte        `json:"mac,omitempty"`
+	Source   *sourceRecord `json:"source,omitempty"`
+	Template string        `json:"template,omitempty"`
+	MAC      []byte        `json:"mac,omitempty"`
 }
 
 func (m *recordMeta) record() *record {
-	r := &record{ID: m.ID, Name: m.Name, Labels: m.Labels, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Index: m.Index, Source: m.Source, MAC: m.MAC}
+	r := &record{Kind: m.Kind, ID: m.ID, Name: m.Name, Labels: m.Labels, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Index: m.Index, Source: m.Source, Template: m.Template, MAC: m.MAC}
 	for _, v := range m.Versions {
 		r.Versions = append(r.Versions, versionRecord{Version: v.Version, CreatedAt: v.CreatedAt})
 	}
@@ -136,8 +152,9 @@ func (m *recordMeta) record() *record {
 
 func (r *record) secret() Secret {
 	s := Secret{
-		ID: r.ID, Name: r.Name, Labels: r.Labels,
+		Kind: r.kind(), ID: r.ID, Name: r.Name, Labels: r.Labels,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Index: r.Index,
+		Template: r.Template,
 	}
 	for _, v := range r.Versions {
 		s.Versions = append(s.Versions, Version{Version: v.Version, CreatedAt: v.CreatedAt})
@@ -149,19 +166,27 @@ func (r *record) secret() Secret {
 	return s
 }
 
-// aad binds a version's ciphertext to the secret's ID, name and version
-// number: a record or envelope copied onto another fails to decrypt.
-func aad(id, name string, version int) []byte {
-	return []byte("secretd/v1\x00" + id + "\x00" + name + "\x00" + strconv.Itoa(version))
+// kind is the kind r holds.
+func (r *record) kind() Kind { return kindOf(r.Kind) }
+
+// aad binds a version's ciphertext to the record's kind, ID, name and
+// version number: a record or envelope copied onto another fails to
+// decrypt. A secret's AAD names no kind, as before configs existed.
+func aad(kind, id, name string, version int) []byte {
+	prefix := "secretd/v1\x00"
+	if kind != "" {
+		prefix = "secretd/v1/" + kind + "\x00"
+	}
+	return []byte(prefix + id + "\x00" + name + "\x00" + strconv.Itoa(version))
 }
 
-// newID returns 25 lowercase alphanumerics from 128 random bits, the shape of
-// swarmkit's identity.NewID, so IDs look the same in `docker secret ls`.
 // optionsAAD binds a driver secret's sealed options to its ID and name.
 func optionsAAD(id, name string) []byte {
 	return []byte("secretd/v1\x00" + id + "\x00" + name + "\x00source-options")
 }
 
+// newID returns 25 lowercase alphanumerics from 128 random bits, the shape of
+// swarmkit's identity.NewID, so IDs look the same in `docker secret ls`.
 func newID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {

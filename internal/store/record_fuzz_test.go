@@ -26,9 +26,9 @@ var fuzzKEK = bytes.Repeat([]byte{0x42}, envelope.KeySize)
 // an AEAD, so anything else coming out of Reveal is a record accepted for a
 // secret it was not sealed for.
 var fuzzSealed = map[string]string{
-	string(aad(fuzzVictimID, "victim", 1)): "victim-v1",
-	string(aad(fuzzVictimID, "victim", 2)): "victim-v2",
-	string(aad(fuzzOtherID, "other", 1)):   "other-v1",
+	string(aad("", fuzzVictimID, "victim", 1)): "victim-v1",
+	string(aad("", fuzzVictimID, "victim", 2)): "victim-v2",
+	string(aad("", fuzzOtherID, "other", 1)):   "other-v1",
 }
 
 // FuzzRecord stores arbitrary bytes as the "secrets" record of one secret
@@ -68,7 +68,7 @@ func FuzzRecord(f *testing.F) {
 		if err := b.Update(func(tx Tx) error { return putKEKRecord(tx, rec) }); err != nil {
 			t.Fatal(err)
 		}
-		s := &Store{b: b, mode: modeAutolock, unlockKey: unlock, now: func() time.Time { return now }, list: newListCache(), hw: &highWater{seen: map[string]int{}}, macOn: true}
+		s := &Store{kind: KindSecret, core: &core{b: b, mode: modeAutolock, unlockKey: unlock, now: func() time.Time { return now }, list: newListCache(), hw: &highWater{seen: map[string]int{}}, macOn: true}}
 		if err := s.setKEK(k); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func FuzzRecord(f *testing.F) {
 		// The write paths refuse a bad record without panicking; what they
 		// accept must read back.
 		if sec, err := s.Update("victim", []byte("fresh"), 0, nil); err == nil {
-			sealed[string(aad(sec.ID, sec.Name, sec.Current))] = "fresh"
+			sealed[string(aad("", sec.ID, sec.Name, sec.Current))] = "fresh"
 			data, got, err := s.Reveal("victim", 0)
 			if err != nil || string(data) != "fresh" || got.Current != sec.Current {
 				t.Fatalf("after an accepted update, reveal gives %q version %d, %v", data, got.Current, err)
@@ -148,7 +148,7 @@ func checkSealed(t *testing.T, sealed map[string]string, sec Secret, v int, data
 	if v == 0 {
 		v = sec.Current
 	}
-	want, ok := sealed[string(aad(sec.ID, sec.Name, v))]
+	want, ok := sealed[string(aad("", sec.ID, sec.Name, v))]
 	if !ok {
 		t.Fatalf("reveal returned %q as secret %s (%s) version %d, which nothing was sealed for", data, sec.Name, sec.ID, v)
 	}
@@ -177,7 +177,7 @@ func fuzzKey(tb testing.TB) *envelope.Key {
 func fuzzRecord(tb testing.TB, kek *envelope.Key, id, name string, now time.Time, versions ...int) []byte {
 	r := record{ID: id, Name: name, Labels: map[string]string{"env": "fuzz"}, CreatedAt: now, UpdatedAt: now, Index: 3}
 	for _, v := range versions {
-		a := aad(id, name, v)
+		a := aad("", id, name, v)
 		env, err := envelope.SealEnvelope(kek, []byte(fuzzSealed[string(a)]), a)
 		if err != nil {
 			tb.Fatal(err)

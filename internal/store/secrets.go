@@ -12,7 +12,7 @@ import (
 	"github.com/secretd/secretd/internal/store/envelope"
 )
 
-// Spec is what a new secret is made of.
+// Spec is what a new secret or config is made of.
 type Spec struct {
 	Name   string
 	Labels map[string]string
@@ -20,6 +20,9 @@ type Spec struct {
 	Data []byte
 	// Source makes a driver secret.
 	Source *SourceSpec
+	// Template, when set (TemplateGolang), makes Data a template that is
+	// rendered for each container; the caller checks the template's text.
+	Template string
 }
 
 // SourceSpec is a new driver secret's source. Options are sealed like data.
@@ -46,16 +49,22 @@ func (s *Store) create(spec Spec) (Secret, error) {
 	if err := ValidateLabels(spec.Labels); err != nil {
 		return Secret{}, err
 	}
-	if spec.Source != nil && len(spec.Data) > 0 {
+	switch {
+	case spec.Source != nil && s.kind != KindSecret:
+		return Secret{}, Errorf(ErrInvalid, "a %s takes no secret driver: give its data", s.kind)
+	case spec.Source != nil && spec.Template != "":
+		return Secret{}, Errorf(ErrInvalid, "a driver secret cannot be a template: its value comes from the driver")
+	case spec.Template != "" && spec.Template != TemplateGolang:
+		return Secret{}, Errorf(ErrInvalid, "unknown template driver %q: the only one is %s", spec.Template, TemplateGolang)
+	case spec.Source != nil && len(spec.Data) > 0:
 		return Secret{}, Errorf(ErrInvalid, "a driver secret keeps no data in the store")
+	case spec.Source != nil && spec.Source.Driver == "":
+		return Secret{}, Errorf(ErrInvalid, "a driver secret needs a driver name")
 	}
 	if spec.Source == nil {
-		if err := ValidateData(spec.Data); err != nil {
+		if err := s.kind.ValidateData(spec.Data); err != nil {
 			return Secret{}, err
 		}
-	}
-	if spec.Source != nil && spec.Source.Driver == "" {
-		return Secret{}, Errorf(ErrInvalid, "a driver secret needs a driver name")
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -67,9 +76,9 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		return Secret{}, err
 	}
 	now := s.now()
-	r := record{ID: id, Name: spec.Name, Labels: spec.Labels, CreatedAt: now, UpdatedAt: now}
+	r := record{Kind: s.kind.recordKind(), ID: id, Name: spec.Name, Labels: spec.Labels, CreatedAt: now, UpdatedAt: now, Template: spec.Template}
 	if len(spec.Data) > 0 {
-		env, err := envelope.SealEnvelope(s.kek, spec.Data, aad(id, spec.Name, 1))
+		env, err := envelope.SealEnvelope(s.kek, spec.Data, aad(s.kind.recordKind(), id, spec.Name, 1))
 		if err != nil {
 			return Secret{}, err
 		}
@@ -95,15 +104,16 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		if err := s.kekCurrent(tx); err != nil {
 			return err
 		}
-		if v, err := tx.Get("names", spec.Name); err != nil {
+		key := s.kind.indexKey(spec.Name)
+		if v, err := tx.Get("names", key); err != nil {
 			return err
 		} else if v != nil {
-			return Errorf(ErrExists, "secret %s already exists", spec.Name)
+			return Errorf(ErrExists, "%s %s already exists", s.kind, spec.Name)
 		}
 		if r.Index, err = nextIndex(tx); err != nil {
 			return err
 		}
-		if err := tx.Put("names", spec.Name, []byte(id)); err != nil {
+		if err := tx.Put("names", key, []byte(id)); err != nil {
 			return err
 		}
 		return putRecord(tx, &r, s.macKey)
@@ -171,7 +181,8 @@ func (s *Store) sourceOptions(ref string) (map[string]string, Secret, error) {
 	return opts, r.secret(), nil
 }
 
-// Get returns a secret's metadata by ID, name or unique ID prefix.
+// Get returns the metadata of a secret (or config) by ID, name or unique ID
+// prefix.
 func (s *Store) Get(ref string) (Secret, error) {
 	defer s.hw.flush()
 	return retryStale(s, func() (Secret, error) { return s.get(ref) })
@@ -205,7 +216,7 @@ func (f Filter) All() bool {
 	return len(f.Names)+len(f.NamePrefixes)+len(f.IDPrefixes)+len(f.Labels) == 0
 }
 
-// List returns the secrets that match f, sorted by name.
+// List returns the secrets (or configs) that match f, sorted by name.
 func (s *Store) List(f Filter) ([]Secret, error) {
 	defer s.hw.flush()
 	return retryStale(s, func() ([]Secret, error) { return s.listSecrets(f) })
@@ -225,7 +236,7 @@ func (s *Store) listSecrets(f Filter) ([]Secret, error) {
 			if r.ID != k {
 				return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, k)
 			}
-			if f.match(r) {
+			if r.kind() == s.kind && f.match(r) {
 				out = append(out, secretCopy(r))
 			}
 			return nil
@@ -282,13 +293,13 @@ func (s *Store) revealWith(find func(Tx) (*record, error), version int) ([]byte,
 	if version != 0 {
 		i := slices.IndexFunc(r.Versions, func(x versionRecord) bool { return x.Version == version })
 		if i < 0 {
-			return nil, Secret{}, Errorf(ErrNotFound, "secret '%s' has no version %d (kept: %s)", r.Name, version, keptVersions(r))
+			return nil, Secret{}, Errorf(ErrNotFound, "%s '%s' has no version %d (kept: %s)", r.kind(), r.Name, version, keptVersions(r))
 		}
 		v = r.Versions[i]
 	}
-	data, err := envelope.OpenEnvelope(s.kek, v.Envelope, aad(r.ID, r.Name, v.Version))
+	data, err := envelope.OpenEnvelope(s.kek, v.Envelope, aad(r.Kind, r.ID, r.Name, v.Version))
 	if err != nil {
-		return nil, Secret{}, Errorf(ErrCorrupt, "secret '%s' version %d does not decrypt: the store record was altered or moved", r.Name, v.Version)
+		return nil, Secret{}, Errorf(ErrCorrupt, "%s '%s' version %d does not decrypt: the store record was altered or moved", r.kind(), r.Name, v.Version)
 	}
 	return data, r.secret(), nil
 }
@@ -309,7 +320,7 @@ func (s *Store) RevealName(name string, version int) ([]byte, Secret, error) {
 	find := func(tx Tx) (*record, error) {
 		r, err := s.byName(tx, name)
 		if err == nil && r == nil {
-			err = Errorf(ErrNotFound, "secret '%s' not found", name)
+			err = Errorf(ErrNotFound, "%s '%s' not found", s.kind, name)
 		}
 		return r, err
 	}
@@ -324,19 +335,23 @@ func (s *Store) RevealName(name string, version int) ([]byte, Secret, error) {
 	return data, sec, err
 }
 
-// Verify decrypts every version of every secret and reports the ones that fail.
+// Verify decrypts every version of every secret and config, whichever
+// view it is called on, and reports the ones that fail.
 func (s *Store) Verify() error {
-	secrets, err := s.List(Filter{})
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, sec := range secrets {
-		for _, v := range sec.Versions {
-			data, _, err := s.Reveal(sec.ID, v.Version)
-			clear(data)
-			if err != nil {
-				errs = append(errs, err)
+	for _, k := range []Kind{KindSecret, KindConfig} {
+		view := s.Of(k)
+		list, err := view.List(Filter{})
+		if err != nil {
+			return err
+		}
+		for _, sec := range list {
+			for _, v := range sec.Versions {
+				data, _, err := view.Reveal(sec.ID, v.Version)
+				clear(data)
+				if err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 	}
@@ -351,21 +366,30 @@ func keptVersions(r *record) string {
 	return strings.Join(vs, ", ")
 }
 
-// resolve finds a record the way the Docker Engine resolves a secret
-// reference: full ID, then exact name, then unique ID prefix.
+// resolve finds a record of this view's kind the way the Docker Engine
+// resolves a secret or config reference: full ID, then exact name, then
+// unique ID prefix.
 func (s *Store) resolve(tx Tx, ref string) (*record, error) {
 	if ref == "" {
-		return nil, Errorf(ErrInvalid, "secret name or ID must not be empty")
+		return nil, Errorf(ErrInvalid, "%s name or ID must not be empty", s.kind)
 	}
-	if r, err := s.getRecord(tx, ref); r != nil || err != nil {
+	if r, err := s.getRecord(tx, ref); err != nil || (r != nil && r.kind() == s.kind) {
 		return r, err
 	}
 	if r, err := s.byName(tx, ref); r != nil || err != nil {
 		return r, err
 	}
 	var matches []string
-	if err := tx.ForEach("secrets", func(k string, _ []byte) error {
-		if strings.HasPrefix(k, ref) {
+	if err := tx.ForEach("secrets", func(k string, v []byte) error {
+		if !strings.HasPrefix(k, ref) {
+			return nil
+		}
+		var m struct {
+			Kind string `json:"kind,omitempty"`
+		}
+		// A record that does not decode is reported by getRecord if it
+		// is the one match; it is not silently of another kind.
+		if json.Unmarshal(v, &m) != nil || kindOf(m.Kind) == s.kind {
 			matches = append(matches, k)
 		}
 		return nil
@@ -374,11 +398,15 @@ func (s *Store) resolve(tx Tx, ref string) (*record, error) {
 	}
 	switch len(matches) {
 	case 0:
-		return nil, Errorf(ErrNotFound, "secret '%s' not found", ref)
+		return nil, Errorf(ErrNotFound, "%s '%s' not found", s.kind, ref)
 	case 1:
-		return s.getRecord(tx, matches[0])
+		r, err := s.getRecord(tx, matches[0])
+		if err == nil && r.kind() != s.kind {
+			err = fmt.Errorf("%w: %s %s: record does not match its key", ErrCorrupt, s.kind, matches[0])
+		}
+		return r, err
 	default:
-		return nil, Errorf(ErrInvalid, "secret %s is ambiguous (%d matches found)", ref, len(matches))
+		return nil, Errorf(ErrInvalid, "%s %s is ambiguous (%d matches found)", s.kind, ref, len(matches))
 	}
 }
 
@@ -386,7 +414,7 @@ func (s *Store) resolve(tx Tx, ref string) (*record, error) {
 // authenticated on its own: the record it points at must carry the name,
 // or a pointer moved in the store would hand out another secret's data.
 func (s *Store) byName(tx Tx, name string) (*record, error) {
-	id, err := tx.Get("names", name)
+	id, err := tx.Get("names", s.kind.indexKey(name))
 	if err != nil || id == nil {
 		return nil, err
 	}
@@ -396,8 +424,8 @@ func (s *Store) byName(tx Tx, name string) (*record, error) {
 		return nil, err
 	case r == nil:
 		return nil, fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, name, id)
-	case r.Name != name:
-		return nil, Errorf(ErrCorrupt, "secret '%s': the store's name index points at secret %s, which is named '%s': the store was altered; refusing it", name, r.ID, r.Name)
+	case r.Name != name || r.kind() != s.kind:
+		return nil, Errorf(ErrCorrupt, "%s '%s': the store's name index points at %s %s, which is named '%s': the store was altered; refusing it", s.kind, name, r.kind(), r.ID, r.Name)
 	}
 	return r, nil
 }

@@ -43,8 +43,17 @@ type Config struct {
 	KeyStateFile string
 }
 
-// Store is an encrypted secret store. It is safe for concurrent use.
+// Store is an encrypted store of secrets and configs, seen through one
+// kind (kind.go): Open returns the secrets' view. It is safe for concurrent
+// use.
 type Store struct {
+	*core
+	kind Kind
+}
+
+// core is what every view of one store shares: the backend, the keys,
+// the high-water marks and the hooks.
+type core struct {
 	b    Backend
 	mode string
 
@@ -79,8 +88,9 @@ type Store struct {
 	list *listCache
 }
 
-// OnUpdate registers fn to run after every committed new version, in the
-// updating goroutine: a rotation is pushed before Update returns.
+// OnUpdate registers fn to run after every committed new version of a
+// secret or a config (its Kind says which), in the updating goroutine: a
+// rotation is pushed before Update returns.
 func (s *Store) OnUpdate(fn func(Secret)) {
 	s.watchMu.Lock()
 	s.watchers = append(s.watchers, fn)
@@ -108,7 +118,7 @@ func Open(b Backend, cfg Config) (s *Store, unlockKey string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s = &Store{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }, list: newListCache(), hw: hw, onRollback: cfg.OnRollback, ks: ks}
+	s = &Store{kind: KindSecret, core: &core{b: b, keyFile: cfg.KeyFile, now: func() time.Time { return time.Now().UTC() }, list: newListCache(), hw: hw, onRollback: cfg.OnRollback, ks: ks}}
 	var rec *kekRecord
 	if err := b.View(func(tx Tx) error {
 		rec, err = getKEKRecord(tx)

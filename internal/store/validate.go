@@ -25,7 +25,8 @@ const (
 // Swarm and secretd unchanged.
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`)
 
-// ValidateName reports whether name is a valid secret name, with Swarm's message.
+// ValidateName reports whether name is a valid secret or config name, with
+// Swarm's message.
 func ValidateName(name string) error {
 	if name == "" {
 		return Errorf(ErrInvalid, "name must be provided")
@@ -36,10 +37,14 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// ValidateData reports whether data fits Swarm's size rule.
-func ValidateData(data []byte) error {
-	if len(data) < 1 || len(data) >= MaxSecretSize {
-		return Errorf(ErrInvalid, "secret data must be larger than 0 and less than %d bytes", MaxSecretSize)
+// ValidateData reports whether secret data fits Swarm's size rule.
+func ValidateData(data []byte) error { return KindSecret.ValidateData(data) }
+
+// ValidateData reports whether data of kind k fits Swarm's size rule, with
+// Swarm's message.
+func (k Kind) ValidateData(data []byte) error {
+	if len(data) < 1 || len(data) >= k.MaxSize() {
+		return Errorf(ErrInvalid, "%s data must be larger than 0 and less than %d bytes", k, k.MaxSize())
 	}
 	return nil
 }

@@ -92,14 +92,14 @@ func (s *Store) writeOnce(c change) (Secret, error) {
 			return err
 		}
 		if c.index != 0 && r.Index != c.index {
-			return Errorf(ErrExists, "update out of sequence: secret %s is at index %d, not %d", r.Name, r.Index, c.index)
+			return Errorf(ErrExists, "update out of sequence: %s %s is at index %d, not %d", r.kind(), r.Name, r.Index, c.index)
 		}
 		if err := c.edit(r, s.kek); err != nil {
 			return err
 		}
 		if c.remove {
 			out = r.secret()
-			if err := tx.Delete("names", r.Name); err != nil {
+			if err := tx.Delete("names", s.kind.indexKey(r.Name)); err != nil {
 				return err
 			}
 			return tx.Delete("secrets", r.ID)
@@ -108,13 +108,18 @@ func (s *Store) writeOnce(c change) (Secret, error) {
 			return err
 		}
 		out = r.secret()
-		// This host has seen the version it wrote: a store rolled back
-		// under it is refused from now on.
-		if err := s.hw.check(r, true, s.onRollback); err != nil {
+		if err := s.hw.check(r, false, s.onRollback); err != nil {
 			return err
 		}
 		return putRecord(tx, r, s.macKey)
 	})
+	if err == nil && !c.remove {
+		// This host has seen the version it wrote: a store rolled back
+		// under it is refused from now on. Raised only once committed: a
+		// write the backend refused (too large, disk full) must not make
+		// the version still stored look rolled back.
+		s.hw.raise(out.ID, out.Current)
+	}
 	return out, err
 }
 
@@ -153,7 +158,7 @@ func (s *Store) UpdateAt(ref string, index uint64, data []byte, keep int, pinned
 // update seals data as the next version, keeping the newest keep and the
 // pinned ones; notify pushes it.
 func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned func(Secret) ([]int, error), notify bool) (Secret, error) {
-	if err := ValidateData(data); err != nil {
+	if err := s.kind.ValidateData(data); err != nil {
 		return Secret{}, err
 	}
 	if keep < 1 {
@@ -161,7 +166,7 @@ func (s *Store) update(ref string, index uint64, data []byte, keep int, pinned f
 	}
 	return s.write(change{ref: ref, index: index, notify: notify, edit: func(r *record, kek *envelope.Key) error {
 		next := r.current() + 1
-		env, err := envelope.SealEnvelope(kek, data, aad(r.ID, r.Name, next))
+		env, err := envelope.SealEnvelope(kek, data, aad(r.Kind, r.ID, r.Name, next))
 		if err != nil {
 			return err
 		}
@@ -206,9 +211,9 @@ func (s *Store) RemoveVersion(ref string, version int, guard func(Secret) error)
 		i := slices.IndexFunc(r.Versions, func(v versionRecord) bool { return v.Version == version })
 		switch {
 		case i < 0:
-			return Errorf(ErrNotFound, "secret '%s' has no version %d (kept: %s)", r.Name, version, keptVersions(r))
+			return Errorf(ErrNotFound, "%s '%s' has no version %d (kept: %s)", r.kind(), r.Name, version, keptVersions(r))
 		case i == len(r.Versions)-1:
-			return Errorf(ErrInvalid, "version %d is the current version of secret '%s': update the secret first, or remove the whole secret", version, r.Name)
+			return Errorf(ErrInvalid, "version %d is the current version of %s '%s': update the %s first, or remove the whole %s", version, r.kind(), r.Name, r.kind(), r.kind())
 		}
 		if err := runGuard(guard, r); err != nil {
 			return err

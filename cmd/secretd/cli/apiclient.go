@@ -22,6 +22,14 @@ type APIClient interface {
 	SecretRemove(ctx context.Context, ref string) error
 	SecretUpdate(ctx context.Context, ref string, data []byte, keep int) (api.Secret, error)
 	SecretUpdateIfChanged(ctx context.Context, ref string, data []byte) (api.Secret, error)
+	SecretCreateTemplate(ctx context.Context, name string, labels map[string]string, data []byte, templateDriver string) (string, error)
+
+	ConfigCreate(ctx context.Context, name string, labels map[string]string, data []byte, templateDriver string) (string, error)
+	ConfigTable(ctx context.Context, f filters.Args) (api.SecretTable, error)
+	ConfigInspect(ctx context.Context, ref string) (api.Config, error)
+	ConfigRemove(ctx context.Context, ref string) error
+	ConfigUpdate(ctx context.Context, ref string, data []byte, keep int) (api.Config, error)
+	ConfigUpdateIfChanged(ctx context.Context, ref string, data []byte) (api.Config, error)
 
 	Unlock(ctx context.Context, key string) error
 	UnlockKey(ctx context.Context) (string, error)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/go-connections/tlsconfig"
 
+	"github.com/secretd/secretd/api"
 	"github.com/secretd/secretd/api/client"
 	"github.com/secretd/secretd/internal/rootless"
 )
@@ -164,4 +165,16 @@ func FormatError(err error) string {
 		return fmt.Sprintf("Error response from daemon: %s", de.Message)
 	}
 	return fmt.Sprintf("Error: %s", err)
+}
+
+// PrintRotation tells, on the error stream, what each container a
+// rotation did not update in place gets, one line each: neither an error
+// nor silence. what names the secret or config, as "secret 'db'".
+func (c *Cli) PrintRotation(what string, rot *api.Rotation) {
+	if rot == nil {
+		return
+	}
+	for _, ctr := range rot.Containers {
+		fmt.Fprintln(c.Err, ctr.Notice(what, rot.Version))
+	}
 }

@@ -130,6 +130,23 @@ func TestSecretUpdateRotationFailure(t *testing.T) {
 	golden.Assert(t, "secret-update-rotation-failure.golden", r.transcript())
 }
 
+// A version that reaches a container only at its next start (a file bound
+// at an absolute target) is a success that says so: stdout as always, and
+// on stderr one line per such container, naming it and its file.
+func TestSecretUpdateNamesContainersForLater(t *testing.T) {
+	fc := &fakeclient.Client{SecretUpdateFunc: func(context.Context, string, []byte, int) (api.Secret, error) {
+		return api.Secret{Secret: swarm.Secret{ID: "2gvsi464mvdldnjpr6qjwsrjk", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "site.conf"}}}, CurrentVersion: 2,
+			Rotation: &api.Rotation{Version: 2, Updated: 1, Containers: []api.ContainerRotation{
+				{ContainerID: "4f1c2a3b5d6e", ContainerName: "nginx", Targets: []string{"/etc/nginx/conf.d/site.conf"}, Gets: api.RotationNextStart,
+					Reason: "/etc/nginx/conf.d/site.conf is a file bound at an absolute target, which a running container keeps as it was: restart the container to give it the new version, or run it with the label secretd.on-update=restart"},
+				{ContainerID: "9a8b7c6d5e4f", ContainerName: "nginx-reload", Targets: []string{"/etc/nginx/conf.d/site.conf"}, Gets: api.RotationRestarting,
+					Reason: "/etc/nginx/conf.d/site.conf is a file bound at an absolute target, which a running container keeps as it was: secretd is restarting it, as secretd.on-update=restart asks"},
+			}}}, nil
+	}}
+	r := run(t, fc, "server { listen 8443 ssl; }", "secret", "update", "2gvsi", "-")
+	golden.Assert(t, "secret-update-next-start.golden", r.transcript())
+}
+
 // Bad input is refused before the daemon is asked: the fake fails any call.
 func TestSecretUpdateNoData(t *testing.T) {
 	for _, args := range [][]string{
@@ -258,6 +275,101 @@ func TestStatus(t *testing.T) {
 	golden.Assert(t, "status-format.golden", run(t, fc, "", "status", "--format", "{{.Locked}} {{.Secrets}} {{.EngineError}}").transcript())
 }
 
+// `config create --template-driver golang NAME -` sends stdin's bytes as
+// they are, with the labels and the template driver, and prints the ID.
+func TestConfigCreateTemplateFromStdin(t *testing.T) {
+	var gotName, gotDriver string
+	var gotData []byte
+	var gotLabels map[string]string
+	fc := &fakeclient.Client{ConfigCreateFunc: func(_ context.Context, name string, labels map[string]string, data []byte, driver string) (string, error) {
+		gotName, gotLabels, gotData, gotDriver = name, labels, bytes.Clone(data), driver
+		return "k7u0ahxw5tvq8rzqz0j5y2c1e", nil
+	}}
+	tpl := "[db]\ndsn = app:{{ secret \"db_password\" }}@db\n"
+	r := run(t, fc, tpl, "config", "create", "--template-driver", "golang", "--label", "app=api", "app.ini", "-")
+	if gotName != "app.ini" || string(gotData) != tpl || gotDriver != "golang" || gotLabels["app"] != "api" {
+		t.Errorf("sent %q %q %q %v", gotName, gotData, gotDriver, gotLabels)
+	}
+	golden.Assert(t, "config-create.golden", r.transcript())
+}
+
+// `config rm a b c` tries every name and words each failure as docker does.
+func TestConfigRmPartialFailure(t *testing.T) {
+	fc := &fakeclient.Client{ConfigRemoveFunc: func(_ context.Context, ref string) error {
+		switch ref {
+		case "missing":
+			return daemonError(404, "config '%s' not found", ref)
+		case "site.conf":
+			return daemonError(409, "config 'site.conf' is in use by the following container: web")
+		}
+		return nil
+	}}
+	r := run(t, fc, "", "config", "rm", "app.ini", "missing", "site.conf")
+	golden.Assert(t, "config-rm-partial.golden", r.transcript())
+}
+
+// `config update NAME -` rotates in place and prints the new version; a
+// rotation a container did not take is a failure naming it.
+func TestConfigUpdate(t *testing.T) {
+	var gotData []byte
+	fc := &fakeclient.Client{ConfigUpdateFunc: func(_ context.Context, ref string, data []byte, keep int) (api.Config, error) {
+		gotData = bytes.Clone(data)
+		if string(data) == "breaks" {
+			return api.Config{}, daemonError(500, "version 2 of config 'site.conf' is stored but did not reach 1 container, it still reads the previous version: web (no space left on device)")
+		}
+		return api.Config{Config: swarm.Config{ID: "3nqcb2m2o5bbbq6vzcvkqylyg"}, CurrentVersion: 2}, nil
+	}}
+	r := run(t, fc, "server { listen 443 ssl; }\n", "config", "update", "site.conf", "-")
+	if string(gotData) != "server { listen 443 ssl; }\n" {
+		t.Errorf("sent %q", gotData)
+	}
+	golden.Assert(t, "config-update.golden", r.transcript())
+	r = run(t, fc, "breaks", "config", "update", "site.conf", "-")
+	golden.Assert(t, "config-update-rotation-failure.golden", r.transcript())
+	// Without data the daemon is not asked.
+	r = run(t, &fakeclient.Client{}, "", "config", "update", "site.conf")
+	if r.status == 0 || strings.Contains(r.errOut, "fakeclient") {
+		t.Errorf("update without FILE: %+v", r)
+	}
+}
+
+// `secret create --template-driver golang` sends a template; with --driver
+// it is refused before the daemon is asked.
+func TestSecretCreateTemplate(t *testing.T) {
+	var gotDriver string
+	fc := &fakeclient.Client{SecretCreateTemplateFunc: func(_ context.Context, name string, _ map[string]string, data []byte, driver string) (string, error) {
+		gotDriver = driver
+		return "wk5fpokcz8wbwmuw587izl1in", nil
+	}}
+	r := run(t, fc, `dsn=app:{{ secret "db_password" }}@db`, "secret", "create", "--template-driver", "golang", "dsn", "-")
+	if r.status != 0 || gotDriver != "golang" || r.out != "wk5fpokcz8wbwmuw587izl1in\n" {
+		t.Errorf("create template: %+v, driver %q", r, gotDriver)
+	}
+	r = run(t, &fakeclient.Client{}, "", "secret", "create", "--template-driver", "golang", "--driver", "shell", "dsn")
+	if r.status != 1 || !strings.Contains(r.errOut, "--template-driver makes the data a template") {
+		t.Errorf("template with a driver: %+v", r)
+	}
+}
+
+// --config-add and --config-rm go in the same request as the secrets'; the
+// answer names configs as such.
+func TestContainerUpdateConfigs(t *testing.T) {
+	var gotReq api.ContainerUpdateRequest
+	fc := &fakeclient.Client{ContainerUpdateFunc: func(_ context.Context, ref string, req api.ContainerUpdateRequest) (api.Task, error) {
+		gotReq = req
+		return api.Task{ContainerName: "web", Secrets: []api.TaskSecret{
+			{Name: "db_password", Target: "db_password"},
+			{Kind: "config", Name: "app.ini", Target: "conf/app.ini"},
+		}}, nil
+	}}
+	r := run(t, fc, "", "container", "update", "--config-add", "source=app.ini,target=conf/app.ini", "--config-rm", "old.ini", "web")
+	want := api.ContainerUpdateRequest{ConfigAdd: []string{"source=app.ini,target=conf/app.ini"}, ConfigRm: []string{"old.ini"}}
+	if !reflect.DeepEqual(gotReq, want) {
+		t.Errorf("sent %+v, want %+v", gotReq, want)
+	}
+	golden.Assert(t, "container-update-configs.golden", r.transcript())
+}
+
 // standInDocker puts a docker on $PATH that records that it ran; ran
 // reports whether it did.
 func standInDocker(t *testing.T) (ran func() bool) {
@@ -293,6 +405,21 @@ func TestRunChecksTheDaemonFirst(t *testing.T) {
 	}}
 	r = run(t, fc, "", "run", "--driver", "secretdd", "--secret", "db_password", "--", "--rm", "busybox", "true")
 	golden.Assert(t, "run-wrong-driver.golden", r.transcript())
+	if ran() {
+		t.Error("docker ran")
+	}
+}
+
+// A mistyped secretd.on-update label fails `secretd run` before docker
+// runs, naming the label and its value, as a bad --secret does: the
+// container would otherwise start and never be signalled.
+func TestRunRefusesBadOnUpdate(t *testing.T) {
+	fc := &fakeclient.Client{StatusFunc: func(context.Context) (api.Status, error) {
+		return api.Status{VolumeDriver: "secretd"}, nil
+	}}
+	ran := standInDocker(t)
+	r := run(t, fc, "", "run", "--secret", "site.conf", "--", "-d", "--label", "secretd.on-update=signal:SIGHUPP", "nginx")
+	golden.Assert(t, "run-bad-on-update.golden", r.transcript())
 	if ran() {
 		t.Error("docker ran")
 	}

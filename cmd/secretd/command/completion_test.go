@@ -34,6 +34,9 @@ func fakeDaemon(t *testing.T) string {
 	mux.HandleFunc("GET /v"+api.APIVersion+"/secrets", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode([]api.Secret{secret("db_password"), secret("api_key"), secret("db_root_password")})
 	})
+	mux.HandleFunc("GET /v"+api.APIVersion+"/secretd/configs", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.SecretTable{IDs: []string{"c1", "c2"}, Names: []string{"site.conf", "app.ini"}})
+	})
 	mux.HandleFunc("GET /v"+api.APIVersion+"/secretd/tasks", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode([]api.Task{
 			{ContainerID: "aaaa1111", ContainerName: "web", Secrets: []api.TaskSecret{{Name: "api_key"}, {Name: "db_password"}}},
@@ -94,17 +97,23 @@ func TestCompletion(t *testing.T) {
 		{[]string{"secret", "create", ""}, nil, noFile},
 		{[]string{"secret", "create", "new_secret", ""}, nil, files},
 		{[]string{"secret", "ls", ""}, nil, noFile},
+		{[]string{"config", "rm", ""}, []string{"app.ini", "site.conf"}, noFile},
+		{[]string{"config", "inspect", "s"}, []string{"site.conf"}, noFile},
+		{[]string{"config", "update", "site.conf", ""}, nil, files},
+		{[]string{"config", "create", "x", ""}, nil, files},
 		{[]string{"secret", "ls", "--format", ""}, nil, noFile},
 		{[]string{"container", "update", ""}, []string{"web", "worker"}, noFile},
 		{[]string{"container", "update", "web", ""}, nil, noFile},
 		{[]string{"container", "update", "web", "--secret-add", ""}, all, noFile},
 		{[]string{"container", "update", "web", "--secret-rm", ""}, []string{"api_key", "db_password"}, noFile},
 		{[]string{"ps", "w"}, []string{"web", "worker"}, noFile},
-		{[]string{"ps", "--filter", ""}, []string{"container=", "secret=", "volume="}, noFile | cobra.ShellCompDirectiveNoSpace},
+		{[]string{"ps", "--filter", ""}, []string{"config=", "container=", "secret=", "volume="}, noFile | cobra.ShellCompDirectiveNoSpace},
 		{[]string{"status", ""}, nil, noFile},
 		{[]string{"daemon", ""}, nil, noFile},
 		{[]string{"daemon", "--data-root", ""}, nil, files},
 		{[]string{"run", "--secret", ""}, all, noFile},
+		{[]string{"run", "--config", "s"}, []string{"site.conf"}, noFile},
+		{[]string{"run", "--config=a"}, []string{"--config=app.ini"}, noFile},
 		{[]string{"run", "--secret=db"}, []string{"--secret=db_password", "--secret=db_root_password"}, noFile},
 		{[]string{"run", "--secret", "a", "--secret-t"}, []string{"--secret-target-dir"}, noFile},
 		// From docker's first argument on, the shell completes as for docker.

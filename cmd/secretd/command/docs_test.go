@@ -262,6 +262,17 @@ func docsClient() *fakeclient.Client {
 		SecretRemoveFunc:          func(context.Context, string) error { return no() },
 		SecretUpdateFunc:          func(context.Context, string, []byte, int) (api.Secret, error) { return api.Secret{}, no() },
 		SecretUpdateIfChangedFunc: func(context.Context, string, []byte) (api.Secret, error) { return api.Secret{}, no() },
+		SecretCreateTemplateFunc: func(context.Context, string, map[string]string, []byte, string) (string, error) {
+			return "", no()
+		},
+		ConfigCreateFunc: func(context.Context, string, map[string]string, []byte, string) (string, error) {
+			return "", no()
+		},
+		ConfigTableFunc:           func(context.Context, filters.Args) (api.SecretTable, error) { return api.SecretTable{}, no() },
+		ConfigInspectFunc:         func(context.Context, string) (api.Config, error) { return api.Config{}, no() },
+		ConfigRemoveFunc:          func(context.Context, string) error { return no() },
+		ConfigUpdateFunc:          func(context.Context, string, []byte, int) (api.Config, error) { return api.Config{}, no() },
+		ConfigUpdateIfChangedFunc: func(context.Context, string, []byte) (api.Config, error) { return api.Config{}, no() },
 		UnlockFunc:                func(context.Context, string) error { return no() },
 		UnlockKeyFunc:             func(context.Context) (string, error) { return "", no() },
 		RotateUnlockKeyFunc:       func(context.Context) (string, error) { return "", no() },

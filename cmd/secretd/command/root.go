@@ -13,6 +13,7 @@ import (
 	"github.com/secretd/secretd/cmd/secretd/command/completion"
 
 	"github.com/secretd/secretd/cmd/secretd/command/compose"
+	"github.com/secretd/secretd/cmd/secretd/command/config"
 	"github.com/secretd/secretd/cmd/secretd/command/container"
 	"github.com/secretd/secretd/cmd/secretd/command/secret"
 	"github.com/secretd/secretd/cmd/secretd/command/system"
@@ -49,6 +50,7 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 
 	root.AddCommand(
 		secret.NewSecretCommand(c),
+		config.NewConfigCommand(c),
 		container.NewContainerCommand(c),
 		system.NewDaemonCommand(c),
 		system.NewUnlockCommand(c),

@@ -18,3 +18,13 @@ func TestContract(t *testing.T) {
 		return b
 	})
 }
+
+func TestKinds(t *testing.T) {
+	storetest.Kinds(t, func(t *testing.T) store.Backend {
+		b, err := bolt.Open(filepath.Join(t.TempDir(), "secrets.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}

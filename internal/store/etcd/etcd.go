@@ -19,6 +19,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/secretd/secretd/internal/store"
 )
@@ -29,6 +31,10 @@ const DefaultPrefix = "/secretd/"
 // DefaultTimeout bounds every call to the cluster, so a cluster without
 // quorum gives an error instead of a hang.
 const DefaultTimeout = 5 * time.Second
+
+// maxRequestBytes is the largest request the client sends: far above any
+// cluster's --max-request-bytes, which is the limit that counts.
+const maxRequestBytes = 64 << 20
 
 // maxAttempts bounds how often Update runs fn again after losing a race to
 // another host's write.
@@ -89,6 +95,11 @@ func Open(opts Options) (*Backend, error) {
 		// Errors reach secretd's log through the calls that fail; the
 		// client's own retry chatter would only repeat them.
 		Logger: zap.NewNop(),
+		// The cluster's --max-request-bytes decides how large a record
+		// may be, with a message saying so; the client's own default cap
+		// (2 MiB) would refuse a large record first, as if the cluster
+		// were down.
+		MaxCallSendMsgSize: maxRequestBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(opts.Endpoints, ","), err)
@@ -117,7 +128,9 @@ func (b *Backend) unavailable(err error) error {
 	switch {
 	case errors.Is(err, rpctypes.ErrTooManyOps):
 		return store.Errorf(store.ErrInvalid, "the etcd cluster at %s refused a transaction with too many operations: start its members with a higher --max-txn-ops (one operation per secret is needed to rotate the KEK)", b.where)
-	case errors.Is(err, rpctypes.ErrRequestTooLarge):
+	case errors.Is(err, rpctypes.ErrRequestTooLarge), status.Code(err) == codes.ResourceExhausted:
+		// A request far above --max-request-bytes is refused by the
+		// member's gRPC limit before etcd sees it.
 		return store.Errorf(store.ErrInvalid, "the etcd cluster at %s refused a record as too large: start its members with a higher --max-request-bytes, or keep fewer versions (--keep)", b.where)
 	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrUserEmpty), errors.Is(err, rpctypes.ErrAuthFailed):
 		return fmt.Errorf("the etcd cluster at %s refused secretd's request: %w: give secretd a client certificate etcd accepts", b.where, err)

@@ -1,6 +1,7 @@
 package etcd_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,11 @@ func openStore(t *testing.T, b store.Backend, keyFile string) *store.Store {
 func TestContract(t *testing.T) {
 	c := cluster(t)
 	storetest.Contract(t, func(t *testing.T) store.Backend { return open(t, c, newPrefix()) })
+}
+
+func TestKinds(t *testing.T) {
+	c := cluster(t)
+	storetest.Kinds(t, func(t *testing.T) store.Backend { return open(t, c, newPrefix()) })
 }
 
 // TestUpdateRetriesOnConflict: a write by another host between an update's
@@ -631,5 +637,26 @@ func TestWritesAfterKEKRotatedByAnotherHost(t *testing.T) {
 			}
 			tc.check(t, a)
 		})
+	}
+}
+
+// TestLargeRecordSaysTooLarge: a record over the cluster's
+// --max-request-bytes (two versions of a 900 KiB config) is refused as too
+// large, naming what to change, not reported as a cluster without quorum;
+// the client's own send cap used to refuse it first.
+func TestLargeRecordSaysTooLarge(t *testing.T) {
+	c := cluster(t)
+	s := openStore(t, open(t, c, newPrefix()), filepath.Join(t.TempDir(), "key"))
+	cfgs := s.Configs()
+	big := bytes.Repeat([]byte("c"), 900<<10)
+	if _, err := cfgs.Create(store.Spec{Name: "big", Data: big}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cfgs.Update("big", big[1:], 2, nil)
+	if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "refused a record as too large") {
+		t.Fatalf("update to a record over the cluster's limit: %v", err)
+	}
+	if got, err := cfgs.Get("big"); err != nil || got.Current != 1 {
+		t.Fatalf("after the refused update: %+v, %v", got, err)
 	}
 }

@@ -70,6 +70,49 @@ func SecretFlag(c *cli.Cli) Func {
 	}
 }
 
+// configNames asks the daemon for the config names starting with prefix,
+// leaving out those in skip.
+func configNames(c *cli.Cli, prefix string, skip []string) []string {
+	cl, err := c.Client()
+	if err != nil {
+		cobra.CompErrorln(err.Error())
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	t, err := cl.ConfigTable(ctx, filters.NewArgs())
+	if err != nil {
+		cobra.CompErrorln(err.Error())
+		return nil
+	}
+	var out []string
+	for _, n := range t.Names {
+		if strings.HasPrefix(n, prefix) && !slices.Contains(skip, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Configs completes config names for the first max arguments (0: every
+// argument), each name once; later arguments complete as files (FILE).
+func Configs(c *cli.Cli, max int) Func {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if max > 0 && len(args) >= max {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		return configNames(c, toComplete, args), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// ConfigFlag completes a flag whose value starts with a config name.
+func ConfigFlag(c *cli.Cli) Func {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		return configNames(c, toComplete, nil), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
 // containerNames asks the daemon for the names of the containers holding
 // secretd secrets that start with prefix, leaving out those in skip.
 func containerNames(c *cli.Cli, prefix string, skip []string) []string {

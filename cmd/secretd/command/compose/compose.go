@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -15,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
-	"github.com/secretd/secretd/declaration"
 	"github.com/secretd/secretd/errdefs"
 	"github.com/secretd/secretd/internal/compose"
 )
@@ -230,9 +230,9 @@ func createVolumes(c *cli.Cli, t *compose.Translation) error {
 		return nil // compose creates them, only more slowly
 	}
 	for _, v := range t.Volumes() {
-		args := []string{"volume", "create", "--driver", v.Driver, "--opt", "secrets=" + v.Declaration}
-		if v.File != "" {
-			args = append(args, "--opt", declaration.OptionFile+"="+v.File)
+		args := []string{"volume", "create", "--driver", v.Driver}
+		for _, k := range slices.Sorted(maps.Keys(v.Options)) {
+			args = append(args, "--opt", k+"="+v.Options[k])
 		}
 		args = append(args, "--label", "com.docker.compose.project="+t.Project.Name, "--label", "com.docker.compose.volume="+v.Key, v.Name)
 		cmd := exec.Command(docker, args...)

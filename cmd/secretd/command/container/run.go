@@ -19,6 +19,7 @@ import (
 // to `docker run`.
 type runOptions struct {
 	secrets    []string
+	configs    []string
 	driver     string
 	dockerHost string
 	targetDir  string
@@ -48,11 +49,22 @@ directory stay visible. A bind mount holds the file it was given: a
 rotation reaches such a file when the container next starts (the label
 secretd.on-update=restart does that), while /run/secrets sees it at once.
 
+--config gives the container a config, with the same syntax; as in Swarm
+its default target is /NAME, and a relative target is taken from /. A
+config at a path under --secret-target-dir joins the secrets there.
+Templates (--template-driver golang) read the secrets and configs this
+container declares, by target.
+
+A secretd.on-update label among the docker run options (--label, -l) is
+checked before docker runs, and given to the volumes as their on-update
+option: what happens to the container after a rotation belongs to its
+volumes, as its secrets do.
+
 Requires the docker CLI on $PATH. ` + "`DOCKER_HOST`" + ` and the other ` + "`DOCKER_*`" + `
 variables are honoured as docker honours them.`,
 		Example: `  secretd run --secret db_password -- --rm alpine cat /run/secrets/db_password
   secretd run --secret db_password --secret source=tls,target=certs/site.key,mode=0400 -d --name web nginx
-  secretd run --secret site.key --secret src=site.conf,target=/etc/nginx/conf.d/site.conf -d nginx
+  secretd run --secret site.key --config src=site.conf,target=/etc/nginx/conf.d/site.conf -d nginx
   secretd run --secret-target-dir /etc/app/secrets --secret api_key -- -it --rm myapp`,
 		// docker run's flags are not secretd's: parse ours by hand and pass
 		// the rest through untouched.
@@ -90,6 +102,7 @@ variables are honoured as docker honours them.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.secrets, "secret", nil, "give the container a secret (`SPEC`: NAME or source=NAME[@VERSION],target=PATH,uid=N,gid=N,mode=0NNN), repeatable")
+	f.StringArrayVar(&o.configs, "config", nil, "give the container a config (`SPEC`, as --secret; default target /NAME), repeatable")
 	f.StringVar(&o.driver, "driver", "", "volume driver name of the secretd daemon, checked with it (default: the one it serves, its --driver-name)")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker Engine to run the container on (default $DOCKER_HOST or the docker CLI's default)")
 	f.StringVar(&o.targetDir, "secret-target-dir", "/run/secrets", "where the secrets appear in the container")
@@ -126,70 +139,119 @@ func splitRunArgs(cmd *cobra.Command, args []string) (ours, rest []string, help 
 }
 
 // dockerArgs builds the docker command line: the engine, then `run` with
-// the secretd volume ahead of the user's arguments. The declaration goes in
-// the volume's options rather than the secretd.secrets label: the daemon
+// the secretd volumes ahead of the user's arguments. The declaration goes in
+// the volumes' options rather than the secretd.secrets label: the daemon
 // then mounts without asking the engine which container is starting, the
 // slowest part of a Mount on a busy engine.
+//
+// Entries under --secret-target-dir share one volume there (options
+// secrets= and configs=); every other absolute target gets a one-file
+// volume of its own, mounted at it. When there are several volumes, each
+// also gets the container's whole declaration (option scope=), which its
+// templates read from by target.
 func (o runOptions) dockerArgs(user []string) ([]string, error) {
-	if len(o.secrets) == 0 {
+	if len(o.secrets)+len(o.configs) == 0 {
 		return nil, errNoSecret
 	}
 	if !path.IsAbs(o.targetDir) || path.Clean(o.targetDir) != o.targetDir || o.targetDir == "/" {
 		return nil, fmt.Errorf("--secret-target-dir %q: use an absolute, clean path other than /, such as /run/secrets", o.targetDir)
 	}
-	// Each --secret is one entry, as with docker service create; a ';'
-	// would smuggle in more. An absolute target outside --secret-target-dir
-	// gets a one-file volume of its own, mounted at that path.
-	var rel []string
-	var files []declaration.Entry
-	for _, spec := range o.secrets {
+	// Each --secret or --config is one entry, as with docker service
+	// create; a ';' would smuggle in more.
+	var relSecrets, relConfigs []string
+	var files, all []declaration.Entry
+	add := func(flag, spec string, parse func(string) (declaration.Entry, error)) error {
 		if strings.Contains(spec, ";") {
-			return nil, fmt.Errorf("--secret %q: one secret per --secret (repeat the flag instead of using ';')", spec)
+			return fmt.Errorf("--%s %q: one %s per --%s (repeat the flag instead of using ';')", flag, spec, flag, flag)
 		}
-		e, err := declaration.ParseEntry(spec)
+		e, err := parse(spec)
 		if err != nil {
-			return nil, fmt.Errorf("--secret %w", err)
+			return fmt.Errorf("--%s %w", flag, err)
+		}
+		all = append(all, e)
+		rel := &relSecrets
+		if e.Kind == declaration.Config {
+			rel = &relConfigs
 		}
 		if !e.Absolute() {
-			rel = append(rel, spec)
-			continue
+			*rel = append(*rel, spec)
+			return nil
 		}
 		if inside, ok := strings.CutPrefix(e.Target, o.targetDir+"/"); ok {
 			e.Target = inside
-			rel = append(rel, e.String())
-			continue
+			*rel = append(*rel, e.Option())
+			return nil
 		}
 		files = append(files, e)
+		return nil
+	}
+	for _, spec := range o.secrets {
+		if err := add("secret", spec, declaration.ParseEntry); err != nil {
+			return nil, err
+		}
+	}
+	for _, spec := range o.configs {
+		if err := add("config", spec, declaration.ParseConfigEntry); err != nil {
+			return nil, err
+		}
 	}
 	if len(user) == 0 {
 		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
 	}
+	// opts go to every volume: the scope of templates, the on-update.
+	var opts []string
+	if n := len(files); n > 1 || (n == 1 && len(relSecrets)+len(relConfigs) > 0) {
+		opts = []string{"volume-opt=" + declaration.OptionScope + "=" + declaration.Format(all)}
+	}
+	// The volumes carry the container's on-update, so that no Mount has
+	// to ask the engine for its label; a label file leaves it to the
+	// daemon, which learns it from the container before the Mount ends.
+	if label, known := onUpdateOf(user); known {
+		o, err := declaration.ParseOnUpdate(label)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, "volume-opt="+declaration.OptionOnUpdate+"="+o.String())
+	}
 	var mounts []string
-	if len(rel) > 0 {
+	if len(relSecrets)+len(relConfigs) > 0 {
 		// The volume keeps the entries as written; the set is parsed as the
 		// daemon will parse it, because two entries may claim one target.
-		decl := strings.Join(rel, ";")
-		if _, err := declaration.Parse(decl); err != nil {
+		decl, cfgs := strings.Join(relSecrets, ";"), strings.Join(relConfigs, ";")
+		if _, err := declaration.ParseVolume(decl, cfgs); err != nil {
 			return nil, fmt.Errorf("--secret: %w", err)
 		}
-		m, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+o.targetDir, "volume-nocopy", "volume-opt=secrets="+decl)
+		fields := []string{"type=volume", "volume-driver=" + o.driver, "dst=" + o.targetDir, "volume-nocopy"}
+		if decl != "" {
+			fields = append(fields, "volume-opt=secrets="+decl)
+		}
+		if cfgs != "" {
+			fields = append(fields, "volume-opt=configs="+cfgs)
+		}
+		m, err := csvField(append(fields, opts...)...)
 		if err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, m)
 	}
-	seen := map[string]bool{}
+	seen := map[string]declaration.Kind{}
 	for _, e := range files {
-		if seen[e.Target] {
-			return nil, fmt.Errorf("--secret: two secrets have target %s", e.Target)
+		if k, ok := seen[e.Target]; ok && k == e.Kind {
+			return nil, fmt.Errorf("--%s: two %ss have target %s", e.Kind.Noun(), e.Kind.Noun(), e.Target)
+		} else if ok {
+			return nil, fmt.Errorf("--%s: a secret and a config both have target %s", e.Kind.Noun(), e.Target)
 		}
-		seen[e.Target] = true
+		seen[e.Target] = e.Kind
 		decl, file := declaration.FileVolume(e)
-		if _, err := declaration.Parse(decl); err != nil {
-			return nil, fmt.Errorf("--secret: %w", err)
+		option, secrets, configs := "secrets", decl, ""
+		if e.Kind == declaration.Config {
+			option, secrets, configs = "configs", "", decl
 		}
-		m, err := csvField("type=volume", "volume-driver="+o.driver, "dst="+e.Target, "volume-nocopy",
-			"volume-opt=secrets="+decl, "volume-opt="+declaration.OptionFile+"="+file)
+		if _, err := declaration.ParseVolume(secrets, configs); err != nil {
+			return nil, fmt.Errorf("--%s: %w", e.Kind.Noun(), err)
+		}
+		m, err := csvField(append([]string{"type=volume", "volume-driver=" + o.driver, "dst=" + e.Target, "volume-nocopy",
+			"volume-opt=" + option + "=" + decl, "volume-opt=" + declaration.OptionFile + "=" + file}, opts...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -204,6 +266,61 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		args = append(args, "--mount", m)
 	}
 	return append(args, user...), nil
+}
+
+// runShortBools are docker run's one-letter flags that take no value:
+// in a group (-dit) the letters after them are flags too.
+const runShortBools = "dtiPq"
+
+// onUpdateOf returns the secretd.on-update label that docker run's
+// arguments give the container, as docker reads them: --label, -l, with
+// the value joined (--label=, -lVALUE, -l=VALUE) or next, -l at the end
+// of a group of one-letter flags; the last one wins. A --label-file is
+// read before the --label flags: with one and no such flag, the label is
+// not known here. No label at all is none.
+func onUpdateOf(args []string) (label string, known bool) {
+	const key = declaration.LabelOnUpdate
+	found, files := false, false
+	take := func(v string) {
+		if k, val, _ := strings.Cut(v, "="); k == key {
+			label, found = val, true
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() string {
+			if i+1 < len(args) {
+				i++
+				return args[i]
+			}
+			return ""
+		}
+		switch {
+		case a == "--label":
+			take(next())
+		case strings.HasPrefix(a, "--label="):
+			take(strings.TrimPrefix(a, "--label="))
+		case a == "--label-file" || strings.HasPrefix(a, "--label-file="):
+			files = true
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(a) > 1:
+			for j := 1; j < len(a); j++ {
+				if strings.IndexByte(runShortBools, a[j]) >= 0 {
+					continue
+				}
+				// This letter takes a value: the rest of the group, or
+				// the next argument.
+				v := strings.TrimPrefix(a[j+1:], "=")
+				if j+1 == len(a) {
+					v = next()
+				}
+				if a[j] == 'l' {
+					take(v)
+				}
+				break
+			}
+		}
+	}
+	return label, found || !files
 }
 
 // csvField joins fields the way docker's --mount reads them, quoting any

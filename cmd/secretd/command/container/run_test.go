@@ -60,24 +60,50 @@ func TestRunBuildsDockerRun(t *testing.T) {
 		want []string
 	}{
 		{"double dash", []string{"--secret", "a", "--secret", "source=b,target=x/b", "--", "--rm", "--network", "none", "img", "cat", "/run/secrets/a"},
-			[]string{"run", "--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=a;source=b,target=x/b"`,
+			[]string{"run", "--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=a;source=b,target=x/b",volume-opt=on-update=none`,
 				"--rm", "--network", "none", "img", "cat", "/run/secrets/a"}},
 		{"docker flags without --, ours with =", []string{"--secret=a", "--driver=secretd", "-d", "--name", "web", "img", "sh", "-c", "x --secret y"},
-			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
+			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a,volume-opt=on-update=none",
 				"-d", "--name", "web", "img", "sh", "-c", "x --secret y"}},
 		{"image first stops our parsing", []string{"--secret", "a", "img", "--secret", "b"},
-			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
+			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a,volume-opt=on-update=none",
 				"img", "--secret", "b"}},
 		// Seed 004's nginx walkthrough: src=, and an absolute target that
 		// gets a one-file volume mounted at that path.
 		{"absolute target", []string{"--secret", "site.key", "--secret", "src=site.conf,target=/etc/nginx/conf.d/site.conf,mode=0400",
 			"--secret", "source=c,target=/run/secrets/c.pem", "img"},
 			[]string{"run",
-				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=site.key;source=c,target=c.pem,uid=0,gid=0,mode=0444"`,
-				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=secrets=source=site.conf,target=site.conf,uid=0,gid=0,mode=0400",volume-opt=file=site.conf`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,"volume-opt=secrets=site.key;source=c,target=c.pem,uid=0,gid=0,mode=0444","volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;source=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0400;source=c,target=/run/secrets/c.pem,uid=0,gid=0,mode=0444",volume-opt=on-update=none`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=secrets=source=site.conf,target=site.conf,uid=0,gid=0,mode=0400",volume-opt=file=site.conf,"volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;source=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0400;source=c,target=/run/secrets/c.pem,uid=0,gid=0,mode=0444",volume-opt=on-update=none`,
+				"img"}},
+		// Seed 004's nginx walkthrough with site.conf as a config: its
+		// default target is /NAME; one under the target dir joins the
+		// secrets; several volumes share the whole declaration (scope).
+		{"config", []string{"--config", "site.conf", "img"},
+			[]string{"run", "--mount", `type=volume,volume-driver=secretd,dst=/site.conf,volume-nocopy,"volume-opt=configs=source=site.conf,target=site.conf,uid=0,gid=0,mode=0444",volume-opt=file=site.conf,volume-opt=on-update=none`, "img"}},
+		{"configs and secrets", []string{"--secret", "site.key", "--config", "src=site.conf,target=/etc/nginx/conf.d/site.conf",
+			"--config", "source=app.ini,target=/run/secrets/app.ini,mode=0400", "img"},
+			[]string{"run",
+				"--mount", `type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=site.key,"volume-opt=configs=source=app.ini,target=app.ini,uid=0,gid=0,mode=0400","volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;config=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0444;config=app.ini,target=/run/secrets/app.ini,uid=0,gid=0,mode=0400",volume-opt=on-update=none`,
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/nginx/conf.d/site.conf,volume-nocopy,"volume-opt=configs=source=site.conf,target=site.conf,uid=0,gid=0,mode=0444",volume-opt=file=site.conf,"volume-opt=scope=source=site.key,target=site.key,uid=0,gid=0,mode=0444;config=site.conf,target=/etc/nginx/conf.d/site.conf,uid=0,gid=0,mode=0444;config=app.ini,target=/run/secrets/app.ini,uid=0,gid=0,mode=0400",volume-opt=on-update=none`,
 				"img"}},
 		{"engine and target dir", []string{"--docker-host", "unix:///tmp/d.sock", "--secret-target-dir", "/etc/app,conf", "--secret", "a@2", "img"},
-			[]string{"--host", "unix:///tmp/d.sock", "run", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy,volume-opt=secrets=a@2`, "img"}},
+			[]string{"--host", "unix:///tmp/d.sock", "run", "--mount", `type=volume,volume-driver=secretd,"dst=/etc/app,conf",volume-nocopy,volume-opt=secrets=a@2,volume-opt=on-update=none`, "img"}},
+		// The container's on-update label goes to every volume, checked
+		// and in its canonical form; docker's last one wins.
+		{"on-update label", []string{"--secret", "a", "--", "-d", "--label", "secretd.on-update=restart",
+			"-l", "secretd.on-update=signal:hup", "img"},
+			[]string{"run",
+				"--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a,volume-opt=on-update=signal:SIGHUP",
+				"-d", "--label", "secretd.on-update=restart", "-l", "secretd.on-update=signal:hup", "img"}},
+		{"on-update label, one file", []string{"--secret", "src=b,target=/etc/b.conf", "--", "-l", "secretd.on-update=restart", "img"},
+			[]string{"run",
+				"--mount", `type=volume,volume-driver=secretd,dst=/etc/b.conf,volume-nocopy,"volume-opt=secrets=source=b,target=b.conf,uid=0,gid=0,mode=0444",volume-opt=file=b.conf,volume-opt=on-update=restart`,
+				"-l", "secretd.on-update=restart", "img"}},
+		// A label file may set it: the daemon learns it from the container.
+		{"label file", []string{"--secret", "a", "--label-file", "labels", "img"},
+			[]string{"run", "--mount", "type=volume,volume-driver=secretd,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a",
+				"--label-file", "labels", "img"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, out, err := runWith(t, 0, tc.args...)
@@ -96,7 +122,11 @@ func TestRunRefusesBeforeStarting(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"--", "img"}, "at least one --secret"},
+		{[]string{"--", "img"}, "at least one --secret or --config"},
+		{[]string{"--config", "a;b", "img"}, "one config per --config"},
+		{[]string{"--config", "source=x,target=/a", "--secret", "source=y,target=/a", "img"}, "a secret and a config both have target /a"},
+		{[]string{"--config", "source=x,target=/run/secrets/a", "--secret", "a", "img"}, `duplicate target "a"`},
+		{[]string{"--config", "source=x,uid=nope", "img"}, `uid "nope" is not a number`},
 		{[]string{"--secret", "a"}, "needs an image"},
 		{[]string{"--secret", "a;b", "img"}, "one secret per --secret"},
 		{[]string{"--secret", "source=x,mode=999", "img"}, `mode "999" is not an octal number`},
@@ -107,6 +137,10 @@ func TestRunRefusesBeforeStarting(t *testing.T) {
 		{[]string{"--secret", "source=x,target=/etc/../shadow", "img"}, `target "/etc/../shadow": use a clean absolute path`},
 		{[]string{"--secret", "source=x,target=/", "img"}, `target "/" is the root directory`},
 		{[]string{"--secret", "source=x,target=/etc/k", "--secret", "source=y,target=/etc/k", "img"}, "two secrets have target /etc/k"},
+		{[]string{"--secret", "a", "--", "--label", "secretd.on-update=signal:SIGHUPP", "img"}, `label secretd.on-update="signal:SIGHUPP": unknown signal "SIGHUPP"`},
+		{[]string{"--secret", "a", "--", "--label=secretd.on-update=restart-always", "img"}, `label secretd.on-update="restart-always": use none, signal:SIGNAME`},
+		{[]string{"--secret", "a", "--", "-dlsecretd.on-update=reload", "img"}, `label secretd.on-update="reload"`},
+		{[]string{"--secret", "a", "--", "-l=secretd.on-update=reload", "--label-file", "f", "img"}, `label secretd.on-update="reload"`},
 	} {
 		got, _, err := runWith(t, 0, tc.args...)
 		if got != nil {
@@ -146,7 +180,7 @@ func TestRunHelp(t *testing.T) {
 // own failures have.
 func TestRunAsksTheDaemonFirst(t *testing.T) {
 	got, out, err := runAgainst(t, serving("sd2"), 0, "--secret", "a", "img")
-	if err != nil || len(got) < 3 || got[2] != "type=volume,volume-driver=sd2,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a" {
+	if err != nil || len(got) < 3 || got[2] != "type=volume,volume-driver=sd2,dst=/run/secrets,volume-nocopy,volume-opt=secrets=a,volume-opt=on-update=none" {
 		t.Errorf("driver from the daemon: %v %q\n%s", err, got, out)
 	}
 	// A managed plugin's NAME:TAG is the daemon's driver too.
@@ -185,5 +219,29 @@ func TestRunAsksTheDaemonFirst(t *testing.T) {
 	// Bad input is the user's to fix first, whatever the daemon's state.
 	if _, _, err := runAgainst(t, down, 0, "--secret", "source=x,mode=999", "img"); err == nil || !strings.Contains(err.Error(), `mode "999"`) {
 		t.Errorf("bad --secret with the daemon down: %v", err)
+	}
+}
+
+// onUpdateOf reads docker run's arguments as docker does, the values of
+// other flags included.
+func TestOnUpdateOf(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		label string
+		known bool
+	}{
+		{[]string{"img"}, "", true},
+		{[]string{"-it", "--label", "secretd.on-update=restart", "img"}, "restart", true},
+		{[]string{"-itl", "secretd.on-update=restart", "img"}, "restart", true},
+		{[]string{"-lsecretd.on-update", "img"}, "", true},
+		{[]string{"--label", "other=x", "-e", "secretd.on-update=restart", "img"}, "", true},
+		{[]string{"-eA=1", "-l", "secretd.on-update=none", "img"}, "none", true},
+		{[]string{"--label-file=f", "img"}, "", false},
+		{[]string{"--label-file", "f", "--label", "secretd.on-update=restart", "img"}, "restart", true},
+	} {
+		label, known := onUpdateOf(tc.args)
+		if label != tc.label || known != tc.known {
+			t.Errorf("%q: %q %v, want %q %v", tc.args, label, known, tc.label, tc.known)
+		}
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/secretd/secretd/cmd/secretd/command/completion"
 )
 
-// errNoSecret is dockerArgs' refusal of a run with no --secret.
-var errNoSecret = errors.New("secretd run needs at least one --secret: without one, use docker run")
+// errNoSecret is dockerArgs' refusal of a run with no --secret or --config.
+var errNoSecret = errors.New("secretd run needs at least one --secret or --config: without one, use docker run")
 
 // flagOrderHint explains errNoSecret when the --secret flags sit among
 // docker's arguments, where secretd run does not look for them, and shows
@@ -57,7 +57,7 @@ func moveOwnFlags(cmd *cobra.Command, rest []string) (moved, left []string) {
 
 func hasSecretFlag(args []string) bool {
 	for _, a := range args {
-		if a == "--secret" || strings.HasPrefix(a, "--secret=") {
+		if a == "--secret" || strings.HasPrefix(a, "--secret=") || a == "--config" || strings.HasPrefix(a, "--config=") {
 			return true
 		}
 	}
@@ -81,6 +81,7 @@ func shellJoin(args []string) string {
 // of docker's arguments, where the shell's own completion takes over.
 func runCompletion(c *cli.Cli) completion.Func {
 	names := completion.SecretFlag(c)
+	configs := completion.ConfigFlag(c)
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		ours, rest, _ := splitRunArgs(cmd, args)
 		if rest != nil || (len(args) > 0 && args[len(args)-1] == "--") {
@@ -89,17 +90,22 @@ func runCompletion(c *cli.Cli) completion.Func {
 		// A flag of ours waiting for its value.
 		if n := len(ours); n > 0 && len(args) > 0 && ours[n-1] == args[len(args)-1] && strings.HasPrefix(ours[n-1], "--") &&
 			!strings.Contains(ours[n-1], "=") {
-			if ours[n-1] == "--secret" {
+			switch ours[n-1] {
+			case "--secret":
 				return names(cmd, args, toComplete)
+			case "--config":
+				return configs(cmd, args, toComplete)
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		if v, ok := strings.CutPrefix(toComplete, "--secret="); ok {
-			list, dir := names(cmd, args, v)
-			for i := range list {
-				list[i] = "--secret=" + list[i]
+		for flag, complete := range map[string]completion.Func{"--secret=": names, "--config=": configs} {
+			if v, ok := strings.CutPrefix(toComplete, flag); ok {
+				list, dir := complete(cmd, args, v)
+				for i := range list {
+					list[i] = flag + list[i]
+				}
+				return list, dir
 			}
-			return list, dir
 		}
 		// cobra adds secretd run's flags to a word starting with "-"; any
 		// other word here is the image.

@@ -30,11 +30,12 @@ func newUpdateCommand(c *cli.Cli) *cobra.Command {
 	var req api.ContainerUpdateRequest
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] CONTAINER",
-		Short: "Grant or revoke secrets of a container live, without a restart",
-		Long: `Grant (--secret-add) or revoke (--secret-rm) secrets of a container, as
-'docker service update --secret-add/--secret-rm' does for a service but
+		Short: "Grant or revoke secrets and configs of a container live, without a restart",
+		Long: `Grant (--secret-add, --config-add) or revoke (--secret-rm, --config-rm)
+secrets and configs of a container, as 'docker service update
+--secret-add/--secret-rm/--config-add/--config-rm' does for a service but
 without redeploying: a running container sees the files appear or vanish at
-once.
+once. A granted config's target is relative to the volume, as a secret's.
 
 A grant or revoke belongs to one of the container's secretd volumes: a
 revoke acts on the volume that holds the secret, a grant on the volume
@@ -48,7 +49,8 @@ or "none".`,
 		Example: `  secretd container update web --secret-add api_key
   secretd container update web --secret-add source=tls,target=certs/tls.key,mode=0400
   secretd container update web --secret-rm old_password
-  secretd container update web --volume web-tls --secret-add tls`,
+  secretd container update web --volume web-tls --secret-add tls
+  secretd container update web --config-add source=app.ini,target=conf/app.ini --config-rm old.ini`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completion.Container(c),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -66,10 +68,14 @@ or "none".`,
 	}
 	cmd.Flags().StringArrayVar(&req.SecretAdd, "secret-add", nil, "grant a secret (`SPEC`: NAME or source=NAME,target=PATH,uid=N,gid=N,mode=0NNN)")
 	cmd.Flags().StringArrayVar(&req.SecretRm, "secret-rm", nil, "revoke a secret by `NAME`")
+	cmd.Flags().StringArrayVar(&req.ConfigAdd, "config-add", nil, "grant a config (`SPEC`, as --secret-add)")
+	cmd.Flags().StringArrayVar(&req.ConfigRm, "config-rm", nil, "revoke a config by `NAME`")
 	cmd.Flags().StringVar(&req.Volume, "volume", "", "change this secretd `VOLUME` of the container (default: the one holding the secret, or at /run/secrets)")
 	cmd.Flags().BoolVar(&req.Shared, "shared", false, "change a volume that other containers use too")
 	cmd.RegisterFlagCompletionFunc("secret-add", completion.SecretFlag(c))
 	cmd.RegisterFlagCompletionFunc("secret-rm", completion.GrantedSecrets(c))
+	cmd.RegisterFlagCompletionFunc("config-add", completion.ConfigFlag(c))
+	cmd.RegisterFlagCompletionFunc("config-rm", completion.ConfigFlag(c))
 	return cmd
 }
 
@@ -81,7 +87,11 @@ func holds(task api.Task) string {
 	}
 	names := make([]string, len(task.Secrets))
 	for i, s := range task.Secrets {
-		names[i] = s.Name + "→" + s.Target
+		kind := ""
+		if s.Kind == "config" {
+			kind = "config "
+		}
+		names[i] = kind + s.Name + "→" + s.Target
 	}
 	return strings.Join(names, ", ")
 }

@@ -13,12 +13,13 @@ import (
 )
 
 type createOptions struct {
-	labels     []string
-	data       dataOptions
-	driver     string
-	driverOpts []string
-	cache      bool
-	refresh    time.Duration
+	labels         []string
+	templateDriver string
+	data           dataOptions
+	driver         string
+	driverOpts     []string
+	cache          bool
+	refresh        time.Duration
 }
 
 func newCreateCommand(c *cli.Cli) *cobra.Command {
@@ -31,7 +32,8 @@ func newCreateCommand(c *cli.Cli) *cobra.Command {
   secretd secret create --generate 32 django_secret_key
   secretd secret create --from-env API_TOKEN api_token
   secretd secret create --driver shell --driver-opt lookup='pass show db/password' db_password
-  secretd secret create --driver vault --cache --refresh 5m api_key`,
+  secretd secret create --driver vault --cache --refresh 5m api_key
+  printf 'dsn=app:{{ secret "db_password" }}@db' | secretd secret create --template-driver golang dsn -`,
 		Args: cobra.RangeArgs(1, 2),
 		// SECRET is a new name; FILE is a file.
 		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
@@ -45,6 +47,7 @@ func newCreateCommand(c *cli.Cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVarP(&o.labels, "label", "l", nil, "secret labels (`key=value`, repeatable)")
+	cmd.Flags().StringVar(&o.templateDriver, "template-driver", "", "template `DRIVER` (golang): the data is a template rendered for each container (docs/templates.md)")
 	o.data.addFlags(cmd)
 	cmd.Flags().StringVarP(&o.driver, "driver", "d", "", "take the value from secret driver `NAME` (shell, or a secret-driver plugin) at each container start; data, if given, is kept by the driver's store command")
 	cmd.Flags().StringArrayVar(&o.driverOpts, "driver-opt", nil, "driver option (`key=value`, repeatable), stored encrypted")
@@ -59,6 +62,9 @@ func runCreate(cmd *cobra.Command, c *cli.Cli, o createOptions, args []string) e
 		return err
 	}
 	if o.driver != "" || len(o.driverOpts) > 0 || o.cache || o.refresh != 0 {
+		if o.templateDriver != "" {
+			return errors.New("--template-driver makes the data a template: a secret with --driver has no data of its own to be one")
+		}
 		return runCreateFromSource(cmd, c, o, args, labels)
 	}
 	data, err := o.data.read(c, args)
@@ -70,7 +76,12 @@ func runCreate(cmd *cobra.Command, c *cli.Cli, o createOptions, args []string) e
 	if err != nil {
 		return err
 	}
-	id, err := cl.SecretCreate(cmd.Context(), args[0], labels, data)
+	var id string
+	if o.templateDriver != "" {
+		id, err = cl.SecretCreateTemplate(cmd.Context(), args[0], labels, data, o.templateDriver)
+	} else {
+		id, err = cl.SecretCreate(cmd.Context(), args[0], labels, data)
+	}
 	if err != nil {
 		return err
 	}

@@ -114,3 +114,20 @@ func TestSourceFormats(t *testing.T) {
 	}
 	golden.Assert(t, "inspect-pretty-driver.golden", out.String())
 }
+
+// A templated secret adds the TEMPLATE column, and --pretty names its
+// driver.
+func TestTemplateFormats(t *testing.T) {
+	list := fixtures()
+	list[0].Spec.Templating = &swarm.Driver{Name: "golang"}
+	var out bytes.Buffer
+	if err := writeList(&cli.Cli{Out: &out}, listOptions{}, api.NewSecretTable(list), now); err != nil {
+		t.Fatal(err)
+	}
+	golden.Assert(t, "ls-template-driver.golden", out.String())
+	out.Reset()
+	if err := writeInspect(&cli.Cli{Out: &out}, inspectOptions{pretty: true}, list[:1]); err != nil {
+		t.Fatal(err)
+	}
+	golden.Assert(t, "inspect-pretty-template.golden", out.String())
+}

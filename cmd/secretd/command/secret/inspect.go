@@ -76,6 +76,8 @@ Cache:           {{if .Cache}}yes{{else}}no{{end}}
 Refresh:         {{if .Refresh}}every {{.Refresh}}{{else}}no{{end}}
 {{- with .LastMount}}
 Last mount:      {{.At}}, {{if .Cached}}served from the cache (stale): {{.Error}}{{else}}fetched from the source{{end}}{{end}}{{end}}
+{{- with .Spec.Templating}}
+Template driver: {{.Name}}{{end}}
 Created at:      {{.CreatedAt}}
 Updated at:      {{.UpdatedAt}}
 `

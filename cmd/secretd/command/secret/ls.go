@@ -20,9 +20,15 @@ const defaultListFormat = "table {{.ID}}\t{{.Name}}\t{{.Version}}\t{{.CreatedAt}
 // driverListFormat is the default when a listed secret has a driver.
 const driverListFormat = "table {{.ID}}\t{{.Name}}\t{{.Version}}\t{{.Driver}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
 
+// templateListFormat is the default when a listed secret is a template.
+const templateListFormat = "table {{.ID}}\t{{.Name}}\t{{.Version}}\t{{.Template}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
+
+// driverTemplateListFormat is the default when there are both.
+const driverTemplateListFormat = "table {{.ID}}\t{{.Name}}\t{{.Version}}\t{{.Driver}}\t{{.Template}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
+
 var listHeaders = map[string]string{
 	"ID": "ID", "Name": "NAME", "Version": "VERSION", "CreatedAt": "CREATED",
-	"UpdatedAt": "UPDATED", "Labels": "LABELS", "Driver": "DRIVER",
+	"UpdatedAt": "UPDATED", "Labels": "LABELS", "Driver": "DRIVER", "Template": "TEMPLATE",
 }
 
 type listOptions struct {
@@ -73,6 +79,7 @@ type listRow struct {
 	Name      string
 	Version   string
 	Driver    string
+	Template  string
 	CreatedAt string
 	UpdatedAt string
 	Labels    string
@@ -87,8 +94,12 @@ func writeList(c *cli.Cli, o listOptions, t api.SecretTable, now time.Time) erro
 	switch {
 	case o.quiet && format == "":
 		format = "{{.ID}}"
+	case (format == "" || format == formatter.Table) && len(t.Drivers) > 0 && len(t.Templates) > 0:
+		format = driverTemplateListFormat
 	case (format == "" || format == formatter.Table) && len(t.Drivers) > 0:
 		format = driverListFormat
+	case (format == "" || format == formatter.Table) && len(t.Templates) > 0:
+		format = templateListFormat
 	case format == "" || format == formatter.Table:
 		format = defaultListFormat
 	}
@@ -115,7 +126,7 @@ func writeList(c *cli.Cli, o listOptions, t api.SecretTable, now time.Time) erro
 			version = "-" // a driver secret with no stored value
 		}
 		rows = append(rows, listRow{
-			ID: id, Name: t.Names[i], Version: version, Driver: t.Drivers[id],
+			ID: id, Name: t.Names[i], Version: version, Driver: t.Drivers[id], Template: t.Templates[id],
 			CreatedAt: ago.Since(unixNano(t.CreatedAt[i])), UpdatedAt: ago.Since(unixNano(t.UpdatedAt[i])),
 			Labels: strings.Join(labels, ","), labels: t.Labels[id],
 		})

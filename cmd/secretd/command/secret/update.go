@@ -19,6 +19,12 @@ func newUpdateCommand(c *cli.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] SECRET [FILE|-]",
 		Short: "Store a new version of a secret; running containers see it without a restart",
+		Long: `Store a new version of a secret. Every running container that follows it
+(no @VERSION pin) sees the new files before the command returns, without a
+restart. A container that holds the secret in a file bound at an absolute
+target (target=/etc/nginx/conf.d/site.conf) keeps that file until its next
+start: each such container is named on stderr, with when it gets the
+version. A container the version did not reach is an error.`,
 		Example: `  printf 'new-password' | secretd secret update db_password -
   secretd secret update --generate 32 --keep 3 django_secret_key`,
 		Args:              cobra.RangeArgs(1, 2),
@@ -38,6 +44,11 @@ func newUpdateCommand(c *cli.Cli) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.Out, "%s version %d\n", sec.ID, sec.CurrentVersion)
+			name := sec.Spec.Name
+			if name == "" {
+				name = args[0]
+			}
+			c.PrintRotation(fmt.Sprintf("secret '%s'", name), sec.Rotation)
 			return nil
 		},
 	}

@@ -49,13 +49,28 @@ func TestPsFormats(t *testing.T) {
 		{"ps-filter-volume.golden", psOptions{filters: []string{"volume=todo_db-secrets"}}},
 		{"ps-filter-and.golden", psOptions{filters: []string{"volume=todo_app-secrets", "secret=todobackend_mysql_password"}}},
 		{"ps-container-arg.golden", psOptions{containers: []string{"redis", "0a1b2c"}}},
+		{"ps-configs.golden", psOptions{containers: []string{"web"}}},
+		{"ps-filter-config.golden", psOptions{filters: []string{"config=site.conf"}}},
+		{"ps-reads.golden", psOptions{containers: []string{"web"}, format: "{{.Kind}} {{.Secret}}@{{.Version}} {{.Reads}}"}},
 	} {
 		t.Run(c.golden, func(t *testing.T) {
 			m, err := c.opts.matcher()
 			if err != nil {
 				t.Fatal(err)
 			}
-			tasks, err := c.opts.pick(psTasks(), m)
+			// A container with a config of a secret's name, and a
+			// rendered template.
+			web := api.Task{ContainerID: "c0ffee0ddba11", ContainerName: "web", Volume: "web-secrets", MountID: "m4", Mount: "/run/secretd/mounts/m4", Since: psNow.Add(-time.Minute),
+				Secrets: []api.TaskSecret{
+					{ID: "n0cb2m2o5bbbq6vzcvkqylyga", Name: "site.conf", Version: 1, Target: "site.conf"},
+					{Kind: "config", ID: "3nqcb2m2o5bbbq6vzcvkqylyg", Name: "site.conf", Version: 2, Target: "conf/site.conf"},
+					{Kind: "config", ID: "k7u0ahxw5tvq8rzqz0j5y2c1e", Name: "app.ini", Version: 1, Target: "app.ini", Reads: []string{"secret:db_password@4", "config:site.conf@2"}},
+				}}
+			all := psTasks()
+			if strings.Contains(c.golden, "config") || strings.Contains(c.golden, "reads") {
+				all = append(all, web)
+			}
+			tasks, err := c.opts.pick(all, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +117,7 @@ func TestPsRefusals(t *testing.T) {
 	for _, c := range []struct {
 		filter, want string
 	}{
-		{"image=redis", "invalid filter 'image': use container=, secret= or volume="},
+		{"image=redis", "invalid filter 'image': use container=, secret=, config= or volume="},
 		{"container", "bad format of filter (expected name=value): container"},
 	} {
 		if _, err := (psOptions{filters: []string{c.filter}}).matcher(); err == nil || err.Error() != c.want {

@@ -21,12 +21,13 @@ const defaultPsFormat = "table {{.Container}}\t{{.Name}}\t{{.Secret}}\t{{.Versio
 var psHeaders = map[string]string{
 	"Container": "CONTAINER", "Name": "NAME", "Secret": "SECRET", "Version": "VERSION",
 	"Target": "TARGET", "Mount": "MOUNT", "Since": "SINCE", "SecretID": "SECRET ID",
-	"Volume": "VOLUME", "ContainerID": "CONTAINER ID",
+	"Volume": "VOLUME", "ContainerID": "CONTAINER ID", "Kind": "KIND", "Reads": "READS",
 }
 
-// psRow is one secret held by one container.
+// psRow is one secret or config held by one container. Secret names a
+// config as config:NAME; Reads lists what a template's rendering read.
 type psRow struct {
-	Container, ContainerID, Name, Secret, SecretID, Version, Target, Volume, Mount, Since string
+	Container, ContainerID, Name, Secret, SecretID, Version, Target, Volume, Mount, Since, Kind, Reads string
 }
 
 // psOptions are `secretd ps`'s flags and arguments.
@@ -40,20 +41,23 @@ type psOptions struct {
 }
 
 // psFilterKeys are the keys --filter takes.
-var psFilterKeys = []string{"container", "secret", "volume"}
+var psFilterKeys = []string{"config", "container", "secret", "volume"}
 
 // NewPsCommand returns `secretd ps`.
 func NewPsCommand(c *cli.Cli) *cobra.Command {
 	var o psOptions
 	cmd := &cobra.Command{
 		Use:   "ps [OPTIONS] [CONTAINER...]",
-		Short: "List which container holds which secrets, at which version and mount",
-		Long: `List the secrets each running container holds through secretd: one line
-per secret and container. CONTAINER arguments (names or IDs) limit the list
-to those containers; each must hold secrets.`,
+		Short: "List which container holds which secrets and configs, at which version and mount",
+		Long: `List the secrets and configs each running container holds through
+secretd: one line per secret (or config, shown as config:NAME) and
+container. CONTAINER arguments (names or IDs) limit the list to those
+containers; each must hold secrets. --format '{{.Reads}}' shows what a
+rendered template read.`,
 		Example: `  secretd ps
   secretd ps redis
   secretd ps --filter secret=db_password
+  secretd ps --filter config=site.conf
   secretd ps -q --filter volume=app_secrets
   secretd ps --format '{{.Name}} {{.Secret}}@{{.Version}}'`,
 		ValidArgsFunction: completion.Containers(c),
@@ -85,7 +89,7 @@ to those containers; each must hold secrets.`,
 	f := cmd.Flags()
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "only display container IDs")
 	f.StringVar(&o.format, "format", "", "format output: 'table', 'table TEMPLATE', 'json' or a Go template")
-	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter output (container=NAME|ID, secret=NAME|ID, volume=NAME), repeatable")
+	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter output (container=NAME|ID, secret=NAME|ID, config=NAME|ID, volume=NAME), repeatable")
 	cmd.RegisterFlagCompletionFunc("filter", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		keys := make([]string, len(psFilterKeys))
 		for i, k := range psFilterKeys {
@@ -111,7 +115,7 @@ func (o psOptions) matcher() (psMatch, error) {
 			return nil, fmt.Errorf("bad format of filter (expected name=value): %s", kv)
 		}
 		if !slices.Contains(psFilterKeys, k) {
-			return nil, fmt.Errorf("invalid filter '%s': use container=, secret= or volume=", k)
+			return nil, fmt.Errorf("invalid filter '%s': use container=, secret=, config= or volume=", k)
 		}
 		m[k] = append(m[k], v)
 	}
@@ -141,11 +145,15 @@ func resolve(ref string, keys [][2]string) func(name, id string) bool {
 // arguments and the filters name. A CONTAINER argument that names no task
 // is an error; what the others found is still returned.
 func (o psOptions) pick(tasks []api.Task, m psMatch) ([]api.Task, error) {
-	var ctrKeys, secretKeys [][2]string
+	var ctrKeys, secretKeys, configKeys [][2]string
 	for _, t := range tasks {
 		ctrKeys = append(ctrKeys, [2]string{t.ContainerName, t.ContainerID})
 		for _, s := range t.Secrets {
-			secretKeys = append(secretKeys, [2]string{s.Name, s.ID})
+			if s.Kind == "config" {
+				configKeys = append(configKeys, [2]string{s.Name, s.ID})
+			} else {
+				secretKeys = append(secretKeys, [2]string{s.Name, s.ID})
+			}
 		}
 	}
 	resolveAll := func(refs []string, keys [][2]string) []func(string, string) bool {
@@ -165,7 +173,7 @@ func (o psOptions) pick(tasks []api.Task, m psMatch) ([]api.Task, error) {
 			missing = append(missing, ref)
 		}
 	}
-	ctrs, secrets := resolveAll(m["container"], ctrKeys), resolveAll(m["secret"], secretKeys)
+	ctrs, secrets, configs := resolveAll(m["container"], ctrKeys), resolveAll(m["secret"], secretKeys), resolveAll(m["config"], configKeys)
 	var out []api.Task
 	for _, t := range tasks {
 		if len(args) > 0 && !anyOf(args, t.ContainerName, t.ContainerID) {
@@ -177,10 +185,10 @@ func (o psOptions) pick(tasks []api.Task, m psMatch) ([]api.Task, error) {
 		if v := m["volume"]; len(v) > 0 && !slices.Contains(v, t.Volume) {
 			continue
 		}
-		if len(secrets) > 0 {
+		if len(secrets)+len(configs) > 0 {
 			var keep []api.TaskSecret
 			for _, s := range t.Secrets {
-				if anyOf(secrets, s.Name, s.ID) {
+				if s.Kind == "config" && anyOf(configs, s.Name, s.ID) || s.Kind != "config" && anyOf(secrets, s.Name, s.ID) {
 					keep = append(keep, s)
 				}
 			}
@@ -213,10 +221,15 @@ func writePs(c *cli.Cli, o psOptions, tasks []api.Task, now time.Time) error {
 			if s.Pinned {
 				v += " (pinned)"
 			}
+			name, kind := s.Name, "secret"
+			if s.Kind == "config" {
+				name, kind = "config:"+s.Name, "config"
+			}
 			rows = append(rows, psRow{
 				Container: shortID(t.ContainerID), ContainerID: t.ContainerID, Name: t.ContainerName,
-				Secret: s.Name, SecretID: s.ID, Version: v, Target: s.Target,
+				Secret: name, SecretID: s.ID, Version: v, Target: s.Target,
 				Volume: t.Volume, Mount: t.Mount, Since: formatter.Ago(now, t.Since),
+				Kind: kind, Reads: strings.Join(s.Reads, ","),
 			})
 		}
 	}

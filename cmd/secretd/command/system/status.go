@@ -54,8 +54,8 @@ func writeStatus(c *cli.Cli, format string, st api.Status) error {
 	if st.VolumeDriver != "" {
 		fmt.Fprintf(c.Out, "Driver:     %s (volume-driver=%s)\n", st.VolumeDriver, st.VolumeDriver)
 	}
-	fmt.Fprintf(c.Out, "Secrets:    %d\nMounts:     %d (%d spare)\nNoswap:     %s\nGoroutines: %d\nOpen FDs:   %d\n",
-		st.Secrets, st.Mounts, st.SpareMounts, noswapLine(st), st.Goroutines, st.OpenFDs)
+	fmt.Fprintf(c.Out, "Secrets:    %d\nConfigs:    %d\nMounts:     %d (%d spare)\nNoswap:     %s\nGoroutines: %d\nOpen FDs:   %d\n",
+		st.Secrets, st.Configs, st.Mounts, st.SpareMounts, noswapLine(st), st.Goroutines, st.OpenFDs)
 	return nil
 }
 

@@ -24,6 +24,13 @@ type Client struct {
 	SecretRemoveFunc           func(ctx context.Context, ref string) error
 	SecretUpdateFunc           func(ctx context.Context, ref string, data []byte, keep int) (api.Secret, error)
 	SecretUpdateIfChangedFunc  func(ctx context.Context, ref string, data []byte) (api.Secret, error)
+	SecretCreateTemplateFunc   func(ctx context.Context, name string, labels map[string]string, data []byte, templateDriver string) (string, error)
+	ConfigCreateFunc           func(ctx context.Context, name string, labels map[string]string, data []byte, templateDriver string) (string, error)
+	ConfigTableFunc            func(ctx context.Context, f filters.Args) (api.SecretTable, error)
+	ConfigInspectFunc          func(ctx context.Context, ref string) (api.Config, error)
+	ConfigRemoveFunc           func(ctx context.Context, ref string) error
+	ConfigUpdateFunc           func(ctx context.Context, ref string, data []byte, keep int) (api.Config, error)
+	ConfigUpdateIfChangedFunc  func(ctx context.Context, ref string, data []byte) (api.Config, error)
 	UnlockFunc                 func(ctx context.Context, key string) error
 	UnlockKeyFunc              func(ctx context.Context) (string, error)
 	RotateUnlockKeyFunc        func(ctx context.Context) (string, error)
@@ -158,4 +165,60 @@ func (c *Client) ContainerUpdate(ctx context.Context, ref string, req api.Contai
 		return api.Task{}, unexpected("ContainerUpdate")
 	}
 	return c.ContainerUpdateFunc(ctx, ref, req)
+}
+
+// SecretCreateTemplate calls SecretCreateTemplateFunc.
+func (c *Client) SecretCreateTemplate(ctx context.Context, name string, labels map[string]string, data []byte, templateDriver string) (string, error) {
+	if c.SecretCreateTemplateFunc == nil {
+		return "", unexpected("SecretCreateTemplate")
+	}
+	return c.SecretCreateTemplateFunc(ctx, name, labels, data, templateDriver)
+}
+
+// ConfigCreate calls ConfigCreateFunc.
+func (c *Client) ConfigCreate(ctx context.Context, name string, labels map[string]string, data []byte, templateDriver string) (string, error) {
+	if c.ConfigCreateFunc == nil {
+		return "", unexpected("ConfigCreate")
+	}
+	return c.ConfigCreateFunc(ctx, name, labels, data, templateDriver)
+}
+
+// ConfigTable calls ConfigTableFunc.
+func (c *Client) ConfigTable(ctx context.Context, f filters.Args) (api.SecretTable, error) {
+	if c.ConfigTableFunc == nil {
+		return api.SecretTable{}, unexpected("ConfigTable")
+	}
+	return c.ConfigTableFunc(ctx, f)
+}
+
+// ConfigInspect calls ConfigInspectFunc.
+func (c *Client) ConfigInspect(ctx context.Context, ref string) (api.Config, error) {
+	if c.ConfigInspectFunc == nil {
+		return api.Config{}, unexpected("ConfigInspect")
+	}
+	return c.ConfigInspectFunc(ctx, ref)
+}
+
+// ConfigRemove calls ConfigRemoveFunc.
+func (c *Client) ConfigRemove(ctx context.Context, ref string) error {
+	if c.ConfigRemoveFunc == nil {
+		return unexpected("ConfigRemove")
+	}
+	return c.ConfigRemoveFunc(ctx, ref)
+}
+
+// ConfigUpdate calls ConfigUpdateFunc.
+func (c *Client) ConfigUpdate(ctx context.Context, ref string, data []byte, keep int) (api.Config, error) {
+	if c.ConfigUpdateFunc == nil {
+		return api.Config{}, unexpected("ConfigUpdate")
+	}
+	return c.ConfigUpdateFunc(ctx, ref, data, keep)
+}
+
+// ConfigUpdateIfChanged calls ConfigUpdateIfChangedFunc.
+func (c *Client) ConfigUpdateIfChanged(ctx context.Context, ref string, data []byte) (api.Config, error) {
+	if c.ConfigUpdateIfChangedFunc == nil {
+		return api.Config{}, unexpected("ConfigUpdateIfChanged")
+	}
+	return c.ConfigUpdateIfChangedFunc(ctx, ref, data)
 }
