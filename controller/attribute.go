@@ -86,7 +86,7 @@ func (c *Controller) identify(o identity) {
 	}
 	for _, s := range named {
 		auditMount(c.cfg.Audit, s)
-		c.checkOnUpdate(s, o.Labels)
+		c.binding.checkOnUpdate(s, o.Labels)
 	}
 }
 
@@ -98,8 +98,8 @@ func (c *Controller) identify(o identity) {
 // gets the volume's, as it gets the volume's declaration. Its label is
 // read only here, from its start event, when its start can no longer be
 // refused: the warning is all that can be said.
-func (c *Controller) checkOnUpdate(s taskView, labels map[string]string) {
-	v, ok := c.vols.get(s.volume)
+func (b *binding) checkOnUpdate(s taskView, labels map[string]string) {
+	v, ok := b.vols.get(s.volume)
 	if !ok {
 		return
 	}
@@ -108,14 +108,14 @@ func (c *Controller) checkOnUpdate(s taskView, labels map[string]string) {
 	switch {
 	case v.OnUpdate == "" && err != nil:
 		// A volume bound by an earlier version, not learned yet.
-		c.cfg.Log.Warn("on-update label means nothing: the container is neither signalled nor restarted after a rotation",
+		b.log.Warn("on-update label means nothing: the container is neither signalled nor restarted after a rotation",
 			"container", s.label(), "volume", s.volume, "err", err)
 	case v.OnUpdate == "":
 	case err != nil:
-		c.cfg.Log.Warn("on-update label means nothing: the container gets its volume's on-update", "container", s.label(),
+		b.log.Warn("on-update label means nothing: the container gets its volume's on-update", "container", s.label(),
 			"volume", s.volume, "on_update", v.OnUpdate, "err", err)
 	case o.String() != v.OnUpdate && (labelled || v.Options[OptionOnUpdate] == ""):
-		c.cfg.Log.Warn("on-update label differs from its volume's, which was fixed before: the container gets its volume's",
+		b.log.Warn("on-update label differs from its volume's, which was fixed before: the container gets its volume's",
 			"container", s.label(), "volume", s.volume, "label", label, "on_update", v.OnUpdate)
 	}
 }

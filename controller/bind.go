@@ -58,6 +58,8 @@ type binding struct {
 	log     *slog.Logger
 	store   *store.Store
 	sources Sources
+	// hostNode is the host as templates see it (Config.Node).
+	hostNode func(ctx context.Context) (Node, error)
 
 	flight binder
 	// imageCache holds the secretd labels of images by ID (see imageLabels).
@@ -74,7 +76,7 @@ type binding struct {
 
 func newBinding(cfg Config, vols *registry) *binding {
 	return &binding{
-		engine: cfg.Engine, vols: vols, driver: cfg.DriverName, log: cfg.Log, store: cfg.Store, sources: cfg.Sources,
+		engine: cfg.Engine, vols: vols, driver: cfg.DriverName, log: cfg.Log, store: cfg.Store, sources: cfg.Sources, hostNode: cfg.Node,
 		flight: binder{running: map[string]chan struct{}{}},
 	}
 }

@@ -80,8 +80,6 @@ type Controller struct {
 	engine engineStatus
 
 	rotations atomic.Uint64
-	// kind is the engineKind of the engine followed, learned at a resync.
-	kind atomic.Int32
 
 	// resyncReq asks Run for a resync; buffered so requests coalesce.
 	resyncReq resyncRequests
@@ -165,6 +163,9 @@ func (c *Controller) Stats(st *api.Status) {
 
 // engineStatus is what the controller knows of its link to the engine.
 type engineStatus struct {
+	// kind is the engineKind of the engine followed, learned at a resync.
+	kind atomic.Int32
+
 	mu sync.Mutex
 	// err is why the last attempt to follow the engine failed; nil while
 	// it works.

@@ -136,9 +136,9 @@ func (c *Controller) handle(ctx context.Context, m events.Message) {
 			t.rename(id, m.Actor.Attributes["name"])
 		}
 	case events.ActionDie, podmanDied:
-		c.leaveShared(id)
+		c.tasks.leave(id)
 	case events.ActionDestroy, actionRemove:
-		c.leaveShared(id)
+		c.tasks.leave(id)
 		// dockerd unmounts before it destroys; a task still here lost its
 		// Unmount (driver timeout, crash) and must not outlive the
 		// container. Live grants and revokes belong to the volumes and go

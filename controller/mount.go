@@ -47,7 +47,7 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	if !mountIDRE.MatchString(mountID) {
 		return "", fmt.Errorf("invalid mount ID %q", mountID)
 	}
-	if err := c.engineFits(volume, mountID); err != nil {
+	if err := c.engine.fits(volume, mountID, c.cfg.EngineHost); err != nil {
 		return "", err
 	}
 	if sharedMountID(mountID) {
@@ -94,15 +94,11 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	ph.record = time.Since(step)
 	// 6. reveal: decrypt the declared versions, or fetch them from their
 	// sources; each secret once, however many targets it has.
-	step = time.Now()
 	// Templates are rendered here, from the volume's scope.
-	in := contentInput{who: c.binding.boundContainer(ctx, owner, v.BoundTo), identity: c.templateIdentity(ctx, volume, owner, v.BoundTo)}
-	if v.Scope != "" {
-		if in.scope, err = v.ScopeEntries(); err != nil {
-			return "", err
-		}
-	} else {
-		in.scope = entries
+	step = time.Now()
+	in, err := c.binding.mountInput(ctx, volume, v, entries, owner)
+	if err != nil {
+		return "", err
 	}
 	got, err := c.contents.files(ctx, entries, in)
 	defer wipeFiles(got.files)

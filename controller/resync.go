@@ -31,7 +31,7 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("resync: list containers: %w", err)
 	}
-	c.learnEngine(ctx)
+	c.engine.learn(ctx, c.cfg.Engine, c.cfg.Log)
 	f := survey(list, c.binding.ourMount)
 	c.binding.learnFromList(ctx, list, f)
 	c.legacy.migrate(list, c.binding.ourMount, c.vols, c.rewriteVolume, c.cfg.Log)
@@ -44,7 +44,9 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 		return fmt.Errorf("resync: %w", err)
 	}
 	plan := planResync(c.root.found(mounts), before, f, time.Now(), c.cfg.Grace)
-	n, live, errs := c.applyResync(plan)
+	run := &resyncRun{c: c, live: map[string]bool{}}
+	run.apply(plan)
+	n, live, errs := run.n, run.live, run.errs
 	_, done := c.engine.status()
 	errs = append(errs, c.root.cleanMountRoot(live, done == 0)...)
 	c.engine.resynced()
@@ -212,10 +214,18 @@ func planMount(m foundMount, f fleet, now time.Time, grace time.Duration) resync
 // resyncCounts are what a resync did, for its log line.
 type resyncCounts struct{ kept, wiped, adopted int }
 
-// applyResync carries out a plan. It returns the names of the mounts still
-// mounted.
-func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[string]bool, errs []error) {
-	live = map[string]bool{}
+// resyncRun is one resync carrying out its plan: what it did, for its log
+// line, the mounts still mounted, and what failed.
+type resyncRun struct {
+	c    *Controller
+	n    resyncCounts
+	live map[string]bool
+	errs []error
+}
+
+// apply carries out a plan.
+func (r *resyncRun) apply(plan []resyncAction) {
+	c, n, live := r.c, &r.n, r.live
 	for _, a := range plan {
 		m := a.mount
 		if a.step != dropTask {
@@ -227,7 +237,7 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 		case adopt:
 			n.kept++
 			n.adopted++
-			c.adopt(m.dir, m.rec, a.owner, a.users)
+			r.adopt(m.dir, m.rec, a.owner, a.users)
 		case claimIt:
 			n.kept++
 			if s, ok := m.task.claim(a.owner.ID, identityOf(a.owner).dest(m.view.volume)); ok {
@@ -250,11 +260,11 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 				continue // an Unmount wiped it meanwhile
 			}
 			if err != nil {
-				errs = append(errs, err)
+				r.errs = append(r.errs, err)
 				continue
 			}
 			delete(live, m.name)
-			errs = append(errs, c.root.removeRecord(m.name))
+			r.errs = append(r.errs, c.root.removeRecord(m.name))
 			n.wiped++
 		case dropTask:
 			// Wiped by hand, or by a failed Unmount that still unmounted.
@@ -263,7 +273,6 @@ func (c *Controller) applyResync(plan []resyncAction) (n resyncCounts, live map[
 			}
 		}
 	}
-	return n, live, errs
 }
 
 // findOwner finds the live container a mount belongs to: the one its
@@ -341,7 +350,8 @@ func (b *binding) bindListed(ctx context.Context, users map[string][]container.S
 // adopt rebuilds the task of a mount made before a daemon restart, from the
 // volume's record; the versions are those the store says now. users are a
 // shared mount's live users, its members.
-func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary, users []container.Summary) {
+func (r *resyncRun) adopt(dir string, rec *taskRecord, s container.Summary, users []container.Summary) {
+	c := r.c
 	v, ok := c.vols.get(rec.Volume)
 	var entries []declaration.Entry
 	var err error
@@ -361,7 +371,7 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary, use
 	}
 	c.cfg.Log.Info("mount adopted", "container", t.view().who(), "mount", dir)
 	if err == nil && v.oneFile() {
-		c.adoptFile(t)
+		r.adoptFile(t)
 		return
 	}
 	if err == nil {
@@ -377,13 +387,12 @@ func (c *Controller) adopt(dir string, rec *taskRecord, s container.Summary, use
 // reads (see deferToRestart). The version its entry resolves to now is
 // tried first, then the older ones kept, newest first. A mount that holds
 // none of them keeps its version unknown.
-func (c *Controller) adoptFile(t *task) {
+func (r *resyncRun) adoptFile(t *task) {
+	c := r.c
 	v := t.view()
 	ctx := context.Background()
-	for _, entries := range c.fileCandidates(v.entries) {
-		cv := v
-		cv.entries = entries
-		got, err := c.contents.files(ctx, entries, c.contentFor(ctx, cv, nil))
+	for _, entries := range c.contents.fileCandidates(v.entries) {
+		got, err := c.contents.files(ctx, entries, c.binding.contentFor(ctx, v.withEntries(entries), nil))
 		same := false
 		if err == nil {
 			same, _ = tmpfs.Holds(v.dir, got.files)
@@ -402,12 +411,12 @@ func (c *Controller) adoptFile(t *task) {
 // from: as declared, then, for a stored secret or config it follows, each
 // older version kept, newest first. A rendered template is tried as it
 // renders now only: what it read then is not known.
-func (c *Controller) fileCandidates(entries []declaration.Entry) [][]declaration.Entry {
+func (s *contents) fileCandidates(entries []declaration.Entry) [][]declaration.Entry {
 	out := [][]declaration.Entry{entries}
 	if len(entries) != 1 || entries[0].Version != 0 {
 		return out
 	}
-	sec, err := c.contents.view(entries[0].Kind).Get(entries[0].Source)
+	sec, err := s.view(entries[0].Kind).Get(entries[0].Source)
 	if err != nil || sec.Source != nil {
 		return out
 	}

@@ -107,7 +107,7 @@ func pronoun(n int) string {
 // target) or not at all. A container it could not update is logged,
 // audited, counted, and named in the *RotationError it returns.
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation, error) {
-	todo := c.affected(sec)
+	todo := c.tasks.following(sec)
 	r := &rotation{c: c, sec: sec}
 	next := make(chan *task)
 	var wg sync.WaitGroup
@@ -293,7 +293,7 @@ func (r *rotation) fail(f RotationFailure) {
 func (c *Controller) refresh(t *task) (taskView, bool, error) {
 	return t.refresh(func(v taskView) (content, error) {
 		ctx := context.Background()
-		return c.contents.files(ctx, v.entries, c.contentFor(ctx, v, nil))
+		return c.contents.files(ctx, v.entries, c.binding.contentFor(ctx, v, nil))
 	}, c.cfg.Log)
 }
 

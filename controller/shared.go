@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -52,94 +53,6 @@ type member struct {
 
 func memberOf(o identity, volume string) member {
 	return member{id: o.ID, name: o.Name, image: o.Image, dest: o.dest(volume)}
-}
-
-// join adds containers to the members of a mounted shared task. It returns
-// the task as each container new to it reads it, for the audit trail.
-func (t *task) join(ms ...member) []taskView {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.shared || t.state != mounted {
-		return nil
-	}
-	var added []member
-	for _, m := range ms {
-		if !slices.ContainsFunc(t.members, func(x member) bool { return x.id == m.id }) &&
-			!slices.ContainsFunc(added, func(x member) bool { return x.id == m.id }) {
-			added = append(added, m)
-		}
-	}
-	if len(added) == 0 {
-		return nil
-	}
-	t.members = append(slices.Clone(t.members), added...)
-	t.joined = true
-	v := t.taskView
-	v.members = added
-	return v.containers()
-}
-
-// leave takes a container out of a shared task's members.
-func (t *task) leave(id string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i := slices.IndexFunc(t.members, func(m member) bool { return m.id == id }); i >= 0 {
-		t.last = t.members[i]
-		t.members = slices.Delete(slices.Clone(t.members), i, i+1)
-	}
-}
-
-// wiped returns the view as the audit trail names it at its wipe: a shared
-// mount whose members all left, by the last to leave.
-func (v taskView) wiped() taskView {
-	if v.shared && len(v.members) == 0 && v.last.id != "" {
-		v.members = []member{v.last}
-	}
-	return v
-}
-
-// setMembers makes ms the members of a mounted shared task, as a resync
-// finds them; it returns the task as each container new to it reads it.
-func (t *task) setMembers(ms []member) []taskView {
-	t.mu.Lock()
-	if t.shared && t.state == mounted {
-		t.members = slices.DeleteFunc(slices.Clone(t.members), func(m member) bool {
-			gone := !slices.ContainsFunc(ms, func(x member) bool { return x.id == m.id })
-			if gone {
-				t.last = m
-			}
-			return gone
-		})
-	}
-	t.mu.Unlock()
-	return t.join(ms...)
-}
-
-// containers returns the view once for each container that reads the
-// mount: a shared mount's members each as if the mount were theirs alone,
-// any other mount (or a shared one no container is known to read) as it
-// is.
-func (v taskView) containers() []taskView {
-	if !v.shared || len(v.members) == 0 {
-		return []taskView{v}
-	}
-	out := make([]taskView, len(v.members))
-	for i, m := range v.members {
-		w := v
-		w.containerID, w.name, w.image, w.dest = m.id, m.name, m.image, m.dest
-		out[i] = w
-	}
-	return out
-}
-
-// who names the containers that read the mount, for the log.
-func (v taskView) who() string {
-	views := v.containers()
-	names := make([]string, len(views))
-	for i, w := range views {
-		names[i] = w.name
-	}
-	return strings.Join(names, ",")
 }
 
 // reading reports whether a listed container reads a mount now: a shared
@@ -215,11 +128,11 @@ func (c *Controller) joinShared(ctx context.Context, id string) {
 	}
 }
 
-// leaveShared takes a container that stopped out of every shared mount's
+// leave takes a container that stopped out of every shared mount's
 // members. The mount itself stays until Podman's Unmount, or a resync that
 // finds no container of its volume alive.
-func (c *Controller) leaveShared(id string) {
-	for _, t := range c.tasks.all() {
+func (tt *taskTable) leave(id string) {
+	for _, t := range tt.all() {
 		t.leave(id)
 	}
 }
@@ -244,42 +157,42 @@ type versioner interface {
 // podmanComponent names Podman among the components of its /version.
 const podmanComponent = "Podman Engine"
 
-// learnEngine asks the engine which it is, once it answers: a resync calls
-// it after its container list.
-func (c *Controller) learnEngine(ctx context.Context) {
-	v, ok := c.cfg.Engine.(versioner)
-	if !ok || engineKind(c.kind.Load()) != kindUnknown {
+// learn asks engine which it is, once it answers: a resync calls it after
+// its container list.
+func (e *engineStatus) learn(ctx context.Context, engine Engine, log *slog.Logger) {
+	v, ok := engine.(versioner)
+	if !ok || engineKind(e.kind.Load()) != kindUnknown {
 		return
 	}
 	vctx, cancel := context.WithTimeout(ctx, engineTimeout)
 	sv, err := v.ServerVersion(vctx)
 	cancel()
 	if err != nil {
-		c.cfg.Log.Debug("the engine did not tell its version: asked again at the next resync", "err", err)
+		log.Debug("the engine did not tell its version: asked again at the next resync", "err", err)
 		return
 	}
 	kind := kindDocker
 	if slices.ContainsFunc(sv.Components, func(cv types.ComponentVersion) bool { return cv.Name == podmanComponent }) {
 		kind = kindPodman
 	}
-	c.kind.Store(int32(kind))
+	e.kind.Store(int32(kind))
 }
 
-// engineFits refuses a Mount that another engine than the one secretd
-// follows sends: a resync would find none of that engine's containers and
-// wipe the mount under them. Before the engine has said which it is (at
-// boot, before it answers) every Mount goes on.
-func (c *Controller) engineFits(volume, mountID string) error {
-	switch engineKind(c.kind.Load()) {
+// fits refuses a Mount that another engine than the one secretd follows
+// (at host) sends: a resync would find none of that engine's containers
+// and wipe the mount under them. Before the engine has said which it is
+// (at boot, before it answers) every Mount goes on.
+func (e *engineStatus) fits(volume, mountID, host string) error {
+	switch engineKind(e.kind.Load()) {
 	case kindDocker:
 		if sharedMountID(mountID) {
 			return fmt.Errorf("volume %s: this Mount comes from Podman, but secretd follows the Docker Engine at %s and would not see Podman's containers: "+
-				"run a secretd for Podman (secretd daemon --docker-host unix:///run/podman/podman.sock with a --driver-name of its own; see docs/podman.md)", volume, c.cfg.EngineHost)
+				"run a secretd for Podman (secretd daemon --docker-host unix:///run/podman/podman.sock with a --driver-name of its own; see docs/podman.md)", volume, host)
 		}
 	case kindPodman:
 		if !sharedMountID(mountID) {
 			return fmt.Errorf("volume %s: this Mount is not Podman's, but secretd follows Podman at %s and would not see the other engine's containers: "+
-				"run a secretd of its own for that engine, with a --driver-name of its own (see docs/podman.md)", volume, c.cfg.EngineHost)
+				"run a secretd of its own for that engine, with a --driver-name of its own (see docs/podman.md)", volume, host)
 		}
 	}
 	return nil

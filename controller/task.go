@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -456,4 +457,105 @@ func wipeFiles(files []tmpfs.File) {
 // sameReads reports whether two mounts' renderings read the same versions.
 func sameReads(a, b [][]readRef) bool {
 	return slices.EqualFunc(a, b, func(x, y []readRef) bool { return slices.Equal(x, y) })
+}
+
+// join adds containers to the members of a mounted shared task. It returns
+// the task as each container new to it reads it, for the audit trail.
+func (t *task) join(ms ...member) []taskView {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.shared || t.state != mounted {
+		return nil
+	}
+	var added []member
+	for _, m := range ms {
+		if !slices.ContainsFunc(t.members, func(x member) bool { return x.id == m.id }) &&
+			!slices.ContainsFunc(added, func(x member) bool { return x.id == m.id }) {
+			added = append(added, m)
+		}
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	t.members = append(slices.Clone(t.members), added...)
+	t.joined = true
+	v := t.taskView
+	v.members = added
+	return v.containers()
+}
+
+// leave takes a container out of a shared task's members.
+func (t *task) leave(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i := slices.IndexFunc(t.members, func(m member) bool { return m.id == id }); i >= 0 {
+		t.last = t.members[i]
+		t.members = slices.Delete(slices.Clone(t.members), i, i+1)
+	}
+}
+
+// setMembers makes ms the members of a mounted shared task, as a resync
+// finds them; it returns the task as each container new to it reads it.
+func (t *task) setMembers(ms []member) []taskView {
+	t.mu.Lock()
+	if t.shared && t.state == mounted {
+		t.members = slices.DeleteFunc(slices.Clone(t.members), func(m member) bool {
+			gone := !slices.ContainsFunc(ms, func(x member) bool { return x.id == m.id })
+			if gone {
+				t.last = m
+			}
+			return gone
+		})
+	}
+	t.mu.Unlock()
+	return t.join(ms...)
+}
+
+// wiped returns the view as the audit trail names it at its wipe: a shared
+// mount whose members all left, by the last to leave.
+func (v taskView) wiped() taskView {
+	if v.shared && len(v.members) == 0 && v.last.id != "" {
+		v.members = []member{v.last}
+	}
+	return v
+}
+
+// containers returns the view once for each container that reads the
+// mount: a shared mount's members each as if the mount were theirs alone,
+// any other mount (or a shared one no container is known to read) as it
+// is.
+func (v taskView) containers() []taskView {
+	if !v.shared || len(v.members) == 0 {
+		return []taskView{v}
+	}
+	out := make([]taskView, len(v.members))
+	for i, m := range v.members {
+		w := v
+		w.containerID, w.name, w.image, w.dest = m.id, m.name, m.image, m.dest
+		out[i] = w
+	}
+	return out
+}
+
+// who names the containers that read the mount, for the log.
+func (v taskView) who() string {
+	views := v.containers()
+	names := make([]string, len(views))
+	for i, w := range views {
+		names[i] = w.name
+	}
+	return strings.Join(names, ",")
+}
+
+// withEntries returns v with other entries, for content it may hold.
+func (v taskView) withEntries(entries []declaration.Entry) taskView {
+	v.entries = entries
+	return v
+}
+
+// withMembers returns v of a shared mount with the members a container
+// list names, when no event named any.
+func (v taskView) withMembers(ms []member) taskView {
+	v.members = ms
+	return v
 }

@@ -108,13 +108,13 @@ var errTemplate = errdefs.Errorf(errdefs.ErrInvalid, "")
 // container its templates read (asked only if one does): the container
 // known already (owner, or id), else the volume's only user. A volume
 // several containers use gives no single answer: the template is refused.
-func (c *Controller) templateIdentity(ctx context.Context, volume string, owner *container.Summary, id string) func() (templating.Identity, error) {
+func (b *binding) templateIdentity(ctx context.Context, volume string, owner *container.Summary, id string) func() (templating.Identity, error) {
 	return func() (templating.Identity, error) {
 		var s container.Summary
 		switch {
 		case owner != nil:
 			s = *owner
-		case c.cfg.Engine == nil:
+		case b.engine == nil:
 			return templating.Identity{}, errors.New("no engine is connected to say which container it is")
 		default:
 			lctx, cancel := context.WithTimeout(ctx, bindTimeout)
@@ -123,7 +123,7 @@ func (c *Controller) templateIdentity(ctx context.Context, volume string, owner 
 			if id != "" {
 				f = filters.NewArgs(filters.Arg("id", id))
 			}
-			list, err := c.cfg.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: f})
+			list, err := b.engine.ContainerList(lctx, container.ListOptions{All: true, Filters: f})
 			if err != nil {
 				return templating.Identity{}, fmt.Errorf("the Docker Engine did not say which container it is (%w): try again", err)
 			}
@@ -135,34 +135,34 @@ func (c *Controller) templateIdentity(ctx context.Context, volume string, owner 
 			}
 			s = list[0]
 		}
-		node, err := c.node(ctx)
+		node, err := b.node(ctx)
 		if err != nil {
 			return templating.Identity{}, err
 		}
 		o := identityOf(s)
-		env, err := c.binding.envs.get(o.ID)
+		env, err := b.envs.get(o.ID)
 		if err != nil {
 			// Learned for the next start; see docs/templates.md.
-			c.binding.learnEnv(context.WithoutCancel(ctx), o.ID)
+			b.learnEnv(context.WithoutCancel(ctx), o.ID)
 		}
 		return templating.Identity{Context: templating.NewContext(templating.Container{ID: o.ID, Name: o.Name, Labels: o.Labels}, node), Env: env, EnvErr: err}, nil
 	}
 }
 
 // node returns the host's .Node, from the daemon.
-func (c *Controller) node(ctx context.Context) (templating.Node, error) {
-	if c.cfg.Node == nil {
+func (b *binding) node(ctx context.Context) (templating.Node, error) {
+	if b.hostNode == nil {
 		return templating.Node{}, errors.New("this daemon does not know its node")
 	}
-	return c.cfg.Node(ctx)
+	return b.hostNode(ctx)
 }
 
-// affected returns the tasks whose files follow sec: an entry of it that
+// following returns the tasks whose files follow sec: an entry of it that
 // pins no version, or a rendering that read it unpinned.
-func (c *Controller) affected(sec store.Secret) []*task {
+func (tt *taskTable) following(sec store.Secret) []*task {
 	kind := declKind(sec.Kind)
 	var out []*task
-	for _, t := range c.tasks.all() {
+	for _, t := range tt.all() {
 		if follows(t.view(), kind, sec.Name) {
 			out = append(out, t)
 		}
@@ -201,12 +201,12 @@ func (c *Controller) CheckUpdate(ctx context.Context, sec store.Secret, data []b
 	kind := declKind(sec.Kind)
 	var failed []string
 	var errs []error
-	for _, t := range c.affected(sec) {
+	for _, t := range c.tasks.following(sec) {
 		v := t.view()
 		if !v.live() || !rendersWith(v, kind, sec.Name) {
 			continue
 		}
-		got, err := c.contents.files(ctx, v.entries, c.contentFor(ctx, v, &nextVersion{kind: kind, sec: sec, data: data}))
+		got, err := c.contents.files(ctx, v.entries, c.binding.contentFor(ctx, v, &nextVersion{kind: kind, sec: sec, data: data}))
 		wipeFiles(got.files)
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("%s (%v)", v.label(), err))
@@ -240,10 +240,10 @@ func rendersWith(v taskView, kind declaration.Kind, name string) bool {
 
 // contentFor is what a running task's files are made from: its volume's
 // scope, its container, and next for a CheckUpdate.
-func (c *Controller) contentFor(ctx context.Context, v taskView, next *nextVersion) contentInput {
-	who := knownSource(c.binding, v)
-	in := contentInput{who: who, mounted: v.dir, next: next, identity: c.templateIdentity(ctx, v.volume, nil, v.containerID)}
-	if vol, ok := c.vols.get(v.volume); ok {
+func (b *binding) contentFor(ctx context.Context, v taskView, next *nextVersion) contentInput {
+	who := knownSource(b, v)
+	in := contentInput{who: who, mounted: v.dir, next: next, identity: b.templateIdentity(ctx, v.volume, nil, v.containerID)}
+	if vol, ok := b.vols.get(v.volume); ok {
 		if scope, err := vol.ScopeEntries(); err == nil && vol.Scope != "" {
 			in.scope = scope
 		}
@@ -252,4 +252,19 @@ func (c *Controller) contentFor(ctx context.Context, v taskView, next *nextVersi
 		in.scope = v.entries
 	}
 	return in
+}
+
+// mountInput is what a Mount's files are made from: its container (for a
+// secret driver and templates) and the volume's scope, which templates
+// read: its own, or its entries.
+func (b *binding) mountInput(ctx context.Context, volume string, v Volume, entries []declaration.Entry, owner *container.Summary) (contentInput, error) {
+	in := contentInput{who: b.boundContainer(ctx, owner, v.BoundTo), identity: b.templateIdentity(ctx, volume, owner, v.BoundTo), scope: entries}
+	if v.Scope != "" {
+		scope, err := v.ScopeEntries()
+		if err != nil {
+			return contentInput{}, err
+		}
+		in.scope = scope
+	}
+	return in, nil
 }

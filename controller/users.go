@@ -121,7 +121,7 @@ func namedViews(views []taskView, list []container.Summary, ours func(container.
 	var out []taskView
 	for _, s := range views {
 		if s.shared && len(s.members) == 0 {
-			s.members = membersOf(s.volume, users[s.volume])
+			s = s.withMembers(membersOf(s.volume, users[s.volume]))
 		}
 		out = append(out, s.containers()...)
 	}

@@ -169,116 +169,15 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 		if len(svc.Secrets)+len(svc.Configs) == 0 {
 			continue
 		}
-		// all holds every entry with its target as declared (the
-		// container's scope for templates), rel those in /run/secrets.
-		var all, rel, files []declaration.Entry
-		take := func(kind declaration.Kind, key string, ref types.FileReferenceConfig) {
-			obj, ok := t.object(kind, key)
-			if !ok {
-				// The library checks this too; kept so a caller's project
-				// cannot reach the volume with one it did not define.
-				errs = append(errs, fmt.Errorf("service %q refers to undefined %s %s", name, kind.Noun(), key))
-				return
-			}
-			sec, err := objectOf(kind, key, obj)
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			e, declared, err := entryOf(kind, sec.Name, ref)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("service %q, %s %q: %w", name, kind.Noun(), key, err))
-				return
-			}
-			if !used[kind][key] {
-				used[kind][key] = true
-				if kind == declaration.Config {
-					t.Configs = append(t.Configs, sec)
-				} else {
-					t.Secrets = append(t.Secrets, sec)
-				}
-			}
-			all = append(all, declared)
-			if e.Absolute() {
-				files = append(files, e)
-			} else {
-				rel = append(rel, e)
-			}
-		}
-		for _, ref := range svc.Secrets {
-			take(declaration.Secret, ref.Source, types.FileReferenceConfig(ref))
-		}
-		for _, ref := range svc.Configs {
-			take(declaration.Config, ref.Source, types.FileReferenceConfig(ref))
-		}
-		if len(rel)+len(files) == 0 {
+		es, serrs := t.serviceEntries(name, svc, used)
+		errs = append(errs, serrs...)
+		if len(es.rel)+len(es.files) == 0 {
 			continue
 		}
-		if err := declaration.Check(all); err != nil {
-			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+		merrs, done := mountService(p, &svc, driver, name, es)
+		errs = append(errs, merrs...)
+		if !done {
 			continue
-		}
-		// Templates read the service's secrets and configs by target: a
-		// service spread over several volumes gives each the whole list.
-		scope := ""
-		if len(files) > 1 || (len(files) == 1 && len(rel) > 0) {
-			scope = declaration.Format(all)
-		}
-		// What happens after a rotation belongs to the service's volumes,
-		// as its secrets do; a label that means nothing fails here, before
-		// anything starts.
-		onUpdate := ""
-		if label, ok := svc.Labels[declaration.LabelOnUpdate]; ok {
-			o, err := declaration.ParseOnUpdate(label)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
-				continue
-			}
-			onUpdate = o.String()
-		}
-		with := func(opts map[string]string) map[string]string {
-			if onUpdate != "" {
-				opts[declaration.OptionOnUpdate] = onUpdate
-			}
-			return withScope(opts, scope)
-		}
-		// The paths secretd mounts must be free: compose would refuse two
-		// mounts at one path with a message that does not say why.
-		taken := map[string]string{}
-		for _, v := range svc.Volumes {
-			taken[path.Clean(v.Target)] = v.Source
-		}
-		if len(rel) > 0 {
-			opts := map[string]string{}
-			secrets, configs := splitKinds(rel)
-			if secrets != "" {
-				opts["secrets"] = secrets
-			}
-			if configs != "" {
-				opts["configs"] = configs
-			}
-			if _, err := declaration.ParseVolume(secrets, configs); err != nil {
-				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
-				continue
-			}
-			if src, ok := taken[SecretsDir]; ok {
-				errs = append(errs, fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src))
-				continue
-			}
-			addVolume(p, &svc, driver, name, SecretsDir, with(opts))
-		}
-		for _, e := range files {
-			if src, ok := taken[e.Target]; ok {
-				errs = append(errs, fmt.Errorf("service %q: target %s of %s %s is mounted already (volume %q)", name, e.Target, e.Kind.Noun(), e.Source, src))
-				continue
-			}
-			taken[e.Target] = "secretd"
-			decl, file := declaration.FileVolume(e)
-			option := "secrets"
-			if e.Kind == declaration.Config {
-				option = "configs"
-			}
-			addVolume(p, &svc, driver, name, e.Target, with(map[string]string{option: decl, declaration.OptionFile: file}))
 		}
 		svc.Secrets, svc.Configs = nil, nil
 		p.Services[name] = svc
@@ -288,8 +187,141 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 	}
 	slices.SortFunc(t.Secrets, func(a, b Secret) int { return strings.Compare(a.Key, b.Key) })
 	slices.SortFunc(t.Configs, func(a, b Secret) int { return strings.Compare(a.Key, b.Key) })
-	// Build secrets are compose's own (BuildKit's --secret), not secretd's:
-	// the ones a build uses stay as they are.
+	keepBuildSecrets(p)
+	p.Configs = nil
+	if drivers {
+		if err := t.checkConsistency(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// serviceSet is a service's secrets and configs as entries: all with their
+// targets as declared (the container's scope for templates), rel those in
+// /run/secrets, files those at absolute targets.
+type serviceSet struct {
+	all, rel, files []declaration.Entry
+}
+
+// serviceEntries turns a service's secrets and configs into entries. Each
+// one the project uses joins t.Secrets or t.Configs once (used).
+func (t *Translation) serviceEntries(name string, svc types.ServiceConfig, used map[declaration.Kind]map[string]bool) (es serviceSet, errs []error) {
+	take := func(kind declaration.Kind, key string, ref types.FileReferenceConfig) {
+		obj, ok := t.object(kind, key)
+		if !ok {
+			// The library checks this too; kept so a caller's project
+			// cannot reach the volume with one it did not define.
+			errs = append(errs, fmt.Errorf("service %q refers to undefined %s %s", name, kind.Noun(), key))
+			return
+		}
+		sec, err := objectOf(kind, key, obj)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		e, declared, err := entryOf(kind, sec.Name, ref)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %q, %s %q: %w", name, kind.Noun(), key, err))
+			return
+		}
+		if !used[kind][key] {
+			used[kind][key] = true
+			if kind == declaration.Config {
+				t.Configs = append(t.Configs, sec)
+			} else {
+				t.Secrets = append(t.Secrets, sec)
+			}
+		}
+		es.all = append(es.all, declared)
+		if e.Absolute() {
+			es.files = append(es.files, e)
+		} else {
+			es.rel = append(es.rel, e)
+		}
+	}
+	for _, ref := range svc.Secrets {
+		take(declaration.Secret, ref.Source, types.FileReferenceConfig(ref))
+	}
+	for _, ref := range svc.Configs {
+		take(declaration.Config, ref.Source, types.FileReferenceConfig(ref))
+	}
+	return es, errs
+}
+
+// mountService gives a service the secretd volumes that serve es: one at
+// /run/secrets, and one per file at an absolute target, with the
+// service's on-update and, when it is spread over several volumes, its
+// scope. It reports false when the service is left as it is.
+func mountService(p *types.Project, svc *types.ServiceConfig, driver, name string, es serviceSet) (errs []error, done bool) {
+	if err := declaration.Check(es.all); err != nil {
+		return []error{fmt.Errorf("service %q: %w", name, err)}, false
+	}
+	// Templates read the service's secrets and configs by target: a
+	// service spread over several volumes gives each the whole list.
+	scope := ""
+	if len(es.files) > 1 || (len(es.files) == 1 && len(es.rel) > 0) {
+		scope = declaration.Format(es.all)
+	}
+	// What happens after a rotation belongs to the service's volumes, as
+	// its secrets do; a label that means nothing fails here, before
+	// anything starts.
+	onUpdate := ""
+	if label, ok := svc.Labels[declaration.LabelOnUpdate]; ok {
+		o, err := declaration.ParseOnUpdate(label)
+		if err != nil {
+			return []error{fmt.Errorf("service %q: %w", name, err)}, false
+		}
+		onUpdate = o.String()
+	}
+	with := func(opts map[string]string) map[string]string {
+		if onUpdate != "" {
+			opts[declaration.OptionOnUpdate] = onUpdate
+		}
+		return withScope(opts, scope)
+	}
+	// The paths secretd mounts must be free: compose would refuse two
+	// mounts at one path with a message that does not say why.
+	taken := map[string]string{}
+	for _, v := range svc.Volumes {
+		taken[path.Clean(v.Target)] = v.Source
+	}
+	if len(es.rel) > 0 {
+		opts := map[string]string{}
+		secrets, configs := splitKinds(es.rel)
+		if secrets != "" {
+			opts["secrets"] = secrets
+		}
+		if configs != "" {
+			opts["configs"] = configs
+		}
+		if _, err := declaration.ParseVolume(secrets, configs); err != nil {
+			return []error{fmt.Errorf("service %q: %w", name, err)}, false
+		}
+		if src, ok := taken[SecretsDir]; ok {
+			return []error{fmt.Errorf("service %q mounts %s itself (volume %q) and has secrets: secretd mounts its secrets there; remove that mount", name, SecretsDir, src)}, false
+		}
+		addVolume(p, svc, driver, name, SecretsDir, with(opts))
+	}
+	for _, e := range es.files {
+		if src, ok := taken[e.Target]; ok {
+			errs = append(errs, fmt.Errorf("service %q: target %s of %s %s is mounted already (volume %q)", name, e.Target, e.Kind.Noun(), e.Source, src))
+			continue
+		}
+		taken[e.Target] = "secretd"
+		decl, file := declaration.FileVolume(e)
+		option := "secrets"
+		if e.Kind == declaration.Config {
+			option = "configs"
+		}
+		addVolume(p, svc, driver, name, e.Target, with(map[string]string{option: decl, declaration.OptionFile: file}))
+	}
+	return errs, true
+}
+
+// keepBuildSecrets leaves the project only the secrets a build uses: they
+// are compose's own (BuildKit's --secret), not secretd's.
+func keepBuildSecrets(p *types.Project) {
 	kept := types.Secrets{}
 	for _, svc := range p.Services {
 		if svc.Build == nil {
@@ -305,13 +337,6 @@ func Translate(p *types.Project, driver string) (*Translation, error) {
 	if len(kept) > 0 {
 		p.Secrets = kept
 	}
-	p.Configs = nil
-	if drivers {
-		if err := t.checkConsistency(); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
 }
 
 // object returns the top-level secret or config key, as one shape.

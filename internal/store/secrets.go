@@ -43,28 +43,8 @@ type SourceSpec struct {
 
 // create is Create with the KEK this store holds now.
 func (s *Store) create(spec Spec) (Secret, error) {
-	if err := ValidateName(spec.Name); err != nil {
+	if err := s.validSpec(spec); err != nil {
 		return Secret{}, err
-	}
-	if err := ValidateLabels(spec.Labels); err != nil {
-		return Secret{}, err
-	}
-	switch {
-	case spec.Source != nil && s.kind != KindSecret:
-		return Secret{}, Errorf(ErrInvalid, "a %s takes no secret driver: give its data", s.kind)
-	case spec.Source != nil && spec.Template != "":
-		return Secret{}, Errorf(ErrInvalid, "a driver secret cannot be a template: its value comes from the driver")
-	case spec.Template != "" && spec.Template != TemplateGolang:
-		return Secret{}, Errorf(ErrInvalid, "unknown template driver %q: the only one is %s", spec.Template, TemplateGolang)
-	case spec.Source != nil && len(spec.Data) > 0:
-		return Secret{}, Errorf(ErrInvalid, "a driver secret keeps no data in the store")
-	case spec.Source != nil && spec.Source.Driver == "":
-		return Secret{}, Errorf(ErrInvalid, "a driver secret needs a driver name")
-	}
-	if spec.Source == nil {
-		if err := s.kind.ValidateData(spec.Data); err != nil {
-			return Secret{}, err
-		}
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -85,19 +65,8 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		r.Versions = []versionRecord{{Version: 1, CreatedAt: now, Envelope: env}}
 	}
 	if src := spec.Source; src != nil {
-		r.Source = &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored, CommandsBy: src.CommandsBy}
-		if len(src.Options) > 0 {
-			r.Source.Keys = sortedKeys(src.Options)
-			plain, err := json.Marshal(src.Options)
-			if err != nil {
-				return Secret{}, err
-			}
-			env, err := envelope.SealEnvelope(s.kek, plain, optionsAAD(id, spec.Name))
-			clear(plain)
-			if err != nil {
-				return Secret{}, err
-			}
-			r.Source.Options = &env
+		if r.Source, err = s.sealSource(src, id, spec.Name); err != nil {
+			return Secret{}, err
 		}
 	}
 	err = s.b.Update(func(tx Tx) error {
@@ -122,6 +91,54 @@ func (s *Store) create(spec Spec) (Secret, error) {
 		return Secret{}, err
 	}
 	return r.secret(), nil
+}
+
+// validSpec refuses a spec that cannot make a secret (or config) of this
+// store's kind.
+func (s *Store) validSpec(spec Spec) error {
+	if err := ValidateName(spec.Name); err != nil {
+		return err
+	}
+	if err := ValidateLabels(spec.Labels); err != nil {
+		return err
+	}
+	switch {
+	case spec.Source != nil && s.kind != KindSecret:
+		return Errorf(ErrInvalid, "a %s takes no secret driver: give its data", s.kind)
+	case spec.Source != nil && spec.Template != "":
+		return Errorf(ErrInvalid, "a driver secret cannot be a template: its value comes from the driver")
+	case spec.Template != "" && spec.Template != TemplateGolang:
+		return Errorf(ErrInvalid, "unknown template driver %q: the only one is %s", spec.Template, TemplateGolang)
+	case spec.Source != nil && len(spec.Data) > 0:
+		return Errorf(ErrInvalid, "a driver secret keeps no data in the store")
+	case spec.Source != nil && spec.Source.Driver == "":
+		return Errorf(ErrInvalid, "a driver secret needs a driver name")
+	}
+	if spec.Source == nil {
+		return s.kind.ValidateData(spec.Data)
+	}
+	return nil
+}
+
+// sealSource is the stored form of a new driver secret's source, its
+// options sealed under the KEK; s.mu is held.
+func (s *Store) sealSource(src *SourceSpec, id, name string) (*sourceRecord, error) {
+	out := &sourceRecord{Driver: src.Driver, Cache: src.Cache, Refresh: src.Refresh, Stored: src.Stored, CommandsBy: src.CommandsBy}
+	if len(src.Options) == 0 {
+		return out, nil
+	}
+	out.Keys = sortedKeys(src.Options)
+	plain, err := json.Marshal(src.Options)
+	if err != nil {
+		return nil, err
+	}
+	env, err := envelope.SealEnvelope(s.kek, plain, optionsAAD(id, name))
+	clear(plain)
+	if err != nil {
+		return nil, err
+	}
+	out.Options = &env
+	return out, nil
 }
 
 // sortedKeys lists m's keys in order.

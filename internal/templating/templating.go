@@ -176,79 +176,12 @@ func (r *Renderer) render(i int) (*Result, error) {
 	defer func() { r.stack = r.stack[:len(r.stack)-1] }()
 
 	me := r.Files[i]
-	res := &Result{Sensitive: me.Kind == Secret}
-	reads := map[int]bool{}
-	// dynamic says a target may have been computed, perhaps from a
-	// secret: it is then named in an error only while the template has
-	// read no secret.
-	dynamic := false
-	read := func(kind Kind, target string) (string, error) {
-		j := r.find(kind, target)
-		if j < 0 && dynamic && res.Sensitive {
-			return "", &Error{fmt.Sprintf("template %s reads a %s by a target the container does not declare (the target is not shown: it was computed after the template read a secret)", r.describe(i), kind)}
-		}
-		if j < 0 {
-			return "", &Error{fmt.Sprintf("template %s reads %s %q, but the container declares no %s with that target: declare it (as --%s src=NAME,target=%s), or fix the template",
-				r.describe(i), kind, target, kind, kind, target)}
-		}
-		reads[j] = true
-		if kind == Secret {
-			res.Sensitive = true
-		}
-		g, err := r.load(j)
-		if err != nil {
-			return "", fmt.Errorf("template %s reads %s: %w", r.describe(i), r.describe(j), err)
-		}
-		if !g.template {
-			return string(g.data), nil
-		}
-		inner, err := r.render(j)
-		if err != nil {
-			return "", err
-		}
-		for _, k := range inner.Reads {
-			reads[k] = true
-		}
-		res.Sensitive = res.Sensitive || inner.Sensitive
-		return string(inner.Data), nil
-	}
-	var env []string
-	envRead := false
-	wrap := func(v string, err error) (string, error) {
-		if err != nil {
-			return "", funcError{err}
-		}
-		return v, nil
-	}
-	funcs := template.FuncMap{
-		"secret": func(target string) (string, error) { return wrap(read(Secret, target)) },
-		"config": func(target string) (string, error) { return wrap(read(Config, target)) },
-		"env": func(name string) (string, error) {
-			if !envRead {
-				id, err := r.who(i)
-				if err == nil && id.EnvErr != nil {
-					err = fmt.Errorf("template %s reads the container's environment (env %q): %w", r.describe(i), name, id.EnvErr)
-				}
-				if err != nil {
-					return "", funcError{err}
-				}
-				env, envRead = id.Env, true
-			}
-			// The last of several definitions wins, as in a process's
-			// environment; a variable not set reads empty, as in Swarm.
-			for k := len(env) - 1; k >= 0; k-- {
-				if n, v, ok := strings.Cut(env[k], "="); ok && n == name {
-					return v, nil
-				}
-			}
-			return "", nil
-		},
-	}
-	t, err := parseTemplate(me.Target, f.data, funcs)
+	g := &rendering{r: r, i: i, res: &Result{Sensitive: me.Kind == Secret}, reads: map[int]bool{}}
+	t, err := parseTemplate(me.Target, f.data, g.funcs())
 	if err != nil {
 		return nil, &Error{fmt.Sprintf("template %s does not parse: %v", r.describe(i), err)}
 	}
-	dynamic = computedTargets(t)
+	g.dynamic = computedTargets(t)
 	var data any = struct{}{}
 	if usesContext(t) {
 		id, err := r.who(i)
@@ -264,10 +197,11 @@ func (r *Renderer) render(i int) (*Result, error) {
 	out := &capped{max: max}
 	if err := t.Execute(out, data); err != nil {
 		clear(out.buf.Bytes())
-		return nil, r.execError(i, err, res.Sensitive, out)
+		return nil, r.execError(i, err, g.res.Sensitive, out)
 	}
+	res := g.res
 	res.Data = out.buf.Bytes()
-	for k := range reads {
+	for k := range g.reads {
 		res.Reads = append(res.Reads, k)
 	}
 	slices.Sort(res.Reads)
@@ -276,6 +210,92 @@ func (r *Renderer) render(i int) (*Result, error) {
 	}
 	r.rendered[i] = res
 	return res, nil
+}
+
+// rendering is one template being rendered: what it read so far.
+type rendering struct {
+	r   *Renderer
+	i   int // the template's index in r.Files
+	res *Result
+	// reads are the files read, directly or through other templates.
+	reads map[int]bool
+	// dynamic says a target may have been computed, perhaps from a
+	// secret: it is then named in an error only while the template has
+	// read no secret.
+	dynamic bool
+	// env is the container's environment, once read.
+	env     []string
+	envRead bool
+}
+
+// funcs are the functions the template may call.
+func (g *rendering) funcs() template.FuncMap {
+	wrap := func(v string, err error) (string, error) {
+		if err != nil {
+			return "", funcError{err}
+		}
+		return v, nil
+	}
+	return template.FuncMap{
+		"secret": func(target string) (string, error) { return wrap(g.read(Secret, target)) },
+		"config": func(target string) (string, error) { return wrap(g.read(Config, target)) },
+		"env":    g.getenv,
+	}
+}
+
+// read returns the file of kind at target, rendered when it is a template.
+func (g *rendering) read(kind Kind, target string) (string, error) {
+	r, i, res := g.r, g.i, g.res
+	j := r.find(kind, target)
+	if j < 0 && g.dynamic && res.Sensitive {
+		return "", &Error{fmt.Sprintf("template %s reads a %s by a target the container does not declare (the target is not shown: it was computed after the template read a secret)", r.describe(i), kind)}
+	}
+	if j < 0 {
+		return "", &Error{fmt.Sprintf("template %s reads %s %q, but the container declares no %s with that target: declare it (as --%s src=NAME,target=%s), or fix the template",
+			r.describe(i), kind, target, kind, kind, target)}
+	}
+	g.reads[j] = true
+	if kind == Secret {
+		res.Sensitive = true
+	}
+	f, err := r.load(j)
+	if err != nil {
+		return "", fmt.Errorf("template %s reads %s: %w", r.describe(i), r.describe(j), err)
+	}
+	if !f.template {
+		return string(f.data), nil
+	}
+	inner, err := r.render(j)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range inner.Reads {
+		g.reads[k] = true
+	}
+	res.Sensitive = res.Sensitive || inner.Sensitive
+	return string(inner.Data), nil
+}
+
+// getenv returns the container's environment variable name.
+func (g *rendering) getenv(name string) (string, error) {
+	if !g.envRead {
+		id, err := g.r.who(g.i)
+		if err == nil && id.EnvErr != nil {
+			err = fmt.Errorf("template %s reads the container's environment (env %q): %w", g.r.describe(g.i), name, id.EnvErr)
+		}
+		if err != nil {
+			return "", funcError{err}
+		}
+		g.env, g.envRead = id.Env, true
+	}
+	// The last of several definitions wins, as in a process's
+	// environment; a variable not set reads empty, as in Swarm.
+	for k := len(g.env) - 1; k >= 0; k-- {
+		if n, v, ok := strings.Cut(g.env[k], "="); ok && n == name {
+			return v, nil
+		}
+	}
+	return "", nil
 }
 
 // who returns the container's identity, asking for it once.

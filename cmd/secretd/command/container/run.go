@@ -25,13 +25,8 @@ type runOptions struct {
 	targetDir  string
 }
 
-// NewRunCommand returns `secretd run`.
-func NewRunCommand(c *cli.Cli) *cobra.Command {
-	var o runOptions
-	cmd := &cobra.Command{
-		Use:   "run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]",
-		Short: "Run a container with secrets, as 'docker service create --secret' does for a service",
-		Long: `Run a container through the docker CLI with a secretd volume at
+// runLong is `secretd run --help`'s description.
+const runLong = `Run a container through the docker CLI with a secretd volume at
 --secret-target-dir whose options hold the --secret entries: the container
 starts only once its secrets are mounted, and they are wiped when it stops.
 
@@ -61,7 +56,15 @@ option: what happens to the container after a rotation belongs to its
 volumes, as its secrets do.
 
 Requires the docker CLI on $PATH. ` + "`DOCKER_HOST`" + ` and the other ` + "`DOCKER_*`" + `
-variables are honoured as docker honours them.`,
+variables are honoured as docker honours them.`
+
+// NewRunCommand returns `secretd run`.
+func NewRunCommand(c *cli.Cli) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Run a container with secrets, as 'docker service create --secret' does for a service",
+		Long:  runLong,
 		Example: `  secretd run --secret db_password -- --rm alpine cat /run/secrets/db_password
   secretd run --secret db_password --secret source=tls,target=certs/site.key,mode=0400 -d --name web nginx
   secretd run --secret site.key --config src=site.conf,target=/etc/nginx/conf.d/site.conf -d nginx
@@ -156,10 +159,43 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 	if !path.IsAbs(o.targetDir) || path.Clean(o.targetDir) != o.targetDir || o.targetDir == "/" {
 		return nil, fmt.Errorf("--secret-target-dir %q: use an absolute, clean path other than /, such as /run/secrets", o.targetDir)
 	}
-	// Each --secret or --config is one entry, as with docker service
-	// create; a ';' would smuggle in more.
-	var relSecrets, relConfigs []string
-	var files, all []declaration.Entry
+	es, err := o.entries()
+	if err != nil {
+		return nil, err
+	}
+	if len(user) == 0 {
+		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
+	}
+	opts, err := es.volumeOpts(user)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := o.mounts(es, opts)
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	if o.dockerHost != "" {
+		args = append(args, "--host", o.dockerHost)
+	}
+	args = append(args, "run")
+	for _, m := range mounts {
+		args = append(args, "--mount", m)
+	}
+	return append(args, user...), nil
+}
+
+// runEntries are the --secret and --config entries of a run: those in the
+// target directory as written (relSecrets, relConfigs), the files at other
+// absolute targets, and all of them.
+type runEntries struct {
+	relSecrets, relConfigs []string
+	files, all             []declaration.Entry
+}
+
+// entries reads the --secret and --config flags. Each is one entry, as
+// with docker service create; a ';' would smuggle in more.
+func (o runOptions) entries() (es runEntries, err error) {
 	add := func(flag, spec string, parse func(string) (declaration.Entry, error)) error {
 		if strings.Contains(spec, ";") {
 			return fmt.Errorf("--%s %q: one %s per --%s (repeat the flag instead of using ';')", flag, spec, flag, flag)
@@ -168,10 +204,10 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		if err != nil {
 			return fmt.Errorf("--%s %w", flag, err)
 		}
-		all = append(all, e)
-		rel := &relSecrets
+		es.all = append(es.all, e)
+		rel := &es.relSecrets
 		if e.Kind == declaration.Config {
-			rel = &relConfigs
+			rel = &es.relConfigs
 		}
 		if !e.Absolute() {
 			*rel = append(*rel, spec)
@@ -182,26 +218,29 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 			*rel = append(*rel, e.Option())
 			return nil
 		}
-		files = append(files, e)
+		es.files = append(es.files, e)
 		return nil
 	}
 	for _, spec := range o.secrets {
 		if err := add("secret", spec, declaration.ParseEntry); err != nil {
-			return nil, err
+			return runEntries{}, err
 		}
 	}
 	for _, spec := range o.configs {
 		if err := add("config", spec, declaration.ParseConfigEntry); err != nil {
-			return nil, err
+			return runEntries{}, err
 		}
 	}
-	if len(user) == 0 {
-		return nil, errors.New("secretd run needs an image: secretd run [OPTIONS] [--] [DOCKER RUN OPTIONS] IMAGE [COMMAND] [ARG...]")
-	}
-	// opts go to every volume: the scope of templates, the on-update.
+	return es, nil
+}
+
+// volumeOpts are the options every volume of the run gets: the scope of
+// templates, and the on-update of the container (user are its docker run
+// arguments).
+func (es runEntries) volumeOpts(user []string) ([]string, error) {
 	var opts []string
-	if n := len(files); n > 1 || (n == 1 && len(relSecrets)+len(relConfigs) > 0) {
-		opts = []string{"volume-opt=" + declaration.OptionScope + "=" + declaration.Format(all)}
+	if n := len(es.files); n > 1 || (n == 1 && len(es.relSecrets)+len(es.relConfigs) > 0) {
+		opts = []string{"volume-opt=" + declaration.OptionScope + "=" + declaration.Format(es.all)}
 	}
 	// The volumes carry the container's on-update, so that no Mount has
 	// to ask the engine for its label; a label file leaves it to the
@@ -213,11 +252,17 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		}
 		opts = append(opts, "volume-opt="+declaration.OptionOnUpdate+"="+o.String())
 	}
+	return opts, nil
+}
+
+// mounts are the --mount values of the run's volumes: one at the target
+// directory, and one per file elsewhere, each with opts.
+func (o runOptions) mounts(es runEntries, opts []string) ([]string, error) {
 	var mounts []string
-	if len(relSecrets)+len(relConfigs) > 0 {
+	if len(es.relSecrets)+len(es.relConfigs) > 0 {
 		// The volume keeps the entries as written; the set is parsed as the
 		// daemon will parse it, because two entries may claim one target.
-		decl, cfgs := strings.Join(relSecrets, ";"), strings.Join(relConfigs, ";")
+		decl, cfgs := strings.Join(es.relSecrets, ";"), strings.Join(es.relConfigs, ";")
 		if _, err := declaration.ParseVolume(decl, cfgs); err != nil {
 			return nil, fmt.Errorf("--secret: %w", err)
 		}
@@ -235,7 +280,7 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		mounts = append(mounts, m)
 	}
 	seen := map[string]declaration.Kind{}
-	for _, e := range files {
+	for _, e := range es.files {
 		if k, ok := seen[e.Target]; ok && k == e.Kind {
 			return nil, fmt.Errorf("--%s: two %ss have target %s", e.Kind.Noun(), e.Kind.Noun(), e.Target)
 		} else if ok {
@@ -257,15 +302,7 @@ func (o runOptions) dockerArgs(user []string) ([]string, error) {
 		}
 		mounts = append(mounts, m)
 	}
-	var args []string
-	if o.dockerHost != "" {
-		args = append(args, "--host", o.dockerHost)
-	}
-	args = append(args, "run")
-	for _, m := range mounts {
-		args = append(args, "--mount", m)
-	}
-	return append(args, user...), nil
+	return mounts, nil
 }
 
 // runShortBools are docker run's one-letter flags that take no value:
