@@ -185,6 +185,18 @@ func TestRenderedDSN(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "templates read each other in a loop: secret 'a' reads secret 'b' reads secret 'a'") {
 		t.Errorf("a loop: %s", r)
 	}
+	// A template whose rendering would not fit a secret (under 500 KiB):
+	// the start fails naming it, and nothing of it is left mounted.
+	d.mustCLI(strings.Repeat("k", 300*1024), "secret", "create", "big", "-")
+	d.mustCLI(`{{ secret "big" }}{{ secret "big" }}`, "secret", "create", "--template-driver", "golang", "twice", "-")
+	before := len(containerMounts(t, d.mountRoot))
+	r = run(d.ctrName("twice"), "big", "twice")
+	if r.code == 0 || !strings.Contains(r.stderr, "template secret 'twice' (target twice) renders to more than a secret may hold") {
+		t.Errorf("a rendering over the cap: %s", r)
+	}
+	if after := len(containerMounts(t, d.mountRoot)); after != before {
+		t.Errorf("the refused start left %d mounts under the mount root, had %d", after, before)
+	}
 	mustDocker(t, "rm", "-f", "-v", ctr)
 }
 

@@ -80,8 +80,6 @@ func sharedDir(t testing.TB, dir string) {
 	}
 }
 
-// mountsUnder lists the mount points below dir in the host's (this
-// process's) mount namespace.
 // containerMounts lists the containers' mounts under dir: the daemon's
 // free spare mounts are not any container's.
 func containerMounts(t testing.TB, dir string) []string {
