@@ -109,6 +109,14 @@ func pronoun(n int) string {
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation, error) {
 	todo := c.tasks.following(sec)
 	r := &rotation{c: c, sec: sec}
+	var once sync.Once
+	var value []byte
+	r.value = func() []byte {
+		once.Do(func() { value, _ = c.contents.view(declKind(sec.Kind)).Announced(sec) })
+		return value
+	}
+	// After the workers' wait below, which orders their once.Do before it.
+	defer func() { clear(value) }()
 	next := make(chan *task)
 	var wg sync.WaitGroup
 	for range min(rotateWorkers, len(todo)) {
@@ -133,6 +141,9 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation
 type rotation struct {
 	c   *Controller
 	sec store.Secret
+	// value is the version's value as the store announced it, read once
+	// for every mount; nil when the mounts read the store.
+	value func() []byte
 
 	mu     sync.Mutex
 	failed []RotationFailure
@@ -148,7 +159,7 @@ func (r *rotation) one(ctx context.Context, t *task) {
 		r.deferToRestart(ctx, t, vol.onUpdate())
 		return
 	}
-	s, changed, err := r.c.refresh(t)
+	s, changed, err := r.c.refreshWith(t, r.pushed)
 	if err != nil {
 		// A shared mount (Podman's) fails every container that reads it.
 		for _, w := range s.containers() {
@@ -286,14 +297,56 @@ func (r *rotation) fail(f RotationFailure) {
 	r.mu.Unlock()
 }
 
+// pushed is what a rotation gives mount v in place of reading the store
+// for the version it pushes: that version's value, unless v already holds
+// a later one (a Mount or another rotation got there first), which must
+// not be replaced by an older one.
+func (r *rotation) pushed(v taskView) *nextVersion {
+	kind := declKind(r.sec.Kind)
+	if v.holdsAfter(kind, r.sec.Name, r.sec.Current) {
+		return nil
+	}
+	d := r.value()
+	if d == nil {
+		return nil
+	}
+	return &nextVersion{kind: kind, sec: r.sec, data: d, current: true}
+}
+
+// holdsAfter reports whether a file of the task that follows kind/name
+// holds a version after version.
+func (v taskView) holdsAfter(kind declaration.Kind, name string, version int) bool {
+	for i, e := range v.entries {
+		if e.Kind == kind && e.Source == name && e.Version == 0 && i < len(v.versions) && v.versions[i] > version {
+			return true
+		}
+		if i < len(v.reads) && slices.ContainsFunc(v.reads[i], func(r readRef) bool {
+			return r.kind == kind && r.name == name && !r.pinned && r.version > version
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
 // refresh rewrites a task's mount with the versions its entries resolve to
 // now, if any differs from what is mounted (see task.refresh). A driver
 // secret among the entries keeps the value mounted; one granted live is
 // fetched, bounded by its source's own deadline.
 func (c *Controller) refresh(t *task) (taskView, bool, error) {
+	return c.refreshWith(t, nil)
+}
+
+// refreshWith is refresh with, when pushed gives one for the mount, a
+// rotation's value in place of the store's current version of its secret.
+func (c *Controller) refreshWith(t *task, pushed func(taskView) *nextVersion) (taskView, bool, error) {
 	return t.refresh(func(v taskView) (content, error) {
 		ctx := context.Background()
-		return c.contents.files(ctx, v.entries, c.binding.contentFor(ctx, v, nil))
+		var next *nextVersion
+		if pushed != nil {
+			next = pushed(v)
+		}
+		return c.contents.files(ctx, v.entries, c.binding.contentFor(ctx, v, next))
 	}, c.cfg.Log)
 }
 

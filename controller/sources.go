@@ -53,9 +53,12 @@ func fromSource(sec store.Secret, version int) bool {
 // again nor replaces a DoNotReuse value. A template's value is its text.
 func (s *contents) reveal(ctx context.Context, e declaration.Entry, in contentInput) ([]byte, store.Secret, error) {
 	if o := in.next; o != nil && e.Version == 0 && e.Kind == o.kind && e.Source == o.sec.Name {
-		// CheckUpdate: the data an update would store, as the next version.
+		// CheckUpdate: the data an update would store, as the next
+		// version; a rotation: the version it pushes.
 		sec := o.sec
-		sec.Current++
+		if !o.current {
+			sec.Current++
+		}
 		return bytes.Clone(o.data), sec, nil
 	}
 	d, sec, err := s.view(e.Kind).RevealName(e.Source, e.Version)
@@ -141,11 +144,13 @@ type contentInput struct {
 	next *nextVersion
 }
 
-// nextVersion is the data an update of sec would store.
+// nextVersion is the data an update of sec would store or, when current
+// is set, the data of sec's current version that a rotation pushes.
 type nextVersion struct {
-	kind declaration.Kind
-	sec  store.Secret
-	data []byte
+	kind    declaration.Kind
+	sec     store.Secret
+	data    []byte
+	current bool
 }
 
 // revealed is one version's value as a mount read it.

@@ -446,13 +446,17 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "keep must not be negative")
 		return
 	}
-	ref := r.PathValue("ref")
-	if cur, err := s.cfg.Store.Get(ref); err == nil && cur.Source != nil {
-		clear(req.Data)
-		s.fail(w, r, errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' takes its value from secret driver %q: change the value at the source (with --refresh it reaches running containers), or create a secret without a driver", cur.Name, cur.Source.Driver))
-		return
-	}
 	s.rotate(w, r, s.cfg.Store, want, req)
+}
+
+// driven refuses to store a version of a secret whose value comes from a
+// secret driver. rotate asks it of the secret it reads anyway, so an
+// update costs no read of the store of its own.
+func driven(sec store.Secret) error {
+	if sec.Source == nil {
+		return nil
+	}
+	return errdefs.Errorf(errdefs.ErrInvalid, "secret '%s' takes its value from secret driver %q: change the value at the source (with --refresh it reaches running containers), or create a secret without a driver", sec.Name, sec.Source.Driver)
 }
 
 // rotate stores req.Data as the next version of the secret or config of
@@ -467,6 +471,10 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, view *store.Stor
 		cur, sec, err := view.Reveal(ref, 0)
 		same := err == nil && subtle.ConstantTimeCompare(cur, req.Data) == 1
 		clear(cur)
+		if err := driven(sec); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if same && (want == 0 || want == sec.Index) {
 			// Nothing new to store, but the current version may not have
 			// reached every container: run again (compose up), the caller
@@ -485,6 +493,9 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, view *store.Stor
 	var pins []int
 	sec, err := s.checked(r.Context(), view, ref,
 		func(ctx context.Context, sec store.Secret) (err error) {
+			if err := driven(sec); err != nil {
+				return err
+			}
 			if sec.Template != "" {
 				if err := templating.Check(req.Data); err != nil {
 					return errdefs.Errorf(errdefs.ErrInvalid, "the new data of %s '%s' is not a valid template: %v", kind, sec.Name, err)

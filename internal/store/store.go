@@ -84,6 +84,7 @@ type core struct {
 
 	watchMu  sync.Mutex
 	watchers []func(Secret)
+	ann      announcing
 
 	list *listCache
 }

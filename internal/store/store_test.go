@@ -433,12 +433,33 @@ func TestPinnedVersionsOutliveKeep(t *testing.T) {
 	if err != nil || sec.HasVersion(2) || !sec.HasVersion(5) {
 		t.Fatalf("remove version 2: %+v %v", sec, err)
 	}
-	var seen []int
-	s.OnUpdate(func(sec store.Secret) { seen = append(seen, sec.Current) })
+	var seen []string
+	s.OnUpdate(func(sec store.Secret) {
+		// The hooks read the version they announce without a read of
+		// the backend; a version other than the announced one is not
+		// given.
+		d, ok := s.Announced(sec)
+		older := sec
+		older.Current--
+		_, stale := s.Announced(older)
+		seen = append(seen, fmt.Sprintf("%d %s %v %v", sec.Current, d, ok, stale))
+	})
 	s.Update("a", []byte("v7"), 0, nil)
-	if fmt.Sprint(seen) != "[7]" {
+	if fmt.Sprint(seen) != "[7 v7 true false]" {
 		t.Fatalf("OnUpdate saw %v", seen)
 	}
+	if d, ok := s.Announced(store.Secret{Kind: store.KindSecret, ID: secretID(t, s, "a"), Name: "a", Current: 7}); ok {
+		t.Fatalf("Announced outside the hooks gave %q", d)
+	}
+}
+
+func secretID(t *testing.T, s *store.Store, name string) string {
+	t.Helper()
+	sec, err := s.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec.ID
 }
 
 // TestListFollowsEveryChange: List reuses what it decoded before, yet

@@ -61,7 +61,7 @@ func (s *Store) Watch(ctx context.Context, broke func(err error, retry time.Dura
 			return
 		}
 		seen[id] = sec.Current
-		s.notify(sec)
+		s.announce(&r)
 	}, broke)
 	<-done
 }

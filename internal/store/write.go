@@ -47,14 +47,14 @@ type change struct {
 // write runs c as described above and returns the secret as written (as
 // it was, for a removal).
 func (s *Store) write(c change) (Secret, error) {
-	out, err := s.writeOnce(c)
+	out, written, err := s.writeOnce(c)
 	if moved := errors.Is(err, errKEKMoved); moved || errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {
 		reloaded, rerr := s.reloadKEK()
 		switch {
 		case moved && rerr != nil:
 			err = rerr
 		case moved || reloaded:
-			out, err = s.writeOnce(c)
+			out, written, err = s.writeOnce(c)
 		}
 	}
 	s.hw.flush()
@@ -67,21 +67,24 @@ func (s *Store) write(c change) (Secret, error) {
 	if c.notify {
 		// Outside the key lock: watchers decrypt, and a KEK rotation
 		// waiting for the lock would deadlock a second read lock.
-		s.notify(out)
+		s.announce(written)
 	}
 	return out, nil
 }
 
-// writeOnce is one attempt of write: steps 1 to 6.
-func (s *Store) writeOnce(c change) (Secret, error) {
+// writeOnce is one attempt of write: steps 1 to 6. It returns the record
+// as written (nil for a removal), for the hooks.
+func (s *Store) writeOnce(c change) (Secret, *record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.kek == nil && !c.remove {
 		// The record's new MAC needs the KEK, as does any sealing.
-		return Secret{}, ErrLocked
+		return Secret{}, nil, ErrLocked
 	}
 	var out Secret
+	var written *record
 	err := s.b.Update(func(tx Tx) error {
+		written = nil
 		if s.kek != nil {
 			if err := s.kekCurrent(tx); err != nil {
 				return err
@@ -111,6 +114,7 @@ func (s *Store) writeOnce(c change) (Secret, error) {
 		if err := s.hw.check(r, false, s.onRollback); err != nil {
 			return err
 		}
+		written = r
 		return putRecord(tx, r, s.macKey)
 	})
 	if err == nil && !c.remove {
@@ -120,7 +124,7 @@ func (s *Store) writeOnce(c change) (Secret, error) {
 		// the version still stored look rolled back.
 		s.hw.raise(out.ID, out.Current)
 	}
-	return out, err
+	return out, written, err
 }
 
 // SaveCache keeps data as a cached driver secret's newest version, unless

@@ -62,6 +62,8 @@ type Backend struct {
 	// writeMu keeps this process's own writers from racing each other, so
 	// Update only ever retries against other hosts.
 	writeMu sync.Mutex
+
+	known known
 }
 
 var (
@@ -162,17 +164,34 @@ func (b *Backend) View(fn func(store.Tx) error) error {
 // Update implements store.Backend with an optimistic transaction: reads are
 // remembered with their revisions and the writes commit only if none of
 // what was read changed since; otherwise fn runs again on fresh reads.
+//
+// The first attempt reads what it can from what this host knows (see
+// known) without asking the cluster: the commit compares those keys as it
+// compares the rest, so an out-of-date one makes it lose, never commit.
+// When it loses, or fn fails on what it read, fn runs again on the
+// cluster's answers alone, so no error comes from what this host knew.
 func (b *Backend) Update(fn func(store.Tx) error) error {
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
+	fresh := false
 	for attempt := 1; ; attempt++ {
-		t := &tx{b: b, write: true, reads: map[string]int64{}, ranges: map[string]bool{}, writes: map[string]write{}}
+		t := &tx{b: b, write: true, fresh: fresh, reads: map[string]int64{}, ranges: map[string]bool{}, writes: map[string]write{}}
 		err := fn(t)
+		lost := false
 		if err == nil {
 			var ok bool
-			if ok, err = t.commit(); err == nil && ok {
+			ok, err = t.commit()
+			if err == nil && ok {
 				return nil
 			}
+			lost = err == nil
+		}
+		// Every attempt after the first asks the cluster.
+		fresh = true
+		if len(t.known) > 0 && (lost || err != nil && !errors.Is(err, store.ErrUnavailable)) {
+			b.known.forget(t.known)
+			attempt-- // not a race lost to another host
+			continue
 		}
 		if err != nil && !errors.Is(err, errStale) {
 			return err
@@ -197,6 +216,10 @@ type write struct {
 type tx struct {
 	b     *Backend
 	write bool
+	// fresh reads every key from the cluster; otherwise a write
+	// transaction takes what this host knows, listed in known.
+	fresh bool
+	known []string
 	// rev is the revision every read sees; 0 until the first read.
 	rev    int64
 	reads  map[string]int64 // key -> ModRevision seen (0: absent)
@@ -205,12 +228,22 @@ type tx struct {
 }
 
 func (t *tx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	if t.rev != 0 {
-		opts = append(opts, clientv3.WithRev(t.rev))
-	}
 	ctx, cancel := t.b.call(context.Background())
 	defer cancel()
-	resp, err := t.b.cli.Get(ctx, key, opts...)
+	var resp *clientv3.GetResponse
+	var err error
+	if t.rev != 0 {
+		// The revision of the first read is in the past of every member
+		// that has applied it, which answers from its own state, without
+		// the round of the leader a linearizable read costs; a member
+		// that has not yet is asked again, the leader's way.
+		resp, err = t.b.cli.Get(ctx, key, append(opts, clientv3.WithRev(t.rev), clientv3.WithSerializable())...)
+		if errors.Is(err, rpctypes.ErrFutureRev) {
+			resp, err = t.b.cli.Get(ctx, key, append(opts, clientv3.WithRev(t.rev))...)
+		}
+	} else {
+		resp, err = t.b.cli.Get(ctx, key, opts...)
+	}
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrCompacted) && t.write {
 			return nil, errStale
@@ -234,6 +267,13 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 		}
 		return slices.Clone(w.value), nil
 	}
+	if _, seen := t.reads[k]; !seen && t.write && !t.fresh {
+		if v, mod, ok := t.b.known.get(k); ok {
+			t.reads[k] = mod
+			t.known = append(t.known, k)
+			return v, nil
+		}
+	}
 	resp, err := t.get(k)
 	if err != nil {
 		return nil, err
@@ -246,6 +286,7 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 			v = []byte{}
 		}
 	}
+	t.b.saw(k, v, mod, resp.Header.Revision)
 	if _, seen := t.reads[k]; !seen && t.write {
 		t.reads[k] = mod
 	}
@@ -349,6 +390,16 @@ func (t *tx) commit() (bool, error) {
 	if err != nil {
 		return false, t.b.unavailable(err)
 	}
+	if resp.Succeeded {
+		rev := resp.Header.Revision
+		for k, w := range t.writes {
+			if w.delete {
+				t.b.saw(k, nil, 0, rev) // an absent key's ModRevision
+			} else {
+				t.b.saw(k, w.value, rev, rev)
+			}
+		}
+	}
 	return resp.Succeeded, nil
 }
 
@@ -375,6 +426,7 @@ func (b *Backend) Watch(ctx context.Context, bucket string, fn func(key string, 
 		if v == nil {
 			v = []byte{} // nil would mean a deletion
 		}
+		b.saw(string(kv.Key), v, kv.ModRevision, resp.Header.Revision)
 		fn(strings.TrimPrefix(string(kv.Key), pfx), v)
 	}
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -386,6 +438,8 @@ func (b *Backend) Watch(ctx context.Context, bucket string, fn func(key string, 
 		for _, ev := range wr.Events {
 			k := strings.TrimPrefix(string(ev.Kv.Key), pfx)
 			if ev.Type == clientv3.EventTypeDelete {
+				// Other hosts' writes keep what this host knows current.
+				b.saw(string(ev.Kv.Key), nil, 0, ev.Kv.ModRevision)
 				fn(k, nil)
 				continue
 			}
@@ -393,6 +447,7 @@ func (b *Backend) Watch(ctx context.Context, bucket string, fn func(key string, 
 			if v == nil {
 				v = []byte{}
 			}
+			b.saw(string(ev.Kv.Key), v, ev.Kv.ModRevision, ev.Kv.ModRevision)
 			fn(k, v)
 		}
 	}

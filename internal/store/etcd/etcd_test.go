@@ -146,6 +146,66 @@ func TestUpdateRetriesOnConflict(t *testing.T) {
 	}
 }
 
+// TestUpdateOnOutOfDateKnowledge: a write transaction reads the name
+// index and the key record from what this host last saw; when another host
+// changed them since, the commit loses and the transaction runs again on
+// the cluster's answers, and an error it gave on the old answers (a name
+// not found) is asked of the cluster again rather than returned.
+func TestUpdateOnOutOfDateKnowledge(t *testing.T) {
+	c := cluster(t)
+	prefix := newPrefix()
+	b1, b2 := open(t, c, prefix), open(t, c, prefix)
+	defer b1.Close()
+	defer b2.Close()
+	read := func(tx store.Tx) ([]byte, error) { return tx.Get("names", "n") }
+	// b1 learns that n is absent.
+	if err := b1.Update(func(tx store.Tx) error { _, err := read(tx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Update(func(tx store.Tx) error { return tx.Put("names", "n", []byte("by b2")) }); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	err := b1.Update(func(tx store.Tx) error {
+		v, err := read(tx)
+		if err != nil {
+			return err
+		}
+		seen = append(seen, string(v))
+		if v == nil {
+			return store.Errorf(store.ErrNotFound, "n not found")
+		}
+		return tx.Put("names", "n", append(v, " and b1"...))
+	})
+	if err != nil || fmt.Sprint(seen) != "[ by b2]" {
+		t.Fatalf("update saw %q (%v), want the absent name then b2's", seen, err)
+	}
+	// b1 knows its own write; b2 changing it again makes b1's next
+	// write lose once, then commit on top of it.
+	if err := b2.Update(func(tx store.Tx) error { return tx.Put("names", "n", []byte("b2 again")) }); err != nil {
+		t.Fatal(err)
+	}
+	seen = nil
+	if err := b1.Update(func(tx store.Tx) error {
+		v, err := read(tx)
+		seen = append(seen, string(v))
+		if err != nil {
+			return err
+		}
+		return tx.Put("names", "n", append(v, " then b1"...))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seen) != "[by b2 and b1 b2 again]" {
+		t.Fatalf("update saw %q, want its own write then b2's", seen)
+	}
+	var got []byte
+	b2.View(func(tx store.Tx) (err error) { got, err = read(tx); return err })
+	if string(got) != "b2 again then b1" {
+		t.Fatalf("stored %q", got)
+	}
+}
+
 // TestConcurrentUpdatesLoseNone: two hosts update one secret 50 times each,
 // all at once; every update lands as its own version and every version
 // decrypts to what was written.
@@ -206,7 +266,13 @@ func TestWatchSeesOtherHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan store.Secret, 16)
-	s2.OnUpdate(func(sec store.Secret) { got <- sec })
+	values := make(chan string, 16)
+	s2.OnUpdate(func(sec store.Secret) {
+		// The hooks read the announced version from the watch's record.
+		d, ok := s2.Announced(sec)
+		values <- fmt.Sprintf("%s %v", d, ok)
+		got <- sec
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s2.Watch(ctx, nil)
@@ -229,6 +295,14 @@ func TestWatchSeesOtherHosts(t *testing.T) {
 			t.Fatalf("announced version %d, want 2", sec.Current)
 		}
 		t.Logf("another host's update announced after %s", time.Since(start))
+		<-values // the first announcement's
+		if v := <-values; v != "2 true" {
+			t.Fatalf("the hook read %q of the announced version, want 2", v)
+		}
+		// Only the hooks read it: afterwards the store answers.
+		if d, ok := s2.Announced(sec); ok {
+			t.Fatalf("Announced outside the hooks gave %q", d)
+		}
 	case <-time.After(time.Second):
 		t.Fatal("another host's update was not announced within 1s")
 	}
