@@ -31,6 +31,21 @@ type Tx interface {
 	ForEach(bucket string, fn func(key string, value []byte) error) error
 }
 
+// Prefetcher is a Tx of a backend that answers over the network (etcd):
+// it fetches several keys in one round trip, for the reads its caller is
+// about to make one after the other.
+type Prefetcher interface {
+	// Prefetch fetches keys at once; the Gets of them that follow answer
+	// from what it fetched, at the transaction's revision.
+	Prefetch(keys ...Key) error
+	// Guess returns what the backend last saw of a key without asking
+	// for it: possibly out of date, so only to choose what to prefetch.
+	Guess(bucket, key string) ([]byte, bool)
+}
+
+// Key names a key of a bucket.
+type Key struct{ Bucket, Key string }
+
 // Watcher is a Backend that several hosts share, so records change under a
 // Store without it writing them.
 type Watcher interface {

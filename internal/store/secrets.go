@@ -390,6 +390,9 @@ func (s *Store) resolve(tx Tx, ref string) (*record, error) {
 	if ref == "" {
 		return nil, Errorf(ErrInvalid, "%s name or ID must not be empty", s.kind)
 	}
+	if err := s.prefetch(tx, ref, Key{"secrets", ref}); err != nil {
+		return nil, err
+	}
 	if r, err := s.getRecord(tx, ref); err != nil || (r != nil && r.kind() == s.kind) {
 		return r, err
 	}
@@ -431,6 +434,9 @@ func (s *Store) resolve(tx Tx, ref string) (*record, error) {
 // authenticated on its own: the record it points at must carry the name,
 // or a pointer moved in the store would hand out another secret's data.
 func (s *Store) byName(tx Tx, name string) (*record, error) {
+	if err := s.prefetch(tx, name); err != nil {
+		return nil, err
+	}
 	id, err := tx.Get("names", s.kind.indexKey(name))
 	if err != nil || id == nil {
 		return nil, err
@@ -445,6 +451,23 @@ func (s *Store) byName(tx Tx, name string) (*record, error) {
 		return nil, Errorf(ErrCorrupt, "%s '%s': the store's name index points at %s %s, which is named '%s': the store was altered; refusing it", s.kind, name, r.kind(), r.ID, r.Name)
 	}
 	return r, nil
+}
+
+// prefetch has a backend that answers over the network fetch, in one
+// round trip, the keys a lookup of name reads one after the other: the
+// name index, the record it last pointed at (which it still does unless
+// the name was removed and made again), and also.
+func (s *Store) prefetch(tx Tx, name string, also ...Key) error {
+	p, ok := tx.(Prefetcher)
+	if !ok {
+		return nil
+	}
+	index := s.kind.indexKey(name)
+	keys := append(also, Key{"names", index})
+	if id, ok := p.Guess("names", index); ok && len(id) > 0 {
+		keys = append(keys, Key{"secrets", string(id)})
+	}
+	return p.Prefetch(keys...)
 }
 
 // getRecord reads and authenticates the record with this ID, or nil.

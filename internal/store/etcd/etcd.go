@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -67,8 +68,9 @@ type Backend struct {
 }
 
 var (
-	_ store.Backend = (*Backend)(nil)
-	_ store.Watcher = (*Backend)(nil)
+	_ store.Backend    = (*Backend)(nil)
+	_ store.Watcher    = (*Backend)(nil)
+	_ store.Prefetcher = (*tx)(nil)
 )
 
 // Open connects to the cluster. It does not wait for an answer: the first
@@ -220,6 +222,8 @@ type tx struct {
 	// transaction takes what this host knows, listed in known.
 	fresh bool
 	known []string
+	// fetched is what Prefetch fetched and no Get has taken yet.
+	fetched map[string]*mvccpb.KeyValue
 	// rev is the revision every read sees; 0 until the first read.
 	rev    int64
 	reads  map[string]int64 // key -> ModRevision seen (0: absent)
@@ -267,30 +271,123 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 		}
 		return slices.Clone(w.value), nil
 	}
-	if _, seen := t.reads[k]; !seen && t.write && !t.fresh {
-		if v, mod, ok := t.b.known.get(k); ok {
-			t.reads[k] = mod
-			t.known = append(t.known, k)
-			return v, nil
-		}
+	if v, mod, ok := t.knownValue(k); ok {
+		t.reads[k] = mod
+		t.known = append(t.known, k)
+		return v, nil
 	}
-	resp, err := t.get(k)
-	if err != nil {
-		return nil, err
+	kv, ok := t.fetched[k]
+	if !ok {
+		resp, err := t.get(k)
+		if err != nil {
+			return nil, err
+		}
+		kv = nil
+		if len(resp.Kvs) > 0 {
+			kv = resp.Kvs[0]
+		}
+		t.saw(k, kv)
 	}
 	var mod int64
 	var v []byte
-	if len(resp.Kvs) > 0 {
-		mod, v = resp.Kvs[0].ModRevision, resp.Kvs[0].Value
+	if kv != nil {
+		mod, v = kv.ModRevision, slices.Clone(kv.Value)
 		if v == nil {
 			v = []byte{}
 		}
 	}
-	t.b.saw(k, v, mod, resp.Header.Revision)
 	if _, seen := t.reads[k]; !seen && t.write {
 		t.reads[k] = mod
 	}
 	return v, nil
+}
+
+// knownValue is what a write transaction takes of k from what this host
+// knows (see Update); false when it asks the cluster.
+func (t *tx) knownValue(k string) ([]byte, int64, bool) {
+	if _, seen := t.reads[k]; seen || !t.write || t.fresh {
+		return nil, 0, false
+	}
+	return t.b.known.get(k)
+}
+
+// saw records the cluster's answer for k (kv nil: absent) at the
+// transaction's revision.
+func (t *tx) saw(k string, kv *mvccpb.KeyValue) {
+	if kv == nil {
+		t.b.saw(k, nil, 0, t.rev)
+		return
+	}
+	v := kv.Value
+	if v == nil {
+		v = []byte{}
+	}
+	t.b.saw(k, v, kv.ModRevision, t.rev)
+}
+
+// Prefetch implements store.Prefetcher: one read-only etcd transaction
+// gets every key not yet read, written or known, at the transaction's
+// revision (the first read's sets it).
+func (t *tx) Prefetch(keys ...store.Key) error {
+	var want []string
+	for _, key := range keys {
+		k, err := t.b.key(key.Bucket, key.Key)
+		if err != nil {
+			return err
+		}
+		_, written := t.writes[k]
+		_, read := t.reads[k]
+		_, fetched := t.fetched[k]
+		_, _, known := t.knownValue(k)
+		if !written && !read && !fetched && !known && !slices.Contains(want, k) {
+			want = append(want, k)
+		}
+	}
+	if len(want) < 2 {
+		return nil // a Get costs the same
+	}
+	ops := make([]clientv3.Op, len(want))
+	for i, k := range want {
+		var opts []clientv3.OpOption
+		if t.rev != 0 {
+			opts = append(opts, clientv3.WithRev(t.rev))
+		}
+		ops[i] = clientv3.OpGet(k, opts...)
+	}
+	ctx, cancel := t.b.call(context.Background())
+	defer cancel()
+	resp, err := t.b.cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrCompacted) && t.write {
+			return errStale
+		}
+		return t.b.unavailable(err)
+	}
+	if t.rev == 0 {
+		t.rev = resp.Header.Revision
+	}
+	if t.fetched == nil {
+		t.fetched = map[string]*mvccpb.KeyValue{}
+	}
+	for i, k := range want {
+		var kv *mvccpb.KeyValue
+		if r := resp.Responses[i].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
+			kv = r.Kvs[0]
+		}
+		t.fetched[k] = kv
+		t.saw(k, kv)
+	}
+	return nil
+}
+
+// Guess implements store.Prefetcher from what this host knows.
+func (t *tx) Guess(bucket, key string) ([]byte, bool) {
+	k, err := t.b.key(bucket, key)
+	if err != nil {
+		return nil, false
+	}
+	v, _, ok := t.b.known.get(k)
+	return v, ok && v != nil
 }
 
 func (t *tx) Put(bucket, key string, value []byte) error {

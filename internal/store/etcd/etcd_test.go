@@ -206,6 +206,36 @@ func TestUpdateOnOutOfDateKnowledge(t *testing.T) {
 	}
 }
 
+// TestNameMadeAgainElsewhere: a host fetches a name's record with the name
+// index, guessing the record from what the name pointed at before; a name
+// another host removed and made again resolves to the new secret.
+func TestNameMadeAgainElsewhere(t *testing.T) {
+	s1, s2 := twoHosts(t, cluster(t))
+	old, err := s1.Create(store.Spec{Name: "n", Data: []byte("old")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Update("n", []byte("old 2"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Remove("n", nil); err != nil {
+		t.Fatal(err)
+	}
+	made, err := s2.Create(store.Spec{Name: "n", Data: []byte("new")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec, err := s1.Get("n"); err != nil || sec.ID != made.ID || sec.ID == old.ID {
+		t.Fatalf("get: %s %v, want %s", sec.ID, err, made.ID)
+	}
+	if d, _, err := s1.RevealName("n", 0); err != nil || string(d) != "new" {
+		t.Fatalf("reveal: %q %v", d, err)
+	}
+	if sec, err := s1.Update("n", []byte("new 2"), 0, nil); err != nil || sec.ID != made.ID || sec.Current != 2 {
+		t.Fatalf("update: %+v %v", sec, err)
+	}
+}
+
 // TestConcurrentUpdatesLoseNone: two hosts update one secret 50 times each,
 // all at once; every update lands as its own version and every version
 // decrypts to what was written.
