@@ -179,11 +179,11 @@ type clusterController struct {
 
 // Users implements server.Tasks.
 func (c clusterController) Users(ctx context.Context, sec store.Secret) ([]string, error) {
-	users, err := c.Controller.Users(ctx, sec)
-	if err != nil {
-		return nil, err
-	}
-	err = c.eachRemote(ctx, sec, func(name string, versions []int) {
+	var users []string
+	err := c.withRemote(ctx, sec, func() (err error) {
+		users, err = c.Controller.Users(ctx, sec)
+		return err
+	}, func(name string, versions []int) {
 		if len(versions) > 0 && !slices.Contains(users, name) {
 			users = append(users, name)
 		}
@@ -197,11 +197,11 @@ func (c clusterController) Users(ctx context.Context, sec store.Secret) ([]strin
 
 // Pins implements server.Containers.
 func (c clusterController) Pins(ctx context.Context, sec store.Secret) (map[int][]string, error) {
-	pins, err := c.Controller.Pins(ctx, sec)
-	if err != nil {
-		return nil, err
-	}
-	err = c.eachRemote(ctx, sec, func(name string, versions []int) {
+	var pins map[int][]string
+	err := c.withRemote(ctx, sec, func() (err error) {
+		pins, err = c.Controller.Pins(ctx, sec)
+		return err
+	}, func(name string, versions []int) {
 		for _, v := range versions {
 			if v != 0 && !slices.Contains(pins[v], name) {
 				if pins == nil {
@@ -218,12 +218,26 @@ func (c clusterController) Pins(ctx context.Context, sec store.Secret) (map[int]
 	return pins, nil
 }
 
-// eachRemote calls fn for every container of another host that claims
-// sec, with its name (HOST/NAME) and the versions it uses (0: the current).
-func (c clusterController) eachRemote(ctx context.Context, sec store.Secret, fn func(name string, versions []int)) error {
-	remote, err := c.cl.remote(ctx, sec)
+// withRemote runs local, this host's answer, while the claims of the other
+// hosts are read, so an in-use answer (asked before every update) waits
+// for the slower of the engine and etcd, not for both; then it calls fn
+// for every container of another host that claims sec, with its name
+// (HOST/NAME) and the versions it uses (0: the current).
+func (c clusterController) withRemote(ctx context.Context, sec store.Secret, local func() error, fn func(name string, versions []int)) error {
+	var remote []controller.Claim
+	var rerr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		remote, rerr = c.cl.remote(ctx, sec)
+	}()
+	err := local()
+	<-done
 	if err != nil {
 		return err
+	}
+	if rerr != nil {
+		return rerr
 	}
 	for _, r := range remote {
 		fn(r.Host+"/"+r.Name, r.Uses(sec.Kind, sec.Name))
