@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/secretd/secretd/declaration"
 )
 
 // TestTransitionRefusesIllegalMoves: a task moves only along its life
@@ -105,5 +107,38 @@ func TestFailedWipeCanBeRetried(t *testing.T) {
 	}
 	if tk.drop() {
 		t.Fatal("a gone task was dropped again")
+	}
+}
+
+// TestHoldsAfter: a rotation gives a mount the value it announces only when
+// no file of the mount that follows the secret, as an entry or read by a
+// template, holds a later version already.
+func TestHoldsAfter(t *testing.T) {
+	v := taskView{
+		entries: []declaration.Entry{
+			{Kind: declaration.Secret, Source: "db", Target: "db"},
+			{Kind: declaration.Secret, Source: "old", Target: "old", Version: 9},
+			{Kind: declaration.Config, Source: "app.conf", Target: "app.conf"},
+		},
+		versions: []int{3, 9, 1},
+		reads:    [][]readRef{nil, nil, {{kind: declaration.Secret, name: "api", version: 5}, {kind: declaration.Secret, name: "pin", version: 8, pinned: true}}},
+	}
+	for _, tc := range []struct {
+		kind    declaration.Kind
+		name    string
+		version int
+		want    bool
+	}{
+		{declaration.Secret, "db", 3, false},
+		{declaration.Secret, "db", 2, true},
+		{declaration.Config, "db", 2, false},  // another kind
+		{declaration.Secret, "old", 2, false}, // pinned: not following
+		{declaration.Secret, "api", 4, true},  // read by a template
+		{declaration.Secret, "api", 5, false},
+		{declaration.Secret, "pin", 2, false},
+	} {
+		if got := v.holdsAfter(tc.kind, tc.name, tc.version); got != tc.want {
+			t.Errorf("holdsAfter(%s %s %d) = %v, want %v", tc.kind, tc.name, tc.version, got, tc.want)
+		}
 	}
 }
