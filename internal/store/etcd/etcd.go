@@ -222,7 +222,7 @@ type tx struct {
 	// transaction takes what this host knows, listed in known.
 	fresh bool
 	known []string
-	// fetched is what Prefetch fetched and no Get has taken yet.
+	// fetched is what Prefetch fetched, by key (nil: absent).
 	fetched map[string]*mvccpb.KeyValue
 	// rev is the revision every read sees; 0 until the first read.
 	rev    int64
