@@ -48,6 +48,32 @@ func publish(dir string, files []File) error {
 	return errors.Join(syncVisible(dir, gen, files), removeStale(dir, gen))
 }
 
+// publishFresh is publish for a mount that holds nothing yet, a new tmpfs
+// or an empty spare, which nobody reads until the caller returns: it lays
+// out the same tree with no swap, no temporary names and no pruning, as
+// there is no old set to keep visible or retire. A Mount makes about half
+// the system calls it would through publish, each a chance to wait for a
+// core while containers start. The caller wipes the mount on failure.
+func publishFresh(dir string, files []File) error {
+	gen, err := writeGeneration(dir, files)
+	if err != nil {
+		return err
+	}
+	if err := symlinkRoot(gen, filepath.Join(dir, dataLink)); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := mkdirParents(dir, f.Path); err != nil {
+			return err
+		}
+		rel := filepath.FromSlash(f.Path)
+		if err := os.Link(filepath.Join(dir, gen, rel), filepath.Join(dir, rel)); err != nil {
+			return fmt.Errorf("link %s: %w", filepath.Join(dir, rel), err)
+		}
+	}
+	return nil
+}
+
 func writeGeneration(dir string, files []File) (string, error) {
 	gen, err := makeGenDir(dir)
 	if err != nil {
@@ -94,14 +120,22 @@ func mkdirRoot(p string) error {
 	return nil
 }
 
-func writeFile(root string, f File) error {
-	parts := strings.Split(f.Path, "/")
+// mkdirParents creates the directories below root that lead to rel.
+func mkdirParents(root, rel string) error {
+	parts := strings.Split(rel, "/")
 	cur := root
 	for _, part := range parts[:len(parts)-1] {
 		cur = filepath.Join(cur, part)
 		if err := mkdirRoot(cur); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
+	}
+	return nil
+}
+
+func writeFile(root string, f File) error {
+	if err := mkdirParents(root, f.Path); err != nil {
+		return err
 	}
 	p := filepath.Join(root, filepath.FromSlash(f.Path))
 	// 0600 until the data is complete, so nobody else can open it half written.

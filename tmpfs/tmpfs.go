@@ -117,7 +117,7 @@ func Mount(dir string, files []File, opts Options) (err error) {
 			err = errors.Join(err, undoMount(dir, true))
 		}
 	}()
-	if err := publish(dir, files); err != nil {
+	if err := publishFresh(dir, files); err != nil {
 		return err
 	}
 	return makeReadOnly(dir)
@@ -175,7 +175,7 @@ func Fill(dir string, files []File, opts Options) (err error) {
 	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
 		return fmt.Errorf("resize %s: %w", dir, err)
 	}
-	if err := publish(dir, files); err != nil {
+	if err := publishFresh(dir, files); err != nil {
 		return err
 	}
 	return makeReadOnly(dir)
