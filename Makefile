@@ -66,7 +66,7 @@ fuzz:
 	$(GO) test -run=XXX -fuzz=FuzzRecord -fuzztime=$(FUZZTIME) ./internal/store/
 
 bench:
-	$(GO) test -count=1 -timeout 30m -run=XXX -bench=. -benchtime=1x ./bench/
+	$(GO) test -count=1 -timeout 60m -run=XXX -bench=. -benchtime=1x ./bench/
 
 # Man pages for every command, rendered from the cobra tree the binary runs
 # (MANSRC/*.1, docs/man by default; not committed). `make install` installs
