@@ -119,9 +119,9 @@ func scaleRun(b *testing.B, sz scaleSizes, run int) (p99Volume, p99Label time.Du
 		b.Fatalf("%d Mounts logged by label and %d by volume option, want %d in all", len(labelMounts), len(volumeMounts), nContainers)
 	}
 	p99Volume, p99Label = quantile(totals(volumeMounts), 99), quantile(totals(labelMounts), 99)
-	b.ReportMetric(ms(p99Volume), "mount-p99-volume-ms")
-	b.ReportMetric(ms(p99Label), "mount-p99-label-ms")
 	if run > 1 {
+		b.ReportMetric(ms(p99Volume), "mount-p99-volume-ms")
+		b.ReportMetric(ms(p99Label), "mount-p99-label-ms")
 		t := table{title: fmt.Sprintf("Real engine: %d secrets, %d containers with %d secrets each, started %d at a time (run %d: the starts only)", nSecrets, nContainers, perContainer, runParallel, run)}
 		scaleMountRows(&t, volumeMounts, labelMounts)
 		t.note("setup: %d secrets created in %v; %d containers started in %v", nSecrets, created.Round(time.Millisecond), nContainers, started.Round(time.Millisecond))
@@ -200,6 +200,9 @@ func scaleRun(b *testing.B, sz scaleSizes, run int) (p99Volume, p99Label time.Du
 		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
 		b.ReportMetric(float64(hwm)/(1<<20), "rss-peak-MiB")
 		b.ReportMetric(ms(lsMedian), "secret-ls-ms")
+		// After ResetTimer, which drops the metrics reported before it.
+		b.ReportMetric(ms(p99Volume), "mount-p99-volume-ms")
+		b.ReportMetric(ms(p99Label), "mount-p99-label-ms")
 		b.ReportMetric(ms(resync.duration), "resync-ms")
 		t := table{title: fmt.Sprintf("Real engine: %d secrets, %d running containers with %d secrets each", nSecrets, nContainers, perContainer)}
 		t.mem(fmt.Sprintf("resident memory (VmRSS), %d mounts", nContainers), rss, goalRSS)
