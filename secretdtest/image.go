@@ -88,15 +88,15 @@ func BusyboxImage(docker []string, tag string, files map[string][]byte) error {
 	return tar.Wait()
 }
 
-// Build compiles ./cmd/secretd of the module at moduleDir into dir and
-// returns the binary's path; for tests of this repository, which must test
+// Build compiles ./cmd/secretd of the module at moduleDir into dir, with
+// the siblings it execs (secretd-daemon, secretd-compose) beside it, and
+// returns secretd's path; for tests of this repository, which must test
 // the code they sit next to rather than an installed secretd.
 func Build(moduleDir, dir string) (string, error) {
-	bin := filepath.Join(dir, "secretd")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/secretd")
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/secretd", "./cmd/secretd-daemon", "./cmd/secretd-compose")
 	cmd.Dir = moduleDir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	return bin, nil
+	return filepath.Join(dir, "secretd"), nil
 }
