@@ -4,30 +4,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-)
 
-// forbidden are the packages whose initialisation the CLI must not pay
-// for: the daemon with its stores, metrics and etcd/gRPC client (protobuf
-// descriptors), and compose-go with its JSON schema and image references.
-// Their commands are in the sibling binaries.
-var forbidden = []string{
-	"github.com/secretd/secretd/internal/daemon",
-	"github.com/secretd/secretd/controller",
-	"github.com/secretd/secretd/api/server",
-	"github.com/secretd/secretd/internal/metrics",
-	"github.com/secretd/secretd/internal/store/bolt",
-	"github.com/secretd/secretd/internal/store/etcd",
-	"github.com/secretd/secretd/internal/compose",
-	"github.com/compose-spec/compose-go",
-	"github.com/santhosh-tekuri/jsonschema",
-	"github.com/distribution/reference",
-	"github.com/docker/docker/client",
-	"github.com/prometheus",
-	"go.etcd.io",
-	"google.golang.org/grpc",
-	"google.golang.org/protobuf",
-	"github.com/gogo/protobuf",
-}
+	"github.com/secretd/secretd/secretdtest"
+)
 
 // TestCLIDeps fails when the secretd binary's package graph holds a
 // forbidden package: one import of internal/daemon anywhere in the CLI
@@ -35,10 +14,8 @@ var forbidden = []string{
 func TestCLIDeps(t *testing.T) {
 	deps := goListDeps(t, ".")
 	for _, d := range deps {
-		for _, f := range forbidden {
-			if d == f || strings.HasPrefix(d, f+"/") {
-				t.Errorf("secretd links %s (forbidden: %s); move the command that needs it to a sibling binary", d, f)
-			}
+		if p, bad := secretdtest.DaemonPackage(d); bad {
+			t.Errorf("secretd links %s (of %s); move the command that needs it to a sibling binary", d, p)
 		}
 	}
 	if len(deps) < 50 {
