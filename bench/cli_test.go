@@ -19,9 +19,12 @@ import (
 // initialises none of the daemon's packages (1c). Each pair runs
 // interleaved, the order swapped every round, so load on the machine falls
 // on both alike. SECRETD_BENCH_CLI_RUNS sets the rounds (default 200),
-// SECRETD_BENCH_CLI_SECRETS the secrets listed (default 20).
+// SECRETD_BENCH_CLI_SECRETS the secrets listed (default 20), and
+// SECRETD_BENCH_CLI_BASELINE names another secretd binary (an older build)
+// to time in the same rounds, for a before and after.
 func BenchmarkCLI(b *testing.B) {
 	runs := envInt(b, "SECRETD_BENCH_CLI_RUNS", 200)
+	baseline := os.Getenv("SECRETD_BENCH_CLI_BASELINE")
 	nSecrets := envInt(b, "SECRETD_BENCH_CLI_SECRETS", 20)
 	d := secretdtest.Start(b, daemonOptions(b))
 	for i := range nSecrets {
@@ -30,12 +33,20 @@ func BenchmarkCLI(b *testing.B) {
 	dockerEnv := append(os.Environ(), "DOCKER_HOST="+d.Host)
 	b.ResetTimer()
 	for range b.N {
-		version, dockerVersion := interleave(b, runs,
-			cliRun{args: []string{binary, "--version"}, want: "secretd version "},
-			cliRun{args: []string{"docker", "--version"}, want: "Docker version "})
-		ls, dockerLs := interleave(b, runs,
-			cliRun{args: []string{binary, "-H", d.Host, "secret", "ls"}, lines: nSecrets + 1},
-			cliRun{args: []string{"docker", "secret", "ls"}, env: dockerEnv, lines: nSecrets + 1})
+		versionRuns := []cliRun{{args: []string{binary, "--version"}, want: "secretd version "},
+			{args: []string{"docker", "--version"}, want: "Docker version "}}
+		lsRuns := []cliRun{{args: []string{binary, "-H", d.Host, "secret", "ls"}, lines: nSecrets + 1},
+			{args: []string{"docker", "secret", "ls"}, env: dockerEnv, lines: nSecrets + 1}}
+		if baseline != "" {
+			versionRuns = append(versionRuns, cliRun{args: []string{baseline, "--version"}, want: "secretd version "})
+			lsRuns = append(lsRuns, cliRun{args: []string{baseline, "-H", d.Host, "secret", "ls"}, lines: nSecrets + 1})
+		}
+		vt, lt := interleave(b, runs, versionRuns...), interleave(b, runs, lsRuns...)
+		version, dockerVersion, ls, dockerLs := vt[0], vt[1], lt[0], lt[1]
+		if baseline != "" {
+			b.ReportMetric(float64(median(vt[2]))/float64(median(dockerVersion)), "baseline-start-ratio")
+			b.ReportMetric(float64(median(lt[2]))/float64(median(dockerLs)), "baseline-ls-ratio")
+		}
 		inits, initTime := cliInits(b)
 
 		startRatio := float64(median(version)) / float64(median(dockerVersion))
@@ -76,20 +87,18 @@ type cliRun struct {
 	lines int
 }
 
-// interleave runs a and c alternately, rounds times each, a first in even
-// rounds and c first in odd ones, and returns each one's wall times.
-func interleave(b *testing.B, rounds int, a, c cliRun) (at, ct []time.Duration) {
+// interleave runs each of runs in turn, rounds times, each round starting
+// one further along the list, and returns each one's wall times.
+func interleave(b *testing.B, rounds int, runs ...cliRun) [][]time.Duration {
 	b.Helper()
+	times := make([][]time.Duration, len(runs))
 	for i := range rounds {
-		if i%2 == 0 {
-			at = append(at, a.time(b))
-			ct = append(ct, c.time(b))
-		} else {
-			ct = append(ct, c.time(b))
-			at = append(at, a.time(b))
+		for k := range runs {
+			j := (i + k) % len(runs)
+			times[j] = append(times[j], runs[j].time(b))
 		}
 	}
-	return at, ct
+	return times
 }
 
 // time runs the command once, as a shell would, and checks its output.
