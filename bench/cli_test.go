@@ -44,6 +44,8 @@ func BenchmarkCLI(b *testing.B) {
 		vt, lt := interleave(b, runs, versionRuns...), interleave(b, runs, lsRuns...)
 		version, dockerVersion, ls, dockerLs := vt[0], vt[1], lt[0], lt[1]
 		if baseline != "" {
+			b.ReportMetric(ms(median(vt[2])), "baseline-version-ms")
+			b.ReportMetric(ms(median(lt[2])), "baseline-ls-ms")
 			b.ReportMetric(float64(median(vt[2]))/float64(median(dockerVersion)), "baseline-start-ratio")
 			b.ReportMetric(float64(median(lt[2]))/float64(median(dockerLs)), "baseline-ls-ratio")
 		}
