@@ -313,6 +313,7 @@ func namesOnly(args []string) error {
 		return nil // `secretd run ... --`: the rest is docker's
 	}
 	cmd.InitDefaultHelpFlag()
+	cmd.InitDefaultVersionFlag() // the root's --version, which cobra adds at Execute
 	lookup := func(f string) *pflag.Flag {
 		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
 		if !strings.HasPrefix(f, "--") {
