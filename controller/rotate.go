@@ -109,6 +109,11 @@ func pronoun(n int) string {
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation, error) {
 	todo := c.tasks.following(sec)
 	r := &rotation{c: c, sec: sec}
+	if len(todo) > 1 {
+		// Decrypted once for every mount, not once per mount.
+		r.value = c.contents.revealOnce(sec)
+		defer r.value.wipe()
+	}
 	next := make(chan *task)
 	var wg sync.WaitGroup
 	for range min(rotateWorkers, len(todo)) {
@@ -133,6 +138,9 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation
 type rotation struct {
 	c   *Controller
 	sec store.Secret
+	// value is the version pushed, decrypted once for all the mounts; nil
+	// when each mount reads its own (a driver secret, or one mount).
+	value *nextVersion
 
 	mu     sync.Mutex
 	failed []RotationFailure
@@ -148,7 +156,7 @@ func (r *rotation) one(ctx context.Context, t *task) {
 		r.deferToRestart(ctx, t, vol.onUpdate())
 		return
 	}
-	s, changed, err := r.c.refresh(t)
+	s, changed, err := r.c.refreshWith(t, r.value)
 	if err != nil {
 		// A shared mount (Podman's) fails every container that reads it.
 		for _, w := range s.containers() {
@@ -291,9 +299,19 @@ func (r *rotation) fail(f RotationFailure) {
 // secret among the entries keeps the value mounted; one granted live is
 // fetched, bounded by its source's own deadline.
 func (c *Controller) refresh(t *task) (taskView, bool, error) {
+	return c.refreshWith(t, nil)
+}
+
+// refreshWith is refresh with the value of a rotation's version already
+// decrypted (nil: none), which the task's entries take in place of a
+// store read; a value older than what the mount holds by then is not
+// written (see task.rewrite).
+func (c *Controller) refreshWith(t *task, value *nextVersion) (taskView, bool, error) {
 	return t.refresh(func(v taskView) (content, error) {
 		ctx := context.Background()
-		return c.contents.files(ctx, v.entries, c.binding.contentFor(ctx, v, nil))
+		in := c.binding.contentFor(ctx, v, nil)
+		in.rotated = value
+		return c.contents.files(ctx, v.entries, in)
 	}, c.cfg.Log)
 }
 
