@@ -135,28 +135,11 @@ func rotValue(u int) string { return fmt.Sprintf("fleet-value-%06d", u) }
 // mountAll Mounts every hold, runParallel at a time, and records where
 // each one's file of the secret is.
 func mountAll(plugin *pluginClient, holds []*simHold, files []string, secret string) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var first atomic.Value
-	for range runParallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < len(holds) && first.Load() == nil; i = int(next.Add(1)) - 1 {
-				dir, err := holds[i].mountAt(plugin)
-				if err != nil {
-					first.CompareAndSwap(nil, fmt.Errorf("mount %d: %w", i, err))
-					return
-				}
-				files[i] = filepath.Join(dir, secret)
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := first.Load().(error); err != nil {
+	return inParallel(len(holds), func(i int) error {
+		dir, err := holds[i].mountAt(plugin)
+		files[i] = filepath.Join(dir, secret)
 		return err
-	}
-	return nil
+	})
 }
 
 // waitFleet reads the files in turn, each until it holds want, and

@@ -148,22 +148,7 @@ func simulatedFleet(b *testing.B, profile enginesim.Profile) (res fleetResult) {
 		}
 	})
 	mountStart := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mountErr atomic.Value
-	for range runParallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < len(holds) && mountErr.Load() == nil; i = int(next.Add(1)) - 1 {
-				if err := holds[i].mount(plugin, sim, engine); err != nil {
-					mountErr.CompareAndSwap(nil, fmt.Errorf("mount %d: %w", i, err))
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := mountErr.Load().(error); err != nil {
+	if err := inParallel(len(holds), func(i int) error { return holds[i].mount(plugin, sim, engine) }); err != nil {
 		b.Fatal(err)
 	}
 	mounted := map[string]bool{}
@@ -420,4 +405,26 @@ func rssParts(pid int) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// inParallel runs do for 0..n-1, runParallel at a time, as dockerd serves
+// starts; it stops at the first error, which names its index.
+func inParallel(n int, do func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var first atomic.Value
+	for range runParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n && first.Load() == nil; i = int(next.Add(1)) - 1 {
+				if err := do(i); err != nil {
+					first.CompareAndSwap(nil, fmt.Errorf("mount %d: %w", i, err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	err, _ := first.Load().(error)
+	return err
 }
