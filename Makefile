@@ -3,16 +3,22 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/secretd/secretd/cmd/secretd/cli.Version=$(VERSION)
 BIN      := bin/secretd
+# The siblings secretd execs for the commands that link the daemon or
+# compose-go (cmd/secretd/sibling), built beside it.
+DAEMON_BIN  = $(dir $(BIN))secretd-daemon
+COMPOSE_BIN = $(dir $(BIN))secretd-compose
 FUZZTIME ?= 10s
 
 .PHONY: all build run deps test unit e2e fuzz vet bench clean docs
 
-# `make` builds the binary and its man pages; `sudo make install` then
+# `make` builds the binaries and the man pages; `sudo make install` then
 # installs them without needing Go on root's PATH.
 all: build docs
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/secretd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DAEMON_BIN) ./cmd/secretd-daemon
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(COMPOSE_BIN) ./cmd/secretd-compose
 
 # Starts the daemon in the foreground with the embedded defaults: data in
 # /var/lib/secretd, API on unix:///run/secretd/secretd.sock, volume driver
@@ -66,7 +72,7 @@ fuzz:
 	$(GO) test -run=XXX -fuzz=FuzzRecord -fuzztime=$(FUZZTIME) ./internal/store/
 
 bench:
-	$(GO) test -count=1 -timeout 30m -run=XXX -bench=. -benchtime=1x ./bench/
+	$(GO) test -count=1 -timeout 60m -run=XXX -bench=. -benchtime=1x ./bench/
 
 # Man pages for every command, rendered from the cobra tree the binary runs
 # (MANSRC/*.1, docs/man by default; not committed). `make install` installs

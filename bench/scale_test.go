@@ -25,34 +25,72 @@ import (
 	"github.com/secretd/secretd/secretdtest"
 )
 
-// Goals of issue 4 for a host of this size.
+// Goals of issue 4 for a host of this size, and issue 27's Mount p99.
 const (
-	goalRSS      = 100 << 20
-	goalLs       = 200 * time.Millisecond
-	goalMountP99 = 5 * time.Millisecond
-	goalResync   = 2 * time.Second
+	goalRSS        = 100 << 20
+	goalLs         = 200 * time.Millisecond
+	goalMountP99   = 5 * time.Millisecond
+	goalResync     = 2 * time.Second
+	goalMountP99v3 = 3 * time.Millisecond
 )
+
+// scaleSizes are a scale run's sizes.
+type scaleSizes struct {
+	secrets, containers int
+}
+
+// perContainer is how many secrets each container of a scale run declares.
+const perContainer = 5
+
+// scaleTag is the image of the scale runs' containers.
+const scaleTag = "secretd-bench-scale:busybox"
 
 // BenchmarkScale measures a daemon holding 10,000 secrets and serving 500
 // running containers with 5 secrets each (SECRETD_BENCH_SECRETS and
-// SECRETD_BENCH_CONTAINERS change the sizes): resident memory, `secret ls`,
-// Mount latency, and the full resync after a daemon restart, where every
-// mount of a running container is adopted.
+// SECRETD_BENCH_CONTAINERS change the sizes), in SECRETD_BENCH_SCALE_RUNS
+// consecutive runs (5 by default), each with a fresh daemon, its secrets
+// and its containers. The first run measures everything: resident memory,
+// `secret ls`, Mount latency, and the full resync after a daemon restart,
+// where every mount of a running container is adopted. The later ones
+// repeat what issue 27's Mount goal is about, the parallel starts: a
+// Mount tail is a rare event, and one run says little about the next.
 func BenchmarkScale(b *testing.B) {
-	nSecrets := envInt(b, "SECRETD_BENCH_SECRETS", 10000)
-	nContainers := envInt(b, "SECRETD_BENCH_CONTAINERS", 500)
-	const perContainer = 5
-	if nSecrets < perContainer {
+	sz := scaleSizes{secrets: envInt(b, "SECRETD_BENCH_SECRETS", 10000), containers: envInt(b, "SECRETD_BENCH_CONTAINERS", 500)}
+	runs := envInt(b, "SECRETD_BENCH_SCALE_RUNS", 5)
+	if sz.secrets < perContainer {
 		b.Fatalf("need at least %d secrets", perContainer)
 	}
-	d := secretdtest.Start(b, daemonOptions(b))
-	created := createSecrets(b, d, "scale", nSecrets)
-
-	const tag = "secretd-bench-scale:busybox"
-	if err := secretdtest.BusyboxImage([]string{"docker"}, tag, nil); err != nil {
+	if err := secretdtest.BusyboxImage([]string{"docker"}, scaleTag, nil); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
+	b.Cleanup(func() { exec.Command("docker", "rmi", "-f", scaleTag).Run() })
+	var volume, label []string
+	met, done := true, 0
+	for i := range runs {
+		ok := b.Run(fmt.Sprintf("run-%d", i+1), func(b *testing.B) {
+			p99v, p99l := scaleRun(b, sz, i+1)
+			volume = append(volume, fmtDuration(p99v))
+			label = append(label, fmtDuration(p99l))
+			met = met && p99v <= goalMountP99v3 && p99l <= goalMountP99v3
+			done++
+		})
+		if !ok {
+			break
+		}
+	}
+	measured := fmt.Sprintf("p99 by volume option %s; by label %s (%d of %d runs, %d containers, %d secrets, %d starts at a time)",
+		strings.Join(volume, ", "), strings.Join(label, ", "), done, runs, sz.containers, sz.secrets, runParallel)
+	reportGoal(b, goal{ID: "4", Goal: fmt.Sprintf("Mount p99 at most %s for both declaration forms in 5 consecutive scale runs", fmtDuration(goalMountP99v3)),
+		Measured: measured, Met: met && done == runs && runs >= 5})
+}
+
+// scaleRun is one scale run: a fresh daemon, its secrets, its containers
+// started runParallel at a time, and their Mounts' p99 by volume option
+// and by label. The first run measures the rest of the table too.
+func scaleRun(b *testing.B, sz scaleSizes, run int) (p99Volume, p99Label time.Duration) {
+	nSecrets, nContainers := sz.secrets, sz.containers
+	d := secretdtest.Start(b, daemonOptions(b))
+	created := createSecrets(b, d, "scale", nSecrets)
 	// Registered after Start, so it runs first: containers go while the
 	// daemon still answers their Unmounts.
 	label := "secretd-bench=" + d.Driver
@@ -74,11 +112,23 @@ func BenchmarkScale(b *testing.B) {
 		}
 		return d.RunArgs(decl(i), "/run/secrets")
 	}
-	started := startContainers(b, d, tag, label, nContainers, runArgs)
-	keepLog(b, d, "scale")
+	started := startContainers(b, d, scaleTag, label, nContainers, runArgs)
+	keepLog(b, d, fmt.Sprintf("scale-%d", run))
 	labelMounts, volumeMounts := split(parsePhases(d.Log()))
 	if len(labelMounts)+len(volumeMounts) != nContainers {
 		b.Fatalf("%d Mounts logged by label and %d by volume option, want %d in all", len(labelMounts), len(volumeMounts), nContainers)
+	}
+	p99Volume, p99Label = quantile(totals(volumeMounts), 99), quantile(totals(labelMounts), 99)
+	if run > 1 {
+		b.ReportMetric(ms(p99Volume), "mount-p99-volume-ms")
+		b.ReportMetric(ms(p99Label), "mount-p99-label-ms")
+		t := table{title: fmt.Sprintf("Real engine: %d secrets, %d containers with %d secrets each, started %d at a time (run %d: the starts only)", nSecrets, nContainers, perContainer, runParallel, run)}
+		scaleMountRows(&t, volumeMounts, labelMounts)
+		t.note("setup: %d secrets created in %v; %d containers started in %v", nSecrets, created.Round(time.Millisecond), nContainers, started.Round(time.Millisecond))
+		scaleMountNotes(&t, volumeMounts, labelMounts)
+		t.print()
+		b.Logf("Mount p99 %s by volume option, %s by label", fmtDuration(p99Volume), fmtDuration(p99Label))
+		return p99Volume, p99Label
 	}
 	cl := d.Client()
 	ctx := context.Background()
@@ -121,7 +171,7 @@ func BenchmarkScale(b *testing.B) {
 
 		// Where a Mount's time goes at this size, with no start competing.
 		lists := engineLists(b, label, 20)
-		quiet := quietMounts(b, d, tag, label, decl(0), 20)
+		quiet := quietMounts(b, d, scaleTag, label, decl(0), 20)
 
 		// The realistic full resync: the daemon goes away while every
 		// container keeps running with its mount, and adopts them all
@@ -150,16 +200,14 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
 		b.ReportMetric(float64(hwm)/(1<<20), "rss-peak-MiB")
 		b.ReportMetric(ms(lsMedian), "secret-ls-ms")
-		b.ReportMetric(ms(quantile(totals(volumeMounts), 99)), "mount-p99-volume-ms")
-		b.ReportMetric(ms(quantile(totals(labelMounts), 99)), "mount-p99-label-ms")
+		// After ResetTimer, which drops the metrics reported before it.
+		b.ReportMetric(ms(p99Volume), "mount-p99-volume-ms")
+		b.ReportMetric(ms(p99Label), "mount-p99-label-ms")
 		b.ReportMetric(ms(resync.duration), "resync-ms")
 		t := table{title: fmt.Sprintf("Real engine: %d secrets, %d running containers with %d secrets each", nSecrets, nContainers, perContainer)}
 		t.mem(fmt.Sprintf("resident memory (VmRSS), %d mounts", nContainers), rss, goalRSS)
 		t.time(fmt.Sprintf("`secret ls` of %d secrets, CLI wall time, median of %d", nSecrets, len(ls)), lsMedian, goalLs)
-		t.time(fmt.Sprintf("Mount p50, declaration in the volume's options (%d starts, %d at a time)", len(volumeMounts), runParallel), quantile(totals(volumeMounts), 50), 0)
-		t.time(fmt.Sprintf("Mount p99, declaration in the volume's options (%d starts, %d at a time)", len(volumeMounts), runParallel), quantile(totals(volumeMounts), 99), goalMountP99)
-		t.time(fmt.Sprintf("Mount p50, declaration by label (%d starts, %d at a time)", len(labelMounts), runParallel), quantile(totals(labelMounts), 50), 0)
-		t.time(fmt.Sprintf("Mount p99, declaration by label (%d starts, %d at a time)", len(labelMounts), runParallel), quantile(totals(labelMounts), 99), goalMountP99)
+		scaleMountRows(&t, volumeMounts, labelMounts)
 		t.time(fmt.Sprintf("full resync after a daemon restart: %d containers, %d mounts adopted", resync.containers, resync.adopted), resync.duration, goalResync)
 		t.note("setup: %d secrets created in %v through 8 API clients; %d containers started in %v, %d `docker run`s at a time",
 			nSecrets, created.Round(time.Millisecond), nContainers, started.Round(time.Millisecond), runParallel)
@@ -168,17 +216,34 @@ func BenchmarkScale(b *testing.B) {
 			fmtDuration(apiTable), fmtDuration(apiLs), fmtDuration(lsQuiet))
 		t.note("Mount by label with no other start under way (%d sequential `docker run --rm` beside the %d): p50 %s, max %s; dockerd's own filtered container list, which a label Mount waits for when it asks the engine: p50 %s, max %s (%d calls)",
 			len(quiet), nContainers, fmtDuration(median(quiet)), fmtDuration(slices.Max(quiet)), fmtDuration(median(lists)), fmtDuration(slices.Max(lists)), len(lists))
-		t.note("Mounts by label that asked the engine for their container (the rest learned it at the container's create): %d of %d; Mounts that filled a spare tmpfs: %d of %d",
-			count(labelMounts, asked), len(labelMounts),
-			count(labelMounts, isSpare)+count(volumeMounts, isSpare), nContainers)
-		t.note("Mount tail by label: %s", slowest(labelMounts))
-		t.note("Engine lookups by label: %s", lookups(labelMounts))
-		t.note("Mount tail by volume option: %s", slowest(volumeMounts))
+		scaleMountNotes(&t, volumeMounts, labelMounts)
 		t.note("restart: ready %v after the start; %d mounts in the table afterwards", ready.Round(time.Millisecond), after.Mounts)
 		t.print()
 		b.Logf("RSS %.1f MiB, secret ls %s, Mount p99 %s by volume option, %s by label, resync %s (table on stdout)",
-			float64(rss)/(1<<20), fmtDuration(lsMedian), fmtDuration(quantile(totals(volumeMounts), 99)), fmtDuration(quantile(totals(labelMounts), 99)), fmtDuration(resync.duration))
+			float64(rss)/(1<<20), fmtDuration(lsMedian), fmtDuration(p99Volume), fmtDuration(p99Label), fmtDuration(resync.duration))
 	}
+	return p99Volume, p99Label
+}
+
+// scaleMountRows are the Mount rows of a scale run's table.
+func scaleMountRows(t *table, volumeMounts, labelMounts []mountPhases) {
+	for _, f := range []struct {
+		form string
+		ps   []mountPhases
+	}{{"in the volume's options", volumeMounts}, {"by label", labelMounts}} {
+		t.time(fmt.Sprintf("Mount p50, declaration %s (%d starts, %d at a time)", f.form, len(f.ps), runParallel), quantile(totals(f.ps), 50), 0)
+		t.time(fmt.Sprintf("Mount p99, declaration %s (%d starts, %d at a time)", f.form, len(f.ps), runParallel), quantile(totals(f.ps), 99), goalMountP99v3)
+	}
+}
+
+// scaleMountNotes say where a scale run's slowest Mounts spent their time.
+func scaleMountNotes(t *table, volumeMounts, labelMounts []mountPhases) {
+	t.note("Mounts by label that asked the engine for their container (the rest learned it at the container's create): %d of %d; Mounts that filled a spare tmpfs: %d of %d",
+		count(labelMounts, asked), len(labelMounts),
+		count(labelMounts, isSpare)+count(volumeMounts, isSpare), len(labelMounts)+len(volumeMounts))
+	t.note("Mount tail by label: %s", slowest(labelMounts))
+	t.note("Engine lookups by label: %s", lookups(labelMounts))
+	t.note("Mount tail by volume option: %s", slowest(volumeMounts))
 }
 
 // runParallel bounds concurrent `docker run`s: more only queues in dockerd

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"golang.org/x/sys/unix"
+
 	"github.com/secretd/secretd/internal/atomicfile"
 	"github.com/secretd/secretd/internal/audit"
 	"github.com/secretd/secretd/internal/mountroot"
@@ -51,21 +55,58 @@ func (r *mountRoot) recordPath(dirName string) string {
 	return filepath.Join(r.path, dirName+recordSuffix)
 }
 
-// saveRecord writes the record atomically. It does not fsync: a record
-// only has to outlive a crash of the process, which the page cache does,
-// while a crash of the host takes every mount with it and leaves nothing
-// for a record to describe (resync wipes records it cannot read). The
-// mount root is normally on tmpfs under /run, where a sync is free, but
-// not everywhere, and this is on the Mount path.
+// saveRecord writes the task's record. It does not fsync: a record only
+// has to outlive a crash of the process, which the page cache does, while
+// a crash of the host takes every mount with it and leaves nothing for a
+// record to describe (resync wipes records it cannot read). The mount root
+// is normally on tmpfs under /run, where a sync is free, but not
+// everywhere, and this is on the Mount path.
+//
+// A Mount's record is new, so it is created in place (see createRecord);
+// a record that exists, rewritten when a task learns its container, is
+// replaced atomically.
 func (r *mountRoot) saveRecord(t taskView) error {
 	b, err := json.Marshal(taskRecord{MountID: t.mountID, Volume: t.volume, ContainerID: t.containerID, Since: t.since})
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(r.path, 0o700); err != nil {
-		return err
+	p := r.recordPath(dirBase(t.dir))
+	err = createRecord(p, b)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(r.path, 0o700); err == nil {
+			err = createRecord(p, b)
+		}
 	}
-	return atomicfile.WriteUnsynced(r.recordPath(dirBase(t.dir)), b)
+	if errors.Is(err, fs.ErrExist) {
+		return atomicfile.WriteUnsynced(p, b)
+	}
+	return err
+}
+
+// createRecord writes a record that does not exist yet, with three system
+// calls where a replace through a temporary file and a rename takes twice
+// as many (and a rename on a journalled file system waits for its
+// journal). Crashing in the middle leaves a record that does not parse,
+// beside a mount not filled yet, whose Mount never returned: resync wipes
+// both, as it would an unrecorded mount. Nothing else reads the record of
+// a task in the table.
+func createRecord(p string, b []byte) error {
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &fs.PathError{Op: "create", Path: p, Err: err}
+	}
+	n, err := unix.Write(fd, b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
 }
 
 // loadRecord reads the record of the mount at MOUNT-ROOT/dirName. Records

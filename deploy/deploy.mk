@@ -1,8 +1,8 @@
 # Packaging targets, included by the top-level Makefile (which defines GO,
-# VERSION, LDFLAGS, BIN and the `build` target: a static, CGO_ENABLED=0
-# binary).
+# VERSION, LDFLAGS, BIN, DAEMON_BIN, COMPOSE_BIN and the `build` target:
+# static, CGO_ENABLED=0 binaries).
 #
-#   make install   binary, systemd unit, man pages and shell completions
+#   make install   binaries, systemd unit, man pages and shell completions
 #                  under DESTDIR/PREFIX: what `make` built, built first only
 #                  when missing; ENGINE=podman adds the unit's drop-in that
 #                  follows Podman (deploy/systemd/podman.conf)
@@ -16,6 +16,10 @@
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
+# secretd-daemon and secretd-compose, which secretd execs: secretd looks
+# for them beside itself, then in ../libexec/secretd from its directory, so
+# this follows BINDIR (PREFIX/libexec/secretd by default).
+LIBEXECDIR = $(dir $(BINDIR:%/=%))libexec/secretd
 # systemd reads /usr/local/lib/systemd/system as well as /lib/systemd/system.
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 # The user manager's units (secretd --rootless), read from here too.
@@ -51,14 +55,14 @@ PLUGIN_DATA ?= /var/lib/secretd
 
 # Built only when missing: `make` builds them as the user who has Go, and
 # `sudo make install` installs them.
-$(BIN):
+$(BIN) $(DAEMON_BIN) $(COMPOSE_BIN):
 	$(MAKE) build
 $(MANSRC)/secretd.1:
 	$(MAKE) docs
 
-install: $(BIN) $(MANSRC)/secretd.1
+install: $(BIN) $(DAEMON_BIN) $(COMPOSE_BIN) $(MANSRC)/secretd.1
 	@case "$(ENGINE)" in docker|podman) ;; *) echo 'ENGINE=$(ENGINE): use ENGINE=docker (the default) or ENGINE=podman'; exit 1;; esac
-	@for d in $(BINDIR) $(UNITDIR) $(USERUNITDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(dir $(DIRLIST)) \
+	@for d in $(BINDIR) $(LIBEXECDIR) $(UNITDIR) $(USERUNITDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(dir $(DIRLIST)) \
 		$(if $(filter podman,$(ENGINE)),$(DROPINDIR)) \
 		$$(for m in $(MANPAGES); do echo $(MANDIR)/man$${m##*.}; done); do \
 		d=$${d%/}; while [ -n "$$d" ] && [ ! -d "$(DESTDIR)$$d" ]; do echo "$$d"; d=$${d%/*}; done; \
@@ -67,6 +71,8 @@ install: $(BIN) $(MANSRC)/secretd.1
 	sort -u $(BIN).dirs > $(BIN).dirs.new && rm -f $(BIN).dirs && \
 	install -D -m 0644 $(BIN).dirs.new "$(DESTDIR)$(DIRLIST)" && rm -f $(BIN).dirs.new
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/secretd
+	install -D -m 0755 $(DAEMON_BIN) $(DESTDIR)$(LIBEXECDIR)/secretd-daemon
+	install -D -m 0755 $(COMPOSE_BIN) $(DESTDIR)$(LIBEXECDIR)/secretd-compose
 	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/secretd.service > $(BIN).service
 	install -D -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/secretd.service
 	sed 's|/usr/local/bin/secretd|$(BINDIR)/secretd|g' deploy/systemd/user/secretd.service > $(BIN).service
@@ -92,6 +98,7 @@ install: $(BIN) $(MANSRC)/secretd.1
 # Removes what install installed, then the directories install created
 # (deepest first) that are empty now: one that holds anything else stays.
 uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/secretd-daemon $(DESTDIR)$(LIBEXECDIR)/secretd-compose
 	rm -f $(DESTDIR)$(BINDIR)/secretd $(DESTDIR)$(UNITDIR)/secretd.service $(DESTDIR)$(USERUNITDIR)/secretd.service
 	rm -f $(DESTDIR)$(DROPINDIR)/podman.conf
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/secretd $(DESTDIR)$(ZSHCOMPDIR)/_secretd $(DESTDIR)$(FISHCOMPDIR)/secretd.fish
@@ -103,11 +110,13 @@ uninstall:
 		done; \
 	fi; true
 
-# The image holds the static binary only; its build context holds nothing
-# else, so nothing of the work tree reaches the engine.
+# The image holds one static binary only, secretd-daemon as /secretd: it
+# runs the daemon without the exec a CLI start would add, and every client
+# command too. Its build context holds nothing else, so nothing of the
+# work tree reaches the engine.
 image: build
 	rm -rf $(IMAGE_CTX) && mkdir -p $(IMAGE_CTX)
-	cp $(BIN) $(IMAGE_CTX)/secretd
+	cp $(DAEMON_BIN) $(IMAGE_CTX)/secretd
 	$(DOCKER) build --label org.opencontainers.image.version=$(VERSION) \
 		-f deploy/image/Dockerfile -t $(IMAGE) $(IMAGE_CTX)
 

@@ -90,6 +90,19 @@ func TestMakeInstall(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, filepath.Join(bin, "secretd")+"\nsecretd version ") {
 		t.Errorf("secretd version from the installed PATH: %s", r)
 	}
+	// The daemon's and compose's commands are in the siblings, which the
+	// installed secretd finds in PREFIX/libexec/secretd.
+	for _, args := range []string{"daemon --help", "store migrate --help", "compose --help"} {
+		r := runCmd(t, []string{"PATH=" + bin + ":" + os.Getenv("PATH")}, "", "sh", "-c", "secretd "+args)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:\n  secretd "+strings.TrimSuffix(args, " --help")) || !strings.Contains(r.stdout, "Flags:") {
+			t.Errorf("installed secretd %s: %s", args, r)
+		}
+	}
+	for _, sib := range []string{"secretd-daemon", "secretd-compose"} {
+		if fi, err := os.Stat(filepath.Join(root, "usr/local/libexec/secretd", sib)); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s not installed in libexec: %v", sib, err)
+		}
+	}
 	for file, want := range map[string]string{
 		"usr/local/share/man/man1/secretd-secret-create.1":       `.TH "SECRETD-SECRET-CREATE" "1"`,
 		"usr/local/share/man/man1/secretd.1":                     `.TH "SECRETD" "1"`,

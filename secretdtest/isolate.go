@@ -234,11 +234,9 @@ func inside(m *testing.M, dir string, o IsolateOptions) int {
 	}
 	// code is the tests' exit status, which the deferred teardowns read.
 	code := 1
-	binary := filepath.Join(bin, "secretd")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/secretd")
-	build.Dir = o.Module
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, runName+": build secretd: %v\n%s", err, out)
+	binary, err := Build(o.Module, bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, runName+": build secretd:", err)
 		return 1
 	}
 

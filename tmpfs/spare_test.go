@@ -6,18 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
-func TestPrepareMakesAnEmptyReadOnlySpare(t *testing.T) {
+// A spare is an empty tmpfs with a Mount's flags, writable (by root, who
+// alone enters the directories spares live in) so that Fill needs one
+// remount.
+func TestPrepareMakesAnEmptyWritableSpare(t *testing.T) {
 	dir := filepath.Join(testRoot(t), "spare")
 	if err := Prepare(dir); err != nil {
 		t.Fatal(err)
 	}
 	m := entryFor(t, dir)
 	opts, super := optSet(m.options), optSet(m.superOptions)
-	for _, o := range []string{"ro", "nosuid", "nodev", "noexec"} {
+	for _, o := range []string{"rw", "nosuid", "nodev", "noexec"} {
 		if !opts[o] {
 			t.Errorf("spare mount options %q lack %s", m.options, o)
 		}
@@ -25,8 +29,8 @@ func TestPrepareMakesAnEmptyReadOnlySpare(t *testing.T) {
 	if super["noswap"] != NoswapSupported() {
 		t.Errorf("spare super options %q: noswap present=%v, NoswapSupported()=%v", m.superOptions, super["noswap"], NoswapSupported())
 	}
-	if err := os.WriteFile(filepath.Join(dir, "x"), []byte("x"), 0o644); !errors.Is(err, syscall.EROFS) {
-		t.Errorf("write into a spare: %v, want EROFS", err)
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("spare's root: %v, %v; want mode 0755", st.Mode(), err)
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("spare holds %v (%v), want nothing", entries, err)
@@ -118,6 +122,26 @@ func TestFillRefusesWhatIsNotASpare(t *testing.T) {
 	}
 	checkVisibleFile(t, spare, files[0])
 	if _, err := Wipe(spare); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A read-only spare (as Prepare made them before spares stayed writable)
+// is still filled, made writable first.
+func TestFillReadOnlySpare(t *testing.T) {
+	dir := filepath.Join(testRoot(t), "spare")
+	dir, unlock, err := newMount(dir, max(sizeSlack, minSize), unix.MS_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	files := []File{{Path: "f", Data: []byte("x"), Mode: 0o444}}
+	if err := Fill(dir, files, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkVisibleFile(t, dir, files[0])
+	checkReadOnly(t, dir, true)
+	if _, err := Wipe(dir); err != nil {
 		t.Fatal(err)
 	}
 }

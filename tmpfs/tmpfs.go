@@ -117,21 +117,24 @@ func Mount(dir string, files []File, opts Options) (err error) {
 			err = errors.Join(err, undoMount(dir, true))
 		}
 	}()
-	if err := publish(dir, files); err != nil {
+	if err := publishFresh(dir, files); err != nil {
 		return err
 	}
 	return makeReadOnly(dir)
 }
 
-// Prepare creates dir and mounts an empty, read-only tmpfs on it: a spare
-// that Fill later turns into a mount like Mount's. mount(2) takes a lock
-// that is global to the kernel and that every container start on the host
-// takes many times, so under a burst of starts it is the slowest step of a
+// Prepare creates dir and mounts an empty tmpfs on it: a spare that Fill
+// later turns into a mount like Mount's. mount(2) takes a lock that is
+// global to the kernel and that every container start on the host takes
+// many times, so under a burst of starts it is the slowest step of a
 // Mount; Prepare lets a caller pay for it ahead of time. Fill only
-// remounts, which takes no such lock. On failure dir does not exist
-// afterwards unless it existed before, in which case Prepare refuses it.
+// remounts, which takes no such lock. The spare stays writable, by root
+// alone (its mode is 0755, and a caller keeps it under a directory only
+// root enters), so Fill can write into it and make it read-only in one
+// remount. On failure dir does not exist afterwards unless it existed
+// before, in which case Prepare refuses it.
 func Prepare(dir string) error {
-	_, unlock, err := newMount(dir, max(sizeSlack, minSize), unix.MS_RDONLY)
+	_, unlock, err := newMount(dir, max(sizeSlack, minSize), 0)
 	if err != nil {
 		return err
 	}
@@ -140,8 +143,8 @@ func Prepare(dir string) error {
 }
 
 // Fill writes files into a spare made by Prepare, sized as Mount would size
-// it, and makes it read-only again. It refuses any mount that is not an
-// empty tmpfs, so it can never mix its files into another set. Once it has
+// it, and makes it read-only. It refuses any mount that is not an empty
+// tmpfs, so it can never mix its files into another set. Once it has
 // started writing, a failure wipes and removes the spare, as Mount undoes
 // its own mount.
 func Fill(dir string, files []File, opts Options) (err error) {
@@ -154,7 +157,8 @@ func Fill(dir string, files []File, opts Options) (err error) {
 	}
 	unlock := lockDir(dir)
 	defer unlock()
-	if err := isTmpfsMountPoint(dir); err != nil {
+	st, err := tmpfsMountPoint(dir)
+	if err != nil {
 		return fmt.Errorf("fill %s: %w", dir, err)
 	}
 	d, err := os.Open(dir)
@@ -171,14 +175,22 @@ func Fill(dir string, files []File, opts Options) (err error) {
 			err = errors.Join(err, undoMount(dir, true))
 		}
 	}()
-	// One remount both resizes and makes it writable.
-	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
-		return fmt.Errorf("resize %s: %w", dir, err)
+	// A spare made read-only (by an older Prepare) or too small for one
+	// copy of the set is made writable at the final size first.
+	if st.Flags&unix.ST_RDONLY != 0 || setPages(files) > int64(st.Bavail)*int64(st.Bsize) {
+		if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
+			return fmt.Errorf("resize %s: %w", dir, err)
+		}
 	}
-	if err := publish(dir, files); err != nil {
+	if err := publishFresh(dir, files); err != nil {
 		return err
 	}
-	return makeReadOnly(dir)
+	// One remount both sizes it as Mount would and makes it read-only.
+	// Nobody holds a file of it open, so the superblock may go read-only.
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", dir, err)
+	}
+	return nil
 }
 
 // sizeFor checks files and sizes their mount, before anything is touched.
@@ -349,24 +361,30 @@ func mountedAt(dir string) (mounted, isTmpfs bool, err error) {
 
 // isTmpfsMountPoint reports, cheaply, whether dir is the root of a tmpfs.
 func isTmpfsMountPoint(dir string) error {
+	_, err := tmpfsMountPoint(dir)
+	return err
+}
+
+// tmpfsMountPoint is isTmpfsMountPoint that returns the tmpfs's statfs.
+func tmpfsMountPoint(dir string) (unix.Statfs_t, error) {
 	var fs unix.Statfs_t
 	if err := unix.Statfs(dir, &fs); err != nil {
-		return err
+		return fs, err
 	}
 	if fs.Type != unix.TMPFS_MAGIC {
-		return fmt.Errorf("not a tmpfs")
+		return fs, fmt.Errorf("not a tmpfs")
 	}
 	var self, parent unix.Stat_t
 	if err := unix.Stat(dir, &self); err != nil {
-		return err
+		return fs, err
 	}
 	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil {
-		return err
+		return fs, err
 	}
 	if self.Dev == parent.Dev {
-		return fmt.Errorf("not a mount point")
+		return fs, fmt.Errorf("not a mount point")
 	}
-	return nil
+	return fs, nil
 }
 
 // Wipe zeroes every regular file in the tmpfs at dir, unmounts it (detaching

@@ -15,6 +15,8 @@ import (
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
 	"github.com/secretd/secretd/cmd/secretd/command"
+	"github.com/secretd/secretd/cmd/secretd/command/compose"
+	"github.com/secretd/secretd/cmd/secretd/command/daemoncmd"
 )
 
 func main() {
@@ -32,7 +34,9 @@ func generate(dir, version string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	root := command.NewRootCommand(cli.NewCli(os.Stdin, os.Stdout, os.Stderr))
+	// The whole tree: the pages of the siblings' commands are secretd's.
+	c := cli.NewCli(os.Stdin, os.Stdout, os.Stderr)
+	root := command.NewRootCommand(c, append(daemoncmd.Commands(c), compose.NewComposeCommand(c))...)
 	root.DisableAutoGenTag = true
 	// No title: GenManTree gives each page a copy of the header, and an
 	// empty title becomes the page's own (SECRETD-SECRET-CREATE), which

@@ -55,7 +55,7 @@ func complete(t *testing.T, host string, args ...string) ([]string, cobra.ShellC
 	t.Helper()
 	var out, errb bytes.Buffer
 	c := cli.NewCli(strings.NewReader(""), &out, &errb)
-	root := NewRootCommand(c)
+	root := newFullRoot(c)
 	t.Setenv("SECRETD_HOST", host)
 	root.SetArgs(append([]string{cobra.ShellCompRequestCmd}, args...))
 	if err := root.Execute(); err != nil {

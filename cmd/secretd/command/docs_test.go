@@ -287,7 +287,7 @@ func docsClient() *fakeclient.Client {
 // parseOnly checks args against the command tree without running them:
 // the command path, its flags and their values, its arguments.
 func parseOnly(args []string) error {
-	root := NewRootCommand(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+	root := newFullRoot(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
 	cmd, rest, err := root.Find(args)
 	if err != nil {
 		return err
@@ -304,7 +304,7 @@ func parseOnly(args []string) error {
 // namesOnly checks a command named in a sentence: its command path, and
 // that each flag it names exists (a value may be left out).
 func namesOnly(args []string) error {
-	root := NewRootCommand(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+	root := newFullRoot(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
 	cmd, _, err := root.Find(args)
 	if err != nil {
 		return err
@@ -313,6 +313,7 @@ func namesOnly(args []string) error {
 		return nil // `secretd run ... --`: the rest is docker's
 	}
 	cmd.InitDefaultHelpFlag()
+	cmd.InitDefaultVersionFlag() // the root's --version, which cobra adds at Execute
 	lookup := func(f string) *pflag.Flag {
 		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
 		if !strings.HasPrefix(f, "--") {
@@ -359,7 +360,7 @@ func namesOnly(args []string) error {
 // stand-ins for docker and docker-compose on $PATH.
 func runDoc(args []string, stdin string) error {
 	var out bytes.Buffer
-	root := NewRootCommand(cli.NewCli(strings.NewReader(stdin), &out, &out).WithClient(docsClient()))
+	root := newFullRoot(cli.NewCli(strings.NewReader(stdin), &out, &out).WithClient(docsClient()))
 	root.SetArgs(args)
 	_, err := root.ExecuteC()
 	if errors.Is(err, errDaemon) {
@@ -528,7 +529,7 @@ func TestDocsCommandExtraction(t *testing.T) {
 // TestExamplesParse: each command's examples (its --help and man page)
 // parse against the command tree as written.
 func TestExamplesParse(t *testing.T) {
-	root := NewRootCommand(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+	root := newFullRoot(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
 	n := 0
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {

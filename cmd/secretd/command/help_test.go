@@ -19,7 +19,7 @@ import (
 // completion commands included: --help and the man pages show each
 // command's examples.
 func TestEveryCommandHasExamples(t *testing.T) {
-	root := NewRootCommand(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+	root := newFullRoot(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
 	var walk func(*cobra.Command)
 	seen := 0
 	walk = func(c *cobra.Command) {
@@ -78,7 +78,7 @@ func TestExecuteSilentStatus(t *testing.T) {
 
 // TestUsageLines: a usage line says [OPTIONS] once, not "[OPTIONS] [flags]".
 func TestUsageLines(t *testing.T) {
-	root := NewRootCommand(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+	root := newFullRoot(cli.NewCli(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
 	for _, path := range [][]string{{"secret", "ls"}, {"ps"}, {"secret", "create"}, {"daemon"}} {
 		c, _, err := root.Find(path)
 		if err != nil {

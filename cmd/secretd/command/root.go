@@ -5,22 +5,26 @@ package command
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/secretd/secretd/cmd/secretd/cli"
 	"github.com/secretd/secretd/cmd/secretd/command/completion"
+	"github.com/secretd/secretd/cmd/secretd/sibling"
 
-	"github.com/secretd/secretd/cmd/secretd/command/compose"
 	"github.com/secretd/secretd/cmd/secretd/command/config"
 	"github.com/secretd/secretd/cmd/secretd/command/container"
 	"github.com/secretd/secretd/cmd/secretd/command/secret"
 	"github.com/secretd/secretd/cmd/secretd/command/system"
 )
 
-// NewRootCommand returns the secretd command tree.
-func NewRootCommand(c *cli.Cli) *cobra.Command {
+// NewRootCommand returns the secretd command tree. The commands of
+// siblingCommands are the ones of built (their constructors are in packages
+// daemoncmd and compose), or stubs that run the sibling binary: the secretd
+// CLI passes none and so links neither the daemon nor compose-go.
+func NewRootCommand(c *cli.Cli, built ...*cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "secretd",
 		Short: "Swarm-grade secrets for standalone Docker containers",
@@ -52,7 +56,6 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 		secret.NewSecretCommand(c),
 		config.NewConfigCommand(c),
 		container.NewContainerCommand(c),
-		system.NewDaemonCommand(c),
 		system.NewUnlockCommand(c),
 		system.NewUnlockKeyCommand(c),
 		system.NewKeyCommand(c),
@@ -60,9 +63,8 @@ the stock docker CLI: DOCKER_HOST=unix:///run/secretd/secretd.sock docker secret
 		system.NewStatusCommand(c),
 		system.NewPsCommand(c),
 		container.NewRunCommand(c),
-		compose.NewComposeCommand(c),
-		system.NewStoreCommand(c),
 	)
+	addSiblingCommands(root, built)
 	addBuiltinCommands(root)
 	completion.NoFilesByDefault(root)
 	optionsInUseLine(root)
@@ -80,10 +82,16 @@ func optionsInUseLine(cmd *cobra.Command) {
 	}
 }
 
-// Execute runs the command line and returns the process exit status.
-func Execute(c *cli.Cli) int {
-	root := NewRootCommand(c)
-	err := root.Execute()
+// Execute runs the command line (os.Args) over the tree of NewRootCommand
+// and returns the process exit status. A command that is a stub there
+// replaces the process with its sibling binary, run with the same
+// arguments.
+func Execute(c *cli.Cli, built ...*cobra.Command) int {
+	root := NewRootCommand(c, built...)
+	err := runSibling(root, os.Args[1:])
+	if err == nil {
+		err = root.Execute()
+	}
 	if err == nil {
 		return 0
 	}
@@ -96,4 +104,17 @@ func Execute(c *cli.Cli) int {
 		return se.Status
 	}
 	return 1
+}
+
+// runSibling execs the sibling binary that runs args, if one does; it
+// returns only when there is none to run or it cannot start.
+func runSibling(root *cobra.Command, args []string) error {
+	name := siblingOf(root, args)
+	if name == "" {
+		return nil
+	}
+	if err := sibling.Exec(name, args); err != nil {
+		return &cli.StatusError{Status: 125, Err: err}
+	}
+	return nil
 }

@@ -1,3 +1,6 @@
+// Package system holds the client commands about the daemon itself:
+// unlocking it, rotating its keys and asking its state and version. The
+// commands that run the daemon's own code are in package daemoncmd.
 package system
 
 import (

@@ -1,6 +1,9 @@
-// Package system holds the commands about the daemon itself: running it,
-// unlocking it, rotating its keys and asking its state.
-package system
+// Package daemoncmd holds the commands that run the daemon's own code:
+// `secretd daemon` and `secretd store`. They link the daemon with its
+// stores, metrics and etcd client, so they live in the secretd-daemon
+// binary, and the secretd CLI execs that for them (package command's
+// stubs).
+package daemoncmd
 
 import (
 	"context"
@@ -88,4 +91,10 @@ func newLogger(c *cli.Cli, level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: use text or json", format)
 	}
+}
+
+// Commands returns the commands of this package, for the trees of
+// secretd-daemon and of the docs.
+func Commands(c *cli.Cli) []*cobra.Command {
+	return []*cobra.Command{NewDaemonCommand(c), NewStoreCommand(c)}
 }

@@ -1,4 +1,4 @@
-package system
+package daemoncmd
 
 import (
 	"github.com/spf13/pflag"
