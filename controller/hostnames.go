@@ -113,7 +113,7 @@ func (b *binding) declaresSourcedBy(decl string, sourced func(declaration.Entry)
 // entry of each cost more than the rest of the resync. Empty when the list
 // fails: nothing is learned then, as when the engine does not answer.
 func (b *binding) sourcedSecrets() map[string]bool {
-	list, err := b.store.List(store.Filter{})
+	list, err := b.store.List(store.Filter{FromSource: true})
 	if err != nil {
 		b.log.Warn("resync: secrets not listed: hostnames of containers created while secretd was away are not learned", "err", err)
 		return map[string]bool{}

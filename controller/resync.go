@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -51,9 +52,23 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	errs = append(errs, c.root.cleanMountRoot(live, done == 0)...)
 	c.engine.resynced()
 	c.cfg.Metrics.Resync()
-	c.cfg.Log.Info("resync done", "containers", len(list), "mounts_kept", n.kept, "mounts_wiped", n.wiped, "adopted", n.adopted, "duration", time.Since(start))
+	containers := len(list)
+	if containers >= largeResync {
+		debug.FreeOSMemory()
+	}
+	c.cfg.Log.Info("resync done", "containers", containers, "mounts_kept", n.kept, "mounts_wiped", n.wiped, "adopted", n.adopted, "duration", time.Since(start))
 	return errors.Join(errs...)
 }
+
+// largeResync is the engine's container count from which a resync hands
+// the memory it used back to the kernel when it ends. The engine's list of
+// every container, decoded whole, and the maps sorted from it take several
+// times the daemon's steady heap for the moment of the resync; the Go
+// runtime keeps such pages for reuse and returns them only gradually, so a
+// daemon that resynced a large fleet would stay that large for a while.
+// Resyncs are rare (start, a break of the event stream), and the one extra
+// collection costs a few milliseconds, counted in the resync's duration.
+const largeResync = 1000
 
 // fleet is what a resync's container list says about this driver's
 // volumes.

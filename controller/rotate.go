@@ -109,14 +109,12 @@ func pronoun(n int) string {
 func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation, error) {
 	todo := c.tasks.following(sec)
 	r := &rotation{c: c, sec: sec}
-	var once sync.Once
-	var value []byte
-	r.value = func() []byte {
-		once.Do(func() { value, _ = c.contents.view(declKind(sec.Kind)).Announced(sec) })
-		return value
+	if len(todo) > 1 || len(todo) == 1 && sec.Source == nil {
+		// Decrypted once for every mount, not once per mount; for one
+		// mount too when the store's hook announced it (no read then).
+		r.value = c.contents.revealOnce(sec)
+		defer r.value.wipe()
 	}
-	// After the workers' wait below, which orders their once.Do before it.
-	defer func() { clear(value) }()
 	next := make(chan *task)
 	var wg sync.WaitGroup
 	for range min(rotateWorkers, len(todo)) {
@@ -141,9 +139,9 @@ func (c *Controller) Rotate(ctx context.Context, sec store.Secret) (api.Rotation
 type rotation struct {
 	c   *Controller
 	sec store.Secret
-	// value is the version's value as the store announced it, read once
-	// for every mount; nil when the mounts read the store.
-	value func() []byte
+	// value is the version pushed, decrypted once for all the mounts; nil
+	// when each mount reads its own (a driver secret, or one mount).
+	value *nextVersion
 
 	mu     sync.Mutex
 	failed []RotationFailure
@@ -159,7 +157,7 @@ func (r *rotation) one(ctx context.Context, t *task) {
 		r.deferToRestart(ctx, t, vol.onUpdate())
 		return
 	}
-	s, changed, err := r.c.refreshWith(t, r.pushed)
+	s, changed, err := r.c.refreshWith(t, r.value)
 	if err != nil {
 		// A shared mount (Podman's) fails every container that reads it.
 		for _, w := range s.containers() {
@@ -297,38 +295,6 @@ func (r *rotation) fail(f RotationFailure) {
 	r.mu.Unlock()
 }
 
-// pushed is what a rotation gives mount v in place of reading the store
-// for the version it pushes: that version's value, unless v already holds
-// a later one (a Mount or another rotation got there first), which must
-// not be replaced by an older one.
-func (r *rotation) pushed(v taskView) *nextVersion {
-	kind := declKind(r.sec.Kind)
-	if v.holdsAfter(kind, r.sec.Name, r.sec.Current) {
-		return nil
-	}
-	d := r.value()
-	if d == nil {
-		return nil
-	}
-	return &nextVersion{kind: kind, sec: r.sec, data: d, current: true}
-}
-
-// holdsAfter reports whether a file of the task that follows kind/name
-// holds a version after version.
-func (v taskView) holdsAfter(kind declaration.Kind, name string, version int) bool {
-	for i, e := range v.entries {
-		if e.Kind == kind && e.Source == name && e.Version == 0 && i < len(v.versions) && v.versions[i] > version {
-			return true
-		}
-		if i < len(v.reads) && slices.ContainsFunc(v.reads[i], func(r readRef) bool {
-			return r.kind == kind && r.name == name && !r.pinned && r.version > version
-		}) {
-			return true
-		}
-	}
-	return false
-}
-
 // refresh rewrites a task's mount with the versions its entries resolve to
 // now, if any differs from what is mounted (see task.refresh). A driver
 // secret among the entries keeps the value mounted; one granted live is
@@ -337,16 +303,16 @@ func (c *Controller) refresh(t *task) (taskView, bool, error) {
 	return c.refreshWith(t, nil)
 }
 
-// refreshWith is refresh with, when pushed gives one for the mount, a
-// rotation's value in place of the store's current version of its secret.
-func (c *Controller) refreshWith(t *task, pushed func(taskView) *nextVersion) (taskView, bool, error) {
+// refreshWith is refresh with the value of a rotation's version already
+// decrypted (nil: none), which the task's entries take in place of a
+// store read; a value older than what the mount holds by then is not
+// written (see task.rewrite).
+func (c *Controller) refreshWith(t *task, value *nextVersion) (taskView, bool, error) {
 	return t.refresh(func(v taskView) (content, error) {
 		ctx := context.Background()
-		var next *nextVersion
-		if pushed != nil {
-			next = pushed(v)
-		}
-		return c.contents.files(ctx, v.entries, c.binding.contentFor(ctx, v, next))
+		in := c.binding.contentFor(ctx, v, nil)
+		in.rotated = value
+		return c.contents.files(ctx, v.entries, in)
 	}, c.cfg.Log)
 }
 

@@ -52,13 +52,10 @@ func fromSource(sec store.Secret, version int) bool {
 // fetched: a rotation of another of its secrets neither asks the source
 // again nor replaces a DoNotReuse value. A template's value is its text.
 func (s *contents) reveal(ctx context.Context, e declaration.Entry, in contentInput) ([]byte, store.Secret, error) {
-	if o := in.next; o != nil && e.Version == 0 && e.Kind == o.kind && e.Source == o.sec.Name {
-		// CheckUpdate: the data an update would store, as the next
-		// version; a rotation: the version it pushes.
+	if o := in.next; o.follows(e) {
+		// CheckUpdate: the data an update would store, as the next version.
 		sec := o.sec
-		if !o.current {
-			sec.Current++
-		}
+		sec.Current++
 		return bytes.Clone(o.data), sec, nil
 	}
 	d, sec, err := s.view(e.Kind).RevealName(e.Source, e.Version)
@@ -142,15 +139,54 @@ type contentInput struct {
 	// next, when set, is read in place of the current version of one
 	// secret or config: the data an update would store (CheckUpdate).
 	next *nextVersion
+	// rotated, when set, is the current version of one secret or config
+	// as a rotation decrypted it once for all its mounts: entries that
+	// follow it take it without a store read (a template's reads still
+	// read the store, as the version guard of task.rewrite sees entries
+	// only).
+	rotated *nextVersion
 }
 
-// nextVersion is the data an update of sec would store or, when current
-// is set, the data of sec's current version that a rotation pushes.
+// nextVersion is the data an update of sec would store, or (as a
+// rotation's value) the data of sec's current version.
 type nextVersion struct {
-	kind    declaration.Kind
-	sec     store.Secret
-	data    []byte
-	current bool
+	kind declaration.Kind
+	sec  store.Secret
+	data []byte
+}
+
+// follows reports whether entry e follows the current version of o's
+// secret or config.
+func (o *nextVersion) follows(e declaration.Entry) bool {
+	return o != nil && e.Version == 0 && e.Kind == o.kind && e.Source == o.sec.Name
+}
+
+// wipe zeroes the value once every mount has it.
+func (o *nextVersion) wipe() {
+	if o != nil {
+		clear(o.data)
+	}
+}
+
+// revealOnce decrypts the current version of a secret or config a
+// rotation pushes, for all its mounts at once; nil when mounts must read
+// it each on their own: a driver secret's value is each container's, and
+// a failure is each mount's to report.
+func (s *contents) revealOnce(sec store.Secret) *nextVersion {
+	kind := declKind(sec.Kind)
+	// Inside the store's update hook: the announced version, from the
+	// record the hook was called for (a watch event's), with no read.
+	if sec.Source == nil {
+		if d, ok := s.view(kind).Announced(sec); ok {
+			return &nextVersion{kind: kind, sec: sec, data: d}
+		}
+	}
+	d, got, err := s.view(kind).RevealName(sec.Name, 0)
+	if err != nil || got.Source != nil || got.ID != sec.ID {
+		clear(d)
+		return nil
+	}
+	return &nextVersion{kind: kind, sec: got, data: d}
 }
 
 // revealed is one version's value as a mount read it.
@@ -199,6 +235,9 @@ func (s *contents) files(ctx context.Context, entries []declaration.Entry, in co
 	var files []tmpfs.File
 	c := content{versions: make([]int, len(entries)), ids: make([]string, len(entries)), reads: make([][]readRef, len(entries)), rendered: make([]bool, len(entries))}
 	for i, e := range entries {
+		if o := in.rotated; o.follows(e) && plain[key{e.Kind, e.Source, 0}].data == nil && in.next == nil {
+			plain[key{e.Kind, e.Source, 0}] = revealed{data: bytes.Clone(o.data), version: o.sec.Current, id: o.sec.ID, template: o.sec.Template != "", sec: o.sec}
+		}
 		r, err := get(e)
 		if err != nil {
 			wipe()

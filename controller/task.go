@@ -271,6 +271,11 @@ func (t *task) rewrite(v taskView, read func(taskView) (content, error), log *sl
 	if v.versions != nil && slices.Equal(c.versions, v.versions) && slices.Equal(c.ids, v.ids) && sameReads(c.reads, v.reads) {
 		return nil, false, nil
 	}
+	if v.older(c) {
+		// A rotation's value that a newer one (or a Mount) overtook:
+		// the mount keeps the newer version.
+		return nil, false, nil
+	}
 	if v.versions == nil {
 		// Adopted after a restart, its versions unknown: a mount that
 		// already shows these files is left alone, as rewriting it would
@@ -289,6 +294,22 @@ func (t *task) rewrite(v taskView, read func(taskView) (content, error), log *sl
 	}
 	log.Info("secrets updated in place", "container", v.name, "mount", v.dir, "duration", time.Since(start))
 	return set, true, nil
+}
+
+// older reports whether c would put back an older version of a secret
+// than the mount holds for the same entry: the same secret (by ID),
+// followed, at a lower version.
+func (v taskView) older(c content) bool {
+	if v.versions == nil {
+		return false
+	}
+	for i, e := range v.entries {
+		if e.Version == 0 && i < len(v.versions) && i < len(v.ids) && i < len(c.versions) && i < len(c.ids) &&
+			c.ids[i] == v.ids[i] && c.versions[i] < v.versions[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // redeclare changes what a running mount holds, for a live grant or

@@ -2,11 +2,13 @@ package controller
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/tmpfs"
 )
 
 // TestTransitionRefusesIllegalMoves: a task moves only along its life
@@ -110,35 +112,34 @@ func TestFailedWipeCanBeRetried(t *testing.T) {
 	}
 }
 
-// TestHoldsAfter: a rotation gives a mount the value it announces only when
-// no file of the mount that follows the secret, as an entry or read by a
-// template, holds a later version already.
-func TestHoldsAfter(t *testing.T) {
-	v := taskView{
-		entries: []declaration.Entry{
-			{Kind: declaration.Secret, Source: "db", Target: "db"},
-			{Kind: declaration.Secret, Source: "old", Target: "old", Version: 9},
-			{Kind: declaration.Config, Source: "app.conf", Target: "app.conf"},
-		},
-		versions: []int{3, 9, 1},
-		reads:    [][]readRef{nil, nil, {{kind: declaration.Secret, name: "api", version: 5}, {kind: declaration.Secret, name: "pin", version: 8, pinned: true}}},
+// TestRefreshKeepsNewerVersion: a rotation's value decrypted before a
+// newer version overtook it (by a later rotation, or a Mount that read the
+// store) never puts the older version back; a newer one is written.
+func TestRefreshKeepsNewerVersion(t *testing.T) {
+	tk := newTask("m1", "v", "/nonexistent-secretd-mount", nil)
+	entries := []declaration.Entry{{Kind: declaration.Secret, Source: "db", Target: "db"}}
+	tk.declare(entries)
+	if err := tk.release(mounting, mounted, func(v *taskView) { v.versions, v.ids = []int{3}, []string{"id-db"} }); err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		kind    declaration.Kind
-		name    string
+	read := func(version int, id string) func(taskView) (content, error) {
+		return func(taskView) (content, error) {
+			return content{files: []tmpfs.File{{Path: "db", Data: []byte("x")}}, versions: []int{version}, ids: []string{id},
+				reads: make([][]readRef, 1), rendered: make([]bool, 1)}, nil
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	if v, changed, err := tk.refresh(read(2, "id-db"), log); err != nil || changed || !slices.Equal(v.versions, []int{3}) {
+		t.Fatalf("refresh with an older version: changed %v, err %v, versions %v; want the mount left at 3", changed, err, v.versions)
+	}
+	// A newer version, or a secret of the same name created anew, is
+	// written: here the write fails, as the directory is no mount.
+	for _, c := range []struct {
 		version int
-		want    bool
-	}{
-		{declaration.Secret, "db", 3, false},
-		{declaration.Secret, "db", 2, true},
-		{declaration.Config, "db", 2, false},  // another kind
-		{declaration.Secret, "old", 2, false}, // pinned: not following
-		{declaration.Secret, "api", 4, true},  // read by a template
-		{declaration.Secret, "api", 5, false},
-		{declaration.Secret, "pin", 2, false},
-	} {
-		if got := v.holdsAfter(tc.kind, tc.name, tc.version); got != tc.want {
-			t.Errorf("holdsAfter(%s %s %d) = %v, want %v", tc.kind, tc.name, tc.version, got, tc.want)
+		id      string
+	}{{4, "id-db"}, {1, "id-db2"}} {
+		if _, _, err := tk.refresh(read(c.version, c.id), log); err == nil {
+			t.Errorf("refresh to version %d of %s did not try to write", c.version, c.id)
 		}
 	}
 }

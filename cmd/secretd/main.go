@@ -1,4 +1,6 @@
-// Command secretd is the secretd daemon and its command-line client.
+// Command secretd is secretd's command-line client. Its daemon, store and
+// compose commands run in the sibling binaries secretd-daemon and
+// secretd-compose (package sibling), so that the client starts fast.
 package main
 
 import (

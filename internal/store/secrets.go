@@ -226,11 +226,15 @@ type Filter struct {
 	NamePrefixes []string // the API's "name" filter, a prefix as in Swarm
 	IDPrefixes   []string
 	Labels       []string // "key" or "key=value"
+	// FromSource keeps only the secrets a mount asks their secret driver
+	// for (not pinned, not refreshed into the store): a resync needs
+	// those few, not a copy of every secret's metadata.
+	FromSource bool
 }
 
 // All reports whether f selects every secret.
 func (f Filter) All() bool {
-	return len(f.Names)+len(f.NamePrefixes)+len(f.IDPrefixes)+len(f.Labels) == 0
+	return len(f.Names)+len(f.NamePrefixes)+len(f.IDPrefixes)+len(f.Labels) == 0 && !f.FromSource
 }
 
 // List returns the secrets (or configs) that match f, sorted by name.
@@ -267,6 +271,9 @@ func (s *Store) listSecrets(f Filter) ([]Secret, error) {
 }
 
 func (f Filter) match(r *record) bool {
+	if f.FromSource && (r.Source == nil || r.Source.Refresh != 0) {
+		return false
+	}
 	if len(f.Names) > 0 && !slices.Contains(f.Names, r.Name) {
 		return false
 	}

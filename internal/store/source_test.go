@@ -118,3 +118,24 @@ func TestCommandsByAuthenticated(t *testing.T) {
 		t.Fatalf("a forged CommandsBy: %v, want ErrCorrupt", err)
 	}
 }
+
+// TestListFromSource: the FromSource filter keeps the secrets a mount asks
+// their driver for, and leaves out stored ones and those a refresher keeps
+// in the store.
+func TestListFromSource(t *testing.T) {
+	e := newEnv(t)
+	s, _ := e.open(t, store.Config{})
+	for _, spec := range []store.Spec{
+		{Name: "stored", Data: []byte("v")},
+		{Name: "asked", Source: &store.SourceSpec{Driver: "shell", Options: map[string]string{"lookup": "x"}}},
+		{Name: "refreshed", Source: &store.SourceSpec{Driver: "shell", Options: map[string]string{"lookup": "x"}, Cache: true, Refresh: time.Minute}},
+	} {
+		if _, err := s.Create(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.List(store.Filter{FromSource: true})
+	if err != nil || len(list) != 1 || list[0].Name != "asked" {
+		t.Fatalf("FromSource lists %v, %v; want only 'asked'", list, err)
+	}
+}
