@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -82,7 +83,7 @@ func recordMAC(key *envelope.Key, r *record) []byte {
 // checkRecord authenticates a record read from the backend and refuses a
 // rollback. The caller holds s.mu. Without the KEK (locked) the MAC cannot
 // be checked; the high-water mark still is.
-func (s *Store) checkRecord(r *record) error {
+func (s *Store) checkRecord(r *record, since uint64) error {
 	verified := false
 	switch {
 	case s.macKey == nil:
@@ -98,16 +99,16 @@ func (s *Store) checkRecord(r *record) error {
 	if !r.valid() {
 		return Errorf(ErrCorrupt, "secret %s: record holds no version", r.ID)
 	}
-	return s.hw.check(r, verified, s.onRollback)
+	return s.hw.check(r, verified, s.onRollback, since)
 }
 
 // checkListed is checkRecord for List's cache, which checks a record's MAC
 // once per MAC key and the high-water mark every time.
-func (s *Store) checkListed(r *record, verified bool) error {
+func (s *Store) checkListed(r *record, verified bool, since uint64) error {
 	if verified {
-		return s.hw.check(r, false, s.onRollback)
+		return s.hw.check(r, false, s.onRollback, since)
 	}
-	return s.checkRecord(r)
+	return s.checkRecord(r, since)
 }
 
 // macMessage is recordMAC's input, for verification.
@@ -130,6 +131,45 @@ func macMessage(r *record) []byte {
 	return append([]byte(macDomain), b...)
 }
 
+// strict is the since of a read whose start is unknown: no raise excuses
+// an old version there.
+const strict = math.MaxUint64
+
+// stampedTx is a transaction with the high-water generation at its start,
+// for check's since.
+type stampedTx struct {
+	Tx
+	since uint64
+}
+
+// sinceOf is the generation at tx's start, or strict.
+func sinceOf(tx Tx) uint64 {
+	if st, ok := tx.(stampedTx); ok {
+		return st.since
+	}
+	return strict
+}
+
+// unstamped is the backend's own transaction under tx.
+func unstamped(tx Tx) Tx {
+	if st, ok := tx.(stampedTx); ok {
+		return st.Tx
+	}
+	return tx
+}
+
+// view and updateTx run fn in a transaction stamped with the generation
+// taken before it began.
+func (s *Store) view(fn func(Tx) error) error {
+	since := s.hw.generation()
+	return s.b.View(func(tx Tx) error { return fn(stampedTx{tx, since}) })
+}
+
+func (s *Store) updateTx(fn func(Tx) error) error {
+	since := s.hw.generation()
+	return s.b.Update(func(tx Tx) error { return fn(stampedTx{tx, since}) })
+}
+
 // ErrRollback marks a record older than one this host has already seen: a
 // version was removed, or an old copy of the record was put back.
 var ErrRollback = fmt.Errorf("%w: rolled back", ErrCorrupt)
@@ -143,6 +183,11 @@ type highWater struct {
 	mu    sync.Mutex
 	seen  map[string]int
 	dirty bool // raised in memory since the last save
+	// gen counts raises; raisedAt is the gen of each mark's last raise. A
+	// read whose transaction began before a raise may hold the version
+	// under it: raisedAt tells that from a rollback (see since).
+	gen      uint64
+	raisedAt map[string]uint64
 
 	// saveMu orders the file writes; kick wakes the saver, which writes
 	// behind the reads that raised marks (a Mount must not wait on a
@@ -155,7 +200,7 @@ type highWater struct {
 }
 
 func loadHighWater(path string) (*highWater, error) {
-	h := &highWater{path: path, seen: map[string]int{}}
+	h := &highWater{path: path, seen: map[string]int{}, raisedAt: map[string]uint64{}}
 	if path == "" {
 		return h, nil
 	}
@@ -173,12 +218,18 @@ func loadHighWater(path string) (*highWater, error) {
 }
 
 // check refuses r if its current version is below what this host saw, and
-// raises the mark when r is authenticated and newer.
-func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent)) error {
+// raises the mark when r is authenticated and newer. since is the
+// generation when r's transaction began: a mark this host raised after
+// that (its own write, or a concurrent read of the newer record) does not
+// make r a rollback, as r was current when its transaction read it.
+func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent), since uint64) error {
 	cur := r.current()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	seen := h.seen[r.ID]
+	if cur < seen && h.raisedAt[r.ID] > since {
+		return nil
+	}
 	if cur < seen {
 		if onRollback != nil {
 			onRollback(RollbackEvent{ID: r.ID, Name: r.Name, Current: cur, Seen: seen})
@@ -186,10 +237,27 @@ func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent))
 		return fmt.Errorf("%w: %s '%s' is at version %d in the store but this host has already seen version %d: the store was rolled back or its newest version removed; refusing it until the record is restored", ErrRollback, r.kind(), r.Name, cur, seen)
 	}
 	if raise && cur > seen {
-		h.seen[r.ID] = cur
-		h.dirty = true
+		h.set(r.ID, cur)
 	}
 	return nil
+}
+
+// set raises id's mark to version. The caller holds h.mu.
+func (h *highWater) set(id string, version int) {
+	h.seen[id] = version
+	h.gen++
+	if h.raisedAt == nil {
+		h.raisedAt = map[string]uint64{}
+	}
+	h.raisedAt[id] = h.gen
+	h.dirty = true
+}
+
+// generation is the count of raises so far, for since.
+func (h *highWater) generation() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gen
 }
 
 // raise raises id's mark to version, if it is higher.
@@ -197,8 +265,7 @@ func (h *highWater) raise(id string, version int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if version > h.seen[id] {
-		h.seen[id] = version
-		h.dirty = true
+		h.set(id, version)
 	}
 }
 
@@ -290,6 +357,7 @@ func (h *highWater) forget(id string) {
 	defer h.mu.Unlock()
 	if _, ok := h.seen[id]; ok {
 		delete(h.seen, id)
+		delete(h.raisedAt, id)
 		h.dirty = true
 	}
 	h.mu.Unlock()

@@ -193,7 +193,7 @@ func (s *Store) rewrapAll(tx Tx, next *envelope.Key) error {
 			return fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, k)
 		}
 		// Checked under the old key before the new one vouches for it.
-		if err := s.checkRecord(&r); err != nil {
+		if err := s.checkRecord(&r, strict); err != nil {
 			return err
 		}
 		recs = append(recs, r)

@@ -69,7 +69,7 @@ func (s *Store) create(spec Spec) (Secret, error) {
 			return Secret{}, err
 		}
 	}
-	err = s.b.Update(func(tx Tx) error {
+	err = s.updateTx(func(tx Tx) error {
 		if err := s.kekCurrent(tx); err != nil {
 			return err
 		}
@@ -209,7 +209,7 @@ func (s *Store) get(ref string) (Secret, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out Secret
-	err := s.b.View(func(tx Tx) error {
+	err := s.view(func(tx Tx) error {
 		r, err := s.resolve(tx, ref)
 		if err == nil {
 			out = r.secret()
@@ -248,9 +248,10 @@ func (s *Store) listSecrets(f Filter) ([]Secret, error) {
 	defer s.mu.RUnlock()
 	var out []Secret
 	seen := map[string]listEntry{}
-	err := s.b.View(func(tx Tx) error {
+	err := s.view(func(tx Tx) error {
+		check := func(r *record, verified bool) error { return s.checkListed(r, verified, sinceOf(tx)) }
 		return tx.ForEach("secrets", func(k string, v []byte) error {
-			r, err := s.list.lookup(k, v, seen, s.macKey, s.checkListed)
+			r, err := s.list.lookup(k, v, seen, s.macKey, check)
 			if err != nil {
 				return err
 			}
@@ -330,7 +331,7 @@ func (s *Store) revealWith(find func(Tx) (*record, error), version int) ([]byte,
 
 // find returns the record fn finds in a read transaction.
 func (s *Store) find(fn func(Tx) (*record, error)) (r *record, err error) {
-	err = s.b.View(func(tx Tx) error {
+	err = s.view(func(tx Tx) error {
 		r, err = fn(tx)
 		return err
 	})
@@ -465,7 +466,7 @@ func (s *Store) byName(tx Tx, name string) (*record, error) {
 // name index, the record it last pointed at (which it still does unless
 // the name was removed and made again), and also.
 func (s *Store) prefetch(tx Tx, name string, also ...Key) error {
-	p, ok := tx.(Prefetcher)
+	p, ok := unstamped(tx).(Prefetcher)
 	if !ok {
 		return nil
 	}
@@ -490,7 +491,7 @@ func (s *Store) getRecord(tx Tx, id string) (*record, error) {
 	if r.ID != id || !r.valid() {
 		return nil, fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
 	}
-	if err := s.checkRecord(&r); err != nil {
+	if err := s.checkRecord(&r, sinceOf(tx)); err != nil {
 		return nil, err
 	}
 	return &r, nil

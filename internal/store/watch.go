@@ -86,7 +86,7 @@ func (s *Store) authentic(r *record) bool {
 		case !r.valid():
 			return Errorf(ErrCorrupt, "secret %s: record holds no version", r.ID)
 		}
-		return s.hw.check(r, false, nil)
+		return s.hw.check(r, false, nil, strict)
 	}
 	err := check()
 	if errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrRollback) {

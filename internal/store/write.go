@@ -83,7 +83,7 @@ func (s *Store) writeOnce(c change) (Secret, *record, error) {
 	}
 	var out Secret
 	var written *record
-	err := s.b.Update(func(tx Tx) error {
+	err := s.updateTx(func(tx Tx) error {
 		written = nil
 		if s.kek != nil {
 			if err := s.kekCurrent(tx); err != nil {
@@ -111,7 +111,7 @@ func (s *Store) writeOnce(c change) (Secret, *record, error) {
 			return err
 		}
 		out = r.secret()
-		if err := s.hw.check(r, false, s.onRollback); err != nil {
+		if err := s.hw.check(r, false, s.onRollback, sinceOf(tx)); err != nil {
 			return err
 		}
 		written = r
