@@ -71,8 +71,11 @@ fuzz:
 	$(GO) test -run=XXX -fuzz=FuzzHandler -fuzztime=$(FUZZTIME) ./api/server/
 	$(GO) test -run=XXX -fuzz=FuzzRecord -fuzztime=$(FUZZTIME) ./internal/store/
 
+# Every benchmark; BENCH=REGEXP runs those it matches (the summary keeps
+# the other goals' lines from their last run).
+BENCH ?= .
 bench:
-	$(GO) test -count=1 -timeout 60m -run=XXX -bench=. -benchtime=1x ./bench/
+	$(GO) test -count=1 -timeout 60m -run=XXX -bench='$(BENCH)' -benchtime=1x ./bench/
 
 # Man pages for every command, rendered from the cobra tree the binary runs
 # (MANSRC/*.1, docs/man by default; not committed). `make install` installs
