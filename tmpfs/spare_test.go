@@ -7,21 +7,19 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // A spare is an empty tmpfs with a Mount's flags, writable (by root, who
 // alone enters the directories spares live in) so that Fill needs one
 // remount.
-func TestPrepareMakesAnEmptyWritableSpare(t *testing.T) {
+func TestPrepareMakesAnEmptyReadOnlySpare(t *testing.T) {
 	dir := filepath.Join(testRoot(t), "spare")
 	if err := Prepare(dir); err != nil {
 		t.Fatal(err)
 	}
 	m := entryFor(t, dir)
 	opts, super := optSet(m.options), optSet(m.superOptions)
-	for _, o := range []string{"rw", "nosuid", "nodev", "noexec"} {
+	for _, o := range []string{"ro", "nosuid", "nodev", "noexec"} {
 		if !opts[o] {
 			t.Errorf("spare mount options %q lack %s", m.options, o)
 		}
@@ -122,26 +120,6 @@ func TestFillRefusesWhatIsNotASpare(t *testing.T) {
 	}
 	checkVisibleFile(t, spare, files[0])
 	if _, err := Wipe(spare); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// A read-only spare (as Prepare made them before spares stayed writable)
-// is still filled, made writable first.
-func TestFillReadOnlySpare(t *testing.T) {
-	dir := filepath.Join(testRoot(t), "spare")
-	dir, unlock, err := newMount(dir, max(sizeSlack, minSize), unix.MS_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unlock()
-	files := []File{{Path: "f", Data: []byte("x"), Mode: 0o444}}
-	if err := Fill(dir, files, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	checkVisibleFile(t, dir, files[0])
-	checkReadOnly(t, dir, true)
-	if _, err := Wipe(dir); err != nil {
 		t.Fatal(err)
 	}
 }

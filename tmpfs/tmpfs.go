@@ -128,13 +128,14 @@ func Mount(dir string, files []File, opts Options) (err error) {
 // global to the kernel and that every container start on the host takes
 // many times, so under a burst of starts it is the slowest step of a
 // Mount; Prepare lets a caller pay for it ahead of time. Fill only
-// remounts, which takes no such lock. The spare stays writable, by root
-// alone (its mode is 0755, and a caller keeps it under a directory only
-// root enters), so Fill can write into it and make it read-only in one
-// remount. On failure dir does not exist afterwards unless it existed
+// remounts, which takes no such lock. The spare is read-only from the
+// start: where the mount root propagates to another mount namespace (a
+// managed plugin, secretd in a container) the copy made there now keeps
+// the read-only flag it was made with, which a later remount would not
+// reach. On failure dir does not exist afterwards unless it existed
 // before, in which case Prepare refuses it.
 func Prepare(dir string) error {
-	_, unlock, err := newMount(dir, max(sizeSlack, minSize), 0)
+	_, unlock, err := newMount(dir, max(sizeSlack, minSize), unix.MS_RDONLY)
 	if err != nil {
 		return err
 	}
@@ -175,8 +176,8 @@ func Fill(dir string, files []File, opts Options) (err error) {
 			err = errors.Join(err, undoMount(dir, true))
 		}
 	}()
-	// A spare made read-only (by an older Prepare) or too small for one
-	// copy of the set is made writable at the final size first.
+	// The spare (read-only, see Prepare) is made writable at the final
+	// size first.
 	if st.Flags&unix.ST_RDONLY != 0 || setPages(files) > int64(st.Bavail)*int64(st.Bsize) {
 		if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
 			return fmt.Errorf("resize %s: %w", dir, err)
