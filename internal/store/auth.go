@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/secretd/secretd/internal/atomicfile"
@@ -185,8 +186,10 @@ type highWater struct {
 	dirty bool // raised in memory since the last save
 	// gen counts raises; raisedAt is the gen of each mark's last raise. A
 	// read whose transaction began before a raise may hold the version
-	// under it: raisedAt tells that from a rollback (see since).
-	gen      uint64
+	// under it: raisedAt tells that from a rollback (see since). gen is
+	// written under mu but read without it: every read of the store takes
+	// it once, on the Mount path.
+	gen      atomic.Uint64
 	raisedAt map[string]uint64
 
 	// saveMu orders the file writes; kick wakes the saver, which writes
@@ -245,20 +248,16 @@ func (h *highWater) check(r *record, raise bool, onRollback func(RollbackEvent),
 // set raises id's mark to version. The caller holds h.mu.
 func (h *highWater) set(id string, version int) {
 	h.seen[id] = version
-	h.gen++
+	gen := h.gen.Add(1)
 	if h.raisedAt == nil {
 		h.raisedAt = map[string]uint64{}
 	}
-	h.raisedAt[id] = h.gen
+	h.raisedAt[id] = gen
 	h.dirty = true
 }
 
 // generation is the count of raises so far, for since.
-func (h *highWater) generation() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.gen
-}
+func (h *highWater) generation() uint64 { return h.gen.Load() }
 
 // raise raises id's mark to version, if it is higher.
 func (h *highWater) raise(id string, version int) {
