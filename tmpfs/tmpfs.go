@@ -158,8 +158,7 @@ func Fill(dir string, files []File, opts Options) (err error) {
 	}
 	unlock := lockDir(dir)
 	defer unlock()
-	st, err := tmpfsMountPoint(dir)
-	if err != nil {
+	if err := isTmpfsMountPoint(dir); err != nil {
 		return fmt.Errorf("fill %s: %w", dir, err)
 	}
 	d, err := os.Open(dir)
@@ -177,21 +176,14 @@ func Fill(dir string, files []File, opts Options) (err error) {
 		}
 	}()
 	// The spare (read-only, see Prepare) is made writable at the final
-	// size first.
-	if st.Flags&unix.ST_RDONLY != 0 || setPages(files) > int64(st.Bavail)*int64(st.Bsize) {
-		if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
-			return fmt.Errorf("resize %s: %w", dir, err)
-		}
+	// size, filled, and made read-only again.
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
+		return fmt.Errorf("resize %s: %w", dir, err)
 	}
 	if err := publishFresh(dir, files); err != nil {
 		return err
 	}
-	// One remount both sizes it as Mount would and makes it read-only.
-	// Nobody holds a file of it open, so the superblock may go read-only.
-	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY|mountFlags, fmt.Sprintf("size=%d", size)); err != nil {
-		return fmt.Errorf("remount %s read-only: %w", dir, err)
-	}
-	return nil
+	return makeReadOnly(dir)
 }
 
 // sizeFor checks files and sizes their mount, before anything is touched.
@@ -362,30 +354,24 @@ func mountedAt(dir string) (mounted, isTmpfs bool, err error) {
 
 // isTmpfsMountPoint reports, cheaply, whether dir is the root of a tmpfs.
 func isTmpfsMountPoint(dir string) error {
-	_, err := tmpfsMountPoint(dir)
-	return err
-}
-
-// tmpfsMountPoint is isTmpfsMountPoint that returns the tmpfs's statfs.
-func tmpfsMountPoint(dir string) (unix.Statfs_t, error) {
 	var fs unix.Statfs_t
 	if err := unix.Statfs(dir, &fs); err != nil {
-		return fs, err
+		return err
 	}
 	if fs.Type != unix.TMPFS_MAGIC {
-		return fs, fmt.Errorf("not a tmpfs")
+		return fmt.Errorf("not a tmpfs")
 	}
 	var self, parent unix.Stat_t
 	if err := unix.Stat(dir, &self); err != nil {
-		return fs, err
+		return err
 	}
 	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil {
-		return fs, err
+		return err
 	}
 	if self.Dev == parent.Dev {
-		return fs, fmt.Errorf("not a mount point")
+		return fmt.Errorf("not a mount point")
 	}
-	return fs, nil
+	return nil
 }
 
 // Wipe zeroes every regular file in the tmpfs at dir, unmounts it (detaching
