@@ -137,8 +137,11 @@ func rotValue(u int) string { return fmt.Sprintf("fleet-value-%06d", u) }
 func mountAll(plugin *pluginClient, holds []*simHold, files []string, secret string) error {
 	return inParallel(len(holds), func(i int) error {
 		dir, err := holds[i].mountAt(plugin)
+		if err != nil {
+			return fmt.Errorf("mount %d: %w", i, err)
+		}
 		files[i] = filepath.Join(dir, secret)
-		return err
+		return nil
 	})
 }
 

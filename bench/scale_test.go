@@ -256,30 +256,15 @@ const runParallel = 8
 func startContainers(b *testing.B, d *secretdtest.Daemon, tag, label string, n int, runArgs func(int) []string) time.Duration {
 	b.Helper()
 	start := time.Now()
-	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
-	for range runParallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || failed.Load() != nil {
-					return
-				}
-				args := append([]string{"run", "-d", "--network", "none", "--log-driver", "none", "--label", label}, runArgs(i)...)
-				out, err := exec.Command("docker", append(args, tag, "sleep", "3600")...).CombinedOutput()
-				if err != nil {
-					failed.CompareAndSwap(nil, fmt.Sprintf("container %d of %d: %v: %s", i+1, n, err, out))
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if f := failed.Load(); f != nil {
-		b.Fatalf("docker run failed at %s", f)
+	err := inParallel(n, func(i int) error {
+		args := append([]string{"run", "-d", "--network", "none", "--log-driver", "none", "--label", label}, runArgs(i)...)
+		if out, err := exec.Command("docker", append(args, tag, "sleep", "3600")...).CombinedOutput(); err != nil {
+			return fmt.Errorf("container %d of %d: %v: %s", i+1, n, err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("docker run failed at %v", err)
 	}
 	return time.Since(start)
 }

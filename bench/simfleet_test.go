@@ -148,7 +148,12 @@ func simulatedFleet(b *testing.B, profile enginesim.Profile) (res fleetResult) {
 		}
 	})
 	mountStart := time.Now()
-	if err := inParallel(len(holds), func(i int) error { return holds[i].mount(plugin, sim, engine) }); err != nil {
+	if err := inParallel(len(holds), func(i int) error {
+		if err := holds[i].mount(plugin, sim, engine); err != nil {
+			return fmt.Errorf("mount %d: %w", i, err)
+		}
+		return nil
+	}); err != nil {
 		b.Fatal(err)
 	}
 	mounted := map[string]bool{}
@@ -408,7 +413,7 @@ func rssParts(pid int) string {
 }
 
 // inParallel runs do for 0..n-1, runParallel at a time, as dockerd serves
-// starts; it stops at the first error, which names its index.
+// starts; it stops at the first error, which do names.
 func inParallel(n int, do func(i int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -419,7 +424,7 @@ func inParallel(n int, do func(i int) error) error {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < n && first.Load() == nil; i = int(next.Add(1)) - 1 {
 				if err := do(i); err != nil {
-					first.CompareAndSwap(nil, fmt.Errorf("mount %d: %w", i, err))
+					first.CompareAndSwap(nil, err)
 				}
 			}
 		}()
