@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -312,31 +313,70 @@ func quietMounts(b *testing.B, d *secretdtest.Daemon, tag, label, decl string, n
 	return out
 }
 
-// removeContainers removes the labelled containers in batches; each
-// removal sends secretd an Unmount.
+// removeContainers removes the labelled containers, runParallel at a
+// time and one per `docker rm`; each removal sends secretd an Unmount.
+// dockerd 20.10 can deadlock in libnetwork when dozens of containers exit
+// at once (`docker rm -f` of 50 did, with 32 kills in flight): a removal
+// that hangs has the run's engine restarted, which kills what is left,
+// and the rest is removed again, so the next run starts on an engine that
+// answers.
 func removeContainers(tb testing.TB, label string) {
-	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
-	ids := strings.Fields(string(out))
-	const batch = 50
-	for i := 0; i < len(ids); i += batch {
-		// dockerd 20.10 sometimes waits forever in a kill whose exit event
-		// it missed; the run's engine is torn down after the bench anyway.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		out, err := exec.CommandContext(ctx, "docker", append([]string{"rm", "-f", "-v"}, ids[i:min(i+batch, len(ids))]...)...).CombinedOutput()
-		hung := errors.Is(ctx.Err(), context.DeadlineExceeded)
-		cancel()
-		if hung {
-			summary := "no goroutine dump: no engine of the run's own"
-			if runEngine != nil {
-				summary = runEngine.Stuck(6)
-			}
-			tb.Logf("docker rm hung in dockerd for 2 minutes: the run's engine is torn down with what is left; dockerd's goroutines blocked a minute or more:\n%s", summary)
-			return
-		}
-		if err != nil {
-			tb.Errorf("docker rm: %v: %s", err, out)
-		}
+	ids := labelled(label)
+	if len(ids) == 0 {
+		return
 	}
+	if err := removeAll(ids); err == nil || !errors.Is(err, errRmHung) {
+		if err != nil {
+			tb.Errorf("%v", err)
+		}
+		return
+	}
+	summary := "no goroutine dump: no engine of the run's own"
+	if runEngine != nil {
+		summary = runEngine.Stuck(6)
+	}
+	tb.Logf("docker rm hung in dockerd for %v; dockerd's goroutines blocked a minute or more:\n%s", rmDeadline, summary)
+	if runEngine == nil {
+		return
+	}
+	runEngine.Signal(syscall.SIGKILL, 10*time.Second)
+	if err := runEngine.Boot(); err != nil {
+		tb.Errorf("restart the run's engine after a hung docker rm: %v", err)
+		return
+	}
+	tb.Logf("the run's engine was restarted; removing the %d containers left", len(labelled(label)))
+	if err := removeAll(labelled(label)); err != nil {
+		tb.Errorf("after the engine's restart: %v", err)
+	}
+}
+
+// rmDeadline is how long one `docker rm -f` may take before dockerd is
+// taken to hang.
+const rmDeadline = 2 * time.Minute
+
+var errRmHung = errors.New("docker rm hung")
+
+// labelled lists the containers carrying label, running or not.
+func labelled(label string) []string {
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+	return strings.Fields(string(out))
+}
+
+// removeAll removes ids runParallel at a time, and stops at the first
+// removal that hangs.
+func removeAll(ids []string) error {
+	return inParallel(len(ids), func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), rmDeadline)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "docker", "rm", "-f", "-v", ids[i]).CombinedOutput()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: container %s", errRmHung, ids[i])
+		}
+		if err != nil && !strings.Contains(string(out), "No such container") {
+			return fmt.Errorf("docker rm %s: %v: %s", ids[i], err, out)
+		}
+		return nil
+	})
 }
 
 // createSecrets stores n secrets named prefix_NNNNN through parallel API
