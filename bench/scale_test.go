@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -339,7 +338,10 @@ func removeContainers(tb testing.TB, label string) {
 	if runEngine == nil {
 		return
 	}
-	runEngine.Signal(syscall.SIGKILL, 10*time.Second)
+	if err := runEngine.Crash(); err != nil {
+		tb.Errorf("stop the run's engine after a hung docker rm: %v", err)
+		return
+	}
 	if err := runEngine.Boot(); err != nil {
 		tb.Errorf("restart the run's engine after a hung docker rm: %v", err)
 		return

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,39 +92,12 @@ func (e *engine) removeContainers()                             { e.RemoveContai
 func (e *engine) log() string                                   { return e.Log() }
 
 // crash SIGKILLs dockerd, as a crash would, and waits for its containerd
-// to follow it (parent-death signal).
+// to follow it.
 func (e *engine) crash() {
 	e.t.Helper()
-	pidfile := filepath.Join(e.dir, "exec", "containerd", "containerd.pid")
-	b, _ := os.ReadFile(pidfile)
-	e.signal(syscall.SIGKILL, 10*time.Second)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return
+	if err := e.Crash(); err != nil {
+		e.t.Fatal(err)
 	}
-	waitFor(e.t, 20*time.Second, "the private engine's containerd to exit", func() bool {
-		st := procState(pid)
-		return st == "" || st == "Z"
-	})
-	// This host's init reaps orphans lazily, and dockerd 20.10 takes a
-	// zombie containerd for a live one and then waits on its dead socket
-	// until it gives up starting.
-	if procState(pid) == "Z" {
-		os.Remove(pidfile)
-	}
-}
-
-// procState returns the state letter of a process, "" when it is gone.
-func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	// The command name in parentheses may hold spaces; the state follows it.
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
-		return string(b[i+2])
-	}
-	return ""
 }
 
 // docker runs the docker CLI against this engine.

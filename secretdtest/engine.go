@@ -151,6 +151,46 @@ func (e *Engine) Signal(sig syscall.Signal, wait time.Duration) {
 	stopProcess(cmd, done, sig, wait)
 }
 
+// Crash SIGKILLs dockerd, as a crash would, and waits up to 20 s for its
+// containerd to follow it (parent-death signal), so that Boot can start the
+// engine again on the same directories.
+func (e *Engine) Crash() error {
+	pidfile := filepath.Join(e.Dir, "exec", "containerd", "containerd.pid")
+	b, _ := os.ReadFile(pidfile)
+	e.Signal(syscall.SIGKILL, 10*time.Second)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil // no containerd of its own was running
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for st := procState(pid); st != "" && st != "Z"; st = procState(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the engine's containerd (pid %d) outlived dockerd by 20s", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// This host's init reaps orphans lazily, and dockerd 20.10 takes a
+	// zombie containerd for a live one and then waits on its dead socket
+	// until it gives up starting.
+	if procState(pid) == "Z" {
+		os.Remove(pidfile)
+	}
+	return nil
+}
+
+// procState returns the state letter of a process, "" when it is gone.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The command name in parentheses may hold spaces; the state follows it.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return string(b[i+2])
+	}
+	return ""
+}
+
 // stopProcess sends sig to cmd, if it runs, and waits for done, killing
 // the process if it takes longer than wait.
 func stopProcess(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal, wait time.Duration) {
