@@ -340,3 +340,42 @@ func TestImageLabelsAskedOncePerImage(t *testing.T) {
 		t.Errorf("%d image inspects for three bindings of one image, want 1", n)
 	}
 }
+
+// TestEmptyVolumeRecordIsUnbound: a learned binding is saved without a
+// sync, so a host crash can leave its record empty. The daemon still
+// starts, with the volume unbound, and the rule binds it again; a record
+// that is not empty but does not parse still stops it.
+func TestEmptyVolumeRecordIsUnbound(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "b", "secret-b")
+	if err := os.WriteFile(filepath.Join(e.cfg.VolumesDir, "anon.json"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := controller.New(e.cfg)
+	if err != nil {
+		t.Fatalf("an empty volume record stopped the start: %v", err)
+	}
+	e.ctrl = c
+	if v, ok := c.Volume("anon"); !ok || v.Bound() {
+		t.Fatalf("empty record loads as %+v (known: %v), want an unbound volume", v, ok)
+	}
+	e.engine.Set(ctr("id-anon", "anonc", container.StateRunning, 1, "b", "anon"))
+	if err := c.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Volume("anon"); v.Declaration != "b" || v.BoundTo != "id-anon" {
+		t.Errorf("volume after resync: %+v, want bound to id-anon's declaration", v)
+	}
+	d := e.mount(t, "anon", "m1")
+	if got := readFiles(t, d); len(got) != 1 || got["b"] != "secret-b" {
+		t.Errorf("anon mounts %v, want b", got)
+	}
+	c.Unmount("anon", "m1")
+
+	if err := os.WriteFile(filepath.Join(e.cfg.VolumesDir, "torn.json"), []byte(`{"name":"torn","opt`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controller.New(e.cfg); err == nil || !strings.Contains(err.Error(), "corrupted") {
+		t.Errorf("a record that does not parse: %v, want the start refused", err)
+	}
+}

@@ -251,6 +251,13 @@ func loadRegistry(dir, legacy string) (*registry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read volumes: %w", err)
 		}
+		if len(b) == 0 {
+			// A learned binding a host crash cut short (see save): every
+			// synced record is whole. The volume is bound again as it
+			// was first.
+			r.m[name] = Volume{Name: name, Created: time.Now().UTC(), Format: formatOnUpdate}
+			continue
+		}
 		var v Volume
 		if err := json.Unmarshal(b, &v); err != nil {
 			return nil, fmt.Errorf("volume record %s is corrupted (%v): the file is left as it is", filepath.Join(dir, e.Name()), err)
@@ -394,7 +401,7 @@ func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool,
 		return Volume{}, err
 	}
 	if err := r.sync(name); err != nil {
-		if !remove && len(v.Options) == 0 && len(v.Grants)+len(v.Revokes) == 0 {
+		if !remove && v.relearnable() {
 			return v.clone(), errKeptInMemory{err}
 		}
 		undo()
@@ -415,7 +422,7 @@ func (r *registry) learn(name string, fn func(v *Volume, ok bool) (remove bool, 
 	r.pending.Add(1)
 	go func() {
 		defer r.pending.Done()
-		if err := r.sync(name); err != nil {
+		if err := r.save(name, true); err != nil {
 			failed(err)
 		}
 	}()
@@ -462,8 +469,18 @@ func (r *registry) apply(name string, fn func(v *Volume, ok bool) (remove bool, 
 // flush waits for the saves learn started.
 func (r *registry) flush() { r.pending.Wait() }
 
-// sync writes the record of name as the map holds it now, or removes it.
-func (r *registry) sync(name string) error {
+// sync writes the record of name as the map holds it now, or removes it,
+// so that it survives a crash of the host.
+func (r *registry) sync(name string) error { return r.save(name, false) }
+
+// save is sync. learned says the caller's change is one the binding rule
+// makes again after a crash (see learn): then a record that holds nothing
+// but what the rule learns (no option, grant or revoke) is written without
+// syncing it, as a startup resync of 10,000 containers would otherwise sync
+// 10,000 files. A host crash can leave such a record empty, which
+// loadRegistry reads as a volume not bound yet; a record that holds more
+// is synced whoever writes it.
+func (r *registry) save(name string, learned bool) error {
 	if r.dir == "" {
 		return nil
 	}
@@ -490,10 +507,21 @@ func (r *registry) sync(name string) error {
 		}
 		return nil
 	}
-	if err := atomicfile.Write(p, b); err != nil {
+	write := atomicfile.Write
+	if learned && v.relearnable() {
+		write = atomicfile.WriteUnsynced
+	}
+	if err := write(p, b); err != nil {
 		return fmt.Errorf("save volume %s: %w", name, err)
 	}
 	return nil
+}
+
+// relearnable reports whether the record holds only what the binding rule
+// learns again after a crash: no option (which dockerd gives only at the
+// volume's create) and no live grant or revoke.
+func (v Volume) relearnable() bool {
+	return len(v.Options) == 0 && len(v.Grants)+len(v.Revokes) == 0
 }
 
 // mountEntries is what a volume holds now for step 4 of a Mount: its
