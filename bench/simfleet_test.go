@@ -73,7 +73,6 @@ func simulatedFleet(b *testing.B, profile enginesim.Profile) (res fleetResult) {
 	nSecrets := envInt(b, "SECRETD_SIM_SECRETS", 10000)
 	rate := envInt(b, "SECRETD_SIM_RATE", 1000)
 	seconds := envInt(b, "SECRETD_SIM_SECONDS", 10)
-	const breaks = fleetBreaks
 
 	simDir, err := os.MkdirTemp("", "sim-")
 	if err != nil {
@@ -233,7 +232,7 @@ func simulatedFleet(b *testing.B, profile enginesim.Profile) (res fleetResult) {
 		// restart would; the controller reconnects and resyncs.
 		var resyncTimes []time.Duration
 		var last resync
-		for range breaks {
+		for range fleetBreaks {
 			mark := len(d.Log())
 			sim.BreakStreams()
 			var got []resync
@@ -267,7 +266,7 @@ func simulatedFleet(b *testing.B, profile enginesim.Profile) (res fleetResult) {
 		b.ReportMetric(float64(hwm)/(1<<20), "rss-peak-MiB")
 		t := table{title: fmt.Sprintf("Simulated %s (API %s): %d running containers, %d of them with a secretd mount, %d secrets", profile.Name, profile.APIVersion, nContainers, nMounts, nSecrets)}
 		t.time(fmt.Sprintf("startup resync, %d containers, no mounts yet", startup[0].containers), startup[0].duration, goalResync)
-		t.time(fmt.Sprintf("resync after an event stream break, %d containers, %d mounts kept (median of %d)", last.containers, last.kept, breaks), resyncMedian, goalResync)
+		t.time(fmt.Sprintf("resync after an event stream break, %d containers, %d mounts kept (median of %d)", last.containers, last.kept, fleetBreaks), resyncMedian, goalResync)
 		t.time(fmt.Sprintf("event lag p50, %d events/s for %d s", rate, seconds), after.EventLagP50, 0)
 		t.time(fmt.Sprintf("event lag p99, %d events/s for %d s", rate, seconds), after.EventLagP99, 0)
 		t.time(fmt.Sprintf("Mount p50, `docker run` (declared by label, container learned at its create; %d Mounts)", len(runPhases)), quantile(totals(runPhases), 50), 0)
@@ -285,7 +284,7 @@ func simulatedFleet(b *testing.B, profile enginesim.Profile) (res fleetResult) {
 			nSecrets, created.Round(time.Millisecond), nMounts, mountTime.Round(time.Millisecond))
 		t.note("burst: %d events (%d renames, %d dies, %d destroys) emitted in %v, all handled %v after its start; lag is engine timestamp to handled, over the last %d events",
 			emitted, counts[events.ActionRename], counts[events.ActionDie], counts[events.ActionDestroy], burstTook.Round(time.Millisecond), drained.Round(time.Millisecond), min(4096, after.EventsHandled-before))
-		t.note("resync after a break: the slowest of %d took %s", breaks, fmtDuration(resyncMax))
+		t.note("resync after a break: the slowest of %d took %s", fleetBreaks, fmtDuration(resyncMax))
 		t.note("memory: VmRSS %.1f MiB once mounted, %.1f MiB after the burst, %.1f MiB after the resyncs; peak VmHWM %.1f MiB",
 			float64(rssMounted)/(1<<20), float64(rssBurst)/(1<<20), float64(rss)/(1<<20), float64(hwm)/(1<<20))
 		t.note("memory after the resyncs by kind: %s", parts)

@@ -51,9 +51,9 @@ func publish(dir string, files []File) error {
 // publishFresh is publish for a mount that holds nothing yet, a new tmpfs
 // or an empty spare, which nobody reads until the caller returns: it lays
 // out the same tree with no swap, no temporary names and no pruning, as
-// there is no old set to keep visible or retire. A Mount makes about half
-// the system calls it would through publish, each a chance to wait for a
-// core while containers start. The caller wipes the mount on failure.
+// there is no old set to keep visible or retire: fewer system calls on a
+// Mount's path, each a chance to wait for a core while containers start.
+// The caller wipes the mount on failure.
 func publishFresh(dir string, files []File) error {
 	gen, err := writeGeneration(dir, files)
 	if err != nil {

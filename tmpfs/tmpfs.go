@@ -130,7 +130,7 @@ func Mount(dir string, files []File, opts Options) (err error) {
 // Mount; Prepare lets a caller pay for it ahead of time. Fill only
 // remounts, which takes no such lock. The spare is read-only from the
 // start: where the mount root propagates to another mount namespace (a
-// managed plugin, secretd in a container) the copy made there now keeps
+// managed plugin, secretd in a container) the copy made there keeps
 // the read-only flag it was made with, which a later remount would not
 // reach. On failure dir does not exist afterwards unless it existed
 // before, in which case Prepare refuses it.

@@ -291,8 +291,9 @@ func (h *highWater) flush() {
 	}
 }
 
-// saveGap is the least time between two saves of the marks. In a burst of
-// container starts every Mount raises marks; saving each time keeps a core
+// saveGap is the least time between two saves of the marks. The first read
+// of each version raises its mark, so a burst of container starts reading
+// new secrets raises marks at every Mount; saving each time keeps a core
 // busy re-encoding every mark. A crash loses at most the raises of the
 // last gap: after it, a rollback to a version seen only in that gap passes.
 const saveGap = 250 * time.Millisecond
