@@ -63,6 +63,7 @@ type trace struct {
 type kindStat struct {
 	n, over1ms int
 	total      float64
+	where      map[string]float64 // off-CPU time by the daemon's own frames
 }
 
 func main() {
@@ -106,7 +107,11 @@ func report(w io.Writer, dir, comm string, slow time.Duration) error {
 	}
 	// Without the stacks, the waits are still told apart from the work.
 	if stacks := filepath.Join(dir, "stacks.data"); fileExists(stacks) {
-		if err := perfScript(stacks, nil, t.stacks); err != nil {
+		var args []string
+		if symfs := filepath.Join(dir, "symfs"); fileExists(symfs) {
+			args = []string{"--symfs", symfs, "--kallsyms", "/proc/kallsyms"}
+		}
+		if err := perfScript(stacks, args, t.stacks); err != nil {
 			return err
 		}
 	}
@@ -206,12 +211,12 @@ func (t *trace) stacks(sc *bufio.Scanner) error {
 	var ts float64
 	var tid int
 	var st string
-	var frames []string
+	var frames, user []string
 	flush := func() {
 		if st == "" {
 			return
 		}
-		defer func() { st, frames = "", nil }()
+		defer func() { st, frames, user = "", nil, nil }()
 		ins := t.ins[tid]
 		i := sort.SearchFloat64s(ins, ts)
 		for i < len(ins) && ins[i] <= ts {
@@ -230,6 +235,12 @@ func (t *trace) stacks(sc *bufio.Scanner) error {
 			t.kinds[k] = ks
 		}
 		off := ins[i] - ts
+		if at := goFrames(user); at != "" {
+			if ks.where == nil {
+				ks.where = map[string]float64{}
+			}
+			ks.where[at] += off
+		}
 		ks.n++
 		ks.total += off
 		if off > 0.001 {
@@ -255,7 +266,11 @@ func (t *trace) stacks(sc *bufio.Scanner) error {
 			if i := strings.Index(fn, "+0x"); i > 0 {
 				fn = fn[:i]
 			}
-			frames = append(frames, fn)
+			if strings.HasSuffix(line, "([kernel.kallsyms])") {
+				frames = append(frames, fn)
+			} else {
+				user = append(user, fn)
+			}
 		}
 	}
 	flush()
@@ -312,6 +327,9 @@ func (t *trace) printKinds(w io.Writer) {
 			break
 		}
 		fmt.Fprintf(w, "  %-72s %8d %10.1f %9d\n", trunc(r.k, 72), r.s.n, r.s.total*1e3, r.s.over1ms)
+		for _, at := range top(r.s.where, 3) {
+			fmt.Fprintf(w, "      %.1f ms at %s\n", r.s.where[at]*1e3, at)
+		}
 	}
 	var waits, over int
 	var total float64
@@ -394,6 +412,34 @@ func (t *trace) holders(o offCPU) string {
 		parts = append(parts, fmt.Sprintf("%s %.2f ms", n, by[n]*1e3))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// goFrames names where in the daemon a thread left its CPU: its first
+// user frames outside the syscall plumbing, when perf could read the
+// binary's symbols (the bench's binary is stripped: see record.sh).
+func goFrames(frames []string) string {
+	var at []string
+	for _, f := range frames {
+		if strings.HasPrefix(f, "[") || strings.HasPrefix(f, "syscall.") || strings.HasPrefix(f, "internal/runtime/syscall") ||
+			strings.HasPrefix(f, "golang.org/x/sys") || strings.HasPrefix(f, "runtime/internal/syscall") {
+			continue
+		}
+		at = append(at, strings.TrimPrefix(f, "github.com/secretd/secretd/"))
+		if len(at) == 3 {
+			break
+		}
+	}
+	return strings.Join(at, " < ")
+}
+
+// top is the n keys with the largest values.
+func top(m map[string]float64, n int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	return keys[:min(n, len(keys))]
 }
 
 func fileExists(p string) bool {
