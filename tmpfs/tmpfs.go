@@ -410,11 +410,7 @@ func Wipe(dir string) (WipeResult, error) {
 			break
 		}
 		if !isTmpfs {
-			fsType := "non-tmpfs"
-			if m, _ := mountAt(dir); m != nil {
-				fsType = m.fsType
-			}
-			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: refusing to wipe a %s mount", dir, fsType))...)
+			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: refusing to wipe a %s mount", dir, fsTypeAt(dir)))...)
 		}
 		if i == maxStacked {
 			return res, errors.Join(append(errs, fmt.Errorf("wipe %s: still mounted after %d unmounts", dir, maxStacked))...)
@@ -427,26 +423,88 @@ func Wipe(dir string) (WipeResult, error) {
 		}
 	}
 
-	// RemoveAll would descend into anything mounted at or below dir and
-	// delete files of another filesystem. At dir itself this catches what
-	// the device check cannot see: a bind mount from the parent's
-	// filesystem.
-	if m, err := mountAt(dir); err != nil {
+	if err := noMountsIn(dir); err != nil {
 		return res, errors.Join(append(errs, err)...)
-	} else if m != nil {
-		return res, errors.Join(append(errs, fmt.Errorf("wipe %s: a %s mount is on it", dir, m.fsType))...)
-	}
-	under, err := mountsUnder(dir)
-	if err != nil {
-		return res, errors.Join(append(errs, err)...)
-	}
-	if len(under) > 0 {
-		return res, errors.Join(append(errs, fmt.Errorf("wipe %s: %s is mounted inside it", dir, under[0]))...)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
 	}
 	return res, errors.Join(errs...)
+}
+
+// noMountsIn refuses a directory with anything mounted at or below it:
+// RemoveAll would descend into it and delete another filesystem's files.
+// At dir itself this catches what the device check cannot see, a bind
+// mount from the parent's filesystem. statx says whether a directory is
+// the root of a mount (Linux 5.8), so the check costs a walk of dir,
+// normally one empty directory, where a scan of mountinfo grows with every
+// mount on the host, twice per Unmount.
+func noMountsIn(dir string) error {
+	if !mountRootKnown(dir) {
+		return noMountsInMountinfo(dir)
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("wipe %s: %w", dir, err)
+		}
+		// A file can be a mount point too (a bind mount of a file).
+		root, err := isMountRoot(p)
+		switch {
+		case err != nil:
+			return fmt.Errorf("wipe %s: %w", dir, err)
+		case root && p == dir:
+			return fmt.Errorf("wipe %s: a %s mount is on it", dir, fsTypeAt(dir))
+		case root:
+			return fmt.Errorf("wipe %s: %s is mounted inside it", dir, p)
+		}
+		return nil
+	})
+}
+
+// statxMountRoot is whether noMountsIn may ask statx; tests turn it off to
+// run the mountinfo scan kernels before 5.8 get.
+var statxMountRoot = true
+
+// mountRootKnown reports whether the kernel tells, for dir, whether it is a
+// mount root.
+func mountRootKnown(dir string) bool {
+	var stx unix.Statx_t
+	return statxMountRoot && unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_TYPE, &stx) == nil &&
+		stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0
+}
+
+func isMountRoot(p string) (bool, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_TYPE, &stx); err != nil {
+		return false, &fs.PathError{Op: "statx", Path: p, Err: err}
+	}
+	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+}
+
+// fsTypeAt names the filesystem mounted at dir, for an error message.
+func fsTypeAt(dir string) string {
+	if m, _ := mountAt(dir); m != nil {
+		return m.fsType
+	}
+	return "non-tmpfs"
+}
+
+// noMountsInMountinfo is noMountsIn for kernels without statx's mount root
+// attribute.
+func noMountsInMountinfo(dir string) error {
+	if m, err := mountAt(dir); err != nil {
+		return err
+	} else if m != nil {
+		return fmt.Errorf("wipe %s: a %s mount is on it", dir, m.fsType)
+	}
+	under, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	if len(under) > 0 {
+		return fmt.Errorf("wipe %s: %s is mounted inside it", dir, under[0])
+	}
+	return nil
 }
 
 // wipeMounted zeroes and unmounts the top mount at dir. It always tries to

@@ -1416,3 +1416,90 @@ func TestSwapsListed(t *testing.T) {
 		t.Error("a listed swap file reads as swap off")
 	}
 }
+
+// TestWipeRefusesMountsItWouldDescendInto: after its own unmounts, Wipe
+// removes the directory, and RemoveAll would delete the files of whatever
+// is still mounted at or below it. Each case runs with statx's mount-root
+// attribute and with the mountinfo scan older kernels get.
+func TestWipeRefusesMountsItWouldDescendInto(t *testing.T) {
+	cases := []struct {
+		name  string
+		mount func(t *testing.T, root, dir string) (keep string)
+		want  string
+	}{
+		{"bind from the same filesystem on it", func(t *testing.T, root, dir string) string {
+			src := filepath.Join(root, "src")
+			mustMkdir(t, src)
+			mustMount(t, src, dir, "", unix.MS_BIND)
+			return writeKeep(t, src)
+		}, "mount is on it"},
+		{"tmpfs inside it", func(t *testing.T, root, dir string) string {
+			sub := filepath.Join(dir, "a", "sub")
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mustMount(t, "tmpfs", sub, "tmpfs", 0)
+			return writeKeep(t, sub)
+		}, "a/sub is mounted inside it"},
+		{"file bind-mounted inside it", func(t *testing.T, root, dir string) string {
+			keep := writeKeep(t, root)
+			target := filepath.Join(dir, "f")
+			if err := os.WriteFile(target, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mustMount(t, keep, target, "", unix.MS_BIND)
+			return keep
+		}, "f is mounted inside it"},
+	}
+	for _, statx := range []bool{true, false} {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%s/statx=%v", c.name, statx), func(t *testing.T) {
+				defer func(old bool) { statxMountRoot = old }(statxMountRoot)
+				statxMountRoot = statx
+				root := testRoot(t)
+				if statx && !mountRootKnown(root) {
+					t.Log("this kernel has no STATX_ATTR_MOUNT_ROOT: Wipe scans mountinfo here too")
+				}
+				dir := filepath.Join(root, "dir")
+				mustMkdir(t, dir)
+				keep := c.mount(t, root, dir)
+				_, err := Wipe(dir)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("Wipe = %v, want an error saying %q", err, c.want)
+				}
+				if b, err := os.ReadFile(keep); err != nil || string(b) != "keep" {
+					t.Errorf("Wipe touched the other mount's file: %q %v", b, err)
+				}
+			})
+		}
+	}
+}
+
+func mustMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustMount(t *testing.T, src, target, fstype string, flags uintptr) {
+	t.Helper()
+	if err := unix.Mount(src, target, fstype, flags, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Before testRoot's cleanup, which reports mounts left behind.
+	t.Cleanup(func() {
+		if err := unix.Unmount(target, 0); err != nil {
+			t.Errorf("unmount %s: %v", target, err)
+		}
+	})
+}
+
+func writeKeep(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "keep")
+	if err := os.WriteFile(p, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
