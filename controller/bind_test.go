@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -377,5 +378,38 @@ func TestEmptyVolumeRecordIsUnbound(t *testing.T) {
 	}
 	if _, err := controller.New(e.cfg); err == nil || !strings.Contains(err.Error(), "corrupted") {
 		t.Errorf("a record that does not parse: %v, want the start refused", err)
+	}
+}
+
+// TestStartupLearnsAndSavesEveryBinding: a startup resync on a host whose
+// volumes secretd never saw binds each to its container's label, and
+// saves every binding, for a restart to load, from one goroutine rather
+// than one per volume.
+func TestStartupLearnsAndSavesEveryBinding(t *testing.T) {
+	const n = 300
+	e := newEnv(t, 0)
+	e.secret(t, "b", "secret-b")
+	var cs []container.Summary
+	for i := range n {
+		cs = append(cs, ctr(fmt.Sprintf("id-%d", i), fmt.Sprintf("c%d", i), container.StateRunning, int64(i+1), "b", fmt.Sprintf("vol%d", i)))
+	}
+	e.engine.Set(cs...)
+	before := runtime.NumGoroutine()
+	if err := e.ctrl.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := runtime.NumGoroutine(); g > before+10 {
+		t.Errorf("%d goroutines after learning %d bindings, %d before: the saves should queue", g, n, before)
+	}
+	e.ctrl.WaitLearning()
+	c, err := controller.New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		name := fmt.Sprintf("vol%d", i)
+		if v, ok := c.Volume(name); !ok || v.Declaration != "b" || v.BoundTo != fmt.Sprintf("id-%d", i) {
+			t.Fatalf("after a restart %s is %+v (known: %v), want bound to id-%d's declaration", name, v, ok, i)
+		}
 	}
 }

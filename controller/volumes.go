@@ -203,8 +203,20 @@ type registry struct {
 	// writing orders the writes of one name: each writes what the map
 	// holds when it runs, so the last to run leaves the newest record.
 	writing [16]sync.Mutex
-	// pending counts the saves learn started.
+	// learned queues the saves learn asks for, written by one goroutine
+	// at a time (see learn); pending counts those not written yet.
+	learned saveQueue
 	pending sync.WaitGroup
+}
+
+// saveQueue holds the names whose learned binding is still to be saved,
+// in the order learned, each once however often it was learned meanwhile:
+// a save writes what the map holds when it runs.
+type saveQueue struct {
+	mu      sync.Mutex
+	names   []string
+	failed  map[string]func(error) // the latest caller's, per queued name
+	running bool
 }
 
 // recordExt ends a volume's record file; volume names never hold a
@@ -412,21 +424,56 @@ func (r *registry) change(name string, fn func(v *Volume, ok bool) (remove bool,
 
 // learn applies a change that the binding rule would make again after a
 // crash, and saves it behind the caller: a label Mount must not wait on a
-// disk sync for what a restart learns again. A failed save is reported to
+// disk sync for what a restart learns again. The saves are written one at
+// a time by one goroutine: a startup resync learns a binding for every
+// volume on the host, and thousands of parallel saves would take the cores
+// the resync needs, with a goroutine each. A failed save is reported to
 // failed and the record stays in memory, as change keeps it.
 func (r *registry) learn(name string, fn func(v *Volume, ok bool) (remove bool, err error), failed func(error)) (Volume, error) {
 	v, _, _, err := r.apply(name, fn)
 	if err != nil {
 		return Volume{}, err
 	}
-	r.pending.Add(1)
-	go func() {
-		defer r.pending.Done()
+	q := &r.learned
+	q.mu.Lock()
+	if q.failed == nil {
+		q.failed = map[string]func(error){}
+	}
+	if _, queued := q.failed[name]; !queued {
+		q.names = append(q.names, name)
+		r.pending.Add(1)
+	}
+	q.failed[name] = failed
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go r.saveLearned()
+	}
+	return v.clone(), nil
+}
+
+// saveLearned writes the queued saves until none is left.
+func (r *registry) saveLearned() {
+	q := &r.learned
+	for {
+		q.mu.Lock()
+		if len(q.names) == 0 {
+			q.running = false
+			q.names = nil // let a large queue's array go
+			q.mu.Unlock()
+			return
+		}
+		name := q.names[0]
+		q.names = q.names[1:]
+		failed := q.failed[name]
+		delete(q.failed, name)
+		q.mu.Unlock()
 		if err := r.save(name, true); err != nil {
 			failed(err)
 		}
-	}()
-	return v.clone(), nil
+		r.pending.Done()
+	}
 }
 
 // apply makes the change in memory and returns how to undo it.
