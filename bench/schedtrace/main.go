@@ -48,7 +48,7 @@ type offCPU struct {
 	tid        int
 	start, end float64
 	runnable   bool
-	state      string // how it left the CPU: R, S, D...
+	state      string // how it left the CPU (R, S, D...), or "woken"
 	cpu        int    // where it waited, for a runnable wait
 }
 
