@@ -324,7 +324,7 @@ func removeContainers(tb testing.TB, label string) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := removeAll(ids); err == nil || !errors.Is(err, errRmHung) {
+	if err := removeAll(ids); !errors.Is(err, errRmHung) {
 		if err != nil {
 			tb.Errorf("%v", err)
 		}

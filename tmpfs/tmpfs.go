@@ -440,21 +440,24 @@ func Wipe(dir string) (WipeResult, error) {
 // normally one empty directory, where a scan of mountinfo grows with every
 // mount on the host, twice per Unmount.
 func noMountsIn(dir string) error {
-	if !mountRootKnown(dir) {
+	root, known, err := mountRoot(dir)
+	if err != nil || !known {
 		return noMountsInMountinfo(dir)
+	}
+	if root {
+		return fmt.Errorf("wipe %s: a %s mount is on it", dir, fsTypeAt(dir))
 	}
 	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("wipe %s: %w", dir, err)
 		}
+		if p == dir {
+			return nil
+		}
 		// A file can be a mount point too (a bind mount of a file).
-		root, err := isMountRoot(p)
-		switch {
-		case err != nil:
+		if root, _, err := mountRoot(p); err != nil {
 			return fmt.Errorf("wipe %s: %w", dir, err)
-		case root && p == dir:
-			return fmt.Errorf("wipe %s: a %s mount is on it", dir, fsTypeAt(dir))
-		case root:
+		} else if root {
 			return fmt.Errorf("wipe %s: %s is mounted inside it", dir, p)
 		}
 		return nil
@@ -465,20 +468,18 @@ func noMountsIn(dir string) error {
 // run the mountinfo scan kernels before 5.8 get.
 var statxMountRoot = true
 
-// mountRootKnown reports whether the kernel tells, for dir, whether it is a
-// mount root.
-func mountRootKnown(dir string) bool {
-	var stx unix.Statx_t
-	return statxMountRoot && unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_TYPE, &stx) == nil &&
-		stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0
-}
-
-func isMountRoot(p string) (bool, error) {
+// mountRoot reports whether p is the root of a mount, and whether the
+// kernel could tell (known is false before Linux 5.8, or with
+// statxMountRoot off).
+func mountRoot(p string) (root, known bool, err error) {
+	if !statxMountRoot {
+		return false, false, nil
+	}
 	var stx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_TYPE, &stx); err != nil {
-		return false, &fs.PathError{Op: "statx", Path: p, Err: err}
+		return false, false, &fs.PathError{Op: "statx", Path: p, Err: err}
 	}
-	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
 }
 
 // fsTypeAt names the filesystem mounted at dir, for an error message.

@@ -54,8 +54,8 @@ type offCPU struct {
 
 type trace struct {
 	comm  string
-	runs  map[int][]run // by CPU
-	off   []offCPU
+	runs  map[int][]run     // by CPU
+	off   []offCPU          // by start
 	ins   map[int][]float64 // a daemon thread's switch-ins
 	kinds map[string]*kindStat
 }
@@ -201,6 +201,8 @@ func (t *trace) schedEvents(sc *bufio.Scanner) error {
 			states[tid] = &state{since: ts, runnable: true, how: "woken", cpu: target, known: true}
 		}
 	}
+	// By start, for printSlowMounts to stop at the first past a window.
+	sort.Slice(t.off, func(i, j int) bool { return t.off[i].start < t.off[j].start })
 	return sc.Err()
 }
 
@@ -326,7 +328,7 @@ func (t *trace) printKinds(w io.Writer) {
 		if i == 15 {
 			break
 		}
-		fmt.Fprintf(w, "  %-72s %8d %10.1f %9d\n", trunc(r.k, 72), r.s.n, r.s.total*1e3, r.s.over1ms)
+		fmt.Fprintf(w, "  %-72.72s %8d %10.1f %9d\n", r.k, r.s.n, r.s.total*1e3, r.s.over1ms)
 		for _, at := range top(r.s.where, 3) {
 			fmt.Fprintf(w, "      %.1f ms at %s\n", r.s.where[at]*1e3, at)
 		}
@@ -354,7 +356,6 @@ func (t *trace) printSlowMounts(w io.Writer, log string, offset float64, slow ti
 		return err
 	}
 	defer f.Close()
-	sort.Slice(t.off, func(i, j int) bool { return t.off[i].start < t.off[j].start })
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	fmt.Fprintf(w, "Mounts of %s or more in %s:\n", slow, filepath.Base(log))
@@ -445,11 +446,4 @@ func top(m map[string]float64, n int) []string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-func trunc(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
