@@ -96,7 +96,7 @@ func testOlderContainerStartAfterRestart(t *testing.T, p *enginesim.Profile) {
 	}
 	// secretd restarts; the older container has exited, the newer one
 	// borrows its volume and runs.
-	next, err := controller.New(e.cfg)
+	next, err := newController(t, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestRegistryMigrates(t *testing.T) {
 	}
 	cfg := e.cfg
 	cfg.LegacyGrantsFile, cfg.LegacyVolumesFile = legacy, oldFile
-	c, err := controller.New(cfg)
+	c, err := newController(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestResyncKeepsSharedVolumeMount(t *testing.T) {
 
 func mustNew(t *testing.T, cfg controller.Config) *controller.Controller {
 	t.Helper()
-	c, err := controller.New(cfg)
+	c, err := newController(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestEmptyVolumeRecordIsUnbound(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.cfg.VolumesDir, "anon.json"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := controller.New(e.cfg)
+	c, err := newController(t, e.cfg)
 	if err != nil {
 		t.Fatalf("an empty volume record stopped the start: %v", err)
 	}
@@ -376,7 +376,7 @@ func TestEmptyVolumeRecordIsUnbound(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.cfg.VolumesDir, "torn.json"), []byte(`{"name":"torn","opt`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := controller.New(e.cfg); err == nil || !strings.Contains(err.Error(), "corrupted") {
+	if _, err := newController(t, e.cfg); err == nil || !strings.Contains(err.Error(), "corrupted") {
 		t.Errorf("a record that does not parse: %v, want the start refused", err)
 	}
 }
@@ -402,7 +402,7 @@ func TestStartupLearnsAndSavesEveryBinding(t *testing.T) {
 		t.Errorf("%d goroutines after learning %d bindings, %d before: the saves should queue", g, n, before)
 	}
 	e.ctrl.WaitLearning()
-	c, err := controller.New(e.cfg)
+	c, err := newController(t, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

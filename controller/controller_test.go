@@ -132,13 +132,22 @@ func newEnvOn(t testing.TB, p *enginesim.Profile, grace time.Duration, opts ...f
 	for _, o := range opts {
 		o(&e.cfg)
 	}
-	e.ctrl, err = controller.New(e.cfg)
+	e.ctrl, err = newController(t, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Bindings are saved behind the Mounts that learn them.
-	t.Cleanup(func() { e.ctrl.WaitLearning() })
 	return e
+}
+
+// newController is controller.New for a test: bindings are saved behind
+// the Mounts that learn them, and the test's directory outlives the saves
+// of every controller it started, not only the last.
+func newController(t testing.TB, cfg controller.Config) (*controller.Controller, error) {
+	c, err := controller.New(cfg)
+	if err == nil {
+		t.Cleanup(c.WaitLearning)
+	}
+	return c, err
 }
 
 func (e *env) secret(t testing.TB, name, data string) store.Secret {

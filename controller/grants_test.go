@@ -169,7 +169,7 @@ func TestUnmountBeforeAdoption(t *testing.T) {
 	if !strings.Contains(dir, "spare.") {
 		t.Fatalf("mount %s did not fill a spare", dir)
 	}
-	next, err := controller.New(e.cfg)
+	next, err := newController(t, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestMetricsAuditAndLogKeys(t *testing.T) {
 	e.secret(t, "db", v1)
 	var logs, trail syncBuffer
 	rec := &recorder{}
-	ctrl, err := controller.New(controller.Config{
+	ctrl, err := newController(t, controller.Config{
 		Store: e.store, Engine: e.engine, EngineHost: "fake://engine",
 		MountRoot: e.root, DriverName: driverName, Grace: time.Nanosecond,
 		Metrics: rec, Audit: audit.New(&trail, nil),

@@ -254,7 +254,7 @@ func TestPodmanSharedMountAdopted(t *testing.T) {
 		podmanCtr("id-2", "c2", container.StateRunning, "v", dir, ""),
 		podmanCtr("id-3", "c3", container.StateExited, "v", dir, ""))
 
-	restarted, err := controller.New(e.cfg)
+	restarted, err := newController(t, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestRotateReportsContainersItDidNotReach(t *testing.T) {
 	rec := &recorder{}
 	cfg := e.cfg
 	cfg.Metrics, cfg.Audit, cfg.Log = rec, audit.New(&trail, nil), slog.New(slog.DiscardHandler)
-	ctrl, err := controller.New(cfg)
+	ctrl, err := newController(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestMountDriverSecret(t *testing.T) {
 	src := &fakeSources{}
 	e.cfg.Sources = src
 	var err error
-	if e.ctrl, err = controller.New(e.cfg); err != nil {
+	if e.ctrl, err = newController(t, e.cfg); err != nil {
 		t.Fatal(err)
 	}
 	e.secret(t, "stored", "v1")
@@ -105,7 +105,7 @@ func testDriverSecretHostname(t *testing.T, p *enginesim.Profile) {
 	src := &whoSources{}
 	e.cfg.Sources = src
 	var err error
-	if e.ctrl, err = controller.New(e.cfg); err != nil {
+	if e.ctrl, err = newController(t, e.cfg); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.Create(store.Spec{Name: "drv", Source: &store.SourceSpec{Driver: "fake"}}); err != nil {

@@ -25,7 +25,7 @@ func (e *env) keepSpares(t *testing.T, n int) {
 	cfg := e.cfg
 	cfg.Spares = n
 	var err error
-	if e.ctrl, err = controller.New(cfg); err != nil {
+	if e.ctrl, err = newController(t, cfg); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,7 +146,7 @@ func TestRestartAdoptsFilledSpares(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	next, err := controller.New(e.cfg)
+	next, err := newController(t, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestKeepSparesWipesThemOnStop(t *testing.T) {
 	e := newEnv(t, 0)
 	cfg := e.cfg
 	cfg.Spares = 3
-	c, err := controller.New(cfg)
+	c, err := newController(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

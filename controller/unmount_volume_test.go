@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
-
-	"github.com/secretd/secretd/controller"
 )
 
 // TestUnmountChecksVolume: an Unmount names a volume and a mount ID; a
@@ -30,7 +28,7 @@ func TestUnmountChecksVolume(t *testing.T) {
 	}
 
 	// A daemon that has not adopted the mount yet finds it by its record.
-	again, err := controller.New(e.cfg)
+	again, err := newController(t, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
