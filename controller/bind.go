@@ -77,49 +77,70 @@ type binding struct {
 func newBinding(cfg Config, vols *registry) *binding {
 	return &binding{
 		engine: cfg.Engine, vols: vols, driver: cfg.DriverName, log: cfg.Log, store: cfg.Store, sources: cfg.Sources, hostNode: cfg.Node,
-		flight: binder{running: map[string]chan struct{}{}},
+		flight: binder{running: map[string]*lookups{}},
 	}
 }
 
-// binder lets one binding of a volume run at a time, so concurrent Mounts
-// and create events of one volume ask the engine once.
+// binder tracks the engine lookups under way for each volume. A Mount
+// whose volume is being looked up waits for a lookup to end rather than
+// asking again, and wakes at the end of each one, since any of them may
+// have bound it. A create event asks about every unbound volume, whether
+// or not a lookup of it is under way: one that began before the container
+// existed cannot see it. Lookups of one volume may overlap and the first
+// binding stands (see bindLabel). Each binding applies the rule to one
+// whole answer of the engine, as a lone lookup would; which answer binds
+// differs only if the volume's users changed between them, which decides
+// a lone lookup's answer too.
 type binder struct {
 	mu      sync.Mutex
-	running map[string]chan struct{}
+	running map[string]*lookups
 }
 
-// busy returns the bindings under way.
-func (b *binder) busy() []chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]chan struct{}, 0, len(b.running))
-	for _, ch := range b.running {
-		out = append(out, ch)
-	}
-	return out
+// lookups are the engine lookups of one volume under way; ended is closed,
+// and replaced while others remain, each time one of them ends.
+type lookups struct {
+	n     int
+	ended chan struct{}
 }
 
-// claim takes the binding of each name no one is binding, and returns the
-// names taken; release ends them.
-func (b *binder) claim(names []string) []string {
+// join counts a lookup of each name.
+func (b *binder) join(names []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var mine []string
 	for _, n := range names {
-		if _, busy := b.running[n]; !busy {
-			b.running[n] = make(chan struct{})
-			mine = append(mine, n)
+		l := b.running[n]
+		if l == nil {
+			l = &lookups{ended: make(chan struct{})}
+			b.running[n] = l
 		}
+		l.n++
 	}
-	return mine
 }
 
-func (b *binder) release(names []string) {
+// joinIdle counts a lookup of name when none is under way; otherwise it
+// returns a channel closed when one ends.
+func (b *binder) joinIdle(name string) (ended <-chan struct{}, joined bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l := b.running[name]; l != nil {
+		return l.ended, false
+	}
+	b.running[name] = &lookups{n: 1, ended: make(chan struct{})}
+	return nil, true
+}
+
+// leave ends a lookup of each name and wakes whoever waits for one.
+func (b *binder) leave(names ...string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, n := range names {
-		close(b.running[n])
-		delete(b.running, n)
+		l := b.running[n]
+		close(l.ended)
+		if l.n--; l.n == 0 {
+			delete(b.running, n)
+		} else {
+			l.ended = make(chan struct{})
+		}
 	}
 }
 
@@ -130,27 +151,20 @@ func (b *binding) bind(ctx context.Context, name string) (v Volume, users []cont
 		if v, ok := b.vols.get(name); ok && v.mountable() {
 			return v, users, nil
 		}
-		b.flight.mu.Lock()
-		if wait, busy := b.flight.running[name]; busy {
-			b.flight.mu.Unlock()
+		ended, joined := b.flight.joinIdle(name)
+		if !joined {
 			select {
-			case <-wait:
+			case <-ended:
 				continue
 			case <-ctx.Done():
 				return Volume{}, nil, fmt.Errorf("volume %s declares no secrets and its container's %s label was not learned in time: %w", name, LabelSecrets, ctx.Err())
 			}
 		}
-		done := make(chan struct{})
-		b.flight.running[name] = done
-		b.flight.mu.Unlock()
 		v, users, err = b.bindByEngine(ctx, name)
+		b.flight.leave(name)
 		if users == nil {
 			users = []container.Summary{} // asked, whatever the answer
 		}
-		b.flight.mu.Lock()
-		delete(b.flight.running, name)
-		close(done)
-		b.flight.mu.Unlock()
 		return v, users, err
 	}
 }
@@ -393,6 +407,7 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 // is saved behind the Mount that waits for it: after a crash the same
 // rule binds it again.
 func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Volume, error) {
+	bound := false
 	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
 			*v = Volume{Name: name, Created: time.Now().UTC(), Format: formatOnUpdate}
@@ -400,6 +415,7 @@ func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Vo
 		if v.Bound() {
 			return false, nil
 		}
+		bound = true
 		v.Declaration, v.BoundBy, v.BoundTo, v.Scope = decl, BoundByLabel, containerID, scope
 		if v.OnUpdate == "" {
 			v.OnUpdate = onUpdate
@@ -411,7 +427,9 @@ func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Vo
 	if err != nil {
 		return Volume{}, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
 	}
-	b.log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID), "on_update", v.OnUpdate)
+	if bound { // another lookup may have bound it first
+		b.log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID), "on_update", v.OnUpdate)
+	}
 	return v, nil
 }
 
@@ -419,12 +437,13 @@ func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Vo
 // unless it was learned meanwhile: the first stands. It is saved as
 // bindLabel saves.
 func (b *binding) learnOnUpdate(name, onUpdate string) (Volume, error) {
+	learned := false
 	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
 			return false, fmt.Errorf("volume %s was removed while its %s label was learned", name, LabelOnUpdate)
 		}
 		if v.OnUpdate == "" {
-			v.OnUpdate = onUpdate
+			v.OnUpdate, learned = onUpdate, true
 		}
 		return false, nil
 	}, func(err error) {
@@ -433,7 +452,9 @@ func (b *binding) learnOnUpdate(name, onUpdate string) (Volume, error) {
 	if err != nil {
 		return Volume{}, err
 	}
-	b.log.Info("volume on-update learned from its container", "volume", name, "on_update", v.OnUpdate)
+	if learned {
+		b.log.Info("volume on-update learned from its container", "volume", name, "on_update", v.OnUpdate)
+	}
 	return v, nil
 }
 
@@ -465,25 +486,11 @@ const maxBatch = 64
 // learnCreated binds the unbound volumes in one engine call: a list of the
 // containers that use any of them, which names every user of each, as the
 // rule needs. A new container's volume was created just before it, so it
-// is among them, and its Mount finds it bound without a second call. The
-// container itself is looked up only when it is not in that list, to warn
-// if it mounts no secretd volume.
+// is among them, and its Mount finds it bound without a call of its own.
+// The container itself is looked up only when it is not in that list, to
+// warn if it mounts no secretd volume.
 func (b *binding) learnCreated(ctx context.Context, id string, declares bool) {
-	// Bindings already under way may hold this container's volume, if
-	// they claimed it before the container existed: they are waited for
-	// and the volume asked about again only when they leave it unbound.
-	busy := b.flight.busy()
 	self, found := b.learnBatch(ctx, id)
-	if len(busy) > 0 && (!found || b.unboundMounts(self)) {
-		for _, wait := range busy {
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				return
-			}
-		}
-		self, found = b.learnBatch(ctx, id)
-	}
 	if !declares {
 		return
 	}
@@ -501,25 +508,30 @@ func (b *binding) learnCreated(ctx context.Context, id string, declares bool) {
 	declaration.WarnUnserved(b.log, self, func(driver string) bool { return b.ours(driver) })
 }
 
-// learnBatch claims up to maxBatch unbound volumes no one is binding, asks
-// the engine once for their users, and binds each volume that has some.
-// It returns container id when the engine named it.
+// learnBatch asks the engine once for the users of up to maxBatch unbound
+// volumes, the newest first, and binds each volume that has some. Each
+// volume's lookup ends as soon as it is bound, for the Mount that waits
+// on it. It returns container id when the engine named it.
 func (b *binding) learnBatch(ctx context.Context, id string) (container.Summary, bool) {
-	names := b.flight.claim(b.vols.unbound(maxBatch))
-	defer b.flight.release(names)
+	names := b.vols.unbound(maxBatch)
 	if len(names) == 0 {
 		return container.Summary{}, false
 	}
+	b.flight.join(names)
 	users, list, err := b.usersOf(ctx, names)
 	if err != nil {
+		b.flight.leave(names...)
 		b.log.Debug("new container not looked up: its volumes bind at their Mount", "container", id, "err", err)
 		return container.Summary{}, false
 	}
 	for _, name := range names {
 		if len(users[name]) == 0 {
-			continue // its container is not created yet
+			b.flight.leave(name) // its container is not created yet
+			continue
 		}
-		if _, err := b.bindTo(ctx, name, users[name]); err != nil {
+		_, err := b.bindTo(ctx, name, users[name])
+		b.flight.leave(name)
+		if err != nil {
 			// Said once, at the create of a container that uses it: the
 			// volume is asked about again at every create while unbound.
 			lvl := slog.LevelDebug
@@ -534,19 +546,6 @@ func (b *binding) learnBatch(ctx context.Context, id string) (container.Summary,
 		return container.Summary{}, false
 	}
 	return list[i], true
-}
-
-// unboundMounts reports whether a container mounts a volume of this
-// driver that is still unbound.
-func (b *binding) unboundMounts(s container.Summary) bool {
-	for _, m := range s.Mounts {
-		if b.ourMount(m) {
-			if v, ok := b.vols.get(m.Name); ok && !v.Bound() {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // WaitLearning waits until the lookups of created containers are done and

@@ -413,3 +413,70 @@ func TestStartupLearnsAndSavesEveryBinding(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateEventBindsPastAStaleLookup: a lookup that took the engine's
+// answer before a container existed cannot bind that container's volume.
+// The container's own create event binds it at once, without waiting for
+// that lookup to end, and a Mount waiting on the stale lookup wakes when
+// the volume is bound, with no call of its own.
+func TestCreateEventBindsPastAStaleLookup(t *testing.T) {
+	e := newEnv(t, 0)
+	e.secret(t, "a", "secret-a")
+	e.vols.anon("vol")
+	s := e.run(t)
+	held, release := make(chan struct{}, 8), make(chan struct{})
+	e.engine.SetVolumeListHook(func(_ []string, answer []container.Summary) {
+		if len(answer) == 0 { // taken before the volume's container existed
+			held <- struct{}{}
+			<-release
+		}
+	})
+	t.Cleanup(func() { close(release) })
+
+	// Another container's create event asks about the unbound volume and
+	// finds no user: its answer is held, as a slow engine's would be.
+	other := ctr("id-other", "other", container.StateCreated, 1, "")
+	e.engine.Set(other)
+	s.Send(t, containerCreate("id-other", other.Labels))
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the create event did not ask about the unbound volume")
+	}
+	before := e.engine.Counts().VolumeLists
+
+	// The volume's container is created and started: its Mount finds the
+	// stale lookup under way and waits for it.
+	c := ctr("id-c", "c", container.StateCreated, 2, "a", "vol")
+	e.engine.Set(other, c)
+	type result struct {
+		dir string
+		err error
+	}
+	mounted := make(chan result, 1)
+	go func() {
+		dir, err := e.ctrl.Mount(context.Background(), "vol", "m1")
+		mounted <- result{dir, err}
+	}()
+	s.Send(t, containerCreate("id-c", c.Labels))
+	select {
+	case r := <-mounted:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if got := readFiles(t, r.dir); len(got) != 1 || got["a"] != "secret-a" {
+			t.Errorf("mounted %v, want a", got)
+		}
+		e.ctrl.Unmount("vol", "m1")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Mount still waits, behind the lookup that could not see its container")
+	}
+	if v, _ := e.ctrl.Volume("vol"); v.Declaration != "a" || v.BoundTo != "id-c" {
+		t.Errorf("bound %+v, want a, to id-c", v)
+	}
+	// The container's create event asked once; a Mount that got there
+	// first may have asked once itself, never both plus a retry.
+	if n := e.engine.Counts().VolumeLists - before; n < 1 || n > 2 {
+		t.Errorf("%d lists by volume after the stale one, want the create event's (and at most the Mount's)", n)
+	}
+}

@@ -44,6 +44,9 @@ type Engine struct {
 	volumeLists, idLists int
 	idGate               chan string
 	idErr                error
+	// volumeHook, when set, sees each list by volume's filter and answer
+	// before the list returns them, and may hold it there.
+	volumeHook func(volumes []string, answer []container.Summary)
 	streams              []*Stream
 	newStream            chan *Stream
 	// images maps an image ID to its labels; imageErr fails inspects.
@@ -91,16 +94,28 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 			}
 		}
 	}
+	out, hook, err := e.list(opts, vols, ids)
+	if hook != nil && err == nil {
+		hook(vols, out)
+	}
+	return out, err
+}
+
+// list is ContainerList's answer, taken under the lock, and the hook to
+// show it to outside it.
+func (e *Engine) list(opts container.ListOptions, vols, ids []string) ([]container.Summary, func([]string, []container.Summary), error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.listErr != nil {
-		return nil, e.listErr
+		return nil, nil, e.listErr
 	}
 	if len(ids) > 0 && e.idErr != nil {
-		return nil, e.idErr
+		return nil, nil, e.idErr
 	}
+	var hook func([]string, []container.Summary)
 	if len(vols) > 0 {
 		e.volumeLists++
+		hook = e.volumeHook
 	}
 	var out []container.Summary
 	for _, c := range e.containers {
@@ -121,7 +136,7 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 	if opts.Limit > 0 && len(out) > opts.Limit {
 		out = out[:opts.Limit]
 	}
-	return out, nil
+	return out, hook, nil
 }
 
 // ContainerInspect answers with the container's hostname and
@@ -248,6 +263,15 @@ func (e *Engine) SetIDLists(gate chan string, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.idGate, e.idErr = gate, err
+}
+
+// SetVolumeListHook calls hook with the filter and answer of each list by
+// volume, before the list returns; a hook that blocks holds the list, as
+// a slow engine would after it took its answer.
+func (e *Engine) SetVolumeListHook(hook func(volumes []string, answer []container.Summary)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.volumeHook = hook
 }
 
 // SetImageLabels gives an image ID labels.
