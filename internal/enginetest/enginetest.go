@@ -47,8 +47,8 @@ type Engine struct {
 	// volumeHook, when set, sees each list by volume's filter and answer
 	// before the list returns them, and may hold it there.
 	volumeHook func(volumes []string, answer []container.Summary)
-	streams              []*Stream
-	newStream            chan *Stream
+	streams    []*Stream
+	newStream  chan *Stream
 	// images maps an image ID to its labels; imageErr fails inspects.
 	images        map[string]map[string]string
 	imageErr      error
