@@ -49,8 +49,8 @@ const createLookupTimeout = 5 * time.Second
 // their containers, off the start path where it can: the declaration a
 // volume binds to (by the rule above), the containers that use a volume,
 // the hostnames and identities a secret driver is told. It holds the
-// engine, the volume registry, the image-label cache and the single flight
-// of each volume's binding.
+// engine, the volume registry, the image-label cache and the engine
+// lookups under way for each volume (see binder).
 type binding struct {
 	engine  Engine // nil only in tests whose volumes carry their declaration
 	vols    *registry
