@@ -72,6 +72,9 @@ type binding struct {
 	hostnames hostnames
 	// envs are the environments of containers whose templates read them.
 	envs envs
+	// boundAtCreate is told of each volume a create event bound, whose
+	// Mount is on its way (Controller.stage).
+	boundAtCreate func(volume string)
 }
 
 func newBinding(cfg Config, vols *registry) *binding {
@@ -529,8 +532,11 @@ func (b *binding) learnBatch(ctx context.Context, id string) (container.Summary,
 			b.flight.leave(name) // its container is not created yet
 			continue
 		}
-		_, err := b.bindTo(ctx, name, users[name])
+		v, err := b.bindTo(ctx, name, users[name])
 		b.flight.leave(name)
+		if err == nil && b.boundAtCreate != nil && v.mountable() {
+			b.boundAtCreate(name)
+		}
 		if err != nil {
 			// Said once, at the create of a container that uses it: the
 			// volume is asked about again at every create while unbound.

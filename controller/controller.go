@@ -73,6 +73,7 @@ type Controller struct {
 	contents *contents
 	tasks    *taskTable
 	spares   *spares
+	staging  *staging
 
 	mountTimes latencies
 	eventLag   latencies
@@ -118,14 +119,18 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	tasks, spares := newTaskTable(), newSpares(cfg.MountRoot)
-	return &Controller{
+	staging := newStaging(spares, cfg.Log)
+	c := &Controller{
 		cfg: cfg, vols: vols, legacy: legacy, tasks: tasks,
 		binding:   newBinding(cfg, vols),
 		contents:  &contents{store: cfg.Store, sources: cfg.Sources, maxSize: cfg.MaxMountSize},
-		root:      &mountRoot{path: cfg.MountRoot, log: cfg.Log, metrics: cfg.Metrics, audit: cfg.Audit, tasks: tasks, spares: spares},
+		root:      &mountRoot{path: cfg.MountRoot, log: cfg.Log, metrics: cfg.Metrics, audit: cfg.Audit, tasks: tasks, spares: spares, staging: staging},
 		spares:    spares,
+		staging:   staging,
 		resyncReq: make(resyncRequests, 1),
-	}, nil
+	}
+	c.binding.boundAtCreate = c.stage
+	return c, nil
 }
 
 // mountIDRE bounds what dockerd may send as a mount ID: it becomes a

@@ -305,6 +305,9 @@ func grant(v *Volume, e declaration.Entry) error {
 
 // rewriteVolume brings every running mount of a volume to its record.
 func (c *Controller) rewriteVolume(volume string) error {
+	// A staged fill would not be used (its entries differ now), and holds
+	// what the change may have revoked.
+	c.staging.drop(volume, nil)
 	v, ok := c.vols.get(volume)
 	if !ok {
 		return nil

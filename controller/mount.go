@@ -33,10 +33,13 @@ type phases struct {
 	declared                        string // BoundByOption or BoundByLabel
 	engine                          bool   // whether the Mount asked the engine
 	spare                           bool   // whether the tmpfs was a spare
+	staged                          bool   // whether the spare was filled at the create (see staging)
 	resolve, record, decrypt, tmpfs time.Duration
 }
 
-// mount is the Mount algorithm, seven steps from top to bottom. A failed
+// mount is the Mount algorithm, seven steps from top to bottom; a staged
+// fill (see staging) has done steps 6 and 7 ahead, and step 6 checks that
+// nothing changed since. A failed
 // step returns at once, and one deferred undo takes back what the steps
 // before it did: nothing stays mounted, claimed or recorded.
 func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir string, err error) {
@@ -62,13 +65,13 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 		return "", err
 	}
 	// 3. claim: the task enters the table under its volume and mount ID,
-	// busy until step 7, in a spare or a directory named for the mount
-	// (see claimMount). From here `secret rm` sees the mount, and a
+	// busy until step 7, in the volume's staged fill, a spare or a
+	// directory named for the mount (see claimMount). From here `secret rm` sees the mount, and a
 	// rotation, a live grant or an Unmount that finds it waits for the
 	// result. A second Mount of a key the table holds is refused: Docker
 	// never repeats a mount ID, and Podman mounts a volume once until its
 	// Unmount (see PodmanMountID).
-	t, err := c.root.claimMount(mountID, volume, owner, &ph)
+	t, staged, err := c.root.claimMount(mountID, volume, owner, &ph)
 	if err != nil {
 		return "", err
 	}
@@ -94,22 +97,37 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	ph.record = time.Since(step)
 	// 6. reveal: decrypt the declared versions, or fetch them from their
 	// sources; each secret once, however many targets it has.
-	// Templates are rendered here, from the volume's scope.
+	// Templates are rendered here, from the volume's scope. A staged fill
+	// whose entries and secrets did not change since is the mount already.
 	step = time.Now()
-	in, err := c.binding.mountInput(ctx, volume, v, entries, owner)
-	if err != nil {
-		return "", err
+	var got content
+	how := fillNew
+	switch {
+	case staged != nil && c.contents.unchanged(staged, entries):
+		got.versions, got.ids, how = staged.versions, staged.ids, keepStaged
+		got.reads, got.rendered = make([][]readRef, len(entries)), make([]bool, len(entries))
+	default:
+		in, err := c.binding.mountInput(ctx, volume, v, entries, owner)
+		if err != nil {
+			return "", err
+		}
+		got, err = c.contents.files(ctx, entries, in)
+		defer wipeFiles(got.files)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case staged != nil:
+			how = fillStaged
+		case ph.spare:
+			how = fillSpare
+		}
 	}
-	got, err := c.contents.files(ctx, entries, in)
-	defer wipeFiles(got.files)
 	ph.decrypt = time.Since(step)
-	if err != nil {
-		return "", err
-	}
-	// 7. fill: mount the files (into the spare, or a new tmpfs), read-only;
-	// the task is mounted.
+	// 7. fill: mount the files (into the spare, or a new tmpfs), read-only,
+	// or rewrite the staged fill; the task is mounted.
 	step = time.Now()
-	if err = t.fill(got.files, got.versions, got.ids, got.reads, got.rendered, ph.spare); err != nil {
+	if err = t.fill(got, how); err != nil {
 		return "", err
 	}
 	ph.tmpfs = time.Since(step)
@@ -129,6 +147,6 @@ func (c *Controller) mounted(v taskView, ph phases, start time.Time) {
 	d := time.Since(start)
 	c.mountTimes.add(d)
 	c.cfg.Log.Info("secrets mounted", "volume", v.volume, "mount", v.dir, "secrets", len(v.entries), "duration", d,
-		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "resolve", ph.resolve,
+		"declared", ph.declared, "engine_lookup", ph.engine, "spare", ph.spare, "staged", ph.staged, "resolve", ph.resolve,
 		"record", ph.record, "decrypt", ph.decrypt, "tmpfs", ph.tmpfs)
 }

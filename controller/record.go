@@ -46,9 +46,11 @@ type mountRoot struct {
 	log     *slog.Logger
 	metrics Metrics
 	audit   *audit.Logger
-	// tasks and spares hold the mounts under it.
-	tasks  *taskTable
-	spares *spares
+	// tasks and spares hold the mounts under it, and staging the spares
+	// filled ahead of their Mount.
+	tasks   *taskTable
+	spares  *spares
+	staging *staging
 }
 
 func (r *mountRoot) recordPath(dirName string) string {
@@ -250,10 +252,17 @@ func (r *mountRoot) claimed(s taskView) {
 }
 
 // claimMount is step 3 of a Mount: a task for the mount ID enters the
-// table, with a spare's directory when one is ready.
-func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary, ph *phases) (*task, error) {
-	dir := r.spares.take()
-	ph.spare = dir != ""
+// table, with the directory of the volume's staged fill when one is ready
+// (returned too: see staging), else of a spare when one is ready.
+func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary, ph *phases) (*task, *stagedFill, error) {
+	staged := r.staging.take(volume)
+	var dir string
+	if staged != nil {
+		dir = staged.dir
+	} else {
+		dir = r.spares.take()
+	}
+	ph.spare, ph.staged = dir != "", staged != nil
 	switch {
 	case ph.spare:
 	case sharedMountID(mountID):
@@ -268,19 +277,22 @@ func (r *mountRoot) claimMount(mountID, volume string, owner *container.Summary,
 	}
 	t := newTask(mountID, volume, dir, o)
 	if !r.tasks.claim(t) {
-		if ph.spare {
+		switch {
+		case staged != nil:
+			r.staging.wipe(staged) // filled: no spare to give back
+		case ph.spare:
 			r.spares.putBack(dir)
 		}
 		if sharedMountID(mountID) {
-			return nil, fmt.Errorf("volume %s is already mounted for Podman, which mounts a volume once for all its containers: "+
+			return nil, nil, fmt.Errorf("volume %s is already mounted for Podman, which mounts a volume once for all its containers: "+
 				"if no container of it runs, run 'podman volume unmount %s' and start again", volume, volume)
 		}
-		return nil, fmt.Errorf("mount ID %s is already mounted", mountID)
+		return nil, nil, fmt.Errorf("mount ID %s is already mounted", mountID)
 	}
 	if ph.spare {
 		r.spares.release(dir) // the task holds it now
 	}
-	return t, nil
+	return t, staged, nil
 }
 
 // undoMount takes back a failed Mount's steps: the spare it filled, its

@@ -71,7 +71,12 @@ func (c *Controller) CreateVolume(name string, opts map[string]string) error {
 		}
 		return false, nil
 	})
-	return keptInMemory(c.cfg.Log, name, err)
+	if err = keptInMemory(c.cfg.Log, name, err); err == nil && decl != "" {
+		// dockerd creates a container's volumes, existing ones too, just
+		// before the container: its Mount is on the way.
+		c.stage(name)
+	}
+	return err
 }
 
 // checkFileOption checks the file option of a one-file volume (an
@@ -104,6 +109,7 @@ func keptInMemory(log *slog.Logger, name string, err error) error {
 // revokes; dockerd refuses to remove a volume in use.
 func (c *Controller) RemoveVolume(name string) error {
 	_, err := c.vols.change(name, func(v *Volume, ok bool) (bool, error) { return true, nil })
+	c.staging.drop(name, nil)
 	return err
 }
 

@@ -215,18 +215,31 @@ func (t *task) declare(entries []declaration.Entry) {
 // fill mounts files as the task's tmpfs (into its spare, when it has
 // one), records what it holds and ends the Mount: the task is mounted
 // and no longer busy.
-func (t *task) fill(files []tmpfs.File, versions []int, ids []string, reads [][]readRef, rendered []bool, spare bool) error {
+func (t *task) fill(c content, how fillHow) error {
 	var err error
-	if spare {
-		err = tmpfs.Fill(t.dir, files, tmpfs.Options{})
-	} else {
-		err = tmpfs.Mount(t.dir, files, tmpfs.Options{})
+	switch how {
+	case fillNew:
+		err = tmpfs.Mount(t.dir, c.files, tmpfs.Options{})
+	case fillSpare:
+		err = tmpfs.Fill(t.dir, c.files, tmpfs.Options{})
+	case fillStaged:
+		err = tmpfs.Update(t.dir, c.files)
 	}
 	if err != nil {
 		return fmt.Errorf("mount secrets: %w", err)
 	}
-	return t.release(mounting, mounted, func(v *taskView) { v.versions, v.ids, v.reads, v.rendered = versions, ids, reads, rendered })
+	return t.release(mounting, mounted, func(v *taskView) { v.versions, v.ids, v.reads, v.rendered = c.versions, c.ids, c.reads, c.rendered })
 }
+
+// fillHow is how step 7 of a Mount writes a task's files.
+type fillHow int
+
+const (
+	fillNew    fillHow = iota // mount a new tmpfs
+	fillSpare                 // fill an empty spare
+	fillStaged                // rewrite a staged fill that is out of date (see staging)
+	keepStaged                // nothing: the staged fill is the mount
+)
 
 // abandon ends a Mount that failed: the task leaves the table's life.
 func (t *task) abandon() {
