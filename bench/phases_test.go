@@ -18,6 +18,7 @@ type mountPhases struct {
 	byLabel                                bool // declared by the container's label, not the volume's options
 	engine                                 bool // the Mount asked the engine for the container
 	spare                                  bool // the Mount filled a spare tmpfs
+	staged                                 bool // the spare was filled at the container's create
 	volume                                 string
 	total, resolve, record, decrypt, tmpfs time.Duration
 }
@@ -36,7 +37,7 @@ func parsePhases(log string) []mountPhases {
 		for _, m := range fieldRE.FindAllStringSubmatch(line, -1) {
 			f[m[1]] = m[2]
 		}
-		p := mountPhases{byLabel: f["declared"] == "label", engine: f["engine_lookup"] == "true", spare: f["spare"] == "true", volume: f["volume"]}
+		p := mountPhases{byLabel: f["declared"] == "label", engine: f["engine_lookup"] == "true", spare: f["spare"] == "true", staged: f["staged"] == "true", volume: f["volume"]}
 		ok := f["declared"] == "label" || f["declared"] == "option"
 		for name, d := range map[string]*time.Duration{"duration": &p.total, "resolve": &p.resolve, "record": &p.record, "decrypt": &p.decrypt, "tmpfs": &p.tmpfs} {
 			v, err := time.ParseDuration(f[name])
@@ -60,13 +61,16 @@ func slowest(ps []mountPhases) string {
 	slices.SortFunc(ps, func(a, b mountPhases) int { return int(b.total - a.total) })
 	n := max(1, len(ps)/100)
 	var sum mountPhases
-	asked, spares := 0, 0
+	asked, spares, staged := 0, 0, 0
 	for _, p := range ps[:n] {
 		if p.engine {
 			asked++
 		}
 		if p.spare {
 			spares++
+		}
+		if p.staged {
+			staged++
 		}
 		sum.total += p.total
 		sum.resolve += p.resolve
@@ -75,9 +79,9 @@ func slowest(ps []mountPhases) string {
 		sum.tmpfs += p.tmpfs
 	}
 	div := time.Duration(n)
-	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: resolve %s (%d asked the engine to bind their volume), task record %s, decryption %s, tmpfs %s (%d filled a spare)",
+	return fmt.Sprintf("the slowest %d of %d Mounts took %s on average: resolve %s (%d asked the engine to bind their volume), task record %s, decryption %s, tmpfs %s (%d filled a spare, %d of them at the create)",
 		n, len(ps), fmtDuration(sum.total/div), fmtDuration(sum.resolve/div), asked,
-		fmtDuration(sum.record/div), fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div), spares)
+		fmtDuration(sum.record/div), fmtDuration(sum.decrypt/div), fmtDuration(sum.tmpfs/div), spares, staged)
 }
 
 // split returns the Mounts declared by label and those declared in the
@@ -113,7 +117,8 @@ func count(ps []mountPhases, match func(mountPhases) bool) int {
 	return n
 }
 
-func isSpare(p mountPhases) bool { return p.spare }
+func isSpare(p mountPhases) bool  { return p.spare }
+func isStaged(p mountPhases) bool { return p.staged }
 
 // lookups tells how many Mounts asked the engine, to bind their volume:
 // at most one in a volume's life.

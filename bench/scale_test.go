@@ -238,9 +238,10 @@ func scaleMountRows(t *table, volumeMounts, labelMounts []mountPhases) {
 
 // scaleMountNotes say where a scale run's slowest Mounts spent their time.
 func scaleMountNotes(t *table, volumeMounts, labelMounts []mountPhases) {
-	t.note("Mounts by label that asked the engine for their container (the rest learned it at the container's create): %d of %d; Mounts that filled a spare tmpfs: %d of %d",
+	t.note("Mounts by label that asked the engine for their container (the rest learned it at the container's create): %d of %d; Mounts that filled a spare tmpfs: %d of %d; Mounts whose spare was filled at the container's create: %d by label, %d by volume option",
 		count(labelMounts, asked), len(labelMounts),
-		count(labelMounts, isSpare)+count(volumeMounts, isSpare), len(labelMounts)+len(volumeMounts))
+		count(labelMounts, isSpare)+count(volumeMounts, isSpare), len(labelMounts)+len(volumeMounts),
+		count(labelMounts, isStaged), count(volumeMounts, isStaged))
 	t.note("Mount tail by label: %s", slowest(labelMounts))
 	t.note("Engine lookups by label: %s", lookups(labelMounts))
 	t.note("Mount tail by volume option: %s", slowest(volumeMounts))

@@ -23,8 +23,8 @@
 //   - registry (volumes.go, register.go): the volumes and their
 //     declarations, on disk;
 //   - mountRoot (record.go): the mount root's directories and task
-//     records, wipes and clean-ups, with the table and the spares
-//     (spares.go);
+//     records, wipes and clean-ups, with the table, the spares
+//     (spares.go) and the spares filled ahead of their Mount (staged.go);
 //   - contents (sources.go, templates.go): what a mount holds, from the
 //     store or a secret's source, templates rendered;
 //   - rotation (rotate.go): one Rotate under way.
@@ -91,7 +91,7 @@
 // A busy task's step may read the store (its key lock, for reading); the
 // store runs its OnUpdate hooks, and so Rotate, outside that lock, so a
 // rotation waiting for a busy task never holds it. The task table's lock
-// guards its map only; spares have their own; the registry's, the
+// guards its map only; spares and staging have their own; the registry's, the
 // binder's, the image cache's, the hostnames' and the engine status's are
 // leaves.
 package controller

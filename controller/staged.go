@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -140,12 +141,26 @@ func (s *contents) stageable(entries []declaration.Entry) ([]stagedSecret, error
 		return nil, errNotStaged
 	}
 	var out []stagedSecret
-	for _, e := range entries {
-		sec, err := s.view(e.Kind).Get(e.Source)
-		if err != nil || sec.Name != e.Source || sec.Template != "" || fromSource(sec, e.Version) {
+	for _, kind := range []declaration.Kind{declaration.Secret, declaration.Config} {
+		var names []string
+		for _, e := range entries {
+			if e.Kind == kind && !slices.Contains(names, e.Source) {
+				names = append(names, e.Source)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		secs, err := s.view(kind).GetNames(names)
+		if err != nil {
 			return nil, errNotStaged
 		}
-		out = append(out, stagedSecret{kind: e.Kind, name: sec.Name, id: sec.ID, index: sec.Index})
+		for _, sec := range secs {
+			if sec.Template != "" || sec.Source != nil {
+				return nil, errNotStaged
+			}
+			out = append(out, stagedSecret{kind: kind, name: sec.Name, id: sec.ID, index: sec.Index})
+		}
 	}
 	return out, nil
 }
@@ -159,10 +174,25 @@ func (s *contents) unchanged(f *stagedFill, entries []declaration.Entry) bool {
 	if !reflect.DeepEqual(entries, f.entries) || s.store.Locked() {
 		return false
 	}
-	for _, r := range f.read {
-		sec, err := s.view(r.kind).Get(r.name)
-		if err != nil || sec.Name != r.name || sec.ID != r.id || sec.Index != r.index {
+	for _, kind := range []declaration.Kind{declaration.Secret, declaration.Config} {
+		var names []string
+		var want []stagedSecret
+		for _, r := range f.read {
+			if r.kind == kind {
+				names, want = append(names, r.name), append(want, r)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		secs, err := s.view(kind).GetNames(names)
+		if err != nil {
 			return false
+		}
+		for i, sec := range secs {
+			if sec.Name != want[i].name || sec.ID != want[i].id || sec.Index != want[i].index {
+				return false
+			}
 		}
 	}
 	return true
@@ -171,9 +201,12 @@ func (s *contents) unchanged(f *stagedFill, entries []declaration.Entry) bool {
 // begin reserves volume's staged fill, unless one exists, the daemon is
 // stopping, or no spare is ready (the Mounts need those more).
 func (s *staging) begin(volume string) (*stagedFill, bool) {
+	if s.spares.ready() == 0 {
+		return nil, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopped || s.byVolume[volume] != nil || s.spares.ready() == 0 {
+	if s.stopped || s.byVolume[volume] != nil {
 		return nil, false
 	}
 	f := &stagedFill{}

@@ -219,6 +219,33 @@ func (s *Store) get(ref string) (Secret, error) {
 	return out, err
 }
 
+// GetNames returns the metadata of the secrets (or configs) named exactly
+// names, in order, from one read transaction: a Mount checks with it that
+// the files filled before it are still current, and its container's
+// start waits for that. A name not found is ErrNotFound.
+func (s *Store) GetNames(names []string) ([]Secret, error) {
+	defer s.hw.flush()
+	return retryStale(s, func() ([]Secret, error) {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		out := make([]Secret, 0, len(names))
+		err := s.view(func(tx Tx) error {
+			for _, name := range names {
+				r, err := s.byName(tx, name)
+				if err == nil && r == nil {
+					err = Errorf(ErrNotFound, "%s '%s' not found", s.kind, name)
+				}
+				if err != nil {
+					return err
+				}
+				out = append(out, r.secret())
+			}
+			return nil
+		})
+		return out, err
+	})
+}
+
 // Filter selects secrets in List; empty fields match everything. Within a
 // field any value may match; across fields all must, as in the Docker API.
 type Filter struct {

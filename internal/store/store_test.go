@@ -499,3 +499,32 @@ func TestListFollowsEveryChange(t *testing.T) {
 		t.Fatalf("label filter on a cached record: %+v", l)
 	}
 }
+
+// TestGetNames: exact names only, in order, each at its current index; a
+// name that is some secret's ID, or of the other kind, is not found.
+func TestGetNames(t *testing.T) {
+	s, _ := newEnv(t).open(t, store.Config{})
+	a, b := mustCreate(t, s, "a", "one"), mustCreate(t, s, "b", "two")
+	if _, err := s.Configs().Create(store.Spec{Name: "c", Data: []byte("conf")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetNames([]string{"b", "a"})
+	if err != nil || len(got) != 2 || got[0].ID != b.ID || got[1].ID != a.ID || got[1].Index != a.Index {
+		t.Fatalf("GetNames(b, a) = %+v, %v", got, err)
+	}
+	a2, err := s.Update("a", []byte("one again"), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetNames([]string{"a"}); len(got) != 1 || got[0].Index != a2.Index || got[0].Index == a.Index || got[0].Current != 2 {
+		t.Errorf("after an update: %+v, want index %d, version 2", got, a2.Index)
+	}
+	for _, names := range [][]string{{"a", "nope"}, {a.ID}, {"c"}} {
+		if got, err := s.GetNames(names); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetNames(%v) = %+v, %v, want not found", names, got, err)
+		}
+	}
+	if got, err := s.Configs().GetNames([]string{"c"}); err != nil || len(got) != 1 || got[0].Name != "c" {
+		t.Errorf("configs' GetNames(c) = %+v, %v", got, err)
+	}
+}

@@ -19,7 +19,7 @@ func addDeliveryFlags(f *pflag.FlagSet, cfg *daemon.Config) {
 	f.StringVar(&cfg.MountRoot, "mount-root", "/run/secretd/mounts", "where each container's tmpfs is mounted on the host")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine to follow (default $DOCKER_HOST or unix:///var/run/docker.sock)")
 	f.StringVar(&cfg.PluginDir, "plugin-dir", driver.DefaultPluginDir, "where dockerd discovers plugin sockets")
-	f.IntVar(&cfg.SpareMounts, "spare-mounts", 8, "empty tmpfs mounts kept ready so a container start does not wait on mount(2); 0 mounts on demand")
+	f.IntVar(&cfg.SpareMounts, "spare-mounts", 8, "tmpfs mounts kept ready so a container start does not wait on mount(2), filled when a container is created; 0 mounts and fills at each start")
 	f.DurationVar(&cfg.MountGrace, "mount-grace", 30*time.Second, "how long a new mount whose container is not running yet is kept by a resync")
 	f.StringVar(&cfg.SecretDriverDir, "secret-driver-dir", "", "where secret-driver plugins are found: NAME.sock, NAME.spec and NAME.json in this directory (default: Docker's /run/docker/plugins, /etc/docker/plugins and /usr/lib/docker/plugins)")
 	f.StringVar(&cfg.ShellConfig, "shell-driver-config", shell.DefaultConfigPath, "host-wide configuration of the built-in shell secret driver (a missing file is an empty one)")
