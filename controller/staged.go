@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/secretd/secretd/declaration"
+	"github.com/secretd/secretd/internal/store"
 	"github.com/secretd/secretd/tmpfs"
 )
 
@@ -126,7 +127,8 @@ func (c *Controller) fillStaged(f *stagedFill, volume string) error {
 		return err
 	}
 	if err := tmpfs.Fill(f.dir, got.files, tmpfs.Options{}); err != nil {
-		f.dir = "" // Fill unmounted it
+		c.spares.release(f.dir) // Fill unmounted it
+		f.dir = ""
 		return err
 	}
 	f.entries, f.read, f.versions, f.ids = entries, read, got.versions, got.ids
@@ -140,29 +142,24 @@ func (s *contents) stageable(entries []declaration.Entry) ([]stagedSecret, error
 	if s.store.Locked() {
 		return nil, errNotStaged
 	}
-	var out []stagedSecret
-	for _, kind := range []declaration.Kind{declaration.Secret, declaration.Config} {
-		var names []string
-		for _, e := range entries {
-			if e.Kind == kind && !slices.Contains(names, e.Source) {
-				names = append(names, e.Source)
-			}
-		}
-		if len(names) == 0 {
-			continue
-		}
-		secs, err := s.view(kind).GetNames(names)
-		if err != nil {
-			return nil, errNotStaged
-		}
-		for _, sec := range secs {
-			if sec.Template != "" || sec.Source != nil {
-				return nil, errNotStaged
-			}
-			out = append(out, stagedSecret{kind: kind, name: sec.Name, id: sec.ID, index: sec.Index})
+	var refs []stagedSecret
+	for _, e := range entries {
+		r := stagedSecret{kind: e.Kind, name: e.Source}
+		if !slices.Contains(refs, r) {
+			refs = append(refs, r)
 		}
 	}
-	return out, nil
+	secs, err := s.current(refs)
+	if err != nil {
+		return nil, errNotStaged
+	}
+	for i, sec := range secs {
+		if sec.Template != "" || sec.Source != nil {
+			return nil, errNotStaged
+		}
+		refs[i].id, refs[i].index = sec.ID, sec.Index
+	}
+	return refs, nil
 }
 
 // unchanged reports whether a Mount whose entries are entries may take
@@ -174,12 +171,28 @@ func (s *contents) unchanged(f *stagedFill, entries []declaration.Entry) bool {
 	if !reflect.DeepEqual(entries, f.entries) || s.store.Locked() {
 		return false
 	}
+	secs, err := s.current(f.read)
+	if err != nil {
+		return false
+	}
+	for i, sec := range secs {
+		if sec.Name != f.read[i].name || sec.ID != f.read[i].id || sec.Index != f.read[i].index {
+			return false
+		}
+	}
+	return true
+}
+
+// current reads the secrets and configs refs name, in refs' order: one
+// store read for the secrets and one for the configs.
+func (s *contents) current(refs []stagedSecret) ([]store.Secret, error) {
+	out := make([]store.Secret, len(refs))
 	for _, kind := range []declaration.Kind{declaration.Secret, declaration.Config} {
 		var names []string
-		var want []stagedSecret
-		for _, r := range f.read {
+		var at []int
+		for i, r := range refs {
 			if r.kind == kind {
-				names, want = append(names, r.name), append(want, r)
+				names, at = append(names, r.name), append(at, i)
 			}
 		}
 		if len(names) == 0 {
@@ -187,15 +200,13 @@ func (s *contents) unchanged(f *stagedFill, entries []declaration.Entry) bool {
 		}
 		secs, err := s.view(kind).GetNames(names)
 		if err != nil {
-			return false
+			return nil, err
 		}
-		for i, sec := range secs {
-			if sec.Name != want[i].name || sec.ID != want[i].id || sec.Index != want[i].index {
-				return false
-			}
+		for k, i := range at {
+			out[i] = secs[k]
 		}
 	}
-	return true
+	return out, nil
 }
 
 // begin reserves volume's staged fill, unless one exists, the daemon is
