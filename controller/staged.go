@@ -88,8 +88,12 @@ func (c *Controller) stage(volume string) {
 	}
 	go func() {
 		defer c.staging.running.Done()
+		start := time.Now()
 		err := c.fillStaged(f, volume)
-		if err != nil && !errors.Is(err, errNotStaged) {
+		switch {
+		case err == nil:
+			c.cfg.Log.Debug("volume staged", "volume", volume, "mount", f.dir, "duration", time.Since(start))
+		case !errors.Is(err, errNotStaged):
 			// The Mount does the same work, and reports its failure.
 			c.cfg.Log.Debug("volume not staged: its Mount fills it", "volume", volume, "err", err)
 		}
@@ -232,7 +236,11 @@ func (s *staging) finish(volume string, f *stagedFill, err error) {
 	s.mu.Lock()
 	if err == nil && !f.dropped && !s.stopped {
 		f.ready = true
-		f.timer = time.AfterFunc(s.ttl, func() { s.drop(volume, f) })
+		f.timer = time.AfterFunc(s.ttl, func() {
+			if s.drop(volume, f) {
+				s.log.Debug("staged mount wiped: no Mount took it in time", "volume", volume, "mount", f.dir)
+			}
+		})
 		s.mu.Unlock()
 		return
 	}
@@ -263,23 +271,25 @@ func (s *staging) take(volume string) *stagedFill {
 }
 
 // drop wipes volume's staged fill (only f, when f is set): its volume
-// was removed or regranted, or its time ran out.
-func (s *staging) drop(volume string, f *stagedFill) {
+// was removed or regranted, or its time ran out. It reports whether it
+// wiped one.
+func (s *staging) drop(volume string, f *stagedFill) bool {
 	s.mu.Lock()
 	cur := s.byVolume[volume]
 	if cur == nil || (f != nil && cur != f) {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	delete(s.byVolume, volume)
 	if !cur.ready {
 		cur.dropped = true
 		s.mu.Unlock()
-		return
+		return false
 	}
 	cur.timer.Stop()
 	s.mu.Unlock()
 	s.wipe(cur)
+	return true
 }
 
 // stop waits for the fills under way and wipes every staged mount: the

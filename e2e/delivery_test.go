@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -725,5 +726,33 @@ func TestDaemonDownFailsClosed(t *testing.T) {
 		if running := mustDocker(t, "ps", "-q", "--filter", "label="+d.label()); running != "" {
 			t.Errorf("%s: containers running with secretd down: %s", what, running)
 		}
+	}
+}
+
+// TestWritesBetweenCreateAndStart: secretd fills a volume's tmpfs when
+// the volume is created with its declaration, before any Mount, and hands
+// it over at the Mount only if nothing changed: a version written in
+// between reaches the container. (A volume declared by label is filled at
+// its container's create event; the controller's tests cover it, as an
+// engine may Mount it already during `docker create`.)
+func TestWritesBetweenCreateAndStart(t *testing.T) {
+	t.Parallel()
+	d := startTestDaemon(t)
+	d.mustCLI("s-v1", "secret", "create", "s", "-")
+	d.mustCLI("k-v1", "secret", "create", "k", "-")
+	vol := d.ctrName("early")
+	mustDocker(t, "volume", "create", "-d", d.driver, "-o", "secrets=s;k", "-o", "on-update=none", vol)
+	waitFor(t, 20*time.Second, "the volume to be staged", func() bool {
+		return strings.Contains(d.log(), `msg="volume staged" volume=`+vol+" ")
+	})
+	d.mustCLI("s-v2", "secret", "update", "s", "-")
+	name := d.ctrName("early")
+	mustDocker(t, d.runArgs("", []string{"-d", "--pull", "never", "--name", name, "-v", vol + ":/run/secrets"}, sleeper)...)
+	if got := execSh(t, name, "cat /run/secrets/s; echo; cat /run/secrets/k"); got != "s-v2\nk-v1" {
+		t.Errorf("the container read %q, want the version written after the volume was filled, s-v2, and k-v1", got)
+	}
+	first := regexp.MustCompile(`msg="secrets mounted" volume=` + vol + ` .* staged=(\w+)`).FindStringSubmatch(d.log())
+	if first == nil || first[1] != "true" {
+		t.Errorf("the volume's first Mount: %q, want it to take the staged fill", first)
 	}
 }

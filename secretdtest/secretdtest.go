@@ -11,6 +11,7 @@ package secretdtest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 
 	"github.com/secretd/secretd/api/client"
+	"github.com/secretd/secretd/internal/mountroot"
 )
 
 // Options configure Start.
@@ -342,11 +344,16 @@ func (d *Daemon) Leftovers() ([]string, error) {
 	return out, nil
 }
 
-// IsSpare tells a free spare mount by its name and by holding nothing, so
-// a spare that a container's secrets went into counts as that container's.
+// IsSpare tells a spare mount no container has by its name, and by
+// holding nothing or having no task record beside it (a spare filled when
+// its container was created, before its Mount): a spare that a Mount took
+// counts as its container's.
 func IsSpare(mount string) bool {
 	if !strings.HasPrefix(filepath.Base(mount), "spare.") {
 		return false
+	}
+	if _, err := os.Lstat(mount + mountroot.RecordSuffix); errors.Is(err, os.ErrNotExist) {
+		return true
 	}
 	entries, err := os.ReadDir(mount)
 	return err == nil && len(entries) == 0
