@@ -61,7 +61,15 @@ func (c *listCache) lookup(key string, v []byte, seen map[string]listEntry, by *
 		return nil, err
 	}
 	e.by = by
-	seen[key] = e
+	if seen == nil {
+		// A record read on its own (GetNames): cached at once, where a
+		// List's pass replaces the cache whole at its end.
+		c.mu.Lock()
+		c.m[key] = e
+		c.mu.Unlock()
+	} else {
+		seen[key] = e
+	}
 	return e.r, nil
 }
 

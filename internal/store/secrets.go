@@ -222,7 +222,10 @@ func (s *Store) get(ref string) (Secret, error) {
 // GetNames returns the metadata of the secrets (or configs) named exactly
 // names, in order, from one read transaction: a Mount checks with it that
 // the files filled before it are still current, and its container's
-// start waits for that. A name not found is ErrNotFound.
+// start waits for that. It reads through List's cache, so a record
+// unchanged since it was last read is neither decoded nor authenticated
+// again; its high-water mark is checked every time. A name not found is
+// ErrNotFound.
 func (s *Store) GetNames(names []string) ([]Secret, error) {
 	defer s.hw.flush()
 	return retryStale(s, func() ([]Secret, error) {
@@ -230,20 +233,50 @@ func (s *Store) GetNames(names []string) ([]Secret, error) {
 		defer s.mu.RUnlock()
 		out := make([]Secret, 0, len(names))
 		err := s.view(func(tx Tx) error {
+			check := func(r *record, verified bool) error { return s.checkListed(r, verified, sinceOf(tx)) }
 			for _, name := range names {
-				r, err := s.byName(tx, name)
-				if err == nil && r == nil {
-					err = Errorf(ErrNotFound, "%s '%s' not found", s.kind, name)
-				}
+				r, err := s.byNameListed(tx, name, check)
 				if err != nil {
 					return err
 				}
-				out = append(out, r.secret())
+				out = append(out, secretCopy(r))
 			}
 			return nil
 		})
 		return out, err
 	})
+}
+
+// byNameListed is byName through List's cache: the record's metadata, not
+// to be modified, and ErrNotFound for a name not found.
+func (s *Store) byNameListed(tx Tx, name string, check func(r *record, verified bool) error) (*record, error) {
+	if err := s.prefetch(tx, name); err != nil {
+		return nil, err
+	}
+	id, err := tx.Get("names", s.kind.indexKey(name))
+	if err != nil {
+		return nil, err
+	}
+	if id == nil {
+		return nil, Errorf(ErrNotFound, "%s '%s' not found", s.kind, name)
+	}
+	v, err := tx.Get("secrets", string(id))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, name, id)
+	}
+	r, err := s.list.lookup(string(id), v, nil, s.macKey, check)
+	switch {
+	case err != nil:
+		return nil, err
+	case r.ID != string(id):
+		return nil, fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
+	case r.Name != name || r.kind() != s.kind:
+		return nil, Errorf(ErrCorrupt, "%s '%s': the store's name index points at %s %s, which is named '%s': the store was altered; refusing it", s.kind, name, r.kind(), r.ID, r.Name)
+	}
+	return r, nil
 }
 
 // Filter selects secrets in List; empty fields match everything. Within a

@@ -528,3 +528,27 @@ func TestGetNames(t *testing.T) {
 		t.Errorf("configs' GetNames(c) = %+v, %v", got, err)
 	}
 }
+
+// TestGetNamesAuthenticates: GetNames reads through List's cache, yet a
+// record altered in the store is refused, every time it is asked for,
+// and the others are still read.
+func TestGetNamesAuthenticates(t *testing.T) {
+	e := newEnv(t)
+	s, _ := e.open(t, store.Config{})
+	a := mustCreate(t, s, "a", "one")
+	mustCreate(t, s, "b", "two")
+	if _, err := s.GetNames([]string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	tamper(t, e.db, a.ID, func(rec map[string]any) { rec["index"] = rec["index"].(float64) + 100 })
+	s2, _ := e.open(t, store.Config{})
+	for range 2 { // neither read nor cached
+		if got, err := s2.GetNames([]string{"b", "a"}); !errors.Is(err, store.ErrCorrupt) {
+			t.Fatalf("GetNames of a tampered record: %+v, %v, want corrupt", got, err)
+		}
+	}
+	if got, err := s2.GetNames([]string{"b"}); err != nil || got[0].Name != "b" {
+		t.Errorf("GetNames(b) = %+v, %v", got, err)
+	}
+}
