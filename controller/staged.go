@@ -17,10 +17,11 @@ import (
 // staging fills a spare with a volume's files when the volume's container
 // is created, so that its Mount, which the container's start waits for,
 // only checks that nothing changed meanwhile and hands the filled spare
-// over. A container start gives the daemon a few hundred milliseconds
-// between the create and the Mount; on a host whose cores are busy with
-// that start, a Mount that decrypts and writes is several times as likely
-// to lose its core as one that only checks.
+// over. A container start gives the daemon tens to hundreds of
+// milliseconds between the create and the Mount; on a host whose cores
+// are busy with that start, a Mount that also decrypts and writes takes
+// two to three times as long, and is as many times as likely to lose its
+// core, as one that only checks (docs/benchmarks.md).
 //
 // A staged fill is never what decides which secrets a container gets: the
 // Mount reads the volume's entries after its claim, as it always does, and
