@@ -532,9 +532,12 @@ func (b *binding) learnBatch(ctx context.Context, id string) (container.Summary,
 			b.flight.leave(name) // its container is not created yet
 			continue
 		}
+		before, _ := b.vols.get(name)
 		v, err := b.bindTo(ctx, name, users[name])
 		b.flight.leave(name)
-		if err == nil && b.boundAtCreate != nil && v.mountable() {
+		if err == nil && b.boundAtCreate != nil && !before.mountable() && v.mountable() {
+			// Only the lookup that made it mountable: an overlapping one
+			// would stage again what a Mount may have taken already.
 			b.boundAtCreate(name)
 		}
 		if err != nil {

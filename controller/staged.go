@@ -91,14 +91,14 @@ func (c *Controller) stage(volume string) {
 		defer c.staging.running.Done()
 		start := time.Now()
 		err := c.fillStaged(f, volume)
-		switch {
-		case err == nil:
-			c.cfg.Log.Debug("volume staged", "volume", volume, "mount", f.dir, "duration", time.Since(start))
-		case !errors.Is(err, errNotStaged):
+		dir := f.dir
+		switch ready := c.staging.finish(volume, f, err); {
+		case ready:
+			c.cfg.Log.Debug("volume staged", "volume", volume, "mount", dir, "duration", time.Since(start))
+		case err != nil && !errors.Is(err, errNotStaged):
 			// The Mount does the same work, and reports its failure.
 			c.cfg.Log.Debug("volume not staged: its Mount fills it", "volume", volume, "err", err)
 		}
-		c.staging.finish(volume, f, err)
 	}()
 }
 
@@ -231,9 +231,9 @@ func (s *staging) begin(volume string) (*stagedFill, bool) {
 	return f, true
 }
 
-// finish ends a fill: it is ready for the Mount, or wiped if something
-// dropped it meanwhile or it failed.
-func (s *staging) finish(volume string, f *stagedFill, err error) {
+// finish ends a fill: it is ready for the Mount (finish reports true),
+// or wiped if it failed or something dropped it meanwhile.
+func (s *staging) finish(volume string, f *stagedFill, err error) bool {
 	s.mu.Lock()
 	if err == nil && !f.dropped && !s.stopped {
 		f.ready = true
@@ -243,13 +243,14 @@ func (s *staging) finish(volume string, f *stagedFill, err error) {
 			}
 		})
 		s.mu.Unlock()
-		return
+		return true
 	}
 	if s.byVolume[volume] == f {
 		delete(s.byVolume, volume)
 	}
 	s.mu.Unlock()
 	s.wipe(f)
+	return false
 }
 
 // take hands volume's staged fill to its Mount, if one is ready; the

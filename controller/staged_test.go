@@ -201,7 +201,10 @@ func TestStagedFillIsWiped(t *testing.T) {
 		e.keepSpares(t, 2)
 		e.ctrl.SetStagedTTL(50 * time.Millisecond)
 		dir := e.staged(t, "v", "a")
-		waitFor(t, "the staged fill to be wiped", func() bool { return e.ctrl.Staged() == 0 })
+		waitFor(t, "the staged fill to be wiped", func() bool {
+			_, err := os.Lstat(dir)
+			return e.ctrl.Staged() == 0 && errors.Is(err, os.ErrNotExist)
+		})
 		gone(t, e.root, dir)
 		// Its Mount, later, fills a spare as usual.
 		got := e.mount(t, "v", "m1")
