@@ -544,8 +544,6 @@ func mark(ok bool) string {
 	return "**no**"
 }
 
-// fmtDuration keeps three significant digits at most and drops trailing
-// zeros, so goals read "200 ms" and "2 s".
 // fmtAgainst is fmtDuration, in microseconds where rounding would show d
 // as its goal: 3.0014 ms misses a 3 ms goal, and must not read "3 ms".
 func fmtAgainst(d, goal time.Duration) string {
@@ -555,6 +553,8 @@ func fmtAgainst(d, goal time.Duration) string {
 	return fmt.Sprintf("%d µs", d.Microseconds())
 }
 
+// fmtDuration keeps three significant digits at most and drops trailing
+// zeros, so goals read "200 ms" and "2 s".
 func fmtDuration(d time.Duration) string {
 	v, unit := float64(d.Microseconds()), "µs"
 	switch {

@@ -195,7 +195,7 @@ func (b *binding) bindByEngine(ctx context.Context, name string) (Volume, []cont
 	if err != nil {
 		return Volume{}, nil, fmt.Errorf("volume %s %s and the Docker Engine did not answer which container uses it, to read its %s label (%w): try again, or create the volume with -o %s=...", name, what, label, err, opt)
 	}
-	v, err := b.bindTo(lctx, name, users[name])
+	v, _, err := b.bindTo(lctx, name, users[name])
 	return v, users[name], err
 }
 
@@ -230,27 +230,28 @@ func (b *binding) usersOf(ctx context.Context, volumes []string) (users map[stri
 // bindTo binds the volume to what its users agree on: the declaration of
 // their label, unless the volume has its own, and their on-update label,
 // unless the volume has an on-update option. A bound volume that no
-// container uses yet is returned as it is.
-func (b *binding) bindTo(ctx context.Context, name string, users []container.Summary) (Volume, error) {
-	v, _ := b.vols.get(name)
+// container uses yet is returned as it is. settled reports whether this
+// call, and not an overlapping one, made the volume mountable.
+func (b *binding) bindTo(ctx context.Context, name string, users []container.Summary) (v Volume, settled bool, err error) {
+	v, _ = b.vols.get(name)
 	if v.Bound() {
 		if v.OnUpdate != "" || len(users) == 0 {
-			return v, nil
+			return v, false, nil
 		}
 		onUpdate, err := b.agreedOnUpdate(ctx, name, users)
 		if err != nil {
-			return Volume{}, err
+			return Volume{}, false, err
 		}
 		return b.learnOnUpdate(name, onUpdate)
 	}
 	decl, scope, owner, err := b.agreedLabel(ctx, name, users)
 	if err != nil {
-		return Volume{}, err
+		return Volume{}, false, err
 	}
 	onUpdate := v.OnUpdate
 	if onUpdate == "" {
 		if onUpdate, err = b.agreedOnUpdate(ctx, name, users); err != nil {
-			return Volume{}, err
+			return Volume{}, false, err
 		}
 	}
 	return b.bindLabel(name, decl, scope, owner, onUpdate)
@@ -408,8 +409,9 @@ func (b *binding) imageLabels(ctx context.Context, ref string) (map[string]strin
 // bindLabel fixes a volume's declaration to a container's label, and its
 // on-update, unless it was bound meanwhile: the first binding stands. It
 // is saved behind the Mount that waits for it: after a crash the same
-// rule binds it again.
-func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Volume, error) {
+// rule binds it again. settled reports whether this call bound it and
+// made it mountable.
+func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (_ Volume, settled bool, _ error) {
 	bound := false
 	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
@@ -428,18 +430,18 @@ func (b *binding) bindLabel(name, decl, scope, containerID, onUpdate string) (Vo
 		b.log.Warn("volume binding not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
 	})
 	if err != nil {
-		return Volume{}, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
+		return Volume{}, false, fmt.Errorf("bind volume %s to its container's declaration: %w", name, err)
 	}
 	if bound { // another lookup may have bound it first
 		b.log.Info("volume bound to its container's declaration", "volume", name, "container", shortID(containerID), "on_update", v.OnUpdate)
 	}
-	return v, nil
+	return v, bound && v.mountable(), nil
 }
 
 // learnOnUpdate fixes the on-update of a volume bound by its own option,
 // unless it was learned meanwhile: the first stands. It is saved as
-// bindLabel saves.
-func (b *binding) learnOnUpdate(name, onUpdate string) (Volume, error) {
+// bindLabel saves, and settled is bindLabel's.
+func (b *binding) learnOnUpdate(name, onUpdate string) (_ Volume, settled bool, _ error) {
 	learned := false
 	v, err := b.vols.learn(name, func(v *Volume, ok bool) (bool, error) {
 		if !ok {
@@ -453,12 +455,12 @@ func (b *binding) learnOnUpdate(name, onUpdate string) (Volume, error) {
 		b.log.Warn("volume on-update not saved: kept in memory, and learned again after a restart", "volume", name, "err", err)
 	})
 	if err != nil {
-		return Volume{}, err
+		return Volume{}, false, err
 	}
 	if learned {
 		b.log.Info("volume on-update learned from its container", "volume", name, "on_update", v.OnUpdate)
 	}
-	return v, nil
+	return v, learned && v.mountable(), nil
 }
 
 // created learns the declarations of a new container's unbound volumes,
@@ -532,10 +534,9 @@ func (b *binding) learnBatch(ctx context.Context, id string) (container.Summary,
 			b.flight.leave(name) // its container is not created yet
 			continue
 		}
-		before, _ := b.vols.get(name)
-		v, err := b.bindTo(ctx, name, users[name])
+		_, settled, err := b.bindTo(ctx, name, users[name])
 		b.flight.leave(name)
-		if err == nil && b.boundAtCreate != nil && !before.mountable() && v.mountable() {
+		if settled && b.boundAtCreate != nil {
 			// Only the lookup that made it mountable: an overlapping one
 			// would stage again what a Mount may have taken already.
 			b.boundAtCreate(name)

@@ -91,7 +91,7 @@
 // A busy task's step may read the store (its key lock, for reading); the
 // store runs its OnUpdate hooks, and so Rotate, outside that lock, so a
 // rotation waiting for a busy task never holds it. The task table's lock
-// guards its map only; spares and staging have their own; the registry's, the
-// binder's, the image cache's, the hostnames' and the engine status's are
-// leaves.
+// guards its map only; spares and staging have their own; the registry's,
+// the binder's, the image cache's, the hostnames' and the engine status's
+// are leaves.
 package controller

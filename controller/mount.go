@@ -39,9 +39,9 @@ type phases struct {
 
 // mount is the Mount algorithm, seven steps from top to bottom; a staged
 // fill (see staging) has done steps 6 and 7 ahead, and step 6 checks that
-// nothing changed since. A failed
-// step returns at once, and one deferred undo takes back what the steps
-// before it did: nothing stays mounted, claimed or recorded.
+// nothing changed since. A failed step returns at once, and one deferred
+// undo takes back what the steps before it did: nothing stays mounted,
+// claimed or recorded.
 func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir string, err error) {
 	start := time.Now()
 	var ph phases
@@ -66,9 +66,9 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	}
 	// 3. claim: the task enters the table under its volume and mount ID,
 	// busy until step 7, in the volume's staged fill, a spare or a
-	// directory named for the mount (see claimMount). From here `secret rm` sees the mount, and a
-	// rotation, a live grant or an Unmount that finds it waits for the
-	// result. A second Mount of a key the table holds is refused: Docker
+	// directory named for the mount (see claimMount). From here `secret
+	// rm` sees the mount, and a rotation, a live grant or an Unmount that
+	// finds it waits for the result. A second Mount of a key the table holds is refused: Docker
 	// never repeats a mount ID, and Podman mounts a volume once until its
 	// Unmount (see PodmanMountID).
 	t, staged, err := c.root.claimMount(mountID, volume, owner, &ph)
@@ -102,11 +102,15 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 	step = time.Now()
 	var got content
 	how := fillNew
-	switch {
-	case staged != nil && c.contents.unchanged(staged, entries):
-		got.versions, got.ids, how = staged.versions, staged.ids, keepStaged
-		got.reads, got.rendered = make([][]readRef, len(entries)), make([]bool, len(entries))
-	default:
+	if ph.spare {
+		how = fillSpare
+	}
+	if staged != nil {
+		how = fillStaged
+	}
+	if how == fillStaged && c.contents.unchanged(staged, entries) {
+		got, how = staged.content, keepStaged
+	} else {
 		in, err := c.binding.mountInput(ctx, volume, v, entries, owner)
 		if err != nil {
 			return "", err
@@ -115,12 +119,6 @@ func (c *Controller) mount(ctx context.Context, volume, mountID string) (dir str
 		defer wipeFiles(got.files)
 		if err != nil {
 			return "", err
-		}
-		switch {
-		case staged != nil:
-			how = fillStaged
-		case ph.spare:
-			how = fillSpare
 		}
 	}
 	ph.decrypt = time.Since(step)

@@ -348,7 +348,7 @@ func (b *binding) bindListed(ctx context.Context, users map[string][]container.S
 			v = Volume{Name: name}
 		}
 		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-		_, err := b.bindTo(bctx, name, us)
+		_, _, err := b.bindTo(bctx, name, us)
 		cancel()
 		if err != nil {
 			// A volume its Mount binds says why there; one bound by an

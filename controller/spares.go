@@ -146,8 +146,9 @@ func (s *spares) drop(log *slog.Logger) {
 }
 
 // KeepSpares keeps Config.Spares spares ready until ctx ends, then wipes
-// the ones left, filled ahead of a Mount (see staging) or not. Start it after the first Resync, which wipes any spares a
-// previous run left behind.
+// the ones left, filled ahead of a Mount (see staging) or not. Start it
+// after the first Resync, which wipes any spares a previous run left
+// behind.
 func (c *Controller) KeepSpares(ctx context.Context) {
 	defer c.staging.stop()
 	c.spares.keep(ctx, c.cfg.Spares, c.cfg.Log)

@@ -59,10 +59,10 @@ type stagedFill struct {
 	ready, dropped bool
 	timer          *time.Timer
 
-	entries  []declaration.Entry
-	read     []stagedSecret
-	versions []int
-	ids      []string
+	entries []declaration.Entry
+	read    []stagedSecret
+	// content is what the fill wrote, its files wiped.
+	content content
 }
 
 // stagedSecret is a secret (or config) a staged fill read, as it was
@@ -136,7 +136,8 @@ func (c *Controller) fillStaged(f *stagedFill, volume string) error {
 		f.dir = ""
 		return err
 	}
-	f.entries, f.read, f.versions, f.ids = entries, read, got.versions, got.ids
+	f.entries, f.read, f.content = entries, read, got
+	f.content.files = nil
 	return nil
 }
 
@@ -181,7 +182,7 @@ func (s *contents) unchanged(f *stagedFill, entries []declaration.Entry) bool {
 		return false
 	}
 	for i, sec := range secs {
-		if sec.Name != f.read[i].name || sec.ID != f.read[i].id || sec.Index != f.read[i].index {
+		if sec.ID != f.read[i].id || sec.Index != f.read[i].index {
 			return false
 		}
 	}
@@ -322,11 +323,4 @@ func (s *staging) wipe(f *stagedFill) {
 		s.log.Warn("staged mount not wiped", "mount", f.dir, "err", err)
 	}
 	s.spares.release(f.dir)
-}
-
-// staged counts the staged fills, ready or under way.
-func (s *staging) staged() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.byVolume)
 }

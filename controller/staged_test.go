@@ -322,3 +322,37 @@ func TestStagedAtTheCreateEvent(t *testing.T) {
 		t.Errorf("tasks %+v", tasks)
 	}
 }
+
+// TestStagingNeedsSpares: with no spares kept (--spare-mounts 0), nothing
+// is filled early and the Mount does it all.
+func TestStagingNeedsSpares(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "a", "secret-a")
+	e.keepSpares(t, 0)
+	e.vols.full("v", "a", "none")
+	e.ctrl.WaitStaging()
+	if n := e.ctrl.Staged(); n != 0 {
+		t.Errorf("%d volumes staged with no spares", n)
+	}
+	if got := readFiles(t, e.mount(t, "v", "m1")); got["a"] != "secret-a" {
+		t.Errorf("mount holds %v", got)
+	}
+}
+
+// TestStagedFillWipedAfterACrash: a staged fill has no task record, so
+// the next daemon's resync wipes what a killed one left.
+func TestStagedFillWipedAfterACrash(t *testing.T) {
+	e := newEnv(t, time.Nanosecond)
+	e.secret(t, "a", "secret-a")
+	e.keepSpares(t, 2)
+	dir := e.staged(t, "v", "a")
+
+	next, err := newController(t, e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone(t, e.root, dir)
+}

@@ -212,9 +212,10 @@ func (t *task) declare(entries []declaration.Entry) {
 	t.entries = slices.Clone(entries)
 }
 
-// fill mounts files as the task's tmpfs (into its spare, when it has
-// one), records what it holds and ends the Mount: the task is mounted
-// and no longer busy.
+// fill writes c's files as how says (a new tmpfs, a spare, a staged fill
+// to rewrite, or nothing for a staged fill that is current), records what
+// the mount holds and ends the Mount: the task is mounted and no longer
+// busy.
 func (t *task) fill(c content, how fillHow) error {
 	var err error
 	switch how {

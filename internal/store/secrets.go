@@ -250,31 +250,29 @@ func (s *Store) GetNames(names []string) ([]Secret, error) {
 // byNameListed is byName through List's cache: the record's metadata, not
 // to be modified, and ErrNotFound for a name not found.
 func (s *Store) byNameListed(tx Tx, name string, check func(r *record, verified bool) error) (*record, error) {
-	if err := s.prefetch(tx, name); err != nil {
-		return nil, err
-	}
-	id, err := tx.Get("names", s.kind.indexKey(name))
+	id, err := s.nameIndex(tx, name)
 	if err != nil {
 		return nil, err
 	}
-	if id == nil {
+	if id == "" {
 		return nil, Errorf(ErrNotFound, "%s '%s' not found", s.kind, name)
 	}
-	v, err := tx.Get("secrets", string(id))
+	v, err := tx.Get("secrets", id)
 	if err != nil {
 		return nil, err
 	}
 	if v == nil {
-		return nil, fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, name, id)
+		return nil, missingRecord(name, id)
 	}
-	r, err := s.list.lookup(string(id), v, nil, s.macKey, check)
+	r, err := s.list.lookup(id, v, nil, s.macKey, check)
 	switch {
 	case err != nil:
 		return nil, err
-	case r.ID != string(id):
+	case r.ID != id:
 		return nil, fmt.Errorf("%w: secret %s: record does not match its key", ErrCorrupt, id)
-	case r.Name != name || r.kind() != s.kind:
-		return nil, Errorf(ErrCorrupt, "%s '%s': the store's name index points at %s %s, which is named '%s': the store was altered; refusing it", s.kind, name, r.kind(), r.ID, r.Name)
+	}
+	if err := s.namedAs(r, name); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -502,23 +500,43 @@ func (s *Store) resolve(tx Tx, ref string) (*record, error) {
 // authenticated on its own: the record it points at must carry the name,
 // or a pointer moved in the store would hand out another secret's data.
 func (s *Store) byName(tx Tx, name string) (*record, error) {
-	if err := s.prefetch(tx, name); err != nil {
+	id, err := s.nameIndex(tx, name)
+	if err != nil || id == "" {
 		return nil, err
 	}
-	id, err := tx.Get("names", s.kind.indexKey(name))
-	if err != nil || id == nil {
-		return nil, err
-	}
-	r, err := s.getRecord(tx, string(id))
+	r, err := s.getRecord(tx, id)
 	switch {
 	case err != nil:
 		return nil, err
 	case r == nil:
-		return nil, fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, name, id)
-	case r.Name != name || r.kind() != s.kind:
-		return nil, Errorf(ErrCorrupt, "%s '%s': the store's name index points at %s %s, which is named '%s': the store was altered; refusing it", s.kind, name, r.kind(), r.ID, r.Name)
+		return nil, missingRecord(name, id)
+	}
+	if err := s.namedAs(r, name); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// nameIndex returns the ID the name index holds for name, "" for none.
+func (s *Store) nameIndex(tx Tx, name string) (string, error) {
+	if err := s.prefetch(tx, name); err != nil {
+		return "", err
+	}
+	id, err := tx.Get("names", s.kind.indexKey(name))
+	return string(id), err
+}
+
+// namedAs refuses a record the name index led to that is not named name,
+// or not of this view's kind.
+func (s *Store) namedAs(r *record, name string) error {
+	if r.Name != name || r.kind() != s.kind {
+		return Errorf(ErrCorrupt, "%s '%s': the store's name index points at %s %s, which is named '%s': the store was altered; refusing it", s.kind, name, r.kind(), r.ID, r.Name)
+	}
+	return nil
+}
+
+func missingRecord(name, id string) error {
+	return fmt.Errorf("%w: name %s points at missing record %s", ErrCorrupt, name, id)
 }
 
 // prefetch has a backend that answers over the network fetch, in one

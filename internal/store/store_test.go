@@ -18,12 +18,12 @@ type env struct {
 	dir, db, keyFile string
 }
 
-func newEnv(t *testing.T) env {
+func newEnv(t testing.TB) env {
 	dir := t.TempDir()
 	return env{dir: dir, db: filepath.Join(dir, "secrets.db"), keyFile: filepath.Join(dir, "key")}
 }
 
-func (e env) open(t *testing.T, cfg store.Config) (*store.Store, string) {
+func (e env) open(t testing.TB, cfg store.Config) (*store.Store, string) {
 	t.Helper()
 	b, err := bolt.Open(e.db)
 	if err != nil {
@@ -41,7 +41,7 @@ func (e env) open(t *testing.T, cfg store.Config) (*store.Store, string) {
 	return s, key
 }
 
-func mustCreate(t *testing.T, s *store.Store, name, data string) store.Secret {
+func mustCreate(t testing.TB, s *store.Store, name, data string) store.Secret {
 	t.Helper()
 	sec, err := s.Create(store.Spec{Name: name, Data: []byte(data)})
 	if err != nil {
